@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+import { CommanderError } from "commander";
+import { ConfigError } from "@valora/kit";
+import { buildProgram } from "./program.js";
+
+try {
+  await buildProgram().parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    if (err.exitCode !== 0 && !["commander.helpDisplayed", "commander.version", "commander.help"].includes(err.code)) {
+      if (err.code === "valora.unknownService") process.stderr.write(`valora: ${err.message}\n`);
+    }
+    process.exit(err.exitCode);
+  }
+  if (err instanceof ConfigError) {
+    process.stderr.write(`valora: ${err.message}\n`);
+    process.exit(78);
+  }
+  throw err;
+}

@@ -1,0 +1,1 @@
+export { buildProgram, SERVICES } from "./program.js";

@@ -1,0 +1,57 @@
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { describe, expect, it } from "vitest";
+import { EchoService } from "@valora/proto/valora/example/v1/echo_pb";
+import { createClient } from "@valora/kit";
+
+const bin = join(import.meta.dirname, "..", "dist", "bin.js");
+
+describe.skipIf(!existsSync(bin))("valora command (built)", () => {
+  it("lists its commands with --help", () => {
+    const out = spawnSync(process.execPath, [bin, "--help"], { encoding: "utf8" });
+    expect(out.status).toBe(0);
+    expect(out.stdout).toContain("serve <service>");
+    expect(out.stdout).toContain("up");
+  });
+
+  it("refuses an unknown service with exit code 2 and the list of known ones", () => {
+    const out = spawnSync(process.execPath, [bin, "serve", "nope"], { encoding: "utf8" });
+    expect(out.status).toBe(2);
+    expect(out.stderr).toContain('unknown service "nope"');
+    expect(out.stderr).toContain("echo");
+  });
+
+  it("fails fast on bad configuration with a clear message", () => {
+    const out = spawnSync(process.execPath, [bin, "serve", "echo"], { encoding: "utf8", env: { ...process.env, GRPC_PORT: "not-a-port" } });
+    expect(out.status).toBe(78);
+    expect(out.stderr).toContain("GRPC_PORT");
+  });
+
+  it("serves a service until SIGTERM, then drains and exits 0", async () => {
+    const child = spawn(process.execPath, [bin, "serve", "echo"], {
+      env: { ...process.env, GRPC_PORT: "0", METRICS_PORT: "0", HOST: "127.0.0.1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const lines = createInterface({ input: child.stdout });
+    const logs: Record<string, unknown>[] = [];
+    const listening = new Promise<Record<string, unknown>>((resolve) => {
+      lines.on("line", (line) => {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        logs.push(entry);
+        if (entry["msg"] === "echo service listening") resolve(entry);
+      });
+    });
+    const { grpcPort, opsPort } = (await listening) as { grpcPort: number; opsPort: number };
+    const client = createClient(EchoService, `127.0.0.1:${grpcPort}`);
+    expect((await client.echo({ message: "from test" })).message).toBe("from test");
+    const metrics = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+    expect(metrics).toContain('grpc_server_handled_total{grpc_service="valora.example.v1.EchoService",grpc_method="Echo",grpc_code="OK",service="echo"} 1');
+    client.close();
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    expect(logs.some((l) => l["msg"] === "shutdown complete" && l["ok"] === true)).toBe(true);
+  });
+});

@@ -1,0 +1,42 @@
+import type { Tracer } from "@opentelemetry/api";
+import type { LevelWithSilent } from "pino";
+import type { Registry } from "prom-client";
+import { Health } from "./health.js";
+import { createLogger, type Logger } from "./logger.js";
+import { createRegistry } from "./metrics.js";
+import { createShutdown, type Shutdown } from "./shutdown.js";
+import { setupTracing } from "./tracing.js";
+
+/** The cross-cutting parts every service instance gets, built once and passed to its components. */
+export interface ServiceBase {
+  name: string;
+  logger: Logger;
+  registry: Registry;
+  tracer: Tracer;
+  health: Health;
+  shutdown: Shutdown;
+}
+
+export interface ServiceBaseOptions {
+  name: string;
+  logLevel?: LevelWithSilent;
+  logger?: Logger;
+  registry?: Registry;
+  drainDelayMs?: number;
+  exit?: (code: number) => void;
+}
+
+export function createServiceBase(options: ServiceBaseOptions): ServiceBase {
+  const logger = options.logger ?? createLogger({ service: options.name, level: options.logLevel ?? "info" });
+  const registry = options.registry ?? createRegistry({ service: options.name });
+  const tracing = setupTracing({ service: options.name });
+  const health = new Health();
+  const shutdown = createShutdown({
+    logger,
+    health,
+    drainDelayMs: options.drainDelayMs ?? 0,
+    exit: options.exit,
+    finalize: () => tracing.shutdown(),
+  });
+  return { name: options.name, logger, registry, tracer: tracing.tracer, health, shutdown };
+}

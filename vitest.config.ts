@@ -1,0 +1,16 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  resolve: {
+    // Workspace packages export their TypeScript sources under the "source" condition, so tests
+    // run against src/ without a build step in between.
+    conditions: ["source"],
+  },
+  ssr: { resolve: { conditions: ["source"] } },
+  test: {
+    include: ["proto/test/**/*.test.ts", "services/*/test/**/*.test.ts", "operator/test/**/*.test.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    pool: "forks",
+  },
+});
