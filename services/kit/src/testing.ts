@@ -1,4 +1,5 @@
 import { Writable } from "node:stream";
+import type { Tree, TreeEnsemble, TreeNode } from "./onnx/tree-ensemble.js";
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { createLogger, type Logger } from "./logger.js";
 import { setupTracing } from "./tracing.js";
@@ -24,4 +25,57 @@ export function captureLogs(service = "test"): { logger: Logger; lines: Record<s
     },
   });
   return { logger: createLogger({ service, level: "debug", destination }), lines };
+}
+
+/** A small deterministic PRNG (mulberry32) for reproducible test data. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * A random tree ensemble with consistent covers (children's covers sum to their parent's),
+ * mixed split modes and missing-value routing: the subject of TreeSHAP and model-server tests.
+ */
+export function randomEnsemble(seed: number, options: { trees?: number; depth?: number; features?: number } = {}): TreeEnsemble {
+  const rnd = seededRandom(seed);
+  const features = options.features ?? 4;
+  const depth = options.depth ?? 3;
+  const modes = ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT"] as const;
+  const trees: Tree[] = [];
+  for (let t = 0; t < (options.trees ?? 3); t++) {
+    const nodes: TreeNode[] = [];
+    const grow = (level: number, cover: number): number => {
+      const id = nodes.length;
+      const leaf = level >= depth || (level > 0 && rnd() < 0.2);
+      nodes.push({
+        mode: leaf ? "LEAF" : modes[Math.floor(rnd() * modes.length)]!,
+        feature: Math.floor(rnd() * features),
+        threshold: Math.fround(rnd() * 10),
+        trueChild: 0,
+        falseChild: 0,
+        missingTracksTrue: rnd() < 0.5,
+        value: leaf ? Math.fround(rnd() * 4 - 2) : 0,
+        cover,
+      });
+      if (!leaf) {
+        const share = Math.max(1, Math.round(cover * (0.2 + 0.6 * rnd())));
+        const trueChild = grow(level + 1, share);
+        const falseChild = grow(level + 1, Math.max(1, cover - share));
+        nodes[id]!.trueChild = trueChild;
+        nodes[id]!.falseChild = falseChild;
+        nodes[id]!.cover = nodes[trueChild]!.cover + nodes[falseChild]!.cover;
+      }
+      return id;
+    };
+    grow(0, 100 + Math.floor(rnd() * 900));
+    trees.push({ nodes });
+  }
+  return { trees, baseValue: Math.fround(rnd()), aggregate: "SUM", featureCount: features, coverSource: "recorded" };
 }

@@ -1,0 +1,3 @@
+export * from "./tree-ensemble.js";
+export * from "./tree-shap.js";
+export * from "./model.js";

@@ -1,0 +1,85 @@
+import { describe, expect, it } from "vitest";
+import { buildEnsembleModel, ensembleBaseValue, goesTrue, locateTreeEnsemble, parseModel, predict, serializeModel, shapValues, type Tree, type TreeEnsemble } from "@valora/kit/onnx";
+import { randomEnsemble, seededRandom } from "@valora/kit/testing";
+
+/** E[f(x) | x_S] under the trees' cover distribution: the value function path-dependent SHAP explains. */
+function conditionalExpectation(tree: Tree, x: number[], known: Set<number>): number {
+  const visit = (id: number): number => {
+    const node = tree.nodes[id]!;
+    if (node.mode === "LEAF") return node.value;
+    if (known.has(node.feature)) return visit(goesTrue(node, x[node.feature]!) ? node.trueChild : node.falseChild);
+    const t = tree.nodes[node.trueChild]!;
+    const f = tree.nodes[node.falseChild]!;
+    return (t.cover * visit(node.trueChild) + f.cover * visit(node.falseChild)) / node.cover;
+  };
+  return visit(0);
+}
+
+function bruteForceShapley(ensemble: TreeEnsemble, x: number[]): number[] {
+  const m = ensemble.featureCount;
+  const fact = (k: number): number => (k <= 1 ? 1 : k * fact(k - 1));
+  const value = (s: Set<number>) => ensemble.trees.reduce((acc, t) => acc + conditionalExpectation(t, x, s), 0);
+  const phi = new Array<number>(m).fill(0);
+  for (let i = 0; i < m; i++) {
+    for (let mask = 0; mask < 1 << m; mask++) {
+      if (mask & (1 << i)) continue;
+      const s = new Set<number>();
+      for (let j = 0; j < m; j++) if (mask & (1 << j)) s.add(j);
+      const weight = (fact(s.size) * fact(m - s.size - 1)) / fact(m);
+      const withI = new Set(s).add(i);
+      phi[i]! += weight * (value(withI) - value(s));
+    }
+  }
+  return phi;
+}
+
+const randomRow = (rnd: () => number, features: number, missing = 0.1) =>
+  Array.from({ length: features }, () => (rnd() < missing ? Number.NaN : rnd() * 10));
+
+describe("TreeSHAP", () => {
+  it("matches brute-force Shapley values on small trees, including repeated features and missing values", () => {
+    const rnd = seededRandom(7);
+    for (let seed = 1; seed <= 20; seed++) {
+      const ensemble = randomEnsemble(seed, { trees: 2, depth: 4, features: 4 });
+      const x = randomRow(rnd, 4);
+      const exact = bruteForceShapley(ensemble, x);
+      const fast = shapValues(ensemble, x);
+      for (let i = 0; i < 4; i++) expect(fast.contributions[i]).toBeCloseTo(exact[i]!, 9);
+    }
+  });
+
+  it("is additive: base value plus contributions equals the prediction", () => {
+    const rnd = seededRandom(11);
+    for (let seed = 100; seed < 130; seed++) {
+      const ensemble = randomEnsemble(seed, { trees: 8, depth: 6, features: 7 });
+      const x = randomRow(rnd, 7);
+      const r = shapValues(ensemble, x);
+      expect(r.output).toBeCloseTo(predict(ensemble, x), 9);
+      expect(r.baseValue).toBeCloseTo(ensembleBaseValue(ensemble), 12);
+    }
+  });
+
+  it("gives zero contribution to features the trees never split on", () => {
+    const ensemble = randomEnsemble(3, { trees: 3, depth: 3, features: 3 });
+    const wide: TreeEnsemble = { ...ensemble, featureCount: 5 };
+    const r = shapValues(wide, [1, 2, 3, 4, 5]);
+    expect(r.contributions[3]).toBe(0);
+    expect(r.contributions[4]).toBe(0);
+  });
+
+  it("round-trips an ensemble through ONNX, covers included", () => {
+    const ensemble = randomEnsemble(5, { trees: 4, depth: 4, features: 6 });
+    const bytes = serializeModel(buildEnsembleModel(ensemble, { recordCovers: true, metadata: { a: "b" } }));
+    const located = locateTreeEnsemble(parseModel(bytes));
+    if (typeof located === "string") throw new Error(located);
+    expect(located.inputName).toBe("features");
+    expect(located.ensemble.coverSource).toBe("recorded");
+    const rnd = seededRandom(1);
+    for (let k = 0; k < 50; k++) {
+      const x = randomRow(rnd, 6);
+      expect(predict(located.ensemble, x)).toBeCloseTo(predict(ensemble, x), 6);
+    }
+    const noCovers = locateTreeEnsemble(parseModel(serializeModel(buildEnsembleModel(ensemble))));
+    expect(typeof noCovers !== "string" && noCovers.ensemble.coverSource).toBe("uniform");
+  });
+});
