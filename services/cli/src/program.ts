@@ -5,6 +5,10 @@ import { Command, CommanderError } from "commander";
  * `main` lazily so `valora --help` does not pay for onnxruntime, pg or fastify.
  */
 export const SERVICES: Record<string, { description: string; load: () => Promise<(argv: string[]) => Promise<void>> }> = {
+  "model-server": {
+    description: "Open Inference Protocol model server (gRPC + REST) for ONNX models",
+    load: async () => (await import("@valora/model-server/main")).main,
+  },
   echo: {
     description: "the kit's example gRPC service (health, reflection, metrics)",
     load: async () => {

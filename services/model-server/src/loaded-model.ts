@@ -1,0 +1,86 @@
+import * as ort from "onnxruntime-node";
+import { ValoraError } from "@valora/kit";
+import { locateTreeEnsemble, metadataOf, parseModel, META, type LocatedEnsemble } from "@valora/kit/onnx";
+import { datatypeOfOrt } from "./datatypes.js";
+import type { TensorSpec } from "./tensors.js";
+
+export interface SessionOptions {
+  intraOpThreads?: number;
+  interOpThreads?: number;
+}
+
+/** One model version in memory: its onnxruntime session, declared tensors, metadata and explainer. */
+export interface LoadedModel {
+  name: string;
+  version: string;
+  sha256: string;
+  session: ort.InferenceSession;
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  metadata: Record<string, string>;
+  /** Feature names in input order, from the model's metadata or f0..fN. */
+  featureNames: string[];
+  /** The tree ensemble TreeSHAP explains, or why this model cannot be explained. */
+  explainer: LocatedEnsemble | string;
+  /** True when every input has a dynamic leading (batch) dimension, so requests can be coalesced. */
+  batchable: boolean;
+}
+
+function specsOf(metadata: readonly ort.InferenceSession.ValueMetadata[], kind: string, model: string): TensorSpec[] {
+  return metadata.map((m) => {
+    if (!m.isTensor) throw new ValoraError("FAILED_PRECONDITION", `model ${model}: ${kind} "${m.name}" is not a tensor`);
+    const datatype = datatypeOfOrt(m.type);
+    if (!datatype) throw new ValoraError("FAILED_PRECONDITION", `model ${model}: ${kind} "${m.name}" has type ${m.type}, which is not served`);
+    return { name: m.name, datatype, shape: m.shape.map((d) => (typeof d === "number" && d >= 0 ? d : -1)) };
+  });
+}
+
+export async function loadModel(
+  name: string,
+  version: string,
+  bytes: Uint8Array,
+  sha256: string,
+  options: SessionOptions = {},
+): Promise<LoadedModel> {
+  const proto = parseModel(bytes);
+  const metadata = metadataOf(proto);
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(bytes, {
+      intraOpNumThreads: options.intraOpThreads ?? 1,
+      interOpNumThreads: options.interOpThreads ?? 1,
+      graphOptimizationLevel: "all",
+      executionMode: "sequential",
+    });
+  } catch (err) {
+    throw new ValoraError("FAILED_PRECONDITION", `model ${name}: onnxruntime cannot load it: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  const inputs = specsOf(session.inputMetadata, "input", name);
+  const outputs = specsOf(session.outputMetadata, "output", name);
+  const explainer = locateTreeEnsemble(proto);
+  // Explain every column the input carries, even trailing ones no tree splits on.
+  const width = Math.max(inputs[0]?.shape[1] ?? -1, typeof explainer === "string" ? 0 : explainer.ensemble.featureCount);
+  if (typeof explainer !== "string") explainer.ensemble.featureCount = width;
+  let featureNames = Array.from({ length: Math.max(0, width) }, (_, i) => `f${i}`);
+  const declared = metadata[META.features];
+  if (declared) {
+    try {
+      const parsed: unknown = JSON.parse(declared);
+      if (Array.isArray(parsed) && parsed.length === featureNames.length && parsed.every((s) => typeof s === "string")) featureNames = parsed as string[];
+    } catch {
+      // A malformed optional annotation leaves the positional names in place.
+    }
+  }
+  return {
+    name,
+    version,
+    sha256,
+    session,
+    inputs,
+    outputs,
+    metadata,
+    featureNames,
+    explainer,
+    batchable: inputs.length > 0 && inputs.every((i) => i.shape.length >= 1 && i.shape[0] === -1),
+  };
+}
