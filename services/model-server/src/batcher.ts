@@ -1,5 +1,5 @@
 import type { Tensor } from "./tensors.js";
-import { DATATYPES, type TensorData } from "./datatypes.js";
+import { DATATYPES } from "./datatypes.js";
 
 export interface BatchingOptions {
   /** Most rows one onnxruntime run takes. */
@@ -48,7 +48,7 @@ export function splitRows(outputs: Tensor[], rowCounts: number[]): Tensor[][] {
     const rowSize = out.shape.slice(1).reduce((a, b) => a * b, 1);
     let row = 0;
     rowCounts.forEach((n, i) => {
-      const data = out.data.subarray(row * rowSize, (row + n) * rowSize) as TensorData;
+      const data = out.data.subarray(row * rowSize, (row + n) * rowSize);
       result[i]!.push({ name: out.name, datatype: out.datatype, shape: [n, ...out.shape.slice(1)], data });
       row += n;
     });

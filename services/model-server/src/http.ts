@@ -74,7 +74,7 @@ export type HttpApp = FastifyInstance<Server, IncomingMessage, ServerResponse, L
 
 export function createHttpApp(deps: HttpDeps): HttpApp {
   const { repository, inference, health, registry } = deps;
-  const app = Fastify({ loggerInstance: deps.logger.child({ component: "http" }), disableRequestLogging: true, bodyLimit: deps.bodyLimit ?? 32 * 1024 * 1024 });
+  const app = Fastify({ loggerInstance: deps.logger.child({ component: "http" }), bodyLimit: deps.bodyLimit ?? 32 * 1024 * 1024 });
 
   app.setErrorHandler((err: FastifyError | ValoraError, _req, reply) => {
     if ("validation" in err && err.validation) {

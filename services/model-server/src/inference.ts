@@ -4,6 +4,8 @@ import type { ModelMetrics } from "./metrics.js";
 import type { ModelRepository } from "./repository.js";
 import { decodeInputs, type RawInput, type Tensor } from "./tensors.js";
 
+const UNKNOWN = "_unknown_";
+
 export type Protocol = "grpc" | "rest";
 
 export interface InferRequest {
@@ -31,10 +33,12 @@ export class InferenceService {
 
   async infer(req: InferRequest, protocol: Protocol): Promise<InferResult> {
     const started = process.hrtime.bigint();
-    let labels = { model: req.modelName, version: req.modelVersion || "", protocol, kind: "infer" };
+    // Labels name a model only once it is known to be served: client-chosen names must not
+    // create time series.
+    let labels = { model: UNKNOWN, version: "", protocol, kind: "infer" };
     try {
       const served = this.repository.get(req.modelName, req.modelVersion || undefined);
-      labels = { ...labels, version: served.model.version };
+      labels = { ...labels, model: served.model.name, version: served.model.version };
       const inputs = decodeInputs(req.inputs, served.model.inputs);
       const wanted = req.outputs.length > 0 ? req.outputs : served.model.outputs.map((o) => o.name);
       for (const [i, name] of wanted.entries()) {
@@ -60,10 +64,10 @@ export class InferenceService {
 
   explain(modelName: string, modelVersion: string, rows: ArrayLike<number>[], topK: number, protocol: Protocol): { modelName: string; modelVersion: string; explanations: ExplanationInit[] } {
     const started = process.hrtime.bigint();
-    let labels = { model: modelName, version: modelVersion, protocol, kind: "explain" };
+    let labels = { model: UNKNOWN, version: "", protocol, kind: "explain" };
     try {
       const served = this.repository.get(modelName, modelVersion || undefined);
-      labels = { ...labels, version: served.model.version };
+      labels = { ...labels, model: served.model.name, version: served.model.version };
       if (rows.length === 0) throw new ValoraError("INVALID_ARGUMENT", "no rows to explain", { details: [{ field: "rows", description: "at least one row" }] });
       if (rows.length > 1000) throw new ValoraError("INVALID_ARGUMENT", `${rows.length} rows is above the 1000-row explain limit`, { details: [{ field: "rows", description: "at most 1000 rows" }] });
       if (!Number.isInteger(topK) || topK < 0) throw new ValoraError("INVALID_ARGUMENT", "top_k must be a non-negative integer", { details: [{ field: "top_k", description: "non-negative integer" }] });

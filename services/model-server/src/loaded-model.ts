@@ -66,7 +66,7 @@ export async function loadModel(
   if (declared) {
     try {
       const parsed: unknown = JSON.parse(declared);
-      if (Array.isArray(parsed) && parsed.length === featureNames.length && parsed.every((s) => typeof s === "string")) featureNames = parsed as string[];
+      if (Array.isArray(parsed) && parsed.length === featureNames.length && parsed.every((s) => typeof s === "string")) featureNames = parsed;
     } catch {
       // A malformed optional annotation leaves the positional names in place.
     }

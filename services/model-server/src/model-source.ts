@@ -101,7 +101,7 @@ async function readBody(res: Response, maxBytes: number, uri: string): Promise<U
   const chunks: Uint8Array[] = [];
   let size = 0;
   if (!res.body) return new Uint8Array();
-  for await (const chunk of res.body) {
+  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
     size += chunk.byteLength;
     if (size > maxBytes) throw new ValoraError("PAYLOAD_TOO_LARGE", `model ${uri} exceeds the ${maxBytes} byte limit`);
     chunks.push(chunk);

@@ -29,7 +29,6 @@ export function echoService(): ServiceRegistration {
       const traceId = trace.getSpan(context.active())?.spanContext().traceId ?? "";
       return { message: req.message, traceId };
     },
-    // eslint-disable-next-line @typescript-eslint/require-await -- an async generator is the streaming handler shape
     async *count(req, call) {
       if (req.n < 0 || req.n > 10_000) {
         throw new ValoraError("INVALID_ARGUMENT", "n must be within 0..10000", {

@@ -135,7 +135,7 @@ export function locateTreeEnsemble(model: ModelProto): LocatedEnsemble | string 
     const size = Math.max(...nodesById.keys()) + 1;
     const nodes: TreeNode[] = Array.from({ length: size }, (_, n) => nodesById.get(n) ?? { mode: "LEAF", feature: 0, threshold: 0, trueChild: 0, falseChild: 0, missingTracksTrue: false, value: 0, cover: 0 });
     const tree: Tree = { nodes };
-    const covers = recorded?.[i]?.length === size ? recorded[i]! : uniformCovers(tree);
+    const covers = recorded?.[i]?.length === size ? recorded[i] : uniformCovers(tree);
     covers.forEach((c, n) => (nodes[n]!.cover = c));
     return tree;
   });
@@ -157,7 +157,7 @@ function parseCovers(raw: string | undefined): number[][] | undefined {
   if (!raw) return undefined;
   try {
     const parsed: unknown = JSON.parse(raw);
-    if (Array.isArray(parsed) && parsed.every((t) => Array.isArray(t) && t.every((c) => typeof c === "number"))) return parsed as number[][];
+    if (Array.isArray(parsed) && parsed.every((t) => Array.isArray(t) && t.every((c) => typeof c === "number"))) return parsed;
   } catch {
     return undefined;
   }
