@@ -66,6 +66,7 @@ export class Batcher {
   private queuedRows = 0;
   private running = 0;
   private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
   private readonly maxRuns: number;
 
   constructor(
@@ -89,19 +90,30 @@ export class Batcher {
     });
   }
 
+  /**
+   * When to start a run: at once (after this event-loop turn, so requests that arrived together
+   * batch together) when the model is idle or the queue holds a full batch; when a run is already
+   * in flight, wait up to maxDelayMicros for the batch to fill before using another run slot.
+   * An idle model thus adds no delay, and a busy one trades a bounded delay for bigger batches.
+   */
   private schedule(): void {
     if (this.queue.length === 0 || this.running >= this.maxRuns) return;
-    if (this.queuedRows >= this.options.maxBatchSize || this.running === 0 && this.options.maxDelayMicros <= 0) {
-      this.flush();
+    const full = this.queuedRows >= this.options.maxBatchSize;
+    if (full || this.running === 0 || this.options.maxDelayMicros <= 0) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      if (!this.immediate) {
+        this.immediate = setImmediate(() => {
+          this.immediate = undefined;
+          this.flush();
+        });
+      }
       return;
     }
-    if (!this.timer) {
-      const ms = this.options.maxDelayMicros / 1000;
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        this.flush();
-      }, ms < 1 ? 0 : ms);
-    }
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      this.flush();
+    }, Math.max(1, this.options.maxDelayMicros / 1000));
   }
 
   private flush(): void {
@@ -127,8 +139,8 @@ export class Batcher {
     const work = compatible ? this.runBatch(batch) : Promise.all(batch.map((p) => this.run(p.inputs).then(p.resolve, p.reject)));
     void work.finally(() => {
       this.running--;
-      // Work that queued while this run was busy goes next, without waiting for the timer.
-      if (this.queue.length > 0) this.flush();
+      // Work that queued while this run was busy goes next.
+      this.schedule();
     });
   }
 

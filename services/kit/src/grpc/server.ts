@@ -99,8 +99,6 @@ function instrument(
 ): void {
   const path = `/${service.typeName}/${method.name}`;
   const started = process.hrtime.bigint();
-  const controller = new AbortController();
-  (call as unknown as NodeJS.EventEmitter).on("cancelled", () => controller.abort(new Error("call cancelled or deadline exceeded")));
   const deadline = call.getDeadline();
   const requestId = requestIdFrom(call.metadata.get("x-request-id")[0]);
   const parent = extractFromMetadata(call.metadata);
@@ -112,10 +110,20 @@ function instrument(
     },
     parent,
   );
+  // Most handlers never look at cancellation: build the AbortController only when one does.
+  let controller: AbortController | undefined;
   const ctx: CallContext = {
     method: path,
     metadata: call.metadata,
-    signal: controller.signal,
+    get signal() {
+      if (!controller) {
+        const c = new AbortController();
+        controller = c;
+        if (call.cancelled) c.abort(new Error("call cancelled or deadline exceeded"));
+        else (call as unknown as NodeJS.EventEmitter).once("cancelled", () => c.abort(new Error("call cancelled or deadline exceeded")));
+      }
+      return controller.signal;
+    },
     deadline: deadline instanceof Date ? deadline : Number.isFinite(deadline) ? new Date(deadline) : undefined,
     peer: call.getPeer(),
     requestId,
@@ -133,8 +141,8 @@ function instrument(
     }
     span.end();
   };
-  runWithRequestContext({ requestId }, () =>
-    context.with(trace.setSpan(parent, span), () => {
+  context.with(trace.setSpan(parent, span), () =>
+    runWithRequestContext({ requestId }, () => {
       body(ctx).then(
         () => finish(grpc.status.OK),
         (err: unknown) => finish(toValoraError(err).grpcStatus, err),
@@ -267,6 +275,8 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const server = new grpc.Server({
     "grpc.max_receive_message_length": 16 * 1024 * 1024,
     "grpc.keepalive_permit_without_calls": 1,
+    // Channelz bookkeeping costs on every call; Valora exposes Prometheus metrics instead.
+    "grpc.enable_channelz": 0,
     ...options.channelOptions,
   });
   const inst: Instrumentation = {

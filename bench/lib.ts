@@ -1,0 +1,93 @@
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+
+/** Helpers shared by the benchmark scripts: load generators run as separate processes (wrk, h2load). */
+export function requireTool(name: string, pkg: string): void {
+  try {
+    execFileSync("which", [name], { stdio: "ignore" });
+  } catch {
+    console.error(`${name} is not installed: apt-get install -y ${pkg}`);
+    process.exit(2);
+  }
+}
+
+export interface LoadResult {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+}
+
+const toMs = (v: string, unit: string): number => Number(v) * ({ us: 0.001, ms: 1, s: 1000 }[unit] ?? 1);
+
+/** wrk with a POST body; percentiles from --latency. */
+export function wrk(url: string, body: string, connections: number, seconds: number, threads = 1): LoadResult {
+  const script = `/tmp/valora-wrk-${process.pid}.lua`;
+  writeFileSync(script, `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = ${JSON.stringify(body)}\n`);
+  const out = execFileSync("wrk", ["-t", String(Math.min(threads, connections)), "-c", String(connections), "-d", `${seconds}s`, "--latency", "-s", script, url], { encoding: "utf8" });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+  const pct = (p: string): number => {
+    const m = new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
+    return m ? toMs(m[1]!, m[2]!) : Number.NaN;
+  };
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = non2xx + (socketErrors ? socketErrors.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
+  return { rps, p50Ms: pct("50"), p99Ms: pct("99"), errors };
+}
+
+/**
+ * h2load posting a length-prefixed protobuf message as gRPC (HTTP/2 POST, content-type
+ * application/grpc, te: trailers). Percentiles come from the per-request log it writes.
+ */
+export function h2loadGrpc(url: string, message: Uint8Array, connections: number, streams: number, seconds: number): LoadResult {
+  const data = `/tmp/valora-h2load-${process.pid}.bin`;
+  const log = `/tmp/valora-h2load-${process.pid}.log`;
+  const framed = Buffer.alloc(5 + message.byteLength);
+  framed.writeUInt8(0, 0);
+  framed.writeUInt32BE(message.byteLength, 1);
+  Buffer.from(message).copy(framed, 5);
+  writeFileSync(data, framed);
+  const out = execFileSync(
+    "h2load",
+    ["-c", String(connections), "-m", String(streams), "-D", String(seconds), "-d", data, "-H", "content-type: application/grpc", "-H", "te: trailers", "--log-file", log, url],
+    { encoding: "utf8" },
+  );
+  const done = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out);
+  const finished = /finished in ([\d.]+)s, ([\d.]+) req\/s/.exec(out);
+  const latencies = readFileSync(log, "utf8")
+    .trim()
+    .split("\n")
+    .map((line) => Number(line.split("\t")[2]) / 1000)
+    .filter((v) => Number.isFinite(v))
+    .sort((a, b) => a - b);
+  const q = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN;
+  return { rps: Number(finished?.[2] ?? 0), p50Ms: q(0.5), p99Ms: q(0.99), errors: Number(done?.[3] ?? 0) + Number(done?.[4] ?? 0) };
+}
+
+/** Starts `node services/cli/dist/bin.js ...` and resolves once it logs `readyMessage`. */
+export async function startService(args: string[], env: Record<string, string>, readyMessage: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ["services/cli/dist/bin.js", ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+  const lines = createInterface({ input: child.stdout! });
+  await new Promise<void>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`service exited with ${code} before it was ready`)));
+    lines.on("line", (line) => {
+      if (line.includes(readyMessage)) resolve();
+    });
+  });
+  return child;
+}
+
+export function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+export function table(rows: Record<string, string | number>[]): void {
+  const cols = Object.keys(rows[0] ?? {});
+  const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padStart(width[i]!)).join("  ");
+  console.log(line(cols));
+  for (const r of rows) console.log(line(cols.map((c) => String(r[c]))));
+}
