@@ -69,7 +69,7 @@ export function h2loadGrpc(url: string, message: Uint8Array, connections: number
 /** Starts `node services/cli/dist/bin.js ...` and resolves once it logs `readyMessage`. */
 export async function startService(args: string[], env: Record<string, string>, readyMessage: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, ["services/cli/dist/bin.js", ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
-  const lines = createInterface({ input: child.stdout! });
+  const lines = createInterface({ input: child.stdout });
   await new Promise<void>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`service exited with ${code} before it was ready`)));
     lines.on("line", (line) => {
