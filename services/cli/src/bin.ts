@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { CommanderError } from "commander";
-import { ConfigError } from "@valora/kit";
+import { ConfigError, ValoraError } from "@valora/kit";
 import { buildProgram } from "./program.js";
 
 try {
@@ -15,6 +15,14 @@ try {
   if (err instanceof ConfigError) {
     process.stderr.write(`valora: ${err.message}\n`);
     process.exit(78);
+  }
+  if (err instanceof ValoraError) {
+    process.stderr.write(`valora: ${err.message}\n`);
+    process.exit(err.httpStatus < 500 ? 2 : 1);
+  }
+  if (err instanceof Error && "code" in err && String(err.code).startsWith("ERR_PARSE_ARGS")) {
+    process.stderr.write(`valora: ${err.message}\n`);
+    process.exit(2);
   }
   throw err;
 }

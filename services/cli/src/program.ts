@@ -41,6 +41,17 @@ export function buildProgram(): Command {
     });
 
   program
+    .command("train")
+    .description("train a gradient-boosted tree model from a CSV into ONNX with a model card")
+    .allowUnknownOption(true)
+    .allowExcessArguments(true)
+    .helpOption(false)
+    .action(async (_opts: unknown, cmd: Command) => {
+      const { main } = await import("@valora/trainer/main");
+      await main(cmd.args);
+    });
+
+  program
     .command("up")
     .description("run the platform on this machine with embedded defaults (what exists so far)")
     .action(async () => {

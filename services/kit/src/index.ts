@@ -17,3 +17,4 @@ export * from "./grpc/reflection.js";
 export * from "./pg.js";
 export * from "./redis.js";
 export { echoService } from "./example/echo.js";
+export * from "./random.js";

@@ -1,5 +1,8 @@
 import { Writable } from "node:stream";
 import type { Tree, TreeEnsemble, TreeNode } from "./onnx/tree-ensemble.js";
+import { seededRandom } from "./random.js";
+
+export { seededRandom };
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { createLogger, type Logger } from "./logger.js";
 import { setupTracing } from "./tracing.js";
@@ -25,18 +28,6 @@ export function captureLogs(service = "test"): { logger: Logger; lines: Record<s
     },
   });
   return { logger: createLogger({ service, level: "debug", destination }), lines };
-}
-
-/** A small deterministic PRNG (mulberry32) for reproducible test data. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

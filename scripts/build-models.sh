@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Rebuilds the default models from the data in models/data (make models). Deterministic: the same
+# data and seed give byte-identical model.onnx, model-card.json and manifests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${VALORA_MODELS_OUT:-models}
+valora() { node services/cli/dist/bin.js "$@"; }
+valora train --data models/data/ames.csv --target Sale_Price --log-target --seed 42 \
+  --exclude Sale_Type --exclude Sale_Condition \
+  --out "$out/real-estate" --model-version ames-v1 \
+  --emit-manifests --asset-class real-estate --model-uri file:///models/real-estate/model.onnx
+valora train --data models/data/car_prices.csv --target Price --log-target --seed 42 \
+  --max-depth 3 --min-child-samples 3 --colsample 0.7 --subsample 0.8 \
+  --out "$out/autos" --model-version gm-v1 \
+  --emit-manifests --asset-class autos --model-uri file:///models/autos/model.onnx

@@ -1,0 +1,113 @@
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { basename, join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { createHash } from "node:crypto";
+import { SingleBar } from "cli-progress";
+import { ValoraError } from "@valora/kit";
+import { parseCsv } from "./dataset.js";
+import { inputFields, renderManifests } from "./manifests.js";
+import { trainModel } from "./train.js";
+import { DEFAULT_PARAMS, type GbmParams } from "./gbm.js";
+
+const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+const USAGE = `usage: valora train --data FILE.csv --target COLUMN --out DIR [--log-target] [--exclude COL ...]
+                    [--seed N] [--model-version V] [--emit-manifests --asset-class NAME [--model-uri URI] [--currency USD]]
+                    hyper-parameters: ${Object.entries(DEFAULT_PARAMS).map(([k, v]) => `--${kebab(k)} ${v}`).join(" ")}`;
+
+/** `valora train`: CSV in, model.onnx and model-card.json out (and CRs with --emit-manifests). */
+export async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      data: { type: "string" },
+      target: { type: "string" },
+      out: { type: "string" },
+      "log-target": { type: "boolean", default: false },
+      exclude: { type: "string", multiple: true, default: [] },
+      seed: { type: "string", default: "42" },
+      "model-version": { type: "string" },
+      "emit-manifests": { type: "boolean", default: false },
+      "asset-class": { type: "string" },
+      "model-uri": { type: "string" },
+      currency: { type: "string", default: "USD" },
+      quiet: { type: "boolean", default: false },
+      ...Object.fromEntries(Object.keys(DEFAULT_PARAMS).map((k) => [kebab(k), { type: "string" as const }])),
+    },
+    strict: true,
+  });
+  if (!values.data || !values.target || !values.out) throw new ValoraError("INVALID_ARGUMENT", `--data, --target and --out are required\n${USAGE}`);
+  if (values["emit-manifests"] && !values["asset-class"]) throw new ValoraError("INVALID_ARGUMENT", `--emit-manifests needs --asset-class NAME\n${USAGE}`);
+  const seed = Number(values.seed);
+  if (!Number.isInteger(seed)) throw new ValoraError("INVALID_ARGUMENT", `--seed ${values.seed} is not an integer`);
+  const params: Partial<GbmParams> = {};
+  for (const key of Object.keys(DEFAULT_PARAMS) as (keyof GbmParams)[]) {
+    const raw = (values as Record<string, unknown>)[kebab(key)];
+    if (typeof raw !== "string") continue;
+    const v = Number(raw);
+    if (!Number.isFinite(v) || v < 0) throw new ValoraError("INVALID_ARGUMENT", `--${kebab(key)} ${raw} is not a non-negative number`);
+    params[key] = v;
+  }
+  const exclude = values.exclude.flatMap((e) => e.split(",")).map((e) => e.trim()).filter(Boolean);
+  const csv = await readFile(values.data, "utf8").catch((err: NodeJS.ErrnoException) => {
+    throw new ValoraError("NOT_FOUND", `cannot read ${values.data}: ${err.code ?? err.message}`);
+  });
+
+  const interactive = process.stderr.isTTY && !process.env["CI"] && !values.quiet;
+  const bar = interactive ? new SingleBar({ format: "{stage} |{bar}| {value}/{total} rounds  valid loss {loss}", hideCursor: true }, undefined) : undefined;
+  let stage = "";
+  const started = Date.now();
+  const output = trainModel({
+    csv,
+    target: values.target,
+    logTarget: values["log-target"],
+    exclude,
+    seed,
+    params,
+    dataName: basename(values.data),
+    ...(values["model-version"] ? { version: values["model-version"] } : {}),
+    onProgress: (s, round, max, loss) => {
+      if (!bar) return;
+      if (s !== stage) {
+        if (stage) bar.stop();
+        stage = s;
+        bar.start(max, 0, { stage: s.padEnd(10), loss: "-" });
+      }
+      if (round % 10 === 0 || round === max) bar.update(round, { stage: s.padEnd(10), loss: loss === undefined ? "-" : loss.toFixed(5) });
+    },
+  });
+  bar?.stop();
+
+  await mkdir(values.out, { recursive: true });
+  const modelPath = join(values.out, "model.onnx");
+  await writeFile(modelPath, output.onnx);
+  await writeFile(join(values.out, "model-card.json"), `${JSON.stringify(output.card, null, 2)}\n`);
+  const sha256 = createHash("sha256").update(output.onnx).digest("hex");
+  const cv = output.card.crossValidation;
+  process.stdout.write(
+    `trained ${output.card.hyperParameters.rounds} trees on ${output.card.data.rows} rows in ${((Date.now() - started) / 1000).toFixed(1)} s\n` +
+      `${cv.folds}-fold CV: MdAPE ${cv.mdape.toFixed(2)}%  PPE10 ${cv.ppe10.toFixed(1)}%  PPE20 ${cv.ppe20.toFixed(1)}%  RMSE(log) ${cv.rmseLog.toFixed(4)}  80% interval coverage ${cv.intervalCoverage80.toFixed(1)}%\n` +
+      `wrote ${modelPath} (sha256 ${sha256}) and model-card.json\n`,
+  );
+
+  if (values["emit-manifests"]) {
+    const assetClass = values["asset-class"]!;
+    const { header, records } = parseCsv(csv);
+    const integerColumns = new Set(header.filter((_, i) => records.every((r) => r[i] === "" || r[i] === "NA" || /^-?\d+$/.test(r[i] ?? ""))));
+    const latitude = header.find((h) => /^lat(itude)?$/i.test(h));
+    const longitude = header.find((h) => /^(lon|lng|longitude)$/i.test(h));
+    const yaml = renderManifests({
+      assetClass,
+      version: output.card.version,
+      uri: values["model-uri"] ?? `file://${resolve(modelPath)}`,
+      sha256,
+      currency: values.currency,
+      fields: inputFields(output.card.data.columns, integerColumns, output.ensemble),
+      target: values.target,
+      ...(latitude && longitude ? { geo: { latitude, longitude } } : {}),
+    });
+    const manifestPath = join(values.out, `${assetClass}.yaml`);
+    await writeFile(manifestPath, yaml);
+    process.stdout.write(`wrote ${manifestPath} (ValuationModel + AssetPipeline)\n`);
+  }
+}

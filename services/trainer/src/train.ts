@@ -1,0 +1,172 @@
+import { createHash } from "node:crypto";
+import { seededRandom } from "@valora/kit";
+import { buildEnsembleModel, predict, serializeModel, META, type TreeEnsemble } from "@valora/kit/onnx";
+import { binMatrix } from "./binning.js";
+import { buildDataset, encodeRows, parseCsv, type ColumnSpec } from "./dataset.js";
+import { DEFAULT_PARAMS, trainGbm, type GbmParams } from "./gbm.js";
+import { accuracy, intervalFor, residualQuantiles, type Accuracy } from "./metrics.js";
+
+export const TRAINER_VERSION = "0.1.0";
+
+export interface TrainOptions {
+  csv: string;
+  target: string;
+  logTarget: boolean;
+  exclude: string[];
+  seed: number;
+  folds?: number;
+  /** Share of training rows held out for early stopping. */
+  validationShare?: number;
+  params?: Partial<GbmParams>;
+  /** Model version written into the ONNX metadata and the card. */
+  version?: string;
+  dataName?: string;
+  onProgress?: (stage: string, round: number, maxRounds: number, validLoss: number | undefined) => void;
+}
+
+export interface ModelCard {
+  schema: "valora.model-card/v1";
+  version: string;
+  trainer: { name: "valora-trainer"; version: string };
+  data: {
+    name: string;
+    sha256: string;
+    rows: number;
+    target: { name: string; transform: "log" | "none"; min: number; median: number; max: number };
+    columns: ColumnSpec[];
+    excluded: string[];
+  };
+  hyperParameters: GbmParams & { seed: number; folds: number; validationShare: number; rounds: number; roundsPerFold: number[] };
+  crossValidation: Accuracy & { folds: number; intervalCoverage80: number };
+  residualQuantiles: Record<string, number>;
+  features: string[];
+}
+
+export interface TrainOutput {
+  onnx: Uint8Array;
+  card: ModelCard;
+  ensemble: TreeEnsemble;
+}
+
+function shuffled(n: number, random: () => number): number[] {
+  const idx = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [idx[i], idx[j]] = [idx[j]!, idx[i]!];
+  }
+  return idx;
+}
+
+/**
+ * Trains with k-fold cross-validation for honest accuracy and calibrated residuals, then trains the
+ * served model on every row with the folds' mean early-stopped round count. Deterministic per seed.
+ */
+export function trainModel(options: TrainOptions): TrainOutput {
+  const params: GbmParams = { ...DEFAULT_PARAMS, ...options.params };
+  const folds = options.folds ?? 5;
+  const validationShare = options.validationShare ?? 0.1;
+  const random = seededRandom(options.seed);
+  const { header, records } = parseCsv(options.csv);
+  const exclude = options.exclude;
+  const full = buildDataset(header, records, options.target, exclude);
+  const toModel = (v: number): number => (options.logTarget ? Math.log(v) : v);
+  const fromModel = (v: number): number => (options.logTarget ? Math.exp(v) : v);
+  if (options.logTarget && full.target.some((v) => v <= 0)) throw new Error(`--log-target needs a positive target; "${options.target}" has values <= 0`);
+
+  const order = shuffled(records.length, random);
+  const foldOf = new Int32Array(records.length);
+  order.forEach((row, k) => (foldOf[row] = k % folds));
+  const oof = new Float64Array(records.length);
+  const roundsPerFold: number[] = [];
+
+  for (let k = 0; k < folds; k++) {
+    const trainRows = order.filter((r) => foldOf[r] !== k);
+    const testRows = order.filter((r) => foldOf[r] === k);
+    const ds = buildDataset(header, trainRows.map((r) => records[r]!), options.target, exclude);
+    const width = ds.columns.length;
+    const nValid = Math.max(1, Math.round(ds.rows * validationShare));
+    const fit = Array.from({ length: ds.rows - nValid }, (_, i) => i + nValid);
+    const hold = Array.from({ length: nValid }, (_, i) => i);
+    const pick = (rows: number[]) => {
+      const m = new Float64Array(rows.length * width);
+      rows.forEach((r, i) => m.set(ds.features.subarray(r * width, (r + 1) * width), i * width));
+      return { m, y: Float64Array.from(rows, (r) => toModel(ds.target[r]!)) };
+    };
+    const a = pick(fit);
+    const b = pick(hold);
+    const trainBins = binMatrix(a.m, fit.length, width);
+    const validBins = binMatrix(b.m, hold.length, width, trainBins.edges);
+    const result = trainGbm({
+      train: trainBins,
+      y: a.y,
+      valid: { data: validBins, y: b.y },
+      params,
+      random,
+      onRound: (round, _t, v) => options.onProgress?.(`fold ${k + 1}/${folds}`, round, params.maxRounds, v),
+    });
+    roundsPerFold.push(result.rounds);
+    const test = encodeRows(ds.columns, header, testRows.map((r) => records[r]!));
+    testRows.forEach((r, i) => (oof[r] = fromModel(predict(result.ensemble, test.subarray(i * width, (i + 1) * width)))));
+  }
+
+  const residuals = Float64Array.from(full.target, (a, i) => Math.log(a / oof[i]!));
+  const quantiles = residualQuantiles(residuals);
+  // Coverage of the 80% interval, each fold calibrated only on the other folds' residuals.
+  let covered = 0;
+  for (let k = 0; k < folds; k++) {
+    const q = residualQuantiles(residuals.filter((_, i) => foldOf[i] !== k));
+    for (let i = 0; i < records.length; i++) {
+      if (foldOf[i] !== k) continue;
+      const { low, high } = intervalFor(oof[i]!, q, 0.8);
+      if (full.target[i]! >= low && full.target[i]! <= high) covered++;
+    }
+  }
+
+  const rounds = Math.max(1, Math.round(roundsPerFold.reduce((s, r) => s + r, 0) / folds));
+  const width = full.columns.length;
+  const bins = binMatrix(full.features, full.rows, width);
+  const final = trainGbm({
+    train: bins,
+    y: Float64Array.from(full.target, toModel),
+    params: { ...params, maxRounds: rounds },
+    random,
+    onRound: (round, _t, v) => options.onProgress?.("final", round, rounds, v),
+  });
+
+  const sha256 = createHash("sha256").update(options.csv).digest("hex");
+  const version = options.version ?? sha256.slice(0, 12);
+  const features = full.columns.map((c) => c.name);
+  const sortedTarget = Array.from(full.target).sort((x, y) => x - y);
+  const card: ModelCard = {
+    schema: "valora.model-card/v1",
+    version,
+    trainer: { name: "valora-trainer", version: TRAINER_VERSION },
+    data: {
+      name: options.dataName ?? "data.csv",
+      sha256,
+      rows: full.rows,
+      target: { name: options.target, transform: options.logTarget ? "log" : "none", min: sortedTarget[0]!, median: sortedTarget[Math.floor(sortedTarget.length / 2)]!, max: sortedTarget.at(-1)! },
+      columns: full.columns,
+      excluded: exclude,
+    },
+    hyperParameters: { ...params, seed: options.seed, folds, validationShare, rounds, roundsPerFold },
+    crossValidation: { ...accuracy(full.target, oof), folds, intervalCoverage80: (100 * covered) / records.length },
+    residualQuantiles: quantiles,
+    features,
+  };
+  const model = buildEnsembleModel(final.ensemble, {
+    recordCovers: true,
+    producer: "valora-trainer",
+    producerVersion: TRAINER_VERSION,
+    docString: `Gradient-boosted trees predicting ${options.logTarget ? "log " : ""}${options.target}`,
+    metadata: {
+      [META.features]: JSON.stringify(features),
+      "valora.encodings": JSON.stringify(Object.fromEntries(full.columns.filter((c) => c.kind === "categorical").map((c) => [c.name, c.codes]))),
+      "valora.target": JSON.stringify({ name: options.target, transform: options.logTarget ? "log" : "none" }),
+      "valora.training_data_sha256": sha256,
+      "valora.version": version,
+      "valora.residual_quantiles": JSON.stringify(quantiles),
+    },
+  });
+  return { onnx: serializeModel(model), card, ensemble: final.ensemble };
+}

@@ -1,0 +1,141 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as ort from "onnxruntime-node";
+import { parse } from "yaml";
+import { describe, expect, it } from "vitest";
+import { seededRandom } from "@valora/kit";
+import { locateTreeEnsemble, metadataOf, parseModel, predict } from "@valora/kit/onnx";
+import { accuracy, binIndex, buildDataset, computeEdges, encodeRecord, fieldName, intervalFor, parseCsv, residualQuantiles, trainModel } from "../src/index.js";
+
+const root = join(import.meta.dirname, "..", "..", "..");
+
+/** A synthetic market: price from size, age, a categorical neighbourhood, noise and missing values. */
+function syntheticCsv(rows: number, seed: number): string {
+  const rnd = seededRandom(seed);
+  const hoods = ["Old_Town", "Riverside", "Hilltop", "Downtown"];
+  const lines = ["sqft,age,hood,garage,price"];
+  for (let i = 0; i < rows; i++) {
+    const sqft = Math.round(600 + rnd() * 2400);
+    const age = Math.round(rnd() * 80);
+    const hood = hoods[Math.floor(rnd() * hoods.length)]!;
+    const garage = rnd() < 0.1 ? "NA" : String(Math.round(rnd() * 3));
+    const price = Math.round((50000 + sqft * 120 - age * 400 + hoods.indexOf(hood) * 25000 + (garage === "NA" ? 0 : Number(garage) * 8000)) * Math.exp((rnd() - 0.5) * 0.1));
+    lines.push(`${sqft},${age},${hood},${garage},${price}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+describe("dataset and binning", () => {
+  it("types columns, orders categories by mean target, treats NA as missing", () => {
+    const { header, records } = parseCsv("a,b,c,y\n1,x,NA,10\n2,z,3,30\n3,x,4,12\n");
+    const ds = buildDataset(header, records, "y");
+    expect(ds.columns.map((c) => [c.name, c.kind])).toEqual([["a", "numeric"], ["b", "categorical"], ["c", "numeric"]]);
+    const b = ds.columns[1]!;
+    expect(b.kind === "categorical" && b.categories).toEqual(["x", "z"]);
+    expect(Number.isNaN(ds.features[2]!)).toBe(true);
+    expect(Array.from(encodeRecord(ds.columns, { a: 5, b: "z", c: null }))).toEqual([5, 1, Number.NaN]);
+    expect(Number.isNaN(encodeRecord(ds.columns, { b: "never seen" })[1]!)).toBe(true);
+  });
+
+  it("refuses a missing or non-numeric target with the row at fault", () => {
+    const { header, records } = parseCsv("a,y\n1,10\n2,abc\n");
+    expect(() => buildDataset(header, records, "nope")).toThrow(/target column "nope"/);
+    expect(() => buildDataset(header, records, "y")).toThrow(/row 3: target "y" is "abc"/);
+  });
+
+  it("bins so that bin <= b exactly when the float32 value <= edge b (the ONNX test)", () => {
+    const rnd = seededRandom(3);
+    const values = Float64Array.from({ length: 5000 }, () => rnd() * 1000);
+    const edges = computeEdges(values, 64);
+    expect(edges.length).toBeLessThanOrEqual(65);
+    for (let k = 0; k < 2000; k++) {
+      const x = rnd() * 1100 - 50;
+      const bin = binIndex(edges, x);
+      for (let b = 0; b < edges.length - 1; b++) expect(bin <= b).toBe(Math.fround(x) <= edges[b]!);
+    }
+  });
+
+  it("computes MdAPE, PPE10/20 and RMSE of logs", () => {
+    const a = accuracy([100, 100, 100, 100], [105, 92, 130, 100]);
+    expect(a.mdape).toBeCloseTo(6.5, 9);
+    expect(a.ppe10).toBe(75);
+    expect(a.ppe20).toBe(75);
+    const q = residualQuantiles([-0.2, -0.1, 0, 0.1, 0.2]);
+    const iv = intervalFor(100, q, 0.8);
+    expect(iv.low).toBeLessThan(100);
+    expect(iv.high).toBeGreaterThan(100);
+    expect(fieldName("Gr_Liv_Area")).toBe("gr_liv_area");
+    expect(fieldName("TotRmsAbvGrd")).toBe("tot_rms_abv_grd");
+  });
+});
+
+describe("trainModel", () => {
+  const csv = syntheticCsv(600, 1);
+  const run = () => trainModel({ csv, target: "price", logTarget: true, exclude: [], seed: 7, params: { maxRounds: 400 } });
+
+  it("is deterministic: same data and seed give a byte-identical model and card", () => {
+    const a = run();
+    const b = run();
+    expect(Buffer.from(a.onnx).equals(Buffer.from(b.onnx))).toBe(true);
+    expect(JSON.stringify(a.card)).toBe(JSON.stringify(b.card));
+    const c = trainModel({ csv, target: "price", logTarget: true, exclude: [], seed: 8, params: { maxRounds: 400 } });
+    expect(Buffer.from(c.onnx).equals(Buffer.from(a.onnx))).toBe(false);
+  });
+
+  it("learns the market, and onnxruntime serves exactly what training predicted", async () => {
+    const out = run();
+    expect(out.card.crossValidation.mdape).toBeLessThan(6);
+    expect(out.card.crossValidation.intervalCoverage80).toBeGreaterThan(70);
+    const meta = metadataOf(parseModel(out.onnx));
+    expect(JSON.parse(meta["valora.features"]!)).toEqual(["sqft", "age", "hood", "garage"]);
+    expect(JSON.parse(meta["valora.target"]!)).toEqual({ name: "price", transform: "log" });
+    expect(JSON.parse(meta["valora.encodings"]!).hood).toBeDefined();
+    expect(meta["valora.training_data_sha256"]).toMatch(/^[0-9a-f]{64}$/);
+    const located = locateTreeEnsemble(parseModel(out.onnx));
+    expect(typeof located !== "string" && located.ensemble.coverSource).toBe("recorded");
+
+    const session = await ort.InferenceSession.create(out.onnx);
+    const rnd = seededRandom(5);
+    const rows = Array.from({ length: 200 }, () => [600 + rnd() * 2400, rnd() * 80, Math.floor(rnd() * 5) - 0.0, rnd() < 0.3 ? Number.NaN : Math.round(rnd() * 3)]);
+    const served = (await session.run({ features: new ort.Tensor("float32", Float32Array.from(rows.flat()), [rows.length, 4]) }))["value"]!.data as Float32Array;
+    rows.forEach((r, i) => expect(served[i]!).toBeCloseTo(predict(out.ensemble, r), 4));
+    await session.release();
+  });
+});
+
+const built = existsSync(join(root, "services", "cli", "dist", "bin.js"));
+
+describe.skipIf(!built)("default models (make models)", () => {
+  it("are reproduced byte-identically from models/data", () => {
+    const out = mkdtempSync(join(tmpdir(), "valora-models-"));
+    execFileSync("bash", [join(root, "scripts", "build-models.sh")], { cwd: root, env: { ...process.env, VALORA_MODELS_OUT: out, CI: "true" }, stdio: "pipe" });
+    for (const file of ["real-estate/model.onnx", "real-estate/model-card.json", "real-estate/real-estate.yaml", "autos/model.onnx", "autos/model-card.json", "autos/autos.yaml"]) {
+      expect(readFileSync(join(out, file)).equals(readFileSync(join(root, "models", file))), `${file} differs: run make models`).toBe(true);
+    }
+  }, 180_000);
+
+  it("meet the quality targets in their cards", () => {
+    const ames = JSON.parse(readFileSync(join(root, "models", "real-estate", "model-card.json"), "utf8"));
+    expect(ames.crossValidation.folds).toBe(5);
+    expect(ames.crossValidation.mdape).toBeLessThanOrEqual(6.0);
+    expect(ames.crossValidation.ppe10).toBeGreaterThanOrEqual(72);
+    const autos = JSON.parse(readFileSync(join(root, "models", "autos", "model-card.json"), "utf8"));
+    expect(autos.crossValidation.mdape).toBeLessThanOrEqual(6.0);
+  });
+
+  it("come with a ValuationModel and an AssetPipeline whose fields name their source columns", () => {
+    const docs = readFileSync(join(root, "models", "real-estate", "real-estate.yaml"), "utf8").split(/^---$/m).map((d) => parse(d));
+    expect(docs.map((d) => d.kind)).toEqual(["ValuationModel", "AssetPipeline"]);
+    expect(docs[0].spec.champion.sha256).toMatch(/^[0-9a-f]{64}$/);
+    const fields = docs[1].spec.input.fields as { name: string; type: string; feature: string; enum?: string[]; min?: number; max?: number; required: boolean }[];
+    const area = fields.find((f) => f.feature === "Gr_Liv_Area")!;
+    expect(area).toMatchObject({ name: "gr_liv_area", type: "integer" });
+    expect(area.min).toBeGreaterThan(0);
+    expect(fields.find((f) => f.feature === "Neighborhood")?.enum).toContain("North_Ames");
+    expect(fields.some((f) => f.feature === "Sale_Condition")).toBe(false);
+    expect(fields.filter((f) => f.required).length).toBe(5);
+    expect(docs[1].spec.comparables.mode).toBe("geo");
+  });
+});
