@@ -3,26 +3,22 @@
  * (h2load) at concurrency 1, 32 and 128, beside the in-process onnxruntime ceiling, and the
  * server's resident memory with two models loaded. Prints figures; asserts nothing.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import * as ort from "onnxruntime-node";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ModelInferRequestSchema } from "@valora/proto/inference/v2/grpc_predict_v2_pb";
-import { buildEnsembleModel, serializeModel } from "@valora/kit/onnx";
-import { randomEnsemble, seededRandom } from "@valora/kit/testing";
+import { seededRandom } from "@valora/kit";
 import { h2loadGrpc, requireTool, rssMb, startService, table, wrk } from "./lib.js";
 
 requireTool("wrk", "wrk");
 requireTool("h2load", "nghttp2-client");
 const seconds = Number(process.env["BENCH_SECONDS"] ?? 8);
-const FEATURES = 40;
-const dir = mkdtempSync(join(tmpdir(), "valora-bench-"));
-// Sized like the default models: a few hundred depth-6 trees.
-const homes = join(dir, "homes.onnx");
-const autos = join(dir, "autos.onnx");
-writeFileSync(homes, serializeModel(buildEnsembleModel(randomEnsemble(1, { trees: 400, depth: 6, features: FEATURES }), { recordCovers: true })));
-writeFileSync(autos, serializeModel(buildEnsembleModel(randomEnsemble(2, { trees: 300, depth: 6, features: 12 }), { recordCovers: true })));
+// The two default models `make models` builds.
+const homes = "models/real-estate/model.onnx";
+const autos = "models/autos/model.onnx";
+const card = JSON.parse(readFileSync("models/real-estate/model-card.json", "utf8")) as { features: string[]; hyperParameters: { rounds: number } };
+const FEATURES = card.features.length;
 
 const rnd = seededRandom(9);
 const row = Array.from({ length: FEATURES }, () => Math.round(rnd() * 1000) / 100);
@@ -46,7 +42,7 @@ const ceilingBatch = await measure(batch, 128);
 await session.release();
 
 const server = await startService(
-  ["serve", "model-server", "--model", `homes=file://${homes}`, "--model", `autos=file://${autos}`, "--grpc-port", "18801", "--http-port", "18800"],
+  ["serve", "model-server", "--model", `homes=file://${resolve(homes)}`, "--model", `autos=file://${resolve(autos)}`, "--grpc-port", "18801", "--http-port", "18800"],
   { LOG_LEVEL: "info", HOST: "127.0.0.1", MAX_BATCH_SIZE: process.env["MAX_BATCH_SIZE"] ?? "64", MAX_BATCH_DELAY_MICROS: process.env["MAX_BATCH_DELAY_MICROS"] ?? "500" },
   "model server ready",
 );
@@ -67,7 +63,7 @@ for (const c of [1, 32, 128]) {
 }
 server.kill("SIGTERM");
 
-console.log(`\nmodel: ${FEATURES} features, 400 trees of depth 6 (plus a second model loaded); ${seconds}s per run; load generators wrk and h2load on the same 2 cores`);
+console.log(`\nmodel: the default real-estate model (${FEATURES} features, ${card.hyperParameters.rounds} trees; the autos model loaded too); ${seconds}s per run; load generators wrk and h2load on the same 2 cores`);
 console.log(`in-process onnxruntime ceiling: ${Math.round(ceilingOne)} one-row runs/s sequentially; ${Math.round(ceilingBatch)} rows/s in 128-row batches\n`);
 table(results);
 console.log(`\nmodel-server resident memory: ${rssIdle.toFixed(0)} MB idle with two models, ${rssPeak.toFixed(0)} MB peak under load`);

@@ -8,7 +8,7 @@ try {
 } catch (err) {
   if (err instanceof CommanderError) {
     if (err.exitCode !== 0 && !["commander.helpDisplayed", "commander.version", "commander.help"].includes(err.code)) {
-      if (err.code === "valora.unknownService") process.stderr.write(`valora: ${err.message}\n`);
+      if (err.code.startsWith("valora.")) process.stderr.write(`valora: ${err.message}\n`);
     }
     process.exit(err.exitCode);
   }
