@@ -10,7 +10,8 @@ export function defaultModels(dir: string): { model: string; version: string }[]
     .filter((d) => d.isDirectory() && existsSync(resolve(dir, d.name, "model.onnx")))
     .map((d) => {
       const card = resolve(dir, d.name, "model-card.json");
-      const version = existsSync(card) ? String((JSON.parse(readFileSync(card, "utf8")) as { version?: unknown }).version ?? "1") : "1";
+      const recorded = existsSync(card) ? (JSON.parse(readFileSync(card, "utf8")) as { version?: unknown }).version : undefined;
+      const version = typeof recorded === "string" && recorded.length > 0 ? recorded : "1";
       return { model: `${d.name}=${pathToFileURL(resolve(dir, d.name, "model.onnx")).href}`, version };
     })
     .sort((a, b) => a.model.localeCompare(b.model));
