@@ -1,0 +1,61 @@
+import { z } from "zod";
+import { API_VERSION, Condition, ObjectMeta, Serving, cel } from "./common.js";
+
+export const InputField = z
+  .object({
+    name: z.string().regex(/^[a-z][a-z0-9_]*$/).describe("Field name in requests (snake_case)."),
+    type: z.enum(["number", "integer", "string", "boolean"]),
+    required: z.boolean().default(false),
+    min: z.number().optional(),
+    max: z.number().optional(),
+    enum: z.array(z.string()).optional().describe("Allowed values of a string field."),
+    feature: z.string().min(1).describe("Model feature (training column) the field feeds."),
+    default: z.union([z.number(), z.string(), z.boolean()]).optional().meta({ "x-kubernetes-int-or-string": true }),
+  })
+  .meta(cel({ rule: "!has(self.min) || !has(self.max) || self.min <= self.max", message: "min must not exceed max" }));
+
+export const Comparables = z
+  .object({
+    mode: z.enum(["geo", "attributes"]).describe("geo: nearest sales by H3 grid distance; attributes: similarity only (e.g. vehicles)."),
+    latitude: z.string().optional().describe("Input field holding latitude (geo mode)."),
+    longitude: z.string().optional().describe("Input field holding longitude (geo mode)."),
+    h3Resolution: z.number().int().min(0).max(15).default(8),
+    maxRings: z.number().int().min(0).max(50).default(6),
+    count: z.number().int().min(1).max(50).default(8),
+    maxAgeMonths: z.number().int().min(1).default(60),
+    similarity: z.array(z.object({ field: z.string(), weight: z.number().min(0) })).default([]),
+    blend: z.number().min(0).max(1).default(0.1).describe("Weight of the comparables estimate in the final value."),
+    marketIndex: z.string().optional().describe("Market series used to time-adjust comparable prices."),
+  })
+  .meta(cel({ rule: "self.mode != 'geo' || (has(self.latitude) && has(self.longitude))", message: "geo comparables need latitude and longitude fields" }));
+
+export const AssetPipelineSpec = z.object({
+  assetClass: z.string().min(1),
+  currency: z.string().regex(/^[A-Z]{3}$/).default("USD"),
+  model: z.object({ name: z.string().min(1).describe("ValuationModel this pipeline routes to.") }),
+  input: z.object({ fields: z.array(InputField).min(1).meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] }) }),
+  comparables: Comparables.optional(),
+  explain: z.object({ topK: z.number().int().min(0).max(50).default(5) }).optional(),
+  interval: z.object({ coverage: z.number().min(0.5).max(0.99).default(0.8) }).optional(),
+  fallback: z.object({ mode: z.enum(["comparables", "none"]).default("comparables") }).optional(),
+  cache: z.object({ ttlSeconds: z.number().int().min(0).default(3600) }).optional(),
+  serving: Serving.optional(),
+});
+
+export const AssetPipelineStatus = z.object({
+  observedGeneration: z.number().int().optional(),
+  conditions: z.array(Condition).optional(),
+  model: z.object({ name: z.string(), championVersion: z.string().optional() }).optional(),
+  readyReplicas: z.number().int().optional(),
+});
+
+export const AssetPipeline = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal("AssetPipeline"),
+  metadata: ObjectMeta,
+  spec: AssetPipelineSpec,
+  status: AssetPipelineStatus.optional(),
+});
+
+export type AssetPipeline = z.infer<typeof AssetPipeline>;
+export type AssetPipelineSpec = z.infer<typeof AssetPipelineSpec>;

@@ -1,0 +1,79 @@
+import { z } from "zod";
+import { API_VERSION, Condition, ModelUri, ObjectMeta, Serving, Sha256, cel } from "./common.js";
+
+export const ModelRef = z.object({
+  version: z.string().min(1).max(63).regex(/^[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9])?$/).describe("Version label; unique per model."),
+  uri: ModelUri,
+  sha256: Sha256.optional(),
+});
+
+export const CanaryAnalysis = z
+  .object({
+    maxErrorRate: z.number().min(0).max(1).default(0.01).describe("Highest share of failed candidate requests in an interval."),
+    maxLatencyP99Ms: z.number().min(0).default(50).describe("Highest candidate p99 latency in an interval, in milliseconds."),
+    maxMedianAbsDeltaPct: z.number().min(0).default(10).describe("Highest median absolute difference between candidate and champion predictions, in %."),
+    minRequests: z.number().int().min(0).default(50).describe("Fewest candidate requests an interval needs before it can pass."),
+  })
+  .describe("Checks every step must pass, read from real metrics.");
+
+export const Candidate = ModelRef.extend({
+  strategy: z.enum(["Canary", "Shadow"]).default("Canary").describe("Canary: the candidate takes a growing share of traffic. Shadow: it gets mirrored traffic only."),
+  canary: z
+    .object({
+      steps: z
+        .array(z.number().int().min(1).max(100))
+        .min(1)
+        .default([10, 25, 50, 100])
+        .describe("Traffic percentages, ascending; reaching 100 promotes.")
+        .meta({ "x-kubernetes-list-type": "set", ...cel({ rule: "self.isSorted()", message: "canary steps must be ascending" }) }),
+      interval: z.string().regex(/^\d+(ms|s|m|h)$/).default("1m").describe("How long each step runs before its analysis, e.g. 30s, 5m."),
+      analysis: CanaryAnalysis.optional(),
+      autoPromote: z.boolean().default(true).describe("Promote when the last step passes; otherwise wait for a spec edit."),
+    })
+    .optional(),
+});
+
+export const ValuationModelSpec = z
+  .object({
+    assetClass: z.string().min(1).describe("Asset class the model values (e.g. real-estate)."),
+    champion: ModelRef.describe("The version serving traffic. Editing it is a declarative promotion."),
+    candidate: Candidate.optional().describe("A version on trial, by canary or shadow."),
+    serving: Serving.optional(),
+  })
+  .meta(cel({ rule: "!has(self.candidate) || self.candidate.version != self.champion.version", message: "candidate.version must differ from champion.version" }));
+
+export const RouteWeight = z.object({
+  version: z.string(),
+  role: z.enum(["champion", "canary", "shadow"]),
+  endpoint: z.string().describe("host:port of the version's gRPC Service."),
+  weight: z.number().int().min(0).max(100).describe("Share of traffic in %, 0 for shadow."),
+});
+
+export const ValuationModelStatus = z.object({
+  observedGeneration: z.number().int().optional(),
+  conditions: z.array(Condition).optional(),
+  champion: z.object({ version: z.string(), readyReplicas: z.number().int(), endpoint: z.string() }).optional(),
+  candidate: z
+    .object({
+      version: z.string(),
+      phase: z.enum(["Pending", "Progressing", "Paused", "Promoted", "RolledBack", "Shadowing"]),
+      trafficPercent: z.number().int(),
+      step: z.number().int(),
+      stepStartedAt: z.string().optional(),
+      lastAnalysis: z.object({ passed: z.boolean(), message: z.string(), at: z.string() }).optional(),
+    })
+    .optional(),
+  routing: z.array(RouteWeight).optional().describe("What pipelines read: endpoints and weights of every live version."),
+});
+
+export const ValuationModel = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal("ValuationModel"),
+  metadata: ObjectMeta,
+  spec: ValuationModelSpec,
+  status: ValuationModelStatus.optional(),
+});
+
+export type ValuationModel = z.infer<typeof ValuationModel>;
+export type ValuationModelSpec = z.infer<typeof ValuationModelSpec>;
+export type ValuationModelStatus = z.infer<typeof ValuationModelStatus>;
