@@ -50,7 +50,7 @@ export function validateObject(raw: unknown): ValoraObject {
     const details = parsed.error.issues.map((i) => ({ field: i.path.join("."), description: i.message }));
     throw new ValoraError("INVALID_ARGUMENT", `${kind}: ${details.map((d) => `${d.field}: ${d.description}`).join("; ")}`, { details });
   }
-  const violations = celViolations(kind, parsed.data as Record<string, unknown>);
+  const violations = celViolations(kind, parsed.data);
   if (violations.length > 0) {
     throw new ValoraError("INVALID_ARGUMENT", `${kind}: ${violations.map((d) => `${d.field}: ${d.description}`).join("; ")}`, { details: violations });
   }
