@@ -1,0 +1,40 @@
+/** Helpers every controller's pure builders share. */
+export interface OwnerRef {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller: true;
+  blockOwnerDeletion: true;
+}
+
+export type K8sObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace: string; labels: Record<string, string>; annotations?: Record<string, string>; ownerReferences: OwnerRef[] };
+  [key: string]: unknown;
+};
+
+export function ownerRef(owner: { apiVersion: string; kind: string; metadata: { name: string; uid?: string } }): OwnerRef {
+  return { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.metadata.name, uid: owner.metadata.uid ?? "", controller: true, blockOwnerDeletion: true };
+}
+
+/** A DNS-1123 label from free text, at most 63 characters, stable for the same input. */
+export function dnsLabel(...parts: string[]): string {
+  const raw = parts.join("-").toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/-+/g, "-").replace(/^-|-$/g, "");
+  if (raw.length <= 63) return raw;
+  let h = 0;
+  for (const c of raw) h = (Math.imul(h, 31) + c.charCodeAt(0)) >>> 0;
+  return `${raw.slice(0, 54).replace(/-$/, "")}-${h.toString(16).padStart(8, "0")}`;
+}
+
+/** The Pod Security Standards "restricted" profile, for every pod and container Valora creates. */
+export const RESTRICTED_POD_SECURITY = { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: "RuntimeDefault" } } as const;
+export const RESTRICTED_CONTAINER_SECURITY = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ["ALL"] }, seccompProfile: { type: "RuntimeDefault" } } as const;
+
+/** Milliseconds of a Go-style duration ("30s", "5m", "250ms", "1h"). */
+export function durationMs(d: string): number {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(d);
+  if (!m) throw new Error(`bad duration ${d}`);
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
+}
