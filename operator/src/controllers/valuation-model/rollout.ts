@@ -21,7 +21,7 @@ export type RolloutDecision =
   | { action: "promote"; candidate: CandidateStatus; event: { reason: "CanaryPromoted"; message: string } }
   | { action: "pause"; candidate: CandidateStatus; event: { reason: "CanaryPaused"; message: string } }
   | { action: "rollback"; candidate: CandidateStatus; event: { reason: "CanaryRolledBack"; message: string } }
-  | { action: "none"; candidate: CandidateStatus };
+  | { action: "none"; candidate: CandidateStatus; event?: undefined };
 
 /** Pure: judges one interval's analysis against the spec's thresholds. */
 export function judge(vm: ValuationModel, a: AnalysisInput): { passed: boolean | "inconclusive"; message: string } {
