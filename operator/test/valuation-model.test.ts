@@ -127,3 +127,19 @@ describe("status conditions", () => {
     expect(canonical({ b: 1, a: [2, { d: 3, c: undefined }] })).toBe('{"a":[2,{"d":3}],"b":1}');
   });
 });
+
+describe("render (what `valora render -f` prints)", () => {
+  it("renders the objects of a ValuationModel and an AssetPipeline and ignores other kinds", async () => {
+    const { renderObjects } = await import("../src/index.js");
+    const { readFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const text = `apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n---\n${readFileSync(join(import.meta.dirname, "..", "..", "models", "real-estate", "real-estate.yaml"), "utf8")}`;
+    const objects = renderObjects(text, defaults, "valuation");
+    expect(objects.map((o) => o.kind)).toEqual(["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler"]);
+    const cm = objects[4] as unknown as { data: Record<string, string> };
+    expect(cm.data["pipeline.yaml"]).toContain("assetClass: real-estate");
+    const dep = objects[5] as unknown as { spec: { template: { metadata: { annotations: Record<string, string> } } } };
+    expect(dep.spec.template.metadata.annotations["valora.dev/config-hash"]).toMatch(/^[0-9a-f]{8}$/);
+    expect(() => renderObjects("kind: ValuationModel\napiVersion: valora.dev/v1alpha1\nmetadata: {name: x}\nspec: {}\n", defaults)).toThrow(/spec.assetClass/);
+  });
+});

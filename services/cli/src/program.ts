@@ -35,6 +35,12 @@ export const SERVICES: Record<string, { description: string; load: () => Promise
   },
 };
 
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
 export function buildProgram(): Command {
   const program = new Command("valora")
     .description("Valora: serve valuation models on Kubernetes, or on one machine")
@@ -66,6 +72,33 @@ export function buildProgram(): Command {
     .action(async (_opts: unknown, cmd: Command) => {
       const { main } = await import("@valora/trainer/main");
       await main(cmd.args);
+    });
+
+  program
+    .command("render")
+    .description("print the Kubernetes objects the operator would create for ValuationModel / AssetPipeline YAML (GitOps review)")
+    .requiredOption("-f, --file <file>", "YAML file with Valora resources ('-' for stdin)")
+    .option("-n, --namespace <ns>", "namespace for resources that name none", "default")
+    .option("--image <image>", "Valora image the pods run", "ghcr.io/valora/valora:0.1.0")
+    .action(async (opts: { file: string; namespace: string; image: string }) => {
+      const { readFile } = await import("node:fs/promises");
+      const { renderObjects, renderYaml } = await import("@valora/operator");
+      const text = opts.file === "-" ? await readStdin() : await readFile(opts.file, "utf8").catch((err: NodeJS.ErrnoException) => {
+        throw new CommanderError(2, "valora.noFile", `cannot read ${opts.file}: ${err.code ?? err.message}`);
+      });
+      process.stdout.write(renderYaml(renderObjects(text, { image: opts.image }, opts.namespace)));
+    });
+
+  program
+    .command("fetch-model")
+    .description("download and verify a model file (the model-fetch init step of model-server pods)")
+    .requiredOption("--uri <uri>", "file://, https:// or s3:// location")
+    .requiredOption("--out <file>", "where to write the model")
+    .option("--sha256 <hex>", "expected sha256; the file is refused when it differs")
+    .action(async (opts: { uri: string; out: string; sha256?: string }) => {
+      const { fetchModelToFile } = await import("@valora/model-server");
+      const result = await fetchModelToFile(opts, process.env);
+      process.stdout.write(`${opts.out}: sha256 ${result.sha256}${result.cached ? " (cached)" : ""}\n`);
     });
 
   program

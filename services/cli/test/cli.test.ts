@@ -1,4 +1,7 @@
 import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -53,5 +56,37 @@ describe.skipIf(!existsSync(bin))("valora command (built)", () => {
     child.kill("SIGTERM");
     expect(await exited).toBe(0);
     expect(logs.some((l) => l["msg"] === "shutdown complete" && l["ok"] === true)).toBe(true);
+  });
+});
+
+describe.skipIf(!existsSync(bin))("valora render and fetch-model (built)", () => {
+  const root = join(import.meta.dirname, "..", "..", "..");
+  it("renders the operator's objects for a manifest", () => {
+    const out = spawnSync(process.execPath, [bin, "render", "-f", join(root, "models", "autos", "autos.yaml"), "-n", "valuation"], { encoding: "utf8" });
+    expect(out.status).toBe(0);
+    expect(out.stdout).toContain("kind: Deployment");
+    expect(out.stdout).toContain("namespace: valuation");
+    expect(out.stdout).toContain("name: model-fetch");
+  });
+
+  it("fetches and verifies a model, and refuses hosts outside the allow-list", () => {
+    const model = join(root, "models", "autos", "model.onnx");
+    const sha = createHash("sha256").update(readFileSync(model)).digest("hex");
+    const out = join(mkdtempSync(join(tmpdir(), "valora-fetch-")), "m.onnx");
+    const ok = spawnSync(process.execPath, [bin, "fetch-model", "--uri", `file://${model}`, "--out", out, "--sha256", sha], { encoding: "utf8" });
+    expect(ok.status).toBe(0);
+    expect(readFileSync(out).equals(readFileSync(model))).toBe(true);
+    const wrong = spawnSync(process.execPath, [bin, "fetch-model", "--uri", `file://${model}`, "--out", out, "--sha256", "0".repeat(64)], { encoding: "utf8" });
+    expect(wrong.status).toBe(2);
+    expect(wrong.stderr).toContain("sha256 mismatch");
+    const ssrf = spawnSync(process.execPath, [bin, "fetch-model", "--uri", "https://169.254.169.254/latest", "--out", out], { encoding: "utf8" });
+    expect(ssrf.status).toBe(2);
+    expect(ssrf.stderr).toContain("not in the allow-list");
+  });
+
+  it("trains from a CSV and reports a clear error for a bad target", () => {
+    const out = spawnSync(process.execPath, [bin, "train", "--data", join(root, "models", "data", "car_prices.csv"), "--target", "Nope", "--out", "/tmp/x"], { encoding: "utf8" });
+    expect(out.status).toBe(2);
+    expect(out.stderr).toContain('target column "Nope" is not in the CSV header');
   });
 });

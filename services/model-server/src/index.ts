@@ -4,3 +4,4 @@ export { ModelSource, checkModelUri, sha256Hex, type ModelSourceOptions } from "
 export { Batcher, concatRows, splitRows, type BatchingOptions } from "./batcher.js";
 export { decodeInputs, flatten, type Tensor, type TensorSpec, type RawInput } from "./tensors.js";
 export { parseModelArgs, loadModelServerEnv } from "./config.js";
+export { fetchModelToFile } from "./fetch.js";

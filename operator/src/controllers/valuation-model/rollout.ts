@@ -12,7 +12,7 @@ export interface AnalysisInput {
 }
 
 export type CandidateStatus = NonNullable<ValuationModelStatus["candidate"]>;
-export type RouteWeight = NonNullable<ValuationModelStatus["routing"]>[number];
+export type Route = NonNullable<ValuationModelStatus["routing"]>[number];
 
 export type RolloutDecision =
   | { action: "start"; candidate: CandidateStatus; event?: undefined }
@@ -78,12 +78,12 @@ export function decideCanary(vm: ValuationModel, now: Date, candidateReady: bool
  * Pure: the routing pipelines read. Traffic moves to a new champion only once it is Ready; until
  * then the version status says is serving keeps it (zero-downtime declarative promotion).
  */
-export function routing(vm: ValuationModel, readyVersions: ReadonlySet<string>, candidate: CandidateStatus | undefined): RouteWeight[] {
+export function routing(vm: ValuationModel, readyVersions: ReadonlySet<string>, candidate: CandidateStatus | undefined): Route[] {
   const specChampion = vm.spec.champion.version;
   const serving = vm.status?.champion?.version;
   const champion = readyVersions.has(specChampion) || !serving ? specChampion : serving;
   const c = vm.spec.candidate;
-  const routes: RouteWeight[] = [];
+  const routes: Route[] = [];
   const canaryWeight = c && c.strategy === "Canary" && candidate?.version === c.version && candidate.phase !== "RolledBack" && readyVersions.has(c.version) ? candidate.trafficPercent : 0;
   if (canaryWeight < 100) routes.push({ version: champion, role: "champion", endpoint: serviceEndpoint(vm, champion), weight: 100 - canaryWeight });
   if (c && candidate?.phase !== "RolledBack") {
