@@ -1,0 +1,203 @@
+import { PatchStrategy, type KubernetesObject, type CoreV1Api, type CustomObjectsApi, type KubernetesObjectApi, type V1Deployment } from "@kubernetes/client-node";
+import { ValoraError, type Logger } from "@valora/kit";
+import { GROUP, VERSION, validateObject, type ValuationModel } from "../../api/index.js";
+import { TerminalError, httpStatusOf } from "../../runtime/errors.js";
+import type { ResilientInformer } from "../../runtime/informer.js";
+import { dnsLabel, durationMs, type K8sObject } from "../shared.js";
+import type { AnalysisSource } from "./analysis.js";
+import { HTTP_PORT, liveVersions, retainedVersions, serviceEndpoint, versionName, versionObjects, type ServingDefaults } from "./desired.js";
+import { decideCanary, routing, type AnalysisInput, type RolloutDecision } from "./rollout.js";
+import { canonical, setConditions } from "./status.js";
+
+export const FIELD_MANAGER = "valora-operator";
+export const FINALIZER = "valora.dev/finalizer";
+const PLURAL = "valuationmodels";
+const OWNED = [
+  { apiVersion: "v1", kind: "Service" },
+  { apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler" },
+  { apiVersion: "policy/v1", kind: "PodDisruptionBudget" },
+  { apiVersion: "apps/v1", kind: "Deployment" },
+] as const;
+
+export interface ValuationModelControllerDeps {
+  models: ResilientInformer<KubernetesObject>;
+  deployments: ResilientInformer<V1Deployment>;
+  objects: KubernetesObjectApi;
+  custom: CustomObjectsApi;
+  core: CoreV1Api;
+  defaults: ServingDefaults;
+  analysis: AnalysisSource;
+  /** Where a version's /metrics is (the Service in a cluster; loopback in tests). */
+  metricsUrl?: (vm: ValuationModel, version: string) => string;
+  now?: () => Date;
+  logger: Logger;
+}
+
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+}
+
+/**
+ * One ValuationModel, level-triggered: read it from the cache, apply what it needs, prune what it
+ * no longer needs, step its rollout, write status only when it changed. Safe to run again at any
+ * point (a crash mid-way is finished by the next run).
+ */
+export class ValuationModelReconciler {
+  private readonly now: () => Date;
+  private readonly metricsUrl: (vm: ValuationModel, version: string) => string;
+
+  constructor(private readonly d: ValuationModelControllerDeps) {
+    this.now = d.now ?? (() => new Date());
+    this.metricsUrl = d.metricsUrl ?? ((vm, v) => `http://${versionName(vm, v)}.${vm.metadata.namespace ?? "default"}.svc.cluster.local:${HTTP_PORT}/metrics`);
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const [namespace, name] = key.split("/") as [string, string];
+    const cached = this.d.models.get(namespace, name);
+    if (!cached) return {};
+    // The cache holds the object as the API server sent it; validation below gives it its type.
+    const raw = structuredClone(cached) as unknown as ValuationModel;
+    if (raw.metadata.deletionTimestamp) {
+      await this.removeFinalizer(raw);
+      return {};
+    }
+    let vm: ValuationModel;
+    try {
+      const parsed = validateObject(raw);
+      if (parsed.kind !== "ValuationModel") throw new TerminalError("not a ValuationModel");
+      vm = parsed;
+    } catch (err) {
+      if (err instanceof ValoraError) {
+        await this.writeStatus(raw, { ...(raw.status ?? {}), observedGeneration: raw.metadata.generation, conditions: setConditions(raw.status?.conditions, [{ type: "Ready", status: false, reason: "InvalidSpec", message: err.message }, { type: "Progressing", status: false, reason: "InvalidSpec", message: err.message }, { type: "Degraded", status: true, reason: "InvalidSpec", message: err.message }], raw.metadata.generation, this.now()) });
+        throw new TerminalError(err.message);
+      }
+      throw err;
+    }
+    if (!(vm.metadata.finalizers ?? []).includes(FINALIZER)) {
+      await this.d.custom.replaceNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: { ...raw, metadata: { ...raw.metadata, finalizers: [...(raw.metadata.finalizers ?? []), FINALIZER] } } });
+      return { requeueAfterMs: 0 };
+    }
+
+    const ready = this.readyVersions(vm);
+    const live = liveVersions(vm);
+    for (const v of live) for (const obj of versionObjects(vm, v, this.d.defaults)) await this.apply(obj);
+    const keep = new Set([...live.map((v) => dnsLabel(v.version)), ...retainedVersions(vm, ready.versions).map((v) => dnsLabel(v))]);
+    await this.prune(vm, keep);
+
+    let decision: RolloutDecision | undefined;
+    if (vm.spec.candidate) {
+      const c = vm.spec.candidate;
+      const current = vm.status?.candidate;
+      const due = current?.version === c.version && current.phase === "Progressing" && this.now().getTime() - new Date(current.stepStartedAt ?? 0).getTime() >= durationMs(c.canary?.interval ?? "1m");
+      let analysis: AnalysisInput | undefined;
+      if (due && c.strategy === "Canary") {
+        analysis = await this.d.analysis.analyse({ namespace, model: vm.metadata.name, candidate: c.version, champion: vm.spec.champion.version, candidateUrl: this.metricsUrl(vm, c.version), championUrl: this.metricsUrl(vm, vm.spec.champion.version) }).catch((err: unknown) => {
+          this.d.logger.warn({ vm: key, err: err instanceof Error ? err.message : String(err) }, "canary analysis could not read metrics");
+          return undefined;
+        });
+      }
+      decision = decideCanary(vm, this.now(), ready.versions.has(c.version), analysis);
+      if (decision.event) await this.event(vm, decision.event.reason, decision.event.message, decision.action === "rollback" ? "Warning" : "Normal");
+    }
+
+    const routes = routing(vm, ready.versions, decision?.candidate);
+    const champion = routes.find((r) => r.role === "champion") ?? routes.find((r) => r.role === "canary");
+    const championReady = champion ? ready.versions.has(champion.version) : false;
+    if (vm.status?.champion?.version && champion && vm.status.champion.version !== champion.version && championReady) {
+      await this.event(vm, "ChampionChanged", `traffic moved from ${vm.status.champion.version} to ${champion.version}`, "Normal");
+    }
+    const rolledBack = decision?.candidate.phase === "RolledBack";
+    const progressing = (decision && ["Pending", "Progressing"].includes(decision.candidate.phase)) || vm.spec.champion.version !== champion?.version;
+    const status = {
+      observedGeneration: vm.metadata.generation,
+      conditions: setConditions(
+        vm.status?.conditions,
+        [
+          { type: "Ready", status: championReady, reason: championReady ? "ChampionAvailable" : "ChampionNotReady", message: champion ? `${champion.version}: ${ready.replicas.get(champion.version) ?? 0} ready replicas` : "no champion" },
+          { type: "Progressing", status: progressing, reason: progressing ? "Rollout" : "Stable", message: decision ? `candidate ${decision.candidate.version} ${decision.candidate.phase} at ${decision.candidate.trafficPercent}%` : progressing ? `waiting for ${vm.spec.champion.version} to become ready` : "no rollout in progress" },
+          { type: "Degraded", status: rolledBack, reason: rolledBack ? "CanaryRolledBack" : "AsExpected", message: rolledBack ? (decision?.candidate.lastAnalysis?.message ?? "rolled back") : "" },
+        ],
+        vm.metadata.generation,
+        this.now(),
+      ),
+      ...(champion ? { champion: { version: champion.version, readyReplicas: ready.replicas.get(champion.version) ?? 0, endpoint: serviceEndpoint(vm, champion.version) } } : {}),
+      ...(decision ? { candidate: decision.candidate } : {}),
+      routing: routes,
+    };
+    await this.writeStatus(raw, status);
+    if (decision?.action === "wait") return { requeueAfterMs: decision.requeueAfterMs };
+    if (decision?.action === "start" || decision?.action === "advance") return { requeueAfterMs: durationMs(vm.spec.candidate?.canary?.interval ?? "1m") };
+    if (live.some((v) => !ready.versions.has(v.version))) return { requeueAfterMs: 5000 };
+    return {};
+  }
+
+  private readyVersions(vm: ValuationModel): { versions: Set<string>; replicas: Map<string, number> } {
+    const byLabel = new Map<string, string>();
+    for (const v of [...liveVersions(vm).map((l) => l.version), ...(vm.status?.routing ?? []).map((r) => r.version)]) byLabel.set(dnsLabel(v), v);
+    const versions = new Set<string>();
+    const replicas = new Map<string, number>();
+    for (const d of this.d.deployments.list(vm.metadata.namespace)) {
+      if (d.metadata?.labels?.["valora.dev/model"] !== vm.metadata.name) continue;
+      const version = byLabel.get(d.metadata.labels["valora.dev/version"] ?? "");
+      if (!version) continue;
+      const readyReplicas = d.status?.readyReplicas ?? 0;
+      replicas.set(version, readyReplicas);
+      const current = (d.status?.observedGeneration ?? 0) >= (d.metadata.generation ?? 0);
+      if (readyReplicas >= 1 && current) versions.add(version);
+    }
+    return { versions, replicas };
+  }
+
+  private async apply(obj: K8sObject): Promise<void> {
+    await this.d.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+  }
+
+  private async prune(vm: ValuationModel, keep: Set<string>): Promise<void> {
+    for (const t of OWNED) {
+      const list = await this.d.objects.list(t.apiVersion, t.kind, vm.metadata.namespace, undefined, undefined, undefined, undefined, `valora.dev/model=${vm.metadata.name},app.kubernetes.io/managed-by=valora-operator`);
+      for (const item of list.items) {
+        const version = item.metadata?.labels?.["valora.dev/version"];
+        if (version && !keep.has(version)) {
+          this.d.logger.info({ vm: `${vm.metadata.namespace}/${vm.metadata.name}`, kind: t.kind, name: item.metadata?.name }, "pruning object of a retired version");
+          await this.d.objects.delete({ apiVersion: t.apiVersion, kind: t.kind, metadata: { name: item.metadata!.name!, namespace: vm.metadata.namespace! } }).catch((err: unknown) => {
+            if (httpStatusOf(err) !== 404) throw err;
+          });
+        }
+      }
+    }
+  }
+
+  private async writeStatus(raw: ValuationModel, status: Record<string, unknown>): Promise<void> {
+    if (canonical(raw.status ?? {}) === canonical(status)) return;
+    await this.d.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace: raw.metadata.namespace!, plural: PLURAL, name: raw.metadata.name, body: { ...raw, status } });
+  }
+
+  private async removeFinalizer(raw: ValuationModel): Promise<void> {
+    const finalizers = raw.metadata.finalizers ?? [];
+    if (!finalizers.includes(FINALIZER)) return;
+    // Owned objects carry owner references: the garbage collector removes them with the model.
+    await this.d.custom.replaceNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: raw.metadata.namespace!, plural: PLURAL, name: raw.metadata.name, body: { ...raw, metadata: { ...raw.metadata, finalizers: finalizers.filter((f) => f !== FINALIZER) } } });
+  }
+
+  private async event(vm: ValuationModel, reason: string, message: string, type: "Normal" | "Warning"): Promise<void> {
+    const now = this.now();
+    this.d.logger.info({ vm: `${vm.metadata.namespace}/${vm.metadata.name}`, reason, message }, "event");
+    await this.d.core
+      .createNamespacedEvent({
+        namespace: vm.metadata.namespace!,
+        body: {
+          metadata: { generateName: `${vm.metadata.name}.`, name: `${vm.metadata.name}.${now.getTime().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`, namespace: vm.metadata.namespace! },
+          involvedObject: { apiVersion: `${GROUP}/${VERSION}`, kind: "ValuationModel", name: vm.metadata.name, namespace: vm.metadata.namespace!, uid: vm.metadata.uid!, resourceVersion: vm.metadata.resourceVersion! },
+          reason,
+          message,
+          type,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+          source: { component: FIELD_MANAGER },
+          reportingComponent: FIELD_MANAGER,
+        },
+      })
+      .catch((err: unknown) => this.d.logger.warn({ err: err instanceof Error ? err.message : String(err) }, "could not record event"));
+  }
+}

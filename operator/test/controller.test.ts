@@ -1,0 +1,181 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createRegistry } from "@valora/kit";
+import { captureLogs } from "@valora/kit/testing";
+import { kubeConfig, startOperator, FINALIZER, type AnalysisSource, type Operator } from "../src/index.js";
+import type { AnalysisInput } from "../src/controllers/valuation-model/rollout.js";
+import { FakeApiServer } from "./support/fake-apiserver.js";
+
+const NS = "valuation";
+const defaults = { image: "valora:test" };
+const good: AnalysisInput = { requests: 500, errors: 0, latencyP99Ms: 8, medianAbsDeltaPct: 1 };
+const bad: AnalysisInput = { requests: 500, errors: 60, latencyP99Ms: 8, medianAbsDeltaPct: 1 };
+
+function vm(name: string, spec: Record<string, unknown> = {}) {
+  return {
+    apiVersion: "valora.dev/v1alpha1",
+    kind: "ValuationModel",
+    metadata: { name, namespace: NS },
+    spec: { assetClass: "real-estate", champion: { version: "v1", uri: "file:///models/v1.onnx" }, serving: { minReplicas: 1, maxReplicas: 3, targetCPUUtilization: 70 }, ...spec },
+  };
+}
+
+describe("ValuationModel controller against an API server double (via @kubernetes/client-node)", () => {
+  const api = new FakeApiServer();
+  let url = "";
+  const analysis: AnalysisSource & { result: AnalysisInput } = { result: good, analyse: async () => analysis.result };
+  const operators: Operator[] = [];
+  const { logger, lines } = captureLogs("operator");
+
+  // Plays the Deployment controller: every Deployment the operator creates becomes ready.
+  let kubelet: NodeJS.Timeout;
+  const autoReady = new Set<string>();
+  beforeAll(async () => {
+    url = await api.start();
+    kubelet = setInterval(() => {
+      for (const d of api.list("deployments", NS)) {
+        const gen = Number(d.metadata["generation"]);
+        const st = d["status"] as { observedGeneration?: number } | undefined;
+        if (autoReady.has(d.metadata.name) && st?.observedGeneration !== gen) api.setStatus("deployments", NS, d.metadata.name, { replicas: 1, readyReplicas: 1, availableReplicas: 1, updatedReplicas: 1, observedGeneration: gen });
+      }
+    }, 20);
+  });
+  afterAll(async () => {
+    clearInterval(kubelet);
+    await api.stop();
+  });
+  afterEach(async () => {
+    await Promise.all(operators.splice(0).map((o) => o.stop()));
+  });
+
+  const start = async (identity = "op-1") => {
+    const op = await startOperator({ kc: kubeConfig(url), identity, leaseNamespace: "valora-system", defaults, logger, registry: createRegistry({ service: identity, collectDefault: false }), analysis, renewIntervalMs: 100, leaseDurationSeconds: 1, queue: { baseDelayMs: 5, maxDelayMs: 200 } });
+    operators.push(op);
+    return op;
+  };
+  const status = (name: string) => api.get("valuationmodels", NS, name)?.["status"] as Record<string, any> | undefined; // eslint-disable-line @typescript-eslint/no-explicit-any -- status documents are asserted on by shape
+  const condition = (name: string, type: string) => (status(name)?.conditions as { type: string; status: string; reason: string }[] | undefined)?.find((c) => c.type === type);
+  const events = (name: string) => api.list("events", NS).filter((e) => (e["involvedObject"] as { name: string }).name === name).map((e) => e["reason"] as string);
+
+  it("creates a Deployment, Service, HPA and PDB per version with owner references, a finalizer, and Ready status", async () => {
+    await start();
+    autoReady.add("homes-v1");
+    api.put(vm("homes"));
+    await expect.poll(() => condition("homes", "Ready")?.status, { timeout: 10_000 }).toBe("True");
+    for (const plural of ["deployments", "services", "horizontalpodautoscalers", "poddisruptionbudgets"]) {
+      const o = api.get(plural, NS, "homes-v1");
+      expect(o, plural).toBeDefined();
+      expect((o!.metadata["ownerReferences"] as { kind: string; name: string }[])[0]).toMatchObject({ kind: "ValuationModel", name: "homes" });
+    }
+    expect(api.get("valuationmodels", NS, "homes")!.metadata["finalizers"]).toEqual([FINALIZER]);
+    expect(status("homes")).toMatchObject({ observedGeneration: 1, champion: { version: "v1", readyReplicas: 1, endpoint: "homes-v1.valuation.svc.cluster.local:8001" }, routing: [{ version: "v1", role: "champion", weight: 100 }] });
+    expect(api.requests.some((r) => r.method === "PATCH" && r.contentType?.startsWith("application/apply-patch") && r.path.includes("fieldManager=valora-operator"))).toBe(true);
+  });
+
+  it("promotes a healthy canary step by step, with Events", async () => {
+    await start();
+    autoReady.add("canary-ok-v1").add("canary-ok-v2");
+    api.put(vm("canary-ok", { candidate: { version: "v2", uri: "file:///models/v2.onnx", canary: { steps: [20, 60, 100], interval: "200ms" } } }));
+    analysis.result = good;
+    await expect.poll(() => status("canary-ok")?.candidate?.phase, { timeout: 15_000 }).toBe("Promoted");
+    expect(status("canary-ok")!.routing).toEqual([{ version: "v2", role: "canary", endpoint: "canary-ok-v2.valuation.svc.cluster.local:8001", weight: 100 }]);
+    expect(events("canary-ok")).toEqual(expect.arrayContaining(["CanaryStepAdvanced", "CanaryPromoted"]));
+  });
+
+  it("rolls a failing canary back and reports Degraded, with a Warning Event", async () => {
+    await start();
+    autoReady.add("canary-bad-v1").add("canary-bad-v2");
+    analysis.result = bad;
+    api.put(vm("canary-bad", { candidate: { version: "v2", uri: "file:///models/v2.onnx", canary: { steps: [20, 100], interval: "200ms" } } }));
+    await expect.poll(() => status("canary-bad")?.candidate?.phase, { timeout: 15_000 }).toBe("RolledBack");
+    expect(condition("canary-bad", "Degraded")).toMatchObject({ status: "True", reason: "CanaryRolledBack" });
+    expect(status("canary-bad")!.routing).toEqual([{ version: "v1", role: "champion", endpoint: "canary-bad-v1.valuation.svc.cluster.local:8001", weight: 100 }]);
+    const warning = api.list("events", NS).find((e) => e["reason"] === "CanaryRolledBack");
+    expect(warning?.["type"]).toBe("Warning");
+    analysis.result = good;
+  });
+
+  it("promotes declaratively with zero downtime: routing moves only once the new version is Ready, then the old one is pruned", async () => {
+    await start();
+    autoReady.add("zd-v1");
+    api.put(vm("zd"));
+    await expect.poll(() => condition("zd", "Ready")?.status, { timeout: 10_000 }).toBe("True");
+    api.put(vm("zd", { champion: { version: "v2", uri: "file:///models/v2.onnx" } }));
+    await expect.poll(() => api.get("deployments", NS, "zd-v2"), { timeout: 10_000 }).toBeDefined();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(status("zd")!.routing[0].version).toBe("v1");
+    expect(api.get("deployments", NS, "zd-v1")).toBeDefined();
+    autoReady.add("zd-v2");
+    await expect.poll(() => status("zd")?.routing?.[0]?.version, { timeout: 10_000 }).toBe("v2");
+    await expect.poll(() => api.get("deployments", NS, "zd-v1"), { timeout: 10_000 }).toBeUndefined();
+    expect(api.get("services", NS, "zd-v1")).toBeUndefined();
+    expect(events("zd")).toContain("ChampionChanged");
+  });
+
+  it("refuses an invalid spec with a Degraded condition and creates nothing", async () => {
+    await start();
+    api.put(vm("broken", { candidate: { version: "v1", uri: "file:///models/v1b.onnx" } }));
+    await expect.poll(() => condition("broken", "Degraded")?.reason, { timeout: 10_000 }).toBe("InvalidSpec");
+    expect(api.get("deployments", NS, "broken-v1")).toBeUndefined();
+  });
+
+  it("runs one leader among two replicas and fails over when the leader stops", async () => {
+    const a = await start("op-a");
+    const b = await start("op-b");
+    await expect.poll(() => [a.elector.isLeader, b.elector.isLeader].filter(Boolean).length, { timeout: 5000 }).toBe(1);
+    const [leader, standby] = a.elector.isLeader ? [a, b] : [b, a];
+    await leader.stop();
+    operators.splice(operators.indexOf(leader), 1);
+    await expect.poll(() => standby.elector.isLeader, { timeout: 5000 }).toBe(true);
+    autoReady.add("failover-v1");
+    api.put(vm("failover"));
+    await expect.poll(() => condition("failover", "Ready")?.status, { timeout: 10_000 }).toBe("True");
+  });
+
+  it("survives dropped watches and 410 Gone: the informers restart and re-list", async () => {
+    const op = await start();
+    await expect.poll(() => op.elector.isLeader, { timeout: 5000 }).toBe(true);
+    api.compact();
+    api.dropWatches();
+    autoReady.add("after-drop-v1");
+    api.put(vm("after-drop"));
+    await expect.poll(() => condition("after-drop", "Ready")?.status, { timeout: 15_000 }).toBe("True");
+  });
+
+  it("finishes the work of an operator killed mid-reconcile: a fresh one converges", async () => {
+    const first = await start();
+    await expect.poll(() => first.elector.isLeader, { timeout: 5000 }).toBe(true);
+    api.put(vm("crashy"));
+    await expect.poll(() => api.get("deployments", NS, "crashy-v1"), { timeout: 10_000 }).toBeDefined();
+    await first.stop();
+    operators.splice(operators.indexOf(first), 1);
+    // Leave a half-done state behind, as a crash between two applies would: no Service.
+    await fetch(`${url}/api/v1/namespaces/${NS}/services/crashy-v1`, { method: "DELETE" });
+    expect(api.get("services", NS, "crashy-v1")).toBeUndefined();
+    autoReady.add("crashy-v1");
+    await start("op-2");
+    await expect.poll(() => condition("crashy", "Ready")?.status, { timeout: 15_000 }).toBe("True");
+    expect(api.get("services", NS, "crashy-v1")).toBeDefined();
+    expect(lines.some((l) => l["msg"] === "became leader")).toBe(true);
+  });
+
+  it("retries after conflicting writes (409) with backoff and converges", async () => {
+    const op = await start();
+    await expect.poll(() => op.elector.isLeader, { timeout: 5000 }).toBe(true);
+    api.conflictNext("valuationmodels", 3);
+    autoReady.add("contended-v1");
+    api.put(vm("contended"));
+    await expect.poll(() => condition("contended", "Ready")?.status, { timeout: 15_000 }).toBe("True");
+    expect(lines.some((l) => l["msg"] === "reconcile failed; will retry" && String(l["err"]).includes("409"))).toBe(true);
+  });
+
+  it("deletes cleanly: the finalizer is removed and owned objects are garbage-collected", async () => {
+    await start();
+    autoReady.add("gone-v1");
+    api.put(vm("gone"));
+    await expect.poll(() => condition("gone", "Ready")?.status, { timeout: 10_000 }).toBe("True");
+    const res = await fetch(`${url}/apis/valora.dev/v1alpha1/namespaces/${NS}/valuationmodels/gone`, { method: "DELETE" });
+    expect(res.status).toBe(200);
+    await expect.poll(() => api.get("valuationmodels", NS, "gone"), { timeout: 10_000 }).toBeUndefined();
+    expect(api.get("deployments", NS, "gone-v1")).toBeUndefined();
+  });
+});
