@@ -22,6 +22,13 @@ export function defaultModels(dir: string): { model: string; version: string }[]
  * `main` lazily so `valora --help` does not pay for onnxruntime, pg or fastify.
  */
 export const SERVICES: Record<string, { description: string; load: () => Promise<(argv: string[]) => Promise<void>> }> = {
+  operator: {
+    description: "the Kubernetes operator (ValuationModel controller, leader-elected)",
+    load: async () => {
+      const { main } = await import("@valora/operator/main");
+      return () => main();
+    },
+  },
   "model-server": {
     description: "Open Inference Protocol model server (gRPC + REST) for ONNX models",
     load: async () => (await import("@valora/model-server/main")).main,
