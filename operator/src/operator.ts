@@ -4,6 +4,7 @@ import { GROUP, VERSION } from "./api/index.js";
 import { PodMetricsAnalysis, type AnalysisSource } from "./controllers/valuation-model/analysis.js";
 import type { ServingDefaults } from "./controllers/valuation-model/desired.js";
 import { ValuationModelReconciler, type ValuationModelControllerDeps } from "./controllers/valuation-model/reconcile.js";
+import { AssetPipelineReconciler } from "./controllers/asset-pipeline/reconcile.js";
 import { TerminalError } from "./runtime/errors.js";
 import { ResilientInformer } from "./runtime/informer.js";
 import { clients as makeClients, type Clients } from "./runtime/kube.js";
@@ -29,7 +30,7 @@ export interface OperatorOptions {
 export interface Operator {
   elector: LeaderElector;
   queue: WorkQueue;
-  informers: { models: ResilientInformer<KubernetesObject>; deployments: ResilientInformer<V1Deployment> };
+  informers: { models: ResilientInformer<KubernetesObject>; pipelines: ResilientInformer<KubernetesObject>; deployments: ResilientInformer<V1Deployment> };
   reconciler: ValuationModelReconciler;
   stop(): Promise<void>;
 }
@@ -49,12 +50,25 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   const queue = new WorkQueue(o.queue);
   const models = new ResilientInformer<KubernetesObject>(o.kc, `/apis/${GROUP}/${VERSION}/valuationmodels`, () => c.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: "valuationmodels" }) as Promise<KubernetesListObject<KubernetesObject>>, o.logger);
   const deployments = new ResilientInformer<V1Deployment>(o.kc, "/apis/apps/v1/deployments", () => c.apps.listDeploymentForAllNamespaces({ labelSelector: "app.kubernetes.io/managed-by=valora-operator" }), o.logger, "app.kubernetes.io/managed-by=valora-operator");
-  models.onChange((_t, obj) => obj.metadata?.namespace && obj.metadata.name && queue.add(`${obj.metadata.namespace}/${obj.metadata.name}`));
+  const pipelines = new ResilientInformer<KubernetesObject>(o.kc, `/apis/${GROUP}/${VERSION}/assetpipelines`, () => c.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: "assetpipelines" }) as Promise<KubernetesListObject<KubernetesObject>>, o.logger);
+  // Keys carry their kind: "vm:ns/name" and "ap:ns/name" share one queue.
+  models.onChange((_t, obj) => {
+    if (!obj.metadata?.namespace || !obj.metadata.name) return;
+    queue.add(`vm:${obj.metadata.namespace}/${obj.metadata.name}`);
+    // Pipelines report the champion of the model they route to.
+    for (const p of pipelines.list(obj.metadata.namespace)) {
+      if ((p as unknown as { spec?: { model?: { name?: string } } }).spec?.model?.name === obj.metadata.name) queue.add(`ap:${obj.metadata.namespace}/${p.metadata!.name!}`);
+    }
+  });
+  pipelines.onChange((_t, obj) => obj.metadata?.namespace && obj.metadata.name && queue.add(`ap:${obj.metadata.namespace}/${obj.metadata.name}`));
   deployments.onChange((_t, obj) => {
-    const key = ownerKey(obj, "ValuationModel");
-    if (key) queue.add(key);
+    const vmKey = ownerKey(obj, "ValuationModel");
+    if (vmKey) queue.add(`vm:${vmKey}`);
+    const apKey = ownerKey(obj, "AssetPipeline");
+    if (apKey) queue.add(`ap:${apKey}`);
   });
   const reconciler = new ValuationModelReconciler({ models, deployments, objects: c.objects, custom: c.custom, core: c.core, defaults: o.defaults, analysis: o.analysis ?? new PodMetricsAnalysis(), ...(o.metricsUrl ? { metricsUrl: o.metricsUrl } : {}), ...(o.now ? { now: o.now } : {}), logger: o.logger });
+  const pipelineReconciler = new AssetPipelineReconciler({ pipelines, models, deployments, objects: c.objects, custom: c.custom, defaults: { image: o.defaults.image, serviceAccountName: "valora-pipeline" }, ...(o.now ? { now: o.now } : {}), logger: o.logger });
   const total = counter(o.registry, "valora_operator_reconcile_total", "Reconciles by controller and result.", ["controller", "result"]);
   const seconds = histogram(o.registry, "valora_operator_reconcile_seconds", "Reconcile duration.", ["controller"]);
 
@@ -70,48 +84,50 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
         return;
       }
       const started = process.hrtime.bigint();
+      const controller = key.startsWith("ap:") ? "assetpipeline" : "valuationmodel";
       try {
-        const result = await reconciler.reconcile(key);
+        const result = controller === "assetpipeline" ? await pipelineReconciler.reconcile(key.slice(3)) : await reconciler.reconcile(key.slice(3));
         queue.forget(key);
         if (result.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs);
-        total.inc({ controller: "valuationmodel", result: result.requeueAfterMs !== undefined ? "requeue" : "success" });
+        total.inc({ controller, result: result.requeueAfterMs !== undefined ? "requeue" : "success" });
       } catch (err) {
         if (err instanceof TerminalError) {
           queue.forget(key);
-          total.inc({ controller: "valuationmodel", result: "terminal" });
+          total.inc({ controller, result: "terminal" });
           o.logger.warn({ key, err: err.message }, "reconcile failed for good; waiting for a spec change");
         } else {
           const delay = queue.addRateLimited(key);
-          total.inc({ controller: "valuationmodel", result: "error" });
+          total.inc({ controller, result: "error" });
           o.logger.warn({ key, err: err instanceof Error ? err.message : String(err), retryInMs: delay }, "reconcile failed; will retry");
         }
       } finally {
-        seconds.observe({ controller: "valuationmodel" }, Number(process.hrtime.bigint() - started) / 1e9);
+        seconds.observe({ controller }, Number(process.hrtime.bigint() - started) / 1e9);
         queue.done(key);
       }
     }
   };
   elector.onStartedLeading = () => {
     working = true;
-    for (const m of models.list()) if (m.metadata?.namespace && m.metadata.name) queue.add(`${m.metadata.namespace}/${m.metadata.name}`);
+    for (const m of models.list()) if (m.metadata?.namespace && m.metadata.name) queue.add(`vm:${m.metadata.namespace}/${m.metadata.name}`);
+    for (const p of pipelines.list()) if (p.metadata?.namespace && p.metadata.name) queue.add(`ap:${p.metadata.namespace}/${p.metadata.name}`);
     for (let i = 0; i < (o.workers ?? 2); i++) void worker();
   };
   elector.onStoppedLeading = () => {
     working = false;
   };
-  await Promise.all([models.start(), deployments.start()]);
-  await Promise.all([models.waitForSync(), deployments.waitForSync()]);
+  await Promise.all([models.start(), pipelines.start(), deployments.start()]);
+  await Promise.all([models.waitForSync(), pipelines.waitForSync(), deployments.waitForSync()]);
   elector.start();
   return {
     elector,
     queue,
-    informers: { models, deployments },
+    informers: { models, pipelines, deployments },
     reconciler,
     async stop() {
       working = false;
       await elector.stop();
       queue.shutDown();
-      await Promise.all([models.stop(), deployments.stop()]);
+      await Promise.all([models.stop(), pipelines.stop(), deployments.stop()]);
     },
   };
 }

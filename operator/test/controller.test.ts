@@ -168,6 +168,22 @@ describe("ValuationModel controller against an API server double (via @kubernete
     expect(lines.some((l) => l["msg"] === "reconcile failed; will retry" && String(l["err"]).includes("409"))).toBe(true);
   });
 
+  it("reconciles an AssetPipeline into its ConfigMap, Deployment, Service and HPA, bound to its model", async () => {
+    await start();
+    autoReady.add("houses-v1").add("pipeline-houses");
+    api.put(vm("houses"));
+    const { parseAllDocuments } = await import("yaml");
+    const { readFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const ap = parseAllDocuments(readFileSync(join(import.meta.dirname, "..", "..", "models", "real-estate", "real-estate.yaml"), "utf8"))[1]!.toJS();
+    api.put({ ...ap, metadata: { name: "houses", namespace: NS }, spec: { ...ap.spec, model: { name: "houses" } } });
+    const apStatus = () => api.get("assetpipelines", NS, "houses")?.["status"] as { model?: { championVersion?: string }; conditions?: { type: string; status: string }[] } | undefined;
+    await expect.poll(() => apStatus()?.conditions?.find((c) => c.type === "Ready")?.status, { timeout: 15_000 }).toBe("True");
+    expect(apStatus()?.model).toEqual({ name: "houses", championVersion: "v1" });
+    for (const plural of ["configmaps", "deployments", "services", "horizontalpodautoscalers"]) expect(api.get(plural, NS, "pipeline-houses"), plural).toBeDefined();
+    expect((api.get("configmaps", NS, "pipeline-houses")!["data"] as Record<string, string>)["pipeline.yaml"]).toContain("assetClass: real-estate");
+  });
+
   it("deletes cleanly: the finalizer is removed and owned objects are garbage-collected", async () => {
     await start();
     autoReady.add("gone-v1");
