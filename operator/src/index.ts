@@ -11,5 +11,5 @@ export { WorkQueue } from "./runtime/workqueue.js";
 export { LeaderElector } from "./runtime/leader.js";
 export { ResilientInformer } from "./runtime/informer.js";
 export { TerminalError } from "./runtime/errors.js";
-export { PodMetricsAnalysis, snapshotOf, histogramQuantile, type AnalysisSource } from "./controllers/valuation-model/analysis.js";
+export { PodMetricsAnalysis, PrometheusAnalysis, snapshotOf, histogramQuantile, type AnalysisSource } from "./controllers/valuation-model/analysis.js";
 export { ValuationModelReconciler, FINALIZER, FIELD_MANAGER } from "./controllers/valuation-model/reconcile.js";

@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { createOpsServer, createServiceBase, loadConfig, vars, z } from "@valora/kit";
 import { startOperator } from "./operator.js";
+import { PodMetricsAnalysis, PrometheusAnalysis } from "./controllers/valuation-model/analysis.js";
 import { kubeConfig } from "./runtime/kube.js";
 
 const OperatorEnv = z.object({
@@ -17,6 +18,8 @@ const OperatorEnv = z.object({
   VALORA_MODEL_ALLOWED_HOSTS: z.string().optional(),
   VALORA_MODEL_ALLOWED_BUCKETS: z.string().optional(),
   VALORA_S3_ENDPOINT: z.string().optional(),
+  /** Canary analysis from Prometheus' HTTP API when set; otherwise from each version's own /metrics. */
+  PROMETHEUS_URL: vars.url().optional(),
 });
 
 /** `valora serve operator`: wiring from the environment only. */
@@ -29,7 +32,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   await ops.listen(config.METRICS_PORT, config.HOST);
   let synced = false;
   base.health.addCheck("informers-synced", () => synced);
-  const operator = await startOperator({ kc: kubeConfig(config.KUBE_API_SERVER), identity: config.POD_NAME, leaseNamespace: config.POD_NAMESPACE, defaults: { image: config.VALORA_IMAGE, modelEnv }, logger: base.logger, registry: base.registry, workers: config.WORKERS });
+  const operator = await startOperator({ kc: kubeConfig(config.KUBE_API_SERVER), identity: config.POD_NAME, leaseNamespace: config.POD_NAMESPACE, defaults: { image: config.VALORA_IMAGE, modelEnv }, analysis: config.PROMETHEUS_URL ? new PrometheusAnalysis(config.PROMETHEUS_URL) : new PodMetricsAnalysis(), logger: base.logger, registry: base.registry, workers: config.WORKERS });
   synced = true; // startOperator resolves once both informers have listed
   base.shutdown.register("operator", () => operator.stop());
   base.shutdown.register("ops-http", () => ops.close());

@@ -1,6 +1,6 @@
 import { createServer } from "node:http";
 import { describe, expect, it } from "vitest";
-import { PodMetricsAnalysis, histogramQuantile, snapshotOf } from "../src/index.js";
+import { PodMetricsAnalysis, PrometheusAnalysis, histogramQuantile, snapshotOf } from "../src/index.js";
 
 // The shape model servers expose on /metrics (see services/model-server/src/metrics.ts).
 const exposition = (ok: number, failed: number, fast: number, slow: number, predictionAt: number) => `
@@ -40,5 +40,24 @@ describe("canary analysis from the model servers' own metrics", () => {
     server.close();
     expect(r).toMatchObject({ requests: 100, errors: 50 });
     expect(r!.latencyP99Ms).toBe(50);
+  });
+});
+
+describe("canary analysis from the Prometheus HTTP API", () => {
+  it("asks /api/v1/query for the candidate's requests, errors, p99 and both versions' median prediction", async () => {
+    const queries: string[] = [];
+    const server = createServer((req, res) => {
+      const q = new URL(req.url ?? "/", "http://x").searchParams.get("query") ?? "";
+      queries.push(q);
+      const value = q.startsWith("sum(increase") ? (q.includes("code!~") ? "5" : "200") : q.includes("0.99") ? "0.02" : q.includes('version="v2"') ? "12.6" : "12.0";
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ status: "success", data: { resultType: "vector", result: [{ metric: {}, value: [1, value] }] } }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const a = new PrometheusAnalysis(`http://127.0.0.1:${(server.address() as { port: number }).port}`, "2m");
+    const r = await a.analyse({ namespace: "ns", model: "homes", candidate: "v2", champion: "v1", candidateUrl: "", championUrl: "" });
+    server.close();
+    expect(r).toEqual({ requests: 200, errors: 5, latencyP99Ms: 20, medianAbsDeltaPct: expect.closeTo(5, 6) });
+    expect(queries).toContain('sum(increase(valora_model_requests_total{model="homes",version="v2",namespace="ns",kind="infer"}[2m]))');
   });
 });

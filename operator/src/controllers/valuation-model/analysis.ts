@@ -90,3 +90,39 @@ export class PodMetricsAnalysis implements AnalysisSource {
     };
   }
 }
+
+/**
+ * Reads the same signals from a Prometheus server's HTTP API (`/api/v1/query`), when one scrapes
+ * the model servers: better than pod scraping with many replicas, since it sums every pod.
+ */
+export class PrometheusAnalysis implements AnalysisSource {
+  constructor(
+    private readonly baseUrl: string,
+    private readonly window: string = "1m",
+    private readonly fetchFn: typeof fetch = fetch,
+  ) {}
+
+  private async scalar(query: string): Promise<number> {
+    const url = new URL("/api/v1/query", this.baseUrl);
+    url.searchParams.set("query", query);
+    const res = await this.fetchFn(url, { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) throw new Error(`prometheus ${res.status} for ${query}`);
+    const body = (await res.json()) as { status: string; data?: { resultType: string; result: { value: [number, string] }[] } };
+    if (body.status !== "success") throw new Error(`prometheus query failed: ${query}`);
+    const v = Number(body.data?.result[0]?.value[1] ?? "0");
+    return Number.isFinite(v) ? v : 0;
+  }
+
+  async analyse(i: Parameters<AnalysisSource["analyse"]>[0]): Promise<AnalysisInput | undefined> {
+    const sel = (version: string, extra = "") => `model="${i.model}",version="${version}",namespace="${i.namespace}"${extra}`;
+    const w = this.window;
+    const [requests, errors, p99, candMedian, champMedian] = await Promise.all([
+      this.scalar(`sum(increase(valora_model_requests_total{${sel(i.candidate, ',kind="infer"')}}[${w}]))`),
+      this.scalar(`sum(increase(valora_model_requests_total{${sel(i.candidate, ',kind="infer",code!~"OK|INVALID_ARGUMENT|NOT_FOUND"')}}[${w}]))`),
+      this.scalar(`histogram_quantile(0.99, sum by (le) (rate(valora_model_request_seconds_bucket{${sel(i.candidate, ',kind="infer"')}}[${w}])))`),
+      this.scalar(`histogram_quantile(0.5, sum by (le) (rate(valora_model_prediction_bucket{${sel(i.candidate)}}[${w}])))`),
+      this.scalar(`histogram_quantile(0.5, sum by (le) (rate(valora_model_prediction_bucket{${sel(i.champion)}}[${w}])))`),
+    ]);
+    return { requests: Math.round(requests), errors: Math.round(errors), latencyP99Ms: p99 * 1000, medianAbsDeltaPct: champMedian !== 0 ? (100 * Math.abs(candMedian - champMedian)) / Math.abs(champMedian) : 0 };
+  }
+}
