@@ -172,13 +172,14 @@ describe("ValuationModel controller against an API server double (via @kubernete
     await start();
     autoReady.add("houses-v1").add("pipeline-houses");
     api.put(vm("houses"));
+    await expect.poll(() => condition("houses", "Ready")?.status, { timeout: 15_000 }).toBe("True");
     const { parseAllDocuments } = await import("yaml");
     const { readFileSync } = await import("node:fs");
     const { join } = await import("node:path");
     const ap = parseAllDocuments(readFileSync(join(import.meta.dirname, "..", "..", "models", "real-estate", "real-estate.yaml"), "utf8"))[1]!.toJS();
     api.put({ ...ap, metadata: { name: "houses", namespace: NS }, spec: { ...ap.spec, model: { name: "houses" } } });
     const apStatus = () => api.get("assetpipelines", NS, "houses")?.["status"] as { model?: { championVersion?: string }; conditions?: { type: string; status: string }[] } | undefined;
-    await expect.poll(() => apStatus()?.conditions?.find((c) => c.type === "Ready")?.status, { timeout: 15_000 }).toBe("True");
+    await expect.poll(() => apStatus()?.conditions?.find((c) => c.type === "Ready")?.status, { timeout: 25_000 }).toBe("True");
     expect(apStatus()?.model).toEqual({ name: "houses", championVersion: "v1" });
     for (const plural of ["configmaps", "deployments", "services", "horizontalpodautoscalers"]) expect(api.get(plural, NS, "pipeline-houses"), plural).toBeDefined();
     expect((api.get("configmaps", NS, "pipeline-houses")!["data"] as Record<string, string>)["pipeline.yaml"]).toContain("assetClass: real-estate");

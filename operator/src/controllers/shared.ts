@@ -38,3 +38,32 @@ export function durationMs(d: string): number {
   if (!m) throw new Error(`bad duration ${d}`);
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
 }
+
+export interface Autoscaling {
+  minReplicas: number;
+  maxReplicas: number;
+  targetCPUUtilization: number;
+  scaleDownStabilizationSeconds: number;
+}
+
+/**
+ * The autoscaling/v2 HPA every Valora Deployment gets: CPU target, fast scale-up (double or +4
+ * pods every 15 s), cautious scale-down (at most half a minute, after the stabilisation window).
+ */
+export function hpaFor(meta: K8sObject["metadata"], serving: Autoscaling): K8sObject {
+  return {
+    apiVersion: "autoscaling/v2",
+    kind: "HorizontalPodAutoscaler",
+    metadata: meta,
+    spec: {
+      scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: meta.name },
+      minReplicas: Math.max(1, serving.minReplicas),
+      maxReplicas: serving.maxReplicas,
+      metrics: [{ type: "Resource", resource: { name: "cpu", target: { type: "Utilization", averageUtilization: serving.targetCPUUtilization } } }],
+      behavior: {
+        scaleUp: { stabilizationWindowSeconds: 0, policies: [{ type: "Percent", value: 100, periodSeconds: 15 }, { type: "Pods", value: 4, periodSeconds: 15 }], selectPolicy: "Max" },
+        scaleDown: { stabilizationWindowSeconds: serving.scaleDownStabilizationSeconds, policies: [{ type: "Percent", value: 50, periodSeconds: 60 }] },
+      },
+    },
+  };
+}

@@ -1,6 +1,6 @@
 import { stringify } from "yaml";
 import { API_VERSION, type AssetPipeline } from "../../api/index.js";
-import { RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY, dnsLabel, ownerRef, type K8sObject } from "../shared.js";
+import { RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY, dnsLabel, hpaFor, ownerRef, type K8sObject } from "../shared.js";
 
 export interface PipelineDefaults {
   image: string;
@@ -82,17 +82,6 @@ export function pipelineObjects(ap: AssetPipeline, defaults: PipelineDefaults): 
       metadata: { name, namespace, labels, ownerReferences: owner },
       spec: { type: "ClusterIP", selector, ports: [{ name: "grpc", port: grpcPort, targetPort: "grpc", appProtocol: "grpc" }, { name: "http", port: httpPort, targetPort: "http" }] },
     },
-    {
-      apiVersion: "autoscaling/v2",
-      kind: "HorizontalPodAutoscaler",
-      metadata: { name, namespace, labels, ownerReferences: owner },
-      spec: {
-        scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name },
-        minReplicas: Math.max(1, serving.minReplicas),
-        maxReplicas: serving.maxReplicas,
-        metrics: [{ type: "Resource", resource: { name: "cpu", target: { type: "Utilization", averageUtilization: serving.targetCPUUtilization } } }],
-        behavior: { scaleDown: { stabilizationWindowSeconds: serving.scaleDownStabilizationSeconds } },
-      },
-    },
+    hpaFor({ name, namespace, labels, ownerReferences: owner }, serving),
   ];
 }

@@ -1,5 +1,5 @@
 import { API_VERSION, type ValuationModel } from "../../api/index.js";
-import { RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY, dnsLabel, ownerRef, type K8sObject } from "../shared.js";
+import { RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY, dnsLabel, hpaFor, ownerRef, type K8sObject } from "../shared.js";
 
 /** Operator-wide settings the builders need (from the operator's configuration, never from a CR). */
 export interface ServingDefaults {
@@ -150,21 +150,7 @@ export function versionObjects(vm: ValuationModel, live: LiveVersion, defaults: 
       ],
     },
   };
-  const hpa: K8sObject = {
-    apiVersion: "autoscaling/v2",
-    kind: "HorizontalPodAutoscaler",
-    metadata: { name, namespace, labels, ownerReferences: owner },
-    spec: {
-      scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name },
-      minReplicas: Math.max(1, serving.minReplicas),
-      maxReplicas: serving.maxReplicas,
-      metrics: [{ type: "Resource", resource: { name: "cpu", target: { type: "Utilization", averageUtilization: serving.targetCPUUtilization } } }],
-      behavior: {
-        scaleUp: { stabilizationWindowSeconds: 0, policies: [{ type: "Percent", value: 100, periodSeconds: 15 }, { type: "Pods", value: 4, periodSeconds: 15 }], selectPolicy: "Max" },
-        scaleDown: { stabilizationWindowSeconds: serving.scaleDownStabilizationSeconds, policies: [{ type: "Percent", value: 50, periodSeconds: 60 }] },
-      },
-    },
-  };
+  const hpa = hpaFor({ name, namespace, labels, ownerReferences: owner }, serving);
   const pdb: K8sObject = {
     apiVersion: "policy/v1",
     kind: "PodDisruptionBudget",
