@@ -196,3 +196,31 @@ describe("ValuationModel controller against an API server double (via @kubernete
     expect(api.get("deployments", NS, "gone-v1")).toBeUndefined();
   });
 });
+
+describe("valora serve operator (built)", () => {
+  it("starts from its environment, takes the Lease and reconciles, then drains on SIGTERM", async () => {
+    const { existsSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const { spawn } = await import("node:child_process");
+    const { createInterface } = await import("node:readline");
+    const bin = join(import.meta.dirname, "..", "..", "services", "cli", "dist", "bin.js");
+    if (!existsSync(bin)) return;
+    const api = new FakeApiServer();
+    const url = await api.start();
+    const child = spawn(process.execPath, [bin, "serve", "operator"], { env: { ...process.env, KUBE_API_SERVER: url, POD_NAME: "op-smoke", POD_NAMESPACE: "valora-system", METRICS_PORT: "0", HOST: "127.0.0.1", VALORA_IMAGE: "valora:smoke" }, stdio: ["ignore", "pipe", "inherit"] });
+    const logs: string[] = [];
+    createInterface({ input: child.stdout }).on("line", (l) => logs.push(l));
+    try {
+      await expect.poll(() => logs.some((l) => l.includes("became leader")), { timeout: 15_000 }).toBe(true);
+      api.put(vm("smoke"));
+      await expect.poll(() => api.get("deployments", NS, "smoke-v1"), { timeout: 15_000 }).toBeDefined();
+      const image = (api.get("deployments", NS, "smoke-v1")!["spec"] as { template: { spec: { containers: { image: string }[] } } }).template.spec.containers[0]!.image;
+      expect(image).toBe("valora:smoke");
+    } finally {
+      const exited = new Promise<number | null>((r) => child.on("exit", r));
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      await api.stop();
+    }
+  }, 40_000);
+});
