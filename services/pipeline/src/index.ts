@@ -1,0 +1,3 @@
+export * from "./input.js";
+export * from "./features.js";
+export * from "./routing.js";

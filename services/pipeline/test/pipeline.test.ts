@@ -1,0 +1,77 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseAllDocuments } from "yaml";
+import { describe, expect, it } from "vitest";
+import { ValoraError } from "@valora/kit";
+import { metadataOf, parseModel } from "@valora/kit/onnx";
+import { assetKey, bucketOf, chooseRoute, featureRow, modelSchemaFrom, normaliseAttributes, type InputField, type Route } from "../src/index.js";
+
+const root = join(import.meta.dirname, "..", "..", "..");
+const pipeline = parseAllDocuments(readFileSync(join(root, "models", "real-estate", "real-estate.yaml"), "utf8"))[1]!.toJS() as { spec: { input: { fields: InputField[] } } };
+const fields = pipeline.spec.input.fields;
+
+function violations(attrs: Record<string, unknown>): string[] {
+  try {
+    normaliseAttributes(fields, attrs);
+  } catch (err) {
+    if (err instanceof ValoraError) return err.details.map((d) => `${d.field} ${d.description}`);
+    throw err;
+  }
+  return [];
+}
+
+// The first sale of the training data, as a client would send it (field names, not columns).
+const [header, first] = readFileSync(join(root, "models", "data", "ames.csv"), "utf8").split("\n").slice(0, 2).map((l) => l.replace(/\r$/, "").split(","));
+const house: Record<string, unknown> = Object.fromEntries(fields.map((f) => [f.name, first![header!.indexOf(f.feature)]]));
+
+describe("input normalisation against the AssetPipeline's fields", () => {
+  it("normalises types and enum spellings", () => {
+    const n = normaliseAttributes(fields, { ...house, neighborhood: "north ames", gr_liv_area: "1656" });
+    expect(n["neighborhood"]).toBe("North_Ames");
+    expect(n["gr_liv_area"]).toBe(1656);
+  });
+
+  it("reports every bad field at once, with suggestions for typos", () => {
+    const v = violations({ gr_liv_aera: 1000, neighborhood: "Nowhere", year_built: 1960.5, gr_liv_area: -5 });
+    expect(v).toEqual(expect.arrayContaining([
+      "attributes.gr_liv_aera unknown attribute (did you mean gr_liv_area?)",
+      expect.stringMatching(/^attributes.neighborhood must be one of/),
+      "attributes.year_built must be an integer, got 1960.5",
+      expect.stringMatching(/^attributes.gr_liv_area must be at least/),
+    ]));
+    expect(violations({}).some((x) => x.endsWith("is required"))).toBe(true);
+  });
+});
+
+describe("feature mapping from the model's own metadata", () => {
+  it("builds the row in the model's feature order with training codes, NaN for what is missing", () => {
+    const meta = metadataOf(parseModel(readFileSync(join(root, "models", "real-estate", "model.onnx"))));
+    const schema = modelSchemaFrom(meta, 0);
+    expect(schema.targetTransform).toBe("log");
+    const { pool_qc: _pool, ...withoutPool } = house;
+    const row = featureRow(schema, fields, normaliseAttributes(fields, withoutPool));
+    expect(row.length).toBe(schema.features.length);
+    expect(row[schema.features.indexOf("Gr_Liv_Area")]).toBe(1656);
+    expect(row[schema.features.indexOf("Neighborhood")]).toBe(schema.encodings["Neighborhood"]!["North_Ames"]);
+    expect(Number.isNaN(row[schema.features.indexOf("Pool_QC")]!)).toBe(true);
+  });
+});
+
+describe("sticky routing", () => {
+  const routes: Route[] = [
+    { version: "v1", role: "champion", endpoint: "a", weight: 80 },
+    { version: "v2", role: "canary", endpoint: "b", weight: 20 },
+    { version: "v3", role: "shadow", endpoint: "c", weight: 0 },
+  ];
+  it("sends the same asset the same way every time and honours weights within tolerance", () => {
+    const key = assetKey({ a: 1, b: "x" });
+    expect(assetKey({ b: "x", a: 1 })).toBe(key);
+    expect(chooseRoute(routes, key).serve).toEqual(chooseRoute(routes, key).serve);
+    let canary = 0;
+    for (let i = 0; i < 10_000; i++) if (chooseRoute(routes, assetKey({ i })).serve.role === "canary") canary++;
+    expect(canary / 10_000).toBeGreaterThan(0.18);
+    expect(canary / 10_000).toBeLessThan(0.22);
+    expect(chooseRoute(routes, key).shadows.map((r) => r.version)).toEqual(["v3"]);
+    expect(bucketOf("x")).toBeLessThan(10_000);
+  });
+});
