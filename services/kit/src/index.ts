@@ -18,3 +18,4 @@ export * from "./pg.js";
 export * from "./redis.js";
 export { echoService } from "./example/echo.js";
 export * from "./random.js";
+export * from "./stats.js";

@@ -1,3 +1,7 @@
+import { quantile } from "@valora/kit";
+
+export { quantile, residualQuantiles, intervalFor, RESIDUAL_LEVELS } from "@valora/kit";
+
 /** Valuation accuracy measures (pure). Errors are relative to the actual value. */
 export interface Accuracy {
   /** Median absolute percentage error, in %. */
@@ -8,14 +12,6 @@ export interface Accuracy {
   /** Root mean squared error of log values. */
   rmseLog: number;
   n: number;
-}
-
-export function quantile(sorted: ArrayLike<number>, q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
 }
 
 export function accuracy(actual: ArrayLike<number>, predicted: ArrayLike<number>): Accuracy {
@@ -33,18 +29,3 @@ export function accuracy(actual: ArrayLike<number>, predicted: ArrayLike<number>
   return { mdape: 100 * quantile(ape, 0.5), ppe10: within(0.1), ppe20: within(0.2), rmseLog: Math.sqrt(sq / n), n };
 }
 
-/** Residual quantile levels stored in model cards (log-ratio residuals actual/predicted). */
-export const RESIDUAL_LEVELS = [0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 0.75, 0.8, 0.85, 0.9, 0.95, 0.975] as const;
-
-export function residualQuantiles(residuals: ArrayLike<number>): Record<string, number> {
-  const sorted = Array.from(residuals).sort((a, b) => a - b);
-  return Object.fromEntries(RESIDUAL_LEVELS.map((q) => [String(q), quantile(sorted, q)]));
-}
-
-/** Split-conformal interval of nominal coverage c from residual quantiles (log ratios). */
-export function intervalFor(prediction: number, quantiles: Record<string, number>, coverage: number): { low: number; high: number } {
-  const lo = quantiles[String(Math.round(((1 - coverage) / 2) * 1000) / 1000)];
-  const hi = quantiles[String(Math.round((1 - (1 - coverage) / 2) * 1000) / 1000)];
-  if (lo === undefined || hi === undefined) throw new Error(`no residual quantiles for coverage ${coverage}`);
-  return { low: prediction * Math.exp(lo), high: prediction * Math.exp(hi) };
-}
