@@ -1,0 +1,165 @@
+import { cellToLatLng, gridDisk, latLngToCell } from "h3-js";
+
+export type AttributeValue = number | string | boolean;
+
+export interface Sale {
+  id: string;
+  price: number;
+  /** ISO date of the sale; absent for data without dates (then age limits and time adjustment do not apply). */
+  soldAt?: string;
+  lat?: number;
+  lon?: number;
+  /** Attributes by pipeline field name. */
+  attributes: Record<string, AttributeValue>;
+}
+
+export interface ComparablesSpec {
+  mode: "geo" | "attributes";
+  h3Resolution: number;
+  maxRings: number;
+  count: number;
+  maxAgeMonths: number;
+  similarity: { field: string; weight: number }[];
+}
+
+/** A price index over time (e.g. a monthly series): prices move with it between sale and valuation. */
+export interface MarketIndex {
+  valueAt(date: Date): number | undefined;
+}
+
+export interface Comparable {
+  id: string;
+  price: number;
+  adjustedPrice: number;
+  distanceKm: number;
+  similarity: number;
+  soldAt?: string;
+  attributes: Record<string, AttributeValue>;
+}
+
+export interface Subject {
+  lat?: number;
+  lon?: number;
+  attributes: Record<string, AttributeValue>;
+}
+
+const EARTH_KM = 6371.0088;
+
+export function haversineKm(lat1: number, lon1: number, lat2: number, lon2: number): number {
+  const rad = Math.PI / 180;
+  const dLat = (lat2 - lat1) * rad;
+  const dLon = (lon2 - lon1) * rad;
+  const a = Math.sin(dLat / 2) ** 2 + Math.cos(lat1 * rad) * Math.cos(lat2 * rad) * Math.sin(dLon / 2) ** 2;
+  return 2 * EARTH_KM * Math.asin(Math.sqrt(a));
+}
+
+function monthsBetween(a: Date, b: Date): number {
+  return (b.getUTCFullYear() - a.getUTCFullYear()) * 12 + (b.getUTCMonth() - a.getUTCMonth());
+}
+
+/**
+ * An in-memory comparables index for one asset class: sales bucketed by H3 cell (geo mode) and
+ * per-attribute scales for similarity. Queries grow grid disks ring by ring up to maxRings until
+ * there are enough candidates, rank them by similarity over the declared attributes, and
+ * time-adjust their prices with a market index when one is given. Pure after construction.
+ */
+export class ComparablesIndex {
+  private readonly cells = new Map<string, number[]>();
+  private readonly scales = new Map<string, number>();
+  readonly latest: Date | undefined;
+
+  constructor(
+    private readonly sales: Sale[],
+    private readonly spec: ComparablesSpec,
+  ) {
+    if (spec.mode === "geo") {
+      sales.forEach((s, i) => {
+        if (s.lat === undefined || s.lon === undefined) return;
+        const cell = latLngToCell(s.lat, s.lon, spec.h3Resolution);
+        const list = this.cells.get(cell) ?? [];
+        list.push(i);
+        this.cells.set(cell, list);
+      });
+    }
+    for (const { field } of spec.similarity) {
+      const values = sales.map((s) => s.attributes[field]).filter((v): v is number => typeof v === "number");
+      if (values.length < 2) continue;
+      const mean = values.reduce((a, b) => a + b, 0) / values.length;
+      const sd = Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (values.length - 1));
+      this.scales.set(field, sd > 0 ? sd : 1);
+    }
+    const dated = sales.filter((s) => s.soldAt).map((s) => Date.parse(s.soldAt!));
+    this.latest = dated.length > 0 ? new Date(Math.max(...dated)) : undefined;
+  }
+
+  get size(): number {
+    return this.sales.length;
+  }
+
+  /** Similarity in (0, 1]: exp of minus the weighted mean attribute distance. */
+  similarity(a: Record<string, AttributeValue>, b: Record<string, AttributeValue>): number {
+    let total = 0;
+    let weights = 0;
+    for (const { field, weight } of this.spec.similarity) {
+      const x = a[field];
+      const y = b[field];
+      let d: number;
+      if (x === undefined || y === undefined) d = 1;
+      else if (typeof x === "number" && typeof y === "number") d = Math.min(3, Math.abs(x - y) / (this.scales.get(field) ?? 1));
+      else d = x === y ? 0 : 1;
+      total += weight * d;
+      weights += weight;
+    }
+    return weights > 0 ? Math.exp(-total / weights) : 1;
+  }
+
+  private candidates(subject: Subject): number[] {
+    if (this.spec.mode !== "geo" || subject.lat === undefined || subject.lon === undefined) return this.sales.map((_, i) => i);
+    const origin = latLngToCell(subject.lat, subject.lon, this.spec.h3Resolution);
+    const wanted = this.spec.count * 4;
+    let found: number[] = [];
+    for (let k = 0; k <= this.spec.maxRings; k++) {
+      found = gridDisk(origin, k).flatMap((c) => this.cells.get(c) ?? []);
+      if (found.length >= wanted) break;
+    }
+    return found;
+  }
+
+  find(subject: Subject, options: { asOf?: Date; index?: MarketIndex; excludeId?: string } = {}): Comparable[] {
+    const asOf = options.asOf ?? this.latest;
+    const atValuation = asOf && options.index ? options.index.valueAt(asOf) : undefined;
+    const ranked: Comparable[] = [];
+    for (const i of this.candidates(subject)) {
+      const s = this.sales[i]!;
+      if (s.id === options.excludeId) continue;
+      if (asOf && s.soldAt) {
+        const age = monthsBetween(new Date(s.soldAt), asOf);
+        if (age < 0 || age > this.spec.maxAgeMonths) continue;
+      }
+      const atSale = s.soldAt && options.index ? options.index.valueAt(new Date(s.soldAt)) : undefined;
+      const adjustedPrice = atSale && atValuation ? (s.price * atValuation) / atSale : s.price;
+      const distanceKm = subject.lat !== undefined && subject.lon !== undefined && s.lat !== undefined && s.lon !== undefined ? haversineKm(subject.lat, subject.lon, s.lat, s.lon) : 0;
+      ranked.push({ id: s.id, price: s.price, adjustedPrice, distanceKm, similarity: this.similarity(subject.attributes, s.attributes), ...(s.soldAt ? { soldAt: s.soldAt } : {}), attributes: s.attributes });
+    }
+    ranked.sort((a, b) => b.similarity - a.similarity || a.distanceKm - b.distanceKm || a.id.localeCompare(b.id));
+    return ranked.slice(0, this.spec.count);
+  }
+
+  /** The cell centre of a location at the index's resolution (for diagnostics and tests). */
+  cellCentre(lat: number, lon: number): [number, number] {
+    return cellToLatLng(latLngToCell(lat, lon, this.spec.h3Resolution));
+  }
+}
+
+/**
+ * Pure: the comparables' estimate of value — the similarity-weighted geometric mean of adjusted
+ * prices — and their dispersion (weighted sd of log prices), which widens fallback intervals.
+ */
+export function comparablesEstimate(comps: Comparable[]): { value: number; logSd: number } | undefined {
+  const usable = comps.filter((c) => c.adjustedPrice > 0 && c.similarity > 0);
+  if (usable.length === 0) return undefined;
+  const w = usable.reduce((s, c) => s + c.similarity, 0);
+  const meanLog = usable.reduce((s, c) => s + c.similarity * Math.log(c.adjustedPrice), 0) / w;
+  const varLog = usable.reduce((s, c) => s + c.similarity * (Math.log(c.adjustedPrice) - meanLog) ** 2, 0) / w;
+  return { value: Math.exp(meanLog), logSd: Math.sqrt(varLog) };
+}

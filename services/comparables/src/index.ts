@@ -1,0 +1,3 @@
+export * from "./engine.js";
+export * from "./seed.js";
+export * from "./store.js";
