@@ -21,7 +21,8 @@ export interface SeedOptions {
 
 /** Pure: sales from a training CSV, attributes keyed by the pipeline's field names. */
 export function salesFromCsv(text: string, o: SeedOptions): Sale[] {
-  const rows = parse(text, { columns: true, skip_empty_lines: true, trim: true }) as Record<string, string>[];
+  const parsed: unknown = parse(text, { columns: true, skip_empty_lines: true, trim: true });
+  const rows = parsed as Record<string, string>[];
   return rows.flatMap((row, i): Sale[] => {
     const price = Number(row[o.target]);
     if (!Number.isFinite(price) || price <= 0) return [];
