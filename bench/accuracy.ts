@@ -46,6 +46,12 @@ for (const c of cases) {
   const { header: h, records } = parseCsv(testCsv);
   const rows = encodeRows(out.card.data.columns, h, records);
   const width = out.card.data.columns.length;
+  // Model residuals of the training sales, for residual correction by comparables.
+  const { header: th, records: trecs } = parseCsv(trainCsv);
+  const trows = encodeRows(out.card.data.columns, th, trecs);
+  const trainSales = seed(trainCsv, "train");
+  const residual = new Map(trainSales.map((s, i) => [s.id, Math.log(s.price) - predict(out.ensemble, trows.subarray(i * width, (i + 1) * width))]));
+  const corrected: number[] = [];
   const actual: number[] = [];
   const model: number[] = [];
   const comps: number[] = [];
@@ -54,7 +60,10 @@ for (const c of cases) {
   let covered = 0;
   subjects.forEach((s, i) => {
     const m = Math.exp(predict(out.ensemble, rows.subarray(i * width, (i + 1) * width)));
-    const est = comparablesEstimate(index.find({ ...(s.lat !== undefined ? { lat: s.lat, lon: s.lon! } : {}), attributes: s.attributes }));
+    const found = index.find({ ...(s.lat !== undefined ? { lat: s.lat, lon: s.lon! } : {}), attributes: s.attributes });
+    const est = comparablesEstimate(found);
+    const w = found.reduce((a, f) => a + f.similarity, 0);
+    corrected.push(w > 0 ? m * Math.exp(found.reduce((a, f) => a + f.similarity * (residual.get(f.id) ?? 0), 0) / w) : m);
     actual.push(s.price);
     model.push(m);
     comps.push(est?.value ?? m);
@@ -69,6 +78,7 @@ for (const c of cases) {
   console.log(`${c.name}: trained on ${train.length}, held out ${test.length} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
   fmt("model", model);
   fmt("comparables only", comps);
+  fmt("model x comps residuals", corrected);
   for (const b of blendLevels) fmt(`blend ${b}${b === ap.spec.comparables.blend ? " (manifest)" : ""}`, blends[b]!);
   console.log(`  nominal 80% interval (model) covers ${((100 * covered) / subjects.length).toFixed(1)}% of held-out sales`);
 }
