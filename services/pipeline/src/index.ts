@@ -1,3 +1,5 @@
 export * from "./input.js";
 export * from "./features.js";
 export * from "./routing.js";
+export * from "./model-client.js";
+export * from "./valuation.js";

@@ -5,81 +5,122 @@ import { goesTrue, type Tree, type TreeEnsemble } from "./tree-ensemble.js";
  * Attribution for Tree Ensembles", Algorithm 2) in O(T·L·D²). Contributions plus the base value
  * (the cover-weighted mean output) equal the model output.
  */
-interface PathElement {
-  feature: number;
-  zero: number;
-  one: number;
-  weight: number;
+/**
+ * Path state lives in preallocated typed arrays, one segment per recursion depth (the layout of
+ * the reference implementation): no allocation per node, which made the object-per-element
+ * version ~80 ms per row on a 1,000-tree model.
+ */
+interface PathBuffers {
+  feature: Int32Array;
+  zero: Float64Array;
+  one: Float64Array;
+  weight: Float64Array;
 }
 
-function extend(path: PathElement[], zero: number, one: number, feature: number): PathElement[] {
-  const l = path.length;
-  const m = path.map((e) => ({ ...e }));
-  m.push({ feature, zero, one, weight: l === 0 ? 1 : 0 });
-  for (let i = l; i >= 1; i--) {
-    m[i]!.weight += one * m[i - 1]!.weight * (i / (l + 1));
-    m[i - 1]!.weight = zero * m[i - 1]!.weight * ((l + 1 - i) / (l + 1));
+function buffersFor(maxDepth: number): PathBuffers {
+  const size = ((maxDepth + 2) * (maxDepth + 3)) / 2;
+  return { feature: new Int32Array(size), zero: new Float64Array(size), one: new Float64Array(size), weight: new Float64Array(size) };
+}
+
+/** Appends (feature, zero, one) to the path of d elements at offset p. */
+function extend(b: PathBuffers, p: number, d: number, zero: number, one: number, feature: number): void {
+  b.feature[p + d] = feature;
+  b.zero[p + d] = zero;
+  b.one[p + d] = one;
+  b.weight[p + d] = d === 0 ? 1 : 0;
+  for (let i = d - 1; i >= 0; i--) {
+    b.weight[p + i + 1]! += (one * b.weight[p + i]! * (i + 1)) / (d + 1);
+    b.weight[p + i] = (zero * b.weight[p + i]! * (d - i)) / (d + 1);
   }
-  return m;
 }
 
-/** Removes element `index` from the path, undoing its extension. */
-function unwind(path: PathElement[], index: number): PathElement[] {
-  const l = path.length;
-  const { one, zero } = path[index]!;
-  let n = path[l - 1]!.weight;
-  const m = path.slice(0, l - 1).map((e) => ({ ...e }));
+/** Removes element k from the path of length l at offset p, undoing its extension. */
+function unwind(b: PathBuffers, p: number, l: number, k: number): void {
+  const one = b.one[p + k]!;
+  const zero = b.zero[p + k]!;
+  let n = b.weight[p + l - 1]!;
   for (let j = l - 1; j >= 1; j--) {
-    const e = m[j - 1]!;
     if (one !== 0) {
-      const t = e.weight;
-      e.weight = (n * l) / (j * one);
-      n = t - e.weight * zero * ((l - j) / l);
+      const t = b.weight[p + j - 1]!;
+      b.weight[p + j - 1] = (n * l) / (j * one);
+      n = t - (b.weight[p + j - 1]! * zero * (l - j)) / l;
     } else {
-      e.weight = (e.weight * l) / (zero * (l - j));
+      b.weight[p + j - 1] = (b.weight[p + j - 1]! * l) / (zero * (l - j));
     }
   }
-  for (let j = index; j < l - 1; j++) {
-    m[j]!.feature = path[j + 1]!.feature;
-    m[j]!.zero = path[j + 1]!.zero;
-    m[j]!.one = path[j + 1]!.one;
+  for (let j = k; j < l - 1; j++) {
+    b.feature[p + j] = b.feature[p + j + 1]!;
+    b.zero[p + j] = b.zero[p + j + 1]!;
+    b.one[p + j] = b.one[p + j + 1]!;
   }
-  return m;
 }
 
-function unwoundSum(path: PathElement[], index: number): number {
-  return unwind(path, index).reduce((s, e) => s + e.weight, 0);
+/** Sum of the weights the path would have without element k (without changing it). */
+function unwoundSum(b: PathBuffers, p: number, l: number, k: number): number {
+  const one = b.one[p + k]!;
+  const zero = b.zero[p + k]!;
+  let n = b.weight[p + l - 1]!;
+  let total = 0;
+  for (let j = l - 1; j >= 1; j--) {
+    if (one !== 0) {
+      const w = (n * l) / (j * one);
+      total += w;
+      n = b.weight[p + j - 1]! - (w * zero * (l - j)) / l;
+    } else {
+      total += (b.weight[p + j - 1]! * l) / (zero * (l - j));
+    }
+  }
+  return total;
 }
 
-function treeShap(tree: Tree, x: ArrayLike<number>, phi: Float64Array, scale: number): void {
-  const recurse = (id: number, parentPath: PathElement[], zero: number, one: number, feature: number): void => {
-    let path = extend(parentPath, zero, one, feature);
+// Segments are a handful of elements: a plain loop beats four copyWithin calls.
+function copySegment(b: PathBuffers, from: number, to: number, length: number): void {
+  for (let i = 0; i < length; i++) {
+    b.feature[to + i] = b.feature[from + i]!;
+    b.zero[to + i] = b.zero[from + i]!;
+    b.one[to + i] = b.one[from + i]!;
+    b.weight[to + i] = b.weight[from + i]!;
+  }
+}
+
+function treeDepth(tree: Tree): number {
+  const depth = (id: number): number => {
+    const n = tree.nodes[id]!;
+    return n.mode === "LEAF" ? 0 : 1 + Math.max(depth(n.trueChild), depth(n.falseChild));
+  };
+  return depth(0);
+}
+
+function treeShap(tree: Tree, x: ArrayLike<number>, phi: Float64Array, scale: number, b: PathBuffers): void {
+  const recurse = (id: number, p: number, d: number, zero: number, one: number, feature: number): void => {
+    extend(b, p, d, zero, one, feature);
+    let l = d + 1;
     const node = tree.nodes[id]!;
     if (node.mode === "LEAF") {
-      for (let i = 1; i < path.length; i++) {
-        const e = path[i]!;
-        phi[e.feature]! += unwoundSum(path, i) * (e.one - e.zero) * node.value * scale;
-      }
+      for (let i = 1; i < l; i++) phi[b.feature[p + i]!]! += unwoundSum(b, p, l, i) * (b.one[p + i]! - b.zero[p + i]!) * node.value * scale;
       return;
     }
-    const xv = x[node.feature] ?? Number.NaN;
-    const hot = goesTrue(node, xv) ? node.trueChild : node.falseChild;
+    const hot = goesTrue(node, x[node.feature] ?? Number.NaN) ? node.trueChild : node.falseChild;
     const cold = hot === node.trueChild ? node.falseChild : node.trueChild;
     let incomingZero = 1;
     let incomingOne = 1;
-    const k = path.findIndex((e, i) => i > 0 && e.feature === node.feature);
-    if (k > 0) {
-      incomingZero = path[k]!.zero;
-      incomingOne = path[k]!.one;
-      path = unwind(path, k);
+    for (let k = 1; k < l; k++) {
+      if (b.feature[p + k] === node.feature) {
+        incomingZero = b.zero[p + k]!;
+        incomingOne = b.one[p + k]!;
+        unwind(b, p, l, k);
+        l -= 1;
+        break;
+      }
     }
     const cover = node.cover;
-    const hotCover = tree.nodes[hot]!.cover;
-    const coldCover = tree.nodes[cold]!.cover;
-    recurse(hot, path, cover > 0 ? (incomingZero * hotCover) / cover : 0, incomingOne, node.feature);
-    recurse(cold, path, cover > 0 ? (incomingZero * coldCover) / cover : 0, 0, node.feature);
+    const next = p + l;
+    copySegment(b, p, next, l);
+    recurse(hot, next, l, cover > 0 ? (incomingZero * tree.nodes[hot]!.cover) / cover : 0, incomingOne, node.feature);
+    copySegment(b, p, next, l);
+    recurse(cold, next, l, cover > 0 ? (incomingZero * tree.nodes[cold]!.cover) / cover : 0, 0, node.feature);
   };
-  recurse(0, [], 1, 1, -1);
+  recurse(0, 0, 0, 1, 1, -1);
 }
 
 /** The cover-weighted mean output of one tree: what it predicts when no feature is known. */
@@ -111,7 +152,19 @@ export function ensembleBaseValue(ensemble: TreeEnsemble): number {
 export function shapValues(ensemble: TreeEnsemble, x: ArrayLike<number>, baseValue = ensembleBaseValue(ensemble)): ShapResult {
   const phi = new Float64Array(ensemble.featureCount);
   const scale = ensemble.aggregate === "AVERAGE" ? 1 / ensemble.trees.length : 1;
-  for (const tree of ensemble.trees) treeShap(tree, x, phi, scale);
+  const buffers = buffersFor(maxDepthOf(ensemble));
+  for (const tree of ensemble.trees) treeShap(tree, x, phi, scale, buffers);
   const output = baseValue + phi.reduce((s, v) => s + v, 0);
   return { baseValue, contributions: phi, output };
+}
+
+const depths = new WeakMap<TreeEnsemble, number>();
+
+function maxDepthOf(ensemble: TreeEnsemble): number {
+  let d = depths.get(ensemble);
+  if (d === undefined) {
+    d = ensemble.trees.reduce((m, t) => Math.max(m, treeDepth(t)), 0);
+    depths.set(ensemble, d);
+  }
+  return d;
 }

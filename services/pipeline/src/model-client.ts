@@ -1,0 +1,66 @@
+import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry, wrap, type IPolicy } from "cockatiel";
+import { GRPCInferenceService } from "@valora/proto/inference/v2/grpc_predict_v2_pb";
+import { Explainer } from "@valora/proto/valora/v1/explain_pb";
+import { ValoraError, createClient, type Client, type Registry } from "@valora/kit";
+
+export interface ExplanationOut {
+  baseValue: number;
+  output: number;
+  method: string;
+  contributions: { feature: string; value: number; contribution: number }[];
+}
+
+/** What a pipeline needs from one model version's server. */
+export interface ModelClient {
+  predict(rows: Float32Array, width: number, timeoutMs: number): Promise<Float32Array>;
+  explain(row: Float32Array, topK: number, timeoutMs: number): Promise<ExplanationOut>;
+  close(): void;
+}
+
+// Only failures a retry can fix: the server being away or slow. Bad input is not retried.
+const transient = (err: Error): boolean => err instanceof ValoraError && (err.code === "UNAVAILABLE" || err.code === "DEADLINE_EXCEEDED");
+
+/**
+ * An Open Inference Protocol + Explainer client for one endpoint, behind a retry (2 attempts,
+ * exponential backoff) and a circuit breaker (opens after 5 consecutive failures, half-opens after
+ * 5 s) so a dead model server fails fast instead of holding every request to its deadline.
+ */
+export function grpcModelClient(endpoint: string, model: string, version: string, registry?: Registry): ModelClient {
+  const infer: Client<typeof GRPCInferenceService> = createClient(GRPCInferenceService, endpoint, { timeoutMs: 2000, ...(registry ? { registry } : {}) });
+  const explainer: Client<typeof Explainer> = createClient(Explainer, endpoint, { timeoutMs: 2000, ...(registry ? { registry } : {}) });
+  const policy: IPolicy = wrap(
+    retry(handleWhen(transient), { maxAttempts: 1, backoff: new ExponentialBackoff({ initialDelay: 20, maxDelay: 200 }) }),
+    circuitBreaker(handleWhen(transient), { halfOpenAfter: 5000, breaker: new ConsecutiveBreaker(5) }),
+  );
+  const run = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await policy.execute(fn);
+    } catch (err) {
+      if (err instanceof ValoraError) throw err;
+      throw new ValoraError("UNAVAILABLE", `model ${model}@${version} at ${endpoint}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  };
+  return {
+    predict: (rows, width, timeoutMs) =>
+      run(async () => {
+        const res = await infer.modelInfer(
+          { modelName: model, modelVersion: version, inputs: [{ name: "features", datatype: "FP32", shape: [BigInt(rows.length / width), BigInt(width)] }], rawInputContents: [new Uint8Array(rows.buffer, rows.byteOffset, rows.byteLength)] },
+          { timeoutMs },
+        );
+        const raw = res.rawOutputContents[0];
+        if (!raw) throw new ValoraError("INTERNAL", `model ${model} returned no output`);
+        return new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+      }),
+    explain: (row, topK, timeoutMs) =>
+      run(async () => {
+        const res = await explainer.explain({ modelName: model, modelVersion: version, rows: [{ values: Array.from(row) }], topK }, { timeoutMs });
+        const e = res.explanations[0];
+        if (!e) throw new ValoraError("INTERNAL", `model ${model} returned no explanation`);
+        return { baseValue: e.baseValue, output: e.output, method: e.method, contributions: e.contributions.map((c) => ({ feature: c.feature, value: c.value, contribution: c.contribution })) };
+      }),
+    close: () => {
+      infer.close();
+      explainer.close();
+    },
+  };
+}

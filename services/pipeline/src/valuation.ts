@@ -1,0 +1,179 @@
+import { ValoraError, intervalFor, toValoraError, type Counter, type Histogram, type Logger } from "@valora/kit";
+import { featureRow, toValue, type ModelSchema } from "./features.js";
+import type { InputField, Normalised } from "./input.js";
+import type { ExplanationOut, ModelClient } from "./model-client.js";
+import { chooseRoute, type Route } from "./routing.js";
+
+export interface Comparable {
+  id: string;
+  price: number;
+  adjustedPrice: number;
+  distanceKm: number;
+  similarity: number;
+  soldAt?: string;
+  attributes: Record<string, number | string | boolean>;
+}
+
+/** Comparable sales for a subject (the comparables engine, passed in). */
+export interface ComparablesProvider {
+  find(subject: { lat?: number; lon?: number; attributes: Record<string, number | string | boolean> }, options?: { excludeId?: string }): Comparable[];
+}
+
+export interface PipelineSpec {
+  assetClass: string;
+  currency: string;
+  model: { name: string };
+  input: { fields: InputField[] };
+  comparables?: { mode: "geo" | "attributes"; latitude?: string; longitude?: string; blend: number };
+  explain?: { topK: number };
+  interval?: { coverage: number };
+  fallback?: { mode: "comparables" | "none" };
+}
+
+export interface ValuationOut {
+  assetClass: string;
+  assetKey: string;
+  value: number;
+  currency: string;
+  interval: { low: number; high: number; coverage: number };
+  confidence: number;
+  comparables: Comparable[];
+  explanation?: ExplanationOut;
+  model: { name: string; version: string; route: "champion" | "canary" | "fallback" };
+  fallbackReason?: string;
+}
+
+export interface PipelineDeps {
+  spec: PipelineSpec;
+  schema: ModelSchema;
+  residualQuantiles: Record<string, number>;
+  routes: () => Route[];
+  client: (route: Route) => ModelClient;
+  comparables?: ComparablesProvider;
+  /** Model residual (log actual/predicted) of a comparable sale under the champion, for correction. */
+  residualOf?: (saleId: string) => number | undefined;
+  logger: Logger;
+  metrics?: { shadowDelta: Histogram<"model" | "version">; shadowErrors: Counter<"model" | "version">; fallbacks: Counter<"asset_class" | "reason"> };
+  timeoutMs?: number;
+}
+
+/** Pure: confidence in (0, 1] from the interval's log width — narrow intervals, high confidence. */
+export function confidenceOf(value: number, low: number, high: number): number {
+  return value > 0 && low > 0 ? Math.min(1, Math.exp(-Math.log(high / low))) : 0;
+}
+
+/**
+ * Pure: the model value corrected by its comparables' model residuals (log space), weighted by
+ * similarity and scaled by `strength` (the AssetPipeline's `comparables.blend`, 0 = model only).
+ * Held-out, this beat both the model alone and a blend of comparables' prices (bench:accuracy).
+ */
+export function residualCorrected(modelValue: number, comps: Comparable[], residualOf: (id: string) => number | undefined, strength: number): number {
+  let w = 0;
+  let r = 0;
+  for (const c of comps) {
+    const res = residualOf(c.id);
+    if (res === undefined) continue;
+    w += c.similarity;
+    r += c.similarity * res;
+  }
+  return w > 0 ? modelValue * Math.exp((strength * r) / w) : modelValue;
+}
+
+/** One asset class's valuation: route, model + explanation, comparables, correction, interval, fallback. */
+export class ValuationPipeline {
+  constructor(private readonly d: PipelineDeps) {}
+
+  async value(attrs: Normalised, assetKey: string): Promise<ValuationOut> {
+    const spec = this.d.spec;
+    const timeoutMs = this.d.timeoutMs ?? 1000;
+    const coverage = spec.interval?.coverage ?? 0.8;
+    const c = spec.comparables;
+    const lat = c?.latitude ? attrs[c.latitude] : undefined;
+    const lon = c?.longitude ? attrs[c.longitude] : undefined;
+    const comps = this.d.comparables?.find({ ...(typeof lat === "number" && typeof lon === "number" ? { lat, lon } : {}), attributes: attrs }) ?? [];
+    const row = featureRow(this.d.schema, spec.input.fields, attrs);
+    const width = this.d.schema.features.length;
+    const { serve, shadows } = chooseRoute(this.d.routes(), assetKey);
+    const client = this.d.client(serve);
+    const topK = spec.explain?.topK ?? 5;
+    try {
+      const [out, explanation] = await Promise.all([client.predict(row, width, timeoutMs), topK > 0 ? client.explain(row, topK, timeoutMs).catch(() => undefined) : Promise.resolve(undefined)]);
+      const modelValue = toValue(this.d.schema, out[0]!);
+      for (const s of shadows) this.shadow(s, row, width, modelValue);
+      const value = this.d.residualOf && c ? residualCorrected(modelValue, comps, this.d.residualOf, c.blend) : modelValue;
+      const iv = intervalFor(value, this.d.residualQuantiles, coverage);
+      return {
+        assetClass: spec.assetClass,
+        assetKey,
+        value,
+        currency: spec.currency,
+        interval: { ...iv, coverage },
+        confidence: confidenceOf(value, iv.low, iv.high),
+        comparables: comps,
+        ...(explanation ? { explanation } : {}),
+        model: { name: spec.model.name, version: serve.version, route: serve.role === "canary" ? "canary" : "champion" },
+      };
+    } catch (err) {
+      const e = toValoraError(err);
+      if (e.code !== "UNAVAILABLE" && e.code !== "DEADLINE_EXCEEDED") throw err;
+      return this.fallback(spec, assetKey, comps, coverage, `model ${spec.model.name}@${serve.version} unavailable: ${e.message}`);
+    }
+  }
+
+  /** Comparables-only answer when the model cannot be reached (spec.fallback.mode = comparables). */
+  private fallback(spec: PipelineSpec, assetKey: string, comps: Comparable[], coverage: number, reason: string): ValuationOut {
+    this.d.metrics?.fallbacks.inc({ asset_class: spec.assetClass, reason: "model_unavailable" });
+    if ((spec.fallback?.mode ?? "comparables") === "none" || comps.length === 0) {
+      throw new ValoraError("UNAVAILABLE", `${reason}; no fallback${comps.length === 0 ? " (no comparable sales)" : ""}`);
+    }
+    const w = comps.reduce((s, x) => s + x.similarity, 0);
+    const mean = comps.reduce((s, x) => s + x.similarity * Math.log(x.adjustedPrice), 0) / w;
+    const sd = Math.sqrt(comps.reduce((s, x) => s + x.similarity * (Math.log(x.adjustedPrice) - mean) ** 2, 0) / w);
+    const z = Math.SQRT2 * inverseErf(coverage);
+    const value = Math.exp(mean);
+    const interval = { low: Math.exp(mean - z * sd), high: Math.exp(mean + z * sd), coverage };
+    this.d.logger.warn({ assetClass: spec.assetClass, reason }, "answered from comparables");
+    return { assetClass: spec.assetClass, assetKey, value, currency: spec.currency, interval, confidence: confidenceOf(value, interval.low, interval.high) * 0.5, comparables: comps, model: { name: spec.model.name, version: "", route: "fallback" }, fallbackReason: reason };
+  }
+
+  /** Mirrors to a shadow version; never awaited, never changes the answer; records |delta| %. */
+  private shadow(route: Route, row: Float32Array, width: number, served: number): void {
+    const labels = { model: this.d.spec.model.name, version: route.version };
+    this.d
+      .client(route)
+      .predict(row, width, this.d.timeoutMs ?? 1000)
+      .then((out) => this.d.metrics?.shadowDelta.observe(labels, (100 * Math.abs(toValue(this.d.schema, out[0]!) - served)) / served))
+      .catch(() => this.d.metrics?.shadowErrors.inc(labels));
+  }
+}
+
+/** Winitzki's approximation of erf⁻¹, enough for interval z-scores. */
+function inverseErf(x: number): number {
+  const a = 0.147;
+  const ln = Math.log(1 - x * x);
+  const t = 2 / (Math.PI * a) + ln / 2;
+  return Math.sign(x) * Math.sqrt(Math.sqrt(t * t - ln / a) - t);
+}
+
+/**
+ * The champion's residual (log actual/predicted) for every known sale, predicted in batches: the
+ * comparables' residuals correct a subject's value. Recomputed when the champion changes.
+ */
+export async function salesResiduals(
+  sales: { id: string; price: number; attributes: Record<string, number | string | boolean> }[],
+  schema: ModelSchema,
+  fields: InputField[],
+  client: ModelClient,
+  batch = 512,
+): Promise<Map<string, number>> {
+  const width = schema.features.length;
+  const out = new Map<string, number>();
+  for (let i = 0; i < sales.length; i += batch) {
+    const chunk = sales.slice(i, i + batch);
+    const rows = new Float32Array(chunk.length * width);
+    chunk.forEach((s, k) => rows.set(featureRow(schema, fields, s.attributes), k * width));
+    const preds = await client.predict(rows, width, 10_000);
+    chunk.forEach((s, k) => out.set(s.id, Math.log(s.price / toValue(schema, preds[k]!))));
+  }
+  return out;
+}

@@ -1,0 +1,112 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { parseAllDocuments } from "yaml";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { counter, createRegistry, histogram } from "@valora/kit";
+import { captureLogs } from "@valora/kit/testing";
+import { metadataOf, parseModel } from "@valora/kit/onnx";
+import { ComparablesIndex, salesFromCsv } from "@valora/comparables";
+import { assetKey, grpcModelClient, modelSchemaFrom, normaliseAttributes, salesResiduals, ValuationPipeline, type ModelClient, type PipelineSpec, type Route } from "../src/index.js";
+
+const root = join(import.meta.dirname, "..", "..", "..");
+const bin = join(root, "services", "cli", "dist", "bin.js");
+const modelPath = join(root, "models", "real-estate", "model.onnx");
+const spec = parseAllDocuments(readFileSync(join(root, "models", "real-estate", "real-estate.yaml"), "utf8"))[1]!.toJS().spec as PipelineSpec & { comparables: { h3Resolution: number; maxRings: number; count: number; maxAgeMonths: number; similarity: { field: string; weight: number }[] } };
+const meta = metadataOf(parseModel(readFileSync(modelPath)));
+const schema = modelSchemaFrom(meta, 0);
+const quantiles = JSON.parse(meta["valora.residual_quantiles"]!) as Record<string, number>;
+const sales = salesFromCsv(readFileSync(join(root, "models", "data", "ames.csv"), "utf8"), { idPrefix: "ames", target: "Sale_Price", fields: spec.input.fields, latitude: "Latitude", longitude: "Longitude", year: "Year_Sold", month: "Mo_Sold" });
+
+describe.skipIf(!existsSync(bin))("valuation pipeline against real model servers on loopback", () => {
+  let server: ChildProcess;
+  const grpcPort = 18931;
+  const clients = new Map<string, ModelClient>();
+  const registry = createRegistry({ service: "pipeline", collectDefault: false });
+  const metrics = {
+    shadowDelta: histogram(registry, "valora_shadow_abs_delta_pct", "Shadow |delta| %.", ["model", "version"], [0.1, 1, 5, 10, 50]),
+    shadowErrors: counter(registry, "valora_shadow_errors_total", "Shadow failures.", ["model", "version"]),
+    fallbacks: counter(registry, "valora_fallback_total", "Fallback answers.", ["asset_class", "reason"]),
+  };
+  const client = (r: Route): ModelClient => {
+    const key = `${r.endpoint}/${r.version}`;
+    let c = clients.get(key);
+    if (!c) clients.set(key, (c = grpcModelClient(r.endpoint, "real-estate", r.version, registry)));
+    return c;
+  };
+  let routes: Route[] = [];
+  let pipeline: ValuationPipeline;
+
+  beforeAll(async () => {
+    // One server holding the same model as two versions: a champion and a canary.
+    server = spawn(process.execPath, [bin, "serve", "model-server", "--model", `real-estate=file://${modelPath}`, "--model", `real-estate=file://${modelPath}`, "--model-version", "v1", "--model-version", "v2", "--grpc-port", String(grpcPort), "--http-port", "0"], { env: { ...process.env, HOST: "127.0.0.1", LOG_LEVEL: "info" }, stdio: ["ignore", "pipe", "inherit"] });
+    await new Promise<void>((resolve) => createInterface({ input: server.stdout! }).on("line", (l) => l.includes("model server ready") && resolve()));
+    const endpoint = `127.0.0.1:${grpcPort}`;
+    routes = [{ version: "v1", role: "champion", endpoint, weight: 70 }, { version: "v2", role: "canary", endpoint, weight: 30 }];
+    const index = new ComparablesIndex(sales, { ...spec.comparables, mode: "geo" });
+    const residuals = await salesResiduals(sales, schema, spec.input.fields, client(routes[0]!));
+    pipeline = new ValuationPipeline({ spec, schema, residualQuantiles: quantiles, routes: () => routes, client, comparables: index, residualOf: (id) => residuals.get(id), logger: captureLogs().logger, metrics, timeoutMs: 2000 });
+  }, 60_000);
+  afterAll(() => {
+    for (const c of clients.values()) c.close();
+    server?.kill("SIGTERM");
+  });
+
+  const house = (i: number) => {
+    const s = sales[i]!;
+    return normaliseAttributes(spec.input.fields, s.attributes);
+  };
+
+  it("values a house: model corrected by comparables, interval, confidence, explanation, comparables", async () => {
+    const attrs = house(10);
+    const v = await pipeline.value(attrs, assetKey(attrs));
+    expect(v.currency).toBe("USD");
+    expect(v.interval.low).toBeLessThan(v.value);
+    expect(v.interval.high).toBeGreaterThan(v.value);
+    expect(v.confidence).toBeGreaterThan(0);
+    expect(v.confidence).toBeLessThanOrEqual(1);
+    expect(v.comparables.length).toBeGreaterThan(0);
+    expect(v.explanation?.contributions).toHaveLength(5);
+    expect(["champion", "canary"]).toContain(v.model.route);
+    expect(Math.abs(v.value - sales[10]!.price) / sales[10]!.price).toBeLessThan(0.5);
+  });
+
+  it("honours routing weights within statistical tolerance, sticky per asset", async () => {
+    let canary = 0;
+    const n = 300;
+    for (let i = 0; i < n; i++) {
+      const attrs = house(i);
+      const v = await pipeline.value(attrs, assetKey(attrs));
+      if (v.model.route === "canary") canary++;
+      if (i < 5) expect((await pipeline.value(attrs, assetKey(attrs))).model.version).toBe(v.model.version);
+    }
+    expect(canary / n).toBeGreaterThan(0.2);
+    expect(canary / n).toBeLessThan(0.4);
+  });
+
+  it("isolates shadows: a dead shadow neither delays nor changes the answer, and its failures are counted", async () => {
+    const attrs = house(3);
+    const before = await pipeline.value(attrs, assetKey(attrs));
+    routes = [...routes, { version: "v9", role: "shadow", endpoint: "127.0.0.1:1", weight: 0 }];
+    const started = Date.now();
+    const after = await pipeline.value(attrs, assetKey(attrs));
+    expect(Date.now() - started).toBeLessThan(500);
+    expect(after.value).toBe(before.value);
+    await expect.poll(async () => registry.metrics(), { timeout: 5000 }).toMatch(/valora_shadow_errors_total\{model="real-estate",version="v9"[^}]*\} 1/);
+    routes = routes.filter((r) => r.role !== "shadow");
+  });
+
+  it("falls back to comparables when the model is unreachable, and says so", async () => {
+    const saved = routes;
+    routes = [{ version: "v1", role: "champion", endpoint: "127.0.0.1:1", weight: 100 }];
+    const attrs = house(20);
+    const v = await pipeline.value(attrs, assetKey(attrs));
+    routes = saved;
+    expect(v.model.route).toBe("fallback");
+    expect(v.fallbackReason).toMatch(/unavailable/);
+    expect(v.value).toBeGreaterThan(0);
+    expect(v.interval.low).toBeLessThan(v.value);
+    expect(await registry.metrics()).toMatch(/valora_fallback_total\{asset_class="real-estate",reason="model_unavailable"/);
+  });
+});
