@@ -19,3 +19,4 @@ export * from "./redis.js";
 export { echoService } from "./example/echo.js";
 export * from "./random.js";
 export * from "./stats.js";
+export * from "./asset-input.js";

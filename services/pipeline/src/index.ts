@@ -3,3 +3,4 @@ export * from "./features.js";
 export * from "./routing.js";
 export * from "./model-client.js";
 export * from "./valuation.js";
+export * from "./grpc.js";

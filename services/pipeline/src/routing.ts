@@ -1,18 +1,11 @@
 import { createHash } from "node:crypto";
-import type { Normalised } from "./input.js";
+export { assetKey } from "@valora/kit";
 
 export interface Route {
   version: string;
   role: "champion" | "canary" | "shadow";
   endpoint: string;
   weight: number;
-}
-
-/** A stable key for an asset: its registry id, or a hash of its normalised attributes. */
-export function assetKey(attrs: Normalised, assetId?: string): string {
-  if (assetId) return `id:${assetId}`;
-  const canonical = JSON.stringify(Object.keys(attrs).sort().map((k) => [k, attrs[k]]));
-  return `attr:${createHash("sha256").update(canonical).digest("hex").slice(0, 24)}`;
 }
 
 /** Pure: a bucket 0..9999 from the key, so the same asset always takes the same route. */

@@ -1,0 +1,107 @@
+import { fromBinary, toBinary, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
+import { ValuationService, ValuationSchema, type Valuation, type ValuationResultSchema } from "@valora/proto/valora/v1/valuation_pb";
+import { Route } from "@valora/proto/valora/v1/valuation_pb";
+import { ValoraError, assetKey, counter, implement, isErrorCode, normaliseAttributes, toValoraError, type InputField, type Normalised, type Registry, type ServiceRegistration } from "@valora/kit";
+import type { ValuationCache } from "./cache.js";
+
+export interface AssetClassEntry {
+  fields: InputField[];
+  cacheTtlSeconds: number;
+  /** The champion version now serving, part of every cache key (a promotion invalidates the cache). */
+  championVersion(): string | undefined;
+}
+
+type ResultInit = MessageInitShape<typeof ValuationResultSchema>;
+
+/** Sends normalised items to the asset class's pipeline (valora.v1.PipelineService/Run). */
+export type Dispatch = (assetClass: string, items: { assetKey: string; attributes: Normalised }[]) => Promise<{ index: number; valuation?: Valuation; error?: { code: string; message: string; violations: { field: string; description: string }[] } }[]>;
+
+/** Per-tenant quota, checked before any work (issue 9 brings plans; this is the hook). */
+export type QuotaCheck = (tenantId: string, units: number) => Promise<void>;
+
+export interface OrchestratorDeps {
+  catalog: (assetClass: string) => AssetClassEntry | undefined;
+  dispatch: Dispatch;
+  cache: ValuationCache;
+  quota?: QuotaCheck;
+  registry?: Registry;
+  maxBatch?: number;
+}
+
+const cacheKey = (assetClass: string, version: string, key: string): string => `${assetClass}:${version}:${key}`;
+
+/**
+ * valora.v1.ValuationService: validates and normalises each item against its asset class's input
+ * schema, enforces the quota, answers from the cache (keyed by normalised attributes and champion
+ * version), and dispatches the rest to the pipeline in one call. Items fail one by one in a batch.
+ */
+export function valuationService(d: OrchestratorDeps): ServiceRegistration {
+  const maxBatch = d.maxBatch ?? 100;
+  const hits = d.registry ? counter(d.registry, "valora_valuation_cache_total", "Valuation cache lookups by result.", ["asset_class", "result"]) : undefined;
+
+  const entryFor = (assetClass: string): AssetClassEntry => {
+    const entry = d.catalog(assetClass);
+    if (!entry) throw new ValoraError("NOT_FOUND", `unknown asset class "${assetClass}"`, { details: [{ field: "asset_class", description: "no AssetPipeline with this name" }] });
+    return entry;
+  };
+
+  const valueMany = async (assetClass: string, items: { attributes?: JsonObject; assetId: string }[], skipCache: boolean, tenantId: string): Promise<ResultInit[]> => {
+    const entry = entryFor(assetClass);
+    if (items.length === 0) throw new ValoraError("INVALID_ARGUMENT", "no items", { details: [{ field: "items", description: "at least one item" }] });
+    if (items.length > maxBatch) throw new ValoraError("INVALID_ARGUMENT", `${items.length} items is more than the ${maxBatch} a batch may hold`, { details: [{ field: "items", description: `at most ${maxBatch}` }] });
+    if (d.quota) await d.quota(tenantId, items.length);
+    const version = entry.championVersion() ?? "unknown";
+    const results = new Array<ResultInit>(items.length);
+    const pending: { index: number; assetKey: string; attributes: Normalised; key: string }[] = [];
+    await Promise.all(
+      items.map(async (item, index) => {
+        try {
+          const attributes = normaliseAttributes(entry.fields, (item.attributes ?? {}));
+          const key = assetKey(attributes, item.assetId || undefined);
+          const ck = cacheKey(assetClass, version, key);
+          const cached = skipCache ? undefined : await d.cache.get(ck);
+          hits?.inc({ asset_class: assetClass, result: skipCache ? "skipped" : cached ? "hit" : "miss" });
+          if (cached) {
+            const v = fromBinary(ValuationSchema, cached);
+            v.cached = true;
+            results[index] = { index, outcome: { case: "valuation", value: v } };
+          } else pending.push({ index, assetKey: key, attributes, key: ck });
+        } catch (err) {
+          const e = toValoraError(err);
+          results[index] = { index, outcome: { case: "error", value: { code: e.code, message: e.message, violations: e.details } } };
+        }
+      }),
+    );
+    if (pending.length > 0) {
+      const answers = await d.dispatch(assetClass, pending.map((p) => ({ assetKey: p.assetKey, attributes: p.attributes })));
+      await Promise.all(
+        answers.map(async (a) => {
+          const p = pending[a.index]!;
+          if (a.valuation) {
+            results[p.index] = { index: p.index, outcome: { case: "valuation", value: a.valuation } };
+            // Fallback answers are not cached: the model may be back for the next request.
+            if (a.valuation.model?.route !== Route.FALLBACK) await d.cache.set(p.key, toBinary(ValuationSchema, a.valuation), entry.cacheTtlSeconds);
+          } else {
+            results[p.index] = { index: p.index, outcome: { case: "error", value: a.error ?? { code: "INTERNAL", message: "pipeline returned nothing", violations: [] } } };
+          }
+        }),
+      );
+    }
+    return results;
+  };
+
+  return implement(ValuationService, {
+    async value(req, call) {
+      const tenant = String(call.metadata.get("x-tenant-id")[0] ?? "default");
+      const [r] = await valueMany(req.assetClass, [{ attributes: req.attributes, assetId: req.assetId }], req.skipCache, tenant);
+      if (r?.outcome?.case === "valuation") return { valuation: r.outcome.value };
+      const e = r?.outcome?.case === "error" ? r.outcome.value : undefined;
+      const code = e?.code && isErrorCode(e.code) ? e.code : "INTERNAL";
+      throw new ValoraError(code, e?.message ?? "no result", { details: (e?.violations ?? []).map((v) => ({ field: v.field ?? "", description: v.description ?? "" })) });
+    },
+    async valueBatch(req, call) {
+      const tenant = String(call.metadata.get("x-tenant-id")[0] ?? "default");
+      return { results: await valueMany(req.assetClass, req.items, req.skipCache, tenant) };
+    },
+  });
+}
