@@ -1,21 +1,4 @@
-import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { Command, CommanderError } from "commander";
-
-/** Every `<dir>/<asset-class>/model.onnx`, with the version its model card records. */
-export function defaultModels(dir: string): { model: string; version: string }[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { withFileTypes: true })
-    .filter((d) => d.isDirectory() && existsSync(resolve(dir, d.name, "model.onnx")))
-    .map((d) => {
-      const card = resolve(dir, d.name, "model-card.json");
-      const recorded = existsSync(card) ? (JSON.parse(readFileSync(card, "utf8")) as { version?: unknown }).version : undefined;
-      const version = typeof recorded === "string" && recorded.length > 0 ? recorded : "1";
-      return { model: `${d.name}=${pathToFileURL(resolve(dir, d.name, "model.onnx")).href}`, version };
-    })
-    .sort((a, b) => a.model.localeCompare(b.model));
-}
 
 /**
  * Every service the `valora` command can run in this process. Each entry loads the service's
@@ -110,15 +93,14 @@ export function buildProgram(): Command {
 
   program
     .command("up")
-    .description("run the platform on this machine with embedded defaults (today: a model server with the default models)")
-    .option("--models-dir <dir>", "directory holding <asset-class>/model.onnx", "models")
-    .option("--grpc-port <port>", "gRPC port of the model server", "8001")
-    .option("--http-port <port>", "REST port of the model server", "8000")
-    .action(async (opts: { modelsDir: string; grpcPort: string; httpPort: string }) => {
-      const { main } = await import("@valora/model-server/main");
-      const models = defaultModels(opts.modelsDir);
-      if (models.length === 0) throw new CommanderError(2, "valora.noModels", `no models under ${opts.modelsDir}: run make models`);
-      await main([...models.flatMap((m) => ["--model", m.model, "--model-version", m.version]), "--grpc-port", opts.grpcPort, "--http-port", opts.httpPort], { HOST: "127.0.0.1", ...process.env });
+    .description("run what exists of the platform on this machine: model server, pipelines, valuation gRPC service")
+    .option("--models-dir <dir>", "directory holding <asset-class>/{model.onnx,model-card.json,<asset-class>.yaml} and data/", "models")
+    .option("--grpc-port <port>", "ValuationService (gRPC) port", "9090")
+    .option("--model-grpc-port <port>", "model server gRPC port", "8001")
+    .option("--model-http-port <port>", "model server REST port", "8000")
+    .action(async (opts: { modelsDir: string; grpcPort: string; modelGrpcPort: string; modelHttpPort: string }) => {
+      const { up } = await import("./up.js");
+      await up({ modelsDir: opts.modelsDir, grpcPort: Number(opts.grpcPort), modelGrpcPort: Number(opts.modelGrpcPort), modelHttpPort: Number(opts.modelHttpPort) });
     });
 
   return program;
