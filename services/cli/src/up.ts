@@ -71,7 +71,7 @@ export async function up(o: UpOptions): Promise<void> {
     const sales = c.data ? salesFromCsv(readFileSync(c.data, "utf8"), { idPrefix: c.name, target: c.target, fields: spec.input.fields, ...(column(cmp?.latitude) ? { latitude: column(cmp?.latitude)! } : {}), ...(column(cmp?.longitude) ? { longitude: column(cmp?.longitude)! } : {}) }) : [];
     const residuals = sales.length > 0 ? await salesResiduals(sales, schema, spec.input.fields, client) : new Map<string, number>();
     pipelines.set(c.name, new ValuationPipeline({ spec, schema, residualQuantiles: JSON.parse(meta["valora.residual_quantiles"] ?? "{}") as Record<string, number>, routes: () => [route], client: () => client, ...(cmp && sales.length > 0 ? { comparables: new ComparablesIndex(sales, cmp), residualOf: (id: string) => residuals.get(id) } : {}), logger: base.logger }));
-    catalog.set(c.name, { fields: spec.input.fields, cacheTtlSeconds: spec.cache?.ttlSeconds ?? 3600, championVersion: () => c.version });
+    catalog.set(c.name, { model: spec.model.name, currency: spec.currency, fields: spec.input.fields, cacheTtlSeconds: spec.cache?.ttlSeconds ?? 3600, championVersion: () => c.version, routes: () => [route] });
     base.logger.info({ assetClass: c.name, model: `${c.name}@${c.version}`, sales: sales.length }, "asset pipeline ready");
   }
 
@@ -82,6 +82,7 @@ export async function up(o: UpOptions): Promise<void> {
     services: [
       valuationService({
         catalog: (c) => catalog.get(c),
+        assetClasses: () => [...catalog.keys()],
         cache,
         registry: base.registry,
         dispatch: async (assetClass, items) =>

@@ -70,3 +70,33 @@ export function randomEnsemble(seed: number, options: { trees?: number; depth?: 
   }
   return { trees, baseValue: Math.fround(rnd()), aggregate: "SUM", featureCount: features, coverSource: "recorded" };
 }
+
+/**
+ * A new, empty database on the server at `url` for one test file, so suites running in parallel
+ * never see each other's tables; `drop()` removes it.
+ */
+export async function freshDatabase(url: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  const { default: pg } = await import("pg");
+  const name = `valora_test_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    drop: async () => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}

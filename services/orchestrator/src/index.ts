@@ -1,2 +1,3 @@
 export * from "./cache.js";
 export * from "./service.js";
+export * from "./performance.js";

@@ -3,12 +3,20 @@ import { ValuationService, ValuationSchema, type Valuation, type ValuationResult
 import { Route } from "@valora/proto/valora/v1/valuation_pb";
 import { ValoraError, assetKey, counter, implement, isErrorCode, normaliseAttributes, toValoraError, type InputField, type Normalised, type Registry, type ServiceRegistration } from "@valora/kit";
 import type { ValuationCache } from "./cache.js";
+import { PerformanceTracker } from "./performance.js";
 
 export interface AssetClassEntry {
+  /** ValuationModel name. */
+  model: string;
+  currency: string;
   fields: InputField[];
   cacheTtlSeconds: number;
   /** The champion version now serving, part of every cache key (a promotion invalidates the cache). */
   championVersion(): string | undefined;
+  /** Current routing (ValuationModel status.routing): who serves which share of traffic. */
+  routes(): { version: string; role: "champion" | "canary" | "shadow"; weight: number }[];
+  /** Candidate strategy when a rollout is in progress ("Canary" | "Shadow"). */
+  candidateStrategy?(): string | undefined;
 }
 
 type ResultInit = MessageInitShape<typeof ValuationResultSchema>;
@@ -21,11 +29,14 @@ export type QuotaCheck = (tenantId: string, units: number) => Promise<void>;
 
 export interface OrchestratorDeps {
   catalog: (assetClass: string) => AssetClassEntry | undefined;
+  /** Every asset class served (for ListAssetClasses / ListModels). */
+  assetClasses: () => string[];
   dispatch: Dispatch;
   cache: ValuationCache;
   quota?: QuotaCheck;
   registry?: Registry;
   maxBatch?: number;
+  performance?: PerformanceTracker;
 }
 
 const cacheKey = (assetClass: string, version: string, key: string): string => `${assetClass}:${version}:${key}`;
@@ -37,6 +48,7 @@ const cacheKey = (assetClass: string, version: string, key: string): string => `
  */
 export function valuationService(d: OrchestratorDeps): ServiceRegistration {
   const maxBatch = d.maxBatch ?? 100;
+  const perf = d.performance ?? new PerformanceTracker();
   const hits = d.registry ? counter(d.registry, "valora_valuation_cache_total", "Valuation cache lookups by result.", ["asset_class", "result"]) : undefined;
 
   const entryFor = (assetClass: string): AssetClassEntry => {
@@ -73,7 +85,14 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
       }),
     );
     if (pending.length > 0) {
+      const started = performance.now();
       const answers = await d.dispatch(assetClass, pending.map((p) => ({ assetKey: p.assetKey, attributes: p.attributes })));
+      const ms = performance.now() - started;
+      for (const a of answers) {
+        const m = a.valuation?.model;
+        if (m) perf.record(entry.model, m.route === Route.FALLBACK ? "fallback" : m.version, m.route === Route.CANARY ? "canary" : m.route === Route.FALLBACK ? "fallback" : "champion", ms, m.route === Route.FALLBACK ? "fallback" : "ok");
+        else perf.record(entry.model, version, "champion", ms, "error");
+      }
       await Promise.all(
         answers.map(async (a) => {
           const p = pending[a.index]!;
@@ -102,6 +121,37 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
     async valueBatch(req, call) {
       const tenant = String(call.metadata.get("x-tenant-id")[0] ?? "default");
       return { results: await valueMany(req.assetClass, req.items, req.skipCache, tenant) };
+    },
+    async listAssetClasses() {
+      return {
+        assetClasses: d.assetClasses().flatMap((name) => {
+          const e = d.catalog(name);
+          if (!e) return [];
+          return [{ name, model: e.model, currency: e.currency, fields: e.fields.map((f) => ({ name: f.name, type: f.type, required: f.required, enum: f.enum ?? [], feature: f.feature, ...(f.min !== undefined ? { min: f.min } : {}), ...(f.max !== undefined ? { max: f.max } : {}) })) }];
+        }),
+      };
+    },
+    async listModels() {
+      return {
+        models: d.assetClasses().flatMap((name) => {
+          const e = d.catalog(name);
+          if (!e) return [];
+          const routes = e.routes();
+          const candidate = routes.find((r) => r.role !== "champion");
+          const served = new Map(routes.map((r) => [r.version, r.role] as const));
+          return [
+            {
+              name: e.model,
+              assetClass: name,
+              championVersion: e.championVersion() ?? "",
+              candidateVersion: candidate?.version ?? "",
+              candidateStrategy: candidate ? (e.candidateStrategy?.() ?? (candidate.role === "shadow" ? "Shadow" : "Canary")) : "",
+              candidateTrafficPercent: candidate && candidate.role !== "shadow" ? Math.round((100 * candidate.weight) / Math.max(1, routes.filter((r) => r.role !== "shadow").reduce((s, r) => s + r.weight, 0))) : 0,
+              performance: perf.of(e.model).map((p) => ({ ...p, role: served.get(p.version) ?? p.role, requests: BigInt(p.requests), errors: BigInt(p.errors), fallbacks: BigInt(p.fallbacks), medianAbsDeltaPct: 0 })),
+            },
+          ];
+        }),
+      };
     },
   });
 }

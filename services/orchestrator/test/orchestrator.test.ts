@@ -48,7 +48,8 @@ function suite(name: string, grpcPort: number, makeCache: () => ValuationCache) 
         ...base(),
         services: [
           valuationService({
-            catalog: (c) => (c === "real-estate" ? { fields: spec.input.fields, cacheTtlSeconds: spec.cache.ttlSeconds, championVersion: () => "ames-v1" } : undefined),
+            catalog: (c) => (c === "real-estate" ? { model: "real-estate", currency: "USD", fields: spec.input.fields, cacheTtlSeconds: spec.cache.ttlSeconds, championVersion: () => "ames-v1", routes: () => [{ version: "ames-v1", role: "champion", weight: 100 }] } : undefined),
+            assetClasses: () => ["real-estate"],
             dispatch: async (assetClass, items) =>
               (await pipelines.run({ assetClass, items: items.map((i) => ({ assetKey: i.assetKey, attributes: i.attributes })) })).results.map((r) => ({
                 index: r.index,
@@ -94,6 +95,21 @@ function suite(name: string, grpcPort: number, makeCache: () => ValuationCache) 
       expect(res.results.map((r) => r.outcome.case)).toEqual(["valuation", "error", "valuation"]);
       const tooMany = await client.valueBatch({ assetClass: "real-estate", items: Array.from({ length: 101 }, () => ({ attributes: house(1) })) }).catch((e: unknown) => e);
       expect((tooMany as ValoraError).code).toBe("INVALID_ARGUMENT");
+    });
+
+    it("lists asset classes with their input schema and models with live per-version performance", async () => {
+      const { assetClasses } = await client.listAssetClasses({});
+      expect(assetClasses.map((a) => a.name)).toEqual(["real-estate"]);
+      const area = assetClasses[0]!.fields.find((f) => f.name === "gr_liv_area")!;
+      expect(area).toMatchObject({ type: spec.input.fields.find((f) => f.name === "gr_liv_area")!.type, feature: spec.input.fields.find((f) => f.name === "gr_liv_area")!.feature });
+      await client.value({ assetClass: "real-estate", attributes: house(7), skipCache: true });
+      const { models } = await client.listModels({});
+      expect(models[0]).toMatchObject({ name: "real-estate", assetClass: "real-estate", championVersion: "ames-v1", candidateVersion: "" });
+      const champion = models[0]!.performance.find((p) => p.version === "ames-v1")!;
+      expect(champion.role).toBe("champion");
+      expect(champion.requests).toBeGreaterThan(0n);
+      expect(champion.latencyP99Ms).toBeGreaterThanOrEqual(champion.latencyP50Ms);
+      expect(champion.latencyP50Ms).toBeGreaterThan(0);
     });
   });
 }

@@ -14,7 +14,265 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file valora/v1/valuation.proto.
  */
 export const file_valora_v1_valuation: GenFile = /*@__PURE__*/
-  fileDesc("Chl2YWxvcmEvdjEvdmFsdWF0aW9uLnByb3RvEgl2YWxvcmEudjEidgoMVmFsdWVSZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEisKCmF0dHJpYnV0ZXMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhAKCGFzc2V0X2lkGAMgASgJEhIKCnNraXBfY2FjaGUYBCABKAgiOAoNVmFsdWVSZXNwb25zZRInCgl2YWx1YXRpb24YASABKAsyFC52YWxvcmEudjEuVmFsdWF0aW9uImYKEVZhbHVlQmF0Y2hSZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEigKBWl0ZW1zGAIgAygLMhkudmFsb3JhLnYxLlZhbHVlQmF0Y2hJdGVtEhIKCnNraXBfY2FjaGUYAyABKAgiTwoOVmFsdWVCYXRjaEl0ZW0SKwoKYXR0cmlidXRlcxgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEAoIYXNzZXRfaWQYAiABKAkiQQoSVmFsdWVCYXRjaFJlc3BvbnNlEisKB3Jlc3VsdHMYASADKAsyGi52YWxvcmEudjEuVmFsdWF0aW9uUmVzdWx0In8KD1ZhbHVhdGlvblJlc3VsdBINCgVpbmRleBgBIAEoBRIpCgl2YWx1YXRpb24YAiABKAsyFC52YWxvcmEudjEuVmFsdWF0aW9uSAASJwoFZXJyb3IYAyABKAsyFi52YWxvcmEudjEuRXJyb3JEZXRhaWxIAEIJCgdvdXRjb21lIrUCCglWYWx1YXRpb24SDQoFdmFsdWUYASABKAESEAoIY3VycmVuY3kYAiABKAkSJQoIaW50ZXJ2YWwYAyABKAsyEy52YWxvcmEudjEuSW50ZXJ2YWwSEgoKY29uZmlkZW5jZRgEIAEoARIqCgtjb21wYXJhYmxlcxgFIAMoCzIVLnZhbG9yYS52MS5Db21wYXJhYmxlEisKC2V4cGxhbmF0aW9uGAYgASgLMhYudmFsb3JhLnYxLkV4cGxhbmF0aW9uEiIKBW1vZGVsGAcgASgLMhMudmFsb3JhLnYxLk1vZGVsUmVmEg4KBmNhY2hlZBgIIAEoCBIXCg9mYWxsYmFja19yZWFzb24YCSABKAkSEQoJYXNzZXRfa2V5GAogASgJEhMKC2Fzc2V0X2NsYXNzGAsgASgJIjcKCEludGVydmFsEgsKA2xvdxgBIAEoARIMCgRoaWdoGAIgASgBEhAKCGNvdmVyYWdlGAMgASgBIsIBCgpDb21wYXJhYmxlEgoKAmlkGAEgASgJEg0KBXByaWNlGAIgASgBEhYKDmFkanVzdGVkX3ByaWNlGAMgASgBEhMKC2Rpc3RhbmNlX2ttGAQgASgBEhIKCnNpbWlsYXJpdHkYBSABKAESKwoHc29sZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoKYXR0cmlidXRlcxgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiSgoITW9kZWxSZWYSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEh8KBXJvdXRlGAMgASgOMhAudmFsb3JhLnYxLlJvdXRlKlgKBVJvdXRlEhUKEVJPVVRFX1VOU1BFQ0lGSUVEEAASEgoOUk9VVEVfQ0hBTVBJT04QARIQCgxST1VURV9DQU5BUlkQAhISCg5ST1VURV9GQUxMQkFDSxADMpkBChBWYWx1YXRpb25TZXJ2aWNlEjoKBVZhbHVlEhcudmFsb3JhLnYxLlZhbHVlUmVxdWVzdBoYLnZhbG9yYS52MS5WYWx1ZVJlc3BvbnNlEkkKClZhbHVlQmF0Y2gSHC52YWxvcmEudjEuVmFsdWVCYXRjaFJlcXVlc3QaHS52YWxvcmEudjEuVmFsdWVCYXRjaFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_valora_v1_common]);
+  fileDesc("Chl2YWxvcmEvdjEvdmFsdWF0aW9uLnByb3RvEgl2YWxvcmEudjEiGQoXTGlzdEFzc2V0Q2xhc3Nlc1JlcXVlc3QiSAoYTGlzdEFzc2V0Q2xhc3Nlc1Jlc3BvbnNlEiwKDWFzc2V0X2NsYXNzZXMYASADKAsyFS52YWxvcmEudjEuQXNzZXRDbGFzcyJmCgpBc3NldENsYXNzEgwKBG5hbWUYASABKAkSDQoFbW9kZWwYAiABKAkSKQoGZmllbGRzGAMgAygLMhkudmFsb3JhLnYxLklucHV0RmllbGRTcGVjEhAKCGN1cnJlbmN5GAQgASgJIpEBCg5JbnB1dEZpZWxkU3BlYxIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSEAoIcmVxdWlyZWQYAyABKAgSDAoEZW51bRgEIAMoCRIQCgNtaW4YBSABKAFIAIgBARIQCgNtYXgYBiABKAFIAYgBARIPCgdmZWF0dXJlGAcgASgJQgYKBF9taW5CBgoEX21heCITChFMaXN0TW9kZWxzUmVxdWVzdCI8ChJMaXN0TW9kZWxzUmVzcG9uc2USJgoGbW9kZWxzGAEgAygLMhYudmFsb3JhLnYxLk1vZGVsU3RhdHVzItgBCgtNb2RlbFN0YXR1cxIMCgRuYW1lGAEgASgJEhMKC2Fzc2V0X2NsYXNzGAIgASgJEhgKEGNoYW1waW9uX3ZlcnNpb24YAyABKAkSGQoRY2FuZGlkYXRlX3ZlcnNpb24YBCABKAkSGgoSY2FuZGlkYXRlX3N0cmF0ZWd5GAUgASgJEiEKGWNhbmRpZGF0ZV90cmFmZmljX3BlcmNlbnQYBiABKAUSMgoLcGVyZm9ybWFuY2UYByADKAsyHS52YWxvcmEudjEuVmVyc2lvblBlcmZvcm1hbmNlIrYBChJWZXJzaW9uUGVyZm9ybWFuY2USDwoHdmVyc2lvbhgBIAEoCRIMCgRyb2xlGAIgASgJEhAKCHJlcXVlc3RzGAMgASgDEg4KBmVycm9ycxgEIAEoAxIWCg5sYXRlbmN5X3A1MF9tcxgFIAEoARIWCg5sYXRlbmN5X3A5OV9tcxgGIAEoARIcChRtZWRpYW5fYWJzX2RlbHRhX3BjdBgHIAEoARIRCglmYWxsYmFja3MYCCABKAMidgoMVmFsdWVSZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEisKCmF0dHJpYnV0ZXMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhAKCGFzc2V0X2lkGAMgASgJEhIKCnNraXBfY2FjaGUYBCABKAgiOAoNVmFsdWVSZXNwb25zZRInCgl2YWx1YXRpb24YASABKAsyFC52YWxvcmEudjEuVmFsdWF0aW9uImYKEVZhbHVlQmF0Y2hSZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEigKBWl0ZW1zGAIgAygLMhkudmFsb3JhLnYxLlZhbHVlQmF0Y2hJdGVtEhIKCnNraXBfY2FjaGUYAyABKAgiTwoOVmFsdWVCYXRjaEl0ZW0SKwoKYXR0cmlidXRlcxgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEAoIYXNzZXRfaWQYAiABKAkiQQoSVmFsdWVCYXRjaFJlc3BvbnNlEisKB3Jlc3VsdHMYASADKAsyGi52YWxvcmEudjEuVmFsdWF0aW9uUmVzdWx0In8KD1ZhbHVhdGlvblJlc3VsdBINCgVpbmRleBgBIAEoBRIpCgl2YWx1YXRpb24YAiABKAsyFC52YWxvcmEudjEuVmFsdWF0aW9uSAASJwoFZXJyb3IYAyABKAsyFi52YWxvcmEudjEuRXJyb3JEZXRhaWxIAEIJCgdvdXRjb21lIrUCCglWYWx1YXRpb24SDQoFdmFsdWUYASABKAESEAoIY3VycmVuY3kYAiABKAkSJQoIaW50ZXJ2YWwYAyABKAsyEy52YWxvcmEudjEuSW50ZXJ2YWwSEgoKY29uZmlkZW5jZRgEIAEoARIqCgtjb21wYXJhYmxlcxgFIAMoCzIVLnZhbG9yYS52MS5Db21wYXJhYmxlEisKC2V4cGxhbmF0aW9uGAYgASgLMhYudmFsb3JhLnYxLkV4cGxhbmF0aW9uEiIKBW1vZGVsGAcgASgLMhMudmFsb3JhLnYxLk1vZGVsUmVmEg4KBmNhY2hlZBgIIAEoCBIXCg9mYWxsYmFja19yZWFzb24YCSABKAkSEQoJYXNzZXRfa2V5GAogASgJEhMKC2Fzc2V0X2NsYXNzGAsgASgJIjcKCEludGVydmFsEgsKA2xvdxgBIAEoARIMCgRoaWdoGAIgASgBEhAKCGNvdmVyYWdlGAMgASgBIsIBCgpDb21wYXJhYmxlEgoKAmlkGAEgASgJEg0KBXByaWNlGAIgASgBEhYKDmFkanVzdGVkX3ByaWNlGAMgASgBEhMKC2Rpc3RhbmNlX2ttGAQgASgBEhIKCnNpbWlsYXJpdHkYBSABKAESKwoHc29sZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoKYXR0cmlidXRlcxgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiSgoITW9kZWxSZWYSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEh8KBXJvdXRlGAMgASgOMhAudmFsb3JhLnYxLlJvdXRlKlgKBVJvdXRlEhUKEVJPVVRFX1VOU1BFQ0lGSUVEEAASEgoOUk9VVEVfQ0hBTVBJT04QARIQCgxST1VURV9DQU5BUlkQAhISCg5ST1VURV9GQUxMQkFDSxADMsECChBWYWx1YXRpb25TZXJ2aWNlEjoKBVZhbHVlEhcudmFsb3JhLnYxLlZhbHVlUmVxdWVzdBoYLnZhbG9yYS52MS5WYWx1ZVJlc3BvbnNlEkkKClZhbHVlQmF0Y2gSHC52YWxvcmEudjEuVmFsdWVCYXRjaFJlcXVlc3QaHS52YWxvcmEudjEuVmFsdWVCYXRjaFJlc3BvbnNlElsKEExpc3RBc3NldENsYXNzZXMSIi52YWxvcmEudjEuTGlzdEFzc2V0Q2xhc3Nlc1JlcXVlc3QaIy52YWxvcmEudjEuTGlzdEFzc2V0Q2xhc3Nlc1Jlc3BvbnNlEkkKCkxpc3RNb2RlbHMSHC52YWxvcmEudjEuTGlzdE1vZGVsc1JlcXVlc3QaHS52YWxvcmEudjEuTGlzdE1vZGVsc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_valora_v1_common]);
+
+/**
+ * @generated from message valora.v1.ListAssetClassesRequest
+ */
+export type ListAssetClassesRequest = Message<"valora.v1.ListAssetClassesRequest"> & {
+};
+
+/**
+ * Describes the message valora.v1.ListAssetClassesRequest.
+ * Use `create(ListAssetClassesRequestSchema)` to create a new message.
+ */
+export const ListAssetClassesRequestSchema: GenMessage<ListAssetClassesRequest> = /*@__PURE__*/
+  messageDesc(file_valora_v1_valuation, 0);
+
+/**
+ * @generated from message valora.v1.ListAssetClassesResponse
+ */
+export type ListAssetClassesResponse = Message<"valora.v1.ListAssetClassesResponse"> & {
+  /**
+   * @generated from field: repeated valora.v1.AssetClass asset_classes = 1;
+   */
+  assetClasses: AssetClass[];
+};
+
+/**
+ * Describes the message valora.v1.ListAssetClassesResponse.
+ * Use `create(ListAssetClassesResponseSchema)` to create a new message.
+ */
+export const ListAssetClassesResponseSchema: GenMessage<ListAssetClassesResponse> = /*@__PURE__*/
+  messageDesc(file_valora_v1_valuation, 1);
+
+/**
+ * @generated from message valora.v1.AssetClass
+ */
+export type AssetClass = Message<"valora.v1.AssetClass"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Name of the ValuationModel that values it.
+   *
+   * @generated from field: string model = 2;
+   */
+  model: string;
+
+  /**
+   * @generated from field: repeated valora.v1.InputFieldSpec fields = 3;
+   */
+  fields: InputFieldSpec[];
+
+  /**
+   * @generated from field: string currency = 4;
+   */
+  currency: string;
+};
+
+/**
+ * Describes the message valora.v1.AssetClass.
+ * Use `create(AssetClassSchema)` to create a new message.
+ */
+export const AssetClassSchema: GenMessage<AssetClass> = /*@__PURE__*/
+  messageDesc(file_valora_v1_valuation, 2);
+
+/**
+ * One input field of an asset class, as its AssetPipeline declares it.
+ *
+ * @generated from message valora.v1.InputFieldSpec
+ */
+export type InputFieldSpec = Message<"valora.v1.InputFieldSpec"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * "number", "integer", "string" or "boolean".
+   *
+   * @generated from field: string type = 2;
+   */
+  type: string;
+
+  /**
+   * @generated from field: bool required = 3;
+   */
+  required: boolean;
+
+  /**
+   * @generated from field: repeated string enum = 4;
+   */
+  enum: string[];
+
+  /**
+   * @generated from field: optional double min = 5;
+   */
+  min?: number | undefined;
+
+  /**
+   * @generated from field: optional double max = 6;
+   */
+  max?: number | undefined;
+
+  /**
+   * The model feature (training column) this field feeds.
+   *
+   * @generated from field: string feature = 7;
+   */
+  feature: string;
+};
+
+/**
+ * Describes the message valora.v1.InputFieldSpec.
+ * Use `create(InputFieldSpecSchema)` to create a new message.
+ */
+export const InputFieldSpecSchema: GenMessage<InputFieldSpec> = /*@__PURE__*/
+  messageDesc(file_valora_v1_valuation, 3);
+
+/**
+ * @generated from message valora.v1.ListModelsRequest
+ */
+export type ListModelsRequest = Message<"valora.v1.ListModelsRequest"> & {
+};
+
+/**
+ * Describes the message valora.v1.ListModelsRequest.
+ * Use `create(ListModelsRequestSchema)` to create a new message.
+ */
+export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE__*/
+  messageDesc(file_valora_v1_valuation, 4);
+
+/**
+ * @generated from message valora.v1.ListModelsResponse
+ */
+export type ListModelsResponse = Message<"valora.v1.ListModelsResponse"> & {
+  /**
+   * @generated from field: repeated valora.v1.ModelStatus models = 1;
+   */
+  models: ModelStatus[];
+};
+
+/**
+ * Describes the message valora.v1.ListModelsResponse.
+ * Use `create(ListModelsResponseSchema)` to create a new message.
+ */
+export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
+  messageDesc(file_valora_v1_valuation, 5);
+
+/**
+ * @generated from message valora.v1.ModelStatus
+ */
+export type ModelStatus = Message<"valora.v1.ModelStatus"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string asset_class = 2;
+   */
+  assetClass: string;
+
+  /**
+   * @generated from field: string champion_version = 3;
+   */
+  championVersion: string;
+
+  /**
+   * Empty when no candidate is rolling out.
+   *
+   * @generated from field: string candidate_version = 4;
+   */
+  candidateVersion: string;
+
+  /**
+   * "Canary", "Shadow" or empty.
+   *
+   * @generated from field: string candidate_strategy = 5;
+   */
+  candidateStrategy: string;
+
+  /**
+   * Share of traffic the candidate serves now.
+   *
+   * @generated from field: int32 candidate_traffic_percent = 6;
+   */
+  candidateTrafficPercent: number;
+
+  /**
+   * @generated from field: repeated valora.v1.VersionPerformance performance = 7;
+   */
+  performance: VersionPerformance[];
+};
+
+/**
+ * Describes the message valora.v1.ModelStatus.
+ * Use `create(ModelStatusSchema)` to create a new message.
+ */
+export const ModelStatusSchema: GenMessage<ModelStatus> = /*@__PURE__*/
+  messageDesc(file_valora_v1_valuation, 6);
+
+/**
+ * Live metrics of one model version, measured by this orchestrator since it started.
+ *
+ * @generated from message valora.v1.VersionPerformance
+ */
+export type VersionPerformance = Message<"valora.v1.VersionPerformance"> & {
+  /**
+   * @generated from field: string version = 1;
+   */
+  version: string;
+
+  /**
+   * "champion", "canary" or "shadow".
+   *
+   * @generated from field: string role = 2;
+   */
+  role: string;
+
+  /**
+   * @generated from field: int64 requests = 3;
+   */
+  requests: bigint;
+
+  /**
+   * @generated from field: int64 errors = 4;
+   */
+  errors: bigint;
+
+  /**
+   * @generated from field: double latency_p50_ms = 5;
+   */
+  latencyP50Ms: number;
+
+  /**
+   * @generated from field: double latency_p99_ms = 6;
+   */
+  latencyP99Ms: number;
+
+  /**
+   * For candidates: median absolute % difference from the champion on the same requests.
+   *
+   * @generated from field: double median_abs_delta_pct = 7;
+   */
+  medianAbsDeltaPct: number;
+
+  /**
+   * @generated from field: int64 fallbacks = 8;
+   */
+  fallbacks: bigint;
+};
+
+/**
+ * Describes the message valora.v1.VersionPerformance.
+ * Use `create(VersionPerformanceSchema)` to create a new message.
+ */
+export const VersionPerformanceSchema: GenMessage<VersionPerformance> = /*@__PURE__*/
+  messageDesc(file_valora_v1_valuation, 7);
 
 /**
  * @generated from message valora.v1.ValueRequest
@@ -54,7 +312,7 @@ export type ValueRequest = Message<"valora.v1.ValueRequest"> & {
  * Use `create(ValueRequestSchema)` to create a new message.
  */
 export const ValueRequestSchema: GenMessage<ValueRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 0);
+  messageDesc(file_valora_v1_valuation, 8);
 
 /**
  * @generated from message valora.v1.ValueResponse
@@ -71,7 +329,7 @@ export type ValueResponse = Message<"valora.v1.ValueResponse"> & {
  * Use `create(ValueResponseSchema)` to create a new message.
  */
 export const ValueResponseSchema: GenMessage<ValueResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 1);
+  messageDesc(file_valora_v1_valuation, 9);
 
 /**
  * @generated from message valora.v1.ValueBatchRequest
@@ -104,7 +362,7 @@ export type ValueBatchRequest = Message<"valora.v1.ValueBatchRequest"> & {
  * Use `create(ValueBatchRequestSchema)` to create a new message.
  */
 export const ValueBatchRequestSchema: GenMessage<ValueBatchRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 2);
+  messageDesc(file_valora_v1_valuation, 10);
 
 /**
  * @generated from message valora.v1.ValueBatchItem
@@ -126,7 +384,7 @@ export type ValueBatchItem = Message<"valora.v1.ValueBatchItem"> & {
  * Use `create(ValueBatchItemSchema)` to create a new message.
  */
 export const ValueBatchItemSchema: GenMessage<ValueBatchItem> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 3);
+  messageDesc(file_valora_v1_valuation, 11);
 
 /**
  * @generated from message valora.v1.ValueBatchResponse
@@ -145,7 +403,7 @@ export type ValueBatchResponse = Message<"valora.v1.ValueBatchResponse"> & {
  * Use `create(ValueBatchResponseSchema)` to create a new message.
  */
 export const ValueBatchResponseSchema: GenMessage<ValueBatchResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 4);
+  messageDesc(file_valora_v1_valuation, 12);
 
 /**
  * The outcome for one item: a valuation or an error.
@@ -183,7 +441,7 @@ export type ValuationResult = Message<"valora.v1.ValuationResult"> & {
  * Use `create(ValuationResultSchema)` to create a new message.
  */
 export const ValuationResultSchema: GenMessage<ValuationResult> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 5);
+  messageDesc(file_valora_v1_valuation, 13);
 
 /**
  * @generated from message valora.v1.Valuation
@@ -272,7 +530,7 @@ export type Valuation = Message<"valora.v1.Valuation"> & {
  * Use `create(ValuationSchema)` to create a new message.
  */
 export const ValuationSchema: GenMessage<Valuation> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 6);
+  messageDesc(file_valora_v1_valuation, 14);
 
 /**
  * @generated from message valora.v1.Interval
@@ -301,7 +559,7 @@ export type Interval = Message<"valora.v1.Interval"> & {
  * Use `create(IntervalSchema)` to create a new message.
  */
 export const IntervalSchema: GenMessage<Interval> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 7);
+  messageDesc(file_valora_v1_valuation, 15);
 
 /**
  * @generated from message valora.v1.Comparable
@@ -362,7 +620,7 @@ export type Comparable = Message<"valora.v1.Comparable"> & {
  * Use `create(ComparableSchema)` to create a new message.
  */
 export const ComparableSchema: GenMessage<Comparable> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 8);
+  messageDesc(file_valora_v1_valuation, 16);
 
 /**
  * @generated from message valora.v1.ModelRef
@@ -389,7 +647,7 @@ export type ModelRef = Message<"valora.v1.ModelRef"> & {
  * Use `create(ModelRefSchema)` to create a new message.
  */
 export const ModelRefSchema: GenMessage<ModelRef> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 9);
+  messageDesc(file_valora_v1_valuation, 17);
 
 /**
  * Which traffic route produced a valuation.
@@ -455,6 +713,26 @@ export const ValuationService: GenService<{
     methodKind: "unary";
     input: typeof ValueBatchRequestSchema;
     output: typeof ValueBatchResponseSchema;
+  },
+  /**
+   * Asset classes this orchestrator serves, with their input schema.
+   *
+   * @generated from rpc valora.v1.ValuationService.ListAssetClasses
+   */
+  listAssetClasses: {
+    methodKind: "unary";
+    input: typeof ListAssetClassesRequestSchema;
+    output: typeof ListAssetClassesResponseSchema;
+  },
+  /**
+   * Models behind the asset classes: versions, routing, and live performance per version.
+   *
+   * @generated from rpc valora.v1.ValuationService.ListModels
+   */
+  listModels: {
+    methodKind: "unary";
+    input: typeof ListModelsRequestSchema;
+    output: typeof ListModelsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_valora_v1_valuation, 0);

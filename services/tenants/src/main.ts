@@ -1,0 +1,31 @@
+import { createGrpcServer, createPgPool, createServiceBase, loadConfig, vars, z } from "@valora/kit";
+import { createTenants } from "./app.js";
+
+export const TenantsEnv = z.object({
+  DATABASE_URL: vars.url(),
+  GRPC_PORT: vars.port(9091),
+  HOST: vars.host("0.0.0.0"),
+  LOG_LEVEL: vars.logLevel(),
+  VALORA_BOOTSTRAP_API_KEY: z.string().optional(),
+  VALORA_WEBHOOK_ALLOW_HTTP: vars.bool(false),
+  VALORA_WEBHOOK_ALLOW_PRIVATE: vars.bool(false),
+  SHUTDOWN_DRAIN_DELAY_MS: vars.int(0),
+});
+
+/** `valora serve tenants`: wiring from environment only. */
+export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
+  const config = loadConfig(TenantsEnv, env);
+  const base = createServiceBase({ name: "tenants", logLevel: config.LOG_LEVEL, drainDelayMs: config.SHUTDOWN_DRAIN_DELAY_MS, exit: (code) => process.exit(code) });
+  const pool = createPgPool({ url: config.DATABASE_URL, applicationName: "valora-tenants", logger: base.logger });
+  const tenants = createTenants(base, { pool, webhooks: { allowHttp: config.VALORA_WEBHOOK_ALLOW_HTTP, allowPrivate: config.VALORA_WEBHOOK_ALLOW_PRIVATE }, ...(config.VALORA_BOOTSTRAP_API_KEY ? { bootstrapApiKey: config.VALORA_BOOTSTRAP_API_KEY } : {}) });
+  const { generatedKey } = await tenants.start();
+  if (generatedKey) base.logger.warn({ apiKey: generatedKey }, "bootstrap admin API key for tenant 'default' (shown once; store it now)");
+  const server = createGrpcServer({ ...base, services: [tenants.service] });
+  const port = await server.listen(`${config.HOST}:${config.GRPC_PORT}`);
+  base.health.addCheck("postgres", async () => (await pool.query("SELECT 1")).rowCount === 1);
+  base.shutdown.register("grpc", () => server.shutdown());
+  base.shutdown.register("webhooks", () => tenants.close());
+  base.shutdown.register("postgres", () => pool.end());
+  base.shutdown.installSignalHandlers();
+  base.logger.info({ port }, "tenants service listening");
+}
