@@ -1,7 +1,7 @@
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { PipelineService } from "@valora/proto/valora/v1/pipeline_pb";
-import { Route as RouteEnum, type ValuationSchema } from "@valora/proto/valora/v1/valuation_pb";
+import { Route as RouteEnum, ValuationSchema } from "@valora/proto/valora/v1/valuation_pb";
 import { ValoraError, implement, toValoraError, type ServiceRegistration } from "@valora/kit";
 import type { Normalised } from "./input.js";
 import type { ValuationOut, ValuationPipeline } from "./valuation.js";
@@ -33,24 +33,42 @@ export function toValuationMessage(v: ValuationOut): MessageInitShape<typeof Val
   };
 }
 
+/** Values items one by one; each fails on its own with a stable code. */
+async function runItems(pipeline: ValuationPipeline, items: { assetKey: string; attributes?: unknown }[]) {
+  return Promise.all(
+    items.map(async (item, index) => {
+      try {
+        const v = await pipeline.value((item.attributes ?? {}) as Normalised, item.assetKey);
+        return { index, outcome: { case: "valuation" as const, value: create(ValuationSchema, toValuationMessage(v)) } };
+      } catch (err) {
+        const e = toValoraError(err);
+        return { index, outcome: { case: "error" as const, value: { code: e.code, message: e.message, violations: e.details } } };
+      }
+    }),
+  );
+}
+
+const unknownClass = (assetClass: string) => new ValoraError("NOT_FOUND", `no pipeline for asset class "${assetClass}"`, { details: [{ field: "asset_class", description: "unknown asset class" }] });
+
 /** valora.v1.PipelineService over the pipelines this process runs, by asset class. */
 export function pipelineService(pipelines: ReadonlyMap<string, ValuationPipeline>): ServiceRegistration {
   return implement(PipelineService, {
     async run(req) {
       const pipeline = pipelines.get(req.assetClass);
-      if (!pipeline) throw new ValoraError("NOT_FOUND", `no pipeline for asset class "${req.assetClass}"`, { details: [{ field: "asset_class", description: "unknown asset class" }] });
-      const results = await Promise.all(
-        req.items.map(async (item, index) => {
-          try {
-            const v = await pipeline.value((item.attributes ?? {}) as Normalised, item.assetKey);
-            return { index, outcome: { case: "valuation" as const, value: toValuationMessage(v) } };
-          } catch (err) {
-            const e = toValoraError(err);
-            return { index, outcome: { case: "error" as const, value: { code: e.code, message: e.message, violations: e.details } } };
-          }
-        }),
-      );
-      return { results };
+      if (!pipeline) throw unknownClass(req.assetClass);
+      return { results: await runItems(pipeline, req.items) };
     },
   });
+}
+
+/**
+ * The orchestrator's dispatch to pipelines in the same process (`valora up`): what
+ * PipelineService/Run does, without the network hop.
+ */
+export function localDispatch(pipelines: ReadonlyMap<string, ValuationPipeline>) {
+  return async (assetClass: string, items: { assetKey: string; attributes: Normalised }[]) => {
+    const pipeline = pipelines.get(assetClass);
+    if (!pipeline) throw unknownClass(assetClass);
+    return (await runItems(pipeline, items)).map((r) => (r.outcome.case === "valuation" ? { index: r.index, valuation: r.outcome.value } : { index: r.index, error: r.outcome.value }));
+  };
 }

@@ -1,0 +1,164 @@
+import { randomUUID } from "node:crypto";
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import fastifySwagger from "@fastify/swagger";
+import fastifySwaggerUi from "@fastify/swagger-ui";
+import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
+import type { TenantService } from "@valora/proto/valora/v1/tenants_pb";
+import type { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
+import { ValoraError, errorEnvelope, histogram, type Client, type ServiceBase } from "@valora/kit";
+import { hasRole, type Authenticator, type Principal, type RoleName } from "./auth.js";
+import { bucketForPlan } from "./plans.js";
+import { rateLimitHeaders, type Bucket, type RateLimiter } from "./rate-limit.js";
+import { NoQuery } from "./schemas.js";
+import { adminRoutes } from "./routes/admin.js";
+import { catalogRoutes } from "./routes/catalog.js";
+import { valuationRoutes } from "./routes/valuations.js";
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** Roles that may call the route; a route without roles is public (health, docs). */
+    roles?: readonly RoleName[];
+    /** Only principals of a platform-admin tenant (creating tenants). */
+    platformAdmin?: boolean;
+  }
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+export interface GatewayDeps {
+  base: Pick<ServiceBase, "logger" | "registry" | "health">;
+  valuations: Client<typeof ValuationService>;
+  tenants: Client<typeof TenantService>;
+  auth: Authenticator;
+  limiter: RateLimiter;
+  planRates?: Record<string, Bucket>;
+  /** Largest accepted request body in bytes. */
+  bodyLimit?: number;
+  /** Deadline of calls to the orchestrator and tenants service. */
+  upstreamTimeoutMs?: number;
+}
+
+export interface RouteInfo {
+  method: string;
+  url: string;
+  roles?: readonly RoleName[];
+  platformAdmin?: boolean;
+}
+
+const STATUS_CODES: Record<number, ConstructorParameters<typeof ValoraError>[0]> = { 400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 414: "INVALID_ARGUMENT", 405: "INVALID_ARGUMENT", 406: "INVALID_ARGUMENT", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 429: "RESOURCE_EXHAUSTED" };
+
+/** Pure: anything fastify or a handler throws, as a ValoraError with the field at fault. */
+export function toGatewayError(err: unknown): ValoraError {
+  if (err instanceof ValoraError) return err;
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const where = (err as { validationContext?: string }).validationContext ?? "body";
+    const details = err.validation.map((v) => {
+      const path = v.instancePath.split("/").filter(Boolean).join(".");
+      const extra = v.keyword === "unrecognized_keys" ? ((v.params as { keys?: string[] }).keys ?? []) : [];
+      return extra.length > 0 ? extra.map((k) => ({ field: [where, path, k].filter(Boolean).join("."), description: "unknown field" })) : [{ field: [where, path].filter(Boolean).join("."), description: v.message ?? "invalid" }];
+    });
+    return new ValoraError("INVALID_ARGUMENT", `invalid ${where}`, { details: details.flat() });
+  }
+  const e = err as FastifyError;
+  const code = e.statusCode !== undefined && e.statusCode < 500 ? (STATUS_CODES[e.statusCode] ?? "INVALID_ARGUMENT") : undefined;
+  if (code) return new ValoraError(code, e.message, { details: e.code === "FST_ERR_CTP_INVALID_JSON_BODY" || e.code === "FST_ERR_CTP_EMPTY_JSON_BODY" ? [{ field: "body", description: "not valid JSON" }] : [] });
+  return new ValoraError("INTERNAL", "internal error", { cause: err });
+}
+
+/**
+ * The REST edge. Every route declares the roles that may call it; one onRequest hook
+ * authenticates, authorises and rate-limits before any body is read, so a refused request costs
+ * nothing and writes nothing. Errors of every kind leave as the envelope with a stable code.
+ */
+export async function buildGateway(d: GatewayDeps): Promise<FastifyInstance & { valoraRoutes: RouteInfo[] }> {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: d.bodyLimit ?? 1024 * 1024,
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
+    },
+    trustProxy: true,
+    maxParamLength: 300,
+    // Errors the router raises before any route (bad URL encoding, over-long parameters) get the envelope too.
+    frameworkErrors: (err, req, reply) => {
+      const { status, body } = errorEnvelope(toGatewayError(err), req.id);
+      void reply.code(status).send(body);
+    },
+    routerOptions: { ignoreTrailingSlash: true },
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  // JSON only: anything else is a 415 before a handler runs.
+  app.removeContentTypeParser("text/plain");
+  // Response schemas document the API; serialising needs no validation on the hot path.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
+  const routes: RouteInfo[] = [];
+  app.addHook("onRoute", (r) => {
+    if (r.url.startsWith("/docs") || r.method === "HEAD") return;
+    // Unknown query parameters are refused like unknown body fields.
+    if (r.config?.roles && r.schema && !r.schema.querystring) r.schema.querystring = NoQuery;
+    for (const method of [r.method].flat()) routes.push({ method, url: r.url, ...(r.config?.roles ? { roles: r.config.roles } : {}), ...(r.config?.platformAdmin ? { platformAdmin: true } : {}) });
+  });
+
+  const duration = histogram(d.base.registry, "http_server_request_duration_seconds", "REST request latency by route and status.", ["method", "route", "status"], [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
+  app.addHook("onResponse", async (req, reply) => {
+    duration.observe({ method: req.method, route: req.routeOptions.url ?? "unmatched", status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+  app.addHook("onSend", async (req, reply) => {
+    void reply.header("x-request-id", req.id);
+  });
+
+  app.addHook("onRequest", async (req: FastifyRequest, reply: FastifyReply) => {
+    const cfg = req.routeOptions.config;
+    if (!cfg.roles) return;
+    const principal = await d.auth.authenticate(req.headers.authorization, req.ip);
+    if (!hasRole(principal, cfg.roles) || (cfg.platformAdmin && !principal.platformAdmin)) {
+      throw new ValoraError("PERMISSION_DENIED", `this call needs one of the roles ${cfg.roles.join(", ")}${cfg.platformAdmin ? " in a platform tenant" : ""}`);
+    }
+    req.principal = principal;
+    const bucket = bucketForPlan(principal.plan, d.planRates);
+    const decision = await d.limiter.take(`tenant:${principal.tenantId}`, bucket);
+    void reply.headers(rateLimitHeaders(decision, bucket));
+    if (!decision.allowed) throw new ValoraError("RESOURCE_EXHAUSTED", `rate limit of the ${principal.plan} plan exceeded: retry in ${decision.retryAfter} s`);
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const e = toGatewayError(err);
+    if (e.code === "INTERNAL" || e.code === "UNAVAILABLE") d.base.logger.error({ err: e.cause ?? e, requestId: req.id, url: req.url }, "request failed");
+    const { status, body } = errorEnvelope(e, req.id);
+    return reply.code(status).send(body);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const { status, body } = errorEnvelope(new ValoraError("NOT_FOUND", `no route ${req.method} ${req.url.split("?")[0]}`), req.id);
+    return reply.code(status).send(body);
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: { title: "Valora API", version: "1.0.0", description: "Valuations of hard assets (homes, vehicles, any declared asset class) and tenant administration. Every response is the envelope `{data, meta: {requestId, timestamp}, error}`." },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "An API key (vk_...) or an OIDC access token" } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: "/docs" });
+
+  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  app.get("/healthz", { schema: { hide: true } }, async () => ({ status: "ok" }));
+  app.get("/readyz", { schema: { hide: true } }, async (_req, reply) => {
+    const ready = await d.base.health.ready();
+    return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not ready" });
+  });
+  app.get("/metrics", { schema: { hide: true } }, async (_req, reply) => reply.type(d.base.registry.contentType).send(await d.base.registry.metrics()));
+
+  const timeoutMs = d.upstreamTimeoutMs ?? 10_000;
+  await app.register(valuationRoutes, { valuations: d.valuations, tenants: d.tenants, timeoutMs, logger: d.base.logger });
+  await app.register(catalogRoutes, { valuations: d.valuations, timeoutMs });
+  await app.register(adminRoutes, { tenants: d.tenants, timeoutMs });
+  await app.ready();
+  return Object.assign(app, { valoraRoutes: routes });
+}
+

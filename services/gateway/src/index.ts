@@ -1,0 +1,6 @@
+export * from "./app.js";
+export * from "./auth.js";
+export * from "./plans.js";
+export * from "./rate-limit.js";
+export * from "./grpc-ingress.js";
+export * from "./valuation-json.js";

@@ -1,0 +1,102 @@
+import type { FastifyPluginAsync, FastifyRequest } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { TenantService } from "@valora/proto/valora/v1/tenants_pb";
+import type { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
+import { ValoraError, okEnvelope, type Client, type Logger } from "@valora/kit";
+import { ROLE_SETS, mayValue, type Principal } from "../auth.js";
+import { BatchRequest, ErrorEnvelope, Valuation, ValuationRequest, envelopeOf } from "../schemas.js";
+import { valuationJson } from "../valuation-json.js";
+
+const ROLES_VALUE = ROLE_SETS.value;
+
+export interface ValuationRoutesOptions {
+  valuations: Client<typeof ValuationService>;
+  tenants: Pick<Client<typeof TenantService>, "listWebhooks" | "publish">;
+  timeoutMs: number;
+  logger: Logger;
+}
+
+/**
+ * Whether a tenant has a webhook for valuation.completed, remembered for 30 s: publishing an
+ * event per valuation would cost a write for tenants who never asked for one.
+ */
+class HookInterest {
+  private readonly known = new Map<string, { wants: boolean; until: number }>();
+  constructor(private readonly tenants: ValuationRoutesOptions["tenants"]) {}
+  async wants(tenantId: string): Promise<boolean> {
+    const k = this.known.get(tenantId);
+    if (k && k.until > Date.now()) return k.wants;
+    const { webhooks } = await this.tenants.listWebhooks({ tenantId });
+    const wants = webhooks.some((w) => w.events.includes("valuation.completed"));
+    this.known.set(tenantId, { wants, until: Date.now() + 30_000 });
+    return wants;
+  }
+}
+
+export function checkScope(p: Principal, assetClass: string): void {
+  // Outside the key's scope the class is reported as unknown, like any object of another tenant.
+  if (!mayValue(p, assetClass)) throw new ValoraError("NOT_FOUND", `unknown asset class "${assetClass}"`, { details: [{ field: "assetClass", description: "not an asset class this key may value" }] });
+}
+
+export const valuationRoutes: FastifyPluginAsync<ValuationRoutesOptions> = async (fastify, o) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const hooks = new HookInterest(o.tenants);
+  const metadata = (req: FastifyRequest) => ({ "x-tenant-id": req.principal!.tenantId, "x-request-id": req.id });
+  const notify = (req: FastifyRequest, data: Record<string, unknown>) => {
+    const tenantId = req.principal!.tenantId;
+    void hooks
+      .wants(tenantId)
+      .then((wants) => (wants ? o.tenants.publish({ tenantId, eventId: `valuation-${req.id}`, type: "valuation.completed", data: data as never }) : undefined))
+      .catch((err: unknown) => o.logger.warn({ err, requestId: req.id }, "could not publish valuation.completed"));
+  };
+
+  app.post(
+    "/v1/valuations",
+    {
+      config: { roles: ROLES_VALUE },
+      schema: { tags: ["valuations"], summary: "Value one asset", body: ValuationRequest, response: { 200: envelopeOf(Valuation), "4xx": ErrorEnvelope } },
+    },
+    async (req) => {
+      checkScope(req.principal!, req.body.assetClass);
+      const { valuation } = await o.valuations.value(
+        { assetClass: req.body.assetClass, attributes: (req.body.attributes ?? {}) as never, assetId: req.body.assetId ?? "", skipCache: req.body.skipCache ?? false },
+        { timeoutMs: o.timeoutMs, metadata: metadata(req) },
+      );
+      if (!valuation) throw new ValoraError("INTERNAL", "orchestrator returned no valuation");
+      const out = valuationJson(valuation);
+      notify(req, { assetClass: out.assetClass, assetKey: out.assetKey, value: out.value, currency: out.currency, model: out.model });
+      return okEnvelope(out, req.id);
+    },
+  );
+
+  app.post(
+    "/v1/valuations::batch",
+    {
+      config: { roles: ROLES_VALUE },
+      schema: {
+        tags: ["valuations"],
+        summary: "Value up to 100 assets of one class; each item succeeds or fails on its own",
+        body: BatchRequest,
+        response: { 200: envelopeOf(z.object({ results: z.array(z.object({ index: z.number(), valuation: Valuation.nullable(), error: z.object({ code: z.string(), message: z.string(), details: z.array(z.object({ field: z.string(), description: z.string() })) }).nullable() })) })), "4xx": ErrorEnvelope },
+      },
+    },
+    async (req) => {
+      checkScope(req.principal!, req.body.assetClass);
+      const { results } = await o.valuations.valueBatch(
+        { assetClass: req.body.assetClass, items: req.body.items.map((i) => ({ attributes: (i.attributes ?? {}) as never, assetId: i.assetId ?? "" })), skipCache: req.body.skipCache ?? false },
+        { timeoutMs: o.timeoutMs, metadata: metadata(req) },
+      );
+      return okEnvelope(
+        {
+          results: results.map((r) => ({
+            index: r.index,
+            valuation: r.outcome.case === "valuation" ? valuationJson(r.outcome.value) : null,
+            error: r.outcome.case === "error" ? { code: r.outcome.value.code, message: r.outcome.value.message, details: r.outcome.value.violations.map((v) => ({ field: `items.${r.index}.${v.field}`, description: v.description })) } : null,
+          })),
+        },
+        req.id,
+      );
+    },
+  );
+};

@@ -1,0 +1,322 @@
+import { exportJWK, generateKeyPair, SignJWT, createLocalJWKSet } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { FastifyInstance } from "fastify";
+import { Role } from "@valora/proto/valora/v1/tenants_pb";
+import { createRedis, type Redis } from "@valora/kit";
+import { seededRandom } from "@valora/kit/testing";
+import { Authenticator, LocalRateLimiter, RedisRateLimiter, buildGateway, type RouteInfo } from "../src/index.js";
+import { startStack, type Stack } from "./support/stack.js";
+
+const url = process.env["DATABASE_URL"];
+const redisUrl = process.env["REDIS_URL"];
+const ROLES = ["admin", "manager", "viewer", "api", "auditor"] as const;
+const ISSUER = "https://issuer.test/";
+
+type Gateway = FastifyInstance & { valoraRoutes: RouteInfo[] };
+const concrete = (route: string, id = "00000000-0000-4000-8000-000000000000") => route.replace("::", "\u0000").replace(/:(\w+)/g, (_m, name: string) => (name === "subject" ? "nobody" : name === "name" ? "autos" : id)).replace("\u0000", ":");
+const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
+const car = (stack: Stack, i: number) => stack.sales[i]!.attributes;
+
+describe.skipIf(!url)("gateway over real tenants, orchestrator, pipeline and model server", () => {
+  let stack: Stack;
+  let app: Gateway;
+  let signJwt: (claims: Record<string, unknown>, expiresIn?: string) => Promise<string>;
+  let redis: Redis | undefined;
+  const keys: Record<string, Record<string, string>> = { a: {}, b: {} };
+  const tenantIds: Record<string, string> = {};
+
+  beforeAll(async () => {
+    stack = await startStack(url!);
+    const { publicKey, privateKey } = await generateKeyPair("ES256");
+    const jwks = createLocalJWKSet({ keys: [{ ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256" }] });
+    signJwt = (claims, expiresIn = "5m") => new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid: "k1" }).setIssuer(ISSUER).setIssuedAt().setExpirationTime(expiresIn).sign(privateKey);
+    redis = redisUrl ? createRedis({ url: redisUrl }) : undefined;
+    if (redis && redis.status !== "ready") await new Promise((ok) => redis!.once("ready", ok));
+    app = await buildGateway({
+      base: stack.base,
+      valuations: stack.valuations,
+      tenants: stack.tenants,
+      auth: new Authenticator({ tenants: stack.tenants, oidc: { issuer: ISSUER, keys: jwks, tenantClaim: "tenant", rolesClaim: "roles" }, cacheTtlMs: 0 }),
+      limiter: redis ? new RedisRateLimiter(redis, stack.base.logger, stack.base.registry, `valora-test-${process.pid}:`) : new LocalRateLimiter(),
+      bodyLimit: 64 * 1024,
+    });
+    for (const t of ["a", "b"]) {
+      const { tenant } = await stack.tenants.createTenant({ name: `tenant-${t}-${process.pid}`, plan: "enterprise" });
+      tenantIds[t] = tenant!.id;
+      for (const role of ROLES) {
+        const { secret } = await stack.tenants.createApiKey({ actor: { tenantId: tenant!.id, subject: "user:setup", ip: "" }, name: role, roles: [Role[role.toUpperCase() as keyof typeof Role]] });
+        keys[t]![role] = secret;
+      }
+    }
+  }, 120_000);
+  afterAll(async () => {
+    await app?.close();
+    redis?.disconnect();
+    await stack?.close();
+  });
+
+  it("values a car through the full REST path, then from the cache, in the envelope", async () => {
+    const body = { assetClass: "autos", attributes: car(stack, 3) };
+    const res = await app.inject({ method: "POST", url: "/v1/valuations", headers: bearer(keys["a"]!["api"]!), payload: body });
+    expect(res.statusCode).toBe(200);
+    const { data, meta, error } = res.json<{ data: Record<string, unknown> & { value: number; interval: { low: number; high: number }; comparables: unknown[]; explanation: { contributions: unknown[] }; model: { version: string; route: string }; cached: boolean }; meta: { requestId: string }; error: null }>();
+    expect(error).toBeNull();
+    expect(meta.requestId).toBe(res.headers["x-request-id"]);
+    expect(data.value).toBeGreaterThan(data.interval.low);
+    expect(data.value).toBeLessThan(data.interval.high);
+    expect(data.comparables.length).toBeGreaterThan(0);
+    expect(data.explanation.contributions.length).toBeGreaterThan(0);
+    expect(data.model).toMatchObject({ name: "autos", version: "gm-v1", route: "champion" });
+    expect(data.cached).toBe(false);
+    expect(res.headers["ratelimit-limit"]).toBeDefined();
+    const again = await app.inject({ method: "POST", url: "/v1/valuations", headers: bearer(keys["a"]!["api"]!), payload: body });
+    expect(again.json<{ data: { cached: boolean; value: number } }>().data).toMatchObject({ cached: true, value: data.value });
+  });
+
+  it("values batches item by item and names the bad field of a bad item", async () => {
+    const res = await app.inject({ method: "POST", url: "/v1/valuations:batch", headers: bearer(keys["a"]!["manager"]!), payload: { assetClass: "autos", items: [{ attributes: car(stack, 1) }, { attributes: { ...car(stack, 2), mileage: "lots" } }] } });
+    expect(res.statusCode).toBe(200);
+    const results = res.json<{ data: { results: { valuation: unknown; error: { code: string; details: { field: string }[] } | null }[] } }>().data.results;
+    expect(results[0]!.valuation).not.toBeNull();
+    expect(results[1]!.error).toMatchObject({ code: "INVALID_ARGUMENT", details: [{ field: "items.1.attributes.mileage" }] });
+  });
+
+  it("refuses bad input with a stable code and the field at fault", async () => {
+    const k = bearer(keys["a"]!["api"]!);
+    const cases: [unknown, number, string, string | undefined][] = [
+      [{ assetClass: "autos", attributes: car(stack, 1), colour: "red" }, 400, "INVALID_ARGUMENT", "body.colour"],
+      [{ attributes: car(stack, 1) }, 400, "INVALID_ARGUMENT", "body.assetClass"],
+      [{ assetClass: "autos", attributes: { ...car(stack, 1), mileage: -5 } }, 400, "INVALID_ARGUMENT", "attributes.mileage"],
+      [{ assetClass: "boats", attributes: {} }, 404, "NOT_FOUND", "asset_class"],
+    ];
+    for (const [payload, status, code, field] of cases) {
+      const res = await app.inject({ method: "POST", url: "/v1/valuations", headers: k, payload: payload as Record<string, unknown> });
+      expect(res.statusCode, JSON.stringify(payload)).toBe(status);
+      const { error } = res.json<{ error: { code: string; details: { field: string }[] } }>();
+      expect(error.code).toBe(code);
+      if (field) expect(error.details.map((d) => d.field)).toContain(field);
+    }
+    const notJson = await app.inject({ method: "POST", url: "/v1/valuations", headers: { ...k, "content-type": "application/json" }, payload: "{nope" });
+    expect(notJson.statusCode).toBe(400);
+    expect(notJson.json<{ error: { code: string } }>().error.code).toBe("INVALID_ARGUMENT");
+    const big = await app.inject({ method: "POST", url: "/v1/valuations", headers: { ...k, "content-type": "application/json" }, payload: JSON.stringify({ assetClass: "autos", attributes: { x: "y".repeat(100_000) } }) });
+    expect(big.statusCode).toBe(413);
+    expect(big.json<{ error: { code: string } }>().error.code).toBe("PAYLOAD_TOO_LARGE");
+    const text = await app.inject({ method: "POST", url: "/v1/valuations", headers: { ...k, "content-type": "text/plain" }, payload: "hello" });
+    expect(text.statusCode).toBe(415);
+  });
+
+  it("every route declares its roles and refuses other roles (403) and anonymous callers (401)", async () => {
+    const protectedRoutes = app.valoraRoutes.filter((r) => r.roles);
+    expect(protectedRoutes.length).toBeGreaterThanOrEqual(15);
+    const publicRoutes = app.valoraRoutes.filter((r) => !r.roles).map((r) => r.url);
+    expect(publicRoutes.every((u) => ["/openapi.json", "/healthz", "/readyz", "/metrics"].includes(u))).toBe(true);
+    for (const r of protectedRoutes) {
+      const target = concrete(r.url);
+      const anonymous = await app.inject({ method: r.method as "GET", url: target });
+      expect(anonymous.statusCode, `${r.method} ${r.url} anonymous`).toBe(401);
+      expect(anonymous.json<{ error: { code: string } }>().error.code).toBe("UNAUTHENTICATED");
+      for (const role of ROLES) {
+        const res = await app.inject({ method: r.method as "GET", url: target, headers: bearer(keys["b"]![role]!) });
+        const allowed = r.roles!.includes(role) && !r.platformAdmin;
+        if (allowed) expect([401, 403], `${r.method} ${r.url} as ${role}`).not.toContain(res.statusCode);
+        else {
+          expect(res.statusCode, `${r.method} ${r.url} as ${role}`).toBe(403);
+          expect(res.json<{ error: { code: string } }>().error.code).toBe("PERMISSION_DENIED");
+        }
+      }
+    }
+    const platform = await app.inject({ method: "POST", url: "/v1/tenants", headers: bearer(stack.bootstrapKey), payload: { name: `made-${process.pid}` } });
+    expect(platform.statusCode).toBe(201);
+  });
+
+  it("shows other tenants' objects as not found (404, not 403)", async () => {
+    const admin = (t: string) => bearer(keys[t]!["admin"]!);
+    const created = await app.inject({ method: "POST", url: "/v1/api-keys", headers: admin("a"), payload: { name: "a-only", roles: ["viewer"] } });
+    expect(created.statusCode).toBe(201);
+    const { id, secret } = created.json<{ data: { id: string; secret: string } }>().data;
+    expect(secret).toMatch(/^vk_/);
+    const hook = await app.inject({ method: "POST", url: "/v1/webhooks", headers: admin("a"), payload: { url: "http://127.0.0.1:9/hook", events: ["job.completed"] } });
+    const hookId = hook.json<{ data: { id: string } }>().data.id;
+    await app.inject({ method: "PUT", url: "/v1/users/auth0%7Calice", headers: admin("a"), payload: { role: "viewer", email: "alice@example.com" } });
+    for (const [method, path] of [["DELETE", `/v1/api-keys/${id}`], ["DELETE", `/v1/webhooks/${hookId}`], ["GET", `/v1/webhooks/${hookId}/deliveries`], ["DELETE", "/v1/users/auth0%7Calice"]] as const) {
+      const res = await app.inject({ method, url: path, headers: admin("b") });
+      expect(res.statusCode, `${method} ${path}`).toBe(404);
+      expect(res.json<{ error: { code: string } }>().error.code).toBe("NOT_FOUND");
+    }
+    const listed = await app.inject({ method: "GET", url: "/v1/api-keys", headers: admin("b") });
+    expect(listed.json<{ data: { id: string }[] }>().data.map((k) => k.id)).not.toContain(id);
+    expect(JSON.stringify(listed.json())).not.toContain("vk_");
+    const audit = await app.inject({ method: "GET", url: "/v1/audit", headers: bearer(keys["b"]!["auditor"]!) });
+    expect(audit.statusCode).toBe(200);
+    expect(JSON.stringify(audit.json())).not.toContain(id);
+    const own = await app.inject({ method: "GET", url: "/v1/audit?action=apikey.create&limit=5", headers: admin("a") });
+    expect(own.json<{ data: { action: string; target: string; ip: string }[] }>().data[0]).toMatchObject({ action: "apikey.create", target: `apikey/${id}` });
+    const revoked = await app.inject({ method: "DELETE", url: `/v1/api-keys/${id}`, headers: admin("a") });
+    expect(revoked.json<{ data: { revokedAt: string | null } }>().data.revokedAt).not.toBeNull();
+    const dead = await app.inject({ method: "GET", url: "/v1/tenant", headers: bearer(secret) });
+    expect(dead.statusCode).toBe(401);
+  });
+
+  it("limits a key to its asset classes", async () => {
+    const { secret } = await stack.tenants.createApiKey({ actor: { tenantId: tenantIds["a"]!, subject: "user:setup", ip: "" }, name: "re-only", roles: [Role.API], assetClasses: ["real-estate"] });
+    const res = await app.inject({ method: "POST", url: "/v1/valuations", headers: bearer(secret), payload: { assetClass: "autos", attributes: car(stack, 1) } });
+    expect(res.statusCode).toBe(404);
+    const classes = await app.inject({ method: "GET", url: "/v1/asset-classes", headers: bearer(secret) });
+    expect(classes.json<{ data: unknown[] }>().data).toEqual([]);
+  });
+
+  it("lists asset classes with the model feature each field feeds, and models with live performance", async () => {
+    const res = await app.inject({ method: "GET", url: "/v1/asset-classes", headers: bearer(keys["a"]!["viewer"]!) });
+    const autos = res.json<{ data: { name: string; fields: { name: string; type: string; required: boolean; feature: string; min?: number }[] }[] }>().data[0]!;
+    expect(autos.name).toBe("autos");
+    expect(autos.fields.find((f) => f.name === "mileage")).toMatchObject({ type: "integer", required: true, feature: "Mileage", min: 266 });
+    const perf = await app.inject({ method: "GET", url: "/v1/models/autos/performance", headers: bearer(keys["a"]!["viewer"]!) });
+    const model = perf.json<{ data: { champion: { version: string }; performance: { version: string; requests: number }[] } }>().data;
+    expect(model.champion.version).toBe("gm-v1");
+    expect(model.performance.find((p) => p.version === "gm-v1")!.requests).toBeGreaterThan(0);
+    expect((await app.inject({ method: "GET", url: "/v1/models/boats/performance", headers: bearer(keys["a"]!["viewer"]!) })).statusCode).toBe(404);
+  });
+
+  it("accepts OIDC tokens verified against the issuer's JWKS, mapped to tenant and role by claims", async () => {
+    const tenant = `tenant-a-${process.pid}`;
+    const viewer = await signJwt({ sub: "auth0|viewer", tenant, roles: ["viewer"] });
+    expect((await app.inject({ method: "GET", url: "/v1/asset-classes", headers: bearer(viewer) })).statusCode).toBe(200);
+    expect((await app.inject({ method: "POST", url: "/v1/valuations", headers: bearer(viewer), payload: { assetClass: "autos", attributes: car(stack, 1) } })).statusCode).toBe(403);
+    const me = await app.inject({ method: "GET", url: "/v1/tenant", headers: bearer(viewer) });
+    expect(me.json<{ data: { name: string; principal: { subject: string; roles: string[] } } }>().data).toMatchObject({ name: tenant, principal: { subject: "user:auth0|viewer", roles: ["viewer"] } });
+    for (const bad of [await signJwt({ sub: "x", tenant, roles: ["admin"] }, "-1m"), `${viewer.slice(0, -4)}AAAA`, await signJwt({ sub: "x", roles: ["admin"] }), "not.a.jwt"]) {
+      const res = await app.inject({ method: "GET", url: "/v1/tenant", headers: bearer(bad) });
+      expect(res.statusCode).toBe(401);
+    }
+  });
+
+  it("publishes an OpenAPI 3.1 document generated from the validating schemas, and browsable docs", async () => {
+    const doc = (await app.inject({ method: "GET", url: "/openapi.json" })).json<{ openapi: string; paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { properties: Record<string, unknown>; additionalProperties?: boolean; required?: string[] } }> } }>> }>();
+    expect(doc.openapi).toBe("3.1.0");
+    const post = doc.paths["/v1/valuations"]!["post"]!;
+    const schema = post.requestBody!.content["application/json"]!.schema;
+    expect(Object.keys(schema.properties)).toEqual(expect.arrayContaining(["assetClass", "attributes"]));
+    expect(schema.additionalProperties).toBe(false);
+    expect(schema.required).toContain("assetClass");
+    for (const p of ["/v1/valuations:batch", "/v1/asset-classes", "/v1/models", "/v1/models/{name}/performance", "/v1/api-keys", "/v1/audit", "/v1/webhooks"]) expect(Object.keys(doc.paths)).toContain(p);
+    const ui = await app.inject({ method: "GET", url: "/docs/" });
+    expect(ui.statusCode).toBe(200);
+    expect(ui.body).toContain("swagger");
+  });
+
+  it("survives thousands of malformed requests: all 4xx, still healthy, nothing written", async () => {
+    const tables = ["tenants", "tenant_users", "api_keys", "webhooks", "webhook_events", "webhook_deliveries", "audit_log"];
+    const count = async () => Object.fromEntries(await Promise.all(tables.map(async (t) => [t, (await stack.pool.query<{ n: string }>(`SELECT count(*) AS n FROM ${t}`)).rows[0]!.n] as const)));
+    const admin = bearer(keys["b"]!["admin"]!);
+    await app.inject({ method: "GET", url: "/v1/tenant", headers: admin }); // the key's first use is audited once; do it before counting
+    const before = await count();
+    const rnd = seededRandom(7);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+    const junk = (depth = 0): unknown => {
+      const r = rnd();
+      if (depth > 2 || r < 0.2) return pick([null, true, -1, 1e308, "", "x".repeat(Math.floor(rnd() * 300)), "vk_' OR 1=1 --", "<script>", "\u0000", NaN]);
+      if (r < 0.5) return Array.from({ length: Math.floor(rnd() * 4) }, () => junk(depth + 1));
+      return Object.fromEntries(Array.from({ length: Math.floor(rnd() * 4) }, () => [pick(["name", "roles", "url", "events", "role", "assetClass", "attributes", "items", "plan", "__proto__", "constructor", "zz"]), junk(depth + 1)]));
+    };
+    const valid: Record<string, Record<string, unknown>> = {
+      "/v1/valuations": { assetClass: "autos", attributes: car(stack, 5) },
+      "/v1/valuations::batch": { assetClass: "autos", items: [{ attributes: car(stack, 5) }] },
+      "/v1/api-keys": { name: "k", roles: ["api"] },
+      "/v1/webhooks": { url: "https://hooks.example.com/x", events: ["job.completed"] },
+      "/v1/tenants": { name: "fuzzed", plan: "free" },
+      "/v1/users/:subject": { role: "viewer" },
+    };
+    // Near-valid bodies broken in one place: an unknown field, a wrong type, or a missing required field.
+    const mutate = (body: Record<string, unknown>): Record<string, unknown> => {
+      const keysOf = Object.keys(body);
+      const m = rnd();
+      if (m < 0.34) return { ...body, [pick(["extra", "isAdmin", "tenantId"])]: junk() };
+      if (m < 0.67) return { ...body, [pick(keysOf)]: pick([42, [], { a: 1 }, true, "x".repeat(5000)]) };
+      const copy = { ...body };
+      delete copy[pick(keysOf)];
+      return Object.keys(copy).length === keysOf.length ? { ...copy, extra: 1 } : copy;
+    };
+    const routes = app.valoraRoutes.filter((r) => r.roles && r.method !== "GET");
+    const reads = app.valoraRoutes.filter((r) => r.roles && r.method === "GET");
+    let sent = 0;
+    const statuses = new Map<number, number>();
+    for (let i = 0; i < 2500; i++) {
+      const r = i % 5 === 0 ? pick(reads) : pick(routes);
+      const kind = rnd();
+      const target = kind < 0.1 ? concrete(r.url, pick(["../../etc/passwd", "%00", "1 OR 1=1", "x".repeat(300), "-1"])) : concrete(r.url);
+      // Reads are valid without a query, so each carries one that is not.
+      const query = r.method === "GET" || kind < 0.3 ? `?${pick(["limit=-1", "limit=abc", "unknown=1", "limit=99999", `before=${"9".repeat(40)}`])}` : "";
+      let payload: string | undefined;
+      let contentType = "application/json";
+      if (r.method !== "GET" && r.method !== "DELETE") {
+        const v = valid[r.url];
+        const p = rnd();
+        if (p < 0.45 && v) payload = JSON.stringify(mutate(v));
+        else if (p < 0.75) payload = JSON.stringify(junk());
+        else if (p < 0.85) payload = pick(["{", "[1,2", "nul", "\"str", "{\"a\":}", ""]);
+        else if (p < 0.95) {
+          payload = "a=b";
+          contentType = pick(["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]);
+        } else payload = JSON.stringify({ pad: "x".repeat(70_000) });
+        if (payload !== undefined && (payload === "null" || payload === "{}") && v) payload = JSON.stringify(mutate(v));
+      }
+      const res = await app.inject({ method: r.method as "POST", url: target + query, headers: { ...admin, ...(payload !== undefined ? { "content-type": contentType } : {}) }, ...(payload !== undefined ? { payload } : {}) });
+      sent++;
+      statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+      if (res.statusCode < 400 || res.statusCode >= 500) throw new Error(`${r.method} ${target + query} ${payload?.slice(0, 200)} -> ${res.statusCode} ${res.body.slice(0, 300)}`);
+      const body = res.json<{ error: { code: string } | null; data: null }>();
+      expect(body.error?.code, `${r.method} ${target} ${res.statusCode} ${res.body}`).toBeTruthy();
+    }
+    expect(sent).toBe(2500);
+    expect([...statuses.keys()].every((s) => s >= 400 && s < 500)).toBe(true);
+    expect((await app.inject({ method: "GET", url: "/healthz" })).statusCode).toBe(200);
+    expect(await count()).toEqual(before);
+  }, 120_000);
+});
+
+describe("rate limits", () => {
+  it("token buckets allow the burst, then refuse with Retry-After until tokens come back", async () => {
+    let now = 1_000_000;
+    const limiter = new LocalRateLimiter(() => now);
+    const b = { rate: 2, burst: 5 };
+    const first = await Promise.all(Array.from({ length: 5 }, () => limiter.take("t", b)));
+    expect(first.every((d) => d.allowed)).toBe(true);
+    const denied = await limiter.take("t", b);
+    expect(denied).toMatchObject({ allowed: false, remaining: 0, retryAfter: 1 });
+    now += 500;
+    expect((await limiter.take("t", b)).allowed).toBe(true);
+    expect((await limiter.take("other", b)).allowed).toBe(true);
+  });
+
+  it.skipIf(!redisUrl)("shares buckets in Redis across replicas (real Redis at REDIS_URL)", async () => {
+    const r1 = createRedis({ url: redisUrl! });
+    const r2 = createRedis({ url: redisUrl! });
+    const { logger } = (await import("@valora/kit/testing")).captureLogs();
+    const prefix = `valora-rl-test-${process.pid}-${Date.now()}:`;
+    const a = new RedisRateLimiter(r1, logger, undefined, prefix);
+    const b = new RedisRateLimiter(r2, logger, undefined, prefix);
+    const bucket = { rate: 1, burst: 10 };
+    await Promise.all([r1, r2].map((r) => (r.status === "ready" ? undefined : new Promise((ok) => r.once("ready", ok)))));
+    const decisions = await Promise.all(Array.from({ length: 16 }, (_, i) => (i % 2 ? a : b).take("tenant:x", bucket)));
+    expect(decisions.filter((d) => d.allowed)).toHaveLength(10);
+    expect(decisions.every((d) => d.source === "redis")).toBe(true);
+    r1.disconnect();
+    r2.disconnect();
+  });
+
+  it("falls back to local buckets when Redis is unreachable, counts it and logs it", async () => {
+    const { captureLogs } = await import("@valora/kit/testing");
+    const { logger, lines } = captureLogs();
+    const { createRegistry } = await import("@valora/kit");
+    const registry = createRegistry({ service: "t", collectDefault: false });
+    const dead = createRedis({ url: "redis://127.0.0.1:1" });
+    const limiter = new RedisRateLimiter(dead, logger, registry);
+    const decisions = await Promise.all(Array.from({ length: 4 }, () => limiter.take("t", { rate: 1, burst: 3 })));
+    expect(decisions.map((d) => d.allowed)).toEqual([true, true, true, false]);
+    expect(decisions.every((d) => d.source === "local")).toBe(true);
+    expect(await registry.getSingleMetricAsString("valora_rate_limit_fallback_total")).toMatch(/ 4$/m);
+    expect(lines.filter((l) => String(l["msg"]).includes("Redis unreachable"))).toHaveLength(1);
+    dead.disconnect();
+  });
+});

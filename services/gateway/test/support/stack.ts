@@ -1,0 +1,93 @@
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { parseAllDocuments } from "yaml";
+import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
+import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
+import { createClient, createGrpcServer, createPgPool, createServiceBase, type Client, type Pool, type ServiceBase } from "@valora/kit";
+import { captureLogs, freshDatabase } from "@valora/kit/testing";
+import { metadataOf, parseModel } from "@valora/kit/onnx";
+import { createModelServer } from "@valora/model-server";
+import { ComparablesIndex, salesFromCsv, type Sale } from "@valora/comparables";
+import { ValuationPipeline, grpcModelClient, localDispatch, modelSchemaFrom, salesResiduals, type PipelineSpec } from "@valora/pipeline";
+import { MemoryCache, valuationService } from "@valora/orchestrator";
+import { createTenants, type TenantsApp } from "@valora/tenants";
+
+export const root = join(import.meta.dirname, "..", "..", "..", "..");
+
+type Spec = PipelineSpec & { comparables: PipelineSpec["comparables"] & { h3Resolution: number; maxRings: number; count: number; maxAgeMonths: number; similarity: { field: string; weight: number }[] }; cache: { ttlSeconds: number } };
+
+export interface Stack {
+  base: ServiceBase;
+  pool: Pool;
+  tenantsApp: TenantsApp;
+  tenants: Client<typeof TenantService>;
+  valuations: Client<typeof ValuationService>;
+  bootstrapKey: string;
+  sales: Sale[];
+  close(): Promise<void>;
+}
+
+/**
+ * The real parts behind a gateway, on loopback: tenants over gRPC on a fresh Postgres database,
+ * and an orchestrator over gRPC whose autos pipeline calls a real model server (onnxruntime).
+ */
+export async function startStack(databaseUrl: string): Promise<Stack> {
+  const { logger } = captureLogs("gateway-test");
+  const base = createServiceBase({ name: "gateway-test", logger });
+  const db = await freshDatabase(databaseUrl);
+  const pool = createPgPool({ url: db.url, max: 4 });
+  const tenantsApp = createTenants(base, { pool, webhooks: { allowHttp: true, allowPrivate: true } });
+  const { generatedKey } = await tenantsApp.start();
+
+  const modelPath = join(root, "models", "autos", "model.onnx");
+  const spec = parseAllDocuments(readFileSync(join(root, "models", "autos", "autos.yaml"), "utf8"))[1]!.toJS().spec as Spec;
+  const meta = metadataOf(parseModel(readFileSync(modelPath)));
+  const models = createModelServer(base, { models: [{ name: "autos", version: "gm-v1", uri: pathToFileURL(modelPath).href }], source: { cacheDir: mkdtempSync(join(tmpdir(), "valora-gw-")), allowedHosts: [] }, batching: { maxBatchSize: 32, maxDelayMicros: 200 } });
+  const modelPorts = await models.listen({ host: "127.0.0.1", grpcPort: 0, httpPort: 0 });
+  await models.loaded;
+  const route = { version: "gm-v1", role: "champion" as const, endpoint: `127.0.0.1:${modelPorts.grpcPort}`, weight: 100 };
+  const modelClient = grpcModelClient(route.endpoint, "autos", "gm-v1");
+  const schema = modelSchemaFrom(meta, 0);
+  const sales = salesFromCsv(readFileSync(join(root, "models", "data", "car_prices.csv"), "utf8"), { idPrefix: "gm", target: "Price", fields: spec.input.fields });
+  const residuals = await salesResiduals(sales, schema, spec.input.fields, modelClient);
+  const pipeline = new ValuationPipeline({ spec, schema, residualQuantiles: JSON.parse(meta["valora.residual_quantiles"]!) as Record<string, number>, routes: () => [route], client: () => modelClient, comparables: new ComparablesIndex(sales, { ...spec.comparables, mode: "attributes" }), residualOf: (id) => residuals.get(id), logger });
+
+  const servers = [
+    createGrpcServer({ ...base, services: [tenantsApp.service] }),
+    createGrpcServer({
+      ...base,
+      services: [
+        valuationService({
+          catalog: (c) => (c === "autos" ? { model: "autos", currency: "USD", fields: spec.input.fields, cacheTtlSeconds: 60, championVersion: () => "gm-v1", routes: () => [route] } : undefined),
+          assetClasses: () => ["autos"],
+          dispatch: localDispatch(new Map([["autos", pipeline]])),
+          cache: new MemoryCache(),
+        }),
+      ],
+    }),
+  ];
+  const [tenantsPort, orchestratorPort] = [await servers[0]!.listen("127.0.0.1:0"), await servers[1]!.listen("127.0.0.1:0")];
+  const tenants = createClient(TenantService, `127.0.0.1:${tenantsPort}`, { timeoutMs: 5000 });
+  const valuations = createClient(ValuationService, `127.0.0.1:${orchestratorPort}`, { timeoutMs: 10_000 });
+  return {
+    base,
+    pool,
+    tenantsApp,
+    tenants,
+    valuations,
+    bootstrapKey: generatedKey!,
+    sales,
+    async close() {
+      tenants.close();
+      valuations.close();
+      modelClient.close?.();
+      await Promise.all(servers.map((s) => s.shutdown(1000)));
+      await models.close();
+      await tenantsApp.close();
+      await pool.end();
+      await db.drop();
+    },
+  };
+}
