@@ -16,6 +16,20 @@ export const SERVICES: Record<string, { description: string; load: () => Promise
     description: "Open Inference Protocol model server (gRPC + REST) for ONNX models",
     load: async () => (await import("@valora/model-server/main")).main,
   },
+  gateway: {
+    description: "the REST + gRPC edge (auth, roles, rate limits, OpenAPI)",
+    load: async () => {
+      const { main } = await import("@valora/gateway/main");
+      return () => main();
+    },
+  },
+  tenants: {
+    description: "tenants, users, API keys, audit log and webhooks (gRPC, Postgres)",
+    load: async () => {
+      const { main } = await import("@valora/tenants/main");
+      return () => main();
+    },
+  },
   echo: {
     description: "the kit's example gRPC service (health, reflection, metrics)",
     load: async () => {
@@ -93,14 +107,17 @@ export function buildProgram(): Command {
 
   program
     .command("up")
-    .description("run what exists of the platform on this machine: model server, pipelines, valuation gRPC service")
+    .description("run the whole platform on this machine (embedded Postgres and cache unless DATABASE_URL / REDIS_URL are set)")
     .option("--models-dir <dir>", "directory holding <asset-class>/{model.onnx,model-card.json,<asset-class>.yaml} and data/", "models")
-    .option("--grpc-port <port>", "ValuationService (gRPC) port", "9090")
+    .option("--data-dir <dir>", "where the embedded database and model cache live (VALORA_DATA_DIR)", process.env["VALORA_DATA_DIR"] ?? ".valora")
+    .option("--host <host>", "interface to listen on", "127.0.0.1")
+    .option("--port <port>", "REST gateway port (PORT)", process.env["PORT"] ?? "8080")
+    .option("--grpc-port <port>", "gRPC ValuationService port", "9090")
     .option("--model-grpc-port <port>", "model server gRPC port", "8001")
     .option("--model-http-port <port>", "model server REST port", "8000")
-    .action(async (opts: { modelsDir: string; grpcPort: string; modelGrpcPort: string; modelHttpPort: string }) => {
+    .action(async (opts: { modelsDir: string; dataDir: string; host: string; port: string; grpcPort: string; modelGrpcPort: string; modelHttpPort: string }) => {
       const { up } = await import("./up.js");
-      await up({ modelsDir: opts.modelsDir, grpcPort: Number(opts.grpcPort), modelGrpcPort: Number(opts.modelGrpcPort), modelHttpPort: Number(opts.modelHttpPort) });
+      await up({ modelsDir: opts.modelsDir, dataDir: opts.dataDir, host: opts.host, port: Number(opts.port), grpcPort: Number(opts.grpcPort), modelGrpcPort: Number(opts.modelGrpcPort), modelHttpPort: Number(opts.modelHttpPort) });
     });
 
   return program;

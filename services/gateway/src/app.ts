@@ -80,13 +80,12 @@ export async function buildGateway(d: GatewayDeps): Promise<FastifyInstance & { 
       return typeof given === "string" && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
     },
     trustProxy: true,
-    maxParamLength: 300,
     // Errors the router raises before any route (bad URL encoding, over-long parameters) get the envelope too.
     frameworkErrors: (err, req, reply) => {
       const { status, body } = errorEnvelope(toGatewayError(err), req.id);
-      void reply.code(status).send(body);
+      void (reply as unknown as FastifyReply).code(status).send(body);
     },
-    routerOptions: { ignoreTrailingSlash: true },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 300 },
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   // JSON only: anything else is a 415 before a handler runs.

@@ -96,10 +96,11 @@ export class Authenticator {
       throw unauthenticated(`invalid token: ${err instanceof Error ? err.message : "verification failed"}`);
     }
     const tenant = payload[oidc.tenantClaim];
-    if (typeof tenant !== "string" || !payload["sub"]) throw unauthenticated(`token lacks the "${oidc.tenantClaim}" or "sub" claim`);
+    const sub = payload["sub"];
+    if (typeof tenant !== "string" || typeof sub !== "string" || sub === "") throw unauthenticated(`token lacks the "${oidc.tenantClaim}" or "sub" claim`);
     const rawRoles = payload[oidc.rolesClaim];
     const tokenRoles = (Array.isArray(rawRoles) ? rawRoles : typeof rawRoles === "string" ? rawRoles.split(" ") : []).map((r) => roleEnum(String(r))).filter((r): r is Role => r !== undefined);
-    const { principal } = await this.o.tenants.resolveSubject({ tenant, subject: String(payload["sub"]), tokenRoles });
+    const { principal } = await this.o.tenants.resolveSubject({ tenant, subject: sub, tokenRoles });
     if (!principal) throw unauthenticated("unknown subject");
     return { tenantId: principal.tenantId, tenantName: principal.tenantName, subject: principal.subject, roles: roleNames(principal.roles), assetClasses: principal.assetClasses, platformAdmin: principal.platformAdmin, plan: principal.plan };
   }

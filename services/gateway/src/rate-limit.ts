@@ -119,8 +119,8 @@ export class RedisRateLimiter implements RateLimiter {
 
   async take(key: string, bucket: Bucket, cost = 1): Promise<Decision> {
     try {
-      const run = (this.redis as unknown as { valoraTakeTokens(k: string, rate: number, burst: number, cost: number): Promise<[number, string]> }).valoraTakeTokens;
-      const [allowed, tokens] = await run.call(this.redis, this.prefix + key, bucket.rate, bucket.burst, cost);
+      const redis = this.redis as unknown as { valoraTakeTokens(this: void, k: string, rate: number, burst: number, cost: number): Promise<[number, string]> };
+      const [allowed, tokens] = await redis.valoraTakeTokens(this.prefix + key, bucket.rate, bucket.burst, cost);
       return decisionOf(Number(tokens), allowed === 1, bucket, cost, "redis");
     } catch (err) {
       this.fallbacks?.inc();

@@ -297,7 +297,7 @@ describe("rate limits", () => {
     const a = new RedisRateLimiter(r1, logger, undefined, prefix);
     const b = new RedisRateLimiter(r2, logger, undefined, prefix);
     const bucket = { rate: 1, burst: 10 };
-    await Promise.all([r1, r2].map((r) => (r.status === "ready" ? undefined : new Promise((ok) => r.once("ready", ok)))));
+    await Promise.all([r1, r2].map((r) => (r.status === "ready" ? Promise.resolve() : new Promise((ok) => r.once("ready", ok)))));
     const decisions = await Promise.all(Array.from({ length: 16 }, (_, i) => (i % 2 ? a : b).take("tenant:x", bucket)));
     expect(decisions.filter((d) => d.allowed)).toHaveLength(10);
     expect(decisions.every((d) => d.source === "redis")).toBe(true);

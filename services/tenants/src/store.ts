@@ -87,8 +87,25 @@ async function audit(c: PoolClient | Pool, actor: ActorRef, action: string, targ
   await c.query("INSERT INTO audit_log (tenant_id, actor, action, target, ip, details) VALUES ($1, $2, $3, $4, $5, $6)", [actor.tenantId, actor.subject, action, target, actor.ip, JSON.stringify(details)]);
 }
 
-const tenantOf = (r: { id: string; name: string; plan: string; platform_admin: boolean; created_at: Date }): TenantRow => ({ id: r.id, name: r.name, plan: r.plan, platformAdmin: r.platform_admin, createdAt: r.created_at });
-const keyOf = (r: { id: string; name: string; prefix: string; roles: string[]; asset_classes: string[]; created_at: Date; last_used_at: Date | null; revoked_at: Date | null }): ApiKeyRow => ({
+interface TenantDb {
+  id: string;
+  name: string;
+  plan: string;
+  platform_admin: boolean;
+  created_at: Date;
+}
+interface KeyDb {
+  id: string;
+  name: string;
+  prefix: string;
+  roles: string[];
+  asset_classes: string[];
+  created_at: Date;
+  last_used_at: Date | null;
+  revoked_at: Date | null;
+}
+const tenantOf = (r: TenantDb): TenantRow => ({ id: r.id, name: r.name, plan: r.plan, platformAdmin: r.platform_admin, createdAt: r.created_at });
+const keyOf = (r: KeyDb): ApiKeyRow => ({
   id: r.id,
   name: r.name,
   prefix: r.prefix,
@@ -106,9 +123,9 @@ export class TenantStore {
   async createTenant(actor: ActorRef | undefined, name: string, plan: string, platformAdmin = false): Promise<TenantRow> {
     if (!TENANT_NAME.test(name)) throw new ValoraError("INVALID_ARGUMENT", "invalid tenant name", { details: [{ field: "name", description: "2-63 lowercase letters, digits and dashes, starting with a letter or digit" }] });
     return withTransaction(this.pool, async (c) => {
-      const { rows } = await c.query("INSERT INTO tenants (name, plan, platform_admin) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING RETURNING *", [name, plan, platformAdmin]);
+      const { rows } = await c.query<TenantDb>("INSERT INTO tenants (name, plan, platform_admin) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING RETURNING *", [name, plan, platformAdmin]);
       if (rows.length === 0) throw new ValoraError("ALREADY_EXISTS", `tenant "${name}" already exists`, { details: [{ field: "name", description: "taken" }] });
-      const t = tenantOf(rows[0]);
+      const t = tenantOf(rows[0]!);
       if (actor) await audit(c, actor, "tenant.create", `tenant/${t.id}`, { name, plan });
       await audit(c, { tenantId: t.id, subject: actor?.subject ?? "system", ip: actor?.ip ?? "" }, "tenant.create", `tenant/${t.id}`, { name, plan });
       return t;
@@ -116,7 +133,7 @@ export class TenantStore {
   }
 
   async tenant(idOrName: string): Promise<TenantRow | undefined> {
-    const { rows } = await this.pool.query(UUID.test(idOrName) ? "SELECT * FROM tenants WHERE id = $1" : "SELECT * FROM tenants WHERE name = $1", [idOrName]);
+    const { rows } = await this.pool.query<TenantDb>(UUID.test(idOrName) ? "SELECT * FROM tenants WHERE id = $1" : "SELECT * FROM tenants WHERE name = $1", [idOrName]);
     return rows[0] ? tenantOf(rows[0]) : undefined;
   }
 
@@ -152,8 +169,8 @@ export class TenantStore {
   async resolveSubject(tenant: string, subject: string, tokenRoles: RoleName[]): Promise<PrincipalRow> {
     const t = await this.tenant(tenant);
     if (!t) throw new ValoraError("UNAUTHENTICATED", "token names an unknown tenant");
-    const { rows } = await this.pool.query("SELECT role FROM tenant_users WHERE tenant_id = $1 AND subject = $2", [t.id, subject]);
-    const roles = rows[0] ? [rows[0].role as RoleName] : tokenRoles;
+    const { rows } = await this.pool.query<{ role: RoleName }>("SELECT role FROM tenant_users WHERE tenant_id = $1 AND subject = $2", [t.id, subject]);
+    const roles = rows[0] ? [rows[0].role] : tokenRoles;
     if (roles.length === 0) throw new ValoraError("PERMISSION_DENIED", "the token's subject has no role in this tenant");
     return { tenantId: t.id, tenantName: t.name, subject: `user:${subject}`, roles, assetClasses: [], platformAdmin: t.platformAdmin, plan: t.plan };
   }
@@ -163,8 +180,8 @@ export class TenantStore {
     if (roles.length === 0) throw new ValoraError("INVALID_ARGUMENT", "a key needs at least one role", { details: [{ field: "roles", description: "at least one role" }] });
     const generated = generateApiKey();
     return withTransaction(this.pool, async (c) => {
-      const { rows } = await c.query("INSERT INTO api_keys (tenant_id, name, prefix, hash, roles, asset_classes) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *", [actor.tenantId, name, generated.prefix, generated.hash, roles, assetClasses]);
-      const key = keyOf(rows[0]);
+      const { rows } = await c.query<KeyDb>("INSERT INTO api_keys (tenant_id, name, prefix, hash, roles, asset_classes) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *", [actor.tenantId, name, generated.prefix, generated.hash, roles, assetClasses]);
+      const key = keyOf(rows[0]!);
       await audit(c, actor, "apikey.create", `apikey/${key.id}`, { name, roles, assetClasses });
       return { key, secret: generated.key };
     });
@@ -182,17 +199,17 @@ export class TenantStore {
   }
 
   async listApiKeys(tenantId: string): Promise<ApiKeyRow[]> {
-    const { rows } = await this.pool.query("SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id", [tenantId]);
+    const { rows } = await this.pool.query<KeyDb>("SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id", [tenantId]);
     return rows.map(keyOf);
   }
 
   async revokeApiKey(actor: ActorRef, id: string): Promise<ApiKeyRow> {
     if (!UUID.test(id)) throw notFound("API key", id);
     return withTransaction(this.pool, async (c) => {
-      const { rows } = await c.query("UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND tenant_id = $2 RETURNING *", [id, actor.tenantId]);
+      const { rows } = await c.query<KeyDb>("UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND tenant_id = $2 RETURNING *", [id, actor.tenantId]);
       if (rows.length === 0) throw notFound("API key", id);
       await audit(c, actor, "apikey.revoke", `apikey/${id}`);
-      return keyOf(rows[0]);
+      return keyOf(rows[0]!);
     });
   }
 

@@ -60,7 +60,7 @@ export const valuationRoutes: FastifyPluginAsync<ValuationRoutesOptions> = async
     async (req) => {
       checkScope(req.principal!, req.body.assetClass);
       const { valuation } = await o.valuations.value(
-        { assetClass: req.body.assetClass, attributes: (req.body.attributes ?? {}) as never, assetId: req.body.assetId ?? "", skipCache: req.body.skipCache ?? false },
+        { assetClass: req.body.assetClass, attributes: req.body.attributes ?? {}, assetId: req.body.assetId ?? "", skipCache: req.body.skipCache ?? false },
         { timeoutMs: o.timeoutMs, metadata: metadata(req) },
       );
       if (!valuation) throw new ValoraError("INTERNAL", "orchestrator returned no valuation");

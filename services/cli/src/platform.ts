@@ -1,0 +1,181 @@
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { parseAllDocuments } from "yaml";
+import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
+import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
+import { ValoraError, createClient, createGrpcServer, createPgPool, createRedis, type ServiceBase } from "@valora/kit";
+import { metadataOf, parseModel } from "@valora/kit/onnx";
+import { createModelServer } from "@valora/model-server";
+import { ComparablesIndex, insertSales, loadSales, migrateSales, salesFromCsv, type Sale } from "@valora/comparables";
+import { ValuationPipeline, grpcModelClient, localDispatch, modelSchemaFrom, salesResiduals, type PipelineSpec } from "@valora/pipeline";
+import { MemoryCache, RedisCache, valuationService, type AssetClassEntry } from "@valora/orchestrator";
+import { createTenants } from "@valora/tenants";
+import { Authenticator, LocalRateLimiter, RedisRateLimiter, buildGateway, grpcIngress } from "@valora/gateway";
+import { startEmbeddedPostgres } from "./embedded-postgres.js";
+
+export interface PlatformOptions {
+  modelsDir: string;
+  dataDir: string;
+  host: string;
+  port: number;
+  grpcPort: number;
+  modelGrpcPort: number;
+  modelHttpPort: number;
+  databaseUrl?: string;
+  redisUrl?: string;
+  bootstrapApiKey?: string;
+}
+
+export interface Platform {
+  restUrl: string;
+  grpcAddress: string;
+  modelServer: { rest: string; grpc: string };
+  database: "embedded" | "external";
+  cache: "redis" | "memory";
+  assetClasses: { name: string; version: string; sample: Record<string, unknown> }[];
+  /** Set on the first start only, when the key was generated. */
+  generatedKey?: string;
+}
+
+type Spec = PipelineSpec & { comparables?: PipelineSpec["comparables"] & { h3Resolution: number; maxRings: number; count: number; maxAgeMonths: number; similarity: { field: string; weight: number }[] }; cache?: { ttlSeconds: number } };
+
+interface AssetClassFiles {
+  name: string;
+  model: string;
+  version: string;
+  spec: Spec;
+  data?: string;
+  target: string;
+}
+
+/** Every `<dir>/<class>/` holding model.onnx, model-card.json and the class's CRs (<class>.yaml). */
+export function discoverAssetClasses(dir: string): AssetClassFiles[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(join(dir, d.name, "model.onnx")) && existsSync(join(dir, d.name, `${d.name}.yaml`)))
+    .map((d) => {
+      const card = JSON.parse(readFileSync(join(dir, d.name, "model-card.json"), "utf8")) as { version: string; data: { name: string; target: { name: string } } };
+      const docs = parseAllDocuments(readFileSync(join(dir, d.name, `${d.name}.yaml`), "utf8")).map((x) => x.toJS() as { kind: string; spec: unknown });
+      const ap = docs.find((x) => x.kind === "AssetPipeline");
+      if (!ap) throw new ValoraError("FAILED_PRECONDITION", `${d.name}.yaml has no AssetPipeline`);
+      const data = join(dir, "data", card.data.name);
+      return { name: d.name, model: resolve(dir, d.name, "model.onnx"), version: card.version, spec: ap.spec as Spec, ...(existsSync(data) ? { data } : {}), target: card.data.target.name };
+    })
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/**
+ * The platform in one process on loopback, each part the same library its pod runs: tenants
+ * (Postgres: external or embedded), a model server with every model, a pipeline per asset class
+ * with comparables from the `sales` table (seeded from the training data), the orchestrator,
+ * and the gateway (REST + gRPC). Parts talk gRPC to each other as they do in a cluster.
+ */
+export async function startPlatform(base: ServiceBase, o: PlatformOptions): Promise<Platform> {
+  const classes = discoverAssetClasses(o.modelsDir);
+  if (classes.length === 0) throw new ValoraError("FAILED_PRECONDITION", `no models under ${o.modelsDir}: run make models`);
+  const log = base.logger;
+  // Shutdown runs steps in registration order; parts start inside-out, so they stop outside-in.
+  const closers: [string, () => Promise<void>][] = [];
+  const register = () => {
+    for (const [name, run] of closers.reverse()) base.shutdown.register(name, run);
+  };
+
+  const embedded = o.databaseUrl ? undefined : await startEmbeddedPostgres(join(o.dataDir, "pg"));
+  if (embedded) closers.push(["embedded-postgres", () => embedded.close()]);
+  const pool = createPgPool({ url: o.databaseUrl ?? embedded!.url, max: embedded ? 1 : 10, applicationName: "valora-up", logger: log });
+  closers.push(["postgres", () => pool.end()]);
+  log.info({ database: embedded ? `embedded PGlite in ${join(o.dataDir, "pg")}` : "DATABASE_URL" }, "database ready");
+
+  const tenants = createTenants(base, { pool, webhooks: { allowHttp: true, allowPrivate: false }, ...(o.bootstrapApiKey ? { bootstrapApiKey: o.bootstrapApiKey } : {}) });
+  const { generatedKey } = await tenants.start();
+  closers.push(["webhooks", () => tenants.close()]);
+
+  const models = createModelServer(base, {
+    models: classes.map((c) => ({ name: c.name, version: c.version, uri: pathToFileURL(c.model).href })),
+    source: { cacheDir: join(o.dataDir, "model-cache"), allowedHosts: [] },
+    batching: { maxBatchSize: 64, maxDelayMicros: 500 },
+  });
+  const modelPorts = await models.listen({ host: o.host, grpcPort: o.modelGrpcPort, httpPort: o.modelHttpPort });
+  closers.push(["model-server", () => models.close()]);
+  await models.loaded;
+
+  await migrateSales(pool);
+  const pipelines = new Map<string, ValuationPipeline>();
+  const catalog = new Map<string, AssetClassEntry>();
+  const samples: Platform["assetClasses"] = [];
+  for (const c of classes) {
+    const meta = metadataOf(parseModel(readFileSync(c.model)));
+    const schema = modelSchemaFrom(meta, 0);
+    const route = { version: c.version, role: "champion" as const, endpoint: `127.0.0.1:${modelPorts.grpcPort}`, weight: 100 };
+    const client = grpcModelClient(route.endpoint, c.name, c.version, base.registry);
+    closers.push([`model-client-${c.name}`, async () => client.close()]);
+    const spec = c.spec;
+    const cmp = spec.comparables;
+    const column = (field?: string) => spec.input.fields.find((f) => f.name === field)?.feature;
+    const lat = column(cmp?.latitude);
+    const lon = column(cmp?.longitude);
+    const seed: Sale[] = c.data ? salesFromCsv(readFileSync(c.data, "utf8"), { idPrefix: c.name, target: c.target, fields: spec.input.fields, ...(lat ? { latitude: lat } : {}), ...(lon ? { longitude: lon } : {}) }) : [];
+    const inserted = await insertSales(pool, c.name, seed, "seed");
+    const sales = await loadSales(pool, c.name);
+    const residuals = sales.length > 0 ? await salesResiduals(sales, schema, spec.input.fields, client) : new Map<string, number>();
+    pipelines.set(
+      c.name,
+      new ValuationPipeline({
+        spec,
+        schema,
+        residualQuantiles: JSON.parse(meta["valora.residual_quantiles"] ?? "{}") as Record<string, number>,
+        routes: () => [route],
+        client: () => client,
+        ...(cmp && sales.length > 0 ? { comparables: new ComparablesIndex(sales, cmp), residualOf: (id: string) => residuals.get(id) } : {}),
+        logger: log,
+      }),
+    );
+    catalog.set(c.name, { model: spec.model.name, currency: spec.currency, fields: spec.input.fields, cacheTtlSeconds: spec.cache?.ttlSeconds ?? 3600, championVersion: () => c.version, routes: () => [route] });
+    samples.push({ name: c.name, version: c.version, sample: seed[0]?.attributes ?? {} });
+    log.info({ assetClass: c.name, model: `${spec.model.name}@${c.version}`, sales: sales.length, seeded: inserted }, "asset pipeline ready");
+  }
+
+  const redis = o.redisUrl ? createRedis({ url: o.redisUrl, logger: log }) : undefined;
+  if (redis) closers.push(["redis", async () => redis.disconnect()]);
+  const internal = createGrpcServer({
+    ...base,
+    services: [
+      tenants.service,
+      valuationService({ catalog: (c) => catalog.get(c), assetClasses: () => [...catalog.keys()], cache: redis ? new RedisCache(redis) : new MemoryCache(), registry: base.registry, dispatch: localDispatch(pipelines) }),
+    ],
+  });
+  const internalPort = await internal.listen("127.0.0.1:0");
+  closers.push(["internal-grpc", () => internal.shutdown()]);
+  const tenantsClient = createClient(TenantService, `127.0.0.1:${internalPort}`, { timeoutMs: 10_000 });
+  const valuations = createClient(ValuationService, `127.0.0.1:${internalPort}`, { timeoutMs: 10_000 });
+  closers.push([
+    "clients",
+    async () => {
+      tenantsClient.close();
+      valuations.close();
+    },
+  ]);
+
+  const limiter = redis ? new RedisRateLimiter(redis, log, base.registry) : new LocalRateLimiter();
+  const auth = new Authenticator({ tenants: tenantsClient });
+  const app = await buildGateway({ base, valuations, tenants: tenantsClient, auth, limiter });
+  await app.listen({ host: o.host, port: o.port });
+  closers.push(["gateway", () => app.close()]);
+  const edge = createGrpcServer({ ...base, services: [grpcIngress({ auth, limiter, valuations })] });
+  const grpcPort = await edge.listen(`${o.host}:${o.grpcPort}`);
+  closers.push(["edge-grpc", () => edge.shutdown()]);
+
+  register();
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : o.port;
+  return {
+    restUrl: `http://${o.host}:${port}`,
+    grpcAddress: `${o.host}:${grpcPort}`,
+    modelServer: { rest: `http://${o.host}:${modelPorts.httpPort}`, grpc: `${o.host}:${modelPorts.grpcPort}` },
+    database: embedded ? "embedded" : "external",
+    cache: redis ? "redis" : "memory",
+    assetClasses: samples,
+    ...(generatedKey ? { generatedKey } : {}),
+  };
+}

@@ -1,0 +1,55 @@
+import { createRemoteJWKSet } from "jose";
+import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
+import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
+import { createClient, createGrpcServer, createRedis, createServiceBase, loadConfig, vars, z } from "@valora/kit";
+import { buildGateway } from "./app.js";
+import { Authenticator } from "./auth.js";
+import { grpcIngress } from "./grpc-ingress.js";
+import { LocalRateLimiter, RedisRateLimiter } from "./rate-limit.js";
+
+export const GatewayEnv = z.object({
+  PORT: vars.port(8080),
+  GRPC_PORT: vars.port(9090),
+  HOST: vars.host("0.0.0.0"),
+  LOG_LEVEL: vars.logLevel(),
+  ORCHESTRATOR_ADDR: z.string().min(1).default("orchestrator:9090"),
+  TENANTS_ADDR: z.string().min(1).default("tenants:9091"),
+  REDIS_URL: vars.url().optional(),
+  OIDC_ISSUER: vars.url().optional(),
+  OIDC_JWKS_URL: vars.url().optional(),
+  OIDC_AUDIENCE: z.string().optional(),
+  OIDC_TENANT_CLAIM: z.string().default("tenant"),
+  OIDC_ROLES_CLAIM: z.string().default("roles"),
+  BODY_LIMIT_BYTES: vars.int(1024 * 1024, 1024),
+  AUTH_CACHE_TTL_MS: vars.int(5000),
+  UPSTREAM_TIMEOUT_MS: vars.int(10_000, 1),
+  SHUTDOWN_DRAIN_DELAY_MS: vars.int(0),
+});
+
+/** `valora serve gateway`: wiring from environment only. */
+export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
+  const c = loadConfig(GatewayEnv, env);
+  const base = createServiceBase({ name: "gateway", logLevel: c.LOG_LEVEL, drainDelayMs: c.SHUTDOWN_DRAIN_DELAY_MS, exit: (code) => process.exit(code) });
+  const tenants = createClient(TenantService, c.TENANTS_ADDR, { timeoutMs: c.UPSTREAM_TIMEOUT_MS, registry: base.registry });
+  const valuations = createClient(ValuationService, c.ORCHESTRATOR_ADDR, { timeoutMs: c.UPSTREAM_TIMEOUT_MS, registry: base.registry });
+  const redis = c.REDIS_URL ? createRedis({ url: c.REDIS_URL, logger: base.logger }) : undefined;
+  if (!redis) base.logger.warn("REDIS_URL not set: rate limits are per replica");
+  const limiter = redis ? new RedisRateLimiter(redis, base.logger, base.registry) : new LocalRateLimiter();
+  const oidc = c.OIDC_ISSUER
+    ? { issuer: c.OIDC_ISSUER, keys: createRemoteJWKSet(new URL(c.OIDC_JWKS_URL ?? new URL(".well-known/jwks.json", c.OIDC_ISSUER.endsWith("/") ? c.OIDC_ISSUER : `${c.OIDC_ISSUER}/`).href)), tenantClaim: c.OIDC_TENANT_CLAIM, rolesClaim: c.OIDC_ROLES_CLAIM, ...(c.OIDC_AUDIENCE ? { audience: c.OIDC_AUDIENCE } : {}) }
+    : undefined;
+  const auth = new Authenticator({ tenants, cacheTtlMs: c.AUTH_CACHE_TTL_MS, ...(oidc ? { oidc } : {}) });
+  const app = await buildGateway({ base, valuations, tenants, auth, limiter, bodyLimit: c.BODY_LIMIT_BYTES, upstreamTimeoutMs: c.UPSTREAM_TIMEOUT_MS });
+  await app.listen({ host: c.HOST, port: c.PORT });
+  const grpc = createGrpcServer({ ...base, services: [grpcIngress({ auth, limiter, valuations, timeoutMs: c.UPSTREAM_TIMEOUT_MS })] });
+  const grpcPort = await grpc.listen(`${c.HOST}:${c.GRPC_PORT}`);
+  base.shutdown.register("http", () => app.close());
+  base.shutdown.register("grpc", () => grpc.shutdown());
+  base.shutdown.register("clients", async () => {
+    tenants.close();
+    valuations.close();
+    redis?.disconnect();
+  });
+  base.shutdown.installSignalHandlers();
+  base.logger.info({ port: c.PORT, grpcPort }, "gateway listening");
+}
