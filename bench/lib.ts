@@ -22,9 +22,14 @@ export interface LoadResult {
 const toMs = (v: string, unit: string): number => Number(v) * ({ us: 0.001, ms: 1, s: 1000 }[unit] ?? 1);
 
 /** wrk with a POST body; percentiles from --latency. */
-export function wrk(url: string, body: string, connections: number, seconds: number, threads = 1): LoadResult {
+export function wrk(url: string, body: string | string[], connections: number, seconds: number, threads = 1, headers: Record<string, string> = {}): LoadResult {
   const script = `/tmp/valora-wrk-${process.pid}.lua`;
-  writeFileSync(script, `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = ${JSON.stringify(body)}\n`);
+  const head = Object.entries({ "Content-Type": "application/json", ...headers }).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}\n`).join("");
+  // Several bodies: each request takes the next one (a different asset each time).
+  const bodies = Array.isArray(body)
+    ? `local bodies = {${body.map((b) => JSON.stringify(b)).join(",")}}\nlocal i = 0\nrequest = function()\n  i = i % #bodies + 1\n  return wrk.format(nil, nil, nil, bodies[i])\nend\n`
+    : `wrk.body = ${JSON.stringify(body)}\n`;
+  writeFileSync(script, `wrk.method = "POST"\n${head}${bodies}`);
   const out = execFileSync("wrk", ["-t", String(Math.min(threads, connections)), "-c", String(connections), "-d", `${seconds}s`, "--latency", "-s", script, url], { encoding: "utf8" });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
   const pct = (p: string): number => {
@@ -67,13 +72,16 @@ export function h2loadGrpc(url: string, message: Uint8Array, connections: number
 }
 
 /** Starts `node services/cli/dist/bin.js ...` and resolves once it logs `readyMessage`. */
-export async function startService(args: string[], env: Record<string, string>, readyMessage: string): Promise<ChildProcess> {
+export async function startService(args: string[], env: Record<string, string | undefined>, readyMessage: string, onReady?: (line: string) => void): Promise<ChildProcess> {
   const child = spawn(process.execPath, ["services/cli/dist/bin.js", ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
   const lines = createInterface({ input: child.stdout });
   await new Promise<void>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`service exited with ${code} before it was ready`)));
     lines.on("line", (line) => {
-      if (line.includes(readyMessage)) resolve();
+      if (line.includes(readyMessage)) {
+        onReady?.(line);
+        resolve();
+      }
     });
   });
   return child;

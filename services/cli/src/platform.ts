@@ -8,7 +8,7 @@ import { ValoraError, createClient, createGrpcServer, createPgPool, createRedis,
 import { metadataOf, parseModel } from "@valora/kit/onnx";
 import { createModelServer } from "@valora/model-server";
 import { ComparablesIndex, insertSales, loadSales, migrateSales, salesFromCsv, type Sale } from "@valora/comparables";
-import { ValuationPipeline, grpcModelClient, localDispatch, modelSchemaFrom, salesResiduals, type PipelineSpec } from "@valora/pipeline";
+import { ValuationPipeline, grpcModelClient, localDispatch, pipelineMetrics, modelSchemaFrom, salesResiduals, type PipelineSpec } from "@valora/pipeline";
 import { MemoryCache, RedisCache, valuationService, type AssetClassEntry } from "@valora/orchestrator";
 import { createTenants } from "@valora/tenants";
 import { Authenticator, LocalRateLimiter, RedisRateLimiter, buildGateway, grpcIngress } from "@valora/gateway";
@@ -104,6 +104,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   const pipelines = new Map<string, ValuationPipeline>();
   const catalog = new Map<string, AssetClassEntry>();
   const samples: Platform["assetClasses"] = [];
+  const metrics = pipelineMetrics(base.registry);
   for (const c of classes) {
     const meta = metadataOf(parseModel(readFileSync(c.model)));
     const schema = modelSchemaFrom(meta, 0);
@@ -129,6 +130,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
         client: () => client,
         ...(cmp && sales.length > 0 ? { comparables: new ComparablesIndex(sales, cmp), residualOf: (id: string) => residuals.get(id) } : {}),
         logger: log,
+        metrics,
       }),
     );
     catalog.set(c.name, { model: spec.model.name, currency: spec.currency, fields: spec.input.fields, cacheTtlSeconds: spec.cache?.ttlSeconds ?? 3600, championVersion: () => c.version, routes: () => [route] });

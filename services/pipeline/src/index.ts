@@ -4,3 +4,4 @@ export * from "./routing.js";
 export * from "./model-client.js";
 export * from "./valuation.js";
 export * from "./grpc.js";
+export * from "./metrics.js";

@@ -24,7 +24,7 @@ export interface PipelineSpec {
   currency: string;
   model: { name: string };
   input: { fields: InputField[] };
-  comparables?: { mode: "geo" | "attributes"; latitude?: string; longitude?: string; blend: number };
+  comparables?: { mode: "geo" | "attributes"; latitude?: string; longitude?: string; blend: number; similarity?: { field: string }[] };
   explain?: { topK: number };
   interval?: { coverage: number };
   fallback?: { mode: "comparables" | "none" };
@@ -109,7 +109,7 @@ export class ValuationPipeline {
         currency: spec.currency,
         interval: { ...iv, coverage },
         confidence: confidenceOf(value, iv.low, iv.high),
-        comparables: comps,
+        comparables: this.shown(comps),
         ...(explanation ? { explanation } : {}),
         model: { name: spec.model.name, version: serve.version, route: serve.role === "canary" ? "canary" : "champion" },
       };
@@ -118,6 +118,17 @@ export class ValuationPipeline {
       if (e.code !== "UNAVAILABLE" && e.code !== "DEADLINE_EXCEEDED") throw err;
       return this.fallback(spec, assetKey, comps, coverage, `model ${spec.model.name}@${serve.version} unavailable: ${e.message}`);
     }
+  }
+
+  /**
+   * Comparables as answered: each with the attributes it was compared on (similarity fields and
+   * coordinates), not every field of the sale — the answer stays small and fast to encode.
+   */
+  private shown(comps: Comparable[]): Comparable[] {
+    const c = this.d.spec.comparables;
+    if (!c) return comps;
+    const keep = [...(c.similarity ?? []).map((s) => s.field), ...(c.latitude ? [c.latitude] : []), ...(c.longitude ? [c.longitude] : [])];
+    return comps.map((x) => ({ ...x, attributes: Object.fromEntries(keep.filter((k) => x.attributes[k] !== undefined).map((k) => [k, x.attributes[k]!])) }));
   }
 
   /** Comparables-only answer when the model cannot be reached (spec.fallback.mode = comparables). */
@@ -133,7 +144,7 @@ export class ValuationPipeline {
     const value = Math.exp(mean);
     const interval = { low: Math.exp(mean - z * sd), high: Math.exp(mean + z * sd), coverage };
     this.d.logger.warn({ assetClass: spec.assetClass, reason }, "answered from comparables");
-    return { assetClass: spec.assetClass, assetKey, value, currency: spec.currency, interval, confidence: confidenceOf(value, interval.low, interval.high) * 0.5, comparables: comps, model: { name: spec.model.name, version: "", route: "fallback" }, fallbackReason: reason };
+    return { assetClass: spec.assetClass, assetKey, value, currency: spec.currency, interval, confidence: confidenceOf(value, interval.low, interval.high) * 0.5, comparables: this.shown(comps), model: { name: spec.model.name, version: "", route: "fallback" }, fallbackReason: reason };
   }
 
   /** Mirrors to a shadow version; never awaited, never changes the answer; records |delta| %. */

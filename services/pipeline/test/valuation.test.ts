@@ -4,11 +4,11 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { parseAllDocuments } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { counter, createRegistry, histogram } from "@valora/kit";
+import { createRegistry } from "@valora/kit";
 import { captureLogs } from "@valora/kit/testing";
 import { metadataOf, parseModel } from "@valora/kit/onnx";
 import { ComparablesIndex, salesFromCsv } from "@valora/comparables";
-import { assetKey, grpcModelClient, modelSchemaFrom, normaliseAttributes, salesResiduals, ValuationPipeline, type ModelClient, type PipelineSpec, type Route } from "../src/index.js";
+import { assetKey, grpcModelClient, pipelineMetrics, modelSchemaFrom, normaliseAttributes, salesResiduals, ValuationPipeline, type ModelClient, type PipelineSpec, type Route } from "../src/index.js";
 
 const root = join(import.meta.dirname, "..", "..", "..");
 const bin = join(root, "services", "cli", "dist", "bin.js");
@@ -24,11 +24,7 @@ describe.skipIf(!existsSync(bin))("valuation pipeline against real model servers
   const grpcPort = 18931;
   const clients = new Map<string, ModelClient>();
   const registry = createRegistry({ service: "pipeline", collectDefault: false });
-  const metrics = {
-    shadowDelta: histogram(registry, "valora_shadow_abs_delta_pct", "Shadow |delta| %.", ["model", "version"], [0.1, 1, 5, 10, 50]),
-    shadowErrors: counter(registry, "valora_shadow_errors_total", "Shadow failures.", ["model", "version"]),
-    fallbacks: counter(registry, "valora_fallback_total", "Fallback answers.", ["asset_class", "reason"]),
-  };
+  const metrics = pipelineMetrics(registry);
   const client = (r: Route): ModelClient => {
     const key = `${r.endpoint}/${r.version}`;
     let c = clients.get(key);
@@ -107,6 +103,6 @@ describe.skipIf(!existsSync(bin))("valuation pipeline against real model servers
     expect(v.fallbackReason).toMatch(/unavailable/);
     expect(v.value).toBeGreaterThan(0);
     expect(v.interval.low).toBeLessThan(v.value);
-    expect(await registry.metrics()).toMatch(/valora_fallback_total\{asset_class="real-estate",reason="model_unavailable"/);
+    expect(await registry.metrics()).toMatch(/valora_valuation_fallbacks_total\{asset_class="real-estate",reason="model_unavailable"/);
   });
 });

@@ -1,0 +1,112 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
+import { createClient, type ValoraError } from "@valora/kit";
+
+const root = join(import.meta.dirname, "..", "..", "..");
+const bin = join(root, "services", "cli", "dist", "bin.js");
+
+interface Banner {
+  rest: string;
+  grpc: string;
+  apiKey?: string;
+  try: string;
+}
+
+/** Starts `valora up` as a user would and resolves with its start-up banner. */
+function up(dataDir: string, env: Record<string, string | undefined> = {}): Promise<{ child: ChildProcess; banner: Banner; lines: Record<string, unknown>[] }> {
+  const child = spawn(process.execPath, [bin, "up", "--data-dir", dataDir, "--port", "0", "--grpc-port", "0", "--model-grpc-port", "0", "--model-http-port", "0"], {
+    cwd: root,
+    env: { ...process.env, DATABASE_URL: undefined, REDIS_URL: undefined, VALORA_BOOTSTRAP_API_KEY: undefined, ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const lines: Record<string, unknown>[] = [];
+  return new Promise((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`valora up exited with ${code}: ${JSON.stringify(lines.slice(-3))}`)));
+    createInterface({ input: child.stdout! }).on("line", (l) => {
+      const line = JSON.parse(l) as Record<string, unknown>;
+      lines.push(line);
+      if (line["msg"] === "valora is up") resolve({ child, banner: line as unknown as Banner, lines });
+    });
+  });
+}
+
+const stop = (child: ChildProcess) => new Promise<number | null>((resolve) => {
+  child.removeAllListeners("exit");
+  child.once("exit", (code) => resolve(code));
+  child.kill("SIGTERM");
+});
+
+describe.skipIf(!existsSync(bin))("the platform on one machine (valora up, embedded Postgres, loopback)", () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "valora-up-"));
+  let child: ChildProcess;
+  let banner: Banner;
+  let key: string;
+  const auth = () => ({ authorization: `Bearer ${key}`, "content-type": "application/json" });
+
+  beforeAll(async () => {
+    ({ child, banner } = await up(dataDir));
+    key = banner.apiKey!;
+  }, 120_000);
+  afterAll(async () => {
+    if (child.exitCode === null) await stop(child);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("prints a bootstrap admin key once and a curl that works as pasted", async () => {
+    expect(key).toMatch(/^vk_/);
+    const ready = await fetch(`${banner.rest}/readyz`);
+    expect(ready.status).toBe(200);
+    const m = /-d '(.*)'$/.exec(banner.try)!;
+    expect(banner.try).toContain(`Bearer ${key}`);
+    const res = await fetch(`${banner.rest}/v1/valuations`, { method: "POST", headers: auth(), body: m[1] });
+    expect(res.status).toBe(200);
+    const { data } = (await res.json()) as { data: { value: number; model: { route: string } } };
+    expect(data.value).toBeGreaterThan(1000);
+    expect(data.model.route).toBe("champion");
+  });
+
+  it("values a house over REST with comparables and an explanation", async () => {
+    const classes = (await (await fetch(`${banner.rest}/v1/asset-classes`, { headers: auth() })).json()) as { data: { name: string; fields: { name: string; required: boolean }[] }[] };
+    expect(classes.data.map((c) => c.name)).toEqual(["autos", "real-estate"]);
+    const house = { gr_liv_area: 1656, lot_area: 31770, total_bsmt_sf: 1080, year_built: 1960, overall_cond: "Average", latitude: 42.054035, longitude: -93.619754, neighborhood: "North_Ames", garage_cars: 2, first_flr_sf: 1656 };
+    const res = await fetch(`${banner.rest}/v1/valuations`, { method: "POST", headers: auth(), body: JSON.stringify({ assetClass: "real-estate", attributes: house }) });
+    const body = (await res.json()) as { data: { value: number; comparables: { distanceKm: number }[]; explanation: { contributions: unknown[] } }; error: unknown };
+    expect(res.status, JSON.stringify(body.error)).toBe(200);
+    expect(body.data.value).toBeGreaterThan(50_000);
+    expect(body.data.comparables.length).toBeGreaterThan(0);
+    expect(body.data.comparables[0]!.distanceKm).toBeLessThan(5);
+    expect(body.data.explanation.contributions.length).toBe(5);
+  });
+
+  it("values a car over gRPC at the edge with the same key, and refuses calls without one", async () => {
+    const client = createClient(ValuationService, banner.grpc, { timeoutMs: 10_000 });
+    try {
+      const car = { mileage: 8221, cylinder: 6, doors: 4, cruise: true, sound: true, leather: true, buick: true, cadillac: false, chevy: false, pontiac: false, saab: false, saturn: false, convertible: false, coupe: false, hatchback: false, sedan: true, wagon: false };
+      const { valuation } = await client.value({ assetClass: "autos", attributes: car }, { metadata: { authorization: `Bearer ${key}` } });
+      expect(valuation!.value).toBeGreaterThan(1000);
+      expect(valuation!.model!.version).toBe("gm-v1");
+      const err = (await client.value({ assetClass: "autos", attributes: car }).catch((e: unknown) => e)) as ValoraError;
+      expect(err.code).toBe("UNAUTHENTICATED");
+    } finally {
+      client.close();
+    }
+  });
+
+  it("keeps its data across restarts: no new key, the old key still works", async () => {
+    expect(await stop(child)).toBe(0);
+    const again = await up(dataDir);
+    child = again.child;
+    banner = again.banner;
+    expect(banner.apiKey).toBeUndefined();
+    const res = await fetch(`${banner.rest}/v1/tenant`, { headers: auth() });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { data: { name: string } }).data.name).toBe("default");
+    const audit = (await (await fetch(`${banner.rest}/v1/audit?action=apikey.create`, { headers: auth() })).json()) as { data: unknown[] };
+    expect(audit.data).toHaveLength(1);
+  }, 120_000);
+});
