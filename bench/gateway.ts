@@ -23,7 +23,7 @@ const rssIdle = rssMb(platform.pid!);
 const headers = { Authorization: `Bearer ${banner!.apiKey}` };
 
 // Houses as clients send them: the AssetPipeline's field names, from the bundled Ames data.
-const rows = parse(readFileSync("models/data/ames.csv", "utf8"), { columns: true }) as Record<string, string>[];
+const rows = parse<Record<string, string>>(readFileSync("models/data/ames.csv", "utf8"), { columns: true });
 const house = (r: Record<string, string>) => ({ gr_liv_area: Number(r["Gr_Liv_Area"]), lot_area: Number(r["Lot_Area"]), total_bsmt_sf: Number(r["Total_Bsmt_SF"]), latitude: Number(r["Latitude"]), longitude: Number(r["Longitude"]), year_built: Number(r["Year_Built"]), neighborhood: r["Neighborhood"] });
 const uncached = rows.slice(0, 1000).map((r) => JSON.stringify({ assetClass: "real-estate", attributes: house(r), skipCache: true }));
 const cached = JSON.stringify({ assetClass: "real-estate", attributes: house(rows[0]!) });

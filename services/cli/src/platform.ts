@@ -11,7 +11,7 @@ import { ComparablesIndex, insertSales, loadSales, migrateSales, salesFromCsv, t
 import { ValuationPipeline, grpcModelClient, localDispatch, pipelineMetrics, modelSchemaFrom, salesResiduals, type PipelineSpec } from "@valora/pipeline";
 import { MemoryCache, RedisCache, valuationService, type AssetClassEntry } from "@valora/orchestrator";
 import { createTenants } from "@valora/tenants";
-import { Authenticator, LocalRateLimiter, RedisRateLimiter, buildGateway, grpcIngress } from "@valora/gateway";
+import { Authenticator, LocalQuotaCounter, LocalRateLimiter, RedisQuotaCounter, RedisRateLimiter, buildGateway, grpcIngress } from "@valora/gateway";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
 
 export interface PlatformOptions {
@@ -161,7 +161,8 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
 
   const limiter = redis ? new RedisRateLimiter(redis, log, base.registry) : new LocalRateLimiter();
   const auth = new Authenticator({ tenants: tenantsClient });
-  const app = await buildGateway({ base, valuations, tenants: tenantsClient, auth, limiter });
+  const quota = redis ? new RedisQuotaCounter(redis, log) : new LocalQuotaCounter();
+  const app = await buildGateway({ base, valuations, tenants: tenantsClient, auth, limiter, quota });
   await app.listen({ host: o.host, port: o.port });
   closers.push(["gateway", () => app.close()]);
   const edge = createGrpcServer({ ...base, services: [grpcIngress({ auth, limiter, valuations })] });

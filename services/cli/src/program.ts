@@ -106,6 +106,25 @@ export function buildProgram(): Command {
     });
 
   program
+    .command("migrate")
+    .description("apply every pending database migration (tenants, sales) to DATABASE_URL; services also run theirs at start-up")
+    .action(async () => {
+      const url = process.env["DATABASE_URL"];
+      if (!url) throw new CommanderError(2, "valora.noDatabase", "DATABASE_URL is not set");
+      const { createPgPool } = await import("@valora/kit");
+      const { migrateTenants } = await import("@valora/tenants");
+      const { migrateSales } = await import("@valora/comparables");
+      const pool = createPgPool({ url, max: 1 });
+      try {
+        const applied = await migrateTenants(pool);
+        await migrateSales(pool);
+        process.stdout.write(applied.length > 0 ? `applied: ${applied.join(", ")}\n` : "database is up to date\n");
+      } finally {
+        await pool.end();
+      }
+    });
+
+  program
     .command("up")
     .description("run the whole platform on this machine (embedded Postgres and cache unless DATABASE_URL / REDIS_URL are set)")
     .option("--models-dir <dir>", "directory holding <asset-class>/{model.onnx,model-card.json,<asset-class>.yaml} and data/", "models")

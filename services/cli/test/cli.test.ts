@@ -19,6 +19,20 @@ describe.skipIf(!existsSync(bin))("valora command (built)", () => {
     expect(out.stdout).toContain("up");
   });
 
+  it.skipIf(!process.env["DATABASE_URL"])("migrates a database with one command, idempotently", async () => {
+    const { freshDatabase } = await import("@valora/kit/testing");
+    const db = await freshDatabase(process.env["DATABASE_URL"]!);
+    try {
+      const run = () => spawnSync(process.execPath, [bin, "migrate"], { encoding: "utf8", env: { ...process.env, DATABASE_URL: db.url } });
+      const first = run();
+      expect(first.status, first.stderr).toBe(0);
+      expect(first.stdout).toContain("001_tenants");
+      expect(run().stdout).toContain("up to date");
+    } finally {
+      await db.drop();
+    }
+  });
+
   it("refuses an unknown service with exit code 2 and the list of known ones", () => {
     const out = spawnSync(process.execPath, [bin, "serve", "nope"], { encoding: "utf8" });
     expect(out.status).toBe(2);

@@ -27,7 +27,7 @@ function up(dataDir: string, env: Record<string, string | undefined> = {}): Prom
   const lines: Record<string, unknown>[] = [];
   return new Promise((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`valora up exited with ${code}: ${JSON.stringify(lines.slice(-3))}`)));
-    createInterface({ input: child.stdout! }).on("line", (l) => {
+    createInterface({ input: child.stdout }).on("line", (l) => {
       const line = JSON.parse(l) as Record<string, unknown>;
       lines.push(line);
       if (line["msg"] === "valora is up") resolve({ child, banner: line as unknown as Banner, lines });

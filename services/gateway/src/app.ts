@@ -10,6 +10,7 @@ import { hasRole, type Authenticator, type Principal, type RoleName } from "./au
 import { bucketForPlan } from "./plans.js";
 import { rateLimitHeaders, type Bucket, type RateLimiter } from "./rate-limit.js";
 import { NoQuery } from "./schemas.js";
+import { LocalQuotaCounter, PLAN_QUOTAS, type QuotaCounter } from "./quota.js";
 import { adminRoutes } from "./routes/admin.js";
 import { catalogRoutes } from "./routes/catalog.js";
 import { valuationRoutes } from "./routes/valuations.js";
@@ -33,6 +34,9 @@ export interface GatewayDeps {
   auth: Authenticator;
   limiter: RateLimiter;
   planRates?: Record<string, Bucket>;
+  /** Monthly valuation quotas; in-process counters when absent. */
+  quota?: QuotaCounter;
+  planQuotas?: Record<string, number>;
   /** Largest accepted request body in bytes. */
   bodyLimit?: number;
   /** Deadline of calls to the orchestrator and tenants service. */
@@ -154,7 +158,7 @@ export async function buildGateway(d: GatewayDeps): Promise<FastifyInstance & { 
   app.get("/metrics", { schema: { hide: true } }, async (_req, reply) => reply.type(d.base.registry.contentType).send(await d.base.registry.metrics()));
 
   const timeoutMs = d.upstreamTimeoutMs ?? 10_000;
-  await app.register(valuationRoutes, { valuations: d.valuations, tenants: d.tenants, timeoutMs, logger: d.base.logger });
+  await app.register(valuationRoutes, { quota: d.quota ?? new LocalQuotaCounter(), planQuotas: d.planQuotas ?? PLAN_QUOTAS, valuations: d.valuations, tenants: d.tenants, timeoutMs, logger: d.base.logger });
   await app.register(catalogRoutes, { valuations: d.valuations, timeoutMs });
   await app.register(adminRoutes, { tenants: d.tenants, timeoutMs });
   await app.ready();

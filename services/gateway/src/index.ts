@@ -4,3 +4,4 @@ export * from "./plans.js";
 export * from "./rate-limit.js";
 export * from "./grpc-ingress.js";
 export * from "./valuation-json.js";
+export * from "./quota.js";

@@ -6,6 +6,7 @@ import { buildGateway } from "./app.js";
 import { Authenticator } from "./auth.js";
 import { grpcIngress } from "./grpc-ingress.js";
 import { LocalRateLimiter, RedisRateLimiter } from "./rate-limit.js";
+import { LocalQuotaCounter, RedisQuotaCounter } from "./quota.js";
 
 export const GatewayEnv = z.object({
   PORT: vars.port(8080),
@@ -39,7 +40,8 @@ export async function main(env: Record<string, string | undefined> = process.env
     ? { issuer: c.OIDC_ISSUER, keys: createRemoteJWKSet(new URL(c.OIDC_JWKS_URL ?? new URL(".well-known/jwks.json", c.OIDC_ISSUER.endsWith("/") ? c.OIDC_ISSUER : `${c.OIDC_ISSUER}/`).href)), tenantClaim: c.OIDC_TENANT_CLAIM, rolesClaim: c.OIDC_ROLES_CLAIM, ...(c.OIDC_AUDIENCE ? { audience: c.OIDC_AUDIENCE } : {}) }
     : undefined;
   const auth = new Authenticator({ tenants, cacheTtlMs: c.AUTH_CACHE_TTL_MS, ...(oidc ? { oidc } : {}) });
-  const app = await buildGateway({ base, valuations, tenants, auth, limiter, bodyLimit: c.BODY_LIMIT_BYTES, upstreamTimeoutMs: c.UPSTREAM_TIMEOUT_MS });
+  const quota = redis ? new RedisQuotaCounter(redis, base.logger) : new LocalQuotaCounter();
+  const app = await buildGateway({ base, valuations, tenants, auth, limiter, quota, bodyLimit: c.BODY_LIMIT_BYTES, upstreamTimeoutMs: c.UPSTREAM_TIMEOUT_MS });
   await app.listen({ host: c.HOST, port: c.PORT });
   const grpc = createGrpcServer({ ...base, services: [grpcIngress({ auth, limiter, valuations, timeoutMs: c.UPSTREAM_TIMEOUT_MS })] });
   const grpcPort = await grpc.listen(`${c.HOST}:${c.GRPC_PORT}`);

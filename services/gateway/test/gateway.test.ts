@@ -4,7 +4,7 @@ import type { FastifyInstance } from "fastify";
 import { Role } from "@valora/proto/valora/v1/tenants_pb";
 import { createRedis, type Redis } from "@valora/kit";
 import { seededRandom } from "@valora/kit/testing";
-import { Authenticator, LocalRateLimiter, RedisRateLimiter, buildGateway, type RouteInfo } from "../src/index.js";
+import { Authenticator, LocalQuotaCounter, LocalRateLimiter, RedisQuotaCounter, RedisRateLimiter, buildGateway, quotaPeriod, type RouteInfo } from "../src/index.js";
 import { startStack, type Stack } from "./support/stack.js";
 
 const url = process.env["DATABASE_URL"];
@@ -39,6 +39,8 @@ describe.skipIf(!url)("gateway over real tenants, orchestrator, pipeline and mod
       auth: new Authenticator({ tenants: stack.tenants, oidc: { issuer: ISSUER, keys: jwks, tenantClaim: "tenant", rolesClaim: "roles" }, cacheTtlMs: 0 }),
       limiter: redis ? new RedisRateLimiter(redis, stack.base.logger, stack.base.registry, `valora-test-${process.pid}:`) : new LocalRateLimiter(),
       bodyLimit: 64 * 1024,
+      quota: redis ? new RedisQuotaCounter(redis, stack.base.logger, `valora-test-quota-${process.pid}:`) : new LocalQuotaCounter(),
+      planQuotas: { free: 3, pro: 0, enterprise: 0 },
     });
     for (const t of ["a", "b"]) {
       const { tenant } = await stack.tenants.createTenant({ name: `tenant-${t}-${process.pid}`, plan: "enterprise" });
@@ -156,6 +158,22 @@ describe.skipIf(!url)("gateway over real tenants, orchestrator, pipeline and mod
     expect(revoked.json<{ data: { revokedAt: string | null } }>().data.revokedAt).not.toBeNull();
     const dead = await app.inject({ method: "GET", url: "/v1/tenant", headers: bearer(secret) });
     expect(dead.statusCode).toBe(401);
+  });
+
+  it("checks the plan's monthly quota before any work, and says when it resets", async () => {
+    const { tenant } = await stack.tenants.createTenant({ name: `free-${process.pid}`, plan: "free" });
+    const { secret } = await stack.tenants.createApiKey({ actor: { tenantId: tenant!.id, subject: "user:setup", ip: "" }, name: "k", roles: [Role.API] });
+    const batch = await app.inject({ method: "POST", url: "/v1/valuations:batch", headers: bearer(secret), payload: { assetClass: "autos", items: [{ attributes: car(stack, 1) }, { attributes: car(stack, 2) }] } });
+    expect(batch.statusCode).toBe(200);
+    const tooBig = await app.inject({ method: "POST", url: "/v1/valuations:batch", headers: bearer(secret), payload: { assetClass: "autos", items: [{ attributes: car(stack, 1) }, { attributes: car(stack, 2) }] } });
+    expect(tooBig.statusCode).toBe(429);
+    const one = await app.inject({ method: "POST", url: "/v1/valuations", headers: bearer(secret), payload: { assetClass: "autos", attributes: car(stack, 4) } });
+    expect(one.statusCode).toBe(200);
+    const over = await app.inject({ method: "POST", url: "/v1/valuations", headers: bearer(secret), payload: { assetClass: "autos", attributes: car(stack, 4) } });
+    expect(over.statusCode).toBe(429);
+    const { error } = over.json<{ error: { code: string; message: string; details: { field: string }[] } }>();
+    expect(error).toMatchObject({ code: "RESOURCE_EXHAUSTED", details: [{ field: "quota" }] });
+    expect(error.message).toContain(quotaPeriod(new Date()).resetAt.toISOString());
   });
 
   it("limits a key to its asset classes", async () => {

@@ -7,11 +7,14 @@ import { ValoraError, okEnvelope, type Client, type Logger } from "@valora/kit";
 import { ROLE_SETS, mayValue, type Principal } from "../auth.js";
 import { BatchRequest, ErrorEnvelope, Valuation, ValuationRequest, envelopeOf } from "../schemas.js";
 import { valuationJson } from "../valuation-json.js";
+import type { QuotaCounter } from "../quota.js";
 
 const ROLES_VALUE = ROLE_SETS.value;
 
 export interface ValuationRoutesOptions {
   valuations: Client<typeof ValuationService>;
+  quota: QuotaCounter;
+  planQuotas: Record<string, number>;
   tenants: Pick<Client<typeof TenantService>, "listWebhooks" | "publish">;
   timeoutMs: number;
   logger: Logger;
@@ -42,6 +45,13 @@ export function checkScope(p: Principal, assetClass: string): void {
 export const valuationRoutes: FastifyPluginAsync<ValuationRoutesOptions> = async (fastify, o) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const hooks = new HookInterest(o.tenants);
+  // Plan quotas are checked (and reserved) before any work is done.
+  const reserve = async (req: FastifyRequest, units: number) => {
+    const p = req.principal!;
+    const limit = o.planQuotas[p.plan] ?? o.planQuotas["free"] ?? 0;
+    const d = await o.quota.consume(p.tenantId, units, limit);
+    if (!d.allowed) throw new ValoraError("RESOURCE_EXHAUSTED", `the ${p.plan} plan's quota of ${d.limit} valuations this month is used up (${d.used} used; ${units} asked); it resets at ${d.resetAt.toISOString()}`, { details: [{ field: "quota", description: `${d.limit - d.used} left this month` }] });
+  };
   const metadata = (req: FastifyRequest) => ({ "x-tenant-id": req.principal!.tenantId, "x-request-id": req.id });
   const notify = (req: FastifyRequest, data: Record<string, unknown>) => {
     const tenantId = req.principal!.tenantId;
@@ -59,6 +69,7 @@ export const valuationRoutes: FastifyPluginAsync<ValuationRoutesOptions> = async
     },
     async (req) => {
       checkScope(req.principal!, req.body.assetClass);
+      await reserve(req, 1);
       const { valuation } = await o.valuations.value(
         { assetClass: req.body.assetClass, attributes: req.body.attributes ?? {}, assetId: req.body.assetId ?? "", skipCache: req.body.skipCache ?? false },
         { timeoutMs: o.timeoutMs, metadata: metadata(req) },
@@ -83,6 +94,7 @@ export const valuationRoutes: FastifyPluginAsync<ValuationRoutesOptions> = async
     },
     async (req) => {
       checkScope(req.principal!, req.body.assetClass);
+      await reserve(req, req.body.items.length);
       const { results } = await o.valuations.valueBatch(
         { assetClass: req.body.assetClass, items: req.body.items.map((i) => ({ attributes: (i.attributes ?? {}) as never, assetId: i.assetId ?? "" })), skipCache: req.body.skipCache ?? false },
         { timeoutMs: o.timeoutMs, metadata: metadata(req) },
