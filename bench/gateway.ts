@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
-import { requireTool, rssMb, startService, table, wrk } from "./lib.js";
+import { requireTool, rssTreeMb, startService, table, wrk } from "./lib.js";
 
 requireTool("wrk", "wrk");
 const seconds = Number(process.env["BENCH_SECONDS"] ?? 8);
@@ -19,7 +19,7 @@ const platform = await startService(["up", "--data-dir", dataDir, "--port", "180
   banner = JSON.parse(line) as { rest: string; apiKey: string };
 });
 const readyMs = Date.now() - started;
-const rssIdle = rssMb(platform.pid!);
+const rssIdle = rssTreeMb(platform.pid!);
 const headers = { Authorization: `Bearer ${banner!.apiKey}` };
 
 // Houses as clients send them: the AssetPipeline's field names, from the bundled Ames data.
@@ -35,7 +35,7 @@ let rssPeak = rssIdle;
 for (const [name, body] of [["uncached", uncached], ["cached", cached]] as const) {
   for (const c of [8, 32]) {
     const r = wrk(url, body, c, seconds, 1, headers);
-    rssPeak = Math.max(rssPeak, rssMb(platform.pid!));
+    rssPeak = Math.max(rssPeak, rssTreeMb(platform.pid!));
     results.push({ path: name, concurrency: c, "valuations/s": Math.round(r.rps), "p50 ms": r.p50Ms.toFixed(2), "p99 ms": r.p99Ms.toFixed(2), errors: r.errors });
   }
 }
@@ -43,4 +43,4 @@ platform.kill("SIGTERM");
 rmSync(dataDir, { recursive: true, force: true });
 console.log(`\nFull REST valuation path (valora up, ${process.env["BENCH_REDIS_URL"] ? "Redis" : "in-process cache"}, ${process.env["BENCH_DATABASE_URL"] ? "external Postgres" : "embedded Postgres"}), ${seconds} s per run, wrk on the same 2 cores`);
 table(results);
-console.log(`\nready in ${(readyMs / 1000).toFixed(1)} s; resident memory ${Math.round(rssIdle)} MB idle, ${Math.round(rssPeak)} MB peak (one process: every service)`);
+console.log(`\nready in ${(readyMs / 1000).toFixed(1)} s; resident memory ${Math.round(rssIdle)} MB idle, ${Math.round(rssPeak)} MB peak (the platform and its model server process)`);

@@ -92,6 +92,26 @@ export function rssMb(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
 }
 
+/** Resident memory of a process and all its descendants (`valora up` runs model servers as children). */
+export function rssTreeMb(pid: number): number {
+  const children = (p: number): number[] => {
+    try {
+      return readFileSync(`/proc/${p}/task/${p}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  };
+  const all = [pid];
+  for (let i = 0; i < all.length; i++) all.push(...children(all[i]!));
+  return all.reduce((sum, p) => {
+    try {
+      return sum + rssMb(p);
+    } catch {
+      return sum;
+    }
+  }, 0);
+}
+
 export function table(rows: Record<string, string | number>[]): void {
   const cols = Object.keys(rows[0] ?? {});
   const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));

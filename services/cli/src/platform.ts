@@ -6,13 +6,13 @@ import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import { ValoraError, createClient, createGrpcServer, createPgPool, createRedis, type ServiceBase } from "@valora/kit";
 import { metadataOf, parseModel } from "@valora/kit/onnx";
-import { createModelServer } from "@valora/model-server";
 import { ComparablesIndex, insertSales, loadSales, migrateSales, salesFromCsv, type Sale } from "@valora/comparables";
 import { ValuationPipeline, grpcModelClient, localDispatch, pipelineMetrics, modelSchemaFrom, salesResiduals, type PipelineSpec } from "@valora/pipeline";
 import { MemoryCache, RedisCache, valuationService, type AssetClassEntry } from "@valora/orchestrator";
 import { createTenants } from "@valora/tenants";
 import { Authenticator, LocalQuotaCounter, LocalRateLimiter, RedisQuotaCounter, RedisRateLimiter, buildGateway, grpcIngress } from "@valora/gateway";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
+import { startChildService } from "./child-service.js";
 
 export interface PlatformOptions {
   modelsDir: string;
@@ -91,14 +91,14 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   const { generatedKey } = await tenants.start();
   closers.push(["webhooks", () => tenants.close()]);
 
-  const models = createModelServer(base, {
-    models: classes.map((c) => ({ name: c.name, version: c.version, uri: pathToFileURL(c.model).href })),
-    source: { cacheDir: join(o.dataDir, "model-cache"), allowedHosts: [] },
-    batching: { maxBatchSize: 64, maxDelayMicros: 500 },
-  });
-  const modelPorts = await models.listen({ host: o.host, grpcPort: o.modelGrpcPort, httpPort: o.modelHttpPort });
-  closers.push(["model-server", () => models.close()]);
-  await models.loaded;
+  const models = await startChildService(
+    ["model-server", ...classes.flatMap((c) => ["--model", `${c.name}=${pathToFileURL(c.model).href}`, "--model-version", c.version]), "--grpc-port", String(o.modelGrpcPort), "--http-port", String(o.modelHttpPort)],
+    { LOG_LEVEL: "info", HOST: o.host, VALORA_MODEL_CACHE_DIR: join(o.dataDir, "model-cache"), MAX_BATCH_SIZE: "64", MAX_BATCH_DELAY_MICROS: "500" },
+    { readyMessage: "model server ready", listeningMessage: "model server listening", failMessage: "model server not ready: some models failed to load", logger: log },
+  );
+  closers.push(["model-server", () => models.stop()]);
+  const modelPorts = { grpcPort: Number(models.listening["grpcPort"]), httpPort: Number(models.listening["httpPort"]) };
+  base.health.addCheck("model-server", async () => (await fetch(`http://${o.host}:${modelPorts.httpPort}/v2/health/ready`, { signal: AbortSignal.timeout(2000) })).ok);
 
   await migrateSales(pool);
   const pipelines = new Map<string, ValuationPipeline>();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildEnsembleModel, ensembleBaseValue, goesTrue, locateTreeEnsemble, parseModel, predict, serializeModel, shapValues, type Tree, type TreeEnsemble } from "@valora/kit/onnx";
+import { MAX_SHAP_TABLE, buildEnsembleModel, compiledFor, ensembleBaseValue, recursiveShapValues, treeShapTableSize, goesTrue, locateTreeEnsemble, parseModel, predict, serializeModel, shapValues, type Tree, type TreeEnsemble } from "@valora/kit/onnx";
 import { randomEnsemble, seededRandom } from "@valora/kit/testing";
 
 /** E[f(x) | x_S] under the trees' cover distribution: the value function path-dependent SHAP explains. */
@@ -57,6 +57,28 @@ describe("TreeSHAP", () => {
       expect(r.output).toBeCloseTo(predict(ensemble, x), 9);
       expect(r.baseValue).toBeCloseTo(ensembleBaseValue(ensemble), 12);
     }
+  });
+
+  it("computes the same values from precomputed leaf tables as the recursive algorithm, deep trees and missing values included", () => {
+    const rnd = seededRandom(21);
+    for (let seed = 300; seed < 330; seed++) {
+      const ensemble = randomEnsemble(seed, { trees: 6, depth: 7, features: 5 });
+      const x = randomRow(rnd, 5).map((v, i) => (i === seed % 5 ? Number.NaN : v));
+      const table = shapValues(ensemble, x).contributions;
+      const recursive = recursiveShapValues(ensemble, x).contributions;
+      expect(compiledFor(ensemble)).not.toBeNull();
+      for (let i = 0; i < 5; i++) expect(table[i]).toBeCloseTo(recursive[i]!, 9);
+    }
+  });
+
+  it("falls back to the recursive algorithm when the leaf tables would be too large", () => {
+    const ensemble = randomEnsemble(5, { trees: 2, depth: 4, features: 4 });
+    expect(treeShapTableSize(ensemble)).toBeGreaterThan(0);
+    const big = { ...ensemble, trees: Array.from({ length: Math.ceil(MAX_SHAP_TABLE / treeShapTableSize(ensemble)) * 2 + 2 }, (_, i) => ensemble.trees[i % 2]!) };
+    expect(treeShapTableSize(big)).toBeGreaterThan(MAX_SHAP_TABLE);
+    expect(compiledFor(big)).toBeNull();
+    const x = [0.1, 0.5, 0.9, 0.3];
+    expect(shapValues(big, x).output).toBeCloseTo(predict(big, x), 6);
   });
 
   it("gives zero contribution to features the trees never split on", () => {

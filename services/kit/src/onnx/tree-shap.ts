@@ -1,3 +1,4 @@
+import { compileTreeShap, compiledShap, treeShapTableSize, type CompiledTreeShap } from "./fast-tree-shap.js";
 import { goesTrue, type Tree, type TreeEnsemble } from "./tree-ensemble.js";
 
 /**
@@ -148,12 +149,36 @@ export function ensembleBaseValue(ensemble: TreeEnsemble): number {
   return ensemble.baseValue + ensemble.trees.reduce((s, t) => s + expectedValue(t), 0) * scale;
 }
 
-/** SHAP values of one row; `baseValue` may be passed in when explaining many rows. */
-export function shapValues(ensemble: TreeEnsemble, x: ArrayLike<number>, baseValue = ensembleBaseValue(ensemble)): ShapResult {
+/** Largest leaf tables (doubles) worth building: 32 M doubles, 256 MB. Deeper forests use the recursive algorithm. */
+export const MAX_SHAP_TABLE = 32 * 1024 * 1024;
+const compiled = new WeakMap<TreeEnsemble, CompiledTreeShap | null>();
+
+/** The precomputed form of an ensemble, built once (null when its tables would be too large). */
+export function compiledFor(ensemble: TreeEnsemble): CompiledTreeShap | null {
+  let c = compiled.get(ensemble);
+  if (c === undefined) {
+    c = treeShapTableSize(ensemble) <= MAX_SHAP_TABLE ? compileTreeShap(ensemble) : null;
+    compiled.set(ensemble, c);
+  }
+  return c;
+}
+
+/** SHAP values of one row with the recursive algorithm (Lundberg et al., Algorithm 2). */
+export function recursiveShapValues(ensemble: TreeEnsemble, x: ArrayLike<number>, baseValue = ensembleBaseValue(ensemble)): ShapResult {
   const phi = new Float64Array(ensemble.featureCount);
   const scale = ensemble.aggregate === "AVERAGE" ? 1 / ensemble.trees.length : 1;
   const buffers = buffersFor(maxDepthOf(ensemble));
   for (const tree of ensemble.trees) treeShap(tree, x, phi, scale, buffers);
+  const output = baseValue + phi.reduce((s, v) => s + v, 0);
+  return { baseValue, contributions: phi, output };
+}
+
+/** SHAP values of one row; `baseValue` may be passed in when explaining many rows. */
+export function shapValues(ensemble: TreeEnsemble, x: ArrayLike<number>, baseValue = ensembleBaseValue(ensemble)): ShapResult {
+  const c = compiledFor(ensemble);
+  if (!c) return recursiveShapValues(ensemble, x, baseValue);
+  const phi = new Float64Array(ensemble.featureCount);
+  compiledShap(c, x, phi);
   const output = baseValue + phi.reduce((s, v) => s + v, 0);
   return { baseValue, contributions: phi, output };
 }
