@@ -44,7 +44,7 @@ describe("input normalisation against the AssetPipeline's fields", () => {
 });
 
 describe("feature mapping from the model's own metadata", () => {
-  it("builds the row in the model's feature order with training codes, NaN for what is missing", () => {
+  it("builds the row in the model's feature order with training codes, the declared default or NaN for what is missing", () => {
     const meta = metadataOf(parseModel(readFileSync(join(root, "models", "real-estate", "model.onnx"))));
     const schema = modelSchemaFrom(meta, 0);
     expect(schema.targetTransform).toBe("log");
@@ -53,7 +53,12 @@ describe("feature mapping from the model's own metadata", () => {
     expect(row.length).toBe(schema.features.length);
     expect(row[schema.features.indexOf("Gr_Liv_Area")]).toBe(1656);
     expect(row[schema.features.indexOf("Neighborhood")]).toBe(schema.encodings["Neighborhood"]!["North_Ames"]);
-    expect(Number.isNaN(row[schema.features.indexOf("Pool_QC")]!)).toBe(true);
+    const pool = fields.find((f) => f.name === "pool_qc")!;
+    expect(pool.default).toBe("No_Pool");
+    expect(row[schema.features.indexOf("Pool_QC")]).toBe(schema.encodings["Pool_QC"]!["No_Pool"]);
+    const noDefaults = fields.map(({ default: _d, ...f }) => f);
+    const bare = featureRow(schema, noDefaults, normaliseAttributes(noDefaults, withoutPool));
+    expect(Number.isNaN(bare[schema.features.indexOf("Pool_QC")]!)).toBe(true);
   });
 });
 

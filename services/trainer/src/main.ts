@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { SingleBar } from "cli-progress";
 import { ValoraError } from "@valora/kit";
 import { parseCsv } from "./dataset.js";
-import { inputFields, renderManifests } from "./manifests.js";
+import { columnDefaults, inputFields, renderManifests } from "./manifests.js";
 import { trainModel } from "./train.js";
 import { DEFAULT_PARAMS, type GbmParams } from "./gbm.js";
 
@@ -102,7 +102,7 @@ export async function main(argv: string[]): Promise<void> {
       uri: values["model-uri"] ?? `file://${resolve(modelPath)}`,
       sha256,
       currency: values.currency,
-      fields: inputFields(output.card.data.columns, integerColumns, output.ensemble),
+      fields: inputFields(output.card.data.columns, integerColumns, output.ensemble, 5, columnDefaults(header, records, integerColumns)),
       target: values.target,
       ...(latitude && longitude ? { geo: { latitude, longitude } } : {}),
     });

@@ -11,6 +11,8 @@ export interface InputField {
   enum?: string[];
   /** Model feature / training column the field feeds. */
   feature: string;
+  /** Used when a client leaves an optional field out: the training data's median or most common value. */
+  default?: number | string | boolean;
 }
 
 /** `Gr_Liv_Area` -> `gr_liv_area`, `Mileage` -> `mileage`. */
@@ -29,16 +31,42 @@ export function splitCounts(ensemble: TreeEnsemble): number[] {
   return counts;
 }
 
+/**
+ * Pure: a typical value per column — median of numbers (rounded for integer columns), most common
+ * category (ties: first in sort order). Optional fields default to it, so a client sending only
+ * the required fields is valued as a typical asset rather than through the trees' missing-value
+ * branches, which the training data (with few missing values) never exercised.
+ */
+export function columnDefaults(header: string[], records: string[][], integerColumns: Set<string>): Map<string, number | string> {
+  const out = new Map<string, number | string>();
+  header.forEach((name, i) => {
+    const present = records.map((r) => r[i] ?? "").filter((v) => v !== "" && v !== "NA");
+    if (present.length === 0) return;
+    if (present.every((v) => Number.isFinite(Number(v)))) {
+      const nums = present.map(Number).sort((a, b) => a - b);
+      const mid = nums.length / 2;
+      const median = nums.length % 2 ? nums[Math.floor(mid)]! : (nums[mid - 1]! + nums[mid]!) / 2;
+      out.set(name, integerColumns.has(name) ? Math.round(median) : median);
+      return;
+    }
+    const counts = new Map<string, number>();
+    for (const v of present) counts.set(v, (counts.get(v) ?? 0) + 1);
+    out.set(name, [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]![0]);
+  });
+  return out;
+}
+
 /** Pure: input fields for an AssetPipeline from the training columns. */
-export function inputFields(columns: ColumnSpec[], integerColumns: Set<string>, ensemble: TreeEnsemble, requiredCount = 5): InputField[] {
+export function inputFields(columns: ColumnSpec[], integerColumns: Set<string>, ensemble: TreeEnsemble, requiredCount = 5, defaults: Map<string, number | string> = new Map()): InputField[] {
   const counts = splitCounts(ensemble);
   const ranked = counts.map((c, i) => ({ c, i })).sort((a, b) => b.c - a.c || a.i - b.i);
   const required = new Set(ranked.slice(0, requiredCount).filter((r) => r.c > 0).map((r) => r.i));
   return columns.map((col, i): InputField => {
     const base = { name: fieldName(col.name), required: required.has(i), feature: col.name };
-    if (col.kind === "categorical") return { ...base, type: "string", enum: [...col.categories].sort() };
-    if (col.min === 0 && col.max === 1 && integerColumns.has(col.name)) return { ...base, type: "boolean" };
-    return { ...base, type: integerColumns.has(col.name) ? "integer" : "number", min: col.min, max: col.max };
+    const typical = required.has(i) ? undefined : defaults.get(col.name);
+    if (col.kind === "categorical") return { ...base, type: "string", enum: [...col.categories].sort(), ...(typeof typical === "string" ? { default: typical } : {}) };
+    if (col.min === 0 && col.max === 1 && integerColumns.has(col.name)) return { ...base, type: "boolean", ...(typical !== undefined ? { default: typical === 1 } : {}) };
+    return { ...base, type: integerColumns.has(col.name) ? "integer" : "number", min: col.min, max: col.max, ...(typeof typical === "number" ? { default: typical } : {}) };
   });
 }
 
