@@ -176,6 +176,52 @@ describe.skipIf(!url)("gateway over real tenants, orchestrator, pipeline and mod
     expect(error.message).toContain(quotaPeriod(new Date()).resetAt.toISOString());
   });
 
+  it("rate-limits a tenant with a token bucket: RateLimit-* headers, then 429 with Retry-After", async () => {
+    const { tenant } = await stack.tenants.createTenant({ name: `limited-${process.pid}`, plan: "free" });
+    const { secret } = await stack.tenants.createApiKey({ actor: { tenantId: tenant!.id, subject: "user:setup", ip: "" }, name: "k", roles: [Role.VIEWER] });
+    const responses = [];
+    for (let i = 0; i < 30; i++) responses.push(await app.inject({ method: "GET", url: "/v1/tenant", headers: bearer(secret) }));
+    const first = responses[0]!;
+    expect(first.statusCode).toBe(200);
+    expect(first.headers["ratelimit-limit"]).toBe("20");
+    expect(Number(first.headers["ratelimit-remaining"])).toBe(19);
+    const limited = responses.filter((r) => r.statusCode === 429);
+    expect(limited.length).toBeGreaterThanOrEqual(5);
+    expect(Number(limited[0]!.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+    expect(limited[0]!.json<{ error: { code: string } }>().error.code).toBe("RESOURCE_EXHAUSTED");
+  });
+
+  it("publishes valuation.completed to the tenant's webhook, signed", async () => {
+    const { createServer } = await import("node:http");
+    const { verifyWebhook } = await import("@valora/tenants");
+    const got: { headers: Record<string, unknown>; body: string }[] = [];
+    const receiver = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c.toString()));
+      req.on("end", () => {
+        got.push({ headers: req.headers, body });
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
+    try {
+      const { tenant } = await stack.tenants.createTenant({ name: `hooked-${process.pid}`, plan: "enterprise" });
+      const { secret: admin } = await stack.tenants.createApiKey({ actor: { tenantId: tenant!.id, subject: "user:setup", ip: "" }, name: "a", roles: [Role.ADMIN] });
+      const port = (receiver.address() as { port: number }).port;
+      const hook = await app.inject({ method: "POST", url: "/v1/webhooks", headers: bearer(admin), payload: { url: `http://127.0.0.1:${port}/in`, events: ["valuation.completed"] } });
+      expect(hook.statusCode).toBe(201);
+      const signing = hook.json<{ data: { secret: string } }>().data.secret;
+      const res = await app.inject({ method: "POST", url: "/v1/valuations", headers: bearer(admin), payload: { assetClass: "autos", attributes: car(stack, 9) } });
+      expect(res.statusCode).toBe(200);
+      await expect.poll(() => got.length, { timeout: 10_000 }).toBe(1);
+      const event = JSON.parse(got[0]!.body) as { type: string; data: { assetClass: string; value: number } };
+      expect(event).toMatchObject({ type: "valuation.completed", data: { assetClass: "autos", value: res.json<{ data: { value: number } }>().data.value } });
+      expect(verifyWebhook(signing, got[0]!.body, String(got[0]!.headers["valora-signature"]), Math.floor(Date.now() / 1000))).toBe(true);
+    } finally {
+      receiver.close();
+    }
+  });
+
   it("limits a key to its asset classes", async () => {
     const { secret } = await stack.tenants.createApiKey({ actor: { tenantId: tenantIds["a"]!, subject: "user:setup", ip: "" }, name: "re-only", roles: [Role.API], assetClasses: ["real-estate"] });
     const res = await app.inject({ method: "POST", url: "/v1/valuations", headers: bearer(secret), payload: { assetClass: "autos", attributes: car(stack, 1) } });
