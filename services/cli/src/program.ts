@@ -30,6 +30,13 @@ export const SERVICES: Record<string, { description: string; load: () => Promise
       return () => main();
     },
   },
+  "job-worker": {
+    description: "bulk-job workers (claim CSV job chunks from Postgres, value them through the orchestrator)",
+    load: async () => {
+      const { main } = await import("@valora/orchestrator/worker-main");
+      return () => main();
+    },
+  },
   echo: {
     description: "the kit's example gRPC service (health, reflection, metrics)",
     load: async () => {

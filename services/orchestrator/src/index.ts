@@ -1,3 +1,4 @@
 export * from "./cache.js";
 export * from "./service.js";
 export * from "./performance.js";
+export * from "./jobs/index.js";

@@ -12,7 +12,43 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file valora/v1/jobs.proto.
  */
 export const file_valora_v1_jobs: GenFile = /*@__PURE__*/
-  fileDesc("ChR2YWxvcmEvdjEvam9icy5wcm90bxIJdmFsb3JhLnYxIqgCCgNKb2ISCgoCaWQYASABKAkSEwoLYXNzZXRfY2xhc3MYAiABKAkSJAoGc3RhdHVzGAMgASgOMhQudmFsb3JhLnYxLkpvYlN0YXR1cxISCgp0b3RhbF9yb3dzGAQgASgDEhEKCWRvbmVfcm93cxgFIAEoAxITCgtmYWlsZWRfcm93cxgGIAEoAxIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFZXJyb3IYCiABKAkiTQoQQ3JlYXRlSm9iUmVxdWVzdBITCgthc3NldF9jbGFzcxgBIAEoCRILCgNjc3YYAiABKAwSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJIjAKEUNyZWF0ZUpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnZhbG9yYS52MS5Kb2IiGwoNR2V0Sm9iUmVxdWVzdBIKCgJpZBgBIAEoCSItCg5HZXRKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi52YWxvcmEudjEuSm9iIh4KEENhbmNlbEpvYlJlcXVlc3QSCgoCaWQYASABKAkiMAoRQ2FuY2VsSm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4udmFsb3JhLnYxLkpvYiIdCg9XYXRjaEpvYlJlcXVlc3QSCgoCaWQYASABKAkiLwoQV2F0Y2hKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi52YWxvcmEudjEuSm9iKqEBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFUVVNfUVVFVUVEEAESFgoSSk9CX1NUQVRVU19SVU5OSU5HEAISGAoUSk9CX1NUQVRVU19TVUNDRUVERUQQAxIVChFKT0JfU1RBVFVTX0ZBSUxFRBAEEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAUyogIKCkpvYlNlcnZpY2USRgoJQ3JlYXRlSm9iEhsudmFsb3JhLnYxLkNyZWF0ZUpvYlJlcXVlc3QaHC52YWxvcmEudjEuQ3JlYXRlSm9iUmVzcG9uc2USPQoGR2V0Sm9iEhgudmFsb3JhLnYxLkdldEpvYlJlcXVlc3QaGS52YWxvcmEudjEuR2V0Sm9iUmVzcG9uc2USRgoJQ2FuY2VsSm9iEhsudmFsb3JhLnYxLkNhbmNlbEpvYlJlcXVlc3QaHC52YWxvcmEudjEuQ2FuY2VsSm9iUmVzcG9uc2USRQoIV2F0Y2hKb2ISGi52YWxvcmEudjEuV2F0Y2hKb2JSZXF1ZXN0GhsudmFsb3JhLnYxLldhdGNoSm9iUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChR2YWxvcmEvdjEvam9icy5wcm90bxIJdmFsb3JhLnYxIiIKFEdldEpvYlJlc3VsdHNSZXF1ZXN0EgoKAmlkGAEgASgJIiQKFUdldEpvYlJlc3VsdHNSZXNwb25zZRILCgNjc3YYASABKAwivgIKA0pvYhIKCgJpZBgBIAEoCRITCgthc3NldF9jbGFzcxgCIAEoCRIkCgZzdGF0dXMYAyABKA4yFC52YWxvcmEudjEuSm9iU3RhdHVzEhIKCnRvdGFsX3Jvd3MYBCABKAMSEQoJZG9uZV9yb3dzGAUgASgDEhMKC2ZhaWxlZF9yb3dzGAYgASgDEi4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVlcnJvchgKIAEoCRIUCgxpbnZhbGlkX3Jvd3MYCyABKAMiTQoQQ3JlYXRlSm9iUmVxdWVzdBITCgthc3NldF9jbGFzcxgBIAEoCRILCgNjc3YYAiABKAwSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJIjAKEUNyZWF0ZUpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnZhbG9yYS52MS5Kb2IiGwoNR2V0Sm9iUmVxdWVzdBIKCgJpZBgBIAEoCSItCg5HZXRKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi52YWxvcmEudjEuSm9iIh4KEENhbmNlbEpvYlJlcXVlc3QSCgoCaWQYASABKAkiMAoRQ2FuY2VsSm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4udmFsb3JhLnYxLkpvYiIdCg9XYXRjaEpvYlJlcXVlc3QSCgoCaWQYASABKAkiLwoQV2F0Y2hKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi52YWxvcmEudjEuSm9iKqEBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFUVVNfUVVFVUVEEAESFgoSSk9CX1NUQVRVU19SVU5OSU5HEAISGAoUSk9CX1NUQVRVU19TVUNDRUVERUQQAxIVChFKT0JfU1RBVFVTX0ZBSUxFRBAEEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAUy+AIKCkpvYlNlcnZpY2USRgoJQ3JlYXRlSm9iEhsudmFsb3JhLnYxLkNyZWF0ZUpvYlJlcXVlc3QaHC52YWxvcmEudjEuQ3JlYXRlSm9iUmVzcG9uc2USPQoGR2V0Sm9iEhgudmFsb3JhLnYxLkdldEpvYlJlcXVlc3QaGS52YWxvcmEudjEuR2V0Sm9iUmVzcG9uc2USRgoJQ2FuY2VsSm9iEhsudmFsb3JhLnYxLkNhbmNlbEpvYlJlcXVlc3QaHC52YWxvcmEudjEuQ2FuY2VsSm9iUmVzcG9uc2USRQoIV2F0Y2hKb2ISGi52YWxvcmEudjEuV2F0Y2hKb2JSZXF1ZXN0GhsudmFsb3JhLnYxLldhdGNoSm9iUmVzcG9uc2UwARJUCg1HZXRKb2JSZXN1bHRzEh8udmFsb3JhLnYxLkdldEpvYlJlc3VsdHNSZXF1ZXN0GiAudmFsb3JhLnYxLkdldEpvYlJlc3VsdHNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+
+/**
+ * @generated from message valora.v1.GetJobResultsRequest
+ */
+export type GetJobResultsRequest = Message<"valora.v1.GetJobResultsRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message valora.v1.GetJobResultsRequest.
+ * Use `create(GetJobResultsRequestSchema)` to create a new message.
+ */
+export const GetJobResultsRequestSchema: GenMessage<GetJobResultsRequest> = /*@__PURE__*/
+  messageDesc(file_valora_v1_jobs, 0);
+
+/**
+ * @generated from message valora.v1.GetJobResultsResponse
+ */
+export type GetJobResultsResponse = Message<"valora.v1.GetJobResultsResponse"> & {
+  /**
+   * A piece of the results CSV; concatenated in order they form the file.
+   *
+   * @generated from field: bytes csv = 1;
+   */
+  csv: Uint8Array;
+};
+
+/**
+ * Describes the message valora.v1.GetJobResultsResponse.
+ * Use `create(GetJobResultsResponseSchema)` to create a new message.
+ */
+export const GetJobResultsResponseSchema: GenMessage<GetJobResultsResponse> = /*@__PURE__*/
+  messageDesc(file_valora_v1_jobs, 1);
 
 /**
  * @generated from message valora.v1.Job
@@ -69,6 +105,13 @@ export type Job = Message<"valora.v1.Job"> & {
    * @generated from field: string error = 10;
    */
   error: string;
+
+  /**
+   * Rows whose attributes did not validate (counted in failed_rows; reported in the results).
+   *
+   * @generated from field: int64 invalid_rows = 11;
+   */
+  invalidRows: bigint;
 };
 
 /**
@@ -76,7 +119,7 @@ export type Job = Message<"valora.v1.Job"> & {
  * Use `create(JobSchema)` to create a new message.
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
-  messageDesc(file_valora_v1_jobs, 0);
+  messageDesc(file_valora_v1_jobs, 2);
 
 /**
  * @generated from message valora.v1.CreateJobRequest
@@ -107,7 +150,7 @@ export type CreateJobRequest = Message<"valora.v1.CreateJobRequest"> & {
  * Use `create(CreateJobRequestSchema)` to create a new message.
  */
 export const CreateJobRequestSchema: GenMessage<CreateJobRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_jobs, 1);
+  messageDesc(file_valora_v1_jobs, 3);
 
 /**
  * @generated from message valora.v1.CreateJobResponse
@@ -124,7 +167,7 @@ export type CreateJobResponse = Message<"valora.v1.CreateJobResponse"> & {
  * Use `create(CreateJobResponseSchema)` to create a new message.
  */
 export const CreateJobResponseSchema: GenMessage<CreateJobResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_jobs, 2);
+  messageDesc(file_valora_v1_jobs, 4);
 
 /**
  * @generated from message valora.v1.GetJobRequest
@@ -141,7 +184,7 @@ export type GetJobRequest = Message<"valora.v1.GetJobRequest"> & {
  * Use `create(GetJobRequestSchema)` to create a new message.
  */
 export const GetJobRequestSchema: GenMessage<GetJobRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_jobs, 3);
+  messageDesc(file_valora_v1_jobs, 5);
 
 /**
  * @generated from message valora.v1.GetJobResponse
@@ -158,7 +201,7 @@ export type GetJobResponse = Message<"valora.v1.GetJobResponse"> & {
  * Use `create(GetJobResponseSchema)` to create a new message.
  */
 export const GetJobResponseSchema: GenMessage<GetJobResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_jobs, 4);
+  messageDesc(file_valora_v1_jobs, 6);
 
 /**
  * @generated from message valora.v1.CancelJobRequest
@@ -175,7 +218,7 @@ export type CancelJobRequest = Message<"valora.v1.CancelJobRequest"> & {
  * Use `create(CancelJobRequestSchema)` to create a new message.
  */
 export const CancelJobRequestSchema: GenMessage<CancelJobRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_jobs, 5);
+  messageDesc(file_valora_v1_jobs, 7);
 
 /**
  * @generated from message valora.v1.CancelJobResponse
@@ -192,7 +235,7 @@ export type CancelJobResponse = Message<"valora.v1.CancelJobResponse"> & {
  * Use `create(CancelJobResponseSchema)` to create a new message.
  */
 export const CancelJobResponseSchema: GenMessage<CancelJobResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_jobs, 6);
+  messageDesc(file_valora_v1_jobs, 8);
 
 /**
  * @generated from message valora.v1.WatchJobRequest
@@ -209,7 +252,7 @@ export type WatchJobRequest = Message<"valora.v1.WatchJobRequest"> & {
  * Use `create(WatchJobRequestSchema)` to create a new message.
  */
 export const WatchJobRequestSchema: GenMessage<WatchJobRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_jobs, 7);
+  messageDesc(file_valora_v1_jobs, 9);
 
 /**
  * @generated from message valora.v1.WatchJobResponse
@@ -226,7 +269,7 @@ export type WatchJobResponse = Message<"valora.v1.WatchJobResponse"> & {
  * Use `create(WatchJobResponseSchema)` to create a new message.
  */
 export const WatchJobResponseSchema: GenMessage<WatchJobResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_jobs, 8);
+  messageDesc(file_valora_v1_jobs, 10);
 
 /**
  * @generated from enum valora.v1.JobStatus
@@ -314,6 +357,16 @@ export const JobService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchJobRequestSchema;
     output: typeof WatchJobResponseSchema;
+  },
+  /**
+   * Stream the results as CSV (header first), in input row order.
+   *
+   * @generated from rpc valora.v1.JobService.GetJobResults
+   */
+  getJobResults: {
+    methodKind: "server_streaming";
+    input: typeof GetJobResultsRequestSchema;
+    output: typeof GetJobResultsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_valora_v1_jobs, 0);

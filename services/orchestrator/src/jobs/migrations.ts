@@ -1,0 +1,46 @@
+import { migrate, type Migration, type Pool } from "@valora/kit";
+
+export const JOB_MIGRATIONS: Migration[] = [
+  {
+    id: "001_jobs",
+    sql: `
+      CREATE TABLE jobs (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        tenant_id text NOT NULL,
+        asset_class text NOT NULL,
+        status text NOT NULL DEFAULT 'queued',
+        idempotency_key text,
+        total_rows int NOT NULL,
+        done_rows int NOT NULL DEFAULT 0,
+        failed_rows int NOT NULL DEFAULT 0,
+        invalid_rows int NOT NULL DEFAULT 0,
+        error text NOT NULL DEFAULT '',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        started_at timestamptz,
+        finished_at timestamptz,
+        UNIQUE (tenant_id, idempotency_key));
+      CREATE INDEX jobs_active ON jobs (created_at) WHERE status IN ('queued', 'running');
+      CREATE TABLE job_rows (
+        job_id uuid NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        row_no int NOT NULL,
+        attributes jsonb NOT NULL,
+        status text NOT NULL DEFAULT 'pending',
+        result jsonb,
+        PRIMARY KEY (job_id, row_no));
+      CREATE TABLE job_chunks (
+        job_id uuid NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        chunk_no int NOT NULL,
+        first_row int NOT NULL,
+        last_row int NOT NULL,
+        status text NOT NULL DEFAULT 'pending',
+        worker text,
+        lease_until timestamptz,
+        attempts int NOT NULL DEFAULT 0,
+        PRIMARY KEY (job_id, chunk_no));
+      CREATE INDEX job_chunks_claimable ON job_chunks (job_id, chunk_no) WHERE status <> 'done';`,
+  },
+];
+
+export async function migrateJobs(pool: Pool): Promise<string[]> {
+  return migrate(pool, "jobs", JOB_MIGRATIONS);
+}

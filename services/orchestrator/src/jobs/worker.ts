@@ -1,0 +1,89 @@
+import { randomUUID } from "node:crypto";
+import { counter, type Logger, type Registry } from "@valora/kit";
+import type { JobRow, JobStore, RowResult } from "./store.js";
+
+/** Values one chunk's rows (up to a batch) for a tenant: the orchestrator's ValueBatch. */
+export type ValueRows = (tenantId: string, assetClass: string, rows: Record<string, string>[]) => Promise<RowResult[]>;
+
+export interface JobWorkerOptions {
+  store: JobStore;
+  value: ValueRows;
+  logger: Logger;
+  registry?: Registry;
+  /** Parallel chunks per worker process. */
+  concurrency?: number;
+  leaseSeconds?: number;
+  idleMs?: number;
+  /** Called once when a job completes (webhook, usage). */
+  onFinished?: (job: JobRow) => Promise<void>;
+  retentionDays?: number;
+}
+
+/**
+ * Claims chunks and values them until stopped. Crash-safe by construction: a chunk's results and
+ * its completion commit together; a dead worker's lease expires and another worker takes the
+ * chunk, valuing only the rows still pending.
+ */
+export class JobWorker {
+  readonly id = `worker-${randomUUID()}`;
+  private running = false;
+  private loops: Promise<void>[] = [];
+  private readonly rows;
+  private lastPurge = 0;
+
+  constructor(private readonly o: JobWorkerOptions) {
+    this.rows = o.registry ? counter(o.registry, "valora_job_rows_total", "Job rows valued, by outcome.", ["outcome"]) : undefined;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loops = Array.from({ length: this.o.concurrency ?? 2 }, () => this.loop());
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+  }
+
+  /** Runs until no chunk is left (tests, benchmarks). */
+  async drain(): Promise<void> {
+    while (await this.step()) {
+      /* next chunk */
+    }
+  }
+
+  private async loop(): Promise<void> {
+    while (this.running) {
+      let worked = false;
+      try {
+        worked = await this.step();
+        if (this.o.retentionDays && Date.now() - this.lastPurge > 3_600_000) {
+          this.lastPurge = Date.now();
+          const purged = await this.o.store.purge(this.o.retentionDays);
+          if (purged > 0) this.o.logger.info({ purged }, "purged expired jobs");
+        }
+      } catch (err) {
+        this.o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, "job worker step failed; retrying");
+      }
+      if (!worked && this.running) await new Promise((r) => setTimeout(r, this.o.idleMs ?? 250));
+    }
+  }
+
+  private async step(): Promise<boolean> {
+    const chunk = await this.o.store.claim(this.id, this.o.leaseSeconds ?? 30);
+    if (!chunk) return false;
+    const results = new Map<number, RowResult>();
+    if (chunk.rows.length > 0) {
+      const answers = await this.o.value(chunk.tenantId, chunk.assetClass, chunk.rows.map((r) => r.attributes));
+      chunk.rows.forEach((r, i) => results.set(r.rowNo, answers[i] ?? { error: { code: "INTERNAL", message: "no result" } }));
+    }
+    const { finished } = await this.o.store.complete(this.id, chunk, results);
+    for (const r of results.values()) this.rows?.inc({ outcome: r.error ? "failed" : "valued" });
+    if (finished) {
+      this.o.logger.info({ job: finished.id, rows: finished.totalRows, failed: finished.failedRows }, "job finished");
+      await this.o.onFinished?.(finished).catch((err: unknown) => this.o.logger.warn({ err, job: finished.id }, "job completion hook failed"));
+    }
+    return true;
+  }
+}

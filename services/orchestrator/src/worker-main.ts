@@ -1,0 +1,31 @@
+import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
+import { createClient, createPgPool, createServiceBase, loadConfig, vars, z } from "@valora/kit";
+import { JobStore, JobWorker, migrateJobs, valueRowsWith } from "./jobs/index.js";
+
+export const JobWorkerEnv = z.object({
+  DATABASE_URL: vars.url(),
+  ORCHESTRATOR_ADDR: z.string().min(1).default("orchestrator:9090"),
+  LOG_LEVEL: vars.logLevel(),
+  JOB_WORKER_CONCURRENCY: vars.int(2, 1),
+  JOB_LEASE_SECONDS: vars.int(30, 1),
+  JOB_RETENTION_DAYS: vars.int(30, 1),
+});
+
+/**
+ * `valora serve job-worker`: bulk-job workers on their own (orchestrator pods run the same
+ * JobWorker in-process); they value rows through the orchestrator's ValueBatch.
+ */
+export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
+  const c = loadConfig(JobWorkerEnv, env);
+  const base = createServiceBase({ name: "job-worker", logLevel: c.LOG_LEVEL, exit: (code) => process.exit(code) });
+  const pool = createPgPool({ url: c.DATABASE_URL, applicationName: "valora-job-worker", logger: base.logger });
+  await migrateJobs(pool);
+  const valuations = createClient(ValuationService, c.ORCHESTRATOR_ADDR, { timeoutMs: 60_000, registry: base.registry });
+  const worker = new JobWorker({ store: new JobStore(pool), value: valueRowsWith((req, o) => valuations.valueBatch(req, o)), logger: base.logger, registry: base.registry, concurrency: c.JOB_WORKER_CONCURRENCY, leaseSeconds: c.JOB_LEASE_SECONDS, retentionDays: c.JOB_RETENTION_DAYS });
+  worker.start();
+  base.shutdown.register("worker", () => worker.stop());
+  base.shutdown.register("clients", async () => valuations.close());
+  base.shutdown.register("postgres", () => pool.end());
+  base.shutdown.installSignalHandlers();
+  base.logger.info({ worker: worker.id, concurrency: c.JOB_WORKER_CONCURRENCY }, "job worker started");
+}
