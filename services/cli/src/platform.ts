@@ -2,13 +2,14 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseAllDocuments } from "yaml";
+import { JobService } from "@valora/proto/valora/v1/jobs_pb";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import { ValoraError, createClient, createGrpcServer, createPgPool, createRedis, type ServiceBase } from "@valora/kit";
 import { metadataOf, parseModel } from "@valora/kit/onnx";
 import { ComparablesIndex, insertSales, loadSales, migrateSales, salesFromCsv, type Sale } from "@valora/comparables";
 import { ValuationPipeline, grpcModelClient, localDispatch, pipelineMetrics, modelSchemaFrom, salesResiduals, type PipelineSpec } from "@valora/pipeline";
-import { MemoryCache, RedisCache, valuationService, type AssetClassEntry } from "@valora/orchestrator";
+import { JobStore, JobWorker, MemoryCache, RedisCache, jobService, migrateJobs, valuationService, valueRowsWith, type AssetClassEntry } from "@valora/orchestrator";
 import { createTenants } from "@valora/tenants";
 import { Authenticator, LocalQuotaCounter, LocalRateLimiter, RedisQuotaCounter, RedisRateLimiter, buildGateway, grpcIngress } from "@valora/gateway";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
@@ -140,10 +141,13 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
 
   const redis = o.redisUrl ? createRedis({ url: o.redisUrl, logger: log }) : undefined;
   if (redis) closers.push(["redis", async () => redis.disconnect()]);
+  await migrateJobs(pool);
+  const jobStore = new JobStore(pool);
   const internal = createGrpcServer({
     ...base,
     services: [
       tenants.service,
+      jobService({ store: jobStore, fields: (c) => catalog.get(c)?.fields }),
       valuationService({ catalog: (c) => catalog.get(c), assetClasses: () => [...catalog.keys()], cache: redis ? new RedisCache(redis) : new MemoryCache(), registry: base.registry, dispatch: localDispatch(pipelines) }),
     ],
   });
@@ -151,18 +155,33 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   closers.push(["internal-grpc", () => internal.shutdown()]);
   const tenantsClient = createClient(TenantService, `127.0.0.1:${internalPort}`, { timeoutMs: 10_000 });
   const valuations = createClient(ValuationService, `127.0.0.1:${internalPort}`, { timeoutMs: 10_000 });
+  const jobs = createClient(JobService, `127.0.0.1:${internalPort}`, { timeoutMs: 30_000 });
+  const worker = new JobWorker({
+    store: jobStore,
+    value: valueRowsWith((req, opts) => valuations.valueBatch(req, opts)),
+    logger: log,
+    registry: base.registry,
+    retentionDays: 30,
+    onFinished: async (job) => {
+      await tenantsClient.publish({ tenantId: job.tenantId, eventId: `job-${job.id}`, type: "job.completed", data: { jobId: job.id, assetClass: job.assetClass, totalRows: job.totalRows, doneRows: job.doneRows, failedRows: job.failedRows } });
+    },
+  });
+  worker.start();
   closers.push([
     "clients",
     async () => {
       tenantsClient.close();
       valuations.close();
+      jobs.close();
     },
   ]);
+  // Stops before the clients it values through are closed.
+  closers.push(["job-worker", () => worker.stop()]);
 
   const limiter = redis ? new RedisRateLimiter(redis, log, base.registry) : new LocalRateLimiter();
   const auth = new Authenticator({ tenants: tenantsClient });
   const quota = redis ? new RedisQuotaCounter(redis, log) : new LocalQuotaCounter();
-  const app = await buildGateway({ base, valuations, tenants: tenantsClient, auth, limiter, quota });
+  const app = await buildGateway({ base, valuations, tenants: tenantsClient, jobs, auth, limiter, quota });
   await app.listen({ host: o.host, port: o.port });
   closers.push(["gateway", () => app.close()]);
   const edge = createGrpcServer({ ...base, services: [grpcIngress({ auth, limiter, valuations })] });

@@ -112,6 +112,24 @@ export function buildProgram(): Command {
       process.stdout.write(`${opts.out}: sha256 ${result.sha256}${result.cached ? " (cached)" : ""}\n`);
     });
 
+  const jobs = program.command("jobs").description("bulk valuation jobs through the REST API");
+  jobs
+    .command("submit")
+    .description("submit a CSV of assets to value; with --wait, follow its progress and write the results")
+    .argument("<file>", "CSV with a header row naming the asset class's input fields")
+    .requiredOption("--asset-class <name>", "asset class of every row")
+    .option("--wait", "follow progress and download the results when done", false)
+    .option("--out <file>", "results file (default <job id>.results.csv)")
+    .option("--url <url>", "gateway URL (VALORA_URL)", process.env["VALORA_URL"] ?? "http://127.0.0.1:8080")
+    .option("--key <key>", "API key (VALORA_API_KEY)", process.env["VALORA_API_KEY"])
+    .option("--idempotency-key <key>", "makes a retried submission return the same job")
+    .action(async (file: string, opts: { assetClass: string; wait: boolean; out?: string; url: string; key?: string; idempotencyKey?: string }) => {
+      if (!opts.key) throw new CommanderError(2, "valora.noKey", "no API key: pass --key or set VALORA_API_KEY");
+      const { submitJob } = await import("./jobs-submit.js");
+      const job = await submitJob({ file, assetClass: opts.assetClass, url: opts.url, key: opts.key, wait: opts.wait, ...(opts.out ? { out: opts.out } : {}), ...(opts.idempotencyKey ? { idempotencyKey: opts.idempotencyKey } : {}) });
+      process.stdout.write(`${JSON.stringify(job)}\n`);
+    });
+
   program
     .command("migrate")
     .description("apply every pending database migration (tenants, sales) to DATABASE_URL; services also run theirs at start-up")
@@ -121,10 +139,12 @@ export function buildProgram(): Command {
       const { createPgPool } = await import("@valora/kit");
       const { migrateTenants } = await import("@valora/tenants");
       const { migrateSales } = await import("@valora/comparables");
+      const { migrateJobs } = await import("@valora/orchestrator");
       const pool = createPgPool({ url, max: 1 });
       try {
         const applied = await migrateTenants(pool);
         await migrateSales(pool);
+        applied.push(...(await migrateJobs(pool)).map((m) => `jobs/${m}`));
         process.stdout.write(applied.length > 0 ? `applied: ${applied.join(", ")}\n` : "database is up to date\n");
       } finally {
         await pool.end();

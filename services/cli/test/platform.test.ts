@@ -97,6 +97,29 @@ describe.skipIf(!existsSync(bin))("the platform on one machine (valora up, embed
     }
   });
 
+  it("runs a bulk CSV job from the command line: progress, then the results file", async () => {
+    const { readFileSync, writeFileSync } = await import("node:fs");
+    const cars = readFileSync(join(root, "models", "data", "car_prices.csv"), "utf8").trim().split("\n");
+    const header = cars[0]!.split(",");
+    const priceAt = header.indexOf("Price");
+    const strip = (line: string) => line.split(",").filter((_, i) => i !== priceAt).join(",");
+    const input = join(dataDir, "cars.csv");
+    writeFileSync(input, [strip(cars[0]!), ...cars.slice(1, 121).map(strip), "lots,6,4,1,0,0,1,0,0,0,0,0,0,0,0,1,0"].join("\n"));
+    const out = join(dataDir, "cars.results.csv");
+    const { spawnSync } = await import("node:child_process");
+    const run = spawnSync(process.execPath, [bin, "jobs", "submit", input, "--asset-class", "autos", "--wait", "--out", out, "--url", banner.rest, "--key", key, "--idempotency-key", "cars-1"], { encoding: "utf8", timeout: 60_000 });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stderr).toContain("121 rows queued");
+    const job = JSON.parse(run.stdout) as { status: string; doneRows: number; failedRows: number };
+    expect(job).toMatchObject({ status: "succeeded", doneRows: 120, failedRows: 1 });
+    const lines = readFileSync(out, "utf8").trim().split("\n");
+    expect(lines[0]).toBe("row,value,interval_low,interval_high,coverage,confidence,model_version,route,error_code,error");
+    expect(lines).toHaveLength(122);
+    expect(lines[121]).toContain("INVALID_ARGUMENT");
+    const again = spawnSync(process.execPath, [bin, "jobs", "submit", input, "--asset-class", "autos", "--url", banner.rest, "--key", key, "--idempotency-key", "cars-1"], { encoding: "utf8", timeout: 60_000 });
+    expect((JSON.parse(again.stdout) as { id: string }).id).toBe((JSON.parse(run.stdout) as { id: string }).id);
+  }, 90_000);
+
   it("keeps its data across restarts: no new key, the old key still works", async () => {
     expect(await stop(child)).toBe(0);
     const again = await up(dataDir);

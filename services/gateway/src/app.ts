@@ -3,6 +3,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
+import type { JobService } from "@valora/proto/valora/v1/jobs_pb";
 import type { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import type { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import { ValoraError, errorEnvelope, histogram, type Client, type ServiceBase } from "@valora/kit";
@@ -12,6 +13,7 @@ import { rateLimitHeaders, type Bucket, type RateLimiter } from "./rate-limit.js
 import { NoQuery } from "./schemas.js";
 import { LocalQuotaCounter, PLAN_QUOTAS, type QuotaCounter } from "./quota.js";
 import { adminRoutes } from "./routes/admin.js";
+import { jobRoutes } from "./routes/jobs.js";
 import { catalogRoutes } from "./routes/catalog.js";
 import { valuationRoutes } from "./routes/valuations.js";
 
@@ -31,6 +33,10 @@ export interface GatewayDeps {
   base: Pick<ServiceBase, "logger" | "registry" | "health">;
   valuations: Client<typeof ValuationService>;
   tenants: Client<typeof TenantService>;
+  /** Bulk jobs (the orchestrator's JobService); the job routes are absent without it. */
+  jobs?: Client<typeof JobService>;
+  /** Largest CSV a job may be, in bytes. */
+  jobBodyLimit?: number;
   auth: Authenticator;
   limiter: RateLimiter;
   planRates?: Record<string, Bucket>;
@@ -158,9 +164,11 @@ export async function buildGateway(d: GatewayDeps): Promise<FastifyInstance & { 
   app.get("/metrics", { schema: { hide: true } }, async (_req, reply) => reply.type(d.base.registry.contentType).send(await d.base.registry.metrics()));
 
   const timeoutMs = d.upstreamTimeoutMs ?? 10_000;
-  await app.register(valuationRoutes, { quota: d.quota ?? new LocalQuotaCounter(), planQuotas: d.planQuotas ?? PLAN_QUOTAS, valuations: d.valuations, tenants: d.tenants, timeoutMs, logger: d.base.logger });
+  const quota = d.quota ?? new LocalQuotaCounter();
+  await app.register(valuationRoutes, { quota, planQuotas: d.planQuotas ?? PLAN_QUOTAS, valuations: d.valuations, tenants: d.tenants, timeoutMs, logger: d.base.logger });
   await app.register(catalogRoutes, { valuations: d.valuations, timeoutMs });
   await app.register(adminRoutes, { tenants: d.tenants, timeoutMs });
+  if (d.jobs) await app.register(jobRoutes, { jobs: d.jobs, quota, planQuotas: d.planQuotas ?? PLAN_QUOTAS, timeoutMs, maxBytes: d.jobBodyLimit ?? 15 * 1024 * 1024 });
   await app.ready();
   return Object.assign(app, { valoraRoutes: routes });
 }

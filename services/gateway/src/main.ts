@@ -1,4 +1,5 @@
 import { createRemoteJWKSet } from "jose";
+import { JobService } from "@valora/proto/valora/v1/jobs_pb";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import { createClient, createGrpcServer, createRedis, createServiceBase, loadConfig, vars, z } from "@valora/kit";
@@ -33,6 +34,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   const base = createServiceBase({ name: "gateway", logLevel: c.LOG_LEVEL, drainDelayMs: c.SHUTDOWN_DRAIN_DELAY_MS, exit: (code) => process.exit(code) });
   const tenants = createClient(TenantService, c.TENANTS_ADDR, { timeoutMs: c.UPSTREAM_TIMEOUT_MS, registry: base.registry });
   const valuations = createClient(ValuationService, c.ORCHESTRATOR_ADDR, { timeoutMs: c.UPSTREAM_TIMEOUT_MS, registry: base.registry });
+  const jobs = createClient(JobService, c.ORCHESTRATOR_ADDR, { timeoutMs: c.UPSTREAM_TIMEOUT_MS, registry: base.registry });
   const redis = c.REDIS_URL ? createRedis({ url: c.REDIS_URL, logger: base.logger }) : undefined;
   if (!redis) base.logger.warn("REDIS_URL not set: rate limits are per replica");
   const limiter = redis ? new RedisRateLimiter(redis, base.logger, base.registry) : new LocalRateLimiter();
@@ -41,7 +43,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     : undefined;
   const auth = new Authenticator({ tenants, cacheTtlMs: c.AUTH_CACHE_TTL_MS, ...(oidc ? { oidc } : {}) });
   const quota = redis ? new RedisQuotaCounter(redis, base.logger) : new LocalQuotaCounter();
-  const app = await buildGateway({ base, valuations, tenants, auth, limiter, quota, bodyLimit: c.BODY_LIMIT_BYTES, upstreamTimeoutMs: c.UPSTREAM_TIMEOUT_MS });
+  const app = await buildGateway({ base, valuations, tenants, jobs, auth, limiter, quota, bodyLimit: c.BODY_LIMIT_BYTES, upstreamTimeoutMs: c.UPSTREAM_TIMEOUT_MS });
   await app.listen({ host: c.HOST, port: c.PORT });
   const grpc = createGrpcServer({ ...base, services: [grpcIngress({ auth, limiter, valuations, timeoutMs: c.UPSTREAM_TIMEOUT_MS })] });
   const grpcPort = await grpc.listen(`${c.HOST}:${c.GRPC_PORT}`);
@@ -50,6 +52,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   base.shutdown.register("clients", async () => {
     tenants.close();
     valuations.close();
+    jobs.close();
     redis?.disconnect();
   });
   base.shutdown.installSignalHandlers();

@@ -36,6 +36,7 @@ describe.skipIf(!url)("gateway over real tenants, orchestrator, pipeline and mod
       base: stack.base,
       valuations: stack.valuations,
       tenants: stack.tenants,
+      jobs: stack.jobs,
       auth: new Authenticator({ tenants: stack.tenants, oidc: { issuer: ISSUER, keys: jwks, tenantClaim: "tenant", rolesClaim: "roles" }, cacheTtlMs: 0 }),
       limiter: redis ? new RedisRateLimiter(redis, stack.base.logger, stack.base.registry, `valora-test-${process.pid}:`) : new LocalRateLimiter(),
       bodyLimit: 64 * 1024,
@@ -220,6 +221,40 @@ describe.skipIf(!url)("gateway over real tenants, orchestrator, pipeline and mod
     } finally {
       receiver.close();
     }
+  });
+
+  it("runs bulk CSV jobs: 202, progress events, results CSV, idempotency, tenant isolation", async () => {
+    const k = { ...bearer(keys["a"]!["api"]!), "content-type": "text/csv" };
+    const header = "mileage,cylinder,doors,cruise,sound,leather,buick,cadillac,chevy,pontiac,saab,saturn,convertible,coupe,hatchback,sedan,wagon";
+    const rows = stack.sales.slice(0, 30).map((s) => header.split(",").map((h) => { const v = s.attributes[h]; return typeof v === "boolean" ? (v ? 1 : 0) : String(v); }).join(","));
+    const csv = [header, ...rows, "-5,6,4,1,0,0,1,0,0,0,0,0,0,0,0,1,0"].join("\n");
+    const created = await app.inject({ method: "POST", url: "/v1/jobs?assetClass=autos", headers: { ...k, "idempotency-key": "batch-7" }, payload: csv });
+    expect(created.statusCode, created.body).toBe(202);
+    const job = created.json<{ data: { id: string; totalRows: number; status: string } }>().data;
+    expect(job.totalRows).toBe(31);
+    expect(created.headers["location"]).toBe(`/v1/jobs/${job.id}`);
+    const retried = await app.inject({ method: "POST", url: "/v1/jobs?assetClass=autos", headers: { ...k, "idempotency-key": "batch-7" }, payload: csv });
+    expect(retried.json<{ data: { id: string } }>().data.id).toBe(job.id);
+
+    await app.listen({ host: "127.0.0.1", port: 0 });
+    const address = app.server.address() as { port: number };
+    const events = await fetch(`http://127.0.0.1:${address.port}/v1/jobs/${job.id}/events`, { headers: bearer(keys["a"]!["viewer"]!) });
+    expect(events.headers.get("content-type")).toBe("text/event-stream");
+    const text = await events.text();
+    expect(text).toMatch(/event: done\ndata: .*"status":"succeeded"/);
+    const status = await app.inject({ method: "GET", url: `/v1/jobs/${job.id}`, headers: bearer(keys["a"]!["viewer"]!) });
+    expect(status.json<{ data: { doneRows: number; failedRows: number; invalidRows: number; timings: { runningMs: number } } }>().data).toMatchObject({ doneRows: 30, failedRows: 1, invalidRows: 1 });
+    const results = await app.inject({ method: "GET", url: `/v1/jobs/${job.id}/results`, headers: bearer(keys["a"]!["viewer"]!) });
+    expect(results.headers["content-type"]).toContain("text/csv");
+    const lines = results.body.trim().split("\n");
+    expect(lines).toHaveLength(32);
+    expect(lines[31]).toMatch(/^31,.*INVALID_ARGUMENT/);
+    for (const [method, path] of [["GET", `/v1/jobs/${job.id}`], ["GET", `/v1/jobs/${job.id}/results`], ["GET", `/v1/jobs/${job.id}/events`], ["DELETE", `/v1/jobs/${job.id}`]] as const) {
+      expect((await app.inject({ method, url: path, headers: bearer(keys["b"]!["admin"]!) })).statusCode, `${method} ${path}`).toBe(404);
+    }
+    const noHeader = await app.inject({ method: "POST", url: "/v1/jobs?assetClass=autos", headers: k, payload: "colour\nred\n" });
+    expect(noHeader.statusCode).toBe(400);
+    expect(noHeader.json<{ error: { details: { field: string }[] } }>().error.details[0]!.field).toBe("header.mileage");
   });
 
   it("limits a key to its asset classes", async () => {

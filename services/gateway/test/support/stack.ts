@@ -11,7 +11,8 @@ import { metadataOf, parseModel } from "@valora/kit/onnx";
 import { createModelServer } from "@valora/model-server";
 import { ComparablesIndex, salesFromCsv, type Sale } from "@valora/comparables";
 import { ValuationPipeline, grpcModelClient, localDispatch, modelSchemaFrom, salesResiduals, type PipelineSpec } from "@valora/pipeline";
-import { MemoryCache, valuationService } from "@valora/orchestrator";
+import { JobStore, JobWorker, MemoryCache, jobService, migrateJobs, valuationService, valueRowsWith } from "@valora/orchestrator";
+import { JobService } from "@valora/proto/valora/v1/jobs_pb";
 import { createTenants, type TenantsApp } from "@valora/tenants";
 
 export const root = join(import.meta.dirname, "..", "..", "..", "..");
@@ -24,6 +25,7 @@ export interface Stack {
   tenantsApp: TenantsApp;
   tenants: Client<typeof TenantService>;
   valuations: Client<typeof ValuationService>;
+  jobs: Client<typeof JobService>;
   bootstrapKey: string;
   sales: Sale[];
   close(): Promise<void>;
@@ -54,6 +56,8 @@ export async function startStack(databaseUrl: string): Promise<Stack> {
   const residuals = await salesResiduals(sales, schema, spec.input.fields, modelClient);
   const pipeline = new ValuationPipeline({ spec, schema, residualQuantiles: JSON.parse(meta["valora.residual_quantiles"]!) as Record<string, number>, routes: () => [route], client: () => modelClient, comparables: new ComparablesIndex(sales, { ...spec.comparables, mode: "attributes" }), residualOf: (id) => residuals.get(id), logger });
 
+  await migrateJobs(pool);
+  const jobStore = new JobStore(pool);
   const servers = [
     createGrpcServer({ ...base, services: [tenantsApp.service] }),
     createGrpcServer({
@@ -65,23 +69,30 @@ export async function startStack(databaseUrl: string): Promise<Stack> {
           dispatch: localDispatch(new Map([["autos", pipeline]])),
           cache: new MemoryCache(),
         }),
+        jobService({ store: jobStore, fields: (c) => (c === "autos" ? spec.input.fields : undefined), watchIntervalMs: 100 }),
       ],
     }),
   ];
   const [tenantsPort, orchestratorPort] = [await servers[0]!.listen("127.0.0.1:0"), await servers[1]!.listen("127.0.0.1:0")];
   const tenants = createClient(TenantService, `127.0.0.1:${tenantsPort}`, { timeoutMs: 5000 });
   const valuations = createClient(ValuationService, `127.0.0.1:${orchestratorPort}`, { timeoutMs: 10_000 });
+  const jobs = createClient(JobService, `127.0.0.1:${orchestratorPort}`, { timeoutMs: 10_000 });
+  const worker = new JobWorker({ store: jobStore, value: valueRowsWith((req, o) => valuations.valueBatch(req, o)), logger, idleMs: 50 });
+  worker.start();
   return {
     base,
     pool,
     tenantsApp,
     tenants,
     valuations,
+    jobs,
     bootstrapKey: generatedKey!,
     sales,
     async close() {
+      await worker.stop();
       tenants.close();
       valuations.close();
+      jobs.close();
       modelClient.close?.();
       await Promise.all(servers.map((s) => s.shutdown(1000)));
       await models.close();
