@@ -1,7 +1,6 @@
 import { createReadStream, createWriteStream, statSync } from "node:fs";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { ReadableStream as WebReadableStream } from "node:stream/web";
 
 export interface SubmitOptions {
   file: string;
@@ -33,7 +32,7 @@ async function call<T>(url: string, init: RequestInit): Promise<T> {
 /** Reads server-sent events from a response body, calling back with each event's JSON data. */
 async function readEvents(body: ReadableStream<Uint8Array>, onEvent: (event: string, data: unknown) => void): Promise<void> {
   let buffer = "";
-  for await (const chunk of Readable.fromWeb(body as WebReadableStream<Uint8Array>)) {
+  for await (const chunk of Readable.fromWeb(body)) {
     buffer += (chunk as Buffer).toString("utf8");
     let end: number;
     while ((end = buffer.indexOf("\n\n")) !== -1) {
@@ -57,9 +56,9 @@ export async function submitJob(o: SubmitOptions): Promise<JobJson> {
   const job = await call<JobJson>(`${o.url}/v1/jobs?assetClass=${encodeURIComponent(o.assetClass)}`, {
     method: "POST",
     headers: { ...headers, "content-type": "text/csv", "content-length": String(size), ...(o.idempotencyKey ? { "idempotency-key": o.idempotencyKey } : {}) },
-    body: Readable.toWeb(createReadStream(o.file)) as unknown as ReadableStream<Uint8Array>,
+    body: Readable.toWeb(createReadStream(o.file)),
     duplex: "half",
-  } as RequestInit);
+  });
   const log = o.progress ?? process.stderr;
   log.write(`job ${job.id}: ${job.totalRows} rows queued\n`);
   if (!o.wait) return job;
@@ -79,7 +78,7 @@ export async function submitJob(o: SubmitOptions): Promise<JobJson> {
   const out = o.out ?? `${job.id}.results.csv`;
   const results = await fetch(`${o.url}/v1/jobs/${job.id}/results`, { headers });
   if (!results.ok || !results.body) throw new Error(`results: HTTP ${results.status}`);
-  await pipeline(Readable.fromWeb(results.body as WebReadableStream<Uint8Array>), createWriteStream(out));
+  await pipeline(Readable.fromWeb(results.body), createWriteStream(out));
   log.write(`job ${job.id} ${last.status}: ${last.doneRows} valued, ${last.failedRows} failed; results in ${out}\n`);
   return last;
 }

@@ -33,19 +33,16 @@ export function toValuationMessage(v: ValuationOut): MessageInitShape<typeof Val
   };
 }
 
-/** Values items one by one; each fails on its own with a stable code. */
+/** Values items in one pipeline pass (one model call per route); each fails on its own with a stable code. */
 async function runItems(pipeline: ValuationPipeline, items: { assetKey: string; attributes?: unknown }[]) {
-  return Promise.all(
-    items.map(async (item, index) => {
-      try {
-        const v = await pipeline.value((item.attributes ?? {}) as Normalised, item.assetKey);
-        return { index, outcome: { case: "valuation" as const, value: create(ValuationSchema, toValuationMessage(v)) } };
-      } catch (err) {
-        const e = toValoraError(err);
-        return { index, outcome: { case: "error" as const, value: { code: e.code, message: e.message, violations: e.details } } };
-      }
-    }),
-  );
+  const answers = await pipeline.valueMany(items.map((item) => ({ attributes: (item.attributes ?? {}) as Normalised, assetKey: item.assetKey })));
+  return answers.map((a, index) => {
+    if (a instanceof Error) {
+      const e = toValoraError(a);
+      return { index, outcome: { case: "error" as const, value: { code: e.code, message: e.message, violations: e.details } } };
+    }
+    return { index, outcome: { case: "valuation" as const, value: create(ValuationSchema, toValuationMessage(a)) } };
+  });
 }
 
 const unknownClass = (assetClass: string) => new ValoraError("NOT_FOUND", `no pipeline for asset class "${assetClass}"`, { details: [{ field: "asset_class", description: "unknown asset class" }] });

@@ -14,6 +14,8 @@ export interface ExplanationOut {
 export interface ModelClient {
   predict(rows: Float32Array, width: number, timeoutMs: number): Promise<Float32Array>;
   explain(row: Float32Array, topK: number, timeoutMs: number): Promise<ExplanationOut>;
+  /** Explanations of several rows in one call. */
+  explainMany(rows: Float32Array[], topK: number, timeoutMs: number): Promise<ExplanationOut[]>;
   close(): void;
 }
 
@@ -57,6 +59,12 @@ export function grpcModelClient(endpoint: string, model: string, version: string
         const e = res.explanations[0];
         if (!e) throw new ValoraError("INTERNAL", `model ${model} returned no explanation`);
         return { baseValue: e.baseValue, output: e.output, method: e.method, contributions: e.contributions.map((c) => ({ feature: c.feature, value: c.value, contribution: c.contribution })) };
+      }),
+    explainMany: (rows, topK, timeoutMs) =>
+      run(async () => {
+        const res = await explainer.explain({ modelName: model, modelVersion: version, rows: rows.map((r) => ({ values: Array.from(r) })), topK }, { timeoutMs });
+        if (res.explanations.length !== rows.length) throw new ValoraError("INTERNAL", `model ${model} returned ${res.explanations.length} explanations for ${rows.length} rows`);
+        return res.explanations.map((e) => ({ baseValue: e.baseValue, output: e.output, method: e.method, contributions: e.contributions.map((c) => ({ feature: c.feature, value: c.value, contribution: c.contribution })) }));
       }),
     close: () => {
       infer.close();

@@ -84,40 +84,83 @@ export class ValuationPipeline {
   constructor(private readonly d: PipelineDeps) {}
 
   async value(attrs: Normalised, assetKey: string): Promise<ValuationOut> {
+    const [one] = await this.valueMany([{ attributes: attrs, assetKey }]);
+    if (one instanceof Error) throw one;
+    return one!;
+  }
+
+  /**
+   * Values many assets with one model call and one explanation call per serving route (rather
+   * than two calls per asset): what batches and bulk jobs go through. Each item succeeds or fails
+   * on its own; a route whose model is unreachable answers its items from the fallback.
+   */
+  async valueMany(items: { attributes: Normalised; assetKey: string }[]): Promise<(ValuationOut | Error)[]> {
     const spec = this.d.spec;
-    const timeoutMs = this.d.timeoutMs ?? 1000;
-    const coverage = spec.interval?.coverage ?? 0.8;
     const c = spec.comparables;
-    const lat = c?.latitude ? attrs[c.latitude] : undefined;
-    const lon = c?.longitude ? attrs[c.longitude] : undefined;
-    const comps = this.d.comparables?.find({ ...(typeof lat === "number" && typeof lon === "number" ? { lat, lon } : {}), attributes: attrs }) ?? [];
-    const row = featureRow(this.d.schema, spec.input.fields, attrs);
     const width = this.d.schema.features.length;
-    const { serve, shadows } = chooseRoute(this.d.routes(), assetKey);
-    const client = this.d.client(serve);
+    const coverage = spec.interval?.coverage ?? 0.8;
     const topK = spec.explain?.topK ?? 5;
-    try {
-      const [out, explanation] = await Promise.all([client.predict(row, width, timeoutMs), topK > 0 ? client.explain(row, topK, timeoutMs).catch(() => undefined) : Promise.resolve(undefined)]);
-      const modelValue = toValue(this.d.schema, out[0]!);
-      for (const s of shadows) this.shadow(s, row, width, modelValue);
-      const value = this.d.residualOf && c ? residualCorrected(modelValue, comps, this.d.residualOf, c.blend) : modelValue;
-      const iv = intervalFor(value, this.d.residualQuantiles, coverage);
-      return {
-        assetClass: spec.assetClass,
-        assetKey,
-        value,
-        currency: spec.currency,
-        interval: { ...iv, coverage },
-        confidence: confidenceOf(value, iv.low, iv.high),
-        comparables: this.shown(comps),
-        ...(explanation ? { explanation } : {}),
-        model: { name: spec.model.name, version: serve.version, route: serve.role === "canary" ? "canary" : "champion" },
-      };
-    } catch (err) {
-      const e = toValoraError(err);
-      if (e.code !== "UNAVAILABLE" && e.code !== "DEADLINE_EXCEEDED") throw err;
-      return this.fallback(spec, assetKey, comps, coverage, `model ${spec.model.name}@${serve.version} unavailable: ${e.message}`);
-    }
+    const out = new Array<ValuationOut | Error>(items.length);
+    const groups = new Map<Route, { index: number; comps: Comparable[]; row: Float32Array; assetKey: string }[]>();
+    let shadows: Route[] = [];
+    items.forEach((item, index) => {
+      try {
+        const attrs = item.attributes;
+        const lat = c?.latitude ? attrs[c.latitude] : undefined;
+        const lon = c?.longitude ? attrs[c.longitude] : undefined;
+        const comps = this.d.comparables?.find({ ...(typeof lat === "number" && typeof lon === "number" ? { lat, lon } : {}), attributes: attrs }) ?? [];
+        const row = featureRow(this.d.schema, spec.input.fields, attrs);
+        const route = chooseRoute(this.d.routes(), item.assetKey);
+        shadows = route.shadows;
+        const g = groups.get(route.serve) ?? [];
+        g.push({ index, comps, row, assetKey: item.assetKey });
+        groups.set(route.serve, g);
+      } catch (err) {
+        out[index] = err instanceof Error ? err : new Error(String(err));
+      }
+    });
+    await Promise.all(
+      [...groups.entries()].map(async ([serve, members]) => {
+        const timeoutMs = (this.d.timeoutMs ?? 1000) * Math.max(1, Math.ceil(members.length / 20));
+        const rows = new Float32Array(members.length * width);
+        members.forEach((m, k) => rows.set(m.row, k * width));
+        const client = this.d.client(serve);
+        try {
+          const [predictions, explanations] = await Promise.all([client.predict(rows, width, timeoutMs), topK > 0 ? client.explainMany(members.map((m) => m.row), topK, timeoutMs).catch(() => undefined) : Promise.resolve(undefined)]);
+          const modelValues = members.map((_, k) => toValue(this.d.schema, predictions[k]!));
+          for (const s of shadows) this.shadow(s, rows, width, modelValues);
+          members.forEach((m, k) => {
+            const value = this.d.residualOf && c ? residualCorrected(modelValues[k]!, m.comps, this.d.residualOf, c.blend) : modelValues[k]!;
+            const iv = intervalFor(value, this.d.residualQuantiles, coverage);
+            const explanation = explanations?.[k];
+            out[m.index] = {
+              assetClass: spec.assetClass,
+              assetKey: m.assetKey,
+              value,
+              currency: spec.currency,
+              interval: { ...iv, coverage },
+              confidence: confidenceOf(value, iv.low, iv.high),
+              comparables: this.shown(m.comps),
+              ...(explanation ? { explanation } : {}),
+              model: { name: spec.model.name, version: serve.version, route: serve.role === "canary" ? "canary" : "champion" },
+            };
+          });
+        } catch (err) {
+          const e = toValoraError(err);
+          for (const m of members) {
+            if (e.code !== "UNAVAILABLE" && e.code !== "DEADLINE_EXCEEDED") out[m.index] = e;
+            else {
+              try {
+                out[m.index] = this.fallback(spec, m.assetKey, m.comps, coverage, `model ${spec.model.name}@${serve.version} unavailable: ${e.message}`);
+              } catch (fallbackErr) {
+                out[m.index] = toValoraError(fallbackErr);
+              }
+            }
+          }
+        }
+      }),
+    );
+    return out;
   }
 
   /**
@@ -147,13 +190,13 @@ export class ValuationPipeline {
     return { assetClass: spec.assetClass, assetKey, value, currency: spec.currency, interval, confidence: confidenceOf(value, interval.low, interval.high) * 0.5, comparables: this.shown(comps), model: { name: spec.model.name, version: "", route: "fallback" }, fallbackReason: reason };
   }
 
-  /** Mirrors to a shadow version; never awaited, never changes the answer; records |delta| %. */
-  private shadow(route: Route, row: Float32Array, width: number, served: number): void {
+  /** Mirrors rows to a shadow version; never awaited, never changes the answers; records |delta| % per row. */
+  private shadow(route: Route, rows: Float32Array, width: number, served: number[]): void {
     const labels = { model: this.d.spec.model.name, version: route.version };
     this.d
       .client(route)
-      .predict(row, width, this.d.timeoutMs ?? 1000)
-      .then((out) => this.d.metrics?.shadowDelta.observe(labels, (100 * Math.abs(toValue(this.d.schema, out[0]!) - served)) / served))
+      .predict(rows, width, (this.d.timeoutMs ?? 1000) * Math.max(1, Math.ceil(served.length / 20)))
+      .then((out) => served.forEach((v, k) => this.d.metrics?.shadowDelta.observe(labels, (100 * Math.abs(toValue(this.d.schema, out[k]!) - v)) / v)))
       .catch(() => this.d.metrics?.shadowErrors.inc(labels));
   }
 }
