@@ -22,7 +22,7 @@ export interface AssetClassEntry {
 type ResultInit = MessageInitShape<typeof ValuationResultSchema>;
 
 /** Sends normalised items to the asset class's pipeline (valora.v1.PipelineService/Run). */
-export type Dispatch = (assetClass: string, items: { assetKey: string; attributes: Normalised }[]) => Promise<{ index: number; valuation?: Valuation; error?: { code: string; message: string; violations: { field: string; description: string }[] } }[]>;
+export type Dispatch = (assetClass: string, items: { assetKey: string; attributes: Normalised }[], options?: { lean?: boolean }) => Promise<{ index: number; valuation?: Valuation; error?: { code: string; message: string; violations: { field: string; description: string }[] } }[]>;
 
 /** Per-tenant quota, checked before any work (issue 9 brings plans; this is the hook). */
 export type QuotaCheck = (tenantId: string, units: number) => Promise<void>;
@@ -57,7 +57,7 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
     return entry;
   };
 
-  const valueMany = async (assetClass: string, items: { attributes?: JsonObject; assetId: string }[], skipCache: boolean, tenantId: string): Promise<ResultInit[]> => {
+  const valueMany = async (assetClass: string, items: { attributes?: JsonObject; assetId: string }[], skipCache: boolean, tenantId: string, lean = false): Promise<ResultInit[]> => {
     const entry = entryFor(assetClass);
     if (items.length === 0) throw new ValoraError("INVALID_ARGUMENT", "no items", { details: [{ field: "items", description: "at least one item" }] });
     if (items.length > maxBatch) throw new ValoraError("INVALID_ARGUMENT", `${items.length} items is more than the ${maxBatch} a batch may hold`, { details: [{ field: "items", description: `at most ${maxBatch}` }] });
@@ -76,6 +76,10 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
           if (cached) {
             const v = fromBinary(ValuationSchema, cached);
             v.cached = true;
+            if (lean) {
+              v.comparables = [];
+              v.explanation = undefined;
+            }
             results[index] = { index, outcome: { case: "valuation", value: v } };
           } else pending.push({ index, assetKey: key, attributes, key: ck });
         } catch (err) {
@@ -86,7 +90,7 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
     );
     if (pending.length > 0) {
       const started = performance.now();
-      const answers = await d.dispatch(assetClass, pending.map((p) => ({ assetKey: p.assetKey, attributes: p.attributes })));
+      const answers = await d.dispatch(assetClass, pending.map((p) => ({ assetKey: p.assetKey, attributes: p.attributes })), lean ? { lean } : undefined);
       const ms = performance.now() - started;
       for (const a of answers) {
         const m = a.valuation?.model;
@@ -98,8 +102,9 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
           const p = pending[a.index]!;
           if (a.valuation) {
             results[p.index] = { index: p.index, outcome: { case: "valuation", value: a.valuation } };
-            // Fallback answers are not cached: the model may be back for the next request.
-            if (a.valuation.model?.route !== Route.FALLBACK) await d.cache.set(p.key, toBinary(ValuationSchema, a.valuation), entry.cacheTtlSeconds);
+            // Fallback answers are not cached: the model may be back for the next request. Lean answers
+            // (no comparables, no explanation) are not either: a full request must not get one.
+            if (a.valuation.model?.route !== Route.FALLBACK && !lean) await d.cache.set(p.key, toBinary(ValuationSchema, a.valuation), entry.cacheTtlSeconds);
           } else {
             results[p.index] = { index: p.index, outcome: { case: "error", value: a.error ?? { code: "INTERNAL", message: "pipeline returned nothing", violations: [] } } };
           }
@@ -120,7 +125,7 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
     },
     async valueBatch(req, call) {
       const tenant = String(call.metadata.get("x-tenant-id")[0] ?? "default");
-      return { results: await valueMany(req.assetClass, req.items, req.skipCache, tenant) };
+      return { results: await valueMany(req.assetClass, req.items, req.skipCache, tenant, req.lean) };
     },
     async listAssetClasses() {
       return {

@@ -50,8 +50,8 @@ function suite(name: string, grpcPort: number, makeCache: () => ValuationCache) 
           valuationService({
             catalog: (c) => (c === "real-estate" ? { model: "real-estate", currency: "USD", fields: spec.input.fields, cacheTtlSeconds: spec.cache.ttlSeconds, championVersion: () => "ames-v1", routes: () => [{ version: "ames-v1", role: "champion", weight: 100 }] } : undefined),
             assetClasses: () => ["real-estate"],
-            dispatch: async (assetClass, items) =>
-              (await pipelines.run({ assetClass, items: items.map((i) => ({ assetKey: i.assetKey, attributes: i.attributes })) })).results.map((r) => ({
+            dispatch: async (assetClass, items, options) =>
+              (await pipelines.run({ assetClass, items: items.map((i) => ({ assetKey: i.assetKey, attributes: i.attributes })), lean: options?.lean ?? false })).results.map((r) => ({
                 index: r.index,
                 ...(r.outcome.case === "valuation" ? { valuation: r.outcome.value } : {}),
                 ...(r.outcome.case === "error" ? { error: r.outcome.value } : {}),
@@ -95,6 +95,18 @@ function suite(name: string, grpcPort: number, makeCache: () => ValuationCache) 
       expect(res.results.map((r) => r.outcome.case)).toEqual(["valuation", "error", "valuation"]);
       const tooMany = await client.valueBatch({ assetClass: "real-estate", items: Array.from({ length: 101 }, () => ({ attributes: house(1) })) }).catch((e: unknown) => e);
       expect((tooMany as ValoraError).code).toBe("INVALID_ARGUMENT");
+    });
+
+    it("answers lean batches (bulk jobs) with the same values but no comparables or explanation, and does not cache them", async () => {
+      const full = await client.valueBatch({ assetClass: "real-estate", items: [{ attributes: house(11) }], skipCache: true });
+      const lean = await client.valueBatch({ assetClass: "real-estate", items: [{ attributes: house(12) }, { attributes: house(11) }], lean: true, skipCache: true });
+      const [a, b] = lean.results.map((r) => (r.outcome.case === "valuation" ? r.outcome.value : undefined));
+      expect(a!.comparables).toEqual([]);
+      expect(a!.explanation).toBeUndefined();
+      expect(b!.value).toBeCloseTo(full.results[0]!.outcome.case === "valuation" ? full.results[0]!.outcome.value.value : 0, 6);
+      const after = await client.value({ assetClass: "real-estate", attributes: house(12) });
+      expect(after.valuation!.cached).toBe(false);
+      expect(after.valuation!.comparables.length).toBeGreaterThan(0);
     });
 
     it("lists asset classes with their input schema and models with live per-version performance", async () => {

@@ -34,8 +34,8 @@ export function toValuationMessage(v: ValuationOut): MessageInitShape<typeof Val
 }
 
 /** Values items in one pipeline pass (one model call per route); each fails on its own with a stable code. */
-async function runItems(pipeline: ValuationPipeline, items: { assetKey: string; attributes?: unknown }[]) {
-  const answers = await pipeline.valueMany(items.map((item) => ({ attributes: (item.attributes ?? {}) as Normalised, assetKey: item.assetKey })));
+async function runItems(pipeline: ValuationPipeline, items: { assetKey: string; attributes?: unknown }[], lean = false) {
+  const answers = await pipeline.valueMany(items.map((item) => ({ attributes: (item.attributes ?? {}) as Normalised, assetKey: item.assetKey })), { lean });
   return answers.map((a, index) => {
     if (a instanceof Error) {
       const e = toValoraError(a);
@@ -53,7 +53,7 @@ export function pipelineService(pipelines: ReadonlyMap<string, ValuationPipeline
     async run(req) {
       const pipeline = pipelines.get(req.assetClass);
       if (!pipeline) throw unknownClass(req.assetClass);
-      return { results: await runItems(pipeline, req.items) };
+      return { results: await runItems(pipeline, req.items, req.lean) };
     },
   });
 }
@@ -63,9 +63,9 @@ export function pipelineService(pipelines: ReadonlyMap<string, ValuationPipeline
  * PipelineService/Run does, without the network hop.
  */
 export function localDispatch(pipelines: ReadonlyMap<string, ValuationPipeline>) {
-  return async (assetClass: string, items: { assetKey: string; attributes: Normalised }[]) => {
+  return async (assetClass: string, items: { assetKey: string; attributes: Normalised }[], options?: { lean?: boolean }) => {
     const pipeline = pipelines.get(assetClass);
     if (!pipeline) throw unknownClass(assetClass);
-    return (await runItems(pipeline, items)).map((r) => (r.outcome.case === "valuation" ? { index: r.index, valuation: r.outcome.value } : { index: r.index, error: r.outcome.value }));
+    return (await runItems(pipeline, items, options?.lean)).map((r) => (r.outcome.case === "valuation" ? { index: r.index, valuation: r.outcome.value } : { index: r.index, error: r.outcome.value }));
   };
 }

@@ -94,12 +94,13 @@ export class ValuationPipeline {
    * than two calls per asset): what batches and bulk jobs go through. Each item succeeds or fails
    * on its own; a route whose model is unreachable answers its items from the fallback.
    */
-  async valueMany(items: { attributes: Normalised; assetKey: string }[]): Promise<(ValuationOut | Error)[]> {
+  async valueMany(items: { attributes: Normalised; assetKey: string }[], options: { lean?: boolean } = {}): Promise<(ValuationOut | Error)[]> {
     const spec = this.d.spec;
     const c = spec.comparables;
     const width = this.d.schema.features.length;
     const coverage = spec.interval?.coverage ?? 0.8;
-    const topK = spec.explain?.topK ?? 5;
+    // Lean (bulk jobs): comparables still correct the value, but neither they nor an explanation are returned.
+    const topK = options.lean ? 0 : (spec.explain?.topK ?? 5);
     const out = new Array<ValuationOut | Error>(items.length);
     const groups = new Map<Route, { index: number; comps: Comparable[]; row: Float32Array; assetKey: string }[]>();
     let shadows: Route[] = [];
@@ -140,7 +141,7 @@ export class ValuationPipeline {
               currency: spec.currency,
               interval: { ...iv, coverage },
               confidence: confidenceOf(value, iv.low, iv.high),
-              comparables: this.shown(m.comps),
+              comparables: options.lean ? [] : this.shown(m.comps),
               ...(explanation ? { explanation } : {}),
               model: { name: spec.model.name, version: serve.version, route: serve.role === "canary" ? "canary" : "champion" },
             };

@@ -9,7 +9,7 @@ const ROUTES: Record<Route, string> = { [Route.UNSPECIFIED]: "", [Route.CHAMPION
 /** Job rows valued through valora.v1.ValuationService/ValueBatch (the same validation, cache and pipeline as single calls). */
 export function valueRowsWith(valueBatch: (req: MessageInitShape<typeof ValueBatchRequestSchema>, options?: CallOptions) => Promise<ValueBatchResponse>, timeoutMs = 60_000): ValueRows {
   return async (tenantId, assetClass, rows) => {
-    const { results } = await valueBatch({ assetClass, items: rows.map((attributes) => ({ attributes })) }, { timeoutMs, metadata: { "x-tenant-id": tenantId } });
+    const { results } = await valueBatch({ assetClass, items: rows.map((attributes) => ({ attributes })), lean: true }, { timeoutMs, metadata: { "x-tenant-id": tenantId } });
     const out = new Array<RowResult>(rows.length);
     for (const r of results) {
       if (r.outcome.case === "valuation") {

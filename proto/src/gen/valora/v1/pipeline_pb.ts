@@ -13,7 +13,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file valora/v1/pipeline.proto.
  */
 export const file_valora_v1_pipeline: GenFile = /*@__PURE__*/
-  fileDesc("Chh2YWxvcmEvdjEvcGlwZWxpbmUucHJvdG8SCXZhbG9yYS52MSJJCgpSdW5SZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEiYKBWl0ZW1zGAIgAygLMhcudmFsb3JhLnYxLlBpcGVsaW5lSXRlbSJOCgxQaXBlbGluZUl0ZW0SEQoJYXNzZXRfa2V5GAEgASgJEisKCmF0dHJpYnV0ZXMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IjoKC1J1blJlc3BvbnNlEisKB3Jlc3VsdHMYASADKAsyGi52YWxvcmEudjEuVmFsdWF0aW9uUmVzdWx0MkcKD1BpcGVsaW5lU2VydmljZRI0CgNSdW4SFS52YWxvcmEudjEuUnVuUmVxdWVzdBoWLnZhbG9yYS52MS5SdW5SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_valora_v1_valuation]);
+  fileDesc("Chh2YWxvcmEvdjEvcGlwZWxpbmUucHJvdG8SCXZhbG9yYS52MSJXCgpSdW5SZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEiYKBWl0ZW1zGAIgAygLMhcudmFsb3JhLnYxLlBpcGVsaW5lSXRlbRIMCgRsZWFuGAMgASgIIk4KDFBpcGVsaW5lSXRlbRIRCglhc3NldF9rZXkYASABKAkSKwoKYXR0cmlidXRlcxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiOgoLUnVuUmVzcG9uc2USKwoHcmVzdWx0cxgBIAMoCzIaLnZhbG9yYS52MS5WYWx1YXRpb25SZXN1bHQyRwoPUGlwZWxpbmVTZXJ2aWNlEjQKA1J1bhIVLnZhbG9yYS52MS5SdW5SZXF1ZXN0GhYudmFsb3JhLnYxLlJ1blJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_valora_v1_valuation]);
 
 /**
  * @generated from message valora.v1.RunRequest
@@ -32,6 +32,13 @@ export type RunRequest = Message<"valora.v1.RunRequest"> & {
    * @generated from field: repeated valora.v1.PipelineItem items = 2;
    */
   items: PipelineItem[];
+
+  /**
+   * Values only: no explanation is computed and no comparables are returned (bulk jobs).
+   *
+   * @generated from field: bool lean = 3;
+   */
+  lean: boolean;
 };
 
 /**
