@@ -161,6 +161,8 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     value: valueRowsWith((req, opts) => valuations.valueBatch(req, opts)),
     logger: log,
     registry: base.registry,
+    // Enough chunks in flight to keep the model server process busy while this one prepares the next.
+    concurrency: 8,
     retentionDays: 30,
     onFinished: async (job) => {
       await tenantsClient.publish({ tenantId: job.tenantId, eventId: `job-${job.id}`, type: "job.completed", data: { jobId: job.id, assetClass: job.assetClass, totalRows: job.totalRows, doneRows: job.doneRows, failedRows: job.failedRows } });
