@@ -88,7 +88,7 @@ describe.skipIf(!url || !existsSync(bin))("bulk jobs on real Postgres, surviving
     const cars = parse<Record<string, string>>(readFileSync(join(root, "models", "data", "car_prices.csv"), "utf8"), { columns: true });
     const header = Object.keys(cars[0]!).filter((h) => h !== "Price");
     const lines = Array.from({ length: 10_000 }, (_, i) => {
-      const car = { ...cars[i % cars.length]!, Mileage: String(1000 + i * 4) };
+      const car: Record<string, string> = { ...cars[i % cars.length]!, Mileage: String(1000 + i * 4) };
       if (i % 1000 === 7) car["Mileage"] = "lots";
       return header.map((h) => car[h]).join(",");
     });
