@@ -25,6 +25,17 @@ describe("WorkQueue", () => {
     q.shutDown();
   });
 
+  it("keeps the earliest of several delayed adds: a quick retry does not wait behind a long requeue", async () => {
+    const q = new WorkQueue();
+    q.addAfter("k", 60_000);
+    q.addAfter("k", 10);
+    q.addAfter("k", 30_000);
+    const started = Date.now();
+    expect(await q.get()).toBe("k");
+    expect(Date.now() - started).toBeLessThan(5_000);
+    q.shutDown();
+  });
+
   it("delivers delayed keys, and returns undefined to waiting workers on shutdown", async () => {
     const q = new WorkQueue();
     q.addAfter("later", 20);

@@ -14,7 +14,7 @@ export class WorkQueue {
   private readonly processing = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly timers = new Map<string, { timer: NodeJS.Timeout; at: number }>();
   private waiters: ((key: string | undefined) => void)[] = [];
   private closed = false;
   private readonly base: number;
@@ -46,18 +46,25 @@ export class WorkQueue {
     this.queue.push(key);
   }
 
-  /** Adds the key after a delay; an earlier pending delayed add for the key wins. */
+  /**
+   * Adds the key after a delay. Of several pending delayed adds for a key the earliest wins (as in
+   * client-go's delaying queue): a quick retry after a failure must not wait behind a long
+   * "check again later".
+   */
   addAfter(key: string, ms: number): void {
     if (this.closed) return;
     if (ms <= 0) return this.add(key);
-    if (this.timers.has(key)) return;
-    this.timers.set(
-      key,
-      setTimeout(() => {
+    const at = Date.now() + ms;
+    const pending = this.timers.get(key);
+    if (pending && pending.at <= at) return;
+    if (pending) clearTimeout(pending.timer);
+    this.timers.set(key, {
+      at,
+      timer: setTimeout(() => {
         this.timers.delete(key);
         this.add(key);
       }, ms),
-    );
+    });
   }
 
   /** Re-adds a failed key after base·2^failures ms (capped). */
@@ -96,7 +103,7 @@ export class WorkQueue {
 
   shutDown(): void {
     this.closed = true;
-    for (const t of this.timers.values()) clearTimeout(t);
+    for (const t of this.timers.values()) clearTimeout(t.timer);
     this.timers.clear();
     for (const w of this.waiters) w(undefined);
     this.waiters = [];
