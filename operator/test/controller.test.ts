@@ -179,7 +179,8 @@ describe("ValuationModel controller against an API server double (via @kubernete
     const ap = parseAllDocuments(readFileSync(join(import.meta.dirname, "..", "..", "models", "real-estate", "real-estate.yaml"), "utf8"))[1]!.toJS();
     api.put({ ...ap, metadata: { name: "houses", namespace: NS }, spec: { ...ap.spec, model: { name: "houses" } } });
     const apStatus = () => api.get("assetpipelines", NS, "houses")?.["status"] as { model?: { championVersion?: string }; conditions?: { type: string; status: string }[] } | undefined;
-    await expect.poll(() => apStatus()?.conditions?.find((c) => c.type === "Ready")?.status, { timeout: 25_000 }).toBe("True");
+    // Polled with its reason and message, so a failure says why the pipeline is not Ready.
+    await expect.poll(() => { const c = apStatus()?.conditions?.find((x) => x.type === "Ready") as { status: string; reason?: string; message?: string } | undefined; return `${c?.status}: ${c?.reason} ${c?.message} (deployment ${JSON.stringify(api.get("deployments", NS, "pipeline-houses")?.["status"] ?? null)}; model ${JSON.stringify(condition("houses", "Ready"))}; cached model ${JSON.stringify((operators[0]?.informers.models.get(NS, "houses") as { status?: { conditions?: unknown[] } } | undefined)?.status?.conditions ?? null)})`; }, { timeout: 25_000 }).toMatch(/^True/);
     expect(apStatus()?.model).toEqual({ name: "houses", championVersion: "v1" });
     for (const plural of ["configmaps", "deployments", "services", "horizontalpodautoscalers"]) expect(api.get(plural, NS, "pipeline-houses"), plural).toBeDefined();
     expect((api.get("configmaps", NS, "pipeline-houses")!["data"] as Record<string, string>)["pipeline.yaml"]).toContain("assetClass: real-estate");

@@ -203,7 +203,8 @@ export class FakeApiServer {
     if (!name) {
       if (req.method === "GET" && url.searchParams.get("watch") === "true") return this.watch(type, namespace, url, res);
       if (req.method === "GET") {
-        const items = this.list(type.plural, namespace);
+        const matches = labelMatcher(url.searchParams.get("labelSelector"));
+        const items = this.list(type.plural, namespace).filter((o) => matches(o.metadata["labels"] as Record<string, string> | undefined));
         return this.json(res, 200, { kind: `${type.kind}List`, apiVersion: gv(type), metadata: { resourceVersion: String(this.rv) }, items });
       }
       if (req.method === "POST") {
@@ -283,8 +284,12 @@ export class FakeApiServer {
     }
     res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
     res.flushHeaders();
-    const send = (e: WatchEvent): void => {
+    const sendAll = (e: WatchEvent): void => {
       res.write(`${JSON.stringify({ type: e.type, object: e.object })}\n`);
+    };
+    const matches = labelMatcher(url.searchParams.get("labelSelector"));
+    const send = (e: WatchEvent): void => {
+      if (matches(e.object.metadata["labels"] as Record<string, string> | undefined)) sendAll(e);
     };
     const w = { plural: type.plural, ...(namespace ? { namespace } : {}), res, send };
     for (const e of this.log) if (e.rv > from && e.plural === type.plural && (!namespace || e.object.metadata.namespace === namespace)) send(e);
@@ -298,6 +303,23 @@ export class FakeApiServer {
       this.watchers.delete(w);
     });
   }
+}
+
+/**
+ * Equality-based label selectors as the API server reads them: `k=v`, `k==v`, `k!=v`, `k`, `!k`,
+ * comma-separated (all must hold). Set-based selectors are not needed by the operator.
+ */
+export function labelMatcher(selector: string | null): (labels: Record<string, string> | undefined) => boolean {
+  const terms = (selector ?? "").split(",").map((t) => t.trim()).filter(Boolean);
+  return (labels = {}) =>
+    terms.every((t) => {
+      const ne = /^([^!=]+)!=(.*)$/.exec(t);
+      if (ne) return labels[ne[1]!.trim()] !== ne[2]!.trim();
+      const eq = /^([^=]+)==?(.*)$/.exec(t);
+      if (eq) return labels[eq[1]!.trim()] === eq[2]!.trim();
+      if (t.startsWith("!")) return !(t.slice(1) in labels);
+      return t in labels;
+    });
 }
 
 /** RFC 7386 JSON merge patch. */

@@ -156,10 +156,13 @@ export class ValuationModelReconciler {
     for (const t of OWNED) {
       const list = await this.d.objects.list(t.apiVersion, t.kind, vm.metadata.namespace, undefined, undefined, undefined, undefined, `valora.dev/model=${vm.metadata.name},app.kubernetes.io/managed-by=valora-operator`);
       for (const item of list.items) {
-        const version = item.metadata?.labels?.["valora.dev/version"];
+        // The selector already says so; checked again because deleting another model's objects is
+        // the one mistake a prune must never make.
+        if (item.metadata?.labels?.["valora.dev/model"] !== vm.metadata.name) continue;
+        const version = item.metadata.labels["valora.dev/version"];
         if (version && !keep.has(version)) {
           this.d.logger.info({ vm: `${vm.metadata.namespace}/${vm.metadata.name}`, kind: t.kind, name: item.metadata?.name }, "pruning object of a retired version");
-          await this.d.objects.delete({ apiVersion: t.apiVersion, kind: t.kind, metadata: { name: item.metadata!.name!, namespace: vm.metadata.namespace! } }).catch((err: unknown) => {
+          await this.d.objects.delete({ apiVersion: t.apiVersion, kind: t.kind, metadata: { name: item.metadata.name!, namespace: vm.metadata.namespace! } }).catch((err: unknown) => {
             if (httpStatusOf(err) !== 404) throw err;
           });
         }
