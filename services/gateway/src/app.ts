@@ -47,6 +47,11 @@ export interface GatewayDeps {
   bodyLimit?: number;
   /** Deadline of calls to the orchestrator and tenants service. */
   upstreamTimeoutMs?: number;
+  /**
+   * Trust X-Forwarded-For from these proxies (true, or comma-separated addresses/CIDRs) for the
+   * client address in audit rows; off by default so clients cannot spoof it.
+   */
+  trustProxy?: boolean | string;
 }
 
 export interface RouteInfo {
@@ -89,7 +94,7 @@ export async function buildGateway(d: GatewayDeps): Promise<FastifyInstance & { 
       const given = req.headers["x-request-id"];
       return typeof given === "string" && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
     },
-    trustProxy: true,
+    trustProxy: d.trustProxy ?? false,
     // Errors the router raises before any route (bad URL encoding, over-long parameters) get the envelope too.
     frameworkErrors: (err, req, reply) => {
       const { status, body } = errorEnvelope(toGatewayError(err), req.id);

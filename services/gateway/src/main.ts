@@ -26,6 +26,8 @@ export const GatewayEnv = z.object({
   AUTH_CACHE_TTL_MS: vars.int(5000),
   UPSTREAM_TIMEOUT_MS: vars.int(10_000, 1),
   SHUTDOWN_DRAIN_DELAY_MS: vars.int(0),
+  /** Proxies whose X-Forwarded-For is believed: "true" or comma-separated addresses/CIDRs. */
+  TRUST_PROXY: z.string().optional(),
 });
 
 /** `valora serve gateway`: wiring from environment only. */
@@ -43,7 +45,8 @@ export async function main(env: Record<string, string | undefined> = process.env
     : undefined;
   const auth = new Authenticator({ tenants, cacheTtlMs: c.AUTH_CACHE_TTL_MS, ...(oidc ? { oidc } : {}) });
   const quota = redis ? new RedisQuotaCounter(redis, base.logger) : new LocalQuotaCounter();
-  const app = await buildGateway({ base, valuations, tenants, jobs, auth, limiter, quota, bodyLimit: c.BODY_LIMIT_BYTES, upstreamTimeoutMs: c.UPSTREAM_TIMEOUT_MS });
+  const trustProxy = c.TRUST_PROXY === undefined ? false : c.TRUST_PROXY === "true" ? true : c.TRUST_PROXY;
+  const app = await buildGateway({ base, valuations, tenants, jobs, auth, limiter, quota, trustProxy, bodyLimit: c.BODY_LIMIT_BYTES, upstreamTimeoutMs: c.UPSTREAM_TIMEOUT_MS });
   await app.listen({ host: c.HOST, port: c.PORT });
   const grpc = createGrpcServer({ ...base, services: [grpcIngress({ auth, limiter, valuations, timeoutMs: c.UPSTREAM_TIMEOUT_MS })] });
   const grpcPort = await grpc.listen(`${c.HOST}:${c.GRPC_PORT}`);
