@@ -47,10 +47,10 @@ export function startChildService(args: string[], env: Record<string, string | u
       if (parsed["msg"] !== o.readyMessage) return;
       clearTimeout(timer);
       child.off("exit", early);
+      let stopping = false;
       child.once("exit", (code, signal) => {
         if (!stopping) o.logger.error({ service: args[0], code, signal }, "child service exited; requests that need it fall back or fail");
       });
-      let stopping = false;
       resolve({
         child,
         ready: parsed,

@@ -46,8 +46,10 @@ export interface AuthenticatorOptions {
 
 const unauthenticated = (message: string) => new ValoraError("UNAUTHENTICATED", message);
 
-const roleNames = (roles: Role[]): RoleName[] => roles.map((r) => Role[r]?.toLowerCase()).filter((r): r is RoleName => r !== undefined && r !== "unspecified");
-const roleEnum = (name: string): Role | undefined => {
+/** Pure: role names of proto roles (unknown values dropped). */
+export const roleNames = (roles: Role[]): RoleName[] => roles.map((r) => Role[r]?.toLowerCase()).filter((r): r is RoleName => r !== undefined && r !== "unspecified");
+/** Pure: the proto role of a role name, any case; undefined for an unknown name. */
+export const roleEnum = (name: string): Role | undefined => {
   const r = Role[name.toUpperCase() as keyof typeof Role];
   return typeof r === "number" && r !== Role.UNSPECIFIED ? r : undefined;
 };

@@ -1,9 +1,12 @@
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Route, type Valuation } from "@valora/proto/valora/v1/valuation_pb";
 import type { z } from "zod";
 import type { Valuation as ValuationJson } from "./schemas.js";
 
 const ROUTE_NAMES: Record<Route, "champion" | "canary" | "fallback"> = { [Route.UNSPECIFIED]: "champion", [Route.CHAMPION]: "champion", [Route.CANARY]: "canary", [Route.FALLBACK]: "fallback" };
+
+/** Pure: a protobuf timestamp as ISO 8601, null when absent (REST answers). */
+export const iso = (t: Timestamp | undefined): string | null => (t ? timestampDate(t).toISOString() : null);
 
 /** Pure: the REST shape of a valuation (camelCase, ISO dates, route names rather than enum numbers). */
 export function valuationJson(v: Valuation): z.infer<typeof ValuationJson> {

@@ -94,8 +94,9 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
       const ms = performance.now() - started;
       for (const a of answers) {
         const m = a.valuation?.model;
-        if (m) perf.record(entry.model, m.route === Route.FALLBACK ? "fallback" : m.version, m.route === Route.CANARY ? "canary" : m.route === Route.FALLBACK ? "fallback" : "champion", ms, m.route === Route.FALLBACK ? "fallback" : "ok");
-        else perf.record(entry.model, version, "champion", ms, "error");
+        if (!m) perf.record(entry.model, version, "champion", ms, "error");
+        else if (m.route === Route.FALLBACK) perf.record(entry.model, "fallback", "fallback", ms, "fallback");
+        else perf.record(entry.model, m.version, m.route === Route.CANARY ? "canary" : "champion", ms, "ok");
       }
       await Promise.all(
         answers.map(async (a) => {

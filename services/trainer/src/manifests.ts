@@ -1,19 +1,10 @@
 import { stringify } from "yaml";
+import type { InputField } from "@valora/kit";
 import type { TreeEnsemble } from "@valora/kit/onnx";
 import type { ColumnSpec } from "./dataset.js";
 
-export interface InputField {
-  name: string;
-  type: "number" | "integer" | "string" | "boolean";
-  required: boolean;
-  min?: number;
-  max?: number;
-  enum?: string[];
-  /** Model feature / training column the field feeds. */
-  feature: string;
-  /** Used when a client leaves an optional field out: the training data's median or most common value. */
-  default?: number | string | boolean;
-}
+/** An AssetPipeline input field, as the pipelines read it. */
+export type { InputField };
 
 /** `Gr_Liv_Area` -> `gr_liv_area`, `Mileage` -> `mileage`. */
 export function fieldName(column: string): string {

@@ -1,16 +1,17 @@
 import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { Role, type TenantService } from "@valora/proto/valora/v1/tenants_pb";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Role, TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { okEnvelope, type Client } from "@valora/kit";
-import { ROLE_SETS } from "../auth.js";
+import { ROLE_SETS, roleEnum, roleNames } from "../auth.js";
+import { iso } from "../valuation-json.js";
 import { AuditQuery, CreateKey, CreateTenant, CreateWebhook, ErrorEnvelope, IdParam, PutUser, envelopeOf } from "../schemas.js";
 
 const ROLES = ROLE_SETS;
-const iso = (t: Timestamp | undefined) => (t ? timestampDate(t).toISOString() : null);
-const roleName = (r: Role) => Role[r].toLowerCase();
-const roleEnum = (name: string) => Role[name.toUpperCase() as keyof typeof Role];
+const roleName = (r: Role) => roleNames([r])[0];
+// Role names here have passed the RoleName schema, so each has a proto role.
+const roleValue = (name: string) => roleEnum(name)!;
 const Any = z.unknown();
 const SubjectParam = z.strictObject({ subject: z.string().min(1).max(255) });
 
@@ -25,7 +26,7 @@ export const adminRoutes: FastifyPluginAsync<{ tenants: Client<typeof TenantServ
     id: k.id,
     name: k.name,
     prefix: k.prefix,
-    roles: k.roles.map(roleName),
+    roles: roleNames(k.roles),
     assetClasses: k.assetClasses,
     createdAt: iso(k.createdAt),
     lastUsedAt: iso(k.lastUsedAt),
@@ -47,7 +48,7 @@ export const adminRoutes: FastifyPluginAsync<{ tenants: Client<typeof TenantServ
   app.get("/v1/api-keys", { config: { roles: ROLES.admin }, schema: doc("api-keys", "List API keys (never their secrets)") }, async (req) => okEnvelope((await t.listApiKeys({ tenantId: tenantId(req) }, opts)).apiKeys.map(key), req.id));
 
   app.post("/v1/api-keys", { config: { roles: ROLES.admin }, schema: doc("api-keys", "Create an API key; the secret is in this response only", { body: CreateKey }) }, async (req, reply) => {
-    const res = await t.createApiKey({ actor: actor(req), name: req.body.name, roles: req.body.roles.map(roleEnum), assetClasses: req.body.assetClasses ?? [] }, opts);
+    const res = await t.createApiKey({ actor: actor(req), name: req.body.name, roles: req.body.roles.map(roleValue), assetClasses: req.body.assetClasses ?? [] }, opts);
     return reply.code(201).send(okEnvelope({ ...key(res.apiKey!), secret: res.secret }, req.id));
   });
 
@@ -58,7 +59,7 @@ export const adminRoutes: FastifyPluginAsync<{ tenants: Client<typeof TenantServ
   );
 
   app.put("/v1/users/:subject", { config: { roles: ROLES.admin }, schema: doc("users", "Create or update a user's role", { params: SubjectParam, body: PutUser }) }, async (req) => {
-    const { user } = await t.putUser({ actor: actor(req), subject: req.params.subject, email: req.body.email ?? "", role: roleEnum(req.body.role) }, opts);
+    const { user } = await t.putUser({ actor: actor(req), subject: req.params.subject, email: req.body.email ?? "", role: roleValue(req.body.role) }, opts);
     return okEnvelope({ subject: user!.subject, email: user!.email, role: roleName(user!.role), createdAt: iso(user!.createdAt) }, req.id);
   });
 

@@ -6,14 +6,14 @@ import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { JobStatus, type Job, type JobService } from "@valora/proto/valora/v1/jobs_pb";
 import { ValoraError, okEnvelope, type Client } from "@valora/kit";
 import { ROLE_SETS } from "../auth.js";
-import type { QuotaCounter } from "../quota.js";
+import { iso } from "../valuation-json.js";
+import { reserveQuota, type QuotaCounter } from "../quota.js";
 import { ErrorEnvelope, IdParam, envelopeOf } from "../schemas.js";
 import { checkScope } from "./valuations.js";
 
 const STATUS_NAMES: Record<JobStatus, string> = { [JobStatus.UNSPECIFIED]: "unknown", [JobStatus.QUEUED]: "queued", [JobStatus.RUNNING]: "running", [JobStatus.SUCCEEDED]: "succeeded", [JobStatus.FAILED]: "failed", [JobStatus.CANCELLED]: "cancelled" };
 const TERMINAL = new Set([JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED]);
 const ms = (t: Timestamp | undefined) => (t ? timestampDate(t).getTime() : undefined);
-const iso = (t: Timestamp | undefined) => (t ? timestampDate(t).toISOString() : null);
 
 /** Pure: the REST shape of a job, with its timings. */
 export function jobJson(j: Job) {
@@ -74,9 +74,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, o
       // Reserve the plan quota for every data row before any work (lines after the header).
       let rows = 0;
       for (let i = csv.indexOf(10); i !== -1; i = csv.indexOf(10, i + 1)) rows++;
-      const limit = o.planQuotas[p.plan] ?? o.planQuotas["free"] ?? 0;
-      const d = await o.quota.consume(p.tenantId, Math.max(1, rows), limit);
-      if (!d.allowed) throw new ValoraError("RESOURCE_EXHAUSTED", `the ${p.plan} plan's quota of ${d.limit} valuations this month cannot cover this job (${d.used} used)`, { details: [{ field: "quota", description: `${d.limit - d.used} left this month` }] });
+      await reserveQuota(o.quota, o.planQuotas, p, Math.max(1, rows));
       const idempotencyKey = req.headers["idempotency-key"];
       const { job } = await o.jobs.createJob({ assetClass: req.query.assetClass, csv, idempotencyKey: typeof idempotencyKey === "string" ? idempotencyKey : "" }, { timeoutMs: o.timeoutMs, metadata: meta(req) });
       return reply.code(202).header("location", `/v1/jobs/${job!.id}`).send(okEnvelope(jobJson(job!), req.id));

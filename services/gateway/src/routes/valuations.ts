@@ -7,7 +7,7 @@ import { ValoraError, okEnvelope, type Client, type Logger } from "@valora/kit";
 import { ROLE_SETS, mayValue, type Principal } from "../auth.js";
 import { BatchRequest, ErrorEnvelope, Valuation, ValuationRequest, envelopeOf } from "../schemas.js";
 import { valuationJson } from "../valuation-json.js";
-import type { QuotaCounter } from "../quota.js";
+import { reserveQuota, type QuotaCounter } from "../quota.js";
 
 const ROLES_VALUE = ROLE_SETS.value;
 
@@ -46,12 +46,7 @@ export const valuationRoutes: FastifyPluginAsync<ValuationRoutesOptions> = async
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const hooks = new HookInterest(o.tenants);
   // Plan quotas are checked (and reserved) before any work is done.
-  const reserve = async (req: FastifyRequest, units: number) => {
-    const p = req.principal!;
-    const limit = o.planQuotas[p.plan] ?? o.planQuotas["free"] ?? 0;
-    const d = await o.quota.consume(p.tenantId, units, limit);
-    if (!d.allowed) throw new ValoraError("RESOURCE_EXHAUSTED", `the ${p.plan} plan's quota of ${d.limit} valuations this month is used up (${d.used} used; ${units} asked); it resets at ${d.resetAt.toISOString()}`, { details: [{ field: "quota", description: `${d.limit - d.used} left this month` }] });
-  };
+  const reserve = (req: FastifyRequest, units: number) => reserveQuota(o.quota, o.planQuotas, req.principal!, units);
   const metadata = (req: FastifyRequest) => ({ "x-tenant-id": req.principal!.tenantId, "x-request-id": req.id });
   const notify = (req: FastifyRequest, data: Record<string, unknown>) => {
     const tenantId = req.principal!.tenantId;

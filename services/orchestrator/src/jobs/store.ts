@@ -165,12 +165,14 @@ export class JobStore {
       const ok = written.rows.filter((w) => w.ok === 1).length;
       const invalid = written.rows.filter((w) => w.invalid === 1).length;
       await c.query(`UPDATE job_chunks SET status = 'done', lease_until = NULL WHERE job_id = $1 AND chunk_no = $2`, [chunk.jobId, chunk.chunkNo]);
+      const open = await c.query<{ open: boolean }>(`SELECT EXISTS (SELECT 1 FROM job_chunks WHERE job_id = $1 AND status <> 'done') AS open`, [chunk.jobId]);
+      const last = !open.rows[0]!.open;
       const { rows } = await c.query<JobDb>(
         `UPDATE jobs SET done_rows = done_rows + $2, failed_rows = failed_rows + $3, invalid_rows = invalid_rows + $4,
-                status = CASE WHEN status = 'running' AND NOT EXISTS (SELECT 1 FROM job_chunks WHERE job_id = $1 AND status <> 'done') THEN 'succeeded' ELSE status END,
-                finished_at = CASE WHEN status = 'running' AND NOT EXISTS (SELECT 1 FROM job_chunks WHERE job_id = $1 AND status <> 'done') THEN now() ELSE finished_at END
+                status = CASE WHEN status = 'running' AND $5 THEN 'succeeded' ELSE status END,
+                finished_at = CASE WHEN status = 'running' AND $5 THEN now() ELSE finished_at END
           WHERE id = $1 RETURNING *`,
-        [chunk.jobId, ok, written.rows.length - ok, invalid],
+        [chunk.jobId, ok, written.rows.length - ok, invalid, last],
       );
       const job = rows[0] ? jobOf(rows[0]) : undefined;
       return job?.status === "succeeded" ? { finished: job } : {};
