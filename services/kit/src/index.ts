@@ -20,3 +20,5 @@ export { echoService } from "./example/echo.js";
 export * from "./random.js";
 export * from "./stats.js";
 export * from "./asset-input.js";
+export * from "./plans.js";
+export * from "./usage-recorder.js";

@@ -34,10 +34,19 @@ export interface OrchestratorDeps {
   dispatch: Dispatch;
   cache: ValuationCache;
   quota?: QuotaCheck;
+  /**
+   * Meters valued items (cached answers included; failed items are free). Resolves once the
+   * usage is durable. Calls marked `x-valora-usage: job` are metered by the job worker instead.
+   */
+  usage?: (tenantId: string, assetClass: string, units: number) => Promise<void>;
   registry?: Registry;
   maxBatch?: number;
   performance?: PerformanceTracker;
 }
+
+type Metadata = { get(key: string): (string | Buffer)[] };
+const tenantOf = (m: Metadata): string => String(m.get("x-tenant-id")[0] ?? "default");
+const metered = (m: Metadata): boolean => m.get("x-valora-usage")[0] !== "job";
 
 const cacheKey = (assetClass: string, version: string, key: string): string => `${assetClass}:${version}:${key}`;
 
@@ -57,7 +66,7 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
     return entry;
   };
 
-  const valueMany = async (assetClass: string, items: { attributes?: JsonObject; assetId: string }[], skipCache: boolean, tenantId: string, lean = false): Promise<ResultInit[]> => {
+  const valueMany = async (assetClass: string, items: { attributes?: JsonObject; assetId: string }[], skipCache: boolean, tenantId: string, meter: boolean, lean = false): Promise<ResultInit[]> => {
     const entry = entryFor(assetClass);
     if (items.length === 0) throw new ValoraError("INVALID_ARGUMENT", "no items", { details: [{ field: "items", description: "at least one item" }] });
     if (items.length > maxBatch) throw new ValoraError("INVALID_ARGUMENT", `${items.length} items is more than the ${maxBatch} a batch may hold`, { details: [{ field: "items", description: `at most ${maxBatch}` }] });
@@ -112,21 +121,23 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
         }),
       );
     }
+    if (meter && d.usage) {
+      const valued = results.reduce((n, r) => n + (r.outcome?.case === "valuation" ? 1 : 0), 0);
+      await d.usage(tenantId, assetClass, valued);
+    }
     return results;
   };
 
   return implement(ValuationService, {
     async value(req, call) {
-      const tenant = String(call.metadata.get("x-tenant-id")[0] ?? "default");
-      const [r] = await valueMany(req.assetClass, [{ attributes: req.attributes, assetId: req.assetId }], req.skipCache, tenant);
+      const [r] = await valueMany(req.assetClass, [{ attributes: req.attributes, assetId: req.assetId }], req.skipCache, tenantOf(call.metadata), metered(call.metadata));
       if (r?.outcome?.case === "valuation") return { valuation: r.outcome.value };
       const e = r?.outcome?.case === "error" ? r.outcome.value : undefined;
       const code = e?.code && isErrorCode(e.code) ? e.code : "INTERNAL";
       throw new ValoraError(code, e?.message ?? "no result", { details: (e?.violations ?? []).map((v) => ({ field: v.field ?? "", description: v.description ?? "" })) });
     },
     async valueBatch(req, call) {
-      const tenant = String(call.metadata.get("x-tenant-id")[0] ?? "default");
-      return { results: await valueMany(req.assetClass, req.items, req.skipCache, tenant, req.lean) };
+      return { results: await valueMany(req.assetClass, req.items, req.skipCache, tenantOf(call.metadata), metered(call.metadata), req.lean) };
     },
     async listAssetClasses() {
       return {

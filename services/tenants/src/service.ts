@@ -40,6 +40,14 @@ export function tenantService(d: TenantServiceDeps): ServiceRegistration {
       if (!t) throw new ValoraError("NOT_FOUND", `tenant "${req.tenantId}" not found`);
       return { tenant: tenant(t) };
     },
+    async setPlan(req) {
+      if (!/^[a-z][a-z0-9-]{0,39}$/.test(req.plan)) throw new ValoraError("INVALID_ARGUMENT", "invalid plan name", { details: [{ field: "plan", description: "a plan name such as free, pro, enterprise" }] });
+      const { tenant: t, previousPlan } = await s.setPlan(actorOf(req.actor), req.tenantId, req.plan, req.reason);
+      return { tenant: tenant(t), previousPlan };
+    },
+    async listTenants() {
+      return { tenants: (await s.listTenants()).map(tenant) };
+    },
     async putUser(req) {
       const u = await s.putUser(actorOf(req.actor), req.subject, req.email, roleName(req.role));
       return { user: { ...u, role: roleOf(u.role), createdAt: ts(u.createdAt) } };

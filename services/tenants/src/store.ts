@@ -137,12 +137,20 @@ export class TenantStore {
     return rows[0] ? tenantOf(rows[0]) : undefined;
   }
 
-  async setPlan(actor: ActorRef, tenantId: string, plan: string): Promise<void> {
-    await withTransaction(this.pool, async (c) => {
-      const res = await c.query("UPDATE tenants SET plan = $2 WHERE id = $1", [tenantId, plan]);
-      if (res.rowCount === 0) throw notFound("tenant", tenantId);
-      await audit(c, actor, "tenant.plan", `tenant/${tenantId}`, { plan });
+  /** Moves a tenant to a plan (the caller checked it exists); audited in the same transaction. */
+  async setPlan(actor: ActorRef, tenantId: string, plan: string, reason = ""): Promise<{ tenant: TenantRow; previousPlan: string }> {
+    if (!UUID.test(tenantId)) throw notFound("tenant", tenantId);
+    return withTransaction(this.pool, async (c) => {
+      const { rows } = await c.query<TenantDb & { previous: string }>("UPDATE tenants t SET plan = $2 FROM (SELECT id, plan AS previous FROM tenants WHERE id = $1 FOR UPDATE) old WHERE t.id = old.id RETURNING t.*, old.previous", [tenantId, plan]);
+      if (!rows[0]) throw notFound("tenant", tenantId);
+      if (rows[0].previous !== plan) await audit(c, { ...actor, tenantId }, "tenant.plan", `tenant/${tenantId}`, { plan, previous: rows[0].previous, ...(reason ? { reason } : {}) });
+      return { tenant: tenantOf(rows[0]), previousPlan: rows[0].previous };
     });
+  }
+
+  async listTenants(): Promise<TenantRow[]> {
+    const { rows } = await this.pool.query<TenantDb>("SELECT * FROM tenants ORDER BY created_at, name");
+    return rows.map(tenantOf);
   }
 
   /** The principal of an API key; records its use at most once a minute (last_used_at + audit). */

@@ -6,10 +6,13 @@ import type { ValueRows } from "./worker.js";
 
 const ROUTES: Record<Route, string> = { [Route.UNSPECIFIED]: "", [Route.CHAMPION]: "champion", [Route.CANARY]: "canary", [Route.FALLBACK]: "fallback" };
 
-/** Job rows valued through valora.v1.ValuationService/ValueBatch (the same validation, cache and pipeline as single calls). */
+/**
+ * Job rows valued through valora.v1.ValuationService/ValueBatch (the same validation, cache and
+ * pipeline as single calls). Marked as job traffic: the worker meters its chunks exactly once.
+ */
 export function valueRowsWith(valueBatch: (req: MessageInitShape<typeof ValueBatchRequestSchema>, options?: CallOptions) => Promise<ValueBatchResponse>, timeoutMs = 60_000): ValueRows {
   return async (tenantId, assetClass, rows) => {
-    const { results } = await valueBatch({ assetClass, items: rows.map((attributes) => ({ attributes })), lean: true }, { timeoutMs, metadata: { "x-tenant-id": tenantId } });
+    const { results } = await valueBatch({ assetClass, items: rows.map((attributes) => ({ attributes })), lean: true }, { timeoutMs, metadata: { "x-tenant-id": tenantId, "x-valora-usage": "job" } });
     const out = new Array<RowResult>(rows.length);
     for (const r of results) {
       if (r.outcome.case === "valuation") {

@@ -14,7 +14,13 @@ export interface JobWorkerOptions {
   concurrency?: number;
   leaseSeconds?: number;
   idleMs?: number;
-  /** Called once when a job completes (webhook, usage). */
+  /**
+   * Meters a chunk's valued rows before the chunk commits, under a key of the job and chunk: a
+   * crash between the two re-values the chunk and records again with the same key, counted once.
+   * A failure leaves the chunk uncommitted, to be retried.
+   */
+  recordUsage?: (usage: { idempotencyKey: string; tenantId: string; assetClass: string; units: number }) => Promise<void>;
+  /** Called once when a job completes (webhook). */
   onFinished?: (job: JobRow) => Promise<void>;
   retentionDays?: number;
 }
@@ -78,6 +84,8 @@ export class JobWorker {
       const answers = await this.o.value(chunk.tenantId, chunk.assetClass, chunk.rows.map((r) => r.attributes));
       chunk.rows.forEach((r, i) => results.set(r.rowNo, answers[i] ?? { error: { code: "INTERNAL", message: "no result" } }));
     }
+    const valued = [...results.values()].filter((r) => !r.error).length;
+    if (valued > 0) await this.o.recordUsage?.({ idempotencyKey: `job:${chunk.jobId}:${chunk.chunkNo}`, tenantId: chunk.tenantId, assetClass: chunk.assetClass, units: valued });
     const { finished } = await this.o.store.complete(this.id, chunk, results);
     for (const r of results.values()) this.rows?.inc({ outcome: r.error ? "failed" : "valued" });
     if (finished) {

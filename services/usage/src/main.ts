@@ -1,0 +1,28 @@
+import { createGrpcServer, createPgPool, createServiceBase, loadConfig, vars, z } from "@valora/kit";
+import { createUsage } from "./app.js";
+
+export const UsageEnv = z.object({
+  DATABASE_URL: vars.url(),
+  GRPC_PORT: vars.port(9092),
+  HOST: vars.host("0.0.0.0"),
+  LOG_LEVEL: vars.logLevel(),
+  USAGE_KEY_RETENTION_DAYS: vars.int(7, 1),
+  SHUTDOWN_DRAIN_DELAY_MS: vars.int(0),
+});
+
+/** `valora serve usage`: wiring from environment only. */
+export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
+  const c = loadConfig(UsageEnv, env);
+  const base = createServiceBase({ name: "usage", logLevel: c.LOG_LEVEL, drainDelayMs: c.SHUTDOWN_DRAIN_DELAY_MS, exit: (code) => process.exit(code) });
+  const pool = createPgPool({ url: c.DATABASE_URL, applicationName: "valora-usage", logger: base.logger });
+  const usage = createUsage(base, { pool, keyRetentionDays: c.USAGE_KEY_RETENTION_DAYS });
+  await usage.start();
+  const server = createGrpcServer({ ...base, services: [usage.service] });
+  const port = await server.listen(`${c.HOST}:${c.GRPC_PORT}`);
+  base.health.addCheck("postgres", async () => (await pool.query("SELECT 1")).rowCount === 1);
+  base.shutdown.register("grpc", () => server.shutdown());
+  base.shutdown.register("usage", () => usage.close());
+  base.shutdown.register("postgres", () => pool.end());
+  base.shutdown.installSignalHandlers();
+  base.logger.info({ port }, "usage service listening");
+}
