@@ -61,7 +61,7 @@ export class UsageRecorder {
     if (p) p.units += units;
     else this.pending.set(k, { units, at, tenantId, assetClass, kind });
     const done = new Promise<void>((resolve) => this.waiters.push(resolve));
-    this.kick();
+    void this.kick();
     return done;
   }
 
@@ -70,8 +70,7 @@ export class UsageRecorder {
     for (;;) {
       while (this.inFlight) await this.inFlight;
       if (this.pending.size === 0 && this.unsent.length === 0) return;
-      this.kick(true);
-      await this.inFlight;
+      await this.kick(true);
       if (this.unsent.length > 0 && this.pending.size === 0) return;
     }
   }
@@ -82,13 +81,16 @@ export class UsageRecorder {
     if (this.unsent.length > 0) this.o.logger.error({ events: this.unsent.length }, "usage events could not be recorded before shutdown");
   }
 
-  private kick(includeUnsent = false): void {
-    if (this.inFlight) return;
-    if (this.pending.size === 0 && !(includeUnsent && this.unsent.length > 0)) return;
-    this.inFlight = this.send(includeUnsent).finally(() => {
+  /** Starts a send unless one is in flight; returns the send it started. */
+  private kick(includeUnsent = false): Promise<void> | undefined {
+    if (this.inFlight) return undefined;
+    if (this.pending.size === 0 && !(includeUnsent && this.unsent.length > 0)) return undefined;
+    const sending = this.send(includeUnsent).finally(() => {
       this.inFlight = undefined;
-      this.kick();
+      void this.kick();
     });
+    this.inFlight = sending;
+    return sending;
   }
 
   private async send(includeUnsent: boolean): Promise<void> {
@@ -123,7 +125,7 @@ export class UsageRecorder {
     if (this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      if (!this.inFlight) this.kick(true);
+      if (!this.inFlight) void this.kick(true);
       else this.scheduleRetry();
     }, this.o.retryMs ?? 5_000);
     this.timer.unref();
