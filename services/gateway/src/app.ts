@@ -6,12 +6,17 @@ import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, validatorComp
 import type { JobService } from "@valora/proto/valora/v1/jobs_pb";
 import type { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import type { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
-import { ValoraError, errorEnvelope, histogram, type Client, type ServiceBase } from "@valora/kit";
+import type { BillingService } from "@valora/proto/valora/v1/billing_pb";
+import type { MarketDataService } from "@valora/proto/valora/v1/market_pb";
+import type { UsageService } from "@valora/proto/valora/v1/usage_pb";
+import { PlanCatalog, ValoraError, errorEnvelope, histogram, type Client, type ServiceBase } from "@valora/kit";
 import { hasRole, type Authenticator, type Principal, type RoleName } from "./auth.js";
-import { bucketForPlan } from "./plans.js";
-import { rateLimitHeaders, type Bucket, type RateLimiter } from "./rate-limit.js";
+import { bucketOf } from "./plans.js";
+import { rateLimitHeaders, type RateLimiter } from "./rate-limit.js";
 import { NoQuery } from "./schemas.js";
-import { LocalQuotaCounter, PLAN_QUOTAS, type QuotaCounter } from "./quota.js";
+import { LocalQuotaCounter, type QuotaCounter } from "./quota.js";
+import { accountRoutes } from "./routes/account.js";
+import { marketRoutes } from "./routes/market.js";
 import { adminRoutes } from "./routes/admin.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { catalogRoutes } from "./routes/catalog.js";
@@ -37,12 +42,20 @@ export interface GatewayDeps {
   jobs?: Client<typeof JobService>;
   /** Largest CSV a job may be, in bytes. */
   jobBodyLimit?: number;
+  /** Metered usage (GET /v1/usage); the route answers UNAVAILABLE without it. */
+  usage?: Client<typeof UsageService>;
+  /** Stripe billing; plan changes go straight to the tenants service without it. */
+  billing?: Client<typeof BillingService>;
+  /** Market series; the /v1/market routes are absent without it. */
+  market?: Client<typeof MarketDataService>;
   auth: Authenticator;
   limiter: RateLimiter;
-  planRates?: Record<string, Bucket>;
+  /** Plans and their entitlements (rate, quota, jobs, asset classes); the defaults when absent. */
+  plans?: PlanCatalog;
   /** Monthly valuation quotas; in-process counters when absent. */
   quota?: QuotaCounter;
-  planQuotas?: Record<string, number>;
+  /** A tenant's plan changed: drop cached principals (the default drops this replica's; main also tells the others over Redis). */
+  tenantChanged?: (tenantId: string) => void;
   /** Largest accepted request body in bytes. */
   bodyLimit?: number;
   /** Deadline of calls to the orchestrator and tenants service. */
@@ -87,6 +100,7 @@ export function toGatewayError(err: unknown): ValoraError {
  * nothing and writes nothing. Errors of every kind leave as the envelope with a stable code.
  */
 export async function buildGateway(d: GatewayDeps): Promise<FastifyInstance & { valoraRoutes: RouteInfo[] }> {
+  const plans = d.plans ?? new PlanCatalog();
   const app = Fastify({
     logger: false,
     bodyLimit: d.bodyLimit ?? 1024 * 1024,
@@ -132,7 +146,7 @@ export async function buildGateway(d: GatewayDeps): Promise<FastifyInstance & { 
       throw new ValoraError("PERMISSION_DENIED", `this call needs one of the roles ${cfg.roles.join(", ")}${cfg.platformAdmin ? " in a platform tenant" : ""}`);
     }
     req.principal = principal;
-    const bucket = bucketForPlan(principal.plan, d.planRates);
+    const bucket = bucketOf(plans.of(principal.plan));
     const decision = await d.limiter.take(`tenant:${principal.tenantId}`, bucket);
     void reply.headers(rateLimitHeaders(decision, bucket));
     if (!decision.allowed) throw new ValoraError("RESOURCE_EXHAUSTED", `rate limit of the ${principal.plan} plan exceeded: retry in ${decision.retryAfter} s`);
@@ -170,10 +184,12 @@ export async function buildGateway(d: GatewayDeps): Promise<FastifyInstance & { 
 
   const timeoutMs = d.upstreamTimeoutMs ?? 10_000;
   const quota = d.quota ?? new LocalQuotaCounter();
-  await app.register(valuationRoutes, { quota, planQuotas: d.planQuotas ?? PLAN_QUOTAS, valuations: d.valuations, tenants: d.tenants, timeoutMs, logger: d.base.logger });
+  await app.register(valuationRoutes, { quota, plans, valuations: d.valuations, tenants: d.tenants, timeoutMs, logger: d.base.logger });
   await app.register(catalogRoutes, { valuations: d.valuations, timeoutMs });
   await app.register(adminRoutes, { tenants: d.tenants, timeoutMs });
-  if (d.jobs) await app.register(jobRoutes, { jobs: d.jobs, quota, planQuotas: d.planQuotas ?? PLAN_QUOTAS, timeoutMs, maxBytes: d.jobBodyLimit ?? 15 * 1024 * 1024 });
+  if (d.jobs) await app.register(jobRoutes, { jobs: d.jobs, quota, plans, timeoutMs, maxBytes: d.jobBodyLimit ?? 15 * 1024 * 1024 });
+  await app.register(accountRoutes, { plans, tenants: d.tenants, ...(d.usage ? { usage: d.usage } : {}), ...(d.billing ? { billing: d.billing } : {}), tenantChanged: d.tenantChanged ?? ((id) => d.auth.invalidateTenant(id)), timeoutMs, logger: d.base.logger });
+  if (d.market) await app.register(marketRoutes, { market: d.market, timeoutMs });
   await app.ready();
   return Object.assign(app, { valoraRoutes: routes });
 }

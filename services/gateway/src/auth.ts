@@ -12,6 +12,7 @@ export const ROLE_SETS = {
   admin: ["admin"],
   audit: ["admin", "auditor"],
   hooks: ["admin", "manager"],
+  usage: ["admin", "viewer"],
 } as const satisfies Record<string, readonly RoleName[]>;
 
 export interface Principal {
@@ -86,6 +87,11 @@ export class Authenticator {
     if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(key, { principal: p, expires: this.now() + this.ttl });
     return p;
+  }
+
+  /** Forgets the cached principals of a tenant (its plan or keys changed): the next request asks again. */
+  invalidateTenant(tenantId: string): void {
+    for (const [key, hit] of this.cache) if (hit.principal.tenantId === tenantId) this.cache.delete(key);
   }
 
   private async jwt(token: string): Promise<Principal> {

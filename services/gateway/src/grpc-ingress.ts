@@ -1,29 +1,34 @@
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
-import { ValoraError, implement, type CallContext, type Client, type ServiceRegistration } from "@valora/kit";
+import { PlanCatalog, ValoraError, implement, type CallContext, type Client, type ServiceRegistration } from "@valora/kit";
 import { ROLE_SETS, hasRole, mayValue, type Authenticator, type Principal } from "./auth.js";
-import { bucketForPlan } from "./plans.js";
-import type { Bucket, RateLimiter } from "./rate-limit.js";
+import { bucketOf, checkPlanClass } from "./plans.js";
+import { reserveQuota, type QuotaCounter } from "./quota.js";
+import type { RateLimiter } from "./rate-limit.js";
 
 export interface GrpcIngressDeps {
   auth: Authenticator;
   limiter: RateLimiter;
   valuations: Client<typeof ValuationService>;
-  planRates?: Record<string, Bucket>;
+  plans?: PlanCatalog;
+  /** Monthly plan quotas; not enforced on gRPC without it. */
+  quota?: QuotaCounter;
   timeoutMs?: number;
 }
 
 /**
  * valora.v1.ValuationService for gRPC clients at the edge: the same credentials (`authorization:
- * Bearer ...` metadata), roles, asset-class scopes and rate limits as REST, then forwarded to
+ * Bearer ...` metadata), roles, asset-class scopes, plan limits and quotas as REST, then forwarded to
  * the orchestrator with the caller's tenant.
  */
 export function grpcIngress(d: GrpcIngressDeps): ServiceRegistration {
+  const plans = d.plans ?? new PlanCatalog();
   const admit = async (call: CallContext, roles: readonly Principal["roles"][number][], assetClass?: string): Promise<Principal> => {
     const header = call.metadata.get("authorization")[0];
     const p = await d.auth.authenticate(header === undefined ? undefined : String(header), call.peer.replace(/^ipv[46]:/, "").replace(/:\d+$/, ""));
     if (!hasRole(p, roles)) throw new ValoraError("PERMISSION_DENIED", `this call needs one of the roles ${roles.join(", ")}`);
     if (assetClass !== undefined && !mayValue(p, assetClass)) throw new ValoraError("NOT_FOUND", `unknown asset class "${assetClass}"`, { details: [{ field: "asset_class", description: "not an asset class this key may value" }] });
-    const decision = await d.limiter.take(`tenant:${p.tenantId}`, bucketForPlan(p.plan, d.planRates));
+    if (assetClass !== undefined) checkPlanClass(plans, p, assetClass, "asset_class");
+    const decision = await d.limiter.take(`tenant:${p.tenantId}`, bucketOf(plans.of(p.plan)));
     if (!decision.allowed) throw new ValoraError("RESOURCE_EXHAUSTED", `rate limit of the ${p.plan} plan exceeded: retry in ${decision.retryAfter} s`);
     return p;
   };
@@ -31,10 +36,12 @@ export function grpcIngress(d: GrpcIngressDeps): ServiceRegistration {
   return implement(ValuationService, {
     async value(req, call) {
       const p = await admit(call, ROLE_SETS.value, req.assetClass);
+      if (d.quota) await reserveQuota(d.quota, plans, p, 1);
       return d.valuations.value(req, forward(p, call));
     },
     async valueBatch(req, call) {
       const p = await admit(call, ROLE_SETS.value, req.assetClass);
+      if (d.quota) await reserveQuota(d.quota, plans, p, Math.max(1, req.items.length));
       return d.valuations.valueBatch(req, forward(p, call));
     },
     async listAssetClasses(req, call) {

@@ -1,7 +1,4 @@
-import { ValoraError, type Logger, type Redis } from "@valora/kit";
-
-/** Valuations a tenant may request per calendar month (UTC) by plan; 0 means unlimited. */
-export const PLAN_QUOTAS: Record<string, number> = { free: 1_000, pro: 100_000, enterprise: 0 };
+import { ValoraError, type Logger, type PlanCatalog, type Redis } from "@valora/kit";
 
 export interface QuotaDecision {
   allowed: boolean;
@@ -72,11 +69,11 @@ export class RedisQuotaCounter implements QuotaCounter {
 }
 
 /**
- * Reserves `units` of the principal's monthly plan quota before any work, or refuses with
+ * Reserves `units` of the principal's monthly plan quota (monthlyValuations, 0 = unlimited) before any work, or refuses with
  * RESOURCE_EXHAUSTED saying how much is left and when the count starts again.
  */
-export async function reserveQuota(quota: QuotaCounter, planQuotas: Record<string, number>, p: { tenantId: string; plan: string }, units: number): Promise<void> {
-  const limit = planQuotas[p.plan] ?? planQuotas["free"] ?? 0;
+export async function reserveQuota(quota: QuotaCounter, plans: PlanCatalog, p: { tenantId: string; plan: string }, units: number): Promise<void> {
+  const limit = plans.of(p.plan).monthlyValuations;
   const d = await quota.consume(p.tenantId, units, limit);
   if (!d.allowed) throw new ValoraError("RESOURCE_EXHAUSTED", `the ${p.plan} plan's quota of ${d.limit} valuations this month is used up (${d.used} used; ${units} asked); it resets at ${d.resetAt.toISOString()}`, { details: [{ field: "quota", description: `${d.limit - d.used} left this month` }] });
 }

@@ -2,7 +2,7 @@ import { exportJWK, generateKeyPair, SignJWT, createLocalJWKSet } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FastifyInstance } from "fastify";
 import { Role } from "@valora/proto/valora/v1/tenants_pb";
-import { createRedis, type Redis } from "@valora/kit";
+import { DEFAULT_PLANS, PlanCatalog, createRedis, type Redis } from "@valora/kit";
 import { seededRandom } from "@valora/kit/testing";
 import { Authenticator, LocalQuotaCounter, LocalRateLimiter, RedisQuotaCounter, RedisRateLimiter, buildGateway, quotaPeriod, type RouteInfo } from "../src/index.js";
 import { startStack, type Stack } from "./support/stack.js";
@@ -41,7 +41,8 @@ describe.skipIf(!url)("gateway over real tenants, orchestrator, pipeline and mod
       limiter: redis ? new RedisRateLimiter(redis, stack.base.logger, stack.base.registry, `valora-test-${process.pid}:`) : new LocalRateLimiter(),
       bodyLimit: 64 * 1024,
       quota: redis ? new RedisQuotaCounter(redis, stack.base.logger, `valora-test-quota-${process.pid}:`) : new LocalQuotaCounter(),
-      planQuotas: { free: 3, pro: 0, enterprise: 0 },
+      usage: stack.usage,
+      plans: new PlanCatalog([{ ...DEFAULT_PLANS[0]!, monthlyValuations: 3 }, { ...DEFAULT_PLANS[0]!, name: "homes", title: "Homes", monthlyValuations: 0, assetClasses: ["real-estate"] }, ...DEFAULT_PLANS.slice(1)]),
     });
     for (const t of ["a", "b"]) {
       const { tenant } = await stack.tenants.createTenant({ name: `tenant-${t}-${process.pid}`, plan: "enterprise" });
@@ -113,7 +114,7 @@ describe.skipIf(!url)("gateway over real tenants, orchestrator, pipeline and mod
     const protectedRoutes = app.valoraRoutes.filter((r) => r.roles);
     expect(protectedRoutes.length).toBeGreaterThanOrEqual(15);
     const publicRoutes = app.valoraRoutes.filter((r) => !r.roles).map((r) => r.url);
-    expect(publicRoutes.every((u) => ["/openapi.json", "/healthz", "/readyz", "/metrics"].includes(u))).toBe(true);
+    expect(publicRoutes.every((u) => ["/openapi.json", "/healthz", "/readyz", "/metrics", "/v1/billing/webhook"].includes(u))).toBe(true);
     for (const r of protectedRoutes) {
       const target = concrete(r.url);
       const anonymous = await app.inject({ method: r.method as "GET", url: target });
@@ -175,6 +176,47 @@ describe.skipIf(!url)("gateway over real tenants, orchestrator, pipeline and mod
     const { error } = over.json<{ error: { code: string; message: string; details: { field: string }[] } }>();
     expect(error).toMatchObject({ code: "RESOURCE_EXHAUSTED", details: [{ field: "quota" }] });
     expect(error.message).toContain(quotaPeriod(new Date()).resetAt.toISOString());
+  });
+
+  it("enforces the plan's asset classes and bulk jobs, applies a plan change at the next request, and meters usage", async () => {
+    const { tenant } = await stack.tenants.createTenant({ name: `homes-${process.pid}`, plan: "homes" });
+    const actor = { tenantId: tenant!.id, subject: "user:setup", ip: "" };
+    const admin = bearer((await stack.tenants.createApiKey({ actor, name: "a", roles: [Role.ADMIN] })).secret);
+    const viewer = bearer((await stack.tenants.createApiKey({ actor, name: "v", roles: [Role.VIEWER] })).secret);
+    const refused = await app.inject({ method: "POST", url: "/v1/valuations", headers: admin, payload: { assetClass: "autos", attributes: car(stack, 3) } });
+    expect(refused.statusCode).toBe(403);
+    expect(refused.json<{ error: { code: string; details: { field: string }[] } }>().error).toMatchObject({ code: "PERMISSION_DENIED", details: [{ field: "assetClass" }] });
+    const plans = await app.inject({ method: "GET", url: "/v1/plans", headers: viewer });
+    expect(plans.json<{ data: { name: string }[] }>().data.map((p) => p.name)).toEqual(["free", "homes", "pro", "enterprise"]);
+    // Free has no bulk jobs.
+    const freeTenant = (await stack.tenants.createTenant({ name: `nojobs-${process.pid}`, plan: "free" })).tenant!;
+    const freeKey = bearer((await stack.tenants.createApiKey({ actor: { ...actor, tenantId: freeTenant.id }, name: "k", roles: [Role.API] })).secret);
+    const job = await app.inject({ method: "POST", url: "/v1/jobs?assetClass=autos", headers: { ...freeKey, "content-type": "text/csv" }, payload: "mileage,cylinder,cruise,sound,leather\n8221,6,1,1,1\n" });
+    expect(job.statusCode).toBe(403);
+    expect(job.json<{ error: { details: { field: string }[] } }>().error.details[0]!.field).toBe("plan");
+
+    const bad = await app.inject({ method: "PUT", url: "/v1/billing/plan", headers: admin, payload: { plan: "gold" } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json<{ error: { details: { field: string }[] } }>().error.details[0]!.field).toBe("plan");
+    expect((await app.inject({ method: "PUT", url: "/v1/billing/plan", headers: viewer, payload: { plan: "pro" } })).statusCode).toBe(403);
+    const upgrade = await app.inject({ method: "PUT", url: "/v1/billing/plan", headers: admin, payload: { plan: "pro" } });
+    expect(upgrade.statusCode).toBe(200);
+    expect(upgrade.json<{ data: { previousPlan: string; plan: { name: string }; billingEnabled: boolean } }>().data).toMatchObject({ previousPlan: "homes", plan: { name: "pro" }, billingEnabled: false });
+
+    const one = await app.inject({ method: "POST", url: "/v1/valuations", headers: admin, payload: { assetClass: "autos", attributes: car(stack, 3) } });
+    expect(one.statusCode).toBe(200);
+    const batch = await app.inject({ method: "POST", url: "/v1/valuations:batch", headers: admin, payload: { assetClass: "autos", items: [{ attributes: car(stack, 3) }, { attributes: { mileage: -5 } }, { attributes: car(stack, 6) }] } });
+    expect(batch.statusCode).toBe(200);
+    const usage = await app.inject({ method: "GET", url: "/v1/usage", headers: viewer });
+    expect(usage.statusCode).toBe(200);
+    const u = usage.json<{ data: { total: number; plan: { name: string }; days: { assetClass: string; kind: string; units: number }[] } }>().data;
+    // Three valued items (one cached), the invalid one free; the refused request not counted.
+    expect(u).toMatchObject({ total: 3, plan: { name: "pro" }, days: [{ assetClass: "autos", kind: "valuation", units: 3 }] });
+    const badRange = await app.inject({ method: "GET", url: "/v1/usage?from=2026-02-30", headers: viewer });
+    expect(badRange.statusCode).toBe(400);
+    expect(badRange.json<{ error: { details: { field: string }[] } }>().error.details[0]!.field).toBe("from");
+    const audit = await app.inject({ method: "GET", url: "/v1/audit?action=tenant.plan", headers: admin });
+    expect(audit.json<{ data: { action: string; details: Record<string, unknown> }[] }>().data[0]).toMatchObject({ action: "tenant.plan", details: { plan: "pro", previous: "homes" } });
   });
 
   it("rate-limits a tenant with a token bucket: RateLimit-* headers, then 429 with Retry-After", async () => {
@@ -372,6 +414,27 @@ describe.skipIf(!url)("gateway over real tenants, orchestrator, pipeline and mod
     expect((await app.inject({ method: "GET", url: "/healthz" })).statusCode).toBe(200);
     expect(await count()).toEqual(before);
   }, 120_000);
+});
+
+describe("principal cache", () => {
+  it("serves a key from cache until its tenant changes, then asks the tenants service again", async () => {
+    let calls = 0;
+    let plan = "free";
+    const tenants = {
+      authenticate: async () => (calls++, { principal: { tenantId: "t1", tenantName: "t", subject: "key:1", roles: [Role.API], assetClasses: [], platformAdmin: false, plan } }),
+      resolveSubject: async () => ({}),
+    } as unknown as ConstructorParameters<typeof Authenticator>[0]["tenants"];
+    const auth = new Authenticator({ tenants, cacheTtlMs: 60_000 });
+    const key = "Bearer vk_abcdefghij_abcdefghijabcdefghijabcdefghijab";
+    expect((await auth.authenticate(key, "")).plan).toBe("free");
+    plan = "pro";
+    expect((await auth.authenticate(key, "")).plan).toBe("free");
+    auth.invalidateTenant("other");
+    expect((await auth.authenticate(key, "")).plan).toBe("free");
+    auth.invalidateTenant("t1");
+    expect((await auth.authenticate(key, "")).plan).toBe("pro");
+    expect(calls).toBe(2);
+  });
 });
 
 describe("rate limits", () => {

@@ -2,3 +2,4 @@ export * from "./cache.js";
 export * from "./service.js";
 export * from "./performance.js";
 export * from "./jobs/index.js";
+export * from "./usage.js";

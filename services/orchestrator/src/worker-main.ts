@@ -1,10 +1,14 @@
+import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import { createClient, createPgPool, createServiceBase, loadConfig, vars, z } from "@valora/kit";
 import { JobStore, JobWorker, migrateJobs, valueRowsWith } from "./jobs/index.js";
+import { jobRowUsage } from "./usage.js";
 
 export const JobWorkerEnv = z.object({
   DATABASE_URL: vars.url(),
   ORCHESTRATOR_ADDR: z.string().min(1).default("orchestrator:9090"),
+  /** valora.v1.UsageService; valued rows are not metered without it (logged at start). */
+  USAGE_ADDR: z.string().min(1).optional(),
   LOG_LEVEL: vars.logLevel(),
   JOB_WORKER_CONCURRENCY: vars.int(2, 1),
   JOB_LEASE_SECONDS: vars.int(30, 1),
@@ -21,10 +25,15 @@ export async function main(env: Record<string, string | undefined> = process.env
   const pool = createPgPool({ url: c.DATABASE_URL, applicationName: "valora-job-worker", logger: base.logger });
   await migrateJobs(pool);
   const valuations = createClient(ValuationService, c.ORCHESTRATOR_ADDR, { timeoutMs: 60_000, registry: base.registry });
-  const worker = new JobWorker({ store: new JobStore(pool), value: valueRowsWith((req, o) => valuations.valueBatch(req, o)), logger: base.logger, registry: base.registry, concurrency: c.JOB_WORKER_CONCURRENCY, leaseSeconds: c.JOB_LEASE_SECONDS, retentionDays: c.JOB_RETENTION_DAYS });
+  const usage = c.USAGE_ADDR ? createClient(UsageService, c.USAGE_ADDR, { timeoutMs: 10_000, registry: base.registry }) : undefined;
+  if (!usage) base.logger.warn("USAGE_ADDR not set: job rows are not metered");
+  const worker = new JobWorker({ store: new JobStore(pool), value: valueRowsWith((req, o) => valuations.valueBatch(req, o)), ...(usage ? { recordUsage: jobRowUsage((req) => usage.recordUsage(req)) } : {}), logger: base.logger, registry: base.registry, concurrency: c.JOB_WORKER_CONCURRENCY, leaseSeconds: c.JOB_LEASE_SECONDS, retentionDays: c.JOB_RETENTION_DAYS });
   worker.start();
   base.shutdown.register("worker", () => worker.stop());
-  base.shutdown.register("clients", async () => valuations.close());
+  base.shutdown.register("clients", async () => {
+    valuations.close();
+    usage?.close();
+  });
   base.shutdown.register("postgres", () => pool.end());
   base.shutdown.installSignalHandlers();
   base.logger.info({ worker: worker.id, concurrency: c.JOB_WORKER_CONCURRENCY }, "job worker started");

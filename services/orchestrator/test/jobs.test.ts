@@ -13,6 +13,8 @@ import { metadataOf, parseModel } from "@valora/kit/onnx";
 import { createModelServer, type ModelServer } from "@valora/model-server";
 import { ComparablesIndex, salesFromCsv } from "@valora/comparables";
 import { ValuationPipeline, grpcModelClient, localDispatch, modelSchemaFrom, type PipelineSpec } from "@valora/pipeline";
+import { UsageService } from "@valora/proto/valora/v1/usage_pb";
+import { createUsage } from "@valora/usage";
 import { JobStore, MemoryCache, jobService, migrateJobs, parseJobCsv, valuationService } from "../src/index.js";
 
 const root = join(import.meta.dirname, "..", "..", "..");
@@ -39,6 +41,7 @@ describe.skipIf(!url || !existsSync(bin))("bulk jobs on real Postgres, surviving
   let models: ModelServer;
   let server: GrpcServer;
   let jobs: Client<typeof JobService>;
+  let usage: Client<typeof UsageService>;
   let address = "";
   const workers: ChildProcess[] = [];
   const tenant = { metadata: { "x-tenant-id": "tenant-1" } };
@@ -58,20 +61,25 @@ describe.skipIf(!url || !existsSync(bin))("bulk jobs on real Postgres, surviving
     const client = grpcModelClient(route.endpoint, "autos", "gm-v1");
     const sales = salesFromCsv(readFileSync(join(root, "models", "data", "car_prices.csv"), "utf8"), { idPrefix: "gm", target: "Price", fields: spec.input.fields });
     const pipeline = new ValuationPipeline({ spec, schema: modelSchemaFrom(meta, 0), residualQuantiles: JSON.parse(meta["valora.residual_quantiles"]!) as Record<string, number>, routes: () => [route], client: () => client, comparables: new ComparablesIndex(sales, { ...spec.comparables, mode: "attributes" }), logger });
+    const usageApp = createUsage(base, { pool });
+    await usageApp.start();
     server = createGrpcServer({
       ...base,
       services: [
+        usageApp.service,
         valuationService({ catalog: (c) => (c === "autos" ? { model: "autos", currency: "USD", fields: spec.input.fields, cacheTtlSeconds: 60, championVersion: () => "gm-v1", routes: () => [route] } : undefined), assetClasses: () => ["autos"], dispatch: localDispatch(new Map([["autos", pipeline]])), cache: new MemoryCache() }),
         jobService({ store: new JobStore(pool), fields: (c) => (c === "autos" ? spec.input.fields : undefined), watchIntervalMs: 100 }),
       ],
     });
     address = `127.0.0.1:${await server.listen("127.0.0.1:0")}`;
     jobs = createClient(JobService, address, { timeoutMs: 30_000 });
+    usage = createClient(UsageService, address, { timeoutMs: 30_000 });
   }, 60_000);
 
   afterAll(async () => {
     for (const w of workers) if (w.exitCode === null) w.kill("SIGKILL");
     jobs?.close();
+    usage?.close();
     await server?.shutdown(1000);
     await models?.close();
     await pool?.end();
@@ -79,7 +87,7 @@ describe.skipIf(!url || !existsSync(bin))("bulk jobs on real Postgres, surviving
   });
 
   const startWorker = () => {
-    const w = spawn(process.execPath, [bin, "serve", "job-worker"], { env: { ...process.env, DATABASE_URL: db.url, ORCHESTRATOR_ADDR: address, JOB_LEASE_SECONDS: "2", LOG_LEVEL: "warn" }, stdio: ["ignore", "ignore", "inherit"] });
+    const w = spawn(process.execPath, [bin, "serve", "job-worker"], { env: { ...process.env, DATABASE_URL: db.url, ORCHESTRATOR_ADDR: address, USAGE_ADDR: address, JOB_LEASE_SECONDS: "2", LOG_LEVEL: "warn" }, stdio: ["ignore", "ignore", "inherit"] });
     workers.push(w);
     return w;
   };
@@ -128,6 +136,10 @@ describe.skipIf(!url || !existsSync(bin))("bulk jobs on real Postgres, surviving
     expect(results.filter((r) => !r["error_code"]).every((r) => Number(r["value"]) > 0 && r["model_version"] === "gm-v1")).toBe(true);
     const chunks = await pool.query<{ attempts: number }>("SELECT attempts FROM job_chunks WHERE job_id = $1", [job!.id]);
     expect(chunks.rows.some((c) => c.attempts > 1)).toBe(true); // the dead worker's chunks were taken over
+    // Metered exactly once too: every valued row, no malformed one, none twice despite the re-valued chunks.
+    const today = new Date().toISOString().slice(0, 10);
+    const metered = await usage.queryUsage({ tenantId: "tenant-1", from: today, to: today });
+    expect(metered.days.map((d) => [d.assetClass, d.kind, d.units])).toEqual([["autos", "job_row", 9_990n]]);
   }, 180_000);
 
   it("keeps tenants apart and cancels", async () => {

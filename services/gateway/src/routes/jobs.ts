@@ -4,12 +4,13 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { JobStatus, type Job, type JobService } from "@valora/proto/valora/v1/jobs_pb";
-import { ValoraError, okEnvelope, type Client } from "@valora/kit";
+import { ValoraError, okEnvelope, type Client, type PlanCatalog } from "@valora/kit";
 import { ROLE_SETS } from "../auth.js";
 import { iso } from "../valuation-json.js";
 import { reserveQuota, type QuotaCounter } from "../quota.js";
 import { ErrorEnvelope, IdParam, envelopeOf } from "../schemas.js";
 import { checkScope } from "./valuations.js";
+import { checkPlanClass, checkPlanJob } from "../plans.js";
 
 const STATUS_NAMES: Record<JobStatus, string> = { [JobStatus.UNSPECIFIED]: "unknown", [JobStatus.QUEUED]: "queued", [JobStatus.RUNNING]: "running", [JobStatus.SUCCEEDED]: "succeeded", [JobStatus.FAILED]: "failed", [JobStatus.CANCELLED]: "cancelled" };
 const TERMINAL = new Set([JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED]);
@@ -41,7 +42,7 @@ const Job = z.object({ id: z.string(), assetClass: z.string(), status: z.string(
 export interface JobRoutesOptions {
   jobs: Client<typeof JobService>;
   quota: QuotaCounter;
-  planQuotas: Record<string, number>;
+  plans: PlanCatalog;
   timeoutMs: number;
   maxBytes: number;
 }
@@ -69,12 +70,14 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, o
     async (req, reply) => {
       const p = req.principal!;
       checkScope(p, req.query.assetClass);
+      checkPlanClass(o.plans, p, req.query.assetClass);
       const csv = req.body as Buffer | undefined;
       if (!Buffer.isBuffer(csv) || csv.length === 0) throw new ValoraError("INVALID_ARGUMENT", "send the CSV as the body with content-type text/csv", { details: [{ field: "body", description: "text/csv" }] });
       // Reserve the plan quota for every data row before any work (lines after the header).
       let rows = 0;
       for (let i = csv.indexOf(10); i !== -1; i = csv.indexOf(10, i + 1)) rows++;
-      await reserveQuota(o.quota, o.planQuotas, p, Math.max(1, rows));
+      checkPlanJob(o.plans, p, rows);
+      await reserveQuota(o.quota, o.plans, p, Math.max(1, rows));
       const idempotencyKey = req.headers["idempotency-key"];
       const { job } = await o.jobs.createJob({ assetClass: req.query.assetClass, csv, idempotencyKey: typeof idempotencyKey === "string" ? idempotencyKey : "" }, { timeoutMs: o.timeoutMs, metadata: meta(req) });
       return reply.code(202).header("location", `/v1/jobs/${job!.id}`).send(okEnvelope(jobJson(job!), req.id));

@@ -3,18 +3,19 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import type { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
-import { ValoraError, okEnvelope, type Client, type Logger } from "@valora/kit";
+import { ValoraError, okEnvelope, type Client, type Logger, type PlanCatalog } from "@valora/kit";
 import { ROLE_SETS, mayValue, type Principal } from "../auth.js";
 import { BatchRequest, ErrorEnvelope, Valuation, ValuationRequest, envelopeOf } from "../schemas.js";
 import { valuationJson } from "../valuation-json.js";
 import { reserveQuota, type QuotaCounter } from "../quota.js";
+import { checkPlanClass } from "../plans.js";
 
 const ROLES_VALUE = ROLE_SETS.value;
 
 export interface ValuationRoutesOptions {
   valuations: Client<typeof ValuationService>;
   quota: QuotaCounter;
-  planQuotas: Record<string, number>;
+  plans: PlanCatalog;
   tenants: Pick<Client<typeof TenantService>, "listWebhooks" | "publish">;
   timeoutMs: number;
   logger: Logger;
@@ -46,7 +47,7 @@ export const valuationRoutes: FastifyPluginAsync<ValuationRoutesOptions> = async
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const hooks = new HookInterest(o.tenants);
   // Plan quotas are checked (and reserved) before any work is done.
-  const reserve = (req: FastifyRequest, units: number) => reserveQuota(o.quota, o.planQuotas, req.principal!, units);
+  const reserve = (req: FastifyRequest, units: number) => reserveQuota(o.quota, o.plans, req.principal!, units);
   const metadata = (req: FastifyRequest) => ({ "x-tenant-id": req.principal!.tenantId, "x-request-id": req.id });
   const notify = (req: FastifyRequest, data: Record<string, unknown>) => {
     const tenantId = req.principal!.tenantId;
@@ -64,6 +65,7 @@ export const valuationRoutes: FastifyPluginAsync<ValuationRoutesOptions> = async
     },
     async (req) => {
       checkScope(req.principal!, req.body.assetClass);
+      checkPlanClass(o.plans, req.principal!, req.body.assetClass);
       await reserve(req, 1);
       const { valuation } = await o.valuations.value(
         { assetClass: req.body.assetClass, attributes: req.body.attributes ?? {}, assetId: req.body.assetId ?? "", skipCache: req.body.skipCache ?? false },
@@ -89,6 +91,7 @@ export const valuationRoutes: FastifyPluginAsync<ValuationRoutesOptions> = async
     },
     async (req) => {
       checkScope(req.principal!, req.body.assetClass);
+      checkPlanClass(o.plans, req.principal!, req.body.assetClass);
       await reserve(req, req.body.items.length);
       const { results } = await o.valuations.valueBatch(
         { assetClass: req.body.assetClass, items: req.body.items.map((i) => ({ attributes: (i.attributes ?? {}) as never, assetId: i.assetId ?? "" })), skipCache: req.body.skipCache ?? false },

@@ -5,13 +5,15 @@ import { pathToFileURL } from "node:url";
 import { parseAllDocuments } from "yaml";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
-import { createClient, createGrpcServer, createPgPool, createServiceBase, type Client, type Pool, type ServiceBase } from "@valora/kit";
+import { UsageService } from "@valora/proto/valora/v1/usage_pb";
+import { UsageRecorder, createClient, createGrpcServer, createPgPool, createServiceBase, type Client, type Pool, type ServiceBase } from "@valora/kit";
 import { captureLogs, freshDatabase } from "@valora/kit/testing";
 import { metadataOf, parseModel } from "@valora/kit/onnx";
 import { createModelServer } from "@valora/model-server";
 import { ComparablesIndex, salesFromCsv, type Sale } from "@valora/comparables";
 import { ValuationPipeline, grpcModelClient, localDispatch, modelSchemaFrom, salesResiduals, type PipelineSpec } from "@valora/pipeline";
-import { JobStore, JobWorker, MemoryCache, jobService, migrateJobs, valuationService, valueRowsWith } from "@valora/orchestrator";
+import { JobStore, JobWorker, MemoryCache, jobRowUsage, jobService, migrateJobs, valuationService, valuationUsage, valueRowsWith } from "@valora/orchestrator";
+import { createUsage } from "@valora/usage";
 import { JobService } from "@valora/proto/valora/v1/jobs_pb";
 import { createTenants, type TenantsApp } from "@valora/tenants";
 
@@ -26,6 +28,7 @@ export interface Stack {
   tenants: Client<typeof TenantService>;
   valuations: Client<typeof ValuationService>;
   jobs: Client<typeof JobService>;
+  usage: Client<typeof UsageService>;
   bootstrapKey: string;
   sales: Sale[];
   close(): Promise<void>;
@@ -42,6 +45,8 @@ export async function startStack(databaseUrl: string): Promise<Stack> {
   const pool = createPgPool({ url: db.url, max: 4 });
   const tenantsApp = createTenants(base, { pool, webhooks: { allowHttp: true, allowPrivate: true } });
   const { generatedKey } = await tenantsApp.start();
+  const usageApp = createUsage(base, { pool });
+  await usageApp.start();
 
   const modelPath = join(root, "models", "autos", "model.onnx");
   const spec = parseAllDocuments(readFileSync(join(root, "models", "autos", "autos.yaml"), "utf8"))[1]!.toJS().spec as Spec;
@@ -57,9 +62,10 @@ export async function startStack(databaseUrl: string): Promise<Stack> {
   const pipeline = new ValuationPipeline({ spec, schema, residualQuantiles: JSON.parse(meta["valora.residual_quantiles"]!) as Record<string, number>, routes: () => [route], client: () => modelClient, comparables: new ComparablesIndex(sales, { ...spec.comparables, mode: "attributes" }), residualOf: (id) => residuals.get(id), logger });
 
   await migrateJobs(pool);
+  let meter: (tenantId: string, assetClass: string, units: number) => Promise<void> = async () => undefined;
   const jobStore = new JobStore(pool);
   const servers = [
-    createGrpcServer({ ...base, services: [tenantsApp.service] }),
+    createGrpcServer({ ...base, services: [tenantsApp.service, usageApp.service] }),
     createGrpcServer({
       ...base,
       services: [
@@ -68,6 +74,7 @@ export async function startStack(databaseUrl: string): Promise<Stack> {
           assetClasses: () => ["autos"],
           dispatch: localDispatch(new Map([["autos", pipeline]])),
           cache: new MemoryCache(),
+          usage: (...args) => meter(...args),
         }),
         jobService({ store: jobStore, fields: (c) => (c === "autos" ? spec.input.fields : undefined), watchIntervalMs: 100 }),
       ],
@@ -77,7 +84,10 @@ export async function startStack(databaseUrl: string): Promise<Stack> {
   const tenants = createClient(TenantService, `127.0.0.1:${tenantsPort}`, { timeoutMs: 5000 });
   const valuations = createClient(ValuationService, `127.0.0.1:${orchestratorPort}`, { timeoutMs: 10_000 });
   const jobs = createClient(JobService, `127.0.0.1:${orchestratorPort}`, { timeoutMs: 10_000 });
-  const worker = new JobWorker({ store: jobStore, value: valueRowsWith((req, o) => valuations.valueBatch(req, o)), logger, idleMs: 50 });
+  const usage = createClient(UsageService, `127.0.0.1:${tenantsPort}`, { timeoutMs: 10_000 });
+  const recorder = new UsageRecorder({ send: (events) => usage.recordUsage({ events }), logger });
+  meter = valuationUsage(recorder);
+  const worker = new JobWorker({ store: jobStore, value: valueRowsWith((req, o) => valuations.valueBatch(req, o)), recordUsage: jobRowUsage((req) => usage.recordUsage(req)), logger, idleMs: 50 });
   worker.start();
   return {
     base,
@@ -86,10 +96,13 @@ export async function startStack(databaseUrl: string): Promise<Stack> {
     tenants,
     valuations,
     jobs,
+    usage,
     bootstrapKey: generatedKey!,
     sales,
     async close() {
       await worker.stop();
+      await recorder.close();
+      usage.close();
       tenants.close();
       valuations.close();
       jobs.close();
