@@ -25,7 +25,8 @@ export const Comparables = z
     maxAgeMonths: z.number().int().min(1).default(60),
     similarity: z.array(z.object({ field: z.string(), weight: z.number().min(0) })).default([]),
     blend: z.number().min(0).max(1).default(0.1).describe("Weight of the comparables estimate in the final value."),
-    marketIndex: z.string().optional().describe("Market series used to time-adjust comparable prices."),
+    marketIndex: z.string().optional().describe("Market series (GET /v1/market/series) used to time-adjust comparable prices, e.g. sales-index.real-estate."),
+    soldAt: z.object({ year: z.string(), month: z.string() }).optional().describe("Input fields holding the year and month of a sale, so comparables can be aged and time-adjusted."),
   })
   .meta(cel({ rule: "self.mode != 'geo' || (has(self.latitude) && has(self.longitude))", message: "geo comparables need latitude and longitude fields" }));
 

@@ -5,3 +5,4 @@ export * from "./model-client.js";
 export * from "./valuation.js";
 export * from "./grpc.js";
 export * from "./metrics.js";
+export * from "./market-index.js";

@@ -3,6 +3,7 @@ import { featureRow, toValue, type ModelSchema } from "./features.js";
 import type { InputField, Normalised } from "./input.js";
 import type { ExplanationOut, ModelClient } from "./model-client.js";
 import { chooseRoute, type Route } from "./routing.js";
+import type { MarketIndex } from "./market-index.js";
 
 export interface Comparable {
   id: string;
@@ -16,7 +17,7 @@ export interface Comparable {
 
 /** Comparable sales for a subject (the comparables engine, passed in). */
 export interface ComparablesProvider {
-  find(subject: { lat?: number; lon?: number; attributes: Record<string, number | string | boolean> }, options?: { excludeId?: string }): Comparable[];
+  find(subject: { lat?: number; lon?: number; attributes: Record<string, number | string | boolean> }, options?: { excludeId?: string; index?: MarketIndex }): Comparable[];
 }
 
 export interface PipelineSpec {
@@ -50,6 +51,8 @@ export interface PipelineDeps {
   routes: () => Route[];
   client: (route: Route) => ModelClient;
   comparables?: ComparablesProvider;
+  /** The market series the AssetPipeline names (comparables.marketIndex), when loaded: comparable prices are time-adjusted with it. */
+  marketIndex?: () => MarketIndex | undefined;
   /** Model residual (log actual/predicted) of a comparable sale under the champion, for correction. */
   residualOf?: (saleId: string) => number | undefined;
   logger: Logger;
@@ -104,12 +107,13 @@ export class ValuationPipeline {
     const out = new Array<ValuationOut | Error>(items.length);
     const groups = new Map<Route, { index: number; comps: Comparable[]; row: Float32Array; assetKey: string }[]>();
     let shadows: Route[] = [];
+    const market = this.d.marketIndex?.();
     items.forEach((item, index) => {
       try {
         const attrs = item.attributes;
         const lat = c?.latitude ? attrs[c.latitude] : undefined;
         const lon = c?.longitude ? attrs[c.longitude] : undefined;
-        const comps = this.d.comparables?.find({ ...(typeof lat === "number" && typeof lon === "number" ? { lat, lon } : {}), attributes: attrs }) ?? [];
+        const comps = this.d.comparables?.find({ ...(typeof lat === "number" && typeof lon === "number" ? { lat, lon } : {}), attributes: attrs }, market ? { index: market } : {}) ?? [];
         const row = featureRow(this.d.schema, spec.input.fields, attrs);
         const route = chooseRoute(this.d.routes(), item.assetKey);
         shadows = route.shadows;

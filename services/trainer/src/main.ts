@@ -96,6 +96,8 @@ export async function main(argv: string[]): Promise<void> {
     const integerColumns = new Set(header.filter((_, i) => records.every((r) => r[i] === "" || r[i] === "NA" || /^-?\d+$/.test(r[i] ?? ""))));
     const latitude = header.find((h) => /^lat(itude)?$/i.test(h));
     const longitude = header.find((h) => /^(lon|lng|longitude)$/i.test(h));
+    const soldYear = header.find((h) => /^(year|yr)_?sold$|^sale_?year$/i.test(h));
+    const soldMonth = header.find((h) => /^(mo|month)_?sold$|^sale_?month$/i.test(h));
     const yaml = renderManifests({
       assetClass,
       version: output.card.version,
@@ -105,6 +107,7 @@ export async function main(argv: string[]): Promise<void> {
       fields: inputFields(output.card.data.columns, integerColumns, output.ensemble, 5, columnDefaults(header, records, integerColumns)),
       target: values.target,
       ...(latitude && longitude ? { geo: { latitude, longitude } } : {}),
+      ...(soldYear && soldMonth ? { soldAt: { year: soldYear, month: soldMonth } } : {}),
     });
     const manifestPath = join(values.out, `${assetClass}.yaml`);
     await writeFile(manifestPath, yaml);

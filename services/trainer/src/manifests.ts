@@ -70,6 +70,8 @@ export interface ManifestOptions {
   fields: InputField[];
   /** Latitude / longitude columns when the data has coordinates (geo comparables). */
   geo?: { latitude: string; longitude: string };
+  /** Year / month columns of the sale, when the data has them: comparables get aged and time-adjusted by the sales index. */
+  soldAt?: { year: string; month: string };
   target: string;
 }
 
@@ -85,6 +87,7 @@ export function renderManifests(o: ManifestOptions): string {
       serving: { minReplicas: 1, maxReplicas: 4, targetCPUUtilization: 70, batching: { maxBatchSize: 64, maxDelayMicros: 500 } },
     },
   };
+  const dated = o.soldAt ? { soldAt: { year: fieldName(o.soldAt.year), month: fieldName(o.soldAt.month) }, marketIndex: `sales-index.${o.assetClass}` } : {};
   const similarity = o.fields.filter((f) => f.required && f.type !== "string" && f.type !== "boolean").map((f) => ({ field: f.name, weight: 1 }));
   const assetPipeline = {
     apiVersion: "valora.dev/v1alpha1",
@@ -96,8 +99,8 @@ export function renderManifests(o: ManifestOptions): string {
       model: { name: o.assetClass },
       input: { fields: o.fields },
       comparables: o.geo
-        ? { mode: "geo", latitude: fieldName(o.geo.latitude), longitude: fieldName(o.geo.longitude), h3Resolution: 8, maxRings: 6, count: 8, maxAgeMonths: 60, similarity, blend: 0.15 }
-        : { mode: "attributes", count: 8, maxAgeMonths: 60, similarity, blend: 0.1 },
+        ? { mode: "geo", latitude: fieldName(o.geo.latitude), longitude: fieldName(o.geo.longitude), h3Resolution: 8, maxRings: 6, count: 8, maxAgeMonths: 60, similarity, blend: 0.15, ...dated }
+        : { mode: "attributes", count: 8, maxAgeMonths: 60, similarity, blend: 0.1, ...dated },
       explain: { topK: 5 },
       interval: { coverage: 0.8 },
       fallback: { mode: "comparables" },

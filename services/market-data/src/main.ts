@@ -1,0 +1,39 @@
+import { createGrpcServer, createPgPool, createServiceBase, loadConfig, vars, z } from "@valora/kit";
+import { createMarketData } from "./app.js";
+
+export const MarketDataEnv = z.object({
+  GRPC_PORT: vars.port(9094),
+  HOST: vars.host("0.0.0.0"),
+  LOG_LEVEL: vars.logLevel(),
+  /** The comparables' database: price indices from the platform's own sales. Optional. */
+  DATABASE_URL: vars.url().optional(),
+  MARKET_TXHOUSING_CSV: z.string().optional(),
+  MARKET_JSON_FILES: vars.list(),
+  MARKET_HTTP_FEEDS: vars.list(),
+  MARKET_HTTP_ALLOWED_HOSTS: vars.list(),
+  MARKET_CACHE_TTL_MS: vars.int(600_000, 1000),
+  MARKET_MAX_GAP_MONTHS: vars.int(3, 0),
+  SHUTDOWN_DRAIN_DELAY_MS: vars.int(0),
+});
+
+/** `valora serve market-data`: wiring from environment only. */
+export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
+  const c = loadConfig(MarketDataEnv, env);
+  const base = createServiceBase({ name: "market-data", logLevel: c.LOG_LEVEL, drainDelayMs: c.SHUTDOWN_DRAIN_DELAY_MS, exit: (code) => process.exit(code) });
+  const pool = c.DATABASE_URL ? createPgPool({ url: c.DATABASE_URL, applicationName: "valora-market-data", logger: base.logger }) : undefined;
+  const market = createMarketData(base, {
+    ...(pool ? { pool } : {}),
+    ...(c.MARKET_TXHOUSING_CSV ? { texasHousingCsv: c.MARKET_TXHOUSING_CSV } : {}),
+    jsonFiles: c.MARKET_JSON_FILES,
+    httpFeeds: c.MARKET_HTTP_FEEDS,
+    allowedHosts: c.MARKET_HTTP_ALLOWED_HOSTS,
+    ttlMs: c.MARKET_CACHE_TTL_MS,
+    contract: { maxGapMonths: c.MARKET_MAX_GAP_MONTHS, minPoints: 3 },
+  });
+  const server = createGrpcServer({ ...base, services: [market.service] });
+  const port = await server.listen(`${c.HOST}:${c.GRPC_PORT}`);
+  base.shutdown.register("grpc", () => server.shutdown());
+  if (pool) base.shutdown.register("postgres", () => pool.end());
+  base.shutdown.installSignalHandlers();
+  base.logger.info({ port }, "market-data service listening");
+}
