@@ -2,15 +2,21 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseAllDocuments } from "yaml";
+import { BillingService } from "@valora/proto/valora/v1/billing_pb";
 import { JobService } from "@valora/proto/valora/v1/jobs_pb";
+import { MarketDataService } from "@valora/proto/valora/v1/market_pb";
+import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
-import { ValoraError, createClient, createGrpcServer, createPgPool, createRedis, type ServiceBase } from "@valora/kit";
+import { UsageRecorder, ValoraError, createClient, createGrpcServer, createPgPool, createRedis, planCatalogFrom, type ServiceBase } from "@valora/kit";
 import { metadataOf, parseModel } from "@valora/kit/onnx";
 import { ComparablesIndex, insertSales, loadSales, migrateSales, salesFromCsv, type Sale } from "@valora/comparables";
-import { ValuationPipeline, grpcModelClient, localDispatch, pipelineMetrics, modelSchemaFrom, salesResiduals, type PipelineSpec } from "@valora/pipeline";
-import { JobStore, JobWorker, MemoryCache, RedisCache, jobService, migrateJobs, valuationService, valueRowsWith, type AssetClassEntry } from "@valora/orchestrator";
+import { MarketIndexFeed, ValuationPipeline, grpcModelClient, localDispatch, pipelineMetrics, modelSchemaFrom, salesResiduals, type PipelineSpec } from "@valora/pipeline";
+import { JobStore, JobWorker, MemoryCache, RedisCache, jobRowUsage, jobService, migrateJobs, valuationService, valuationUsage, valueRowsWith, type AssetClassEntry } from "@valora/orchestrator";
 import { createTenants } from "@valora/tenants";
+import { createUsage } from "@valora/usage";
+import { createBilling, parsePrices } from "@valora/billing";
+import { createMarketData } from "@valora/market-data";
 import { Authenticator, LocalQuotaCounter, LocalRateLimiter, RedisQuotaCounter, RedisRateLimiter, buildGateway, grpcIngress } from "@valora/gateway";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
 import { startChildService } from "./child-service.js";
@@ -26,6 +32,10 @@ export interface PlatformOptions {
   databaseUrl?: string;
   redisUrl?: string;
   bootstrapApiKey?: string;
+  /** Plan catalog as JSON (VALORA_PLANS); the defaults when absent. */
+  plans?: string;
+  /** Stripe billing (STRIPE_*); off when absent. */
+  stripe?: { secretKey: string; webhookSecret: string; prices: string[]; meteredPrice?: string; meterEventName?: string };
 }
 
 export interface Platform {
@@ -39,7 +49,7 @@ export interface Platform {
   generatedKey?: string;
 }
 
-type Spec = PipelineSpec & { comparables?: PipelineSpec["comparables"] & { h3Resolution: number; maxRings: number; count: number; maxAgeMonths: number; similarity: { field: string; weight: number }[] }; cache?: { ttlSeconds: number } };
+type Spec = PipelineSpec & { comparables?: PipelineSpec["comparables"] & { h3Resolution: number; maxRings: number; count: number; maxAgeMonths: number; similarity: { field: string; weight: number }[]; marketIndex?: string; soldAt?: { year: string; month: string } }; cache?: { ttlSeconds: number } };
 
 interface AssetClassFiles {
   name: string;
@@ -92,6 +102,19 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   const { generatedKey } = await tenants.start();
   closers.push(["webhooks", () => tenants.close()]);
 
+  const usageApp = createUsage(base, { pool });
+  await usageApp.start();
+  closers.push(["usage", () => usageApp.close()]);
+  const txhousing = join(o.modelsDir, "data", "txhousing.csv");
+  const marketApp = createMarketData(base, { pool, ...(existsSync(txhousing) ? { texasHousingCsv: txhousing } : {}) });
+  // Comparables read the series their AssetPipeline names straight from the catalog (one process).
+  const feeds: MarketIndexFeed[] = [];
+  const marketIndexFor = (id: string) => {
+    const feed = new MarketIndexFeed({ seriesId: id, fetch: async (x) => (await marketApp.catalog.get(x)).points, logger: log });
+    feeds.push(feed);
+    return () => feed.current();
+  };
+
   const models = await startChildService(
     ["model-server", ...classes.flatMap((c) => ["--model", `${c.name}=${pathToFileURL(c.model).href}`, "--model-version", c.version]), "--grpc-port", String(o.modelGrpcPort), "--http-port", String(o.modelHttpPort)],
     { LOG_LEVEL: "info", HOST: o.host, VALORA_MODEL_CACHE_DIR: join(o.dataDir, "model-cache"), MAX_BATCH_SIZE: "64", MAX_BATCH_DELAY_MICROS: "500" },
@@ -117,7 +140,9 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     const column = (field?: string) => spec.input.fields.find((f) => f.name === field)?.feature;
     const lat = column(cmp?.latitude);
     const lon = column(cmp?.longitude);
-    const seed: Sale[] = c.data ? salesFromCsv(readFileSync(c.data, "utf8"), { idPrefix: c.name, target: c.target, fields: spec.input.fields, ...(lat ? { latitude: lat } : {}), ...(lon ? { longitude: lon } : {}) }) : [];
+    const year = column(cmp?.soldAt?.year);
+    const month = column(cmp?.soldAt?.month);
+    const seed: Sale[] = c.data ? salesFromCsv(readFileSync(c.data, "utf8"), { idPrefix: c.name, target: c.target, fields: spec.input.fields, ...(lat ? { latitude: lat } : {}), ...(lon ? { longitude: lon } : {}), ...(year && month ? { year, month } : {}) }) : [];
     const inserted = await insertSales(pool, c.name, seed, "seed");
     const sales = await loadSales(pool, c.name);
     const residuals = sales.length > 0 ? await salesResiduals(sales, schema, spec.input.fields, client) : new Map<string, number>();
@@ -130,6 +155,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
         routes: () => [route],
         client: () => client,
         ...(cmp && sales.length > 0 ? { comparables: new ComparablesIndex(sales, cmp), residualOf: (id: string) => residuals.get(id) } : {}),
+        ...(cmp?.marketIndex ? { marketIndex: marketIndexFor(cmp.marketIndex) } : {}),
         logger: log,
         metrics,
       }),
@@ -139,26 +165,54 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     log.info({ assetClass: c.name, model: `${spec.model.name}@${c.version}`, sales: sales.length, seeded: inserted }, "asset pipeline ready");
   }
 
+  // The sales are in: load each named index now, refresh it every 10 minutes.
+  for (const f of feeds) {
+    await f.refresh();
+    f.start();
+    closers.push(["market-index", async () => f.stop()]);
+  }
+
   const redis = o.redisUrl ? createRedis({ url: o.redisUrl, logger: log }) : undefined;
   if (redis) closers.push(["redis", async () => redis.disconnect()]);
   await migrateJobs(pool);
   const jobStore = new JobStore(pool);
+  const plans = planCatalogFrom(o.plans);
+  // Business services first, then the orchestrator that meters through them, as pods would.
+  const business = createGrpcServer({ ...base, services: [tenants.service, usageApp.service, marketApp.service] });
+  const businessAddress = `127.0.0.1:${await business.listen("127.0.0.1:0")}`;
+  closers.push(["business-grpc", () => business.shutdown()]);
+  const tenantsClient = createClient(TenantService, businessAddress, { timeoutMs: 10_000 });
+  const usage = createClient(UsageService, businessAddress, { timeoutMs: 10_000 });
+  const marketClient = createClient(MarketDataService, businessAddress, { timeoutMs: 10_000 });
+  const recorder = new UsageRecorder({ send: (events) => usage.recordUsage({ events }), logger: log, registry: base.registry });
   const internal = createGrpcServer({
     ...base,
     services: [
-      tenants.service,
       jobService({ store: jobStore, fields: (c) => catalog.get(c)?.fields }),
-      valuationService({ catalog: (c) => catalog.get(c), assetClasses: () => [...catalog.keys()], cache: redis ? new RedisCache(redis) : new MemoryCache(), registry: base.registry, dispatch: localDispatch(pipelines) }),
+      valuationService({ catalog: (c) => catalog.get(c), assetClasses: () => [...catalog.keys()], cache: redis ? new RedisCache(redis) : new MemoryCache(), registry: base.registry, dispatch: localDispatch(pipelines), usage: valuationUsage(recorder) }),
     ],
   });
   const internalPort = await internal.listen("127.0.0.1:0");
   closers.push(["internal-grpc", () => internal.shutdown()]);
-  const tenantsClient = createClient(TenantService, `127.0.0.1:${internalPort}`, { timeoutMs: 10_000 });
+  // Billing calls tenants and usage, so it gets its own server once their clients exist.
+  const billingApp = createBilling(base, {
+    pool,
+    tenants: tenantsClient,
+    usage,
+    plans,
+    ...(o.stripe ? { stripe: { secretKey: o.stripe.secretKey, webhookSecret: o.stripe.webhookSecret, prices: parsePrices(o.stripe.prices, (p) => plans.has(p)), meterEventName: o.stripe.meterEventName ?? "valora_valuations", ...(o.stripe.meteredPrice ? { meteredPrice: o.stripe.meteredPrice } : {}) } } : {}),
+  });
+  await billingApp.start();
+  closers.push(["billing", () => billingApp.close()]);
+  const billingServer = createGrpcServer({ ...base, services: [billingApp.service] });
+  const billingClient = createClient(BillingService, `127.0.0.1:${await billingServer.listen("127.0.0.1:0")}`, { timeoutMs: 30_000 });
+  closers.push(["billing-grpc", () => billingServer.shutdown()]);
   const valuations = createClient(ValuationService, `127.0.0.1:${internalPort}`, { timeoutMs: 10_000 });
   const jobs = createClient(JobService, `127.0.0.1:${internalPort}`, { timeoutMs: 30_000 });
   const worker = new JobWorker({
     store: jobStore,
     value: valueRowsWith((req, opts) => valuations.valueBatch(req, opts)),
+    recordUsage: jobRowUsage((req) => usage.recordUsage(req)),
     logger: log,
     registry: base.registry,
     // Enough chunks in flight to keep the model server process busy while this one prepares the next.
@@ -175,18 +229,23 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
       tenantsClient.close();
       valuations.close();
       jobs.close();
+      usage.close();
+      billingClient.close();
+      marketClient.close();
     },
   ]);
+  // Unsent usage is flushed before the clients close.
+  closers.push(["usage-recorder", () => recorder.close()]);
   // Stops before the clients it values through are closed.
   closers.push(["job-worker", () => worker.stop()]);
 
   const limiter = redis ? new RedisRateLimiter(redis, log, base.registry) : new LocalRateLimiter();
   const auth = new Authenticator({ tenants: tenantsClient });
   const quota = redis ? new RedisQuotaCounter(redis, log) : new LocalQuotaCounter();
-  const app = await buildGateway({ base, valuations, tenants: tenantsClient, jobs, auth, limiter, quota });
+  const app = await buildGateway({ base, valuations, tenants: tenantsClient, jobs, usage, billing: billingClient, market: marketClient, plans, auth, limiter, quota });
   await app.listen({ host: o.host, port: o.port });
   closers.push(["gateway", () => app.close()]);
-  const edge = createGrpcServer({ ...base, services: [grpcIngress({ auth, limiter, valuations })] });
+  const edge = createGrpcServer({ ...base, services: [grpcIngress({ auth, limiter, valuations, plans, quota })] });
   const grpcPort = await edge.listen(`${o.host}:${o.grpcPort}`);
   closers.push(["edge-grpc", () => edge.shutdown()]);
 

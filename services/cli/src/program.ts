@@ -30,6 +30,27 @@ export const SERVICES: Record<string, { description: string; load: () => Promise
       return () => main();
     },
   },
+  usage: {
+    description: "usage metering per tenant, asset class and day (gRPC, Postgres)",
+    load: async () => {
+      const { main } = await import("@valora/usage/main");
+      return () => main();
+    },
+  },
+  billing: {
+    description: "plans and billing with Stripe: subscriptions, metered usage, webhooks (gRPC, Postgres)",
+    load: async () => {
+      const { main } = await import("@valora/billing/main");
+      return () => main();
+    },
+  },
+  "market-data": {
+    description: "validated monthly market series from files, HTTP feeds and the platform's own sales (gRPC)",
+    load: async () => {
+      const { main } = await import("@valora/market-data/main");
+      return () => main();
+    },
+  },
   "job-worker": {
     description: "bulk-job workers (claim CSV job chunks from Postgres, value them through the orchestrator)",
     load: async () => {
@@ -132,7 +153,7 @@ export function buildProgram(): Command {
 
   program
     .command("migrate")
-    .description("apply every pending database migration (tenants, sales) to DATABASE_URL; services also run theirs at start-up")
+    .description("apply every pending database migration (tenants, sales, jobs, usage, billing) to DATABASE_URL; services also run theirs at start-up")
     .action(async () => {
       const url = process.env["DATABASE_URL"];
       if (!url) throw new CommanderError(2, "valora.noDatabase", "DATABASE_URL is not set");
@@ -140,11 +161,15 @@ export function buildProgram(): Command {
       const { migrateTenants } = await import("@valora/tenants");
       const { migrateSales } = await import("@valora/comparables");
       const { migrateJobs } = await import("@valora/orchestrator");
+      const { migrateUsage } = await import("@valora/usage");
+      const { migrateBilling } = await import("@valora/billing");
       const pool = createPgPool({ url, max: 1 });
       try {
         const applied = await migrateTenants(pool);
         await migrateSales(pool);
         applied.push(...(await migrateJobs(pool)).map((m) => `jobs/${m}`));
+        applied.push(...(await migrateUsage(pool)).map((m) => `usage/${m}`));
+        applied.push(...(await migrateBilling(pool)).map((m) => `billing/${m}`));
         process.stdout.write(applied.length > 0 ? `applied: ${applied.join(", ")}\n` : "database is up to date\n");
       } finally {
         await pool.end();

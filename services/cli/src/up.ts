@@ -22,6 +22,18 @@ export async function up(o: UpOptions, env: Record<string, string | undefined> =
     ...(env["DATABASE_URL"] ? { databaseUrl: env["DATABASE_URL"] } : {}),
     ...(env["REDIS_URL"] ? { redisUrl: env["REDIS_URL"] } : {}),
     ...(env["VALORA_BOOTSTRAP_API_KEY"] ? { bootstrapApiKey: env["VALORA_BOOTSTRAP_API_KEY"] } : {}),
+    ...(env["VALORA_PLANS"] ? { plans: env["VALORA_PLANS"] } : {}),
+    ...(env["STRIPE_SECRET_KEY"]
+      ? {
+          stripe: {
+            secretKey: env["STRIPE_SECRET_KEY"],
+            webhookSecret: env["STRIPE_WEBHOOK_SECRET"] ?? "",
+            prices: (env["STRIPE_PRICES"] ?? "").split(",").filter((x) => x.trim() !== ""),
+            ...(env["STRIPE_METERED_PRICE"] ? { meteredPrice: env["STRIPE_METERED_PRICE"] } : {}),
+            ...(env["STRIPE_METER_EVENT"] ? { meterEventName: env["STRIPE_METER_EVENT"] } : {}),
+          },
+        }
+      : {}),
   });
   const key = p.generatedKey ?? env["VALORA_BOOTSTRAP_API_KEY"] ?? "<the bootstrap key printed on the first start>";
   const example = p.assetClasses[0]!;

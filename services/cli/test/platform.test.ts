@@ -75,12 +75,15 @@ describe.skipIf(!existsSync(bin))("the platform on one machine (valora up, embed
     expect(classes.data.map((c) => c.name)).toEqual(["autos", "real-estate"]);
     const house = { gr_liv_area: 1656, lot_area: 31770, total_bsmt_sf: 1080, year_built: 1960, overall_cond: "Average", latitude: 42.054035, longitude: -93.619754, neighborhood: "North_Ames", garage_cars: 2, first_flr_sf: 1656 };
     const res = await fetch(`${banner.rest}/v1/valuations`, { method: "POST", headers: auth(), body: JSON.stringify({ assetClass: "real-estate", attributes: house }) });
-    const body = (await res.json()) as { data: { value: number; comparables: { distanceKm: number }[]; explanation: { contributions: unknown[] } }; error: unknown };
+    const body = (await res.json()) as { data: { value: number; comparables: { distanceKm: number; price: number; adjustedPrice: number; soldAt: string | null }[]; explanation: { contributions: unknown[] } }; error: unknown };
     expect(res.status, JSON.stringify(body.error)).toBe(200);
     expect(body.data.value).toBeGreaterThan(50_000);
     expect(body.data.comparables.length).toBeGreaterThan(0);
     expect(body.data.comparables[0]!.distanceKm).toBeLessThan(5);
     expect(body.data.explanation.contributions.length).toBe(5);
+    // Comparables carry their sale month and are time-adjusted with the real-estate sales index.
+    expect(body.data.comparables.every((c) => c.soldAt !== null)).toBe(true);
+    expect(body.data.comparables.some((c) => Math.abs(c.adjustedPrice - c.price) > 1)).toBe(true);
   });
 
   it("values a car over gRPC at the edge with the same key, and refuses calls without one", async () => {
@@ -119,6 +122,21 @@ describe.skipIf(!existsSync(bin))("the platform on one machine (valora up, embed
     const again = spawnSync(process.execPath, [bin, "jobs", "submit", input, "--asset-class", "autos", "--url", banner.rest, "--key", key, "--idempotency-key", "cars-1"], { encoding: "utf8", timeout: 60_000 });
     expect((JSON.parse(again.stdout) as { id: string }).id).toBe((JSON.parse(run.stdout) as { id: string }).id);
   }, 90_000);
+
+  it("meters what was valued, and serves market series from its own sales and the Texas feed", async () => {
+    const usage = (await (await fetch(`${banner.rest}/v1/usage`, { headers: auth() })).json()) as { data: { total: number; days: { assetClass: string; kind: string; units: number }[] } };
+    const units = (assetClass: string, kind: string) => usage.data.days.filter((d) => d.assetClass === assetClass && d.kind === kind).reduce((n, d) => n + d.units, 0);
+    expect(units("autos", "job_row")).toBe(120);
+    expect(units("autos", "valuation")).toBeGreaterThanOrEqual(1);
+    expect(units("real-estate", "valuation")).toBeGreaterThanOrEqual(1);
+    const list = (await (await fetch(`${banner.rest}/v1/market/series?prefix=sales-index.`, { headers: auth() })).json()) as { data: { id: string; firstPeriod: string; lastPeriod: string }[] };
+    expect(list.data.find((s) => s.id === "sales-index.real-estate")).toMatchObject({ firstPeriod: "2006-01", lastPeriod: "2010-07" });
+    const austin = await fetch(`${banner.rest}/v1/market/series/txhousing.austin.median?from=2010-01&to=2010-12`, { headers: auth() });
+    expect(austin.status).toBe(200);
+    expect(((await austin.json()) as { data: { points: unknown[] } }).data.points).toHaveLength(12);
+    const plans = (await (await fetch(`${banner.rest}/v1/plans`, { headers: auth() })).json()) as { data: { name: string }[] };
+    expect(plans.data.map((p) => p.name)).toEqual(["free", "pro", "enterprise"]);
+  });
 
   it("keeps its data across restarts: no new key, the old key still works", async () => {
     expect(await stop(child)).toBe(0);

@@ -22,7 +22,10 @@ export async function migrateSales(pool: Pool): Promise<void> {
   await migrate(pool, "comparables", SALES_MIGRATIONS);
 }
 
-/** Idempotent: re-seeding or replaying a batch inserts nothing twice. Returns rows inserted. */
+/**
+ * Idempotent: re-seeding or replaying a batch inserts nothing twice (a sale stored before its date
+ * was known gets the date). Returns rows inserted or dated.
+ */
 export async function insertSales(pool: Pool, assetClass: string, sales: Sale[], source = "seed"): Promise<number> {
   let inserted = 0;
   for (let i = 0; i < sales.length; i += 500) {
@@ -31,7 +34,8 @@ export async function insertSales(pool: Pool, assetClass: string, sales: Sale[],
       `INSERT INTO sales (asset_class, id, price, sold_at, lat, lon, attributes, source)
        SELECT $1, t.id, t.price, t.sold_at::date, t.lat, t.lon, t.attributes, $2
        FROM jsonb_to_recordset($3::jsonb) AS t(id text, price double precision, sold_at text, lat double precision, lon double precision, attributes jsonb)
-       ON CONFLICT (asset_class, id) DO NOTHING`,
+       ON CONFLICT (asset_class, id) DO UPDATE SET sold_at = EXCLUDED.sold_at
+         WHERE sales.sold_at IS NULL AND EXCLUDED.sold_at IS NOT NULL`,
       [assetClass, source, JSON.stringify(chunk.map((s) => ({ id: s.id, price: s.price, sold_at: s.soldAt ?? null, lat: s.lat ?? null, lon: s.lon ?? null, attributes: s.attributes })))],
     );
     inserted += res.rowCount ?? 0;
