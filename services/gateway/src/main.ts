@@ -1,8 +1,11 @@
 import { createRemoteJWKSet } from "jose";
+import { BillingService } from "@valora/proto/valora/v1/billing_pb";
 import { JobService } from "@valora/proto/valora/v1/jobs_pb";
+import { MarketDataService } from "@valora/proto/valora/v1/market_pb";
+import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
-import { createClient, createGrpcServer, createRedis, createServiceBase, loadConfig, vars, z } from "@valora/kit";
+import { createClient, createGrpcServer, createRedis, createServiceBase, loadConfig, planCatalogFrom, vars, z } from "@valora/kit";
 import { buildGateway } from "./app.js";
 import { Authenticator } from "./auth.js";
 import { grpcIngress } from "./grpc-ingress.js";
@@ -16,6 +19,11 @@ export const GatewayEnv = z.object({
   LOG_LEVEL: vars.logLevel(),
   ORCHESTRATOR_ADDR: z.string().min(1).default("orchestrator:9090"),
   TENANTS_ADDR: z.string().min(1).default("tenants:9091"),
+  USAGE_ADDR: z.string().min(1).optional(),
+  BILLING_ADDR: z.string().min(1).optional(),
+  MARKET_DATA_ADDR: z.string().min(1).optional(),
+  /** The plan catalog as JSON (the same value billing gets); the defaults when unset. */
+  VALORA_PLANS: z.string().optional(),
   REDIS_URL: vars.url().optional(),
   OIDC_ISSUER: vars.url().optional(),
   OIDC_JWKS_URL: vars.url().optional(),
@@ -30,6 +38,8 @@ export const GatewayEnv = z.object({
   TRUST_PROXY: z.string().optional(),
 });
 
+const TENANT_CHANGED = "valora:tenant-changed";
+
 /** `valora serve gateway`: wiring from environment only. */
 export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
   const c = loadConfig(GatewayEnv, env);
@@ -37,6 +47,11 @@ export async function main(env: Record<string, string | undefined> = process.env
   const tenants = createClient(TenantService, c.TENANTS_ADDR, { timeoutMs: c.UPSTREAM_TIMEOUT_MS, registry: base.registry });
   const valuations = createClient(ValuationService, c.ORCHESTRATOR_ADDR, { timeoutMs: c.UPSTREAM_TIMEOUT_MS, registry: base.registry });
   const jobs = createClient(JobService, c.ORCHESTRATOR_ADDR, { timeoutMs: c.UPSTREAM_TIMEOUT_MS, registry: base.registry });
+  const plans = planCatalogFrom(c.VALORA_PLANS);
+  const optional = <S extends Parameters<typeof createClient>[0]>(service: S, addr: string | undefined) => (addr ? createClient(service, addr, { timeoutMs: c.UPSTREAM_TIMEOUT_MS, registry: base.registry }) : undefined);
+  const usage = optional(UsageService, c.USAGE_ADDR);
+  const billing = optional(BillingService, c.BILLING_ADDR);
+  const market = optional(MarketDataService, c.MARKET_DATA_ADDR);
   const redis = c.REDIS_URL ? createRedis({ url: c.REDIS_URL, logger: base.logger }) : undefined;
   if (!redis) base.logger.warn("REDIS_URL not set: rate limits are per replica");
   const limiter = redis ? new RedisRateLimiter(redis, base.logger, base.registry) : new LocalRateLimiter();
@@ -46,9 +61,19 @@ export async function main(env: Record<string, string | undefined> = process.env
   const auth = new Authenticator({ tenants, cacheTtlMs: c.AUTH_CACHE_TTL_MS, ...(oidc ? { oidc } : {}) });
   const quota = redis ? new RedisQuotaCounter(redis, base.logger) : new LocalQuotaCounter();
   const trustProxy = c.TRUST_PROXY === undefined ? false : c.TRUST_PROXY === "true" ? true : c.TRUST_PROXY;
-  const app = await buildGateway({ base, valuations, tenants, jobs, auth, limiter, quota, trustProxy, bodyLimit: c.BODY_LIMIT_BYTES, upstreamTimeoutMs: c.UPSTREAM_TIMEOUT_MS });
+  // A plan change seen by one replica reaches every replica's principal cache over Redis.
+  const subscriber = redis?.duplicate();
+  if (subscriber) {
+    await subscriber.subscribe(TENANT_CHANGED);
+    subscriber.on("message", (_channel: string, tenantId: string) => auth.invalidateTenant(tenantId));
+  }
+  const tenantChanged = (tenantId: string) => {
+    auth.invalidateTenant(tenantId);
+    redis?.publish(TENANT_CHANGED, tenantId).catch((err: unknown) => base.logger.warn({ err }, "could not announce a tenant change"));
+  };
+  const app = await buildGateway({ base, valuations, tenants, jobs, ...(usage ? { usage } : {}), ...(billing ? { billing } : {}), ...(market ? { market } : {}), plans, tenantChanged, auth, limiter, quota, trustProxy, bodyLimit: c.BODY_LIMIT_BYTES, upstreamTimeoutMs: c.UPSTREAM_TIMEOUT_MS });
   await app.listen({ host: c.HOST, port: c.PORT });
-  const grpc = createGrpcServer({ ...base, services: [grpcIngress({ auth, limiter, valuations, timeoutMs: c.UPSTREAM_TIMEOUT_MS })] });
+  const grpc = createGrpcServer({ ...base, services: [grpcIngress({ auth, limiter, valuations, plans, quota, timeoutMs: c.UPSTREAM_TIMEOUT_MS })] });
   const grpcPort = await grpc.listen(`${c.HOST}:${c.GRPC_PORT}`);
   base.shutdown.register("http", () => app.close());
   base.shutdown.register("grpc", () => grpc.shutdown());
@@ -56,6 +81,10 @@ export async function main(env: Record<string, string | undefined> = process.env
     tenants.close();
     valuations.close();
     jobs.close();
+    usage?.close();
+    billing?.close();
+    market?.close();
+    subscriber?.disconnect();
     redis?.disconnect();
   });
   base.shutdown.installSignalHandlers();
