@@ -1,0 +1,11 @@
+import { createServiceBase } from "@valora/kit";
+import { startPlatform } from "/work/main/services/cli/dist/platform.js";
+const base = createServiceBase({ name: "m", logLevel: "warn" });
+const mb = (x) => Math.round(x / 1048576);
+const p = await startPlatform(base, { modelsDir: "/work/main/models", dataDir: process.argv[2], host: "127.0.0.1", port: 0, grpcPort: 0, modelGrpcPort: 0, modelHttpPort: 0 });
+const m = process.memoryUsage();
+console.log("rss", mb(m.rss), "heapUsed", mb(m.heapUsed), "heapTotal", mb(m.heapTotal), "external", mb(m.external), "arrayBuffers", mb(m.arrayBuffers));
+global.gc?.();
+const n = process.memoryUsage();
+console.log("after gc rss", mb(n.rss), "heapUsed", mb(n.heapUsed), "external", mb(n.external));
+process.exit(0);
