@@ -96,6 +96,10 @@ export function createGrpcServices(deps: GrpcServicesDeps): ServiceRegistration[
       const r = inference.explain(req.modelName, req.modelVersion, req.rows.map((row) => row.values), req.topK, "grpc");
       return { modelName: r.modelName, modelVersion: r.modelVersion, explanations: r.explanations };
     },
+    async getModelInfo(req) {
+      const served = repository.get(req.modelName, req.modelVersion || undefined);
+      return { modelName: req.modelName, modelVersion: req.modelVersion || repository.versions(req.modelName).at(-1)!, metadata: served.model.metadata };
+    },
   });
   return [oip, explainer];
 }

@@ -174,6 +174,13 @@ describe("model server over loopback (gRPC + REST, real onnxruntime)", () => {
     expect(Math.abs(e0.contributions[0]!.contribution)).toBeGreaterThanOrEqual(Math.abs(e0.contributions[1]!.contribution));
   });
 
+  it("hands out the model's own metadata (feature names) for pipelines, and NOT_FOUND for unknown models", async () => {
+    const info = await explainer.getModelInfo({ modelName: "homes" });
+    expect(JSON.parse(info.metadata["valora.features"]!)).toEqual(FEATURES);
+    expect(info.modelVersion).toBeTruthy();
+    await expect(explainer.getModelInfo({ modelName: "ghost" })).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+
   it("explains a scikit-learn-style export with uniform covers, and refuses non-tree models with UNIMPLEMENTED", async () => {
     const sk = await explainer.explain({ modelName: "sk", rows: [{ values: [1, 2, 3] }] });
     expect(sk.explanations[0]?.method).toBe("tree_shap_uniform_cover");

@@ -12,7 +12,58 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file valora/v1/explain.proto.
  */
 export const file_valora_v1_explain: GenFile = /*@__PURE__*/
-  fileDesc("Chd2YWxvcmEvdjEvZXhwbGFpbi5wcm90bxIJdmFsb3JhLnYxIm8KDkV4cGxhaW5SZXF1ZXN0EhIKCm1vZGVsX25hbWUYASABKAkSFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRIjCgRyb3dzGAMgAygLMhUudmFsb3JhLnYxLkZlYXR1cmVSb3cSDQoFdG9wX2sYBCABKAUiHAoKRmVhdHVyZVJvdxIOCgZ2YWx1ZXMYASADKAEiagoPRXhwbGFpblJlc3BvbnNlEhIKCm1vZGVsX25hbWUYASABKAkSFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRIsCgxleHBsYW5hdGlvbnMYAyADKAsyFi52YWxvcmEudjEuRXhwbGFuYXRpb24yTQoJRXhwbGFpbmVyEkAKB0V4cGxhaW4SGS52YWxvcmEudjEuRXhwbGFpblJlcXVlc3QaGi52YWxvcmEudjEuRXhwbGFpblJlc3BvbnNlYgZwcm90bzM", [file_valora_v1_common]);
+  fileDesc("Chd2YWxvcmEvdjEvZXhwbGFpbi5wcm90bxIJdmFsb3JhLnYxIkAKE0dldE1vZGVsSW5mb1JlcXVlc3QSEgoKbW9kZWxfbmFtZRgBIAEoCRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJIrMBChRHZXRNb2RlbEluZm9SZXNwb25zZRISCgptb2RlbF9uYW1lGAEgASgJEhUKDW1vZGVsX3ZlcnNpb24YAiABKAkSPwoIbWV0YWRhdGEYAyADKAsyLS52YWxvcmEudjEuR2V0TW9kZWxJbmZvUmVzcG9uc2UuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEibwoORXhwbGFpblJlcXVlc3QSEgoKbW9kZWxfbmFtZRgBIAEoCRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEiMKBHJvd3MYAyADKAsyFS52YWxvcmEudjEuRmVhdHVyZVJvdxINCgV0b3BfaxgEIAEoBSIcCgpGZWF0dXJlUm93Eg4KBnZhbHVlcxgBIAMoASJqCg9FeHBsYWluUmVzcG9uc2USEgoKbW9kZWxfbmFtZRgBIAEoCRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEiwKDGV4cGxhbmF0aW9ucxgDIAMoCzIWLnZhbG9yYS52MS5FeHBsYW5hdGlvbjKeAQoJRXhwbGFpbmVyEkAKB0V4cGxhaW4SGS52YWxvcmEudjEuRXhwbGFpblJlcXVlc3QaGi52YWxvcmEudjEuRXhwbGFpblJlc3BvbnNlEk8KDEdldE1vZGVsSW5mbxIeLnZhbG9yYS52MS5HZXRNb2RlbEluZm9SZXF1ZXN0Gh8udmFsb3JhLnYxLkdldE1vZGVsSW5mb1Jlc3BvbnNlYgZwcm90bzM", [file_valora_v1_common]);
+
+/**
+ * @generated from message valora.v1.GetModelInfoRequest
+ */
+export type GetModelInfoRequest = Message<"valora.v1.GetModelInfoRequest"> & {
+  /**
+   * @generated from field: string model_name = 1;
+   */
+  modelName: string;
+
+  /**
+   * Empty means the served version.
+   *
+   * @generated from field: string model_version = 2;
+   */
+  modelVersion: string;
+};
+
+/**
+ * Describes the message valora.v1.GetModelInfoRequest.
+ * Use `create(GetModelInfoRequestSchema)` to create a new message.
+ */
+export const GetModelInfoRequestSchema: GenMessage<GetModelInfoRequest> = /*@__PURE__*/
+  messageDesc(file_valora_v1_explain, 0);
+
+/**
+ * @generated from message valora.v1.GetModelInfoResponse
+ */
+export type GetModelInfoResponse = Message<"valora.v1.GetModelInfoResponse"> & {
+  /**
+   * @generated from field: string model_name = 1;
+   */
+  modelName: string;
+
+  /**
+   * @generated from field: string model_version = 2;
+   */
+  modelVersion: string;
+
+  /**
+   * @generated from field: map<string, string> metadata = 3;
+   */
+  metadata: { [key: string]: string };
+};
+
+/**
+ * Describes the message valora.v1.GetModelInfoResponse.
+ * Use `create(GetModelInfoResponseSchema)` to create a new message.
+ */
+export const GetModelInfoResponseSchema: GenMessage<GetModelInfoResponse> = /*@__PURE__*/
+  messageDesc(file_valora_v1_explain, 1);
 
 /**
  * @generated from message valora.v1.ExplainRequest
@@ -52,7 +103,7 @@ export type ExplainRequest = Message<"valora.v1.ExplainRequest"> & {
  * Use `create(ExplainRequestSchema)` to create a new message.
  */
 export const ExplainRequestSchema: GenMessage<ExplainRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_explain, 0);
+  messageDesc(file_valora_v1_explain, 2);
 
 /**
  * @generated from message valora.v1.FeatureRow
@@ -71,7 +122,7 @@ export type FeatureRow = Message<"valora.v1.FeatureRow"> & {
  * Use `create(FeatureRowSchema)` to create a new message.
  */
 export const FeatureRowSchema: GenMessage<FeatureRow> = /*@__PURE__*/
-  messageDesc(file_valora_v1_explain, 1);
+  messageDesc(file_valora_v1_explain, 3);
 
 /**
  * @generated from message valora.v1.ExplainResponse
@@ -100,7 +151,7 @@ export type ExplainResponse = Message<"valora.v1.ExplainResponse"> & {
  * Use `create(ExplainResponseSchema)` to create a new message.
  */
 export const ExplainResponseSchema: GenMessage<ExplainResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_explain, 2);
+  messageDesc(file_valora_v1_explain, 4);
 
 /**
  * Explainer is served by every model server beside the Open Inference Protocol.
@@ -117,6 +168,17 @@ export const Explainer: GenService<{
     methodKind: "unary";
     input: typeof ExplainRequestSchema;
     output: typeof ExplainResponseSchema;
+  },
+  /**
+   * The model's own metadata (ONNX metadata_props: feature names, residual quantiles, model card
+   * fields), which the Open Inference Protocol's ModelMetadata has no field for. Pipelines read it.
+   *
+   * @generated from rpc valora.v1.Explainer.GetModelInfo
+   */
+  getModelInfo: {
+    methodKind: "unary";
+    input: typeof GetModelInfoRequestSchema;
+    output: typeof GetModelInfoResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_valora_v1_explain, 0);
