@@ -30,6 +30,20 @@ export const SERVICES: Record<string, { description: string; load: () => Promise
       return () => main();
     },
   },
+  orchestrator: {
+    description: "valora.v1.ValuationService + JobService for the namespace's AssetPipelines (reads CRs, dispatches to pipeline pods)",
+    load: async () => {
+      const { main } = await import("@valora/orchestrator/main");
+      return () => main();
+    },
+  },
+  pipeline: {
+    description: "the generic asset pipeline of one AssetPipeline (PIPELINE_CONFIG), following its ValuationModel's routing",
+    load: async () => {
+      const { main } = await import("@valora/pipeline/main");
+      return () => main();
+    },
+  },
   usage: {
     description: "usage metering per tenant, asset class and day (gRPC, Postgres)",
     load: async () => {

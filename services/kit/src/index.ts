@@ -22,3 +22,4 @@ export * from "./stats.js";
 export * from "./asset-input.js";
 export * from "./plans.js";
 export * from "./usage-recorder.js";
+export * from "./kube.js";

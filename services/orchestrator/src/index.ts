@@ -3,3 +3,4 @@ export * from "./service.js";
 export * from "./performance.js";
 export * from "./jobs/index.js";
 export * from "./usage.js";
+export * from "./kube-catalog.js";

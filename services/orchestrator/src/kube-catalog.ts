@@ -1,0 +1,52 @@
+import type { InputField } from "@valora/kit";
+import type { AssetClassEntry } from "./service.js";
+
+/** The parts of the custom resources the orchestrator reads (what the operator and users write). */
+export interface AssetPipelineObject {
+  metadata: { name: string; namespace?: string };
+  spec: { assetClass: string; currency?: string; model: { name: string }; input: { fields: InputField[] }; cache?: { ttlSeconds?: number } };
+}
+export interface ValuationModelObject {
+  metadata: { name: string };
+  spec: { champion: { version: string }; candidate?: { strategy?: string } };
+  status?: { champion?: { version: string }; routing?: { version: string; role: "champion" | "canary" | "shadow"; endpoint: string; weight: number }[] };
+}
+
+export interface CatalogClass {
+  entry: AssetClassEntry;
+  /** The AssetPipeline's name: its pipeline Service is named after it. */
+  pipeline: string;
+}
+
+/**
+ * Pure: the orchestrator's catalog from the namespace's AssetPipelines and ValuationModels. The
+ * champion version is the one the operator reports serving (status), else the one declared; the
+ * routes are the ValuationModel's `status.routing`.
+ */
+export function catalogFrom(pipelines: AssetPipelineObject[], models: ValuationModelObject[]): Map<string, CatalogClass> {
+  const byName = new Map(models.map((m) => [m.metadata.name, m]));
+  const out = new Map<string, CatalogClass>();
+  for (const ap of pipelines) {
+    const vm = byName.get(ap.spec.model.name);
+    const routes = vm?.status?.routing ?? [];
+    out.set(ap.spec.assetClass, {
+      pipeline: ap.metadata.name,
+      entry: {
+        model: ap.spec.model.name,
+        currency: ap.spec.currency ?? "USD",
+        fields: ap.spec.input.fields,
+        cacheTtlSeconds: ap.spec.cache?.ttlSeconds ?? 3600,
+        championVersion: () => vm?.status?.champion?.version ?? vm?.spec.champion.version,
+        routes: () => routes,
+        candidateStrategy: () => vm?.spec.candidate?.strategy,
+      },
+    });
+  }
+  return out;
+}
+
+/** Pure: the pipeline Service address of an AssetPipeline, from a template with {name} and {namespace}. */
+export function pipelineAddress(template: string, name: string, namespace: string): string {
+  const label = `pipeline-${name}`.toLowerCase().replace(/[^a-z0-9-]+/g, "-").slice(0, 63);
+  return template.replaceAll("{name}", label).replaceAll("{namespace}", namespace);
+}

@@ -1,0 +1,153 @@
+import { readFileSync } from "node:fs";
+import { parse } from "yaml";
+import { Explainer } from "@valora/proto/valora/v1/explain_pb";
+import { MarketDataService } from "@valora/proto/valora/v1/market_pb";
+import { ValoraError, createClient, createGrpcServer, createOpsServer, createPgPool, createServiceBase, kubeReader, loadConfig, vars, z, type Logger } from "@valora/kit";
+import { ComparablesIndex, loadSales } from "@valora/comparables";
+import { modelSchemaFrom } from "./features.js";
+import { pipelineService } from "./grpc.js";
+import { MarketIndexFeed } from "./market-index.js";
+import { pipelineMetrics } from "./metrics.js";
+import { grpcModelClient, type ModelClient } from "./model-client.js";
+import type { Route } from "./routing.js";
+import { ValuationPipeline, salesResiduals, type PipelineSpec } from "./valuation.js";
+
+export const PipelineEnv = z.object({
+  PIPELINE_CONFIG: z.string().default("/etc/valora/pipeline.yaml"),
+  GRPC_PORT: vars.port(9090),
+  METRICS_PORT: vars.port(9464),
+  HOST: vars.host("0.0.0.0"),
+  LOG_LEVEL: vars.logLevel(),
+  POD_NAMESPACE: z.string().min(1).default("default"),
+  /** The comparables' sales table; without it the pipeline values without comparables. */
+  DATABASE_URL: vars.url().optional(),
+  /** valora.v1.MarketDataService, for the series the AssetPipeline names (comparables.marketIndex). */
+  MARKET_DATA_ADDR: z.string().min(1).optional(),
+  /** Kubernetes API (in a pod: the service account's; `kubectl proxy` elsewhere). */
+  KUBE_API_URL: vars.url().optional(),
+  ROUTING_POLL_MS: vars.int(2000, 100),
+  MODEL_TIMEOUT_MS: vars.int(1000, 1),
+  SHUTDOWN_DRAIN_DELAY_MS: vars.int(0),
+});
+
+type Spec = PipelineSpec & { comparables?: NonNullable<PipelineSpec["comparables"]> & { h3Resolution: number; maxRings: number; count: number; maxAgeMonths: number; similarity: { field: string; weight: number }[]; marketIndex?: string } };
+interface ValuationModelStatus {
+  status?: { routing?: Route[] };
+}
+
+/** Pure: the rendered AssetPipeline configuration (the operator's ConfigMap), checked for what the runtime needs. */
+export function readPipelineConfig(text: string): Spec {
+  const spec = parse(text) as Partial<Spec> | null;
+  const missing = ["assetClass", "model", "input"].filter((k) => !spec?.[k as keyof Spec]);
+  if (!spec || missing.length > 0 || !Array.isArray(spec.input?.fields)) throw new ValoraError("INVALID_ARGUMENT", `pipeline config lacks ${missing.join(", ") || "input.fields"}`, { details: missing.map((m) => ({ field: m, description: "required" })) });
+  return { currency: "USD", ...spec } as Spec;
+}
+
+/**
+ * `valora serve pipeline` (the pods the operator renders per AssetPipeline): the generic pipeline
+ * runtime configured by the mounted AssetPipeline, following its ValuationModel's `status.routing`
+ * (polled) for champion / canary / shadow endpoints, the champion's feature schema from the model
+ * server (Explainer/GetModelInfo), comparables from the sales table, and the market index the
+ * spec names. Ready once the schema is loaded and a champion is routed.
+ */
+export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
+  const c = loadConfig(PipelineEnv, env);
+  const base = createServiceBase({ name: "pipeline", logLevel: c.LOG_LEVEL, drainDelayMs: c.SHUTDOWN_DRAIN_DELAY_MS, exit: (code) => process.exit(code) });
+  const log = base.logger;
+  const spec = readPipelineConfig(readFileSync(c.PIPELINE_CONFIG, "utf8"));
+  const kube = kubeReader(c.KUBE_API_URL ? { url: c.KUBE_API_URL } : {});
+  const vmPath = `/apis/valora.dev/v1alpha1/namespaces/${c.POD_NAMESPACE}/valuationmodels/${spec.model.name}`;
+  const metrics = pipelineMetrics(base.registry);
+  const pipelines = new Map<string, ValuationPipeline>();
+  const clients = new Map<string, ModelClient>();
+  const clientFor = (r: Route): ModelClient => {
+    const key = `${r.endpoint}|${r.version}`;
+    let client = clients.get(key);
+    if (!client) {
+      client = grpcModelClient(r.endpoint, spec.model.name, r.version, base.registry);
+      clients.set(key, client);
+    }
+    return client;
+  };
+  let routes: Route[] = [];
+  const refreshRoutes = async (): Promise<void> => {
+    const vm = await kube.get<ValuationModelStatus>(vmPath);
+    const next = vm?.status?.routing ?? [];
+    if (JSON.stringify(next) !== JSON.stringify(routes)) log.info({ model: spec.model.name, routes: next.map((r) => `${r.role}:${r.version}@${r.endpoint}(${r.weight})`) }, "routing changed");
+    routes = next;
+  };
+  const pool = c.DATABASE_URL ? createPgPool({ url: c.DATABASE_URL, max: 2, applicationName: "valora-pipeline", logger: log }) : undefined;
+  const market = c.MARKET_DATA_ADDR ? createClient(MarketDataService, c.MARKET_DATA_ADDR, { timeoutMs: 10_000 }) : undefined;
+  const feed = spec.comparables?.marketIndex && market ? new MarketIndexFeed({ seriesId: spec.comparables.marketIndex, fetch: async (id) => (await market.getSeries({ id })).series?.points ?? [], logger: log }) : undefined;
+
+  /** Builds the pipeline once a champion is routed and its model server answers. */
+  const build = async (): Promise<void> => {
+    const champion = routes.find((r) => r.role === "champion");
+    if (!champion) throw new ValoraError("UNAVAILABLE", `ValuationModel ${spec.model.name} routes no champion yet`);
+    const explainer = createClient(Explainer, champion.endpoint, { timeoutMs: 5000 });
+    try {
+      const info = await explainer.getModelInfo({ modelName: spec.model.name, modelVersion: champion.version });
+      const schema = modelSchemaFrom(info.metadata, 0);
+      const sales = pool && spec.comparables ? await loadSales(pool, spec.assetClass).catch((err: unknown) => (log.warn({ err }, "no sales table: valuing without comparables"), [])) : [];
+      const residuals = sales.length > 0 ? await salesResiduals(sales, schema, spec.input.fields, clientFor(champion)) : new Map<string, number>();
+      if (feed) await feed.refresh();
+      pipelines.set(
+        spec.assetClass,
+        new ValuationPipeline({
+          spec,
+          schema,
+          residualQuantiles: JSON.parse(info.metadata["valora.residual_quantiles"] ?? "{}") as Record<string, number>,
+          routes: () => routes,
+          client: clientFor,
+          ...(spec.comparables && sales.length > 0 ? { comparables: new ComparablesIndex(sales, spec.comparables), residualOf: (id: string) => residuals.get(id) } : {}),
+          ...(feed ? { marketIndex: () => feed.current() } : {}),
+          logger: log,
+          metrics,
+          timeoutMs: c.MODEL_TIMEOUT_MS,
+        }),
+      );
+      log.info({ assetClass: spec.assetClass, model: `${spec.model.name}@${champion.version}`, sales: sales.length }, "pipeline ready");
+    } finally {
+      explainer.close();
+    }
+  };
+
+  base.health.addCheck("pipeline", async () => pipelines.has(spec.assetClass) && routes.some((r) => r.role === "champion"));
+  const server = createGrpcServer({ ...base, services: [pipelineService(pipelines)] });
+  const port = await server.listen(`${c.HOST}:${c.GRPC_PORT}`);
+  const ops = createOpsServer(base);
+  const opsPort = await ops.listen(c.METRICS_PORT, c.HOST);
+  let stopped = false;
+  const loop = (async () => {
+    let lastWarn = 0;
+    while (!stopped) {
+      try {
+        await refreshRoutes();
+        if (!pipelines.has(spec.assetClass)) await build();
+      } catch (err) {
+        if (Date.now() - lastWarn > 30_000) {
+          lastWarn = Date.now();
+          warn(log, err);
+        }
+      }
+      await new Promise((r) => setTimeout(r, c.ROUTING_POLL_MS));
+    }
+  })();
+  feed?.start();
+  base.shutdown.register("grpc", () => server.shutdown());
+  base.shutdown.register("routing", async () => {
+    stopped = true;
+    feed?.stop();
+    await loop;
+  });
+  base.shutdown.register("clients", async () => {
+    for (const cl of clients.values()) cl.close?.();
+    market?.close();
+    await pool?.end();
+  });
+  base.shutdown.register("ops", () => ops.close());
+  base.shutdown.installSignalHandlers();
+  log.info({ port, opsPort, assetClass: spec.assetClass, model: spec.model.name }, "pipeline listening");
+}
+
+const warn = (log: Logger, err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, "pipeline not ready yet; retrying");
