@@ -20,6 +20,8 @@ const OperatorEnv = z.object({
   VALORA_S3_ENDPOINT: z.string().optional(),
   /** Canary analysis from Prometheus' HTTP API when set; otherwise from each version's own /metrics. */
   PROMETHEUS_URL: vars.url().optional(),
+  /** Secret holding the pipeline pods' DATABASE_URL and MARKET_DATA_ADDR (the chart makes it). */
+  VALORA_PIPELINE_ENV_SECRET: z.string().optional(),
 });
 
 /** `valora serve operator`: wiring from the environment only. */
@@ -32,7 +34,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   await ops.listen(config.METRICS_PORT, config.HOST);
   let synced = false;
   base.health.addCheck("informers-synced", () => synced);
-  const operator = await startOperator({ kc: kubeConfig(config.KUBE_API_SERVER), identity: config.POD_NAME, leaseNamespace: config.POD_NAMESPACE, defaults: { image: config.VALORA_IMAGE, modelEnv }, analysis: config.PROMETHEUS_URL ? new PrometheusAnalysis(config.PROMETHEUS_URL) : new PodMetricsAnalysis(), logger: base.logger, registry: base.registry, workers: config.WORKERS });
+  const operator = await startOperator({ kc: kubeConfig(config.KUBE_API_SERVER), identity: config.POD_NAME, leaseNamespace: config.POD_NAMESPACE, defaults: { image: config.VALORA_IMAGE, modelEnv, ...(config.VALORA_PIPELINE_ENV_SECRET ? { pipelineEnvSecret: config.VALORA_PIPELINE_ENV_SECRET } : {}) }, analysis: config.PROMETHEUS_URL ? new PrometheusAnalysis(config.PROMETHEUS_URL) : new PodMetricsAnalysis(), logger: base.logger, registry: base.registry, workers: config.WORKERS });
   synced = true; // startOperator resolves once both informers have listed
   base.shutdown.register("operator", () => operator.stop());
   base.shutdown.register("ops-http", () => ops.close());

@@ -68,7 +68,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     if (apKey) queue.add(`ap:${apKey}`);
   });
   const reconciler = new ValuationModelReconciler({ models, deployments, objects: c.objects, custom: c.custom, core: c.core, defaults: o.defaults, analysis: o.analysis ?? new PodMetricsAnalysis(), ...(o.metricsUrl ? { metricsUrl: o.metricsUrl } : {}), ...(o.now ? { now: o.now } : {}), logger: o.logger });
-  const pipelineReconciler = new AssetPipelineReconciler({ pipelines, models, deployments, objects: c.objects, custom: c.custom, defaults: { image: o.defaults.image, serviceAccountName: "valora-pipeline" }, ...(o.now ? { now: o.now } : {}), logger: o.logger });
+  const pipelineReconciler = new AssetPipelineReconciler({ pipelines, models, deployments, objects: c.objects, custom: c.custom, defaults: { image: o.defaults.image, serviceAccountName: "valora-pipeline", ...(o.defaults.pipelineEnvSecret ? { envSecret: o.defaults.pipelineEnvSecret } : {}) }, ...(o.now ? { now: o.now } : {}), logger: o.logger });
   const total = counter(o.registry, "valora_operator_reconcile_total", "Reconciles by controller and result.", ["controller", "result"]);
   const seconds = histogram(o.registry, "valora_operator_reconcile_seconds", "Reconcile duration.", ["controller"]);
 

@@ -1,6 +1,6 @@
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
-import { ValoraError, createClient, createGrpcServer, createPgPool, createServiceBase, loadConfig, planCatalogFrom, vars, z } from "@valora/kit";
+import { ValoraError, createClient, createGrpcServer, createOpsServer, createPgPool, createServiceBase, loadConfig, planCatalogFrom, vars, z } from "@valora/kit";
 import { createBilling } from "./app.js";
 import { parsePrices } from "./decisions.js";
 
@@ -8,6 +8,8 @@ export const BillingEnv = z.object({
   DATABASE_URL: vars.url(),
   GRPC_PORT: vars.port(9093),
   HOST: vars.host("0.0.0.0"),
+  /** /metrics, /healthz and /readyz. */
+  METRICS_PORT: vars.port(9464),
   LOG_LEVEL: vars.logLevel(),
   TENANTS_ADDR: z.string().min(1).default("tenants:9091"),
   USAGE_ADDR: z.string().min(1).default("usage:9092"),
@@ -56,6 +58,9 @@ export async function main(env: Record<string, string | undefined> = process.env
   await billing.start();
   const server = createGrpcServer({ ...base, services: [billing.service] });
   const port = await server.listen(`${c.HOST}:${c.GRPC_PORT}`);
+  const ops = createOpsServer(base);
+  await ops.listen(c.METRICS_PORT, c.HOST);
+  base.shutdown.register("ops", () => ops.close());
   base.health.addCheck("postgres", async () => (await pool.query("SELECT 1")).rowCount === 1);
   base.shutdown.register("grpc", () => server.shutdown());
   base.shutdown.register("billing", () => billing.close());

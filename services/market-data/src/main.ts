@@ -1,9 +1,11 @@
-import { createGrpcServer, createPgPool, createServiceBase, loadConfig, vars, z } from "@valora/kit";
+import { createGrpcServer, createOpsServer, createPgPool, createServiceBase, loadConfig, vars, z } from "@valora/kit";
 import { createMarketData } from "./app.js";
 
 export const MarketDataEnv = z.object({
   GRPC_PORT: vars.port(9094),
   HOST: vars.host("0.0.0.0"),
+  /** /metrics, /healthz and /readyz. */
+  METRICS_PORT: vars.port(9464),
   LOG_LEVEL: vars.logLevel(),
   /** The comparables' database: price indices from the platform's own sales. Optional. */
   DATABASE_URL: vars.url().optional(),
@@ -32,6 +34,9 @@ export async function main(env: Record<string, string | undefined> = process.env
   });
   const server = createGrpcServer({ ...base, services: [market.service] });
   const port = await server.listen(`${c.HOST}:${c.GRPC_PORT}`);
+  const ops = createOpsServer(base);
+  await ops.listen(c.METRICS_PORT, c.HOST);
+  base.shutdown.register("ops", () => ops.close());
   base.shutdown.register("grpc", () => server.shutdown());
   if (pool) base.shutdown.register("postgres", () => pool.end());
   base.shutdown.installSignalHandlers();

@@ -1,10 +1,12 @@
-import { createGrpcServer, createPgPool, createServiceBase, loadConfig, vars, z } from "@valora/kit";
+import { createGrpcServer, createOpsServer, createPgPool, createServiceBase, loadConfig, vars, z } from "@valora/kit";
 import { createTenants } from "./app.js";
 
 export const TenantsEnv = z.object({
   DATABASE_URL: vars.url(),
   GRPC_PORT: vars.port(9091),
   HOST: vars.host("0.0.0.0"),
+  /** /metrics, /healthz and /readyz. */
+  METRICS_PORT: vars.port(9464),
   LOG_LEVEL: vars.logLevel(),
   VALORA_BOOTSTRAP_API_KEY: z.string().optional(),
   VALORA_WEBHOOK_ALLOW_HTTP: vars.bool(false),
@@ -22,6 +24,9 @@ export async function main(env: Record<string, string | undefined> = process.env
   if (generatedKey) base.logger.warn({ apiKey: generatedKey }, "bootstrap admin API key for tenant 'default' (shown once; store it now)");
   const server = createGrpcServer({ ...base, services: [tenants.service] });
   const port = await server.listen(`${config.HOST}:${config.GRPC_PORT}`);
+  const ops = createOpsServer(base);
+  await ops.listen(config.METRICS_PORT, config.HOST);
+  base.shutdown.register("ops", () => ops.close());
   base.health.addCheck("postgres", async () => (await pool.query("SELECT 1")).rowCount === 1);
   base.shutdown.register("grpc", () => server.shutdown());
   base.shutdown.register("webhooks", () => tenants.close());

@@ -1,10 +1,12 @@
-import { createGrpcServer, createPgPool, createServiceBase, loadConfig, vars, z } from "@valora/kit";
+import { createGrpcServer, createOpsServer, createPgPool, createServiceBase, loadConfig, vars, z } from "@valora/kit";
 import { createUsage } from "./app.js";
 
 export const UsageEnv = z.object({
   DATABASE_URL: vars.url(),
   GRPC_PORT: vars.port(9092),
   HOST: vars.host("0.0.0.0"),
+  /** /metrics, /healthz and /readyz. */
+  METRICS_PORT: vars.port(9464),
   LOG_LEVEL: vars.logLevel(),
   USAGE_KEY_RETENTION_DAYS: vars.int(7, 1),
   SHUTDOWN_DRAIN_DELAY_MS: vars.int(0),
@@ -19,6 +21,9 @@ export async function main(env: Record<string, string | undefined> = process.env
   await usage.start();
   const server = createGrpcServer({ ...base, services: [usage.service] });
   const port = await server.listen(`${c.HOST}:${c.GRPC_PORT}`);
+  const ops = createOpsServer(base);
+  await ops.listen(c.METRICS_PORT, c.HOST);
+  base.shutdown.register("ops", () => ops.close());
   base.health.addCheck("postgres", async () => (await pool.query("SELECT 1")).rowCount === 1);
   base.shutdown.register("grpc", () => server.shutdown());
   base.shutdown.register("usage", () => usage.close());

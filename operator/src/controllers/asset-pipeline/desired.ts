@@ -9,6 +9,8 @@ export interface PipelineDefaults {
   httpPort?: number;
   /** ServiceAccount allowed to read ValuationModel status (see the chart's RBAC). */
   serviceAccountName?: string;
+  /** Secret whose keys become the pipeline's environment (DATABASE_URL for comparables, MARKET_DATA_ADDR). */
+  envSecret?: string;
 }
 
 /** Pure: the rendered pipeline configuration the pipeline pods read from their ConfigMap. */
@@ -64,6 +66,7 @@ export function pipelineObjects(ap: AssetPipeline, defaults: PipelineDefaults): 
                   { name: "METRICS_PORT", value: String(httpPort) },
                   { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
                 ],
+                ...(defaults.envSecret ? { envFrom: [{ secretRef: { name: defaults.envSecret, optional: true } }] } : {}),
                 ports: [{ name: "grpc", containerPort: grpcPort }, { name: "http", containerPort: httpPort }],
                 readinessProbe: { grpc: { port: grpcPort }, periodSeconds: 5 },
                 livenessProbe: { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 10 },

@@ -7,6 +7,8 @@ export interface ServingDefaults {
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
   /** Passed to model servers and the fetch step: the SSRF allow-list and S3 endpoint. */
   modelEnv?: Record<string, string>;
+  /** Secret the pipeline pods take their environment from (see PipelineDefaults.envSecret). */
+  pipelineEnvSecret?: string;
   grpcPort?: number;
   httpPort?: number;
 }

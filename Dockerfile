@@ -1,0 +1,29 @@
+# One image for every Valora component: `valora serve <service>` picks the part a pod runs.
+# Multi-stage: build with dev dependencies, ship only production dependencies, compiled code,
+# the default models and the market seed; run as an unprivileged user on a read-only filesystem.
+FROM node:20-bookworm-slim AS build
+WORKDIR /src
+ENV ONNXRUNTIME_NODE_INSTALL=skip
+COPY package.json package-lock.json .npmrc tsconfig.base.json tsconfig.json ./
+COPY proto/package.json proto/
+COPY operator/package.json operator/
+COPY services services
+RUN find services -mindepth 2 -not -name package.json -not -path '*/node_modules*' -delete 2>/dev/null; true
+RUN npm ci --no-audit --no-fund
+COPY . .
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund \
+ && find . -name '*.tsbuildinfo' -delete \
+ && rm -rf services/*/src services/*/test services/*/bench operator/src operator/test proto/src/gen/*.ts bench e2e charts .ci
+
+FROM node:20-bookworm-slim
+LABEL org.opencontainers.image.title="valora" \
+      org.opencontainers.image.description="Valora: serve asset valuation models on Kubernetes" \
+      org.opencontainers.image.licenses="MIT"
+ENV NODE_ENV=production NODE_OPTIONS=--enable-source-maps
+WORKDIR /app
+COPY --from=build --chown=0:0 /src /app
+# ValuationModels in manifests/ use file:///models/<class>/model.onnx.
+RUN ln -s /app/models /models
+USER 10001:10001
+ENTRYPOINT ["node", "/app/services/cli/dist/bin.js"]
+CMD ["--help"]
