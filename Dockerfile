@@ -4,14 +4,8 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
 ENV ONNXRUNTIME_NODE_INSTALL=skip
-COPY package.json package-lock.json .npmrc tsconfig.base.json tsconfig.json ./
-COPY proto/package.json proto/
-COPY operator/package.json operator/
-COPY services services
-RUN find services -mindepth 2 -not -name package.json -not -path '*/node_modules*' -delete 2>/dev/null; true
-RUN npm ci --no-audit --no-fund
 COPY . .
-RUN npm run build && npm prune --omit=dev --no-audit --no-fund \
+RUN npm ci --no-audit --no-fund && npm run build && npm prune --omit=dev --no-audit --no-fund \
  && find . -name '*.tsbuildinfo' -delete \
  && rm -rf services/*/src services/*/test services/*/bench operator/src operator/test proto/src/gen/*.ts bench e2e charts .ci
 
@@ -22,8 +16,9 @@ LABEL org.opencontainers.image.title="valora" \
 ENV NODE_ENV=production NODE_OPTIONS=--enable-source-maps
 WORKDIR /app
 COPY --from=build --chown=0:0 /src /app
-# ValuationModels in manifests/ use file:///models/<class>/model.onnx.
-RUN ln -s /app/models /models
+# The default ValuationModels (models/*/<class>.yaml) load file:///opt/valora/models/<class>/model.onnx:
+# the model-fetch init container copies it into the model server's volume.
+RUN mkdir -p /opt/valora && ln -s /app/models /opt/valora/models
 USER 10001:10001
 ENTRYPOINT ["node", "/app/services/cli/dist/bin.js"]
 CMD ["--help"]

@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["**/dist/**", "**/node_modules/**", "proto/src/gen/**", "**/*.d.ts", "models/**", "charts/**"] },
+  { ignores: ["**/dist/**", "**/node_modules/**", "proto/src/gen/**", "**/*.d.ts", "models/**", "charts/**/*.yaml", "scripts/**/*.mjs"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

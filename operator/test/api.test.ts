@@ -22,6 +22,8 @@ describe("CRDs", () => {
       expect(readFileSync(join(root, "crds", name), "utf8"), `crds/${name} drifted: run npm run crds`).toBe(text);
     }
     expect(readdirSync(join(root, "crds")).sort()).toEqual(Object.keys(crdFiles()).sort());
+    // The Helm chart installs the same CRDs.
+    for (const [name, text] of Object.entries(crdFiles())) expect(readFileSync(join(root, "charts", "valora", "crds", name), "utf8"), `charts/valora/crds/${name} drifted: run npm run crds`).toBe(text);
   });
 
   it("have structural schemas: every node typed (or preserving unknown fields), no unions, no $schema", () => {
