@@ -5,10 +5,10 @@ import type { JobWorkerOptions } from "./jobs/worker.js";
 
 type RecordUsage = (req: MessageInitShape<typeof RecordUsageRequestSchema>) => Promise<unknown>;
 
-/** The job worker's meter: a chunk's valued rows as one `job_row` event keyed by job and chunk. */
+/** The job worker's meter: each chunk's valued rows as one `job_row` event keyed by job and chunk. */
 export function jobRowUsage(recordUsage: RecordUsage): NonNullable<JobWorkerOptions["recordUsage"]> {
-  return async (u) => {
-    await recordUsage({ events: [{ idempotencyKey: u.idempotencyKey, tenantId: u.tenantId, assetClass: u.assetClass, kind: "job_row", units: BigInt(u.units) }] });
+  return async (chunks) => {
+    await recordUsage({ events: chunks.map((u) => ({ idempotencyKey: u.idempotencyKey, tenantId: u.tenantId, assetClass: u.assetClass, kind: "job_row", units: BigInt(u.units) })) });
   };
 }
 

@@ -138,8 +138,9 @@ describe.skipIf(!url || !existsSync(bin))("bulk jobs on real Postgres, surviving
     expect(chunks.rows.some((c) => c.attempts > 1)).toBe(true); // the dead worker's chunks were taken over
     // Metered exactly once too: every valued row, no malformed one, none twice despite the re-valued chunks.
     const today = new Date().toISOString().slice(0, 10);
-    const metered = await usage.queryUsage({ tenantId: "tenant-1", from: today, to: today });
-    expect(metered.days.map((d) => [d.assetClass, d.kind, d.units])).toEqual([["autos", "job_row", 9_990n]]);
+    const metered = async () => (await usage.queryUsage({ tenantId: "tenant-1", from: today, to: today })).days.map((d) => [d.assetClass, d.kind, d.units]);
+    await expect.poll(metered, { timeout: 15_000, interval: 200 }).toEqual([["autos", "job_row", 9_990n]]);
+    await expect.poll(async () => (await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM job_chunks WHERE job_id = $1 AND usage_units > 0 AND metered_at IS NULL", [job!.id])).rows[0]!.n).toBe(0);
   }, 180_000);
 
   it("keeps tenants apart and cancels", async () => {

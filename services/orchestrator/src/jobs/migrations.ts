@@ -39,6 +39,14 @@ export const JOB_MIGRATIONS: Migration[] = [
         PRIMARY KEY (job_id, chunk_no));
       CREATE INDEX job_chunks_claimable ON job_chunks (job_id, chunk_no) WHERE status <> 'done';`,
   },
+  {
+    // A transactional outbox for usage: a chunk's valued rows are noted when it commits and
+    // metered afterwards, exactly once per job and chunk (chunks done before this have none).
+    id: "002_chunk_usage",
+    sql: `
+      ALTER TABLE job_chunks ADD COLUMN usage_units int, ADD COLUMN metered_at timestamptz;
+      CREATE INDEX job_chunks_unmetered ON job_chunks (job_id, chunk_no) WHERE usage_units > 0 AND metered_at IS NULL;`,
+  },
 ];
 
 export async function migrateJobs(pool: Pool): Promise<string[]> {

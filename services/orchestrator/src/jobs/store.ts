@@ -28,6 +28,14 @@ export interface RowResult {
   error?: { code: string; message: string };
 }
 
+/** Valued rows of one chunk, to meter (`job:<job id>:<chunk no>` counts once). */
+export interface ChunkUsage {
+  idempotencyKey: string;
+  tenantId: string;
+  assetClass: string;
+  units: number;
+}
+
 export interface ClaimedChunk {
   jobId: string;
   tenantId: string;
@@ -148,6 +156,26 @@ export class JobStore {
    * what was written, and the chunk completes only for the worker that holds it. A worker whose
    * lease was taken over writes nothing twice. Returns the job when this completed it.
    */
+  /**
+   * Meters done chunks not metered yet: hands up to `limit` of them to `record` (keyed by job and
+   * chunk), then marks them metered. No lock is held while `record` runs (with one embedded
+   * connection the usage service needs it): two meterers may send the same chunks, and a crash
+   * before the mark sends them again — the keys make each count once.
+   */
+  async meterChunks(record: (usage: ChunkUsage[]) => Promise<void>, limit = 500): Promise<number> {
+    const { rows } = await this.pool.query<{ job_id: string; chunk_no: number; usage_units: number; tenant_id: string; asset_class: string }>(
+      `SELECT c.job_id, c.chunk_no, c.usage_units, j.tenant_id, j.asset_class
+         FROM job_chunks c JOIN jobs j ON j.id = c.job_id
+        WHERE c.usage_units > 0 AND c.metered_at IS NULL
+        ORDER BY c.job_id, c.chunk_no LIMIT $1`,
+      [limit],
+    );
+    if (rows.length === 0) return 0;
+    await record(rows.map((r) => ({ idempotencyKey: `job:${r.job_id}:${r.chunk_no}`, tenantId: r.tenant_id, assetClass: r.asset_class, units: r.usage_units })));
+    await this.pool.query(`UPDATE job_chunks c SET metered_at = now() FROM unnest($1::uuid[], $2::int[]) AS t(job_id, chunk_no) WHERE c.job_id = t.job_id AND c.chunk_no = t.chunk_no`, [rows.map((r) => r.job_id), rows.map((r) => r.chunk_no)]);
+    return rows.length;
+  }
+
   async complete(worker: string, chunk: ClaimedChunk, results: Map<number, RowResult>): Promise<{ finished?: JobRow }> {
     return withTransaction(this.pool, async (c) => {
       // Completions of one job take turns, so the last chunk always sees the others done.
@@ -155,16 +183,19 @@ export class JobStore {
       const held = await c.query(`SELECT 1 FROM job_chunks WHERE job_id = $1 AND chunk_no = $2 AND status = 'running' AND worker = $3 FOR UPDATE`, [chunk.jobId, chunk.chunkNo, worker]);
       if (held.rowCount === 0) return {};
       const payload = [...results.entries()].map(([n, r]) => ({ n, r, ok: r.error ? 0 : 1, invalid: r.error?.code === "INVALID_ARGUMENT" ? 1 : 0 }));
+      const numbers = payload.map((p) => p.n);
+      // The row-number range lets the planner read only this chunk's rows through the primary key;
+      // without it a bitmap scan over all the job's rows ran per chunk (a 10,000-row job: 100x).
       const written = await c.query<{ ok: number; invalid: number }>(
         `UPDATE job_rows AS r SET status = CASE WHEN t.ok = 1 THEN 'done' ELSE 'failed' END, result = t.r
            FROM jsonb_to_recordset($2::jsonb) AS t(n int, r jsonb, ok int, invalid int)
-          WHERE r.job_id = $1 AND r.row_no = t.n AND r.status = 'pending'
+          WHERE r.job_id = $1 AND r.row_no BETWEEN $3 AND $4 AND r.row_no = t.n AND r.status = 'pending'
           RETURNING t.ok, t.invalid`,
-        [chunk.jobId, JSON.stringify(payload)],
+        [chunk.jobId, JSON.stringify(payload), numbers.length ? Math.min(...numbers) : 0, numbers.length ? Math.max(...numbers) : -1],
       );
       const ok = written.rows.filter((w) => w.ok === 1).length;
       const invalid = written.rows.filter((w) => w.invalid === 1).length;
-      await c.query(`UPDATE job_chunks SET status = 'done', lease_until = NULL WHERE job_id = $1 AND chunk_no = $2`, [chunk.jobId, chunk.chunkNo]);
+      await c.query(`UPDATE job_chunks SET status = 'done', lease_until = NULL, usage_units = $3 WHERE job_id = $1 AND chunk_no = $2`, [chunk.jobId, chunk.chunkNo, ok]);
       const open = await c.query<{ open: boolean }>(`SELECT EXISTS (SELECT 1 FROM job_chunks WHERE job_id = $1 AND status <> 'done') AS open`, [chunk.jobId]);
       const last = !open.rows[0]!.open;
       const { rows } = await c.query<JobDb>(

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { counter, type Logger, type Registry } from "@valora/kit";
-import type { JobRow, JobStore, RowResult } from "./store.js";
+import type { ChunkUsage, JobRow, JobStore, RowResult } from "./store.js";
 
 /** Values one chunk's rows (up to a batch) for a tenant: the orchestrator's ValueBatch. */
 export type ValueRows = (tenantId: string, assetClass: string, rows: Record<string, string>[]) => Promise<RowResult[]>;
@@ -15,11 +15,11 @@ export interface JobWorkerOptions {
   leaseSeconds?: number;
   idleMs?: number;
   /**
-   * Meters a chunk's valued rows before the chunk commits, under a key of the job and chunk: a
-   * crash between the two re-values the chunk and records again with the same key, counted once.
-   * A failure leaves the chunk uncommitted, to be retried.
+   * Meters valued rows, a batch of chunks at a time, keyed by job and chunk. Chunks note their
+   * valued rows when they commit (an outbox in the job tables); a meter loop sends them here and
+   * marks them metered, so usage is recorded exactly once and never slows a chunk down.
    */
-  recordUsage?: (usage: { idempotencyKey: string; tenantId: string; assetClass: string; units: number }) => Promise<void>;
+  recordUsage?: (usage: ChunkUsage[]) => Promise<void>;
   /** Called once when a job completes (webhook). */
   onFinished?: (job: JobRow) => Promise<void>;
   retentionDays?: number;
@@ -36,6 +36,9 @@ export class JobWorker {
   private loops: Promise<void>[] = [];
   private readonly rows;
   private lastPurge = 0;
+  private meterTimer: NodeJS.Timeout | undefined;
+  private metering: Promise<void> | undefined;
+  private meterQueued = false;
 
   constructor(private readonly o: JobWorkerOptions) {
     this.rows = o.registry ? counter(o.registry, "valora_job_rows_total", "Job rows valued, by outcome.", ["outcome"]) : undefined;
@@ -45,18 +48,54 @@ export class JobWorker {
     if (this.running) return;
     this.running = true;
     this.loops = Array.from({ length: this.o.concurrency ?? 2 }, () => this.loop());
+    // Chunks another worker committed but did not meter (it died) are metered here too.
+    if (this.o.recordUsage) {
+      this.meterTimer = setInterval(() => this.meterSoon(), 5_000);
+      this.meterTimer.unref();
+    }
   }
 
   async stop(): Promise<void> {
     this.running = false;
     await Promise.all(this.loops);
+    if (this.meterTimer) clearInterval(this.meterTimer);
+    await this.meter();
   }
 
-  /** Runs until no chunk is left (tests, benchmarks). */
+  /** Meters committed chunks now (tests, benchmarks, shutdown). */
+  async meter(): Promise<void> {
+    const record = this.o.recordUsage;
+    if (!record) return;
+    await this.metering;
+    this.metering = (async () => {
+      try {
+        while ((await this.o.store.meterChunks(record)) > 0) {
+          /* next batch */
+        }
+      } catch (err) {
+        this.o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, "could not meter job rows; retrying");
+      }
+    })();
+    await this.metering;
+  }
+
+  /** One meter run at a time; chunks finishing meanwhile are taken by the next one. */
+  private meterSoon(): void {
+    if (!this.o.recordUsage || this.meterQueued) return;
+    this.meterQueued = true;
+    void (async () => {
+      await this.metering;
+      this.meterQueued = false;
+      await this.meter();
+    })();
+  }
+
+  /** Runs until no chunk is left, then meters them (tests, benchmarks). */
   async drain(): Promise<void> {
     while (await this.step()) {
       /* next chunk */
     }
+    await this.meter();
   }
 
   private async loop(): Promise<void> {
@@ -84,9 +123,8 @@ export class JobWorker {
       const answers = await this.o.value(chunk.tenantId, chunk.assetClass, chunk.rows.map((r) => r.attributes));
       chunk.rows.forEach((r, i) => results.set(r.rowNo, answers[i] ?? { error: { code: "INTERNAL", message: "no result" } }));
     }
-    const valued = [...results.values()].filter((r) => !r.error).length;
-    if (valued > 0) await this.o.recordUsage?.({ idempotencyKey: `job:${chunk.jobId}:${chunk.chunkNo}`, tenantId: chunk.tenantId, assetClass: chunk.assetClass, units: valued });
     const { finished } = await this.o.store.complete(this.id, chunk, results);
+    this.meterSoon();
     for (const r of results.values()) this.rows?.inc({ outcome: r.error ? "failed" : "valued" });
     if (finished) {
       this.o.logger.info({ job: finished.id, rows: finished.totalRows, failed: finished.failedRows }, "job finished");
