@@ -44,7 +44,7 @@ function serve(args: string[], env: Record<string, string>, listening: string): 
   const child = spawn(process.execPath, [bin, "serve", ...args], { env: { ...process.env, LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`${args[0]} exited with ${code}`)));
-    child.stdout!.resume();
+    child.stdout.resume();
     createInterface({ input: child.stdout }).on("line", (l) => {
       const line = JSON.parse(l) as Record<string, unknown>;
       if (line["msg"] === listening) resolve({ child, line });
@@ -117,7 +117,7 @@ describe.skipIf(!url || !existsSync(bin))("orchestrator and pipeline pods agains
     await Promise.all(
       children.map((c) =>
         c.exitCode !== null
-          ? undefined
+          ? Promise.resolve()
           : new Promise<void>((resolve) => {
               const force = setTimeout(() => c.kill("SIGKILL"), 10_000);
               c.once("exit", () => (clearTimeout(force), resolve()));
