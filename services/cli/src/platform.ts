@@ -32,6 +32,8 @@ export interface PlatformOptions {
   databaseUrl?: string;
   redisUrl?: string;
   bootstrapApiKey?: string;
+  /** Bulk-job chunks in flight (VALORA_JOB_WORKERS, default 8). */
+  jobWorkers?: number;
   /** Plan catalog as JSON (VALORA_PLANS); the defaults when absent. */
   plans?: string;
   /** Stripe billing (STRIPE_*); off when absent. */
@@ -216,7 +218,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     logger: log,
     registry: base.registry,
     // Enough chunks in flight to keep the model server process busy while this one prepares the next.
-    concurrency: 8,
+    concurrency: o.jobWorkers ?? 8,
     retentionDays: 30,
     onFinished: async (job) => {
       await tenantsClient.publish({ tenantId: job.tenantId, eventId: `job-${job.id}`, type: "job.completed", data: { jobId: job.id, assetClass: job.assetClass, totalRows: job.totalRows, doneRows: job.doneRows, failedRows: job.failedRows } });

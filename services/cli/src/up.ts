@@ -23,6 +23,7 @@ export async function up(o: UpOptions, env: Record<string, string | undefined> =
     ...(env["REDIS_URL"] ? { redisUrl: env["REDIS_URL"] } : {}),
     ...(env["VALORA_BOOTSTRAP_API_KEY"] ? { bootstrapApiKey: env["VALORA_BOOTSTRAP_API_KEY"] } : {}),
     ...(env["VALORA_PLANS"] ? { plans: env["VALORA_PLANS"] } : {}),
+    ...(env["VALORA_JOB_WORKERS"] && Number(env["VALORA_JOB_WORKERS"]) > 0 ? { jobWorkers: Number(env["VALORA_JOB_WORKERS"]) } : {}),
     ...(env["STRIPE_SECRET_KEY"]
       ? {
           stripe: {

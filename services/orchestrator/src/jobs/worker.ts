@@ -20,6 +20,8 @@ export interface JobWorkerOptions {
    * marks them metered, so usage is recorded exactly once and never slows a chunk down.
    */
   recordUsage?: (usage: ChunkUsage[]) => Promise<void>;
+  /** How long committed chunks wait to be metered together (default 1 s). */
+  meterDelayMs?: number;
   /** Called once when a job completes (webhook). */
   onFinished?: (job: JobRow) => Promise<void>;
   retentionDays?: number;
@@ -79,15 +81,14 @@ export class JobWorker {
     await this.metering;
   }
 
-  /** One meter run at a time; chunks finishing meanwhile are taken by the next one. */
+  /** Meters within a second: one run covers every chunk committed meanwhile (few, large usage writes). */
   private meterSoon(): void {
     if (!this.o.recordUsage || this.meterQueued) return;
     this.meterQueued = true;
-    void (async () => {
-      await this.metering;
+    setTimeout(() => {
       this.meterQueued = false;
-      await this.meter();
-    })();
+      void this.meter();
+    }, this.o.meterDelayMs ?? 1000).unref();
   }
 
   /** Runs until no chunk is left, then meters them (tests, benchmarks). */
