@@ -12,7 +12,7 @@ import { UsageRecorder, ValoraError, createClient, createGrpcServer, createPgPoo
 import { metadataOf, parseModel } from "@valora/kit/onnx";
 import { ComparablesIndex, insertSales, loadSales, migrateSales, salesFromCsv, type Sale } from "@valora/comparables";
 import { MarketIndexFeed, ValuationPipeline, grpcModelClient, localDispatch, pipelineMetrics, modelSchemaFrom, salesResiduals, type PipelineSpec } from "@valora/pipeline";
-import { JobStore, JobWorker, MemoryCache, RedisCache, jobRowUsage, jobService, migrateJobs, valuationService, valuationUsage, valueRowsWith, type AssetClassEntry } from "@valora/orchestrator";
+import { JobStore, JobWorker, MemoryCache, RedisCache, jobRowUsage, type ResultsObjectStore, jobService, migrateJobs, valuationService, valuationUsage, valueRowsWith, type AssetClassEntry } from "@valora/orchestrator";
 import { createTenants } from "@valora/tenants";
 import { createUsage } from "@valora/usage";
 import { createBilling, parsePrices } from "@valora/billing";
@@ -32,6 +32,8 @@ export interface PlatformOptions {
   databaseUrl?: string;
   redisUrl?: string;
   bootstrapApiKey?: string;
+  /** Large jobs' results in S3-compatible storage (JOB_RESULTS_S3_*); Postgres only when absent. */
+  jobResults?: { objects: ResultsObjectStore; minRows: number; prefix: string };
   /** Bulk-job chunks in flight (VALORA_JOB_WORKERS, default 8). */
   jobWorkers?: number;
   /** Plan catalog as JSON (VALORA_PLANS); the defaults when absent. */
@@ -190,7 +192,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   const internal = createGrpcServer({
     ...base,
     services: [
-      jobService({ store: jobStore, fields: (c) => catalog.get(c)?.fields }),
+      jobService({ store: jobStore, fields: (c) => catalog.get(c)?.fields, ...(o.jobResults ? { objects: o.jobResults.objects } : {}) }),
       valuationService({ catalog: (c) => catalog.get(c), assetClasses: () => [...catalog.keys()], cache: redis ? new RedisCache(redis) : new MemoryCache(), registry: base.registry, dispatch: localDispatch(pipelines), usage: valuationUsage(recorder) }),
     ],
   });
@@ -220,6 +222,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     // Enough chunks in flight to keep the model server process busy while this one prepares the next.
     concurrency: o.jobWorkers ?? 8,
     retentionDays: 30,
+    ...(o.jobResults ? { results: o.jobResults } : {}),
     onFinished: async (job) => {
       await tenantsClient.publish({ tenantId: job.tenantId, eventId: `job-${job.id}`, type: "job.completed", data: { jobId: job.id, assetClass: job.assetClass, totalRows: job.totalRows, doneRows: job.doneRows, failedRows: job.failedRows } });
     },

@@ -1,5 +1,6 @@
 import { join } from "node:path";
-import { createServiceBase } from "@valora/kit";
+import { createServiceBase, loadConfig } from "@valora/kit";
+import { JobResultsEnv, jobResultsFrom } from "@valora/orchestrator";
 import { startPlatform } from "./platform.js";
 
 export interface UpOptions {
@@ -17,7 +18,9 @@ export async function up(o: UpOptions, env: Record<string, string | undefined> =
   const started = Date.now();
   const base = createServiceBase({ name: "valora", exit: (code) => process.exit(code) });
   base.shutdown.installSignalHandlers();
+  const jobResults = jobResultsFrom(loadConfig(JobResultsEnv, env));
   const p = await startPlatform(base, {
+    ...(jobResults ? { jobResults } : {}),
     ...o,
     ...(env["DATABASE_URL"] ? { databaseUrl: env["DATABASE_URL"] } : {}),
     ...(env["REDIS_URL"] ? { redisUrl: env["REDIS_URL"] } : {}),

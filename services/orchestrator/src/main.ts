@@ -8,12 +8,13 @@ import { jobService } from "./jobs/service.js";
 import { JobStore } from "./jobs/store.js";
 import { JobWorker } from "./jobs/worker.js";
 import { migrateJobs } from "./jobs/migrations.js";
+import { JobResultsEnv, jobResultsFrom } from "./jobs/results-config.js";
 import { valueRowsWith } from "./jobs/value-rows.js";
 import { catalogFrom, pipelineAddress, type AssetPipelineObject, type CatalogClass, type ValuationModelObject } from "./kube-catalog.js";
 import { valuationService, type Dispatch } from "./service.js";
 import { jobRowUsage, valuationUsage } from "./usage.js";
 
-export const OrchestratorEnv = z.object({
+export const OrchestratorEnv = JobResultsEnv.extend({
   GRPC_PORT: vars.port(9090),
   METRICS_PORT: vars.port(9464),
   HOST: vars.host("0.0.0.0"),
@@ -78,10 +79,11 @@ export async function main(env: Record<string, string | undefined> = process.env
   const pool = c.DATABASE_URL ? createPgPool({ url: c.DATABASE_URL, applicationName: "valora-orchestrator", logger: log }) : undefined;
   if (pool) await migrateJobs(pool);
   const store = pool ? new JobStore(pool) : undefined;
+  const results = jobResultsFrom(c);
 
   const services = [
     valuationService({ catalog: (a) => catalog.get(a)?.entry, assetClasses: () => [...catalog.keys()], dispatch, cache: redis ? new RedisCache(redis) : new MemoryCache(), registry: base.registry, ...(recorder ? { usage: valuationUsage(recorder) } : {}) }),
-    ...(store ? [jobService({ store, fields: (a) => catalog.get(a)?.entry.fields })] : []),
+    ...(store ? [jobService({ store, fields: (a) => catalog.get(a)?.entry.fields, ...(results ? { objects: results.objects } : {}) })] : []),
   ];
   base.health.addCheck("catalog", async () => loaded);
   const server = createGrpcServer({ ...base, services });
@@ -102,6 +104,7 @@ export async function main(env: Record<string, string | undefined> = process.env
           concurrency: c.JOB_WORKER_CONCURRENCY,
           leaseSeconds: c.JOB_LEASE_SECONDS,
           retentionDays: 30,
+          ...(results ? { results } : {}),
           ...(tenants ? { onFinished: async (job) => void (await tenants.publish({ tenantId: job.tenantId, eventId: `job-${job.id}`, type: "job.completed", data: { jobId: job.id, assetClass: job.assetClass, totalRows: job.totalRows, doneRows: job.doneRows, failedRows: job.failedRows } })) } : {}),
         })
       : undefined;

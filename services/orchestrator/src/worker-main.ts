@@ -3,8 +3,9 @@ import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import { createClient, createPgPool, createServiceBase, loadConfig, vars, z } from "@valora/kit";
 import { JobStore, JobWorker, migrateJobs, valueRowsWith } from "./jobs/index.js";
 import { jobRowUsage } from "./usage.js";
+import { JobResultsEnv, jobResultsFrom } from "./jobs/results-config.js";
 
-export const JobWorkerEnv = z.object({
+export const JobWorkerEnv = JobResultsEnv.extend({
   DATABASE_URL: vars.url(),
   ORCHESTRATOR_ADDR: z.string().min(1).default("orchestrator:9090"),
   /** valora.v1.UsageService; valued rows are not metered without it (logged at start). */
@@ -27,7 +28,8 @@ export async function main(env: Record<string, string | undefined> = process.env
   const valuations = createClient(ValuationService, c.ORCHESTRATOR_ADDR, { timeoutMs: 60_000, registry: base.registry });
   const usage = c.USAGE_ADDR ? createClient(UsageService, c.USAGE_ADDR, { timeoutMs: 10_000, registry: base.registry }) : undefined;
   if (!usage) base.logger.warn("USAGE_ADDR not set: job rows are not metered");
-  const worker = new JobWorker({ store: new JobStore(pool), value: valueRowsWith((req, o) => valuations.valueBatch(req, o)), ...(usage ? { recordUsage: jobRowUsage((req) => usage.recordUsage(req)) } : {}), logger: base.logger, registry: base.registry, concurrency: c.JOB_WORKER_CONCURRENCY, leaseSeconds: c.JOB_LEASE_SECONDS, retentionDays: c.JOB_RETENTION_DAYS });
+  const results = jobResultsFrom(c);
+  const worker = new JobWorker({ store: new JobStore(pool), value: valueRowsWith((req, o) => valuations.valueBatch(req, o)), ...(usage ? { recordUsage: jobRowUsage((req) => usage.recordUsage(req)) } : {}), logger: base.logger, registry: base.registry, concurrency: c.JOB_WORKER_CONCURRENCY, leaseSeconds: c.JOB_LEASE_SECONDS, retentionDays: c.JOB_RETENTION_DAYS, ...(results ? { results } : {}) });
   worker.start();
   base.shutdown.register("worker", () => worker.stop());
   base.shutdown.register("clients", async () => {

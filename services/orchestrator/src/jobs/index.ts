@@ -4,3 +4,6 @@ export * from "./service.js";
 export * from "./store.js";
 export * from "./worker.js";
 export * from "./value-rows.js";
+export * from "./results.js";
+export * from "./s3-results.js";
+export * from "./results-config.js";

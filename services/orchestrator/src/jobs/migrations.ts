@@ -47,6 +47,11 @@ export const JOB_MIGRATIONS: Migration[] = [
       ALTER TABLE job_chunks ADD COLUMN usage_units int, ADD COLUMN metered_at timestamptz;
       CREATE INDEX job_chunks_unmetered ON job_chunks (job_id, chunk_no) WHERE usage_units > 0 AND metered_at IS NULL;`,
   },
+  {
+    // Results of large jobs move to object storage once the job ends; the column says where.
+    id: "003_results_url",
+    sql: `ALTER TABLE jobs ADD COLUMN results_url text;`,
+  },
 ];
 
 export async function migrateJobs(pool: Pool): Promise<string[]> {

@@ -1,13 +1,12 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { stringify } from "csv-stringify/sync";
 import { JobService, JobStatus } from "@valora/proto/valora/v1/jobs_pb";
 import { ValoraError, implement, type CallContext, type InputField, type ServiceRegistration } from "@valora/kit";
 import { parseJobCsv } from "./csv-input.js";
 import { TERMINAL, type JobRow, type JobStore } from "./store.js";
+import { resultsCsv, type ResultsObjectStore } from "./results.js";
 
 const STATUS: Record<JobRow["status"], JobStatus> = { queued: JobStatus.QUEUED, running: JobStatus.RUNNING, succeeded: JobStatus.SUCCEEDED, failed: JobStatus.FAILED, cancelled: JobStatus.CANCELLED };
 
-export const RESULT_COLUMNS = ["row", "value", "interval_low", "interval_high", "coverage", "confidence", "model_version", "route", "error_code", "error"];
 
 export function jobMessage(j: JobRow) {
   return {
@@ -28,6 +27,8 @@ export function jobMessage(j: JobRow) {
 export interface JobServiceDeps {
   store: JobStore;
   fields: (assetClass: string) => InputField[] | undefined;
+  /** Where exported results are read from (jobs whose results moved to object storage). */
+  objects?: ResultsObjectStore;
   maxRows?: number;
   watchIntervalMs?: number;
 }
@@ -71,20 +72,15 @@ export function jobService(d: JobServiceDeps): ServiceRegistration {
     },
     async *getJobResults(req, call) {
       const job = await d.store.get(tenantOf(call), req.id);
-      yield { csv: Buffer.from(stringify([RESULT_COLUMNS])) };
-      let after = 0;
-      for (;;) {
-        const page = await d.store.results(job.id, after, 2000);
-        if (page.length === 0 || call.signal.aborted) return;
-        after = page.at(-1)!.rowNo;
-        const lines = page.map((p) => {
-          const r = p.result;
-          if (!r) return [p.rowNo, "", "", "", "", "", "", "", "PENDING", "not valued yet"];
-          if (r.error) return [p.rowNo, "", "", "", "", "", "", "", r.error.code, r.error.message];
-          return [p.rowNo, r.value, r.low, r.high, r.coverage, r.confidence, r.modelVersion, r.route, "", ""];
-        });
-        yield { csv: Buffer.from(stringify(lines)) };
+      if (job.resultsUrl) {
+        if (!d.objects) throw new ValoraError("UNAVAILABLE", `the results of job ${job.id} are in object storage, which this service is not configured for`);
+        for await (const piece of await d.objects.get(job.resultsUrl)) {
+          if (call.signal.aborted) return;
+          yield { csv: piece };
+        }
+        return;
       }
+      for await (const csv of resultsCsv(d.store, job.id, call.signal)) yield { csv };
     },
   });
 }

@@ -15,6 +15,8 @@ export interface JobRow {
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
+  /** s3://bucket/key of the results once exported; null while they are in Postgres. */
+  resultsUrl: string | null;
 }
 
 export interface RowResult {
@@ -57,10 +59,11 @@ interface JobDb {
   created_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
+  results_url: string | null;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const jobOf = (r: JobDb): JobRow => ({ id: r.id, tenantId: r.tenant_id, assetClass: r.asset_class, status: r.status, totalRows: r.total_rows, doneRows: r.done_rows, failedRows: r.failed_rows, invalidRows: r.invalid_rows, error: r.error, createdAt: r.created_at, startedAt: r.started_at, finishedAt: r.finished_at });
+const jobOf = (r: JobDb): JobRow => ({ id: r.id, tenantId: r.tenant_id, assetClass: r.asset_class, status: r.status, totalRows: r.total_rows, doneRows: r.done_rows, failedRows: r.failed_rows, invalidRows: r.invalid_rows, error: r.error, createdAt: r.created_at, startedAt: r.started_at, finishedAt: r.finished_at, resultsUrl: r.results_url ?? null });
 const notFound = (id: string) => new ValoraError("NOT_FOUND", `job "${id}" not found`);
 
 export const TERMINAL: readonly JobStatusName[] = ["succeeded", "failed", "cancelled"];
@@ -211,8 +214,35 @@ export class JobStore {
   }
 
   /** Deletes jobs that ended more than `days` ago (rows and chunks go with them). */
-  async purge(days: number): Promise<number> {
+  /**
+   * Deletes jobs that ended more than `days` ago; their exported results objects are removed
+   * first (a failure there keeps the job, to be retried at the next purge).
+   */
+  async purge(days: number, removeObject?: (url: string) => Promise<void>): Promise<number> {
+    if (removeObject) {
+      const { rows } = await this.pool.query<{ id: string; results_url: string }>(`SELECT id, results_url FROM jobs WHERE finished_at < now() - make_interval(days => $1) AND results_url IS NOT NULL`, [days]);
+      for (const r of rows) await removeObject(r.results_url);
+    }
     const res = await this.pool.query(`DELETE FROM jobs WHERE finished_at < now() - make_interval(days => $1)`, [days]);
     return res.rowCount ?? 0;
+  }
+
+  /** Ended jobs of at least `minRows` rows whose results are still in Postgres. */
+  async unexported(minRows: number, limit = 10): Promise<JobRow[]> {
+    const { rows } = await this.pool.query<JobDb>(`SELECT * FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND results_url IS NULL AND total_rows >= $1 ORDER BY finished_at LIMIT $2`, [minRows, limit]);
+    return rows.map(jobOf);
+  }
+
+  /**
+   * Records where a job's results now live and drops its rows from Postgres, in one transaction
+   * (the object is written first: a crash before this re-exports the same object).
+   */
+  async markExported(jobId: string, url: string): Promise<boolean> {
+    return withTransaction(this.pool, async (c) => {
+      const res = await c.query(`UPDATE jobs SET results_url = $2 WHERE id = $1 AND results_url IS NULL AND status IN ('succeeded', 'failed', 'cancelled')`, [jobId, url]);
+      if (res.rowCount === 0) return false;
+      await c.query(`DELETE FROM job_rows WHERE job_id = $1`, [jobId]);
+      return true;
+    });
   }
 }

@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { counter, type Logger, type Registry } from "@valora/kit";
+import { Readable } from "node:stream";
 import type { ChunkUsage, JobRow, JobStore, RowResult } from "./store.js";
+import { resultsCsv, resultsKey, type ResultsObjectStore } from "./results.js";
 
 /** Values one chunk's rows (up to a batch) for a tenant: the orchestrator's ValueBatch. */
 export type ValueRows = (tenantId: string, assetClass: string, rows: Record<string, string>[]) => Promise<RowResult[]>;
@@ -25,6 +27,11 @@ export interface JobWorkerOptions {
   /** Called once when a job completes (webhook). */
   onFinished?: (job: JobRow) => Promise<void>;
   retentionDays?: number;
+  /**
+   * Results of jobs with at least `minRows` rows move to object storage when the job ends (the
+   * rows leave Postgres); reads stream them back from there.
+   */
+  results?: { objects: ResultsObjectStore; minRows: number; prefix?: string };
 }
 
 /**
@@ -38,6 +45,7 @@ export class JobWorker {
   private loops: Promise<void>[] = [];
   private readonly rows;
   private lastPurge = 0;
+  private lastExport = 0;
   private meterTimer: NodeJS.Timeout | undefined;
   private metering: Promise<void> | undefined;
   private meterQueued = false;
@@ -91,12 +99,32 @@ export class JobWorker {
     }, this.o.meterDelayMs ?? 1000).unref();
   }
 
-  /** Runs until no chunk is left, then meters them (tests, benchmarks). */
+  /** Runs until no chunk is left, then meters them and exports large results (tests, benchmarks). */
   async drain(): Promise<void> {
     while (await this.step()) {
       /* next chunk */
     }
     await this.meter();
+    await this.exportResults();
+  }
+
+  /**
+   * Moves the results of ended large jobs to object storage: the object is written, then the job
+   * records its URL and drops its rows in one transaction. A crash in between writes the same
+   * object again; a job exported by another worker meanwhile is left as it is.
+   */
+  async exportResults(): Promise<number> {
+    const r = this.o.results;
+    if (!r) return 0;
+    let exported = 0;
+    for (const job of await this.o.store.unexported(r.minRows)) {
+      const url = await r.objects.put(resultsKey(r.prefix ?? "jobs", job.tenantId, job.id), Readable.from(resultsCsv(this.o.store, job.id)));
+      if (await this.o.store.markExported(job.id, url)) {
+        exported++;
+        this.o.logger.info({ job: job.id, url, rows: job.totalRows }, "job results moved to object storage");
+      }
+    }
+    return exported;
   }
 
   private async loop(): Promise<void> {
@@ -104,9 +132,14 @@ export class JobWorker {
       let worked = false;
       try {
         worked = await this.step();
+        if (this.o.results && Date.now() - this.lastExport > 60_000) {
+          this.lastExport = Date.now();
+          await this.exportResults();
+        }
         if (this.o.retentionDays && Date.now() - this.lastPurge > 3_600_000) {
           this.lastPurge = Date.now();
-          const purged = await this.o.store.purge(this.o.retentionDays);
+          const objects = this.o.results?.objects;
+          const purged = await this.o.store.purge(this.o.retentionDays, objects ? (url) => objects.remove(url) : undefined);
           if (purged > 0) this.o.logger.info({ purged }, "purged expired jobs");
         }
       } catch (err) {
@@ -126,6 +159,7 @@ export class JobWorker {
     }
     const { finished } = await this.o.store.complete(this.id, chunk, results);
     this.meterSoon();
+    if (finished) await this.exportResults().catch((err: unknown) => this.o.logger.warn({ err: err instanceof Error ? err.message : String(err), job: finished.id }, "could not export job results; retrying later"));
     for (const r of results.values()) this.rows?.inc({ outcome: r.error ? "failed" : "valued" });
     if (finished) {
       this.o.logger.info({ job: finished.id, rows: finished.totalRows, failed: finished.failedRows }, "job finished");
