@@ -53,9 +53,6 @@ export function haversineKm(lat1: number, lon1: number, lat2: number, lon2: numb
   return 2 * EARTH_KM * Math.asin(Math.sqrt(a));
 }
 
-function monthsBetween(a: Date, b: Date): number {
-  return (b.getUTCFullYear() - a.getUTCFullYear()) * 12 + (b.getUTCMonth() - a.getUTCMonth());
-}
 
 /**
  * An in-memory comparables index for one asset class: sales bucketed by H3 cell (geo mode) and
@@ -67,6 +64,8 @@ export class ComparablesIndex {
   private readonly cells = new Map<string, number[]>();
   private readonly scales = new Map<string, number>();
   readonly latest: Date | undefined;
+  /** Sale month of each sale (year * 12 + month - 1), -1 when undated. */
+  private readonly soldMonths: Int32Array;
 
   constructor(
     private readonly sales: Sale[],
@@ -88,6 +87,7 @@ export class ComparablesIndex {
       const sd = Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (values.length - 1));
       this.scales.set(field, sd > 0 ? sd : 1);
     }
+    this.soldMonths = Int32Array.from(sales, (s) => (s.soldAt ? Number(s.soldAt.slice(0, 4)) * 12 + Number(s.soldAt.slice(5, 7)) - 1 : -1));
     const dated = sales.filter((s) => s.soldAt).map((s) => Date.parse(s.soldAt!));
     this.latest = dated.length > 0 ? new Date(Math.max(...dated)) : undefined;
   }
@@ -128,21 +128,35 @@ export class ComparablesIndex {
   find(subject: Subject, options: { asOf?: Date; index?: MarketIndex; excludeId?: string } = {}): Comparable[] {
     const asOf = options.asOf ?? this.latest;
     const atValuation = asOf && options.index ? options.index.valueAt(asOf) : undefined;
-    const ranked: Comparable[] = [];
+    const asOfMonth = asOf ? asOf.getUTCFullYear() * 12 + asOf.getUTCMonth() : undefined;
+    const geo = subject.lat !== undefined && subject.lon !== undefined;
+    // Keep only the best `count` (similarity desc, distance asc, id asc) while scanning: objects are
+    // built for the winners only — a full sort of every candidate was most of a job row's CPU.
+    const k = this.spec.count;
+    const top: { i: number; similarity: number; distanceKm: number }[] = [];
+    const better = (a: { i: number; similarity: number; distanceKm: number }, b: { i: number; similarity: number; distanceKm: number }) =>
+      a.similarity !== b.similarity ? a.similarity > b.similarity : a.distanceKm !== b.distanceKm ? a.distanceKm < b.distanceKm : this.sales[a.i]!.id.localeCompare(this.sales[b.i]!.id) < 0;
     for (const i of this.candidates(subject)) {
       const s = this.sales[i]!;
       if (s.id === options.excludeId) continue;
-      if (asOf && s.soldAt) {
-        const age = monthsBetween(new Date(s.soldAt), asOf);
+      const sold = this.soldMonths[i]!;
+      if (asOfMonth !== undefined && sold >= 0) {
+        const age = asOfMonth - sold;
         if (age < 0 || age > this.spec.maxAgeMonths) continue;
       }
+      const c = { i, similarity: this.similarity(subject.attributes, s.attributes), distanceKm: geo && s.lat !== undefined && s.lon !== undefined ? haversineKm(subject.lat!, subject.lon!, s.lat, s.lon) : 0 };
+      if (top.length === k && !better(c, top[k - 1]!)) continue;
+      let at = top.length === k ? k - 1 : top.length;
+      while (at > 0 && better(c, top[at - 1]!)) at--;
+      top.splice(at, 0, c);
+      if (top.length > k) top.pop();
+    }
+    return top.map(({ i, similarity, distanceKm }) => {
+      const s = this.sales[i]!;
       const atSale = s.soldAt && options.index ? options.index.valueAt(new Date(s.soldAt)) : undefined;
       const adjustedPrice = atSale && atValuation ? (s.price * atValuation) / atSale : s.price;
-      const distanceKm = subject.lat !== undefined && subject.lon !== undefined && s.lat !== undefined && s.lon !== undefined ? haversineKm(subject.lat, subject.lon, s.lat, s.lon) : 0;
-      ranked.push({ id: s.id, price: s.price, adjustedPrice, distanceKm, similarity: this.similarity(subject.attributes, s.attributes), ...(s.soldAt ? { soldAt: s.soldAt } : {}), attributes: s.attributes });
-    }
-    ranked.sort((a, b) => b.similarity - a.similarity || a.distanceKm - b.distanceKm || a.id.localeCompare(b.id));
-    return ranked.slice(0, this.spec.count);
+      return { id: s.id, price: s.price, adjustedPrice, distanceKm, similarity, ...(s.soldAt ? { soldAt: s.soldAt } : {}), attributes: s.attributes };
+    });
   }
 
   /** The cell centre of a location at the index's resolution (for diagnostics and tests). */

@@ -81,3 +81,23 @@ describe.skipIf(!url)("sales store (real PostgreSQL)", () => {
     expect(back.find((s) => s.id === "ames-1")).toEqual(ames[0]);
   });
 });
+
+describe("top-k selection", () => {
+  it("returns exactly what ranking every candidate would (similarity, then distance, then id), ties included", () => {
+    // Attribute mode: every sale is a candidate, so a full ranking is the reference.
+    const spec: ComparablesSpec = { mode: "attributes", h3Resolution: 7, maxRings: 0, count: 8, maxAgeMonths: 24, similarity: [{ field: "gr_liv_area", weight: 1 }, { field: "overall_cond", weight: 1 }] };
+    const sales: Sale[] = [...ames.slice(0, 600), ...ames.slice(0, 100).map((s) => ({ ...s, id: `${s.id}-copy` }))];
+    const index = new ComparablesIndex(sales, spec);
+    const asOf = new Date("2009-06-15T00:00:00Z");
+    const month = (d: string) => Number(d.slice(0, 4)) * 12 + Number(d.slice(5, 7)) - 1;
+    for (const subject of ames.slice(600, 660)) {
+      const got = index.find({ attributes: subject.attributes }, { asOf });
+      const reference = sales
+        .filter((s) => !s.soldAt || (month("2009-06") - month(s.soldAt) >= 0 && month("2009-06") - month(s.soldAt) <= 24))
+        .map((s) => ({ id: s.id, similarity: index.similarity(subject.attributes, s.attributes), distanceKm: 0 }))
+        .sort((a, b) => b.similarity - a.similarity || a.distanceKm - b.distanceKm || a.id.localeCompare(b.id))
+        .slice(0, spec.count);
+      expect(got.map((c) => [c.id, c.similarity])).toEqual(reference.map((r) => [r.id, r.similarity]));
+    }
+  });
+});
