@@ -124,9 +124,16 @@ describe.skipIf(!existsSync(bin))("the platform on one machine (valora up, embed
   }, 90_000);
 
   it("meters what was valued, and serves market series from its own sales and the Texas feed", async () => {
-    const usage = (await (await fetch(`${banner.rest}/v1/usage`, { headers: auth() })).json()) as { data: { total: number; days: { assetClass: string; kind: string; units: number }[] } };
+    type Usage = { data: { total: number; days: { assetClass: string; kind: string; units: number }[] } };
+    let usage: Usage = { data: { total: 0, days: [] } };
     const units = (assetClass: string, kind: string) => usage.data.days.filter((d) => d.assetClass === assetClass && d.kind === kind).reduce((n, d) => n + d.units, 0);
-    expect(units("autos", "job_row")).toBe(120);
+    // Job rows are metered within a second of their chunk committing (the outbox).
+    await expect
+      .poll(async () => {
+        usage = (await (await fetch(`${banner.rest}/v1/usage`, { headers: auth() })).json()) as Usage;
+        return units("autos", "job_row");
+      }, { timeout: 15_000, interval: 250 })
+      .toBe(120);
     expect(units("autos", "valuation")).toBeGreaterThanOrEqual(1);
     expect(units("real-estate", "valuation")).toBeGreaterThanOrEqual(1);
     const list = (await (await fetch(`${banner.rest}/v1/market/series?prefix=sales-index.`, { headers: auth() })).json()) as { data: { id: string; firstPeriod: string; lastPeriod: string }[] };
