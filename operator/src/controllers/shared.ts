@@ -19,14 +19,9 @@ export function ownerRef(owner: { apiVersion: string; kind: string; metadata: { 
   return { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.metadata.name, uid: owner.metadata.uid ?? "", controller: true, blockOwnerDeletion: true };
 }
 
-/** A DNS-1123 label from free text, at most 63 characters, stable for the same input. */
-export function dnsLabel(...parts: string[]): string {
-  const raw = parts.join("-").toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/-+/g, "-").replace(/^-|-$/g, "");
-  if (raw.length <= 63) return raw;
-  let h = 0;
-  for (const c of raw) h = (Math.imul(h, 31) + c.charCodeAt(0)) >>> 0;
-  return `${raw.slice(0, 54).replace(/-$/, "")}-${h.toString(16).padStart(8, "0")}`;
-}
+// Object names the operator gives are computed by consumers too (the orchestrator finds each
+// pipeline's Service by it), so the function lives in the kit.
+export { dnsLabel } from "@valora/kit";
 
 /** The Pod Security Standards "restricted" profile, for every pod and container Valora creates. */
 export const RESTRICTED_POD_SECURITY = { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: "RuntimeDefault" } } as const;

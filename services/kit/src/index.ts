@@ -23,3 +23,4 @@ export * from "./asset-input.js";
 export * from "./plans.js";
 export * from "./usage-recorder.js";
 export * from "./kube.js";
+export * from "./dns-label.js";

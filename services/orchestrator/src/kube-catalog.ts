@@ -1,4 +1,4 @@
-import type { InputField } from "@valora/kit";
+import { dnsLabel, type InputField } from "@valora/kit";
 import type { AssetClassEntry } from "./service.js";
 
 /** The parts of the custom resources the orchestrator reads (what the operator and users write). */
@@ -45,8 +45,10 @@ export function catalogFrom(pipelines: AssetPipelineObject[], models: ValuationM
   return out;
 }
 
-/** Pure: the pipeline Service address of an AssetPipeline, from a template with {name} and {namespace}. */
+/**
+ * Pure: the pipeline Service address of an AssetPipeline, from a template with {name} and
+ * {namespace}; {name} is the Service name the operator gives (`dnsLabel("pipeline", name)`).
+ */
 export function pipelineAddress(template: string, name: string, namespace: string): string {
-  const label = `pipeline-${name}`.toLowerCase().replace(/[^a-z0-9-]+/g, "-").slice(0, 63);
-  return template.replaceAll("{name}", label).replaceAll("{namespace}", namespace);
+  return template.replaceAll("{name}", dnsLabel("pipeline", name)).replaceAll("{namespace}", namespace);
 }

@@ -15,7 +15,7 @@ import { createClient, createGrpcServer, createPgPool, createServiceBase, type C
 import { captureLogs, freshDatabase } from "@valora/kit/testing";
 import { createModelServer, type ModelServer } from "@valora/model-server";
 import { insertSales, migrateSales, salesFromCsv } from "@valora/comparables";
-import { pipelineConfig } from "@valora/operator";
+import { pipelineConfig, pipelineObjects } from "@valora/operator";
 import { createUsage } from "@valora/usage";
 import { catalogFrom, pipelineAddress } from "../src/index.js";
 
@@ -36,6 +36,10 @@ describe("orchestrator catalog from custom resources (pure)", () => {
     expect(e.entry.candidateStrategy?.()).toBe("Canary");
     expect(catalogFrom([{ metadata: { name: "x" }, spec: { assetClass: "x", model: { name: "none" }, input: { fields: [] } } }], []).get("x")!.entry.championVersion()).toBeUndefined();
     expect(pipelineAddress("{name}.{namespace}.svc:9090", "Real_Estate", "prod")).toBe("pipeline-real-estate.prod.svc:9090");
+    // The address names the Service the operator renders, long names included.
+    const long = `${"valuation-".repeat(8)}homes`;
+    const service = pipelineObjects({ ...(apDoc as never as Parameters<typeof pipelineObjects>[0]), metadata: { name: long, namespace: "prod" } }, { image: "valora:test" }).find((o) => o.kind === "Service")!;
+    expect(pipelineAddress("{name}", long, "prod")).toBe(service.metadata.name);
   });
 });
 
