@@ -209,7 +209,9 @@ describe.skipIf(!url)("gateway over real tenants, orchestrator, pipeline and mod
     expect(batch.statusCode).toBe(200);
     const usage = await app.inject({ method: "GET", url: "/v1/usage", headers: viewer });
     expect(usage.statusCode).toBe(200);
-    const u = usage.json<{ data: { total: number; plan: { name: string }; days: { assetClass: string; kind: string; units: number }[] } }>().data;
+    const u = usage.json<{ data: { from: string; to: string; total: number; plan: { name: string }; days: { assetClass: string; kind: string; units: number }[] } }>().data;
+    const today = new Date().toISOString().slice(0, 10);
+    expect([u.from, u.to]).toEqual([`${today.slice(0, 7)}-01`, today]);
     // Three valued items (one cached), the invalid one free; the refused request not counted.
     expect(u).toMatchObject({ total: 3, plan: { name: "pro" }, days: [{ assetClass: "autos", kind: "valuation", units: 3 }] });
     const badRange = await app.inject({ method: "GET", url: "/v1/usage?from=2026-02-30", headers: viewer });

@@ -34,7 +34,7 @@ export function usageService(d: UsageServiceDeps): ServiceRegistration {
       if (!req.tenantId) throw new ValoraError("INVALID_ARGUMENT", "tenant_id required", { details: [{ field: "tenant_id", description: "required" }] });
       const { from, to } = usageRange(req.from, req.to, now());
       const days = await d.store.query(req.tenantId, from, to, req.assetClass || undefined);
-      return { days: days.map((x) => ({ ...x, units: BigInt(x.units) })), total: BigInt(days.reduce((s, x) => s + x.units, 0)) };
+      return { days: days.map((x) => ({ ...x, units: BigInt(x.units) })), total: BigInt(days.reduce((s, x) => s + x.units, 0)), from, to };
     },
   });
 }

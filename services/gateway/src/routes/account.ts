@@ -51,15 +51,10 @@ export const accountRoutes: FastifyPluginAsync<AccountRoutesOptions> = async (fa
   app.get("/v1/usage", { config: { roles: ROLE_SETS.usage }, schema: { tags: ["billing"], summary: "The tenant's metered usage per day, asset class and kind (valuation, job_row)", querystring: UsageQuery, response: { 200: envelopeOf(Usage), "4xx": ErrorEnvelope } } }, async (req) => {
     if (!o.usage) throw new ValoraError("UNAVAILABLE", "usage metering is not configured on this gateway (USAGE_ADDR)");
     const p = req.principal!;
-    // The usage service validates the dates and answers INVALID_ARGUMENT naming the field.
-    const from = req.query.from ?? "";
-    const to = req.query.to ?? "";
-    const res = await o.usage.queryUsage({ tenantId: p.tenantId, from, to, assetClass: req.query.assetClass ?? "" }, { timeoutMs: o.timeoutMs });
-    const today = new Date().toISOString().slice(0, 10);
-    return okEnvelope(
-      { from: from || `${today.slice(0, 7)}-01`, to: to || today, total: Number(res.total), plan: { name: o.plans.of(p.plan).name, monthlyValuations: o.plans.of(p.plan).monthlyValuations }, days: res.days.map((d) => ({ day: d.day, assetClass: d.assetClass, kind: d.kind, units: Number(d.units) })) },
-      req.id,
-    );
+    // The usage service validates the dates (INVALID_ARGUMENT naming the field) and fills in the defaults.
+    const res = await o.usage.queryUsage({ tenantId: p.tenantId, from: req.query.from ?? "", to: req.query.to ?? "", assetClass: req.query.assetClass ?? "" }, { timeoutMs: o.timeoutMs });
+    const plan = o.plans.of(p.plan);
+    return okEnvelope({ from: res.from, to: res.to, total: Number(res.total), plan: { name: plan.name, monthlyValuations: plan.monthlyValuations }, days: res.days.map((d) => ({ day: d.day, assetClass: d.assetClass, kind: d.kind, units: Number(d.units) })) }, req.id);
   });
 
   app.get("/v1/billing", { config: { roles: ROLE_SETS.admin }, schema: { tags: ["billing"], summary: "The tenant's plan, Stripe customer and subscription", response: { 200: envelopeOf(Account), "4xx": ErrorEnvelope } } }, async (req) => {

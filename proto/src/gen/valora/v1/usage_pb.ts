@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file valora/v1/usage.proto.
  */
 export const file_valora_v1_usage: GenFile = /*@__PURE__*/
-  fileDesc("ChV2YWxvcmEvdjEvdXNhZ2UucHJvdG8SCXZhbG9yYS52MSKSAQoKVXNhZ2VFdmVudBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhMKC2Fzc2V0X2NsYXNzGAMgASgJEgwKBGtpbmQYBCABKAkSDQoFdW5pdHMYBSABKAMSJgoCYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjsKElJlY29yZFVzYWdlUmVxdWVzdBIlCgZldmVudHMYASADKAsyFS52YWxvcmEudjEuVXNhZ2VFdmVudCI7ChNSZWNvcmRVc2FnZVJlc3BvbnNlEhAKCHJlY29yZGVkGAEgASgFEhIKCmR1cGxpY2F0ZXMYAiABKAUiVQoRUXVlcnlVc2FnZVJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgwKBGZyb20YAiABKAkSCgoCdG8YAyABKAkSEwoLYXNzZXRfY2xhc3MYBCABKAkiSQoIVXNhZ2VEYXkSCwoDZGF5GAEgASgJEhMKC2Fzc2V0X2NsYXNzGAIgASgJEgwKBGtpbmQYAyABKAkSDQoFdW5pdHMYBCABKAMiRgoSUXVlcnlVc2FnZVJlc3BvbnNlEiEKBGRheXMYASADKAsyEy52YWxvcmEudjEuVXNhZ2VEYXkSDQoFdG90YWwYAiABKAMypwEKDFVzYWdlU2VydmljZRJMCgtSZWNvcmRVc2FnZRIdLnZhbG9yYS52MS5SZWNvcmRVc2FnZVJlcXVlc3QaHi52YWxvcmEudjEuUmVjb3JkVXNhZ2VSZXNwb25zZRJJCgpRdWVyeVVzYWdlEhwudmFsb3JhLnYxLlF1ZXJ5VXNhZ2VSZXF1ZXN0Gh0udmFsb3JhLnYxLlF1ZXJ5VXNhZ2VSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChV2YWxvcmEvdjEvdXNhZ2UucHJvdG8SCXZhbG9yYS52MSKSAQoKVXNhZ2VFdmVudBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhMKC2Fzc2V0X2NsYXNzGAMgASgJEgwKBGtpbmQYBCABKAkSDQoFdW5pdHMYBSABKAMSJgoCYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjsKElJlY29yZFVzYWdlUmVxdWVzdBIlCgZldmVudHMYASADKAsyFS52YWxvcmEudjEuVXNhZ2VFdmVudCI7ChNSZWNvcmRVc2FnZVJlc3BvbnNlEhAKCHJlY29yZGVkGAEgASgFEhIKCmR1cGxpY2F0ZXMYAiABKAUiVQoRUXVlcnlVc2FnZVJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgwKBGZyb20YAiABKAkSCgoCdG8YAyABKAkSEwoLYXNzZXRfY2xhc3MYBCABKAkiSQoIVXNhZ2VEYXkSCwoDZGF5GAEgASgJEhMKC2Fzc2V0X2NsYXNzGAIgASgJEgwKBGtpbmQYAyABKAkSDQoFdW5pdHMYBCABKAMiYAoSUXVlcnlVc2FnZVJlc3BvbnNlEiEKBGRheXMYASADKAsyEy52YWxvcmEudjEuVXNhZ2VEYXkSDQoFdG90YWwYAiABKAMSDAoEZnJvbRgDIAEoCRIKCgJ0bxgEIAEoCTKnAQoMVXNhZ2VTZXJ2aWNlEkwKC1JlY29yZFVzYWdlEh0udmFsb3JhLnYxLlJlY29yZFVzYWdlUmVxdWVzdBoeLnZhbG9yYS52MS5SZWNvcmRVc2FnZVJlc3BvbnNlEkkKClF1ZXJ5VXNhZ2USHC52YWxvcmEudjEuUXVlcnlVc2FnZVJlcXVlc3QaHS52YWxvcmEudjEuUXVlcnlVc2FnZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message valora.v1.UsageEvent
@@ -184,6 +184,18 @@ export type QueryUsageResponse = Message<"valora.v1.QueryUsageResponse"> & {
    * @generated from field: int64 total = 2;
    */
   total: bigint;
+
+  /**
+   * The range answered (the request's, or its defaults: this month so far).
+   *
+   * @generated from field: string from = 3;
+   */
+  from: string;
+
+  /**
+   * @generated from field: string to = 4;
+   */
+  to: string;
 };
 
 /**
