@@ -1,7 +1,7 @@
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import { PlanCatalog, ValoraError, implement, type CallContext, type Client, type ServiceRegistration } from "@valora/kit";
 import { ROLE_SETS, hasRole, mayValue, type Authenticator, type Principal } from "./auth.js";
-import { bucketOf, checkPlanClass } from "./plans.js";
+import { bucketOf, checkAssetClass } from "./plans.js";
 import { reserveQuota, type QuotaCounter } from "./quota.js";
 import type { RateLimiter } from "./rate-limit.js";
 
@@ -26,8 +26,7 @@ export function grpcIngress(d: GrpcIngressDeps): ServiceRegistration {
     const header = call.metadata.get("authorization")[0];
     const p = await d.auth.authenticate(header === undefined ? undefined : String(header), call.peer.replace(/^ipv[46]:/, "").replace(/:\d+$/, ""));
     if (!hasRole(p, roles)) throw new ValoraError("PERMISSION_DENIED", `this call needs one of the roles ${roles.join(", ")}`);
-    if (assetClass !== undefined && !mayValue(p, assetClass)) throw new ValoraError("NOT_FOUND", `unknown asset class "${assetClass}"`, { details: [{ field: "asset_class", description: "not an asset class this key may value" }] });
-    if (assetClass !== undefined) checkPlanClass(plans, p, assetClass, "asset_class");
+    if (assetClass !== undefined) checkAssetClass(plans, p, assetClass, "asset_class");
     const decision = await d.limiter.take(`tenant:${p.tenantId}`, bucketOf(plans.of(p.plan)));
     if (!decision.allowed) throw new ValoraError("RESOURCE_EXHAUSTED", `rate limit of the ${p.plan} plan exceeded: retry in ${decision.retryAfter} s`);
     return p;

@@ -1,9 +1,18 @@
 import { ValoraError, planAllows, type Plan, type PlanCatalog } from "@valora/kit";
-import type { Principal } from "./auth.js";
+import { mayValue, type Principal } from "./auth.js";
 import type { Bucket } from "./rate-limit.js";
 
 /** Pure: the token bucket of a plan. */
 export const bucketOf = (plan: Plan): Bucket => ({ rate: plan.rate.perSecond, burst: plan.rate.burst });
+
+/**
+ * Pure: may this principal value this asset class? Outside the key's scope the class is reported
+ * as unknown (404, like any object of another tenant); outside the tenant's plan, 403 saying so.
+ */
+export function checkAssetClass(plans: PlanCatalog, p: Principal, assetClass: string, field = "assetClass"): void {
+  if (!mayValue(p, assetClass)) throw new ValoraError("NOT_FOUND", `unknown asset class "${assetClass}"`, { details: [{ field, description: "not an asset class this key may value" }] });
+  checkPlanClass(plans, p, assetClass, field);
+}
 
 /**
  * Pure: refuses an asset class the tenant's plan does not include. Unlike a key's scope (404, the

@@ -9,8 +9,7 @@ import { ROLE_SETS } from "../auth.js";
 import { iso } from "../valuation-json.js";
 import { reserveQuota, type QuotaCounter } from "../quota.js";
 import { ErrorEnvelope, IdParam, envelopeOf } from "../schemas.js";
-import { checkScope } from "./valuations.js";
-import { checkPlanClass, checkPlanJob } from "../plans.js";
+import { checkAssetClass, checkPlanJob } from "../plans.js";
 
 const STATUS_NAMES: Record<JobStatus, string> = { [JobStatus.UNSPECIFIED]: "unknown", [JobStatus.QUEUED]: "queued", [JobStatus.RUNNING]: "running", [JobStatus.SUCCEEDED]: "succeeded", [JobStatus.FAILED]: "failed", [JobStatus.CANCELLED]: "cancelled" };
 const TERMINAL = new Set([JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED]);
@@ -69,8 +68,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, o
     },
     async (req, reply) => {
       const p = req.principal!;
-      checkScope(p, req.query.assetClass);
-      checkPlanClass(o.plans, p, req.query.assetClass);
+      checkAssetClass(o.plans, p, req.query.assetClass);
       const csv = req.body as Buffer | undefined;
       if (!Buffer.isBuffer(csv) || csv.length === 0) throw new ValoraError("INVALID_ARGUMENT", "send the CSV as the body with content-type text/csv", { details: [{ field: "body", description: "text/csv" }] });
       // Reserve the plan quota for every data row before any work (lines after the header).

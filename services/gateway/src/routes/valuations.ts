@@ -4,11 +4,11 @@ import { z } from "zod";
 import type { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import type { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import { ValoraError, okEnvelope, type Client, type Logger, type PlanCatalog } from "@valora/kit";
-import { ROLE_SETS, mayValue, type Principal } from "../auth.js";
+import { ROLE_SETS } from "../auth.js";
 import { BatchRequest, ErrorEnvelope, Valuation, ValuationRequest, envelopeOf } from "../schemas.js";
 import { valuationJson } from "../valuation-json.js";
 import { reserveQuota, type QuotaCounter } from "../quota.js";
-import { checkPlanClass } from "../plans.js";
+import { checkAssetClass } from "../plans.js";
 
 const ROLES_VALUE = ROLE_SETS.value;
 
@@ -38,10 +38,6 @@ class HookInterest {
   }
 }
 
-export function checkScope(p: Principal, assetClass: string): void {
-  // Outside the key's scope the class is reported as unknown, like any object of another tenant.
-  if (!mayValue(p, assetClass)) throw new ValoraError("NOT_FOUND", `unknown asset class "${assetClass}"`, { details: [{ field: "assetClass", description: "not an asset class this key may value" }] });
-}
 
 export const valuationRoutes: FastifyPluginAsync<ValuationRoutesOptions> = async (fastify, o) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
@@ -64,8 +60,7 @@ export const valuationRoutes: FastifyPluginAsync<ValuationRoutesOptions> = async
       schema: { tags: ["valuations"], summary: "Value one asset", body: ValuationRequest, response: { 200: envelopeOf(Valuation), "4xx": ErrorEnvelope } },
     },
     async (req) => {
-      checkScope(req.principal!, req.body.assetClass);
-      checkPlanClass(o.plans, req.principal!, req.body.assetClass);
+      checkAssetClass(o.plans, req.principal!, req.body.assetClass);
       await reserve(req, 1);
       const { valuation } = await o.valuations.value(
         { assetClass: req.body.assetClass, attributes: req.body.attributes ?? {}, assetId: req.body.assetId ?? "", skipCache: req.body.skipCache ?? false },
@@ -90,8 +85,7 @@ export const valuationRoutes: FastifyPluginAsync<ValuationRoutesOptions> = async
       },
     },
     async (req) => {
-      checkScope(req.principal!, req.body.assetClass);
-      checkPlanClass(o.plans, req.principal!, req.body.assetClass);
+      checkAssetClass(o.plans, req.principal!, req.body.assetClass);
       await reserve(req, req.body.items.length);
       const { results } = await o.valuations.valueBatch(
         { assetClass: req.body.assetClass, items: req.body.items.map((i) => ({ attributes: (i.attributes ?? {}) as never, assetId: i.assetId ?? "" })), skipCache: req.body.skipCache ?? false },
