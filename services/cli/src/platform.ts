@@ -10,8 +10,8 @@ import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import { UsageRecorder, ValoraError, createClient, createGrpcServer, createPgPool, createRedis, planCatalogFrom, type ServiceBase } from "@valora/kit";
 import { metadataOf, parseModel } from "@valora/kit/onnx";
-import { ComparablesIndex, insertSales, loadSales, migrateSales, salesFromCsv, type Sale } from "@valora/comparables";
-import { MarketIndexFeed, ValuationPipeline, grpcModelClient, localDispatch, pipelineMetrics, modelSchemaFrom, salesResiduals, type PipelineSpec } from "@valora/pipeline";
+import { insertSales, loadSales, migrateSales, salesFromCsv, type Sale } from "@valora/comparables";
+import { MarketIndexFeed, assemblePipeline, grpcModelClient, localDispatch, pipelineMetrics, type AssetPipelineSpec, type ValuationPipeline } from "@valora/pipeline";
 import { JobStore, JobWorker, MemoryCache, RedisCache, jobRowUsage, type ResultsObjectStore, jobService, migrateJobs, valuationService, valuationUsage, valueRowsWith, type AssetClassEntry } from "@valora/orchestrator";
 import { createTenants } from "@valora/tenants";
 import { createUsage } from "@valora/usage";
@@ -53,13 +53,12 @@ export interface Platform {
   generatedKey?: string;
 }
 
-type Spec = PipelineSpec & { comparables?: PipelineSpec["comparables"] & { h3Resolution: number; maxRings: number; count: number; maxAgeMonths: number; similarity: { field: string; weight: number }[]; marketIndex?: string; soldAt?: { year: string; month: string } }; cache?: { ttlSeconds: number } };
 
 interface AssetClassFiles {
   name: string;
   model: string;
   version: string;
-  spec: Spec;
+  spec: AssetPipelineSpec;
   data?: string;
   target: string;
 }
@@ -75,7 +74,7 @@ export function discoverAssetClasses(dir: string): AssetClassFiles[] {
       const ap = docs.find((x) => x.kind === "AssetPipeline");
       if (!ap) throw new ValoraError("FAILED_PRECONDITION", `${d.name}.yaml has no AssetPipeline`);
       const data = join(dir, "data", card.data.name);
-      return { name: d.name, model: resolve(dir, d.name, "model.onnx"), version: card.version, spec: ap.spec as Spec, ...(existsSync(data) ? { data } : {}), target: card.data.target.name };
+      return { name: d.name, model: resolve(dir, d.name, "model.onnx"), version: card.version, spec: ap.spec as AssetPipelineSpec, ...(existsSync(data) ? { data } : {}), target: card.data.target.name };
     })
     .sort((a, b) => a.name.localeCompare(b.name));
 }
@@ -135,7 +134,6 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   const metrics = pipelineMetrics(base.registry);
   for (const c of classes) {
     const meta = metadataOf(parseModel(readFileSync(c.model)));
-    const schema = modelSchemaFrom(meta, 0);
     const route = { version: c.version, role: "champion" as const, endpoint: `127.0.0.1:${modelPorts.grpcPort}`, weight: 100 };
     const client = grpcModelClient(route.endpoint, c.name, c.version, base.registry);
     closers.push([`model-client-${c.name}`, async () => client.close()]);
@@ -149,21 +147,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     const seed: Sale[] = c.data ? salesFromCsv(readFileSync(c.data, "utf8"), { idPrefix: c.name, target: c.target, fields: spec.input.fields, ...(lat ? { latitude: lat } : {}), ...(lon ? { longitude: lon } : {}), ...(year && month ? { year, month } : {}) }) : [];
     const inserted = await insertSales(pool, c.name, seed, "seed");
     const sales = await loadSales(pool, c.name);
-    const residuals = sales.length > 0 ? await salesResiduals(sales, schema, spec.input.fields, client) : new Map<string, number>();
-    pipelines.set(
-      c.name,
-      new ValuationPipeline({
-        spec,
-        schema,
-        residualQuantiles: JSON.parse(meta["valora.residual_quantiles"] ?? "{}") as Record<string, number>,
-        routes: () => [route],
-        client: () => client,
-        ...(cmp && sales.length > 0 ? { comparables: new ComparablesIndex(sales, cmp), residualOf: (id: string) => residuals.get(id) } : {}),
-        ...(cmp?.marketIndex ? { marketIndex: marketIndexFor(cmp.marketIndex) } : {}),
-        logger: log,
-        metrics,
-      }),
-    );
+    pipelines.set(c.name, await assemblePipeline({ spec, metadata: meta, sales, routes: () => [route], client: () => client, champion: client, ...(cmp?.marketIndex ? { marketIndex: marketIndexFor(cmp.marketIndex) } : {}), logger: log, metrics }));
     catalog.set(c.name, { model: spec.model.name, currency: spec.currency, fields: spec.input.fields, cacheTtlSeconds: spec.cache?.ttlSeconds ?? 3600, championVersion: () => c.version, routes: () => [route] });
     samples.push({ name: c.name, version: c.version, sample: seed[0]?.attributes ?? {} });
     log.info({ assetClass: c.name, model: `${spec.model.name}@${c.version}`, sales: sales.length, seeded: inserted }, "asset pipeline ready");

@@ -6,3 +6,4 @@ export * from "./valuation.js";
 export * from "./grpc.js";
 export * from "./metrics.js";
 export * from "./market-index.js";
+export * from "./assemble.js";

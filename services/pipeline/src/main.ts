@@ -3,14 +3,14 @@ import { parse } from "yaml";
 import { Explainer } from "@valora/proto/valora/v1/explain_pb";
 import { MarketDataService } from "@valora/proto/valora/v1/market_pb";
 import { ValoraError, createClient, createGrpcServer, createOpsServer, createPgPool, createServiceBase, kubeReader, loadConfig, vars, z, type Logger } from "@valora/kit";
-import { ComparablesIndex, loadSales } from "@valora/comparables";
-import { modelSchemaFrom } from "./features.js";
+import { loadSales } from "@valora/comparables";
+import { assemblePipeline, type AssetPipelineSpec } from "./assemble.js";
 import { pipelineService } from "./grpc.js";
 import { MarketIndexFeed } from "./market-index.js";
 import { pipelineMetrics } from "./metrics.js";
 import { grpcModelClient, type ModelClient } from "./model-client.js";
 import type { Route } from "./routing.js";
-import { ValuationPipeline, salesResiduals, type PipelineSpec } from "./valuation.js";
+import type { ValuationPipeline } from "./valuation.js";
 
 export const PipelineEnv = z.object({
   PIPELINE_CONFIG: z.string().default("/etc/valora/pipeline.yaml"),
@@ -30,17 +30,16 @@ export const PipelineEnv = z.object({
   SHUTDOWN_DRAIN_DELAY_MS: vars.int(0),
 });
 
-type Spec = PipelineSpec & { comparables?: NonNullable<PipelineSpec["comparables"]> & { h3Resolution: number; maxRings: number; count: number; maxAgeMonths: number; similarity: { field: string; weight: number }[]; marketIndex?: string } };
 interface ValuationModelStatus {
   status?: { routing?: Route[] };
 }
 
 /** Pure: the rendered AssetPipeline configuration (the operator's ConfigMap), checked for what the runtime needs. */
-export function readPipelineConfig(text: string): Spec {
-  const spec = parse(text) as Partial<Spec> | null;
-  const missing = ["assetClass", "model", "input"].filter((k) => !spec?.[k as keyof Spec]);
+export function readPipelineConfig(text: string): AssetPipelineSpec {
+  const spec = parse(text) as Partial<AssetPipelineSpec> | null;
+  const missing = ["assetClass", "model", "input"].filter((k) => !spec?.[k as keyof AssetPipelineSpec]);
   if (!spec || missing.length > 0 || !Array.isArray(spec.input?.fields)) throw new ValoraError("INVALID_ARGUMENT", `pipeline config lacks ${missing.join(", ") || "input.fields"}`, { details: missing.map((m) => ({ field: m, description: "required" })) });
-  return { currency: "USD", ...spec } as Spec;
+  return { currency: "USD", ...spec } as AssetPipelineSpec;
 }
 
 /**
@@ -87,25 +86,9 @@ export async function main(env: Record<string, string | undefined> = process.env
     const explainer = createClient(Explainer, champion.endpoint, { timeoutMs: 5000 });
     try {
       const info = await explainer.getModelInfo({ modelName: spec.model.name, modelVersion: champion.version });
-      const schema = modelSchemaFrom(info.metadata, 0);
       const sales = pool && spec.comparables ? await loadSales(pool, spec.assetClass).catch((err: unknown) => (log.warn({ err }, "no sales table: valuing without comparables"), [])) : [];
-      const residuals = sales.length > 0 ? await salesResiduals(sales, schema, spec.input.fields, clientFor(champion)) : new Map<string, number>();
       if (feed) await feed.refresh();
-      pipelines.set(
-        spec.assetClass,
-        new ValuationPipeline({
-          spec,
-          schema,
-          residualQuantiles: JSON.parse(info.metadata["valora.residual_quantiles"] ?? "{}") as Record<string, number>,
-          routes: () => routes,
-          client: clientFor,
-          ...(spec.comparables && sales.length > 0 ? { comparables: new ComparablesIndex(sales, spec.comparables), residualOf: (id: string) => residuals.get(id) } : {}),
-          ...(feed ? { marketIndex: () => feed.current() } : {}),
-          logger: log,
-          metrics,
-          timeoutMs: c.MODEL_TIMEOUT_MS,
-        }),
-      );
+      pipelines.set(spec.assetClass, await assemblePipeline({ spec, metadata: info.metadata, sales, routes: () => routes, client: clientFor, champion: clientFor(champion), ...(feed ? { marketIndex: () => feed.current() } : {}), logger: log, metrics, timeoutMs: c.MODEL_TIMEOUT_MS }));
       log.info({ assetClass: spec.assetClass, model: `${spec.model.name}@${champion.version}`, sales: sales.length }, "pipeline ready");
     } finally {
       explainer.close();

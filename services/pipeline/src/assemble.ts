@@ -1,0 +1,46 @@
+import { ComparablesIndex, type ComparablesSpec, type Sale } from "@valora/comparables";
+import type { Logger } from "@valora/kit";
+import { modelSchemaFrom } from "./features.js";
+import type { MarketIndex } from "./market-index.js";
+import type { pipelineMetrics } from "./metrics.js";
+import type { ModelClient } from "./model-client.js";
+import type { Route } from "./routing.js";
+import { ValuationPipeline, salesResiduals, type PipelineSpec } from "./valuation.js";
+
+/** An AssetPipeline spec as the runtime reads it (the CR's comparables settings included). */
+export type AssetPipelineSpec = PipelineSpec & { comparables?: NonNullable<PipelineSpec["comparables"]> & Omit<ComparablesSpec, "mode"> & { marketIndex?: string; soldAt?: { year: string; month: string } }; cache?: { ttlSeconds: number } };
+
+export interface AssembleOptions {
+  spec: AssetPipelineSpec;
+  /** The champion model's metadata (ONNX metadata_props): feature schema, residual quantiles. */
+  metadata: Record<string, string>;
+  /** Comparable sales of the asset class (none: no comparables). */
+  sales: Sale[];
+  routes: () => Route[];
+  client: (route: Route) => ModelClient;
+  /** The champion's client: comparables' model residuals are computed with it. */
+  champion: ModelClient;
+  marketIndex?: () => MarketIndex | undefined;
+  logger: Logger;
+  metrics?: ReturnType<typeof pipelineMetrics>;
+  timeoutMs?: number;
+}
+
+/** One asset class's pipeline from its spec, model metadata and sales: what `valora up` and pipeline pods both build. */
+export async function assemblePipeline(o: AssembleOptions): Promise<ValuationPipeline> {
+  const schema = modelSchemaFrom(o.metadata, 0);
+  const cmp = o.spec.comparables;
+  const residuals = cmp && o.sales.length > 0 ? await salesResiduals(o.sales, schema, o.spec.input.fields, o.champion) : new Map<string, number>();
+  return new ValuationPipeline({
+    spec: o.spec,
+    schema,
+    residualQuantiles: JSON.parse(o.metadata["valora.residual_quantiles"] ?? "{}") as Record<string, number>,
+    routes: o.routes,
+    client: o.client,
+    ...(cmp && o.sales.length > 0 ? { comparables: new ComparablesIndex(o.sales, cmp), residualOf: (id: string) => residuals.get(id) } : {}),
+    ...(o.marketIndex ? { marketIndex: o.marketIndex } : {}),
+    logger: o.logger,
+    ...(o.metrics ? { metrics: o.metrics } : {}),
+    ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
+  });
+}
