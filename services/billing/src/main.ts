@@ -1,6 +1,6 @@
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
-import { ValoraError, createClient, createGrpcServer, createOpsServer, createPgPool, createServiceBase, loadConfig, planCatalogFrom, vars, z } from "@valora/kit";
+import { ValoraError, createClient, createPgPool, createServiceBase, loadConfig, planCatalogFrom, vars, z, serveGrpc } from "@valora/kit";
 import { createBilling } from "./app.js";
 import { parsePrices } from "./decisions.js";
 
@@ -56,19 +56,15 @@ export async function main(env: Record<string, string | undefined> = process.env
       : {}),
   });
   await billing.start();
-  const server = createGrpcServer({ ...base, services: [billing.service] });
-  const port = await server.listen(`${c.HOST}:${c.GRPC_PORT}`);
-  const ops = createOpsServer(base);
-  await ops.listen(c.METRICS_PORT, c.HOST);
-  base.shutdown.register("ops", () => ops.close());
+  const { port, ops } = await serveGrpc(base, { services: [billing.service], host: c.HOST, grpcPort: c.GRPC_PORT, metricsPort: c.METRICS_PORT });
   base.health.addCheck("postgres", async () => (await pool.query("SELECT 1")).rowCount === 1);
-  base.shutdown.register("grpc", () => server.shutdown());
   base.shutdown.register("billing", () => billing.close());
   base.shutdown.register("clients", async () => {
     tenants.close();
     usage.close();
   });
   base.shutdown.register("postgres", () => pool.end());
+  base.shutdown.register("ops", () => ops.close());
   base.shutdown.installSignalHandlers();
   base.logger.info({ port }, "billing service listening");
 }

@@ -24,3 +24,4 @@ export * from "./plans.js";
 export * from "./usage-recorder.js";
 export * from "./kube.js";
 export * from "./dns-label.js";
+export * from "./serve.js";

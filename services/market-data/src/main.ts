@@ -1,4 +1,4 @@
-import { createGrpcServer, createOpsServer, createPgPool, createServiceBase, loadConfig, vars, z } from "@valora/kit";
+import { createPgPool, createServiceBase, loadConfig, vars, z, serveGrpc } from "@valora/kit";
 import { createMarketData } from "./app.js";
 
 export const MarketDataEnv = z.object({
@@ -32,13 +32,9 @@ export async function main(env: Record<string, string | undefined> = process.env
     ttlMs: c.MARKET_CACHE_TTL_MS,
     contract: { maxGapMonths: c.MARKET_MAX_GAP_MONTHS, minPoints: 3 },
   });
-  const server = createGrpcServer({ ...base, services: [market.service] });
-  const port = await server.listen(`${c.HOST}:${c.GRPC_PORT}`);
-  const ops = createOpsServer(base);
-  await ops.listen(c.METRICS_PORT, c.HOST);
-  base.shutdown.register("ops", () => ops.close());
-  base.shutdown.register("grpc", () => server.shutdown());
+  const { port, ops } = await serveGrpc(base, { services: [market.service], host: c.HOST, grpcPort: c.GRPC_PORT, metricsPort: c.METRICS_PORT });
   if (pool) base.shutdown.register("postgres", () => pool.end());
+  base.shutdown.register("ops", () => ops.close());
   base.shutdown.installSignalHandlers();
   base.logger.info({ port }, "market-data service listening");
 }

@@ -2,7 +2,7 @@ import { PipelineService } from "@valora/proto/valora/v1/pipeline_pb";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
-import { UsageRecorder, createClient, createGrpcServer, createOpsServer, createPgPool, createRedis, createServiceBase, kubeReader, loadConfig, vars, z, type Client } from "@valora/kit";
+import { UsageRecorder, serveGrpc, createClient, createPgPool, createRedis, createServiceBase, kubeReader, loadConfig, vars, z, type Client } from "@valora/kit";
 import { MemoryCache, RedisCache } from "./cache.js";
 import { jobService } from "./jobs/service.js";
 import { JobStore } from "./jobs/store.js";
@@ -86,10 +86,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     ...(store ? [jobService({ store, fields: (a) => catalog.get(a)?.entry.fields, ...(results ? { objects: results.objects } : {}) })] : []),
   ];
   base.health.addCheck("catalog", async () => loaded);
-  const server = createGrpcServer({ ...base, services });
-  const port = await server.listen(`${c.HOST}:${c.GRPC_PORT}`);
-  const ops = createOpsServer(base);
-  const opsPort = await ops.listen(c.METRICS_PORT, c.HOST);
+  const { port, opsPort, ops } = await serveGrpc(base, { services, host: c.HOST, grpcPort: c.GRPC_PORT, metricsPort: c.METRICS_PORT });
 
   // Job workers value through this pod's own ValuationService, like any other client.
   const self = createClient(ValuationService, `127.0.0.1:${port}`, { timeoutMs: 60_000 });
@@ -126,7 +123,6 @@ export async function main(env: Record<string, string | undefined> = process.env
     }
   })();
 
-  base.shutdown.register("grpc", () => server.shutdown());
   base.shutdown.register("job-worker", async () => worker?.stop());
   base.shutdown.register("catalog", async () => {
     stopped = true;

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { Explainer } from "@valora/proto/valora/v1/explain_pb";
 import { MarketDataService } from "@valora/proto/valora/v1/market_pb";
-import { ValoraError, createClient, createGrpcServer, createOpsServer, createPgPool, createServiceBase, kubeReader, loadConfig, vars, z, type Logger } from "@valora/kit";
+import { ValoraError, createClient, createPgPool, createServiceBase, kubeReader, loadConfig, vars, z, type Logger, serveGrpc } from "@valora/kit";
 import { loadSales } from "@valora/comparables";
 import { assemblePipeline, type AssetPipelineSpec } from "./assemble.js";
 import { pipelineService } from "./grpc.js";
@@ -96,10 +96,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   };
 
   base.health.addCheck("pipeline", async () => pipelines.has(spec.assetClass) && routes.some((r) => r.role === "champion"));
-  const server = createGrpcServer({ ...base, services: [pipelineService(pipelines)] });
-  const port = await server.listen(`${c.HOST}:${c.GRPC_PORT}`);
-  const ops = createOpsServer(base);
-  const opsPort = await ops.listen(c.METRICS_PORT, c.HOST);
+  const { port, opsPort, ops } = await serveGrpc(base, { services: [pipelineService(pipelines)], host: c.HOST, grpcPort: c.GRPC_PORT, metricsPort: c.METRICS_PORT });
   let stopped = false;
   const loop = (async () => {
     let lastWarn = 0;
@@ -117,7 +114,6 @@ export async function main(env: Record<string, string | undefined> = process.env
     }
   })();
   feed?.start();
-  base.shutdown.register("grpc", () => server.shutdown());
   base.shutdown.register("routing", async () => {
     stopped = true;
     feed?.stop();

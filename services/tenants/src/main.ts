@@ -1,4 +1,4 @@
-import { createGrpcServer, createOpsServer, createPgPool, createServiceBase, loadConfig, vars, z } from "@valora/kit";
+import { createPgPool, createServiceBase, loadConfig, vars, z, serveGrpc } from "@valora/kit";
 import { createTenants } from "./app.js";
 
 export const TenantsEnv = z.object({
@@ -22,15 +22,11 @@ export async function main(env: Record<string, string | undefined> = process.env
   const tenants = createTenants(base, { pool, webhooks: { allowHttp: config.VALORA_WEBHOOK_ALLOW_HTTP, allowPrivate: config.VALORA_WEBHOOK_ALLOW_PRIVATE }, ...(config.VALORA_BOOTSTRAP_API_KEY ? { bootstrapApiKey: config.VALORA_BOOTSTRAP_API_KEY } : {}) });
   const { generatedKey } = await tenants.start();
   if (generatedKey) base.logger.warn({ apiKey: generatedKey }, "bootstrap admin API key for tenant 'default' (shown once; store it now)");
-  const server = createGrpcServer({ ...base, services: [tenants.service] });
-  const port = await server.listen(`${config.HOST}:${config.GRPC_PORT}`);
-  const ops = createOpsServer(base);
-  await ops.listen(config.METRICS_PORT, config.HOST);
-  base.shutdown.register("ops", () => ops.close());
+  const { port, ops } = await serveGrpc(base, { services: [tenants.service], host: config.HOST, grpcPort: config.GRPC_PORT, metricsPort: config.METRICS_PORT });
   base.health.addCheck("postgres", async () => (await pool.query("SELECT 1")).rowCount === 1);
-  base.shutdown.register("grpc", () => server.shutdown());
   base.shutdown.register("webhooks", () => tenants.close());
   base.shutdown.register("postgres", () => pool.end());
+  base.shutdown.register("ops", () => ops.close());
   base.shutdown.installSignalHandlers();
   base.logger.info({ port }, "tenants service listening");
 }

@@ -1,4 +1,4 @@
-import { createGrpcServer, createOpsServer, createPgPool, createServiceBase, loadConfig, vars, z } from "@valora/kit";
+import { createPgPool, createServiceBase, loadConfig, vars, z, serveGrpc } from "@valora/kit";
 import { createUsage } from "./app.js";
 
 export const UsageEnv = z.object({
@@ -19,15 +19,11 @@ export async function main(env: Record<string, string | undefined> = process.env
   const pool = createPgPool({ url: c.DATABASE_URL, applicationName: "valora-usage", logger: base.logger });
   const usage = createUsage(base, { pool, keyRetentionDays: c.USAGE_KEY_RETENTION_DAYS });
   await usage.start();
-  const server = createGrpcServer({ ...base, services: [usage.service] });
-  const port = await server.listen(`${c.HOST}:${c.GRPC_PORT}`);
-  const ops = createOpsServer(base);
-  await ops.listen(c.METRICS_PORT, c.HOST);
-  base.shutdown.register("ops", () => ops.close());
+  const { port, ops } = await serveGrpc(base, { services: [usage.service], host: c.HOST, grpcPort: c.GRPC_PORT, metricsPort: c.METRICS_PORT });
   base.health.addCheck("postgres", async () => (await pool.query("SELECT 1")).rowCount === 1);
-  base.shutdown.register("grpc", () => server.shutdown());
   base.shutdown.register("usage", () => usage.close());
   base.shutdown.register("postgres", () => pool.end());
+  base.shutdown.register("ops", () => ops.close());
   base.shutdown.installSignalHandlers();
   base.logger.info({ port }, "usage service listening");
 }
