@@ -25,3 +25,4 @@ export * from "./usage-recorder.js";
 export * from "./kube.js";
 export * from "./dns-label.js";
 export * from "./serve.js";
+export * from "./poll.js";

@@ -2,7 +2,7 @@ import { PipelineService } from "@valora/proto/valora/v1/pipeline_pb";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
-import { UsageRecorder, serveGrpc, createClient, createPgPool, createRedis, createServiceBase, kubeReader, loadConfig, vars, z, type Client } from "@valora/kit";
+import { UsageRecorder, pollEvery, serveGrpc, createClient, createPgPool, createRedis, createServiceBase, kubeReader, loadConfig, vars, z, type Client } from "@valora/kit";
 import { MemoryCache, RedisCache } from "./cache.js";
 import { jobService } from "./jobs/service.js";
 import { JobStore } from "./jobs/store.js";
@@ -107,27 +107,10 @@ export async function main(env: Record<string, string | undefined> = process.env
       : undefined;
   worker?.start();
 
-  let stopped = false;
-  const loop = (async () => {
-    let lastWarn = 0;
-    while (!stopped) {
-      try {
-        await refresh();
-      } catch (err) {
-        if (Date.now() - lastWarn > 30_000) {
-          lastWarn = Date.now();
-          log.warn({ err: err instanceof Error ? err.message : String(err) }, "could not read AssetPipelines; keeping the last catalog");
-        }
-      }
-      await new Promise((r) => setTimeout(r, c.CATALOG_POLL_MS));
-    }
-  })();
+  const poller = pollEvery(refresh, { intervalMs: c.CATALOG_POLL_MS, logger: log, message: "could not read AssetPipelines; keeping the last catalog" });
 
   base.shutdown.register("job-worker", async () => worker?.stop());
-  base.shutdown.register("catalog", async () => {
-    stopped = true;
-    await loop;
-  });
+  base.shutdown.register("catalog", () => poller.stop());
   base.shutdown.register("usage", async () => recorder?.close());
   base.shutdown.register("clients", async () => {
     self.close();

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { Explainer } from "@valora/proto/valora/v1/explain_pb";
 import { MarketDataService } from "@valora/proto/valora/v1/market_pb";
-import { ValoraError, createClient, createPgPool, createServiceBase, kubeReader, loadConfig, vars, z, type Logger, serveGrpc } from "@valora/kit";
+import { ValoraError, createClient, createPgPool, createServiceBase, kubeReader, loadConfig, vars, z, serveGrpc, pollEvery } from "@valora/kit";
 import { loadSales } from "@valora/comparables";
 import { assemblePipeline, type AssetPipelineSpec } from "./assemble.js";
 import { pipelineService } from "./grpc.js";
@@ -97,27 +97,17 @@ export async function main(env: Record<string, string | undefined> = process.env
 
   base.health.addCheck("pipeline", async () => pipelines.has(spec.assetClass) && routes.some((r) => r.role === "champion"));
   const { port, opsPort, ops } = await serveGrpc(base, { services: [pipelineService(pipelines)], host: c.HOST, grpcPort: c.GRPC_PORT, metricsPort: c.METRICS_PORT });
-  let stopped = false;
-  const loop = (async () => {
-    let lastWarn = 0;
-    while (!stopped) {
-      try {
-        await refreshRoutes();
-        if (!pipelines.has(spec.assetClass)) await build();
-      } catch (err) {
-        if (Date.now() - lastWarn > 30_000) {
-          lastWarn = Date.now();
-          warn(log, err);
-        }
-      }
-      await new Promise((r) => setTimeout(r, c.ROUTING_POLL_MS));
-    }
-  })();
+  const poller = pollEvery(
+    async () => {
+      await refreshRoutes();
+      if (!pipelines.has(spec.assetClass)) await build();
+    },
+    { intervalMs: c.ROUTING_POLL_MS, logger: log, message: "pipeline not ready yet; retrying" },
+  );
   feed?.start();
   base.shutdown.register("routing", async () => {
-    stopped = true;
     feed?.stop();
-    await loop;
+    await poller.stop();
   });
   base.shutdown.register("clients", async () => {
     for (const cl of clients.values()) cl.close?.();
@@ -129,4 +119,3 @@ export async function main(env: Record<string, string | undefined> = process.env
   log.info({ port, opsPort, assetClass: spec.assetClass, model: spec.model.name }, "pipeline listening");
 }
 
-const warn = (log: Logger, err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, "pipeline not ready yet; retrying");
