@@ -1,3 +1,4 @@
+import { monthIndex, monthOfDate } from "@valora/kit";
 import { cellToLatLng, gridDisk, latLngToCell } from "h3-js";
 
 export type AttributeValue = number | string | boolean;
@@ -87,7 +88,7 @@ export class ComparablesIndex {
       const sd = Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (values.length - 1));
       this.scales.set(field, sd > 0 ? sd : 1);
     }
-    this.soldMonths = Int32Array.from(sales, (s) => (s.soldAt ? Number(s.soldAt.slice(0, 4)) * 12 + Number(s.soldAt.slice(5, 7)) - 1 : -1));
+    this.soldMonths = Int32Array.from(sales, (s) => (s.soldAt ? monthIndex(s.soldAt) : -1));
     const dated = sales.filter((s) => s.soldAt).map((s) => Date.parse(s.soldAt!));
     this.latest = dated.length > 0 ? new Date(Math.max(...dated)) : undefined;
   }
@@ -128,7 +129,7 @@ export class ComparablesIndex {
   find(subject: Subject, options: { asOf?: Date; index?: MarketIndex; excludeId?: string } = {}): Comparable[] {
     const asOf = options.asOf ?? this.latest;
     const atValuation = asOf && options.index ? options.index.valueAt(asOf) : undefined;
-    const asOfMonth = asOf ? asOf.getUTCFullYear() * 12 + asOf.getUTCMonth() : undefined;
+    const asOfMonth = asOf ? monthOfDate(asOf) : undefined;
     const geo = subject.lat !== undefined && subject.lon !== undefined;
     // Keep only the best `count` (similarity desc, distance asc, id asc) while scanning: objects are
     // built for the winners only — a full sort of every candidate was most of a job row's CPU.

@@ -26,3 +26,4 @@ export * from "./kube.js";
 export * from "./dns-label.js";
 export * from "./serve.js";
 export * from "./poll.js";
+export * from "./months.js";

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ValoraError } from "@valora/kit";
+import { ValoraError, monthIndex, periodOf } from "@valora/kit";
 
 /** Units a series may be in; anything else is refused (a typo would otherwise mix dollars and counts). */
 export const UNITS = ["USD", "count", "months", "index", "percent"] as const;
@@ -45,11 +45,6 @@ export interface SeriesContract {
 export const DEFAULT_CONTRACT: SeriesContract = { maxGapMonths: 3, minPoints: 3 };
 
 const PERIOD = /^(\d{4})-(0[1-9]|1[0-2])$/;
-const monthIndex = (p: string): number => {
-  const m = PERIOD.exec(p)!;
-  return Number(m[1]) * 12 + Number(m[2]) - 1;
-};
-export const periodOf = (index: number): string => `${Math.floor(index / 12)}-${String((index % 12) + 1).padStart(2, "0")}`;
 
 /**
  * Pure: a provider's series checked against the contract — schema and unit, one value per month

@@ -1,6 +1,5 @@
 import { latLngToCell } from "h3-js";
-import type { Pool } from "@valora/kit";
-import { periodOf } from "./contract.js";
+import { monthIndex, periodOf, type Pool } from "@valora/kit";
 import type { RawSeries } from "./contract.js";
 import type { SeriesProvider } from "./providers.js";
 
@@ -30,7 +29,6 @@ const median = (xs: number[]): number => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
-const monthOf = (iso: string): number => Number(iso.slice(0, 4)) * 12 + Number(iso.slice(5, 7)) - 1;
 
 /**
  * Pure: a median-price index from sales — for each month, the median price of the sales of the
@@ -41,7 +39,7 @@ export function priceIndex(sales: { soldAt: string; price: number }[], o: Pick<S
   if (sales.length === 0) return [];
   const byMonth = new Map<number, number[]>();
   for (const s of sales) {
-    const m = monthOf(s.soldAt);
+    const m = monthIndex(s.soldAt);
     const list = byMonth.get(m) ?? [];
     list.push(s.price);
     byMonth.set(m, list);

@@ -1,11 +1,10 @@
-import type { Logger } from "@valora/kit";
+import { monthIndex, monthOfDate, type Logger } from "@valora/kit";
 
 /** A price level over time: comparable prices move with it between sale and valuation. */
 export interface MarketIndex {
   valueAt(date: Date): number | undefined;
 }
 
-const monthOf = (period: string): number => Number(period.slice(0, 4)) * 12 + Number(period.slice(5, 7)) - 1;
 
 /**
  * Pure: a contiguous monthly series as an index — the value of a date's month, clamped to the
@@ -13,11 +12,11 @@ const monthOf = (period: string): number => Number(period.slice(0, 4)) * 12 + Nu
  */
 export function monthlyIndex(points: { period: string; value: number }[]): MarketIndex {
   if (points.length === 0) return { valueAt: () => undefined };
-  const first = monthOf(points[0]!.period);
+  const first = monthIndex(points[0]!.period);
   const values = points.map((p) => p.value);
   return {
     valueAt(date: Date) {
-      const i = date.getUTCFullYear() * 12 + date.getUTCMonth() - first;
+      const i = monthOfDate(date) - first;
       const v = values[Math.max(0, Math.min(values.length - 1, i))];
       return v !== undefined && v > 0 ? v : undefined;
     },
