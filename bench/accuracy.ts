@@ -22,8 +22,8 @@ interface Case {
 }
 
 const cases: Case[] = [
-  { name: "real-estate", csv: "models/data/ames.csv", manifest: "models/real-estate/real-estate.yaml", target: "Sale_Price", exclude: ["Sale_Type", "Sale_Condition"], params: {}, geo: { latitude: "Latitude", longitude: "Longitude", year: "Year_Sold", month: "Mo_Sold" } },
-  { name: "autos", csv: "models/data/car_prices.csv", manifest: "models/autos/autos.yaml", target: "Price", exclude: [], params: { maxDepth: 3, minChildSamples: 3, colsample: 0.7, subsample: 0.8 } },
+  { name: "real-estate", csv: "models/data/ames.csv", manifest: "manifests/real-estate.yaml", target: "Sale_Price", exclude: ["Sale_Type", "Sale_Condition"], params: {}, geo: { latitude: "Latitude", longitude: "Longitude", year: "Year_Sold", month: "Mo_Sold" } },
+  { name: "autos", csv: "models/data/car_prices.csv", manifest: "manifests/autos.yaml", target: "Price", exclude: [], params: { maxDepth: 3, minChildSamples: 3, colsample: 0.7, subsample: 0.8 } },
 ];
 
 for (const c of cases) {

@@ -9,13 +9,13 @@ import { CAR, GRPC, HOUSE, KEY, NAMESPACE, api, kubectl, kubectlApply, skipReaso
 const reason = skipReason();
 if (reason) console.warn(`kind e2e skipped: ${reason}`);
 const root = join(import.meta.dirname, "..");
-const autosVm = () => parseAllDocuments(readFileSync(join(root, "models", "autos", "autos.yaml"), "utf8"))[0]!.toJS() as { metadata: { name: string }; spec: { champion: { version: string; uri: string; sha256: string } } & Record<string, unknown> };
+const autosVm = () => parseAllDocuments(readFileSync(join(root, "manifests", "autos.yaml"), "utf8"))[0]!.toJS() as { metadata: { name: string }; spec: { champion: { version: string; uri: string; sha256: string } } & Record<string, unknown> };
 const vmStatus = () => JSON.parse(kubectl("get", "vm", "autos", "-o", "json")) as { status?: { champion?: { version: string }; candidate?: { version: string; phase: string } } };
 
 // On a machine without Docker (CI here) every test below is skipped, and the reason is the suite's name.
 describe.skipIf(reason !== undefined)(`Valora on kind${reason ? ` — skipped: ${reason}` : ""}`, () => {
   it("applies the default asset classes with kubectl and reports them Ready", () => {
-    kubectl("apply", "-f", join(root, "models", "real-estate", "real-estate.yaml"), "-f", join(root, "models", "autos", "autos.yaml"));
+    kubectl("apply", "-f", join(root, "manifests", "real-estate.yaml"), "-f", join(root, "manifests", "autos.yaml"));
     kubectl("wait", "vm", "--all", "--for=condition=Ready", "--timeout=5m");
     expect(kubectl("get", "vm", "-o", "name")).toContain("valuationmodel.valora.dev/autos");
     expect(kubectl("get", "ap", "-o", "name")).toContain("assetpipeline.valora.dev/real-estate");

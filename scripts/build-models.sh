@@ -4,12 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${VALORA_MODELS_OUT:-models}
+# The CRs go to manifests/ (what `npm start` and `kubectl apply` read); beside the models when rebuilding elsewhere.
+manifests=manifests
+[ -n "${VALORA_MODELS_OUT:-}" ] && manifests="$out/manifests"
 valora() { node services/cli/dist/bin.js "$@"; }
 valora train --data models/data/ames.csv --target Sale_Price --log-target --seed 42 \
   --exclude Sale_Type --exclude Sale_Condition \
   --out "$out/real-estate" --model-version ames-v1 \
-  --emit-manifests --asset-class real-estate --model-uri file:///opt/valora/models/real-estate/model.onnx
+  --emit-manifests --manifests-dir "$manifests" --asset-class real-estate --model-uri file:///opt/valora/models/real-estate/model.onnx
 valora train --data models/data/car_prices.csv --target Price --log-target --seed 42 \
   --max-depth 3 --min-child-samples 3 --colsample 0.7 --subsample 0.8 \
   --out "$out/autos" --model-version gm-v1 \
-  --emit-manifests --asset-class autos --model-uri file:///opt/valora/models/autos/model.onnx
+  --emit-manifests --manifests-dir "$manifests" --asset-class autos --model-uri file:///opt/valora/models/autos/model.onnx

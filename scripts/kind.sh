@@ -27,7 +27,7 @@ case "${1:-up}" in
     kind load docker-image "$image" --name "$cluster"
     helm upgrade --install valora charts/valora --namespace "$namespace" --create-namespace \
       -f manifests/kind/values.yaml --wait --timeout 10m
-    kubectl -n "$namespace" apply -f models/real-estate/real-estate.yaml -f models/autos/autos.yaml
+    kubectl -n "$namespace" apply -f manifests/real-estate.yaml -f manifests/autos.yaml
     kubectl -n "$namespace" wait vm --all --for=condition=Ready --timeout=10m
     kubectl -n "$namespace" wait deploy --all --for=condition=Available --timeout=10m
     key=$(kubectl -n "$namespace" get secret valora-bootstrap -o jsonpath='{.data.apiKey}' | base64 -d)

@@ -61,7 +61,7 @@ function violation(raw: unknown): string[] {
 
 describe("validateObject (the CRD rules without an API server)", () => {
   it("accepts the manifests the trainer emitted for the default models, with defaults applied", () => {
-    for (const file of ["models/real-estate/real-estate.yaml", "models/autos/autos.yaml"]) {
+    for (const file of ["manifests/real-estate.yaml", "manifests/autos.yaml"]) {
       const docs = parseAllDocuments(readFileSync(join(root, file), "utf8")).map((d) => d.toJS());
       const objects = docs.map((d) => validateObject(d));
       expect(objects.map((o) => o.kind)).toEqual(["ValuationModel", "AssetPipeline"]);

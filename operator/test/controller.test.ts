@@ -176,7 +176,7 @@ describe("ValuationModel controller against an API server double (via @kubernete
     const { parseAllDocuments } = await import("yaml");
     const { readFileSync } = await import("node:fs");
     const { join } = await import("node:path");
-    const ap = parseAllDocuments(readFileSync(join(import.meta.dirname, "..", "..", "models", "real-estate", "real-estate.yaml"), "utf8"))[1]!.toJS();
+    const ap = parseAllDocuments(readFileSync(join(import.meta.dirname, "..", "..", "manifests", "real-estate.yaml"), "utf8"))[1]!.toJS();
     api.put({ ...ap, metadata: { name: "houses", namespace: NS }, spec: { ...ap.spec, model: { name: "houses" } } });
     const apStatus = () => api.get("assetpipelines", NS, "houses")?.["status"] as { model?: { championVersion?: string }; conditions?: { type: string; status: string }[] } | undefined;
     // Polled with its reason and message, so a failure says why the pipeline is not Ready.

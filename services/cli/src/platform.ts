@@ -1,6 +1,5 @@
 import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { BillingService } from "@valora/proto/valora/v1/billing_pb";
 import { JobService } from "@valora/proto/valora/v1/jobs_pb";
@@ -9,26 +8,28 @@ import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import { UsageRecorder, ValoraError, createClient, createGrpcServer, createPgPool, createRedis, planCatalogFrom, type ServiceBase } from "@valora/kit";
-import { metadataOf, parseModel } from "@valora/kit/onnx";
-import { insertSales, loadSales, migrateSales, salesFromCsv, type Sale } from "@valora/comparables";
-import { MarketIndexFeed, assemblePipeline, grpcModelClient, localDispatch, pipelineMetrics, type AssetPipelineSpec, type ValuationPipeline } from "@valora/pipeline";
-import { JobStore, JobWorker, MemoryCache, RedisCache, jobRowUsage, type ResultsObjectStore, jobService, migrateJobs, valuationService, valuationUsage, valueRowsWith, type AssetClassEntry } from "@valora/orchestrator";
+import { migrateSales } from "@valora/comparables";
+import type { AssetPipelineSpec } from "@valora/pipeline";
+import { JobStore, JobWorker, MemoryCache, RedisCache, catalogFrom, jobRowUsage, jobService, migrateJobs, pipelineAddress, pipelineDispatch, valuationService, valuationUsage, valueRowsWith, type AssetPipelineObject, type CatalogClass, type ResultsObjectStore, type ValuationModelObject } from "@valora/orchestrator";
 import { createTenants } from "@valora/tenants";
 import { createUsage } from "@valora/usage";
 import { createBilling, parsePrices } from "@valora/billing";
 import { createMarketData } from "@valora/market-data";
 import { Authenticator, LocalQuotaCounter, LocalRateLimiter, RedisQuotaCounter, RedisRateLimiter, buildGateway, grpcIngress } from "@valora/gateway";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
-import { startChildService } from "./child-service.js";
+import { startLocalCluster, waitForPipelines } from "./local-cluster.js";
+import { seedSales } from "./seed-sales.js";
 
 export interface PlatformOptions {
   modelsDir: string;
+  /** The CRs the local operator reconciles (VALORA_MANIFESTS, default manifests/). */
+  manifestsDir: string;
   dataDir: string;
   host: string;
   port: number;
   grpcPort: number;
-  modelGrpcPort: number;
-  modelHttpPort: number;
+  /** The local Kubernetes API (0: any free port). */
+  kubePort: number;
   databaseUrl?: string;
   redisUrl?: string;
   bootstrapApiKey?: string;
@@ -40,12 +41,13 @@ export interface PlatformOptions {
   plans?: string;
   /** Stripe billing (STRIPE_*); off when absent. */
   stripe?: { secretKey: string; webhookSecret: string; prices: string[]; meteredPrice?: string; meterEventName?: string };
+  readyTimeoutMs?: number;
 }
 
 export interface Platform {
   restUrl: string;
   grpcAddress: string;
-  modelServer: { rest: string; grpc: string };
+  kubernetesUrl: string;
   database: "embedded" | "external";
   cache: "redis" | "memory";
   assetClasses: { name: string; version: string; sample: Record<string, unknown> }[];
@@ -53,47 +55,32 @@ export interface Platform {
   generatedKey?: string;
 }
 
-
-interface AssetClassFiles {
-  name: string;
-  model: string;
-  version: string;
-  spec: AssetPipelineSpec;
-  data?: string;
-  target: string;
-}
-
-/** Every `<dir>/<class>/` holding model.onnx, model-card.json and the class's CRs (<class>.yaml). */
-export function discoverAssetClasses(dir: string): AssetClassFiles[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { withFileTypes: true })
-    .filter((d) => d.isDirectory() && existsSync(join(dir, d.name, "model.onnx")) && existsSync(join(dir, d.name, `${d.name}.yaml`)))
-    .map((d) => {
-      const card = JSON.parse(readFileSync(join(dir, d.name, "model-card.json"), "utf8")) as { version: string; data: { name: string; target: { name: string } } };
-      const docs = parseAllDocuments(readFileSync(join(dir, d.name, `${d.name}.yaml`), "utf8")).map((x) => x.toJS() as { kind: string; spec: unknown });
-      const ap = docs.find((x) => x.kind === "AssetPipeline");
-      if (!ap) throw new ValoraError("FAILED_PRECONDITION", `${d.name}.yaml has no AssetPipeline`);
-      const data = join(dir, "data", card.data.name);
-      return { name: d.name, model: resolve(dir, d.name, "model.onnx"), version: card.version, spec: ap.spec as AssetPipelineSpec, ...(existsSync(data) ? { data } : {}), target: card.data.target.name };
-    })
-    .sort((a, b) => a.name.localeCompare(b.name));
-}
+/** The namespace `valora up` applies manifests without one to (as kubectl would). */
+export const NAMESPACE = "default";
 
 /**
- * The platform in one process on loopback, each part the same library its pod runs: tenants
- * (Postgres: external or embedded), a model server with every model, a pipeline per asset class
- * with comparables from the `sales` table (seeded from the training data), the orchestrator,
- * and the gateway (REST + gRPC). Parts talk gRPC to each other as they do in a cluster.
+ * The platform on one machine, each part the same library or process its pod runs: tenants,
+ * usage, market data and billing (Postgres: external or embedded); the operator reconciling the
+ * CRs of `manifests/` into a model server per live model version and a pipeline per asset class
+ * (processes on loopback, see startLocalCluster); the orchestrator following those CRs; the
+ * gateway (REST + gRPC). Parts talk gRPC to each other as they do in a cluster.
  */
 export async function startPlatform(base: ServiceBase, o: PlatformOptions): Promise<Platform> {
-  const classes = discoverAssetClasses(o.modelsDir);
-  if (classes.length === 0) throw new ValoraError("FAILED_PRECONDITION", `no models under ${o.modelsDir}: run make models`);
   const log = base.logger;
   // Shutdown runs steps in registration order; parts start inside-out, so they stop outside-in.
   const closers: [string, () => Promise<void>][] = [];
+  let registered = false;
+  // Stopped while starting (or failing to start): what started so far stops, newest first.
+  base.shutdown.register("starting", async () => {
+    if (registered) return;
+    for (const [name, run] of [...closers].reverse()) await run().catch((err: unknown) => log.warn({ step: name, err }, "stop failed"));
+  });
   const register = () => {
+    registered = true;
     for (const [name, run] of closers.reverse()) base.shutdown.register(name, run);
   };
+  const specs = readPipelineSpecs(o.manifestsDir);
+  if (specs.length === 0) throw new ValoraError("FAILED_PRECONDITION", `no AssetPipelines in ${o.manifestsDir}: run make models, or set VALORA_MANIFESTS`);
 
   const embedded = o.databaseUrl ? undefined : await startEmbeddedPostgres(join(o.dataDir, "pg"));
   if (embedded) closers.push(["embedded-postgres", () => embedded.close()]);
@@ -104,71 +91,54 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   const tenants = createTenants(base, { pool, webhooks: { allowHttp: true, allowPrivate: false }, ...(o.bootstrapApiKey ? { bootstrapApiKey: o.bootstrapApiKey } : {}) });
   const { generatedKey } = await tenants.start();
   closers.push(["webhooks", () => tenants.close()]);
-
   const usageApp = createUsage(base, { pool });
   await usageApp.start();
   closers.push(["usage", () => usageApp.close()]);
   const txhousing = join(o.modelsDir, "data", "txhousing.csv");
   const marketApp = createMarketData(base, { pool, ...(existsSync(txhousing) ? { texasHousingCsv: txhousing } : {}) });
-  // Comparables read the series their AssetPipeline names straight from the catalog (one process).
-  const feeds: MarketIndexFeed[] = [];
-  const marketIndexFor = (id: string) => {
-    const feed = new MarketIndexFeed({ seriesId: id, fetch: async (x) => (await marketApp.catalog.get(x)).points, logger: log });
-    feeds.push(feed);
-    return () => feed.current();
-  };
+  const business = createGrpcServer({ ...base, services: [tenants.service, usageApp.service, marketApp.service] });
+  const businessAddress = `127.0.0.1:${await business.listen("127.0.0.1:0")}`;
+  closers.push(["business-grpc", () => business.shutdown()]);
 
-  const models = await startChildService(
-    ["model-server", ...classes.flatMap((c) => ["--model", `${c.name}=${pathToFileURL(c.model).href}`, "--model-version", c.version]), "--grpc-port", String(o.modelGrpcPort), "--http-port", String(o.modelHttpPort)],
-    { LOG_LEVEL: "info", HOST: o.host, VALORA_MODEL_CACHE_DIR: join(o.dataDir, "model-cache"), MAX_BATCH_SIZE: "64", MAX_BATCH_DELAY_MICROS: "500" },
-    { readyMessage: "model server ready", listeningMessage: "model server listening", failMessage: "model server not ready: some models failed to load", logger: log },
-  );
-  closers.push(["model-server", () => models.stop()]);
-  const modelPorts = { grpcPort: Number(models.listening["grpcPort"]), httpPort: Number(models.listening["httpPort"]) };
-  base.health.addCheck("model-server", async () => (await fetch(`http://${o.host}:${modelPorts.httpPort}/v2/health/ready`, { signal: AbortSignal.timeout(2000) })).ok);
-
+  // The sales each AssetPipeline compares with are in before its pods start.
   await migrateSales(pool);
-  const pipelines = new Map<string, ValuationPipeline>();
-  const catalog = new Map<string, AssetClassEntry>();
-  const samples: Platform["assetClasses"] = [];
-  const metrics = pipelineMetrics(base.registry);
-  for (const c of classes) {
-    const meta = metadataOf(parseModel(readFileSync(c.model)));
-    const route = { version: c.version, role: "champion" as const, endpoint: `127.0.0.1:${modelPorts.grpcPort}`, weight: 100 };
-    const client = grpcModelClient(route.endpoint, c.name, c.version, base.registry);
-    closers.push([`model-client-${c.name}`, async () => client.close()]);
-    const spec = c.spec;
-    const cmp = spec.comparables;
-    const column = (field?: string) => spec.input.fields.find((f) => f.name === field)?.feature;
-    const lat = column(cmp?.latitude);
-    const lon = column(cmp?.longitude);
-    const year = column(cmp?.soldAt?.year);
-    const month = column(cmp?.soldAt?.month);
-    const seed: Sale[] = c.data ? salesFromCsv(readFileSync(c.data, "utf8"), { idPrefix: c.name, target: c.target, fields: spec.input.fields, ...(lat ? { latitude: lat } : {}), ...(lon ? { longitude: lon } : {}), ...(year && month ? { year, month } : {}) }) : [];
-    const inserted = await insertSales(pool, c.name, seed, "seed");
-    const sales = await loadSales(pool, c.name);
-    pipelines.set(c.name, await assemblePipeline({ spec, metadata: meta, sales, routes: () => [route], client: () => client, champion: client, ...(cmp?.marketIndex ? { marketIndex: marketIndexFor(cmp.marketIndex) } : {}), logger: log, metrics }));
-    catalog.set(c.name, { model: spec.model.name, currency: spec.currency, fields: spec.input.fields, cacheTtlSeconds: spec.cache?.ttlSeconds ?? 3600, championVersion: () => c.version, routes: () => [route] });
-    samples.push({ name: c.name, version: c.version, sample: seed[0]?.attributes ?? {} });
-    log.info({ assetClass: c.name, model: `${spec.model.name}@${c.version}`, sales: sales.length, seeded: inserted }, "asset pipeline ready");
+  const samples = new Map<string, Record<string, unknown>>();
+  for (const spec of specs) {
+    const { seeded, sample } = await seedSales(pool, spec, o.modelsDir);
+    if (sample) samples.set(spec.assetClass, sample);
+    if (seeded > 0) log.info({ assetClass: spec.assetClass, seeded }, "sales seeded from the training data");
   }
 
-  // The sales are in: load each named index now, refresh it every 10 minutes.
-  for (const f of feeds) {
-    await f.refresh();
-    f.start();
-    closers.push(["market-index", async () => f.stop()]);
-  }
+  const cluster = await startLocalCluster({
+    dataDir: o.dataDir,
+    manifestsDir: o.manifestsDir,
+    modelsDir: o.modelsDir,
+    namespace: NAMESPACE,
+    pipelineEnv: { DATABASE_URL: embedded ? embedded.url : o.databaseUrl!, MARKET_DATA_ADDR: businessAddress },
+    kubePort: o.kubePort,
+    logger: log,
+    registry: base.registry,
+  });
+  closers.push(["local-cluster", () => cluster.close()]);
+  log.info({ kubernetes: cluster.apiUrl, manifests: o.manifestsDir, ...(cluster.refused.length > 0 ? { refused: cluster.refused } : {}) }, "local cluster up: the operator reconciles the manifests");
+  await waitForPipelines(cluster.api, NAMESPACE, log, o.readyTimeoutMs ?? 180_000);
+
+  // The orchestrator's catalog follows the CRs as they change (pods poll the API; here it is in-process).
+  let catalog = new Map<string, CatalogClass>();
+  const refreshCatalog = () => {
+    catalog = catalogFrom(cluster.api.list("assetpipelines", NAMESPACE) as unknown as AssetPipelineObject[], cluster.api.list("valuationmodels", NAMESPACE) as unknown as ValuationModelObject[]);
+  };
+  refreshCatalog();
+  const unsubscribe = cluster.api.subscribe((_t, plural) => (plural === "assetpipelines" || plural === "valuationmodels") && refreshCatalog());
+  closers.push(["catalog", async () => unsubscribe()]);
+  const pipelines = pipelineDispatch({ addressOf: (assetClass) => pipelineAddress("{name}.{namespace}.svc:9090", catalog.get(assetClass)!.pipeline, NAMESPACE), timeoutMs: 10_000, registry: base.registry });
+  closers.push(["pipeline-clients", async () => pipelines.close()]);
 
   const redis = o.redisUrl ? createRedis({ url: o.redisUrl, logger: log }) : undefined;
   if (redis) closers.push(["redis", async () => redis.disconnect()]);
   await migrateJobs(pool);
   const jobStore = new JobStore(pool);
   const plans = planCatalogFrom(o.plans);
-  // Business services first, then the orchestrator that meters through them, as pods would.
-  const business = createGrpcServer({ ...base, services: [tenants.service, usageApp.service, marketApp.service] });
-  const businessAddress = `127.0.0.1:${await business.listen("127.0.0.1:0")}`;
-  closers.push(["business-grpc", () => business.shutdown()]);
   const tenantsClient = createClient(TenantService, businessAddress, { timeoutMs: 10_000 });
   const usage = createClient(UsageService, businessAddress, { timeoutMs: 10_000 });
   const marketClient = createClient(MarketDataService, businessAddress, { timeoutMs: 10_000 });
@@ -176,8 +146,8 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   const internal = createGrpcServer({
     ...base,
     services: [
-      jobService({ store: jobStore, fields: (c) => catalog.get(c)?.fields, ...(o.jobResults ? { objects: o.jobResults.objects } : {}) }),
-      valuationService({ catalog: (c) => catalog.get(c), assetClasses: () => [...catalog.keys()], cache: redis ? new RedisCache(redis) : new MemoryCache(), registry: base.registry, dispatch: localDispatch(pipelines), usage: valuationUsage(recorder) }),
+      jobService({ store: jobStore, fields: (c) => catalog.get(c)?.entry.fields, ...(o.jobResults ? { objects: o.jobResults.objects } : {}) }),
+      valuationService({ catalog: (c) => catalog.get(c)?.entry, assetClasses: () => [...catalog.keys()], cache: redis ? new RedisCache(redis) : new MemoryCache(), registry: base.registry, dispatch: pipelines.dispatch, usage: valuationUsage(recorder) }),
     ],
   });
   const internalPort = await internal.listen("127.0.0.1:0");
@@ -244,10 +214,20 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   return {
     restUrl: `http://${o.host}:${port}`,
     grpcAddress: `${o.host}:${grpcPort}`,
-    modelServer: { rest: `http://${o.host}:${modelPorts.httpPort}`, grpc: `${o.host}:${modelPorts.grpcPort}` },
+    kubernetesUrl: cluster.apiUrl,
     database: embedded ? "embedded" : "external",
     cache: redis ? "redis" : "memory",
-    assetClasses: samples,
+    assetClasses: [...catalog].map(([name, c]) => ({ name, version: c.entry.championVersion() ?? "", sample: samples.get(name) ?? {} })).sort((a, b) => a.name.localeCompare(b.name)),
     ...(generatedKey ? { generatedKey } : {}),
   };
+}
+
+/** The AssetPipeline specs of a manifests folder (the seeding needs them before the cluster starts). */
+function readPipelineSpecs(dir: string): AssetPipelineSpec[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .sort()
+    .flatMap((f) => parseAllDocuments(readFileSync(join(dir, f), "utf8")).map((d) => d.toJS() as { kind?: string; spec?: AssetPipelineSpec } | null))
+    .flatMap((d) => (d?.kind === "AssetPipeline" && d.spec ? [d.spec] : []));
 }

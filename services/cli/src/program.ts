@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { Command, CommanderError } from "commander";
 
 /**
@@ -193,16 +194,16 @@ export function buildProgram(): Command {
   program
     .command("up")
     .description("run the whole platform on this machine (embedded Postgres and cache unless DATABASE_URL / REDIS_URL are set)")
-    .option("--models-dir <dir>", "directory holding <asset-class>/{model.onnx,model-card.json,<asset-class>.yaml} and data/", "models")
+    .option("--models-dir <dir>", "the image's /opt/valora/models here: <asset-class>/{model.onnx,model-card.json} and data/", "models")
+    .option("--manifests <dir>", "ValuationModels and AssetPipelines to reconcile, followed as they change (VALORA_MANIFESTS)", process.env["VALORA_MANIFESTS"] ?? "manifests")
     .option("--data-dir <dir>", "where the embedded database and model cache live (VALORA_DATA_DIR)", process.env["VALORA_DATA_DIR"] ?? ".valora")
     .option("--host <host>", "interface to listen on", "127.0.0.1")
     .option("--port <port>", "REST gateway port (PORT)", process.env["PORT"] ?? "8080")
     .option("--grpc-port <port>", "gRPC ValuationService port", "9090")
-    .option("--model-grpc-port <port>", "model server gRPC port", "8001")
-    .option("--model-http-port <port>", "model server REST port", "8000")
-    .action(async (opts: { modelsDir: string; dataDir: string; host: string; port: string; grpcPort: string; modelGrpcPort: string; modelHttpPort: string }) => {
+    .option("--kube-port <port>", "the local Kubernetes API (kubectl --server http://127.0.0.1:<port>); 0 picks a free port", "6443")
+    .action(async (opts: { modelsDir: string; manifests: string; dataDir: string; host: string; port: string; grpcPort: string; kubePort: string }) => {
       const { up } = await import("./up.js");
-      await up({ modelsDir: opts.modelsDir, dataDir: opts.dataDir, host: opts.host, port: Number(opts.port), grpcPort: Number(opts.grpcPort), modelGrpcPort: Number(opts.modelGrpcPort), modelHttpPort: Number(opts.modelHttpPort) });
+      await up({ modelsDir: resolve(opts.modelsDir), manifestsDir: resolve(opts.manifests), dataDir: resolve(opts.dataDir), host: opts.host, port: Number(opts.port), grpcPort: Number(opts.grpcPort), kubePort: Number(opts.kubePort) });
     });
 
   return program;

@@ -5,18 +5,19 @@ import { startPlatform } from "./platform.js";
 
 export interface UpOptions {
   modelsDir: string;
+  manifestsDir: string;
   dataDir: string;
   host: string;
   port: number;
   grpcPort: number;
-  modelGrpcPort: number;
-  modelHttpPort: number;
+  kubePort: number;
 }
 
 /** `valora up` (npm start): the platform on this machine, then the URLs, the key and a curl to paste. */
 export async function up(o: UpOptions, env: Record<string, string | undefined> = process.env): Promise<void> {
   const started = Date.now();
-  const base = createServiceBase({ name: "valora", exit: (code) => process.exit(code) });
+  let failed = false;
+  const base = createServiceBase({ name: "valora", exit: (code) => process.exit(failed ? 1 : code) });
   base.shutdown.installSignalHandlers();
   const jobResults = jobResultsFrom(loadConfig(JobResultsEnv, env));
   const p = await startPlatform(base, {
@@ -38,6 +39,11 @@ export async function up(o: UpOptions, env: Record<string, string | undefined> =
           },
         }
       : {}),
+  }).catch(async (err: unknown) => {
+    failed = true;
+    base.logger.error({ err: err instanceof Error ? err.message : String(err) }, "valora could not start");
+    await base.shutdown.trigger("could not start");
+    throw err;
   });
   const key = p.generatedKey ?? env["VALORA_BOOTSTRAP_API_KEY"] ?? "<the bootstrap key printed on the first start>";
   const example = p.assetClasses[0]!;
@@ -47,7 +53,9 @@ export async function up(o: UpOptions, env: Record<string, string | undefined> =
       rest: p.restUrl,
       docs: `${p.restUrl}/docs`,
       grpc: p.grpcAddress,
-      modelServer: p.modelServer,
+      kubernetes: p.kubernetesUrl,
+      kubectl: `kubectl --server ${p.kubernetesUrl} get valuationmodels,assetpipelines`,
+      manifests: `${o.manifestsDir} (edit a CR file: the operator reconciles it)`,
       database: p.database === "embedded" ? `embedded (${join(o.dataDir, "pg")})` : "DATABASE_URL",
       cache: p.cache,
       assetClasses: p.assetClasses.map((c) => `${c.name}@${c.version}`),

@@ -76,7 +76,7 @@ describe.skipIf(!existsSync(bin))("valora command (built)", () => {
 describe.skipIf(!existsSync(bin))("valora render and fetch-model (built)", () => {
   const root = join(import.meta.dirname, "..", "..", "..");
   it("renders the operator's objects for a manifest", () => {
-    const out = spawnSync(process.execPath, [bin, "render", "-f", join(root, "models", "autos", "autos.yaml"), "-n", "valuation"], { encoding: "utf8" });
+    const out = spawnSync(process.execPath, [bin, "render", "-f", join(root, "manifests", "autos.yaml"), "-n", "valuation"], { encoding: "utf8" });
     expect(out.status).toBe(0);
     expect(out.stdout).toContain("kind: Deployment");
     expect(out.stdout).toContain("namespace: valuation");

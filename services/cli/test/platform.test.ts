@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -13,13 +14,14 @@ const bin = join(root, "services", "cli", "dist", "bin.js");
 interface Banner {
   rest: string;
   grpc: string;
+  kubernetes: string;
   apiKey?: string;
   try: string;
 }
 
 /** Starts `valora up` as a user would and resolves with its start-up banner. */
 function up(dataDir: string, env: Record<string, string | undefined> = {}): Promise<{ child: ChildProcess; banner: Banner; lines: Record<string, unknown>[] }> {
-  const child = spawn(process.execPath, [bin, "up", "--data-dir", dataDir, "--port", "0", "--grpc-port", "0", "--model-grpc-port", "0", "--model-http-port", "0"], {
+  const child = spawn(process.execPath, [bin, "up", "--data-dir", dataDir, "--port", "0", "--grpc-port", "0", "--kube-port", "0"], {
     cwd: root,
     env: { ...process.env, DATABASE_URL: undefined, REDIS_URL: undefined, VALORA_BOOTSTRAP_API_KEY: undefined, ...env },
     stdio: ["ignore", "pipe", "inherit"],
@@ -28,6 +30,7 @@ function up(dataDir: string, env: Record<string, string | undefined> = {}): Prom
   return new Promise((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`valora up exited with ${code}: ${JSON.stringify(lines.slice(-3))}`)));
     createInterface({ input: child.stdout }).on("line", (l) => {
+      if (!l.startsWith("{")) return; // a pod's plain output line
       const line = JSON.parse(l) as Record<string, unknown>;
       lines.push(line);
       if (line["msg"] === "valora is up") resolve({ child, banner: line as unknown as Banner, lines });
@@ -43,13 +46,17 @@ const stop = (child: ChildProcess) => new Promise<number | null>((resolve) => {
 
 describe.skipIf(!existsSync(bin))("the platform on one machine (valora up, embedded Postgres, loopback)", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "valora-up-"));
+  // The CRs this run reconciles: a copy, so the test can edit them as a data scientist would.
+  const manifests = join(dataDir, "manifests");
+  cpSync(join(root, "manifests"), manifests, { recursive: true });
   let child: ChildProcess;
+  let lines: Record<string, unknown>[];
   let banner: Banner;
   let key: string;
   const auth = () => ({ authorization: `Bearer ${key}`, "content-type": "application/json" });
 
   beforeAll(async () => {
-    ({ child, banner } = await up(dataDir));
+    ({ child, banner, lines } = await up(dataDir, { VALORA_MANIFESTS: manifests }));
     key = banner.apiKey!;
   }, 120_000);
   afterAll(async () => {
@@ -145,9 +152,40 @@ describe.skipIf(!existsSync(bin))("the platform on one machine (valora up, embed
     expect(plans.data.map((p) => p.name)).toEqual(["free", "pro", "enterprise"]);
   });
 
-  it("keeps its data across restarts: no new key, the old key still works", async () => {
+  it("runs a model server per model version and a pipeline per asset class, as the operator renders them", async () => {
+    const res = await fetch(`${banner.kubernetes}/apis/apps/v1/namespaces/default/deployments`);
+    const deployments = ((await res.json()) as { items: { metadata: { name: string }; status?: { readyReplicas?: number } }[] }).items;
+    expect(deployments.map((d) => d.metadata.name).sort()).toEqual(["autos-gm-v1", "pipeline-autos", "pipeline-real-estate", "real-estate-ames-v1"]);
+    expect(deployments.every((d) => d.status?.readyReplicas === 1)).toBe(true);
+    const vm = (await (await fetch(`${banner.kubernetes}/apis/valora.dev/v1alpha1/namespaces/default/valuationmodels/autos`)).json()) as { status: { conditions: { type: string; status: string }[] } };
+    expect(vm.status.conditions.find((c) => c.type === "Ready")?.status).toBe("True");
+  });
+
+  it("promotes a model when its CR file is edited: reconciled, logged, served without a restart", async () => {
+    const file = join(manifests, "autos.yaml");
+    writeFileSync(file, readFileSync(file, "utf8").replace("version: gm-v1", "version: gm-v2"));
+    const champion = async () => ((await (await fetch(`${banner.rest}/v1/models`, { headers: auth() })).json()) as { data: { name: string; champion: { version: string } }[] }).data.find((m) => m.name === "autos")?.champion.version;
+    await expect.poll(champion, { timeout: 60_000, interval: 500 }).toBe("gm-v2");
+    expect(lines.some((l) => l["msg"] === "manifest changed: applied" && l["manifest"] === "autos.yaml")).toBe(true);
+    const car = { mileage: 8221, cylinder: 6, cruise: true, sound: true, leather: true };
+    await expect
+      .poll(async () => ((await (await fetch(`${banner.rest}/v1/valuations`, { method: "POST", headers: auth(), body: JSON.stringify({ assetClass: "autos", attributes: car, skipCache: true }) })).json()) as { data?: { model: { version: string } } }).data?.model.version, { timeout: 30_000, interval: 500 })
+      .toBe("gm-v2");
+    // The old version's Deployment is pruned once the new champion serves.
+    await expect
+      .poll(async () => ((await (await fetch(`${banner.kubernetes}/apis/apps/v1/namespaces/default/deployments`)).json()) as { items: { metadata: { name: string } }[] }).items.map((d) => d.metadata.name).filter((n) => n.startsWith("autos-")), { timeout: 30_000, interval: 500 })
+      .toEqual(["autos-gm-v2"]);
+    // A CR that does not validate is refused as a whole; the running model stays.
+    writeFileSync(file, readFileSync(file, "utf8").replace("version: gm-v2", "version: \"\""));
+    await expect.poll(() => lines.some((l) => l["msg"] === "manifest refused; its objects keep their last applied spec"), { timeout: 10_000 }).toBe(true);
+    expect(await champion()).toBe("gm-v2");
+  }, 120_000);
+
+  it("keeps its data across restarts: no new key, the old key still works; no pod outlives it", async () => {
     expect(await stop(child)).toBe(0);
-    const again = await up(dataDir);
+    const leftovers = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).split("\n").filter((a) => a.includes(dataDir));
+    expect(leftovers).toEqual([]);
+    const again = await up(dataDir, { VALORA_MANIFESTS: manifests });
     child = again.child;
     banner = again.banner;
     expect(banner.apiKey).toBeUndefined();

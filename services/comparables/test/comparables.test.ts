@@ -6,7 +6,7 @@ import { createPgPool } from "@valora/kit";
 import { ComparablesIndex, comparablesEstimate, haversineKm, insertSales, loadSales, migrateSales, salesFromCsv, type ComparablesSpec, type Sale, type SeedField } from "../src/index.js";
 
 const root = join(import.meta.dirname, "..", "..", "..");
-const ap = parseAllDocuments(readFileSync(join(root, "models", "real-estate", "real-estate.yaml"), "utf8"))[1]!.toJS() as { spec: { input: { fields: SeedField[] }; comparables: ComparablesSpec } };
+const ap = parseAllDocuments(readFileSync(join(root, "manifests", "real-estate.yaml"), "utf8"))[1]!.toJS() as { spec: { input: { fields: SeedField[] }; comparables: ComparablesSpec } };
 const ames = salesFromCsv(readFileSync(join(root, "models", "data", "ames.csv"), "utf8"), { idPrefix: "ames", target: "Sale_Price", fields: ap.spec.input.fields, latitude: "Latitude", longitude: "Longitude", year: "Year_Sold", month: "Mo_Sold" });
 
 describe("seeding sales from the training data", () => {

@@ -27,3 +27,4 @@ export * from "./dns-label.js";
 export * from "./serve.js";
 export * from "./poll.js";
 export * from "./months.js";
+export * from "./service-map.js";

@@ -38,5 +38,22 @@ export function createServiceBase(options: ServiceBaseOptions): ServiceBase {
     exit: options.exit,
     finalize: () => tracing.shutdown(),
   });
+  exitWithParent(shutdown, logger);
   return { name: options.name, logger, registry, tracer: tracing.tracer, health, shutdown };
+}
+
+/**
+ * Processes `valora up` runs as pods (VALORA_EXIT_WITH_PARENT=1) shut down when it is gone, even
+ * killed with SIGKILL, instead of living on as orphans holding memory and ports.
+ */
+function exitWithParent(shutdown: Shutdown, logger: Logger): void {
+  if (process.env["VALORA_EXIT_WITH_PARENT"] !== "1") return;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    logger.warn({ parent }, "parent process exited; shutting down");
+    void shutdown.trigger("parent exited");
+  }, 1000);
+  timer.unref();
 }

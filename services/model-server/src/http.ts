@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
-import Fastify, { type FastifyInstance, type FastifyError } from "fastify";
+import Fastify, { LogController, type FastifyInstance, type FastifyError } from "fastify";
 import { ValoraError, toValoraError, type Health, type Logger, type Registry } from "@valora/kit";
 import { toValues } from "./datatypes.js";
 import type { InferenceService } from "./inference.js";
@@ -74,7 +74,8 @@ export type HttpApp = FastifyInstance<Server, IncomingMessage, ServerResponse, L
 
 export function createHttpApp(deps: HttpDeps): HttpApp {
   const { repository, inference, health, registry } = deps;
-  const app = Fastify({ loggerInstance: deps.logger.child({ component: "http" }), bodyLimit: deps.bodyLimit ?? 32 * 1024 * 1024 });
+  // No log line per request: inference is the hot path, and probes would fill the log; errors are logged below.
+  const app = Fastify({ loggerInstance: deps.logger.child({ component: "http" }), logController: new LogController({ disableRequestLogging: true }), bodyLimit: deps.bodyLimit ?? 32 * 1024 * 1024 });
 
   app.setErrorHandler((err: FastifyError | ValoraError, _req, reply) => {
     if ("validation" in err && err.validation) {

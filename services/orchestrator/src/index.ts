@@ -4,3 +4,4 @@ export * from "./performance.js";
 export * from "./jobs/index.js";
 export * from "./usage.js";
 export * from "./kube-catalog.js";
+export * from "./pipeline-dispatch.js";

@@ -1,8 +1,7 @@
-import { PipelineService } from "@valora/proto/valora/v1/pipeline_pb";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
-import { UsageRecorder, pollEvery, serveGrpc, createClient, createPgPool, createRedis, createServiceBase, kubeReader, loadConfig, vars, z, type Client } from "@valora/kit";
+import { UsageRecorder, pollEvery, serveGrpc, createClient, createPgPool, createRedis, createServiceBase, kubeReader, loadConfig, vars, z } from "@valora/kit";
 import { MemoryCache, RedisCache } from "./cache.js";
 import { jobService } from "./jobs/service.js";
 import { JobStore } from "./jobs/store.js";
@@ -11,7 +10,8 @@ import { migrateJobs } from "./jobs/migrations.js";
 import { JobResultsEnv, jobResultsFrom } from "./jobs/results-config.js";
 import { valueRowsWith } from "./jobs/value-rows.js";
 import { catalogFrom, pipelineAddress, type AssetPipelineObject, type CatalogClass, type ValuationModelObject } from "./kube-catalog.js";
-import { valuationService, type Dispatch } from "./service.js";
+import { pipelineDispatch } from "./pipeline-dispatch.js";
+import { valuationService } from "./service.js";
 import { jobRowUsage, valuationUsage } from "./usage.js";
 
 export const OrchestratorEnv = JobResultsEnv.extend({
@@ -58,18 +58,8 @@ export async function main(env: Record<string, string | undefined> = process.env
     loaded = true;
   };
 
-  const pipelines = new Map<string, Client<typeof PipelineService>>();
-  const dispatch: Dispatch = async (assetClass, items, options) => {
-    const cls = catalog.get(assetClass)!;
-    const address = pipelineAddress(c.PIPELINE_ADDR_TEMPLATE, cls.pipeline, c.POD_NAMESPACE);
-    let client = pipelines.get(address);
-    if (!client) {
-      client = createClient(PipelineService, address, { timeoutMs: c.PIPELINE_TIMEOUT_MS, registry: base.registry });
-      pipelines.set(address, client);
-    }
-    const { results } = await client.run({ assetClass, items: items.map((i) => ({ assetKey: i.assetKey, attributes: i.attributes as never })), lean: options?.lean ?? false });
-    return results.map((r) => (r.outcome.case === "valuation" ? { index: r.index, valuation: r.outcome.value } : { index: r.index, ...(r.outcome.case === "error" ? { error: r.outcome.value } : {}) }));
-  };
+  const pipelines = pipelineDispatch({ addressOf: (assetClass) => pipelineAddress(c.PIPELINE_ADDR_TEMPLATE, catalog.get(assetClass)!.pipeline, c.POD_NAMESPACE), timeoutMs: c.PIPELINE_TIMEOUT_MS, registry: base.registry });
+  const dispatch = pipelines.dispatch;
 
   const redis = c.REDIS_URL ? createRedis({ url: c.REDIS_URL, logger: log }) : undefined;
   const usage = c.USAGE_ADDR ? createClient(UsageService, c.USAGE_ADDR, { timeoutMs: 10_000, registry: base.registry }) : undefined;
@@ -114,7 +104,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   base.shutdown.register("usage", async () => recorder?.close());
   base.shutdown.register("clients", async () => {
     self.close();
-    for (const p of pipelines.values()) p.close();
+    pipelines.close();
     usage?.close();
     tenants?.close();
     redis?.disconnect();

@@ -20,7 +20,7 @@ import { JobStore, MemoryCache, jobService, migrateJobs, parseJobCsv, valuationS
 const root = join(import.meta.dirname, "..", "..", "..");
 const bin = join(root, "services", "cli", "dist", "bin.js");
 const url = process.env["DATABASE_URL"];
-const spec = parseAllDocuments(readFileSync(join(root, "models", "autos", "autos.yaml"), "utf8"))[1]!.toJS().spec as PipelineSpec & { comparables: { h3Resolution: number; maxRings: number; count: number; maxAgeMonths: number; similarity: { field: string; weight: number }[] } };
+const spec = parseAllDocuments(readFileSync(join(root, "manifests", "autos.yaml"), "utf8"))[1]!.toJS().spec as PipelineSpec & { comparables: { h3Resolution: number; maxRings: number; count: number; maxAgeMonths: number; similarity: { field: string; weight: number }[] } };
 
 describe("job CSV input (pure)", () => {
   it("maps header cells by field or feature name in any style, and refuses what cannot be a job", () => {

@@ -19,7 +19,7 @@ import { MemoryCache, RedisCache, valuationService, type ValuationCache } from "
 const root = join(import.meta.dirname, "..", "..", "..");
 const bin = join(root, "services", "cli", "dist", "bin.js");
 const modelPath = join(root, "models", "real-estate", "model.onnx");
-const spec = parseAllDocuments(readFileSync(join(root, "models", "real-estate", "real-estate.yaml"), "utf8"))[1]!.toJS().spec as PipelineSpec & { comparables: { h3Resolution: number; maxRings: number; count: number; maxAgeMonths: number; similarity: { field: string; weight: number }[] }; cache: { ttlSeconds: number } };
+const spec = parseAllDocuments(readFileSync(join(root, "manifests", "real-estate.yaml"), "utf8"))[1]!.toJS().spec as PipelineSpec & { comparables: { h3Resolution: number; maxRings: number; count: number; maxAgeMonths: number; similarity: { field: string; weight: number }[] }; cache: { ttlSeconds: number } };
 const meta = metadataOf(parseModel(readFileSync(modelPath)));
 const sales = salesFromCsv(readFileSync(join(root, "models", "data", "ames.csv"), "utf8"), { idPrefix: "ames", target: "Sale_Price", fields: spec.input.fields, latitude: "Latitude", longitude: "Longitude", year: "Year_Sold", month: "Mo_Sold" });
 const house = (i: number): JsonObject => sales[i]!.attributes;

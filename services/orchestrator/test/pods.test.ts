@@ -22,7 +22,7 @@ import { catalogFrom, pipelineAddress } from "../src/index.js";
 const root = join(import.meta.dirname, "..", "..", "..");
 const bin = join(root, "services", "cli", "dist", "bin.js");
 const url = process.env["DATABASE_URL"];
-const docs = parseAllDocuments(readFileSync(join(root, "models", "autos", "autos.yaml"), "utf8")).map((d) => d.toJS() as Record<string, unknown> & { metadata: { name: string }; spec: Record<string, unknown> });
+const docs = parseAllDocuments(readFileSync(join(root, "manifests", "autos.yaml"), "utf8")).map((d) => d.toJS() as Record<string, unknown> & { metadata: { name: string }; spec: Record<string, unknown> });
 const [vmDoc, apDoc] = docs as [(typeof docs)[number], (typeof docs)[number]];
 
 describe("orchestrator catalog from custom resources (pure)", () => {

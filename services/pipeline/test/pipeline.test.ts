@@ -7,7 +7,7 @@ import { metadataOf, parseModel } from "@valora/kit/onnx";
 import { assetKey, bucketOf, chooseRoute, featureRow, modelSchemaFrom, normaliseAttributes, type InputField, type Route } from "../src/index.js";
 
 const root = join(import.meta.dirname, "..", "..", "..");
-const pipeline = parseAllDocuments(readFileSync(join(root, "models", "real-estate", "real-estate.yaml"), "utf8"))[1]!.toJS() as { spec: { input: { fields: InputField[] } } };
+const pipeline = parseAllDocuments(readFileSync(join(root, "manifests", "real-estate.yaml"), "utf8"))[1]!.toJS() as { spec: { input: { fields: InputField[] } } };
 const fields = pipeline.spec.input.fields;
 
 function violations(attrs: Record<string, unknown>): string[] {

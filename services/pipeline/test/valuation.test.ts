@@ -13,7 +13,7 @@ import { assetKey, grpcModelClient, pipelineMetrics, modelSchemaFrom, normaliseA
 const root = join(import.meta.dirname, "..", "..", "..");
 const bin = join(root, "services", "cli", "dist", "bin.js");
 const modelPath = join(root, "models", "real-estate", "model.onnx");
-const spec = parseAllDocuments(readFileSync(join(root, "models", "real-estate", "real-estate.yaml"), "utf8"))[1]!.toJS().spec as PipelineSpec & { comparables: { h3Resolution: number; maxRings: number; count: number; maxAgeMonths: number; similarity: { field: string; weight: number }[] } };
+const spec = parseAllDocuments(readFileSync(join(root, "manifests", "real-estate.yaml"), "utf8"))[1]!.toJS().spec as PipelineSpec & { comparables: { h3Resolution: number; maxRings: number; count: number; maxAgeMonths: number; similarity: { field: string; weight: number }[] } };
 const meta = metadataOf(parseModel(readFileSync(modelPath)));
 const schema = modelSchemaFrom(meta, 0);
 const quantiles = JSON.parse(meta["valora.residual_quantiles"]!) as Record<string, number>;

@@ -1,5 +1,5 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { basename, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createHash } from "node:crypto";
 import { SingleBar } from "cli-progress";
@@ -12,7 +12,7 @@ import { DEFAULT_PARAMS, type GbmParams } from "./gbm.js";
 const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
 const USAGE = `usage: valora train --data FILE.csv --target COLUMN --out DIR [--log-target] [--exclude COL ...]
-                    [--seed N] [--model-version V] [--emit-manifests --asset-class NAME [--model-uri URI] [--currency USD]]
+                    [--seed N] [--model-version V] [--emit-manifests --asset-class NAME [--manifests-dir DIR] [--model-uri URI] [--currency USD]]
                     hyper-parameters: ${Object.entries(DEFAULT_PARAMS).map(([k, v]) => `--${kebab(k)} ${v}`).join(" ")}`;
 
 /** `valora train`: CSV in, model.onnx and model-card.json out (and CRs with --emit-manifests). */
@@ -30,6 +30,7 @@ export async function main(argv: string[]): Promise<void> {
       "emit-manifests": { type: "boolean", default: false },
       "asset-class": { type: "string" },
       "model-uri": { type: "string" },
+      "manifests-dir": { type: "string" },
       currency: { type: "string", default: "USD" },
       quiet: { type: "boolean", default: false },
       ...Object.fromEntries(Object.keys(DEFAULT_PARAMS).map((k) => [kebab(k), { type: "string" as const }])),
@@ -109,7 +110,8 @@ export async function main(argv: string[]): Promise<void> {
       ...(latitude && longitude ? { geo: { latitude, longitude } } : {}),
       ...(soldYear && soldMonth ? { soldAt: { year: soldYear, month: soldMonth } } : {}),
     });
-    const manifestPath = join(values.out, `${assetClass}.yaml`);
+    const manifestPath = join(values["manifests-dir"] ?? values.out, `${assetClass}.yaml`);
+    await mkdir(dirname(manifestPath), { recursive: true });
     await writeFile(manifestPath, yaml);
     process.stdout.write(`wrote ${manifestPath} (ValuationModel + AssetPipeline)\n`);
   }

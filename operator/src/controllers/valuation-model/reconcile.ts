@@ -1,5 +1,5 @@
 import { PatchStrategy, type KubernetesObject, type CoreV1Api, type CustomObjectsApi, type KubernetesObjectApi, type V1Deployment } from "@kubernetes/client-node";
-import { ValoraError, type Logger } from "@valora/kit";
+import { ValoraError, resolveServiceAddress, type Logger } from "@valora/kit";
 import { GROUP, VERSION, validateObject, type ValuationModel } from "../../api/index.js";
 import { TerminalError, httpStatusOf } from "../../runtime/errors.js";
 import type { ResilientInformer } from "../../runtime/informer.js";
@@ -48,7 +48,7 @@ export class ValuationModelReconciler {
 
   constructor(private readonly d: ValuationModelControllerDeps) {
     this.now = d.now ?? (() => new Date());
-    this.metricsUrl = d.metricsUrl ?? ((vm, v) => `http://${versionName(vm, v)}.${vm.metadata.namespace ?? "default"}.svc.cluster.local:${HTTP_PORT}/metrics`);
+    this.metricsUrl = d.metricsUrl ?? ((vm, v) => `http://${resolveServiceAddress(`${versionName(vm, v)}.${vm.metadata.namespace ?? "default"}.svc.cluster.local:${HTTP_PORT}`)}/metrics`);
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {

@@ -49,7 +49,7 @@ export async function startStack(databaseUrl: string): Promise<Stack> {
   await usageApp.start();
 
   const modelPath = join(root, "models", "autos", "model.onnx");
-  const spec = parseAllDocuments(readFileSync(join(root, "models", "autos", "autos.yaml"), "utf8"))[1]!.toJS().spec as Spec;
+  const spec = parseAllDocuments(readFileSync(join(root, "manifests", "autos.yaml"), "utf8"))[1]!.toJS().spec as Spec;
   const meta = metadataOf(parseModel(readFileSync(modelPath)));
   const models = createModelServer(base, { models: [{ name: "autos", version: "gm-v1", uri: pathToFileURL(modelPath).href }], source: { cacheDir: mkdtempSync(join(tmpdir(), "valora-gw-")), allowedHosts: [] }, batching: { maxBatchSize: 32, maxDelayMicros: 200 } });
   const modelPorts = await models.listen({ host: "127.0.0.1", grpcPort: 0, httpPort: 0 });

@@ -9,6 +9,7 @@ import { counter, histogram } from "../metrics.js";
 import { injectIntoMetadata } from "../tracing.js";
 import { serviceDefinition } from "./server.js";
 import { fromGrpcError } from "./status.js";
+import { resolveServiceAddress } from "../service-map.js";
 
 export interface CallOptions {
   /** Deadline relative to now; the client's default when absent. */
@@ -50,7 +51,7 @@ function toMessage<D extends DescMessage>(schema: D, value: MessageShape<D> | Me
  */
 export function createClient<S extends DescService>(service: S, address: string, options: ClientOptions = {}): Client<S> {
   const GenericClient = grpc.makeGenericClientConstructor(serviceDefinition(service), service.typeName);
-  const raw = new GenericClient(address, options.credentials ?? grpc.credentials.createInsecure(), {
+  const raw = new GenericClient(resolveServiceAddress(address), options.credentials ?? grpc.credentials.createInsecure(), {
     "grpc.max_receive_message_length": 16 * 1024 * 1024,
     ...options.channelOptions,
   });

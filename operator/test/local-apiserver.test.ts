@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { labelMatcher } from "./support/fake-apiserver.js";
+import { labelMatcher } from "../src/local/apiserver.js";
 
 describe("the API server double's label selectors", () => {
   it("reads equality-based selectors as the API server does", () => {

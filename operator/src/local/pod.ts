@@ -1,0 +1,195 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, connect } from "node:net";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { HealthCheckResponse_ServingStatus, Health } from "@valora/proto/grpc/health/v1/health_pb";
+import { createClient, type Logger } from "@valora/kit";
+import { containerEnv, rewritePaths, targetPort, type Container, type EnvSources, type PodTemplate, type Probe } from "./pod-spec.js";
+
+export interface PodRuntime {
+  /** The image's ENTRYPOINT on this machine, e.g. [node, services/cli/dist/bin.js]. */
+  entrypoint: string[];
+  /** Folders of the image as folders here (e.g. /opt/valora/models → ./models). */
+  imagePaths: Record<string, string>;
+  /** What every container gets besides its own environment (PATH, KUBE_API_URL, ...). */
+  baseEnv: Record<string, string>;
+  sources: Omit<EnvSources, "podName">;
+  logger: Logger;
+  probePeriodMs: number;
+}
+
+/** A free TCP port on loopback (the kernel's choice; released for the pod to bind). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const { port } = srv.address() as { port: number };
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/**
+ * One pod run as processes on this machine: volumes as folders (emptyDir, ConfigMap and Secret
+ * files), init containers in order, then the containers with restart-always and back-off, each
+ * declared container port given its own loopback port, a readiness probe polled (httpGet, grpc,
+ * tcpSocket). Logs are the containers' JSON lines with the pod's name added.
+ */
+export class LocalPod {
+  ready = false;
+  /** containerPort → port on loopback. */
+  readonly ports = new Map<number, number>();
+  private children = new Map<string, ChildProcess>();
+  private stopping = false;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private restarts = 0;
+
+  constructor(
+    readonly name: string,
+    readonly hash: string,
+    readonly labels: Record<string, string>,
+    readonly template: PodTemplate,
+    private readonly dir: string,
+    private readonly rt: PodRuntime,
+    private readonly onReadyChange: () => void,
+  ) {}
+
+  get declaredPorts() {
+    return this.template.spec.containers.flatMap((c) => c.ports ?? []);
+  }
+
+  async start(): Promise<void> {
+    for (const p of this.declaredPorts) if (!this.ports.has(p.containerPort)) this.ports.set(p.containerPort, await freePort());
+    const mounts = this.prepareVolumes();
+    const src: EnvSources = { ...this.rt.sources, podName: this.name };
+    for (const init of this.template.spec.initContainers ?? []) {
+      if (this.stopping) return;
+      const code = await this.runToEnd(init, containerEnv(init, src, this.ports, mounts), mounts);
+      if (code !== 0) throw new Error(`init container ${init.name} of pod ${this.name} exited with ${code}`);
+    }
+    for (const c of this.template.spec.containers) this.run(c, containerEnv(c, src, this.ports, mounts), mounts);
+    const probe = this.template.spec.containers.find((c) => c.readinessProbe);
+    this.probeTimer = setInterval(() => void this.probe(probe?.readinessProbe, probe?.ports ?? []), this.rt.probePeriodMs);
+    void this.probe(probe?.readinessProbe, probe?.ports ?? []);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.probeTimer);
+    this.setReady(false);
+    const grace = (this.template.spec.terminationGracePeriodSeconds ?? 30) * 1000;
+    await Promise.all(
+      [...this.children.values()].map(
+        (child) =>
+          new Promise<void>((done) => {
+            if (child.exitCode !== null || child.signalCode !== null) return done();
+            const kill = setTimeout(() => child.kill("SIGKILL"), grace);
+            child.once("exit", () => {
+              clearTimeout(kill);
+              done();
+            });
+            child.kill("SIGTERM");
+          }),
+      ),
+    );
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private prepareVolumes(): Record<string, string> {
+    const volumeDirs = new Map<string, string>();
+    for (const v of this.template.spec.volumes ?? []) {
+      const dir = join(this.dir, "volumes", v.name);
+      mkdirSync(dir, { recursive: true });
+      const data = v.configMap ? this.rt.sources.configMap(v.configMap.name) : v.secret ? this.rt.sources.secret(v.secret.secretName) : undefined;
+      if ((v.configMap && !v.configMap.optional && !data) || (v.secret && !v.secret.optional && !data)) throw new Error(`volume ${v.name}: ${v.configMap?.name ?? v.secret?.secretName} not found`);
+      for (const [file, content] of Object.entries(data ?? {})) writeFileSync(join(dir, file), content);
+      volumeDirs.set(v.name, dir);
+    }
+    // One mount table for the pod: the containers of these pods mount volumes at the same paths.
+    const mounts: Record<string, string> = { ...this.rt.imagePaths };
+    for (const c of [...(this.template.spec.initContainers ?? []), ...this.template.spec.containers]) {
+      for (const m of c.volumeMounts ?? []) {
+        const dir = volumeDirs.get(m.name);
+        if (dir) mounts[m.mountPath] = dir;
+      }
+    }
+    return mounts;
+  }
+
+  private spawn(c: Container, env: Record<string, string>, mounts: Record<string, string>): ChildProcess {
+    const argv = [...(c.command ?? this.rt.entrypoint), ...(c.args ?? [])].map((a) => rewritePaths(a, mounts));
+    const child = spawn(argv[0]!, argv.slice(1), { env: { ...this.rt.baseEnv, ...env }, stdio: ["ignore", "pipe", "pipe"], cwd: this.dir });
+    const forward = (stream: NodeJS.ReadableStream, out: NodeJS.WriteStream) =>
+      createInterface({ input: stream }).on("line", (line) => {
+        out.write(line.startsWith("{") && line.endsWith("}") ? `{"pod":${JSON.stringify(this.name)},"container":${JSON.stringify(c.name)},${line.slice(1)}\n` : `[${this.name}/${c.name}] ${line}\n`);
+      });
+    forward(child.stdout, process.stdout);
+    forward(child.stderr, process.stderr);
+    return child;
+  }
+
+  private runToEnd(c: Container, env: Record<string, string>, mounts: Record<string, string>): Promise<number | null> {
+    const child = this.spawn(c, env, mounts);
+    this.children.set(c.name, child);
+    return new Promise((resolve) => {
+      const done = (code: number | null) => {
+        this.children.delete(c.name);
+        resolve(code);
+      };
+      child.once("error", () => done(127));
+      child.once("exit", done);
+    });
+  }
+
+  /** restartPolicy Always: a container that exits is started again after a growing back-off. */
+  private run(c: Container, env: Record<string, string>, mounts: Record<string, string>): void {
+    const child = this.spawn(c, env, mounts);
+    this.children.set(c.name, child);
+    const started = Date.now();
+    child.once("exit", (code, signal) => {
+      if (this.stopping) return;
+      this.setReady(false);
+      if (Date.now() - started > 60_000) this.restarts = 0;
+      const delay = Math.min(1000 * 2 ** this.restarts++, 30_000);
+      this.rt.logger.warn({ pod: this.name, container: c.name, code, signal, restartInMs: delay }, "container exited; restarting (CrashLoopBackOff)");
+      setTimeout(() => !this.stopping && this.run(c, env, mounts), delay).unref();
+    });
+  }
+
+  private async probe(p: Probe | undefined, declared: Container["ports"] & object): Promise<void> {
+    if (this.stopping) return;
+    const running = [...this.children.values()].every((ch) => ch.exitCode === null && ch.signalCode === null);
+    let ok = running;
+    if (ok && p) {
+      try {
+        if (p.httpGet) {
+          const port = targetPort(p.httpGet.port, declared, this.ports);
+          const res = await fetch(`http://127.0.0.1:${port}${p.httpGet.path ?? "/"}`, { signal: AbortSignal.timeout(1000) });
+          ok = res.status >= 200 && res.status < 400;
+        } else if (p.grpc) {
+          const client = createClient(Health, `127.0.0.1:${targetPort(p.grpc.port, declared, this.ports)}`, { timeoutMs: 1000 });
+          try {
+            ok = (await client.check({ service: p.grpc.service ?? "" })).status === HealthCheckResponse_ServingStatus.SERVING;
+          } finally {
+            client.close();
+          }
+        } else if (p.tcpSocket) {
+          const port = targetPort(p.tcpSocket.port, declared, this.ports);
+          ok = await new Promise<boolean>((r) => {
+            const s = connect(port ?? 0, "127.0.0.1", () => (s.end(), r(true)));
+            s.once("error", () => r(false));
+          });
+        }
+      } catch {
+        ok = false;
+      }
+    }
+    if (!this.stopping) this.setReady(ok);
+  }
+
+  private setReady(ready: boolean): void {
+    if (this.ready === ready) return;
+    this.ready = ready;
+    this.rt.logger.info({ pod: this.name, ready }, ready ? "pod ready" : "pod not ready");
+    this.onReadyChange();
+  }
+}
