@@ -17,7 +17,7 @@ const seconds = Number(process.env["BENCH_SECONDS"] ?? 8);
 const dataDir = mkdtempSync(join(tmpdir(), "valora-bench-"));
 const started = Date.now();
 let banner: { rest: string; apiKey: string } | undefined;
-const platform = await startService(["up", "--data-dir", dataDir, "--port", "18080", "--grpc-port", "0", "--model-grpc-port", "0", "--model-http-port", "0"], { VALORA_BOOTSTRAP_API_KEY: BENCH_KEY, DATABASE_URL: process.env["BENCH_DATABASE_URL"], REDIS_URL: process.env["BENCH_REDIS_URL"], LOG_LEVEL: "warn" }, "valora is up", (line) => {
+const platform = await startService(["up", "--data-dir", dataDir, "--port", "18080", "--grpc-port", "0", "--kube-port", "0"], { VALORA_BOOTSTRAP_API_KEY: BENCH_KEY, DATABASE_URL: process.env["BENCH_DATABASE_URL"], REDIS_URL: process.env["BENCH_REDIS_URL"], LOG_LEVEL: "warn" }, "valora is up", (line) => {
   banner = JSON.parse(line) as { rest: string; apiKey: string };
 });
 const readyMs = Date.now() - started;
@@ -45,4 +45,4 @@ platform.kill("SIGTERM");
 rmSync(dataDir, { recursive: true, force: true });
 console.log(`\nFull REST valuation path (valora up, ${process.env["BENCH_REDIS_URL"] ? "Redis" : "in-process cache"}, ${process.env["BENCH_DATABASE_URL"] ? "external Postgres" : "embedded Postgres"}), ${seconds} s per run, wrk on the same 2 cores`);
 table(results);
-console.log(`\nready in ${(readyMs / 1000).toFixed(1)} s; resident memory ${Math.round(rssIdle)} MB idle, ${Math.round(rssPeak)} MB peak (the platform and its model server process)`);
+console.log(`\nready in ${(readyMs / 1000).toFixed(1)} s; resident memory ${Math.round(rssIdle)} MB idle, ${Math.round(rssPeak)} MB peak (the platform and every pod process it runs)`);

@@ -14,7 +14,7 @@ import { startService } from "./lib.js";
 const rowsWanted = Number(process.env["BENCH_ROWS"] ?? 10_000);
 const dataDir = mkdtempSync(join(tmpdir(), "valora-bench-jobs-"));
 let banner: { rest: string; apiKey: string } | undefined;
-const platform = await startService(["up", "--data-dir", dataDir, "--port", "18085", "--grpc-port", "0", "--model-grpc-port", "0", "--model-http-port", "0"], { VALORA_BOOTSTRAP_API_KEY: BENCH_KEY, DATABASE_URL: process.env["BENCH_DATABASE_URL"], REDIS_URL: process.env["BENCH_REDIS_URL"], VALORA_JOB_WORKERS: process.env["BENCH_JOB_WORKERS"] }, "valora is up", (line) => {
+const platform = await startService(["up", "--data-dir", dataDir, "--port", "18085", "--grpc-port", "0", "--kube-port", "0"], { VALORA_BOOTSTRAP_API_KEY: BENCH_KEY, DATABASE_URL: process.env["BENCH_DATABASE_URL"], REDIS_URL: process.env["BENCH_REDIS_URL"], VALORA_JOB_WORKERS: process.env["BENCH_JOB_WORKERS"] }, "valora is up", (line) => {
   banner = JSON.parse(line) as { rest: string; apiKey: string };
 });
 const cars = parse<Record<string, string>>(readFileSync("models/data/car_prices.csv", "utf8"), { columns: true });

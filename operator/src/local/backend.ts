@@ -4,7 +4,7 @@ import type { Logger } from "@valora/kit";
 import type { LocalApiServer, Obj } from "./apiserver.js";
 import { LocalPod, type PodRuntime } from "./pod.js";
 import { deploymentStatus, localReplicas, rolloutStep, templateHash, type DeploymentLike } from "./pod-spec.js";
-import { ServiceProxies, type ServiceLike } from "./service-proxy.js";
+import { ServiceProxies } from "./service-proxy.js";
 
 export interface LocalBackendOptions {
   api: LocalApiServer;

@@ -1,0 +1,166 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { get } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "@valora/kit";
+import { LocalApiServer, type Obj } from "../src/local/apiserver.js";
+import { LocalProcessBackend } from "../src/local/backend.js";
+import { containerEnv, localReplicas, rewritePaths, rolloutStep, templateHash, type Container } from "../src/local/pod-spec.js";
+
+describe("local pods, pure parts", () => {
+  it("rewrites container paths to local folders in one pass, on whole segments", () => {
+    const mounts = { "/etc/valora": "/tmp/run/p1/volumes/config", "/tmp": "/tmp/run/p1/volumes/tmp", "/opt/valora/models": "/home/me/valora/models" };
+    expect(rewritePaths("/etc/valora/pipeline.yaml", mounts)).toBe("/tmp/run/p1/volumes/config/pipeline.yaml");
+    expect(rewritePaths("file:///opt/valora/models/autos/model.onnx", mounts)).toBe("file:///home/me/valora/models/autos/model.onnx");
+    expect(rewritePaths("--out=/tmp/x", mounts)).toBe("--out=/tmp/run/p1/volumes/tmp/x");
+    expect(rewritePaths("/tmpfile", mounts)).toBe("/tmpfile");
+    expect(rewritePaths("see /etc/valora", mounts)).toBe("see /etc/valora");
+  });
+
+  it("builds a container's environment as the kubelet does, with declared ports mapped to local ones", () => {
+    const c: Container = {
+      name: "app",
+      envFrom: [{ secretRef: { name: "env" } }, { configMapRef: { name: "missing", optional: true } }],
+      env: [
+        { name: "GRPC_PORT", value: "9090" },
+        { name: "OTHER_PORT", value: "1234" },
+        { name: "NS", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
+        { name: "POD", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+        { name: "CONFIG", value: "/etc/valora/pipeline.yaml" },
+        { name: "DATABASE_URL", value: "overridden by env" },
+      ],
+      ports: [{ name: "grpc", containerPort: 9090 }],
+    };
+    const env = containerEnv(c, { namespace: "ns1", podName: "p-1", secret: (n) => (n === "env" ? { DATABASE_URL: "postgres://x", MARKET: "m:1" } : undefined), configMap: () => undefined }, new Map([[9090, 41000]]), { "/etc/valora": "/local/config" });
+    expect(env).toEqual({ DATABASE_URL: "overridden by env", MARKET: "m:1", GRPC_PORT: "41000", OTHER_PORT: "1234", NS: "ns1", POD: "p-1", CONFIG: "/local/config/pipeline.yaml" });
+    expect(() => containerEnv({ name: "x", envFrom: [{ secretRef: { name: "nope" } }] }, { namespace: "n", podName: "p", secret: () => undefined, configMap: () => undefined }, new Map(), {})).toThrow(/nope not found/);
+  });
+
+  it("rolls like a Deployment with maxSurge 1 and maxUnavailable 0", () => {
+    expect(rolloutStep([], "h2", 1)).toEqual({ start: 1, stop: [] });
+    // New template: surge one, keep the old pod serving until the new one is ready.
+    expect(rolloutStep([{ name: "old", hash: "h1", ready: true }], "h2", 1)).toEqual({ start: 1, stop: [] });
+    expect(rolloutStep([{ name: "old", hash: "h1", ready: true }, { name: "new", hash: "h2", ready: false }], "h2", 1)).toEqual({ start: 0, stop: [] });
+    expect(rolloutStep([{ name: "old", hash: "h1", ready: true }, { name: "new", hash: "h2", ready: true }], "h2", 1)).toEqual({ start: 0, stop: ["old"] });
+    expect(rolloutStep([{ name: "a", hash: "h2", ready: true }, { name: "b", hash: "h2", ready: true }], "h2", 1)).toEqual({ start: 0, stop: ["b"] });
+    expect(localReplicas({ metadata: { name: "d" }, spec: { template: { spec: { containers: [] } } } }, 3, 1)).toBe(1);
+    expect(localReplicas({ metadata: { name: "d" }, spec: { replicas: 0, template: { spec: { containers: [] } } } }, 3, 1)).toBe(0);
+    expect(templateHash({ metadata: { labels: { a: "1", b: "2" } }, spec: { containers: [] } })).toBe(templateHash({ spec: { containers: [] }, metadata: { labels: { b: "2", a: "1" } } }));
+  });
+});
+
+/** A tiny HTTP server standing in for a container image: ready once its config is read, /crash exits. */
+const APP = `
+const http = require("node:http");
+const fs = require("node:fs");
+const message = fs.readFileSync(process.env.CONFIG, "utf8").trim();
+const server = http.createServer((req, res) => {
+  if (req.url === "/crash") { res.end("bye"); setTimeout(() => process.exit(3), 10); return; }
+  res.end(JSON.stringify({ version: process.env.VERSION, message, secret: process.env.TOKEN, host: process.env.HOST }));
+}).listen(Number(process.env.PORT), process.env.HOST);
+// Drains as Valora's services do: no new connections, idle keep-alive ones closed, then exit.
+process.on("SIGTERM", () => { server.close(() => process.exit(0)); server.closeIdleConnections(); });
+`;
+
+describe("the local process backend (Deployments as processes, Services as loopback proxies)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "valora-backend-"));
+  const api = new LocalApiServer();
+  let backend: LocalProcessBackend;
+  const app = join(dir, "app.cjs");
+  writeFileSync(app, APP);
+
+  const deployment = (version: string): Obj => ({
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: "demo", namespace: "ns" },
+    spec: {
+      selector: { matchLabels: { app: "demo" } },
+      template: {
+        metadata: { labels: { app: "demo" } },
+        spec: {
+          terminationGracePeriodSeconds: 2,
+          volumes: [{ name: "config", configMap: { name: "demo-config" } }],
+          containers: [
+            {
+              name: "app",
+              image: "demo:1",
+              args: [app],
+              env: [{ name: "PORT", value: "8080" }, { name: "VERSION", value: version }, { name: "CONFIG", value: "/etc/demo/message" }],
+              envFrom: [{ secretRef: { name: "demo-env" } }],
+              ports: [{ name: "http", containerPort: 8080 }],
+              readinessProbe: { httpGet: { path: "/", port: "http" } },
+              volumeMounts: [{ name: "config", mountPath: "/etc/demo" }],
+            },
+          ],
+        },
+      },
+    },
+  });
+  /** One request on a new connection (what the proxy routes is connections, not requests). */
+  const proxied = async (path = "/"): Promise<{ version: string; message: string; secret: string; host: string } | string> => {
+    const map = JSON.parse(readFileSync(backend.serviceMapFile, "utf8")) as Record<string, string>;
+    return new Promise((resolve) => {
+      const req = get(`http://${map["demo.ns:80"]}${path}`, { agent: false, timeout: 1000 }, (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () => resolve(path === "/" ? (JSON.parse(body) as { version: string; message: string; secret: string; host: string }) : body));
+        res.on("error", (err) => resolve(`unreachable: ${err.message}`));
+      });
+      req.on("error", (err) => resolve(`unreachable: ${err.message}`));
+      req.on("timeout", () => req.destroy(new Error("timeout")));
+    });
+  };
+  const status = () => api.get("deployments", "ns", "demo")?.["status"] as { readyReplicas?: number; replicas?: number; updatedReplicas?: number } | undefined;
+
+  beforeAll(async () => {
+    const url = await api.start();
+    backend = new LocalProcessBackend({ api, apiUrl: url, runDir: join(dir, "run"), entrypoint: [process.execPath], imagePaths: {}, logger: createLogger({ service: "test", level: "silent" }), probePeriodMs: 100 });
+    await backend.start();
+    api.put({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "demo-config", namespace: "ns" }, data: { message: "hello from a ConfigMap" } });
+    api.put({ apiVersion: "v1", kind: "Secret", metadata: { name: "demo-env", namespace: "ns" }, data: { TOKEN: Buffer.from("s3cret").toString("base64") } });
+    api.put({ apiVersion: "v1", kind: "Service", metadata: { name: "demo", namespace: "ns" }, spec: { selector: { app: "demo" }, ports: [{ name: "http", port: 80, targetPort: "http" }] } });
+  });
+  afterAll(async () => {
+    await backend.stop();
+    await api.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("runs a Deployment's pod, reports it ready in the status, and serves it through its Service", async () => {
+    api.put(deployment("v1"));
+    await expect.poll(() => status()?.readyReplicas, { timeout: 10_000 }).toBe(1);
+    expect(await proxied()).toEqual({ version: "v1", message: "hello from a ConfigMap", secret: "s3cret", host: "127.0.0.1" });
+  });
+
+  it("rolls a template change: the new pod serves before the old one stops", async () => {
+    api.put(deployment("v2"));
+    const seen = new Set<string>();
+    await expect
+      .poll(
+        async () => {
+          const r = await proxied();
+          seen.add(typeof r === "string" ? "unreachable" : r.version);
+          return typeof r === "string" ? r : r.version;
+        },
+        { timeout: 10_000, interval: 50 },
+      )
+      .toBe("v2");
+    expect(seen.has("unreachable")).toBe(false);
+    await expect.poll(() => backend.podsOf("ns/demo").length, { timeout: 10_000 }).toBe(1);
+    expect(status()).toMatchObject({ replicas: 1, updatedReplicas: 1, readyReplicas: 1 });
+  });
+
+  it("restarts a container that exits, reporting the pod unready meanwhile", async () => {
+    expect(await proxied("/crash")).toBe("bye");
+    await expect.poll(() => status()?.readyReplicas, { timeout: 5000, interval: 20 }).toBe(0);
+    await expect.poll(() => status()?.readyReplicas, { timeout: 10_000 }).toBe(1);
+    expect(await proxied()).toMatchObject({ version: "v2" });
+  });
+
+  it("stops the pods of a deleted Deployment; its Service then refuses connections", async () => {
+    api.delete("deployments", "ns", "demo");
+    await expect.poll(() => backend.podsOf("ns/demo").length, { timeout: 5000 }).toBe(0);
+    await expect.poll(async () => typeof (await proxied()) === "string", { timeout: 5000 }).toBe(true);
+  });
+});
