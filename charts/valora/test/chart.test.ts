@@ -87,7 +87,7 @@ describe("the Helm chart (charts/valora)", () => {
 
   it("puts every pod, the chart's and the operator's, under the restricted profile", () => {
     const pods = [...template([]), ...template(FULL)].flatMap((o) => (podOf(o) ? [[`${o.kind}/${o.metadata.name}`, podOf(o)!] as const] : []));
-    const rendered = ["real-estate", "autos"].flatMap((c) => renderObjects(readFileSync(join(root, "models", c, `${c}.yaml`), "utf8"), { image: "valora:test" }, "valora") as unknown as K8sObject[]);
+    const rendered = ["real-estate", "autos"].flatMap((c) => renderObjects(readFileSync(join(root, "manifests", `${c}.yaml`), "utf8"), { image: "valora:test" }, "valora") as unknown as K8sObject[]);
     for (const o of rendered) if (podOf(o)) pods.push([`operator-rendered ${o.kind}/${o.metadata.name}`, podOf(o)!]);
     expect(pods.length).toBeGreaterThan(10);
     for (const [name, pod] of pods) expect(restrictedViolations(pod), name).toEqual([]);

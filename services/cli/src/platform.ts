@@ -122,6 +122,8 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   closers.push(["local-cluster", () => cluster.close()]);
   log.info({ kubernetes: cluster.apiUrl, manifests: o.manifestsDir, ...(cluster.refused.length > 0 ? { refused: cluster.refused } : {}) }, "local cluster up: the operator reconciles the manifests");
   await waitForPipelines(cluster.api, NAMESPACE, log, o.readyTimeoutMs ?? 180_000);
+  // /readyz follows the asset pipelines (and so their models) as the operator reports them.
+  base.health.addCheck("asset-pipelines", async () => (cluster.api.list("assetpipelines", NAMESPACE) as { status?: { conditions?: { type: string; status: string }[] } }[]).every((p) => p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")));
 
   // The orchestrator's catalog follows the CRs as they change (pods poll the API; here it is in-process).
   let catalog = new Map<string, CatalogClass>();
