@@ -30,6 +30,17 @@ export const Comparables = z
   })
   .meta(cel({ rule: "self.mode != 'geo' || (has(self.latitude) && has(self.longitude))", message: "geo comparables need latitude and longitude fields" }));
 
+export const DataContract = z
+  .object({
+    price: z.object({ min: z.number().min(0).optional(), max: z.number().min(0).optional() }).optional().describe("Range of a sale price (or a listing's asking price)."),
+    ranges: z.record(z.string(), z.object({ min: z.number().optional(), max: z.number().optional() })).optional().describe("Per input field, the range landed records must respect; the field's own min/max when absent."),
+    required: z.array(z.string()).optional().describe("Input fields every record must carry, beyond those the pipeline requires."),
+    maxAgeDays: z.number().int().min(1).optional().describe("Freshness: sales older than this when they land are refused."),
+    maxFutureDays: z.number().int().min(0).default(1).describe("Sales dated later than this after landing are refused."),
+    driftMdapePct: z.number().min(0).max(100).default(15).describe("Realised MdAPE (percent, latest month) above which drift is reported."),
+  })
+  .describe("Data contract for ingested sales and listings: types, enums and required fields come from spec.input.fields, ids must be unique within a batch.");
+
 export const AssetPipelineSpec = z.object({
   assetClass: z.string().min(1),
   currency: z.string().regex(/^[A-Z]{3}$/).default("USD"),
@@ -40,6 +51,7 @@ export const AssetPipelineSpec = z.object({
   interval: z.object({ coverage: z.number().min(0.5).max(0.99).default(0.8) }).optional(),
   fallback: z.object({ mode: z.enum(["comparables", "none"]).default("comparables") }).optional(),
   cache: z.object({ ttlSeconds: z.number().int().min(0).default(3600) }).optional(),
+  contract: DataContract.optional(),
   serving: Serving.optional(),
 });
 

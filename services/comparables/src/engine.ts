@@ -64,23 +64,18 @@ export function haversineKm(lat1: number, lon1: number, lat2: number, lon2: numb
 export class ComparablesIndex {
   private readonly cells = new Map<string, number[]>();
   private readonly scales = new Map<string, number>();
-  readonly latest: Date | undefined;
+  private readonly sales: Sale[];
+  private readonly ids = new Set<string>();
+  latest: Date | undefined;
   /** Sale month of each sale (year * 12 + month - 1), -1 when undated. */
-  private readonly soldMonths: Int32Array;
+  private soldMonths: Int32Array;
 
   constructor(
-    private readonly sales: Sale[],
+    sales: Sale[],
     private readonly spec: ComparablesSpec,
   ) {
-    if (spec.mode === "geo") {
-      sales.forEach((s, i) => {
-        if (s.lat === undefined || s.lon === undefined) return;
-        const cell = latLngToCell(s.lat, s.lon, spec.h3Resolution);
-        const list = this.cells.get(cell) ?? [];
-        list.push(i);
-        this.cells.set(cell, list);
-      });
-    }
+    this.sales = [...sales];
+    this.sales.forEach((s, i) => this.indexSale(s, i));
     for (const { field } of spec.similarity) {
       const values = sales.map((s) => s.attributes[field]).filter((v): v is number => typeof v === "number");
       if (values.length < 2) continue;
@@ -95,6 +90,35 @@ export class ComparablesIndex {
 
   get size(): number {
     return this.sales.length;
+  }
+
+  /**
+   * Adds newly landed sales without rebuilding (a sale already indexed is skipped). Attribute
+   * scales stay those of the initial set, so similarities of existing pairs do not shift.
+   */
+  add(sales: Sale[]): number {
+    const fresh = sales.filter((s) => !this.ids.has(s.id));
+    if (fresh.length === 0) return 0;
+    const months = new Int32Array(this.soldMonths.length + fresh.length);
+    months.set(this.soldMonths);
+    fresh.forEach((s, k) => {
+      const i = this.sales.length;
+      this.sales.push(s);
+      this.indexSale(s, i);
+      months[this.soldMonths.length + k] = s.soldAt ? monthIndex(s.soldAt) : -1;
+      if (s.soldAt && (!this.latest || Date.parse(s.soldAt) > this.latest.getTime())) this.latest = new Date(Date.parse(s.soldAt));
+    });
+    this.soldMonths = months;
+    return fresh.length;
+  }
+
+  private indexSale(s: Sale, i: number): void {
+    this.ids.add(s.id);
+    if (this.spec.mode !== "geo" || s.lat === undefined || s.lon === undefined) return;
+    const cell = latLngToCell(s.lat, s.lon, this.spec.h3Resolution);
+    const list = this.cells.get(cell) ?? [];
+    list.push(i);
+    this.cells.set(cell, list);
   }
 
   /** Similarity in (0, 1]: exp of minus the weighted mean attribute distance. */

@@ -16,7 +16,20 @@ export const SALES_MIGRATIONS = [
       inserted_at timestamptz NOT NULL DEFAULT now(),
       PRIMARY KEY (asset_class, id))`,
   },
+  {
+    // Gold lineage: the ingest batch a sale landed in (NULL for the seed), the registry asset it
+    // sold, and a landing sequence readers follow to pick up new sales incrementally.
+    id: "002_sales_lineage",
+    sql: `ALTER TABLE sales ADD COLUMN IF NOT EXISTS batch_id uuid;
+      ALTER TABLE sales ADD COLUMN IF NOT EXISTS asset_id text;
+      ALTER TABLE sales ADD COLUMN IF NOT EXISTS seq bigserial;
+      CREATE INDEX IF NOT EXISTS sales_class_seq ON sales (asset_class, seq);
+      CREATE INDEX IF NOT EXISTS sales_asset ON sales (asset_class, asset_id) WHERE asset_id IS NOT NULL`,
+  },
 ];
+
+/** Postgres channel announcing landed gold sales: payload {"assetClass", "batchId", "seq"}. */
+export const SALES_CHANNEL = "valora_sales";
 
 export async function migrateSales(pool: Pool): Promise<void> {
   await migrate(pool, "comparables", SALES_MIGRATIONS);
@@ -44,15 +57,23 @@ export async function insertSales(pool: Pool, assetClass: string, sales: Sale[],
 }
 
 export async function loadSales(pool: Pool, assetClass: string): Promise<Sale[]> {
-  const { rows } = await pool.query<{ id: string; price: number; sold_at: string | null; lat: number | null; lon: number | null; attributes: Record<string, AttributeValue> }>(
-    "SELECT id, price, to_char(sold_at, 'YYYY-MM-DD') AS sold_at, lat, lon, attributes FROM sales WHERE asset_class = $1 ORDER BY id",
-    [assetClass],
+  return (await loadSalesSince(pool, assetClass, 0)).sales;
+}
+
+/** Sales that landed after sequence number `seq`, and the highest sequence number seen. */
+export async function loadSalesSince(pool: Pool, assetClass: string, seq: number): Promise<{ sales: Sale[]; seq: number }> {
+  const { rows } = await pool.query<{ id: string; price: number; sold_at: string | null; lat: number | null; lon: number | null; attributes: Record<string, AttributeValue>; seq: string }>(
+    "SELECT id, price, to_char(sold_at, 'YYYY-MM-DD') AS sold_at, lat, lon, attributes, seq FROM sales WHERE asset_class = $1 AND seq > $2 ORDER BY seq",
+    [assetClass, seq],
   );
-  return rows.map((r) => ({
-    id: r.id,
-    price: r.price,
-    ...(r.sold_at ? { soldAt: r.sold_at } : {}),
-    ...(r.lat !== null && r.lon !== null ? { lat: r.lat, lon: r.lon } : {}),
-    attributes: r.attributes,
-  }));
+  return {
+    seq: rows.reduce((m, r) => Math.max(m, Number(r.seq)), seq),
+    sales: rows.map((r) => ({
+      id: r.id,
+      price: r.price,
+      ...(r.sold_at ? { soldAt: r.sold_at } : {}),
+      ...(r.lat !== null && r.lon !== null ? { lat: r.lat, lon: r.lon } : {}),
+      attributes: r.attributes,
+    })),
+  };
 }
