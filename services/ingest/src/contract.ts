@@ -43,6 +43,9 @@ export interface CheckedRecord {
   sha256: string;
 }
 
+/** A scalar as text; "" for anything else (an object where an id belongs is no id). */
+const text = (v: unknown): string => (typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? String(v).trim() : "");
+
 /** Pure: a column name as compared with field names and features (case and separators ignored). */
 export const columnKey = (name: string): string => name.toLowerCase().replace(/[^a-z0-9]/g, "");
 
@@ -100,7 +103,7 @@ export function checkBatch(kind: RecordKind, rows: Record<string, unknown>[], sc
       if (reserved) meta[reserved] = value;
       else if (value !== "" && value !== null && value !== undefined && value !== "NA") attrs[byKey.get(k) ?? key] = value;
     }
-    const id = meta.id === undefined || meta.id === null ? "" : String(meta.id).trim();
+    const id = text(meta.id);
     if (!id) bad("id", "is required");
     else if (seen.has(id)) bad("id", `duplicates record ${seen.get(id)} of this batch`);
     else seen.set(id, n);
@@ -127,7 +130,7 @@ export function checkBatch(kind: RecordKind, rows: Record<string, unknown>[], sc
     }
     const lat = schema.latitude ? attributes[schema.latitude] : undefined;
     const lon = schema.longitude ? attributes[schema.longitude] : undefined;
-    const assetId = kind === "listings" ? id : meta.assetId === undefined || meta.assetId === null || meta.assetId === "" ? undefined : String(meta.assetId);
+    const assetId = kind === "listings" ? id : text(meta.assetId) || undefined;
     records.push({ id, ...(assetId ? { assetId } : {}), price, ...(soldAt ? { soldAt } : {}), ...(typeof lat === "number" && typeof lon === "number" ? { lat, lon } : {}), attributes, raw, sha256: recordHash(raw) });
   });
   return { records: violations.length > 0 ? [] : records, violations };

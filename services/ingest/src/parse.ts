@@ -9,7 +9,7 @@ export function parseBatch(content: Buffer, format: BatchFormat): Record<string,
   const refuse = (message: string) => new ValoraError("INVALID_ARGUMENT", message, { details: [{ field: "content", description: message }] });
   if (format === "csv") {
     try {
-      return parse(text, { columns: true, skip_empty_lines: true, trim: true, bom: true }) as Record<string, unknown>[];
+      return parse<Record<string, unknown>>(text, { columns: true, skip_empty_lines: true, trim: true, bom: true });
     } catch (err) {
       throw refuse(`not readable as CSV: ${err instanceof Error ? err.message : String(err)}`);
     }

@@ -64,7 +64,7 @@ describe.skipIf(!url)("ingestion with real Postgres: zones, quarantine, lineage,
   const drifts: { model: string; mdape: number }[] = [];
   const csv = (rows: Record<string, unknown>[]) => {
     const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-    return Buffer.from([columns.join(","), ...rows.map((r) => columns.map((c) => String(r[c] ?? "")).join(","))].join("\n"));
+    return Buffer.from([columns.join(","), ...rows.map((r) => columns.map((c) => (r[c] === undefined ? "" : String(r[c] as string | number))).join(","))].join("\n"));
   };
   const ingest = async (kind: string, content: Buffer, format = "csv") => (await client.ingest({ assetClass: "real-estate", kind, format, content, source: "test-feed" })).batch!;
 
