@@ -4,20 +4,22 @@ import { parseAllDocuments } from "yaml";
 import { BillingService } from "@valora/proto/valora/v1/billing_pb";
 import { JobService } from "@valora/proto/valora/v1/jobs_pb";
 import { MarketDataService } from "@valora/proto/valora/v1/market_pb";
+import { IngestService } from "@valora/proto/valora/v1/ingest_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import { UsageRecorder, ValoraError, createClient, createGrpcServer, createPgPool, createRedis, planCatalogFrom, type ServiceBase } from "@valora/kit";
 import { migrateSales } from "@valora/comparables";
 import type { AssetPipelineSpec } from "@valora/pipeline";
-import { JobStore, JobWorker, MemoryCache, RedisCache, catalogFrom, jobRowUsage, jobService, migrateJobs, pipelineAddress, pipelineDispatch, valuationService, valuationUsage, valueRowsWith, type AssetPipelineObject, type CatalogClass, type ResultsObjectStore, type ValuationModelObject } from "@valora/orchestrator";
+import { JobStore, JobWorker, MemoryCache, RedisCache, catalogFrom, jobRowUsage, jobService, migrateJobs, pipelineAddress, pipelineDispatch, registryHooks, valuationService, valuationUsage, valueRowsWith, type AssetPipelineObject, type CatalogClass, type ResultsObjectStore, type ValuationModelObject } from "@valora/orchestrator";
 import { createTenants } from "@valora/tenants";
 import { createUsage } from "@valora/usage";
 import { createBilling, parsePrices } from "@valora/billing";
 import { createMarketData } from "@valora/market-data";
+import { createIngest, type DataContract } from "@valora/ingest";
 import { Authenticator, LocalQuotaCounter, LocalRateLimiter, RedisQuotaCounter, RedisRateLimiter, buildGateway, grpcIngress } from "@valora/gateway";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
-import { startLocalCluster, waitForPipelines } from "./local-cluster.js";
+import { startLocalCluster, waitForPipelines, type LocalCluster } from "./local-cluster.js";
 import { seedSales } from "./seed-sales.js";
 
 export interface PlatformOptions {
@@ -96,7 +98,21 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   closers.push(["usage", () => usageApp.close()]);
   const txhousing = join(o.modelsDir, "data", "txhousing.csv");
   const marketApp = createMarketData(base, { pool, ...(existsSync(txhousing) ? { texasHousingCsv: txhousing } : {}) });
-  const business = createGrpcServer({ ...base, services: [tenants.service, usageApp.service, marketApp.service] });
+  // Data feeds check records against each AssetPipeline's contract, read from the local cluster.
+  const started: { cluster?: LocalCluster } = {};
+  const pipelineSpecs = () => (started.cluster?.api.list("assetpipelines", NAMESPACE) ?? []) as unknown as { spec: AssetPipelineSpec & { contract?: DataContract } }[];
+  let announceDrift: (e: { model: string; modelVersion: string; month: string; mdape: number; thresholdPct: number }) => void = () => undefined;
+  const ingestApp = createIngest(base, {
+    pool,
+    schema: (assetClass) => {
+      const spec = pipelineSpecs().find((p) => p.spec.assetClass === assetClass)?.spec;
+      return spec ? { assetClass, fields: spec.input.fields, contract: spec.contract ?? {}, ...(spec.comparables?.latitude ? { latitude: spec.comparables.latitude } : {}), ...(spec.comparables?.longitude ? { longitude: spec.comparables.longitude } : {}) } : undefined;
+    },
+    classOfModel: (model) => pipelineSpecs().find((p) => p.spec.model.name === model)?.spec.assetClass,
+    onDrift: (e) => announceDrift(e),
+  });
+  await ingestApp.start();
+  const business = createGrpcServer({ ...base, services: [tenants.service, usageApp.service, marketApp.service, ingestApp.service] });
   const businessAddress = `127.0.0.1:${await business.listen("127.0.0.1:0")}`;
   closers.push(["business-grpc", () => business.shutdown()]);
 
@@ -109,7 +125,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     if (seeded > 0) log.info({ assetClass: spec.assetClass, seeded }, "sales seeded from the training data");
   }
 
-  const cluster = await startLocalCluster({
+  const local = await startLocalCluster({
     dataDir: o.dataDir,
     manifestsDir: o.manifestsDir,
     modelsDir: o.modelsDir,
@@ -119,19 +135,20 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     logger: log,
     registry: base.registry,
   });
-  closers.push(["local-cluster", () => cluster.close()]);
-  log.info({ kubernetes: cluster.apiUrl, manifests: o.manifestsDir, ...(cluster.refused.length > 0 ? { refused: cluster.refused } : {}) }, "local cluster up: the operator reconciles the manifests");
-  await waitForPipelines(cluster.api, NAMESPACE, log, o.readyTimeoutMs ?? 180_000);
+  started.cluster = local;
+  closers.push(["local-cluster", () => local.close()]);
+  log.info({ kubernetes: local.apiUrl, manifests: o.manifestsDir, ...(local.refused.length > 0 ? { refused: local.refused } : {}) }, "local cluster up: the operator reconciles the manifests");
+  await waitForPipelines(local.api, NAMESPACE, log, o.readyTimeoutMs ?? 180_000);
   // /readyz follows the asset pipelines (and so their models) as the operator reports them.
-  base.health.addCheck("asset-pipelines", async () => (cluster.api.list("assetpipelines", NAMESPACE) as { status?: { conditions?: { type: string; status: string }[] } }[]).every((p) => p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")));
+  base.health.addCheck("asset-pipelines", async () => (local.api.list("assetpipelines", NAMESPACE) as { status?: { conditions?: { type: string; status: string }[] } }[]).every((p) => p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")));
 
   // The orchestrator's catalog follows the CRs as they change (pods poll the API; here it is in-process).
   let catalog = new Map<string, CatalogClass>();
   const refreshCatalog = () => {
-    catalog = catalogFrom(cluster.api.list("assetpipelines", NAMESPACE) as unknown as AssetPipelineObject[], cluster.api.list("valuationmodels", NAMESPACE) as unknown as ValuationModelObject[]);
+    catalog = catalogFrom(local.api.list("assetpipelines", NAMESPACE) as unknown as AssetPipelineObject[], local.api.list("valuationmodels", NAMESPACE) as unknown as ValuationModelObject[]);
   };
   refreshCatalog();
-  const unsubscribe = cluster.api.subscribe((_t, plural) => (plural === "assetpipelines" || plural === "valuationmodels") && refreshCatalog());
+  const unsubscribe = local.api.subscribe((_t, plural) => (plural === "assetpipelines" || plural === "valuationmodels") && refreshCatalog());
   closers.push(["catalog", async () => unsubscribe()]);
   const pipelines = pipelineDispatch({ addressOf: (assetClass) => pipelineAddress("{name}.{namespace}.svc:9090", catalog.get(assetClass)!.pipeline, NAMESPACE), timeoutMs: 10_000, registry: base.registry });
   closers.push(["pipeline-clients", async () => pipelines.close()]);
@@ -144,12 +161,19 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   const tenantsClient = createClient(TenantService, businessAddress, { timeoutMs: 10_000 });
   const usage = createClient(UsageService, businessAddress, { timeoutMs: 10_000 });
   const marketClient = createClient(MarketDataService, businessAddress, { timeoutMs: 10_000 });
+  const ingestClient = createClient(IngestService, businessAddress, { timeoutMs: 60_000 });
+  // Drift is announced to every tenant whose valuations of the model were scored (once per model and month).
+  announceDrift = (e) =>
+    void pool
+      .query<{ tenant_id: string }>("SELECT DISTINCT tenant_id FROM valuation_log WHERE model = $1 AND tenant_id <> ''", [e.model])
+      .then(({ rows }) => Promise.all(rows.map((r) => tenantsClient.publish({ tenantId: r.tenant_id, eventId: `drift-${e.model}-${e.modelVersion}-${e.month}`, type: "model.drift", data: e }))))
+      .catch((err: unknown) => log.warn({ err }, "could not announce model drift"));
   const recorder = new UsageRecorder({ send: (events) => usage.recordUsage({ events }), logger: log, registry: base.registry });
   const internal = createGrpcServer({
     ...base,
     services: [
       jobService({ store: jobStore, fields: (c) => catalog.get(c)?.entry.fields, ...(o.jobResults ? { objects: o.jobResults.objects } : {}) }),
-      valuationService({ catalog: (c) => catalog.get(c)?.entry, assetClasses: () => [...catalog.keys()], cache: redis ? new RedisCache(redis) : new MemoryCache(), registry: base.registry, dispatch: pipelines.dispatch, usage: valuationUsage(recorder) }),
+      valuationService({ catalog: (c) => catalog.get(c)?.entry, assetClasses: () => [...catalog.keys()], cache: redis ? new RedisCache(redis) : new MemoryCache(), registry: base.registry, dispatch: pipelines.dispatch, usage: valuationUsage(recorder), ...registryHooks(ingestClient, log) }),
     ],
   });
   const internalPort = await internal.listen("127.0.0.1:0");
@@ -193,6 +217,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
       usage.close();
       billingClient.close();
       marketClient.close();
+      ingestClient.close();
     },
   ]);
   // Unsent usage is flushed before the clients close.
@@ -203,7 +228,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   const limiter = redis ? new RedisRateLimiter(redis, log, base.registry) : new LocalRateLimiter();
   const auth = new Authenticator({ tenants: tenantsClient });
   const quota = redis ? new RedisQuotaCounter(redis, log) : new LocalQuotaCounter();
-  const app = await buildGateway({ base, valuations, tenants: tenantsClient, jobs, usage, billing: billingClient, market: marketClient, plans, auth, limiter, quota });
+  const app = await buildGateway({ base, valuations, tenants: tenantsClient, jobs, usage, billing: billingClient, market: marketClient, ingest: ingestClient, plans, auth, limiter, quota });
   await app.listen({ host: o.host, port: o.port });
   closers.push(["gateway", () => app.close()]);
   const edge = createGrpcServer({ ...base, services: [grpcIngress({ auth, limiter, valuations, plans, quota })] });
@@ -216,7 +241,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   return {
     restUrl: `http://${o.host}:${port}`,
     grpcAddress: `${o.host}:${grpcPort}`,
-    kubernetesUrl: cluster.apiUrl,
+    kubernetesUrl: local.apiUrl,
     database: embedded ? "embedded" : "external",
     cache: redis ? "redis" : "memory",
     assetClasses: [...catalog].map(([name, c]) => ({ name, version: c.entry.championVersion() ?? "", sample: samples.get(name) ?? {} })).sort((a, b) => a.name.localeCompare(b.name)),

@@ -152,6 +152,32 @@ describe.skipIf(!existsSync(bin))("the platform on one machine (valora up, embed
     expect(plans.data.map((p) => p.name)).toEqual(["free", "pro", "enterprise"]);
   });
 
+  it("lands data feeds: a listing values by assetId, a landed sale joins the comparables without a restart, with lineage", async () => {
+    const listing = [{ id: "parcel-7", asking_price: 199000, gr_liv_area: 1500, lot_area: 9500, total_bsmt_sf: 900, year_built: 1978, latitude: 42.0409, longitude: -93.6407, neighborhood: "North_Ames" }];
+    const pushed = await fetch(`${banner.rest}/v1/ingest/real-estate/listings`, { method: "POST", headers: auth(), body: JSON.stringify(listing) });
+    expect(pushed.status).toBe(200);
+    expect(((await pushed.json()) as { data: { status: string; landed: number } }).data).toMatchObject({ status: "landed", landed: 1 });
+    const byId = await fetch(`${banner.rest}/v1/valuations`, { method: "POST", headers: auth(), body: JSON.stringify({ assetClass: "real-estate", assetId: "parcel-7" }) });
+    expect(byId.status).toBe(200);
+    expect(((await byId.json()) as { data: { value: number } }).data.value).toBeGreaterThan(50_000);
+    const unknown = await fetch(`${banner.rest}/v1/valuations`, { method: "POST", headers: auth(), body: JSON.stringify({ assetClass: "real-estate", assetId: "parcel-unknown" }) });
+    expect(unknown.status).toBe(404);
+    // A sale next door, in the data's own period: it lands in gold and the running pipeline compares with it.
+    const sale = "id,asset_id,price,sold_at,gr_liv_area,lot_area,total_bsmt_sf,year_built,latitude,longitude,neighborhood\nfeed-sale-1,parcel-7,207500,2010-07-20,1500,9500,900,1978,42.0409,-93.6407,North_Ames\n";
+    const landed = await fetch(`${banner.rest}/v1/ingest/real-estate/sales?source=county-feed`, { method: "POST", headers: { ...auth(), "content-type": "text/csv" }, body: sale });
+    const batch = ((await landed.json()) as { data: { id: string; status: string; landed: number } }).data;
+    expect(batch).toMatchObject({ status: "landed", landed: 1 });
+    const bad = await fetch(`${banner.rest}/v1/ingest/real-estate/sales`, { method: "POST", headers: { ...auth(), "content-type": "text/csv" }, body: sale.replace("207500", "-1").replace("feed-sale-1", "feed-sale-2") });
+    expect(((await bad.json()) as { data: { status: string; violations: { field: string }[] } }).data).toMatchObject({ status: "quarantined", violations: [{ field: "price" }] });
+    const comps = async () =>
+      ((await (await fetch(`${banner.rest}/v1/valuations`, { method: "POST", headers: auth(), body: JSON.stringify({ assetClass: "real-estate", attributes: listing.map(({ id: _id, asking_price: _p, ...a }) => a)[0], skipCache: true }) })).json()) as { data: { comparables: { id: string }[] } }).data.comparables.map((c) => c.id);
+    await expect.poll(comps, { timeout: 20_000, interval: 500 }).toContain("feed-sale-1");
+    const lineage = (await (await fetch(`${banner.rest}/v1/lineage/sales/real-estate/feed-sale-1`, { headers: auth() })).json()) as { data: { origin: string; batch: { id: string; source: string } } };
+    expect(lineage.data).toMatchObject({ origin: "batch", batch: { id: batch.id, source: "county-feed" } });
+    const perf = (await (await fetch(`${banner.rest}/v1/models/real-estate/performance`, { headers: auth() })).json()) as { data: { realised: { drift: boolean } | null } };
+    expect(perf.data.realised).toMatchObject({ drift: false });
+  }, 60_000);
+
   it("runs a model server per model version and a pipeline per asset class, as the operator renders them", async () => {
     const res = await fetch(`${banner.kubernetes}/apis/apps/v1/namespaces/default/deployments`);
     const deployments = ((await res.json()) as { items: { metadata: { name: string }; status?: { readyReplicas?: number } }[] }).items;

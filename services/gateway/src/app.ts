@@ -8,6 +8,7 @@ import type { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import type { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import type { BillingService } from "@valora/proto/valora/v1/billing_pb";
 import type { MarketDataService } from "@valora/proto/valora/v1/market_pb";
+import type { IngestService } from "@valora/proto/valora/v1/ingest_pb";
 import type { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { PlanCatalog, ValoraError, errorEnvelope, histogram, type Client, type ServiceBase } from "@valora/kit";
 import { hasRole, type Authenticator, type Principal, type RoleName } from "./auth.js";
@@ -17,6 +18,7 @@ import { NoQuery } from "./schemas.js";
 import { LocalQuotaCounter, type QuotaCounter } from "./quota.js";
 import { accountRoutes } from "./routes/account.js";
 import { marketRoutes } from "./routes/market.js";
+import { ingestRoutes } from "./routes/ingest.js";
 import { adminRoutes } from "./routes/admin.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { catalogRoutes } from "./routes/catalog.js";
@@ -48,6 +50,10 @@ export interface GatewayDeps {
   billing?: Client<typeof BillingService>;
   /** Market series; the /v1/market routes are absent without it. */
   market?: Client<typeof MarketDataService>;
+  /** Data feeds, lineage, the asset registry and realised accuracy; those routes are absent without it. */
+  ingest?: Client<typeof IngestService>;
+  /** Largest batch a feed may push, in bytes. */
+  ingestBodyLimit?: number;
   auth: Authenticator;
   limiter: RateLimiter;
   /** Plans and their entitlements (rate, quota, jobs, asset classes); the defaults when absent. */
@@ -185,11 +191,12 @@ export async function buildGateway(d: GatewayDeps): Promise<FastifyInstance & { 
   const timeoutMs = d.upstreamTimeoutMs ?? 10_000;
   const quota = d.quota ?? new LocalQuotaCounter();
   await app.register(valuationRoutes, { quota, plans, valuations: d.valuations, tenants: d.tenants, timeoutMs, logger: d.base.logger });
-  await app.register(catalogRoutes, { valuations: d.valuations, timeoutMs });
+  await app.register(catalogRoutes, { valuations: d.valuations, ...(d.ingest ? { ingest: d.ingest } : {}), timeoutMs });
   await app.register(adminRoutes, { tenants: d.tenants, timeoutMs });
   if (d.jobs) await app.register(jobRoutes, { jobs: d.jobs, quota, plans, timeoutMs, maxBytes: d.jobBodyLimit ?? 15 * 1024 * 1024 });
   await app.register(accountRoutes, { plans, tenants: d.tenants, ...(d.usage ? { usage: d.usage } : {}), ...(d.billing ? { billing: d.billing } : {}), tenantChanged: d.tenantChanged ?? ((id) => d.auth.invalidateTenant(id)), timeoutMs, logger: d.base.logger });
   if (d.market) await app.register(marketRoutes, { market: d.market, timeoutMs });
+  if (d.ingest) await app.register(ingestRoutes, { ingest: d.ingest, timeoutMs, maxBytes: d.ingestBodyLimit ?? 20 * 1024 * 1024 });
   await app.ready();
   return Object.assign(app, { valoraRoutes: routes });
 }

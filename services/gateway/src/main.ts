@@ -2,6 +2,7 @@ import { createRemoteJWKSet } from "jose";
 import { BillingService } from "@valora/proto/valora/v1/billing_pb";
 import { JobService } from "@valora/proto/valora/v1/jobs_pb";
 import { MarketDataService } from "@valora/proto/valora/v1/market_pb";
+import { IngestService } from "@valora/proto/valora/v1/ingest_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
@@ -22,6 +23,8 @@ export const GatewayEnv = z.object({
   USAGE_ADDR: z.string().min(1).optional(),
   BILLING_ADDR: z.string().min(1).optional(),
   MARKET_DATA_ADDR: z.string().min(1).optional(),
+  /** valora.v1.IngestService: data feeds, lineage, the asset registry, realised accuracy. */
+  INGEST_ADDR: z.string().min(1).optional(),
   /** The plan catalog as JSON (the same value billing gets); the defaults when unset. */
   VALORA_PLANS: z.string().optional(),
   REDIS_URL: vars.url().optional(),
@@ -52,6 +55,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   const usage = optional(UsageService, c.USAGE_ADDR);
   const billing = optional(BillingService, c.BILLING_ADDR);
   const market = optional(MarketDataService, c.MARKET_DATA_ADDR);
+  const ingest = optional(IngestService, c.INGEST_ADDR);
   const redis = c.REDIS_URL ? createRedis({ url: c.REDIS_URL, logger: base.logger }) : undefined;
   if (!redis) base.logger.warn("REDIS_URL not set: rate limits are per replica");
   const limiter = redis ? new RedisRateLimiter(redis, base.logger, base.registry) : new LocalRateLimiter();
@@ -71,7 +75,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     auth.invalidateTenant(tenantId);
     redis?.publish(TENANT_CHANGED, tenantId).catch((err: unknown) => base.logger.warn({ err }, "could not announce a tenant change"));
   };
-  const app = await buildGateway({ base, valuations, tenants, jobs, ...(usage ? { usage } : {}), ...(billing ? { billing } : {}), ...(market ? { market } : {}), plans, tenantChanged, auth, limiter, quota, trustProxy, bodyLimit: c.BODY_LIMIT_BYTES, upstreamTimeoutMs: c.UPSTREAM_TIMEOUT_MS });
+  const app = await buildGateway({ base, valuations, tenants, jobs, ...(usage ? { usage } : {}), ...(billing ? { billing } : {}), ...(market ? { market } : {}), ...(ingest ? { ingest } : {}), plans, tenantChanged, auth, limiter, quota, trustProxy, bodyLimit: c.BODY_LIMIT_BYTES, upstreamTimeoutMs: c.UPSTREAM_TIMEOUT_MS });
   await app.listen({ host: c.HOST, port: c.PORT });
   const grpc = createGrpcServer({ ...base, services: [grpcIngress({ auth, limiter, valuations, plans, quota, timeoutMs: c.UPSTREAM_TIMEOUT_MS })] });
   const grpcPort = await grpc.listen(`${c.HOST}:${c.GRPC_PORT}`);
@@ -84,6 +88,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     usage?.close();
     billing?.close();
     market?.close();
+    ingest?.close();
     subscriber?.disconnect();
     redis?.disconnect();
   });

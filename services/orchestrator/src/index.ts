@@ -5,3 +5,4 @@ export * from "./jobs/index.js";
 export * from "./usage.js";
 export * from "./kube-catalog.js";
 export * from "./pipeline-dispatch.js";
+export * from "./registry-hooks.js";

@@ -1,3 +1,4 @@
+import { IngestService } from "@valora/proto/valora/v1/ingest_pb";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
@@ -11,6 +12,7 @@ import { JobResultsEnv, jobResultsFrom } from "./jobs/results-config.js";
 import { valueRowsWith } from "./jobs/value-rows.js";
 import { catalogFrom, pipelineAddress, type AssetPipelineObject, type CatalogClass, type ValuationModelObject } from "./kube-catalog.js";
 import { pipelineDispatch } from "./pipeline-dispatch.js";
+import { registryHooks } from "./registry-hooks.js";
 import { valuationService } from "./service.js";
 import { jobRowUsage, valuationUsage } from "./usage.js";
 
@@ -30,6 +32,8 @@ export const OrchestratorEnv = JobResultsEnv.extend({
   USAGE_ADDR: z.string().min(1).optional(),
   /** job.completed webhooks. */
   TENANTS_ADDR: z.string().min(1).optional(),
+  /** valora.v1.IngestService: the asset registry (value by assetId) and outcome tracking. */
+  INGEST_ADDR: z.string().min(1).optional(),
   JOB_WORKER_CONCURRENCY: vars.int(4, 0),
   JOB_LEASE_SECONDS: vars.int(30, 1),
   PIPELINE_TIMEOUT_MS: vars.int(10_000, 1),
@@ -66,13 +70,14 @@ export async function main(env: Record<string, string | undefined> = process.env
   if (!usage) log.warn("USAGE_ADDR not set: valuations are not metered");
   const recorder = usage ? new UsageRecorder({ send: (events) => usage.recordUsage({ events }), logger: log, registry: base.registry }) : undefined;
   const tenants = c.TENANTS_ADDR ? createClient(TenantService, c.TENANTS_ADDR, { timeoutMs: 10_000, registry: base.registry }) : undefined;
+  const ingest = c.INGEST_ADDR ? createClient(IngestService, c.INGEST_ADDR, { timeoutMs: 5000, registry: base.registry }) : undefined;
   const pool = c.DATABASE_URL ? createPgPool({ url: c.DATABASE_URL, applicationName: "valora-orchestrator", logger: log }) : undefined;
   if (pool) await migrateJobs(pool);
   const store = pool ? new JobStore(pool) : undefined;
   const results = jobResultsFrom(c);
 
   const services = [
-    valuationService({ catalog: (a) => catalog.get(a)?.entry, assetClasses: () => [...catalog.keys()], dispatch, cache: redis ? new RedisCache(redis) : new MemoryCache(), registry: base.registry, ...(recorder ? { usage: valuationUsage(recorder) } : {}) }),
+    valuationService({ catalog: (a) => catalog.get(a)?.entry, assetClasses: () => [...catalog.keys()], dispatch, cache: redis ? new RedisCache(redis) : new MemoryCache(), registry: base.registry, ...(recorder ? { usage: valuationUsage(recorder) } : {}), ...(ingest ? registryHooks(ingest, log) : {}) }),
     ...(store ? [jobService({ store, fields: (a) => catalog.get(a)?.entry.fields, ...(results ? { objects: results.objects } : {}) })] : []),
   ];
   base.health.addCheck("catalog", async () => loaded);
@@ -107,6 +112,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     pipelines.close();
     usage?.close();
     tenants?.close();
+    ingest?.close();
     redis?.disconnect();
     await pool?.end();
   });

@@ -39,9 +39,25 @@ export interface OrchestratorDeps {
    * usage is durable. Calls marked `x-valora-usage: job` are metered by the job worker instead.
    */
   usage?: (tenantId: string, assetClass: string, units: number) => Promise<void>;
+  /**
+   * The asset registry: an item naming an assetId is valued from the attributes registered for
+   * it (its own attributes, when given, take precedence).
+   */
+  assets?: (assetClass: string, assetId: string) => Promise<JsonObject | undefined>;
+  /** Valuations of identified assets, kept to be scored when the asset sells. Not awaited. */
+  outcomes?: (valuations: ValuedAsset[]) => void;
   registry?: Registry;
   maxBatch?: number;
   performance?: PerformanceTracker;
+}
+
+export interface ValuedAsset {
+  assetClass: string;
+  assetId: string;
+  model: string;
+  modelVersion: string;
+  value: number;
+  tenantId: string;
 }
 
 type Metadata = { get(key: string): (string | Buffer)[] };
@@ -77,7 +93,12 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
     await Promise.all(
       items.map(async (item, index) => {
         try {
-          const attributes = normaliseAttributes(entry.fields, (item.attributes ?? {}));
+          const given = item.attributes ?? {};
+          const registered = item.assetId && d.assets ? await d.assets(assetClass, item.assetId) : undefined;
+          if (item.assetId && d.assets && !registered && Object.keys(given).length === 0) {
+            throw new ValoraError("NOT_FOUND", `asset "${item.assetId}" is not in the registry; send its attributes`, { details: [{ field: "assetId", description: "not registered" }] });
+          }
+          const attributes = normaliseAttributes(entry.fields, { ...(registered ?? {}), ...given });
           const key = assetKey(attributes, item.assetId || undefined);
           const ck = cacheKey(assetClass, version, key);
           const cached = skipCache ? undefined : await d.cache.get(ck);
@@ -120,6 +141,14 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
           }
         }),
       );
+    }
+    if (d.outcomes) {
+      const valued = items.flatMap((item, i): ValuedAsset[] => {
+        const r = results[i]?.outcome;
+        const m = r?.case === "valuation" ? r.value.model : undefined;
+        return item.assetId && r?.case === "valuation" && m && m.route !== Route.FALLBACK ? [{ assetClass, assetId: item.assetId, model: entry.model, modelVersion: m.version ?? "", value: r.value.value ?? 0, tenantId }] : [];
+      });
+      if (valued.length > 0) d.outcomes(valued);
     }
     if (meter && d.usage) {
       const valued = results.reduce((n, r) => n + (r.outcome?.case === "valuation" ? 1 : 0), 0);

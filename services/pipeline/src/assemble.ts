@@ -26,21 +26,40 @@ export interface AssembleOptions {
   timeoutMs?: number;
 }
 
-/** One asset class's pipeline from its spec, model metadata and sales: what `valora up` and pipeline pods both build. */
-export async function assemblePipeline(o: AssembleOptions): Promise<ValuationPipeline> {
+export interface AssembledPipeline {
+  pipeline: ValuationPipeline;
+  /**
+   * Newly landed sales join the comparables without a rebuild: their model residuals are
+   * computed with the champion first, so they correct values like the sales loaded at start.
+   * Returns how many were new.
+   */
+  addSales(sales: Sale[]): Promise<number>;
+}
+
+/** One asset class's pipeline from its spec, model metadata and sales: what pipeline pods build. */
+export async function assemblePipeline(o: AssembleOptions): Promise<AssembledPipeline> {
   const schema = modelSchemaFrom(o.metadata, 0);
   const cmp = o.spec.comparables;
   const residuals = cmp && o.sales.length > 0 ? await salesResiduals(o.sales, schema, o.spec.input.fields, o.champion) : new Map<string, number>();
-  return new ValuationPipeline({
+  const index = cmp ? new ComparablesIndex(o.sales, cmp) : undefined;
+  const pipeline = new ValuationPipeline({
     spec: o.spec,
     schema,
     residualQuantiles: JSON.parse(o.metadata["valora.residual_quantiles"] ?? "{}") as Record<string, number>,
     routes: o.routes,
     client: o.client,
-    ...(cmp && o.sales.length > 0 ? { comparables: new ComparablesIndex(o.sales, cmp), residualOf: (id: string) => residuals.get(id) } : {}),
+    ...(index ? { comparables: index, residualOf: (id: string) => residuals.get(id) } : {}),
     ...(o.marketIndex ? { marketIndex: o.marketIndex } : {}),
     logger: o.logger,
     ...(o.metrics ? { metrics: o.metrics } : {}),
     ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
   });
+  return {
+    pipeline,
+    async addSales(sales) {
+      if (!index || !cmp) return 0;
+      for (const [id, r] of await salesResiduals(sales, schema, o.spec.input.fields, o.champion)) residuals.set(id, r);
+      return index.add(sales);
+    },
+  };
 }

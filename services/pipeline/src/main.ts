@@ -3,7 +3,7 @@ import { parse } from "yaml";
 import { Explainer } from "@valora/proto/valora/v1/explain_pb";
 import { MarketDataService } from "@valora/proto/valora/v1/market_pb";
 import { ValoraError, createClient, createPgPool, createServiceBase, kubeReader, loadConfig, vars, z, serveGrpc, pollEvery } from "@valora/kit";
-import { loadSales } from "@valora/comparables";
+import { followSales, loadSalesSince, type SalesFollower } from "@valora/comparables";
 import { assemblePipeline, type AssetPipelineSpec } from "./assemble.js";
 import { pipelineService } from "./grpc.js";
 import { MarketIndexFeed } from "./market-index.js";
@@ -27,6 +27,8 @@ export const PipelineEnv = z.object({
   KUBE_API_URL: vars.url().optional(),
   ROUTING_POLL_MS: vars.int(2000, 100),
   MODEL_TIMEOUT_MS: vars.int(1000, 1),
+  /** How often landed sales are looked for when no notification came (LISTEN is the fast path). */
+  SALES_POLL_MS: vars.int(5000, 100),
   SHUTDOWN_DRAIN_DELAY_MS: vars.int(0),
 });
 
@@ -79,6 +81,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   const market = c.MARKET_DATA_ADDR ? createClient(MarketDataService, c.MARKET_DATA_ADDR, { timeoutMs: 10_000 }) : undefined;
   const feed = spec.comparables?.marketIndex && market ? new MarketIndexFeed({ seriesId: spec.comparables.marketIndex, fetch: async (id) => (await market.getSeries({ id })).series?.points ?? [], logger: log }) : undefined;
 
+  let follower: SalesFollower | undefined;
   /** Builds the pipeline once a champion is routed and its model server answers. */
   const build = async (): Promise<void> => {
     const champion = routes.find((r) => r.role === "champion");
@@ -86,10 +89,26 @@ export async function main(env: Record<string, string | undefined> = process.env
     const explainer = createClient(Explainer, champion.endpoint, { timeoutMs: 5000 });
     try {
       const info = await explainer.getModelInfo({ modelName: spec.model.name, modelVersion: champion.version });
-      const sales = pool && spec.comparables ? await loadSales(pool, spec.assetClass).catch((err: unknown) => (log.warn({ err }, "no sales table: valuing without comparables"), [])) : [];
+      const loaded = pool && spec.comparables ? await loadSalesSince(pool, spec.assetClass, 0).catch((err: unknown) => (log.warn({ err }, "no sales table: valuing without comparables"), { sales: [], seq: 0 })) : { sales: [], seq: 0 };
       if (feed) await feed.refresh();
-      pipelines.set(spec.assetClass, await assemblePipeline({ spec, metadata: info.metadata, sales, routes: () => routes, client: clientFor, champion: clientFor(champion), ...(feed ? { marketIndex: () => feed.current() } : {}), logger: log, metrics, timeoutMs: c.MODEL_TIMEOUT_MS }));
-      log.info({ assetClass: spec.assetClass, model: `${spec.model.name}@${champion.version}`, sales: sales.length }, "pipeline ready");
+      const assembled = await assemblePipeline({ spec, metadata: info.metadata, sales: loaded.sales, routes: () => routes, client: clientFor, champion: clientFor(champion), ...(feed ? { marketIndex: () => feed.current() } : {}), logger: log, metrics, timeoutMs: c.MODEL_TIMEOUT_MS });
+      pipelines.set(spec.assetClass, assembled.pipeline);
+      // Sales landed from now on (ingest) join the comparables at once, without a restart.
+      if (pool && spec.comparables) {
+        follower = await followSales({
+          pool,
+          assetClass: spec.assetClass,
+          fromSeq: loaded.seq,
+          logger: log,
+          pollMs: c.SALES_POLL_MS,
+          onSales: (sales) =>
+            void assembled
+              .addSales(sales)
+              .then((added) => log.info({ assetClass: spec.assetClass, added }, "landed sales joined the comparables"))
+              .catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, "could not add landed sales")),
+        });
+      }
+      log.info({ assetClass: spec.assetClass, model: `${spec.model.name}@${champion.version}`, sales: loaded.sales.length }, "pipeline ready");
     } finally {
       explainer.close();
     }
@@ -108,6 +127,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   base.shutdown.register("routing", async () => {
     feed?.stop();
     await poller.stop();
+    await follower?.stop();
   });
   base.shutdown.register("clients", async () => {
     for (const cl of clients.values()) cl.close?.();

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
+import type { IngestService, RealisedPeriod } from "@valora/proto/valora/v1/ingest_pb";
 import { ValoraError, okEnvelope, type Client } from "@valora/kit";
 import { ROLE_SETS, mayValue } from "../auth.js";
 import { ErrorEnvelope, envelopeOf } from "../schemas.js";
@@ -13,8 +14,15 @@ const AssetClass = z.object({ name: z.string(), model: z.string(), currency: z.s
 const Performance = z.object({ version: z.string(), role: z.string(), requests: z.number(), errors: z.number(), fallbacks: z.number(), latencyP50Ms: z.number(), latencyP99Ms: z.number() });
 const Model = z.object({ name: z.string(), assetClass: z.string(), champion: z.object({ version: z.string() }), candidate: z.object({ version: z.string(), strategy: z.string(), trafficPercent: z.number() }).nullable(), performance: z.array(Performance) });
 const NameParam = z.strictObject({ name: z.string().min(1).max(100) });
+const Realised = z.object({ modelVersion: z.string(), month: z.string().nullable(), count: z.number(), mdapePct: z.number(), ppe10Pct: z.number() });
+const ModelPerformance = Model.extend({
+  realised: z
+    .object({ periods: z.array(Realised), overall: z.array(Realised), drift: z.boolean(), driftThresholdMdapePct: z.number() })
+    .nullable()
+    .describe("Accuracy against real outcomes: valuations of registered assets scored when their sales landed (null without the ingest service)."),
+});
 
-export const catalogRoutes: FastifyPluginAsync<{ valuations: Client<typeof ValuationService>; timeoutMs: number }> = async (fastify, o) => {
+export const catalogRoutes: FastifyPluginAsync<{ valuations: Client<typeof ValuationService>; ingest?: Client<typeof IngestService>; timeoutMs: number }> = async (fastify, o) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
 
   const models = async () =>
@@ -38,9 +46,11 @@ export const catalogRoutes: FastifyPluginAsync<{ valuations: Client<typeof Valua
 
   app.get("/v1/models", { config: { roles: ROLES_READ }, schema: { tags: ["catalog"], summary: "Models: champion, candidate rollout and live performance", response: { 200: envelopeOf(z.array(Model)), "4xx": ErrorEnvelope } } }, async (req) => okEnvelope((await models()).filter((m) => mayValue(req.principal!, m.assetClass)), req.id));
 
-  app.get("/v1/models/:name/performance", { config: { roles: ROLES_READ }, schema: { tags: ["catalog"], summary: "Live performance of a model's champion and candidate", params: NameParam, response: { 200: envelopeOf(Model), "4xx": ErrorEnvelope } } }, async (req) => {
+  app.get("/v1/models/:name/performance", { config: { roles: ROLES_READ }, schema: { tags: ["catalog"], summary: "Live performance of a model's champion and candidate, and its realised accuracy over time", params: NameParam, response: { 200: envelopeOf(ModelPerformance), "4xx": ErrorEnvelope } } }, async (req) => {
     const m = (await models()).find((x) => x.name === req.params.name && mayValue(req.principal!, x.assetClass));
     if (!m) throw new ValoraError("NOT_FOUND", `model "${req.params.name}" not found`);
-    return okEnvelope(m, req.id);
+    const r = o.ingest ? await o.ingest.realisedPerformance({ model: m.name }, { timeoutMs: o.timeoutMs }) : undefined;
+    const row = (p: RealisedPeriod) => ({ modelVersion: p.modelVersion, month: p.month || null, count: p.count, mdapePct: p.mdape, ppe10Pct: p.ppe10 });
+    return okEnvelope({ ...m, realised: r ? { periods: r.periods.map(row), overall: r.overall.map(row), drift: r.drift, driftThresholdMdapePct: r.driftThresholdMdape } : null }, req.id);
   });
 };
