@@ -82,7 +82,7 @@ describe("the Helm chart (charts/valora)", () => {
     const kinds = new Set(objects.map((o) => o.kind));
     for (const k of ["CustomResourceDefinition", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceAccount", "ClusterRole"]) expect(kinds, k).toContain(k);
     const deployments = objects.filter((o) => o.kind === "Deployment").map((o) => o.metadata.name);
-    for (const c of ["operator", "gateway", "orchestrator", "tenants", "usage", "billing", "market-data"]) expect(deployments).toContain(`valora-${c}`);
+    for (const c of ["operator", "gateway", "orchestrator", "tenants", "usage", "billing", "market-data", "ingest"]) expect(deployments).toContain(`valora-${c}`);
   });
 
   it("puts every pod, the chart's and the operator's, under the restricted profile", () => {

@@ -16,7 +16,7 @@ import { createTenants } from "@valora/tenants";
 import { createUsage } from "@valora/usage";
 import { createBilling, parsePrices } from "@valora/billing";
 import { createMarketData } from "@valora/market-data";
-import { createIngest, type DataContract } from "@valora/ingest";
+import { createIngest, schemaOf, type PipelineContractSpec } from "@valora/ingest";
 import { Authenticator, LocalQuotaCounter, LocalRateLimiter, RedisQuotaCounter, RedisRateLimiter, buildGateway, grpcIngress } from "@valora/gateway";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
 import { startLocalCluster, waitForPipelines, type LocalCluster } from "./local-cluster.js";
@@ -100,13 +100,13 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   const marketApp = createMarketData(base, { pool, ...(existsSync(txhousing) ? { texasHousingCsv: txhousing } : {}) });
   // Data feeds check records against each AssetPipeline's contract, read from the local cluster.
   const started: { cluster?: LocalCluster } = {};
-  const pipelineSpecs = () => (started.cluster?.api.list("assetpipelines", NAMESPACE) ?? []) as unknown as { spec: AssetPipelineSpec & { contract?: DataContract } }[];
+  const pipelineSpecs = () => (started.cluster?.api.list("assetpipelines", NAMESPACE) ?? []) as unknown as { spec: PipelineContractSpec }[];
   let announceDrift: (e: { model: string; modelVersion: string; month: string; mdape: number; thresholdPct: number }) => void = () => undefined;
   const ingestApp = createIngest(base, {
     pool,
     schema: (assetClass) => {
       const spec = pipelineSpecs().find((p) => p.spec.assetClass === assetClass)?.spec;
-      return spec ? { assetClass, fields: spec.input.fields, contract: spec.contract ?? {}, ...(spec.comparables?.latitude ? { latitude: spec.comparables.latitude } : {}), ...(spec.comparables?.longitude ? { longitude: spec.comparables.longitude } : {}) } : undefined;
+      return spec ? schemaOf(spec) : undefined;
     },
     classOfModel: (model) => pipelineSpecs().find((p) => p.spec.model.name === model)?.spec.assetClass,
     onDrift: (e) => announceDrift(e),

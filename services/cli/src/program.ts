@@ -45,6 +45,13 @@ export const SERVICES: Record<string, { description: string; load: () => Promise
       return () => main();
     },
   },
+  ingest: {
+    description: "data feeds: sales and listings through bronze/silver/gold under each AssetPipeline's contract, lineage, asset registry, realised accuracy (gRPC, Postgres)",
+    load: async () => {
+      const { main } = await import("@valora/ingest/main");
+      return () => main();
+    },
+  },
   usage: {
     description: "usage metering per tenant, asset class and day (gRPC, Postgres)",
     load: async () => {

@@ -21,6 +21,20 @@ export interface ClassSchema {
   longitude?: string;
 }
 
+/** The parts of an AssetPipeline spec a contract is made of. */
+export interface PipelineContractSpec {
+  assetClass: string;
+  model: { name: string };
+  input: { fields: InputField[] };
+  comparables?: { latitude?: string; longitude?: string } | null;
+  contract?: DataContract;
+}
+
+/** Pure: an asset class's schema from its AssetPipeline. */
+export function schemaOf(spec: PipelineContractSpec): ClassSchema {
+  return { assetClass: spec.assetClass, fields: spec.input.fields, contract: spec.contract ?? {}, ...(spec.comparables?.latitude ? { latitude: spec.comparables.latitude } : {}), ...(spec.comparables?.longitude ? { longitude: spec.comparables.longitude } : {}) };
+}
+
 export type RecordKind = "sales" | "listings";
 
 export interface Violation {

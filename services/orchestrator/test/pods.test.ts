@@ -10,6 +10,7 @@ import { parseAllDocuments } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JobService, JobStatus } from "@valora/proto/valora/v1/jobs_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
+import { IngestService } from "@valora/proto/valora/v1/ingest_pb";
 import { Route, ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import { createClient, createGrpcServer, createPgPool, createServiceBase, type Client, type GrpcServer, type Pool } from "@valora/kit";
 import { captureLogs, freshDatabase } from "@valora/kit/testing";
@@ -65,6 +66,7 @@ describe.skipIf(!url || !existsSync(bin))("orchestrator and pipeline pods agains
   let valuations: Client<typeof ValuationService>;
   let jobs: Client<typeof JobService>;
   let usage: Client<typeof UsageService>;
+  let ingest: Client<typeof IngestService>;
   const children: ChildProcess[] = [];
   const { logger } = captureLogs("pods");
   const base = createServiceBase({ name: "pods-test", logger });
@@ -107,9 +109,13 @@ describe.skipIf(!url || !existsSync(bin))("orchestrator and pipeline pods agains
     const configFile = join(mkdtempSync(join(tmpdir(), "valora-pipeline-")), "pipeline.yaml");
     writeFileSync(configFile, pipelineConfig(ap as never));
     const common = { KUBE_API_URL: kubeUrl, POD_NAMESPACE: "valora", HOST: "127.0.0.1", METRICS_PORT: "0" };
-    const pipeline = await serve(["pipeline"], { ...common, PIPELINE_CONFIG: configFile, GRPC_PORT: "0", DATABASE_URL: db.url, ROUTING_POLL_MS: "200" }, "pipeline listening");
+    const ingestPod = await serve(["ingest"], { ...common, GRPC_PORT: "0", DATABASE_URL: db.url, CATALOG_POLL_MS: "200" }, "ingest service listening");
+    children.push(ingestPod.child);
+    const ingestAddr = `127.0.0.1:${String(ingestPod.line["port"])}`;
+    ingest = createClient(IngestService, ingestAddr, { timeoutMs: 10_000 });
+    const pipeline = await serve(["pipeline"], { ...common, PIPELINE_CONFIG: configFile, GRPC_PORT: "0", DATABASE_URL: db.url, ROUTING_POLL_MS: "200", SALES_POLL_MS: "60000" }, "pipeline listening");
     children.push(pipeline.child);
-    const orchestrator = await serve(["orchestrator"], { ...common, GRPC_PORT: "0", DATABASE_URL: db.url, USAGE_ADDR: usageAddr, CATALOG_POLL_MS: "200", PIPELINE_ADDR_TEMPLATE: `127.0.0.1:${String(pipeline.line["port"])}`, JOB_WORKER_CONCURRENCY: "2" }, "orchestrator listening");
+    const orchestrator = await serve(["orchestrator"], { ...common, GRPC_PORT: "0", DATABASE_URL: db.url, USAGE_ADDR: usageAddr, INGEST_ADDR: ingestAddr, CATALOG_POLL_MS: "200", PIPELINE_ADDR_TEMPLATE: `127.0.0.1:${String(pipeline.line["port"])}`, JOB_WORKER_CONCURRENCY: "2" }, "orchestrator listening");
     children.push(orchestrator.child);
     const address = `127.0.0.1:${String(orchestrator.line["port"])}`;
     valuations = createClient(ValuationService, address, { timeoutMs: 10_000 });
@@ -131,6 +137,7 @@ describe.skipIf(!url || !existsSync(bin))("orchestrator and pipeline pods agains
     );
     valuations?.close();
     jobs?.close();
+    ingest?.close();
     usage?.close();
     await usageServer?.shutdown(1000);
     await models?.close();
@@ -172,4 +179,26 @@ describe.skipIf(!url || !existsSync(bin))("orchestrator and pipeline pods agains
     const valued = (await usage.queryUsage({ tenantId: "acme", from: today, to: today })).days.find((d) => d.kind === "valuation")!.units;
     expect(valued).toBeGreaterThanOrEqual(3n);
   }, 40_000);
+
+  it("lands feeds in the ingest pod: a listing values by assetId, a sale reaches the pipeline pod's comparables at once", async () => {
+    const car = { mileage: 1234, cylinder: 4, doors: 2, cruise: 1, sound: 1, leather: 0 };
+    const listing = Buffer.from(JSON.stringify([{ id: "vin-1", asking_price: 18000, ...car }]));
+    // The pod knows the autos contract once it has read the AssetPipelines (NOT_FOUND until then).
+    await expect
+      .poll(() => ingest.ingest({ assetClass: "autos", kind: "listings", format: "json", content: listing, source: "dealer" }).then((r) => r.batch?.status, (err: { code?: string }) => err.code), { timeout: 10_000, interval: 200 })
+      .toBe("landed");
+    const { valuation } = await valuations.value({ assetClass: "autos", assetId: "vin-1" }, { metadata: { "x-tenant-id": "t-pods" } });
+    expect(valuation!.value).toBeGreaterThan(1000);
+    // The sale lands; NOTIFY wakes the pipeline pod (its poll is a minute): the sale is a comparable now.
+    const sold = await ingest.ingest({ assetClass: "autos", kind: "sales", format: "ndjson", content: Buffer.from(JSON.stringify({ id: "sale-vin-1", asset_id: "vin-1", price: 17500, sold_at: new Date().toISOString().slice(0, 10), ...car }) + "\n"), source: "dealer" });
+    expect(sold.batch).toMatchObject({ status: "landed", landed: 1, outcomes: 1 });
+    await expect
+      .poll(async () => (await valuations.value({ assetClass: "autos", attributes: car, skipCache: true })).valuation!.comparables.map((c) => c.id), { timeout: 5000, interval: 100 })
+      .toContain("sale-vin-1");
+    const perf = await ingest.realisedPerformance({ model: "autos" });
+    expect(perf.overall).toHaveLength(1);
+    expect(perf.overall[0]).toMatchObject({ modelVersion: valuation!.model!.version, count: 1 });
+    expect(perf.overall[0]!.mdape).toBeCloseTo((100 * Math.abs(valuation!.value - 17500)) / 17500, 9);
+  }, 30_000);
 });
+
