@@ -185,6 +185,7 @@ export function buildProgram(): Command {
       const { migrateJobs } = await import("@valora/orchestrator");
       const { migrateUsage } = await import("@valora/usage");
       const { migrateBilling } = await import("@valora/billing");
+      const { migrateIngest } = await import("@valora/ingest");
       const pool = createPgPool({ url, max: 1 });
       try {
         const applied = await migrateTenants(pool);
@@ -192,6 +193,7 @@ export function buildProgram(): Command {
         applied.push(...(await migrateJobs(pool)).map((m) => `jobs/${m}`));
         applied.push(...(await migrateUsage(pool)).map((m) => `usage/${m}`));
         applied.push(...(await migrateBilling(pool)).map((m) => `billing/${m}`));
+        applied.push(...(await migrateIngest(pool)).map((m) => `ingest/${m}`));
         process.stdout.write(applied.length > 0 ? `applied: ${applied.join(", ")}\n` : "database is up to date\n");
       } finally {
         await pool.end();
