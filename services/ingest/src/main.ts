@@ -40,7 +40,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     onDrift: (e) =>
       void pool
         .query<{ tenant_id: string }>("SELECT DISTINCT tenant_id FROM valuation_log WHERE model = $1 AND tenant_id <> ''", [e.model])
-        .then(({ rows }) => Promise.all(rows.map((r) => tenants?.publish({ tenantId: r.tenant_id, eventId: `drift-${e.model}-${e.modelVersion}-${e.month}`, type: "model.drift", data: e }))))
+        .then(({ rows }) => Promise.all(rows.map(async (r) => tenants && (await tenants.publish({ tenantId: r.tenant_id, eventId: `drift-${e.model}-${e.modelVersion}-${e.month}`, type: "model.drift", data: e })))))
         .catch((err: unknown) => log.warn({ err }, "could not announce model drift")),
   });
   await app.start();
