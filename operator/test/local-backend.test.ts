@@ -57,7 +57,7 @@ const fs = require("node:fs");
 const message = fs.readFileSync(process.env.CONFIG, "utf8").trim();
 const server = http.createServer((req, res) => {
   if (req.url === "/crash") { res.end("bye"); setTimeout(() => process.exit(3), 10); return; }
-  res.end(JSON.stringify({ version: process.env.VERSION, message, secret: process.env.TOKEN, host: process.env.HOST }));
+  res.end(JSON.stringify({ version: process.env.VERSION, message, secret: process.env.TOKEN, host: process.env.HOST, tmp: process.env.TMPDIR }));
 }).listen(Number(process.env.PORT), process.env.HOST);
 // Drains as Valora's services do: no new connections, idle keep-alive ones closed, then exit.
 process.on("SIGTERM", () => { server.close(() => process.exit(0)); server.closeIdleConnections(); });
@@ -80,17 +80,17 @@ describe("the local process backend (Deployments as processes, Services as loopb
         metadata: { labels: { app: "demo" } },
         spec: {
           terminationGracePeriodSeconds: 2,
-          volumes: [{ name: "config", configMap: { name: "demo-config" } }],
+          volumes: [{ name: "config", configMap: { name: "demo-config" } }, { name: "tmp", emptyDir: {} }],
           containers: [
             {
               name: "app",
               image: "demo:1",
-              args: [app],
-              env: [{ name: "PORT", value: "8080" }, { name: "VERSION", value: version }, { name: "CONFIG", value: "/etc/demo/message" }],
+              env: [{ name: "PORT", value: "8080" }, { name: "VERSION", value: version }, { name: "CONFIG", value: "/etc/demo/message" }, { name: "TMPDIR", value: "/tmp" }],
               envFrom: [{ secretRef: { name: "demo-env" } }],
               ports: [{ name: "http", containerPort: 8080 }],
               readinessProbe: { httpGet: { path: "/", port: "http" } },
-              volumeMounts: [{ name: "config", mountPath: "/etc/demo" }],
+              // The image's entrypoint lives under /tmp here, like a checkout in /tmp: it must not be remapped.
+              volumeMounts: [{ name: "config", mountPath: "/etc/demo" }, { name: "tmp", mountPath: "/tmp" }],
             },
           ],
         },
@@ -98,13 +98,13 @@ describe("the local process backend (Deployments as processes, Services as loopb
     },
   });
   /** One request on a new connection (what the proxy routes is connections, not requests). */
-  const proxied = async (path = "/"): Promise<{ version: string; message: string; secret: string; host: string } | string> => {
+  const proxied = async (path = "/"): Promise<{ version: string; message: string; secret: string; host: string; tmp: string } | string> => {
     const map = JSON.parse(readFileSync(backend.serviceMapFile, "utf8")) as Record<string, string>;
     return new Promise((resolve) => {
       const req = get(`http://${map["demo.ns:80"]}${path}`, { agent: false, timeout: 1000 }, (res) => {
         let body = "";
         res.on("data", (c: Buffer) => (body += c.toString()));
-        res.on("end", () => resolve(path === "/" ? (JSON.parse(body) as { version: string; message: string; secret: string; host: string }) : body));
+        res.on("end", () => resolve(path === "/" ? (JSON.parse(body) as { version: string; message: string; secret: string; host: string; tmp: string }) : body));
         res.on("error", (err) => resolve(`unreachable: ${err.message}`));
       });
       req.on("error", (err) => resolve(`unreachable: ${err.message}`));
@@ -115,7 +115,7 @@ describe("the local process backend (Deployments as processes, Services as loopb
 
   beforeAll(async () => {
     const url = await api.start();
-    backend = new LocalProcessBackend({ api, apiUrl: url, runDir: join(dir, "run"), entrypoint: [process.execPath], imagePaths: {}, logger: createLogger({ service: "test", level: "silent" }), probePeriodMs: 100 });
+    backend = new LocalProcessBackend({ api, apiUrl: url, runDir: join(dir, "run"), entrypoint: [process.execPath, app], imagePaths: {}, logger: createLogger({ service: "test", level: "silent" }), probePeriodMs: 100 });
     await backend.start();
     api.put({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "demo-config", namespace: "ns" }, data: { message: "hello from a ConfigMap" } });
     api.put({ apiVersion: "v1", kind: "Secret", metadata: { name: "demo-env", namespace: "ns" }, data: { TOKEN: Buffer.from("s3cret").toString("base64") } });
@@ -130,7 +130,9 @@ describe("the local process backend (Deployments as processes, Services as loopb
   it("runs a Deployment's pod, reports it ready in the status, and serves it through its Service", async () => {
     api.put(deployment("v1"));
     await expect.poll(() => status()?.readyReplicas, { timeout: 10_000 }).toBe(1);
-    expect(await proxied()).toEqual({ version: "v1", message: "hello from a ConfigMap", secret: "s3cret", host: "127.0.0.1" });
+    const answer = await proxied();
+    expect(answer).toMatchObject({ version: "v1", message: "hello from a ConfigMap", secret: "s3cret", host: "127.0.0.1" });
+    expect((answer as { tmp: string }).tmp).toBe(join(dir, "run", "pods", backend.podsOf("ns/demo")[0]!.name, "volumes", "tmp"));
   });
 
   it("rolls a template change: the new pod serves before the old one stops", async () => {

@@ -116,7 +116,9 @@ export class LocalPod {
   }
 
   private spawn(c: Container, env: Record<string, string>, mounts: Record<string, string>): ChildProcess {
-    const argv = [...(c.command ?? this.rt.entrypoint), ...(c.args ?? [])].map((a) => rewritePaths(a, mounts));
+    // Paths in the pod spec name the container's filesystem and are mapped; the image's own
+    // entrypoint is a path on this machine (which may well lie under /tmp) and is not.
+    const argv = [...(c.command?.map((a) => rewritePaths(a, mounts)) ?? this.rt.entrypoint), ...(c.args ?? []).map((a) => rewritePaths(a, mounts))];
     const child = spawn(argv[0]!, argv.slice(1), { env: { ...this.rt.baseEnv, ...env }, stdio: ["ignore", "pipe", "pipe"], cwd: this.dir });
     const forward = (stream: NodeJS.ReadableStream, out: NodeJS.WriteStream) =>
       createInterface({ input: stream }).on("line", (line) => {
