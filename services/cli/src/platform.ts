@@ -16,7 +16,7 @@ import { createTenants } from "@valora/tenants";
 import { createUsage } from "@valora/usage";
 import { createBilling, parsePrices } from "@valora/billing";
 import { createMarketData } from "@valora/market-data";
-import { createIngest, schemaOf, type PipelineContractSpec } from "@valora/ingest";
+import { createIngest, registerSnapshot, schemaOf, type PipelineContractSpec } from "@valora/ingest";
 import { Authenticator, LocalQuotaCounter, LocalRateLimiter, RedisQuotaCounter, RedisRateLimiter, buildGateway, grpcIngress } from "@valora/gateway";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
 import { startLocalCluster, waitForPipelines, type LocalCluster } from "./local-cluster.js";
@@ -120,8 +120,13 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   await migrateSales(pool);
   const samples = new Map<string, Record<string, unknown>>();
   for (const spec of specs) {
-    const { seeded, sample } = await seedSales(pool, spec, o.modelsDir);
+    const { seeded, sales, sample, card } = await seedSales(pool, spec, o.modelsDir);
     if (sample) samples.set(spec.assetClass, sample);
+    // Lineage of the default models: the seed is the snapshot their cards name.
+    if (card && sales > 0) {
+      await registerSnapshot(pool, { id: card.data.sha256, assetClass: spec.assetClass, source: `seed:${card.data.name}`, sales, seed: true, batchIds: [] });
+      await ingestApp.store.registerModel({ model: spec.model.name, version: card.version, assetClass: spec.assetClass, dataSha256: card.data.sha256, dataName: card.data.name, card });
+    }
     if (seeded > 0) log.info({ assetClass: spec.assetClass, seeded }, "sales seeded from the training data");
   }
 

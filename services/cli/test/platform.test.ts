@@ -176,6 +176,14 @@ describe.skipIf(!existsSync(bin))("the platform on one machine (valora up, embed
     expect(lineage.data).toMatchObject({ origin: "batch", batch: { id: batch.id, source: "county-feed" } });
     const perf = (await (await fetch(`${banner.rest}/v1/models/real-estate/performance`, { headers: auth() })).json()) as { data: { realised: { drift: boolean } | null } };
     expect(perf.data.realised).toMatchObject({ drift: false });
+    // The default model's lineage: its card names the seed data the platform started from.
+    const model = (await (await fetch(`${banner.rest}/v1/lineage/models/real-estate/versions/ames-v1`, { headers: auth() })).json()) as { data: { dataName: string; snapshot: { source: string; seed: boolean; sales: number } } };
+    expect(model.data).toMatchObject({ dataName: "ames.csv", snapshot: { source: "seed:ames.csv", seed: true, sales: 2344 } });
+    // Gold (seed + the landed sale) exported for training, recorded as a snapshot.
+    const exported = await fetch(`${banner.rest}/v1/ingest/export/real-estate?target=Sale_Price`, { headers: auth() });
+    expect(exported.status).toBe(200);
+    expect(exported.headers.get("x-valora-snapshot")).toMatch(/^[0-9a-f]{64}$/);
+    expect((await exported.text()).trim().split("\n")).toHaveLength(2344 + 1 + 1);
   }, 60_000);
 
   it("runs a model server per model version and a pipeline per asset class, as the operator renders them", async () => {

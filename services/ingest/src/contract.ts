@@ -19,6 +19,8 @@ export interface ClassSchema {
   /** Input fields holding coordinates (geo comparables), copied to the sale's location. */
   latitude?: string;
   longitude?: string;
+  /** Input fields holding a sale's year and month (comparables.soldAt). */
+  soldAt?: { year: string; month: string };
 }
 
 /** The parts of an AssetPipeline spec a contract is made of. */
@@ -26,13 +28,13 @@ export interface PipelineContractSpec {
   assetClass: string;
   model: { name: string };
   input: { fields: InputField[] };
-  comparables?: { latitude?: string; longitude?: string } | null;
+  comparables?: { latitude?: string; longitude?: string; soldAt?: { year: string; month: string } } | null;
   contract?: DataContract;
 }
 
 /** Pure: an asset class's schema from its AssetPipeline. */
 export function schemaOf(spec: PipelineContractSpec): ClassSchema {
-  return { assetClass: spec.assetClass, fields: spec.input.fields, contract: spec.contract ?? {}, ...(spec.comparables?.latitude ? { latitude: spec.comparables.latitude } : {}), ...(spec.comparables?.longitude ? { longitude: spec.comparables.longitude } : {}) };
+  return { assetClass: spec.assetClass, fields: spec.input.fields, contract: spec.contract ?? {}, ...(spec.comparables?.latitude ? { latitude: spec.comparables.latitude } : {}), ...(spec.comparables?.longitude ? { longitude: spec.comparables.longitude } : {}), ...(spec.comparables?.soldAt ? { soldAt: spec.comparables.soldAt } : {}) };
 }
 
 export type RecordKind = "sales" | "listings";

@@ -4,3 +4,4 @@ export * from "./store.js";
 export * from "./outcomes.js";
 export * from "./service.js";
 export * from "./app.js";
+export * from "./export.js";

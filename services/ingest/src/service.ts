@@ -4,7 +4,8 @@ import { ValoraError, implement, type Logger, type ServiceRegistration } from "@
 import { checkBatch, type ClassSchema, type RecordKind } from "./contract.js";
 import { driftOf } from "./outcomes.js";
 import { parseBatch, type BatchFormat } from "./parse.js";
-import { landBatch, type BatchRow, type IngestStore } from "./store.js";
+import { goldCsv } from "./export.js";
+import { landBatch, registerSnapshot, type BatchRow, type IngestStore, type SnapshotRow } from "./store.js";
 import type { Pool } from "@valora/kit";
 
 export interface IngestServiceDeps {
@@ -23,6 +24,8 @@ export interface IngestServiceDeps {
 }
 
 const bad = (field: string, description: string) => new ValoraError("INVALID_ARGUMENT", `${field}: ${description}`, { details: [{ field, description }] });
+
+const snapshotProto = (x: SnapshotRow) => ({ id: x.id, assetClass: x.assetClass, source: x.source, sales: x.sales, seed: x.seed, batchIds: x.batchIds, createdAt: timestampFromDate(x.createdAt) });
 
 const toProto = (b: BatchRow) => ({
   id: b.id,
@@ -93,6 +96,30 @@ export function ingestService(d: IngestServiceDeps): ServiceRegistration {
     async recordValuations(req) {
       const rows = req.valuations.filter((v) => v.assetId && v.assetClass && v.model && v.modelVersion && Number.isFinite(v.value));
       return { recorded: await d.store.recordValuations(rows.map((v) => ({ assetClass: v.assetClass, assetId: v.assetId, model: v.model, modelVersion: v.modelVersion, value: v.value, tenantId: v.tenantId, ...(v.valuedAt ? { valuedAt: timestampDate(v.valuedAt) } : {}) }))) };
+    },
+    async exportGold(req) {
+      const schema = schemaOf(req.assetClass);
+      if (!req.target || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(req.target)) throw bad("target", "the price column's name, e.g. Sale_Price");
+      const sales = await d.store.goldSales(req.assetClass);
+      if (sales.length === 0) throw new ValoraError("FAILED_PRECONDITION", `no gold sales of "${req.assetClass}" to export`);
+      const { csv, sha256 } = goldCsv(sales, { fields: schema.fields, ...(schema.soldAt ? { soldAt: schema.soldAt } : {}) }, req.target);
+      const batchIds = [...new Set(sales.flatMap((x) => (x.batchId ? [x.batchId] : [])))];
+      const snapshot = await registerSnapshot(d.pool, { id: sha256, assetClass: req.assetClass, source: "gold-export", sales: sales.length, seed: sales.some((x) => !x.batchId), batchIds });
+      d.logger.info({ assetClass: req.assetClass, snapshot: sha256, sales: sales.length, batches: batchIds.length }, "gold exported for training");
+      return { csv: Buffer.from(csv), snapshot: snapshotProto(snapshot) };
+    },
+    async registerModel(req) {
+      const card = (req.card ?? {}) as { data?: { sha256?: unknown; name?: unknown } };
+      const sha = typeof card.data?.sha256 === "string" ? card.data.sha256 : "";
+      if (!req.model || !req.version) throw bad(req.model ? "version" : "model", "required");
+      if (!/^[0-9a-f]{64}$/.test(sha)) throw bad("card.data.sha256", "the model card must name its training data's sha256");
+      const snapshot = await d.store.registerModel({ model: req.model, version: req.version, assetClass: req.assetClass, dataSha256: sha, dataName: typeof card.data?.name === "string" ? card.data.name : "", card: req.card as Record<string, unknown> });
+      return { snapshotId: snapshot?.id ?? "" };
+    },
+    async modelLineage(req) {
+      const l = await d.store.modelLineage(req.model, req.version);
+      if (!l) throw new ValoraError("NOT_FOUND", `no lineage recorded for ${req.model}@${req.version}`, { details: [{ field: "version", description: "register its model card (valora up does for the default models)" }] });
+      return { model: req.model, version: req.version, assetClass: l.assetClass, ...(l.snapshot ? { snapshot: snapshotProto(l.snapshot) } : {}), batches: l.batches.map(toProto), dataSha256: l.dataSha256, dataName: l.dataName, registeredAt: timestampFromDate(l.registeredAt) };
     },
     async realisedPerformance(req) {
       if (!req.model) throw bad("model", "required");

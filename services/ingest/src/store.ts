@@ -78,6 +78,27 @@ const MIGRATIONS = [
         PRIMARY KEY (valuation_id, sale_id));
       CREATE INDEX IF NOT EXISTS valuation_outcomes_model ON valuation_outcomes (model, model_version, sold_at)`,
   },
+  {
+    // Training lineage: what a model version was trained on (a snapshot of gold, or the seed).
+    id: "002_lineage",
+    sql: `CREATE TABLE IF NOT EXISTS gold_snapshots (
+        id text PRIMARY KEY,
+        asset_class text NOT NULL,
+        source text NOT NULL,
+        sales int NOT NULL,
+        seed boolean NOT NULL DEFAULT false,
+        batch_ids uuid[] NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now());
+      CREATE TABLE IF NOT EXISTS model_lineage (
+        model text NOT NULL,
+        version text NOT NULL,
+        asset_class text NOT NULL,
+        data_sha256 text NOT NULL,
+        data_name text NOT NULL DEFAULT '',
+        card jsonb NOT NULL,
+        registered_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (model, version))`,
+  },
 ];
 
 export async function migrateIngest(pool: Pool): Promise<string[]> {
@@ -255,6 +276,35 @@ export class IngestStore {
     return res.rowCount ?? 0;
   }
 
+  /** Gold sales of a class with their lineage, in landing order (for exports). */
+  async goldSales(assetClass: string): Promise<{ id: string; price: number; soldAt: string | null; attributes: Record<string, unknown>; batchId: string | null }[]> {
+    const { rows } = await this.pool.query<{ id: string; price: number; sold_at: string | null; attributes: Record<string, unknown>; batch_id: string | null }>("SELECT id, price, to_char(sold_at, 'YYYY-MM-DD') AS sold_at, attributes, batch_id FROM sales WHERE asset_class = $1 ORDER BY seq", [assetClass]);
+    return rows.map((r) => ({ id: r.id, price: r.price, soldAt: r.sold_at, attributes: r.attributes, batchId: r.batch_id }));
+  }
+
+  async registerModel(m: { model: string; version: string; assetClass: string; dataSha256: string; dataName: string; card: Record<string, unknown> }): Promise<SnapshotRow | undefined> {
+    await this.pool.query(
+      `INSERT INTO model_lineage (model, version, asset_class, data_sha256, data_name, card) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (model, version) DO UPDATE SET asset_class = EXCLUDED.asset_class, data_sha256 = EXCLUDED.data_sha256, data_name = EXCLUDED.data_name, card = EXCLUDED.card, registered_at = now()`,
+      [m.model, m.version, m.assetClass, m.dataSha256, m.dataName, JSON.stringify(m.card)],
+    );
+    return this.snapshot(m.dataSha256);
+  }
+
+  async snapshot(id: string): Promise<SnapshotRow | undefined> {
+    const { rows } = await this.pool.query<DbSnapshot>("SELECT * FROM gold_snapshots WHERE id = $1", [id]);
+    return rows[0] ? toSnapshot(rows[0]) : undefined;
+  }
+
+  async modelLineage(model: string, version: string): Promise<{ assetClass: string; dataSha256: string; dataName: string; registeredAt: Date; snapshot?: SnapshotRow; batches: BatchRow[] } | undefined> {
+    const { rows } = await this.pool.query<{ asset_class: string; data_sha256: string; data_name: string; registered_at: Date }>("SELECT asset_class, data_sha256, data_name, registered_at FROM model_lineage WHERE model = $1 AND version = $2", [model, version]);
+    const r = rows[0];
+    if (!r) return undefined;
+    const snapshot = await this.snapshot(r.data_sha256);
+    const batches = snapshot && snapshot.batchIds.length > 0 ? (await this.pool.query<DbBatch>("SELECT * FROM ingest_batches WHERE id = ANY($1) ORDER BY received_at", [snapshot.batchIds])).rows.map(toBatch) : [];
+    return { assetClass: r.asset_class, dataSha256: r.data_sha256, dataName: r.data_name, registeredAt: r.registered_at, ...(snapshot ? { snapshot } : {}), batches };
+  }
+
   /** Realised MdAPE and PPE10 (percent) per version and sale month, and per version overall. */
   async realised(model: string): Promise<{ periods: RealisedRow[]; overall: RealisedRow[] }> {
     const q = (groupMonth: boolean) =>
@@ -268,6 +318,26 @@ export class IngestStore {
     const [periods, overall] = await Promise.all([q(true), q(false)]);
     return { periods: rows(periods), overall: rows(overall) };
   }
+}
+
+export interface SnapshotRow {
+  id: string;
+  assetClass: string;
+  source: string;
+  sales: number;
+  seed: boolean;
+  batchIds: string[];
+  createdAt: Date;
+}
+
+type DbSnapshot = { id: string; asset_class: string; source: string; sales: number; seed: boolean; batch_ids: string[]; created_at: Date };
+const toSnapshot = (r: DbSnapshot): SnapshotRow => ({ id: r.id, assetClass: r.asset_class, source: r.source, sales: r.sales, seed: r.seed, batchIds: r.batch_ids, createdAt: r.created_at });
+
+/** Records a snapshot; the same id again keeps the first record (same bytes, same data). */
+export async function registerSnapshot(pool: Pool, s: Omit<SnapshotRow, "createdAt">): Promise<SnapshotRow> {
+  await pool.query("INSERT INTO gold_snapshots (id, asset_class, source, sales, seed, batch_ids) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING", [s.id, s.assetClass, s.source, s.sales, s.seed, s.batchIds]);
+  const { rows } = await pool.query<DbSnapshot>("SELECT * FROM gold_snapshots WHERE id = $1", [s.id]);
+  return toSnapshot(rows[0]!);
 }
 
 export interface RealisedRow {

@@ -170,4 +170,29 @@ describe.skipIf(!url)("ingestion with real Postgres: zones, quarantine, lineage,
     expect((await err(client.ingest({ assetClass: "real-estate", kind: "rentals", format: "csv", content: Buffer.from("id\n1") }))).details[0]?.field).toBe("kind");
     expect((await err(client.ingest({ assetClass: "real-estate", kind: "sales", format: "json", content: Buffer.from("{") }))).details[0]?.field).toBe("content");
   });
+
+  it("exports gold as a training CSV recorded as a snapshot; a model card naming it gives the model's lineage", async () => {
+    const { csv, snapshot } = await client.exportGold({ assetClass: "real-estate", target: "Sale_Price" });
+    const text = Buffer.from(csv).toString("utf8");
+    const [header, ...rows] = text.trim().split("\n");
+    expect(header!.split(",")).toEqual([...schema.fields.map((f) => f.feature), "Sale_Price"]);
+    const gold = (await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM sales WHERE asset_class = 'real-estate'")).rows[0]!.n;
+    expect(rows).toHaveLength(gold);
+    const landedBatches = (await pool.query<{ id: string }>("SELECT id FROM ingest_batches WHERE status = 'landed' AND kind = 'sales'")).rows.map((r) => r.id).sort();
+    expect(snapshot).toMatchObject({ assetClass: "real-estate", source: "gold-export", sales: gold, seed: true });
+    expect([...snapshot!.batchIds].sort()).toEqual(landedBatches);
+    expect(snapshot!.id).toBe((await import("node:crypto")).createHash("sha256").update(text).digest("hex"));
+    // `valora train --data` on that file writes a card whose data.sha256 is the snapshot id.
+    const card = { version: "gold-v1", data: { name: "real-estate-gold.csv", sha256: snapshot!.id, rows: gold } };
+    expect((await client.registerModel({ model: "real-estate", version: "gold-v1", assetClass: "real-estate", card: card })).snapshotId).toBe(snapshot!.id);
+    const lineage = await client.modelLineage({ model: "real-estate", version: "gold-v1" });
+    expect(lineage).toMatchObject({ assetClass: "real-estate", dataSha256: snapshot!.id, snapshot: { id: snapshot!.id, seed: true } });
+    expect(lineage.batches.map((b) => b.id).sort()).toEqual(landedBatches);
+    // A card naming data never recorded here: lineage says what it knows (the hash), no snapshot.
+    const foreign = { data: { name: "elsewhere.csv", sha256: "f".repeat(64) } };
+    expect((await client.registerModel({ model: "real-estate", version: "ext-1", assetClass: "real-estate", card: foreign })).snapshotId).toBe("");
+    expect((await client.modelLineage({ model: "real-estate", version: "ext-1" })).snapshot).toBeUndefined();
+    const bad = (await client.registerModel({ model: "real-estate", version: "x", assetClass: "real-estate", card: {} }).catch((e: unknown) => e)) as ValoraError;
+    expect(bad.details[0]?.field).toBe("card.data.sha256");
+  });
 });

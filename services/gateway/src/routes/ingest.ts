@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { IngestBatch, IngestService } from "@valora/proto/valora/v1/ingest_pb";
+import type { IngestBatch, IngestService, Snapshot as ProtoSnapshot } from "@valora/proto/valora/v1/ingest_pb";
 import { ValoraError, okEnvelope, type Client } from "@valora/kit";
 import { ROLE_SETS, mayValue } from "../auth.js";
 import { ErrorEnvelope, envelopeOf } from "../schemas.js";
@@ -40,6 +40,8 @@ const batchJson = (b: IngestBatch | undefined) => ({
   duplicateOf: b?.duplicateOf || null,
   receivedAt: b?.receivedAt ? timestampDate(b.receivedAt).toISOString() : null,
 });
+const Snapshot = z.object({ id: z.string(), assetClass: z.string(), source: z.string(), sales: z.number(), seed: z.boolean(), batchIds: z.array(z.string()), createdAt: z.string().nullable() });
+const snapshotJson = (x: ProtoSnapshot | undefined) => (x ? { id: x.id, assetClass: x.assetClass, source: x.source, sales: x.sales, seed: x.seed, batchIds: x.batchIds, createdAt: x.createdAt ? timestampDate(x.createdAt).toISOString() : null } : null);
 const FORMATS: Record<string, "csv" | "json" | "ndjson"> = { "text/csv": "csv", "application/csv": "csv", "application/json": "json", "application/x-ndjson": "ndjson", "application/ndjson": "ndjson" };
 const Name = z.string().min(1).max(100);
 
@@ -107,6 +109,35 @@ export const ingestRoutes: FastifyPluginAsync<{ ingest: Client<typeof IngestServ
       if (!mayValue(req.principal!, req.params.assetClass)) throw new ValoraError("NOT_FOUND", `asset class "${req.params.assetClass}" not found`);
       const { asset } = await o.ingest.getAsset({ assetClass: req.params.assetClass, assetId: req.params.id }, { timeoutMs: o.timeoutMs });
       return okEnvelope({ assetClass: req.params.assetClass, assetId: req.params.id, attributes: (asset?.attributes as Record<string, unknown> | undefined) ?? {}, askingPrice: asset?.askingPrice || null, batchId: asset?.batchId || null, updatedAt: asset?.updatedAt ? timestampDate(asset.updatedAt).toISOString() : null }, req.id);
+    },
+  );
+
+  app.get(
+    "/v1/ingest/export/:assetClass",
+    { config: { roles: ROLE_SETS.admin }, schema: { tags: ["data"], summary: "Gold sales as a training CSV (for valora train), recorded as a snapshot", description: "The response's x-valora-snapshot header is the snapshot id: the CSV's sha256, which the trained model's card names as its data.", params: z.strictObject({ assetClass: Name }), querystring: z.strictObject({ target: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).max(100) }) } },
+    async (req, reply) => {
+      if (!mayValue(req.principal!, req.params.assetClass)) throw new ValoraError("NOT_FOUND", `asset class "${req.params.assetClass}" not found`);
+      const { csv, snapshot } = await o.ingest.exportGold({ assetClass: req.params.assetClass, target: req.query.target }, { timeoutMs: Math.max(o.timeoutMs, 60_000) });
+      return reply.type("text/csv; charset=utf-8").header("x-valora-snapshot", snapshot?.id ?? "").header("content-disposition", `attachment; filename="${req.params.assetClass}-gold.csv"`).send(Buffer.from(csv));
+    },
+  );
+
+  app.post(
+    "/v1/lineage/models",
+    { config: { roles: ROLE_SETS.admin }, schema: { tags: ["data"], summary: "Record a model version's training data from its model card", body: z.strictObject({ model: Name, version: z.string().min(1).max(100), assetClass: Name, card: z.record(z.string(), z.unknown()) }), response: { 200: envelopeOf(z.object({ snapshotId: z.string().nullable() })), "4xx": ErrorEnvelope } } },
+    async (req) => {
+      const { snapshotId } = await o.ingest.registerModel({ model: req.body.model, version: req.body.version, assetClass: req.body.assetClass, card: req.body.card as never }, { timeoutMs: o.timeoutMs });
+      return okEnvelope({ snapshotId: snapshotId || null }, req.id);
+    },
+  );
+
+  app.get(
+    "/v1/lineage/models/:name/versions/:version",
+    { config: { roles: ROLE_SETS.read }, schema: { tags: ["data"], summary: "The data a model version was trained on: its snapshot and the batches (or seed) behind it", params: z.strictObject({ name: Name, version: z.string().min(1).max(100) }), response: { 200: envelopeOf(z.object({ model: z.string(), version: z.string(), assetClass: z.string(), dataSha256: z.string(), dataName: z.string(), snapshot: Snapshot.nullable(), batches: z.array(Batch) })), "4xx": ErrorEnvelope } } },
+    async (req) => {
+      const l = await o.ingest.modelLineage({ model: req.params.name, version: req.params.version }, { timeoutMs: o.timeoutMs });
+      if (!mayValue(req.principal!, l.assetClass)) throw new ValoraError("NOT_FOUND", `no lineage recorded for ${req.params.name}@${req.params.version}`);
+      return okEnvelope({ model: l.model, version: l.version, assetClass: l.assetClass, dataSha256: l.dataSha256, dataName: l.dataName, snapshot: snapshotJson(l.snapshot), batches: l.batches.map(batchJson) }, req.id);
     },
   );
 };

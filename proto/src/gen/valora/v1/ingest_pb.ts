@@ -12,7 +12,235 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file valora/v1/ingest.proto.
  */
 export const file_valora_v1_ingest: GenFile = /*@__PURE__*/
-  fileDesc("ChZ2YWxvcmEvdjEvaW5nZXN0LnByb3RvEgl2YWxvcmEudjEiYwoNSW5nZXN0UmVxdWVzdBITCgthc3NldF9jbGFzcxgBIAEoCRIMCgRraW5kGAIgASgJEg4KBmZvcm1hdBgDIAEoCRIPCgdjb250ZW50GAQgASgMEg4KBnNvdXJjZRgFIAEoCSJHChFDb250cmFjdFZpb2xhdGlvbhIOCgZyZWNvcmQYASABKAUSDQoFZmllbGQYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkizAIKC0luZ2VzdEJhdGNoEgoKAmlkGAEgASgJEhMKC2Fzc2V0X2NsYXNzGAIgASgJEgwKBGtpbmQYAyABKAkSDgoGc291cmNlGAQgASgJEhYKDmNvbnRlbnRfc2hhMjU2GAUgASgJEg4KBnN0YXR1cxgGIAEoCRIPCgdyZWNvcmRzGAcgASgFEg4KBmxhbmRlZBgIIAEoBRIRCgl1bmNoYW5nZWQYCSABKAUSMAoKdmlvbGF0aW9ucxgKIAMoCzIcLnZhbG9yYS52MS5Db250cmFjdFZpb2xhdGlvbhIXCg92aW9sYXRpb25fY291bnQYCyABKAUSLwoLcmVjZWl2ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGR1cGxpY2F0ZV9vZhgNIAEoCRIQCghvdXRjb21lcxgOIAEoBSI3Cg5Jbmdlc3RSZXNwb25zZRIlCgViYXRjaBgBIAEoCzIWLnZhbG9yYS52MS5Jbmdlc3RCYXRjaCIdCg9HZXRCYXRjaFJlcXVlc3QSCgoCaWQYASABKAkiOQoQR2V0QmF0Y2hSZXNwb25zZRIlCgViYXRjaBgBIAEoCzIWLnZhbG9yYS52MS5Jbmdlc3RCYXRjaCJIChJMaXN0QmF0Y2hlc1JlcXVlc3QSEwoLYXNzZXRfY2xhc3MYASABKAkSDgoGc3RhdHVzGAIgASgJEg0KBWxpbWl0GAMgASgFIj4KE0xpc3RCYXRjaGVzUmVzcG9uc2USJwoHYmF0Y2hlcxgBIAMoCzIWLnZhbG9yYS52MS5Jbmdlc3RCYXRjaCI6ChJTYWxlTGluZWFnZVJlcXVlc3QSEwoLYXNzZXRfY2xhc3MYASABKAkSDwoHc2FsZV9pZBgCIAEoCSKvAQoTU2FsZUxpbmVhZ2VSZXNwb25zZRITCgthc3NldF9jbGFzcxgBIAEoCRIPCgdzYWxlX2lkGAIgASgJEg4KBm9yaWdpbhgDIAEoCRIlCgViYXRjaBgEIAEoCzIWLnZhbG9yYS52MS5Jbmdlc3RCYXRjaBIkCgNyYXcYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhUKDXJlY29yZF9zaGEyNTYYBiABKAkiOAoPR2V0QXNzZXRSZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEhAKCGFzc2V0X2lkGAIgASgJIjMKEEdldEFzc2V0UmVzcG9uc2USHwoFYXNzZXQYASABKAsyEC52YWxvcmEudjEuQXNzZXQiswEKBUFzc2V0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEhAKCGFzc2V0X2lkGAIgASgJEisKCmF0dHJpYnV0ZXMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhQKDGFza2luZ19wcmljZRgEIAEoARIQCghiYXRjaF9pZBgFIAEoCRIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKvAQoPVmFsdWF0aW9uUmVjb3JkEhMKC2Fzc2V0X2NsYXNzGAEgASgJEhAKCGFzc2V0X2lkGAIgASgJEg0KBW1vZGVsGAMgASgJEhUKDW1vZGVsX3ZlcnNpb24YBCABKAkSDQoFdmFsdWUYBSABKAESLQoJdmFsdWVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgl0ZW5hbnRfaWQYByABKAkiSQoXUmVjb3JkVmFsdWF0aW9uc1JlcXVlc3QSLgoKdmFsdWF0aW9ucxgBIAMoCzIaLnZhbG9yYS52MS5WYWx1YXRpb25SZWNvcmQiLAoYUmVjb3JkVmFsdWF0aW9uc1Jlc3BvbnNlEhAKCHJlY29yZGVkGAEgASgFIisKGlJlYWxpc2VkUGVyZm9ybWFuY2VSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJImMKDlJlYWxpc2VkUGVyaW9kEhUKDW1vZGVsX3ZlcnNpb24YASABKAkSDQoFbW9udGgYAiABKAkSDQoFY291bnQYAyABKAUSDQoFbWRhcGUYBCABKAESDQoFcHBlMTAYBSABKAEisgEKG1JlYWxpc2VkUGVyZm9ybWFuY2VSZXNwb25zZRINCgVtb2RlbBgBIAEoCRIqCgdwZXJpb2RzGAIgAygLMhkudmFsb3JhLnYxLlJlYWxpc2VkUGVyaW9kEioKB292ZXJhbGwYAyADKAsyGS52YWxvcmEudjEuUmVhbGlzZWRQZXJpb2QSDQoFZHJpZnQYBCABKAgSHQoVZHJpZnRfdGhyZXNob2xkX21kYXBlGAUgASgBMrcECg1Jbmdlc3RTZXJ2aWNlEj0KBkluZ2VzdBIYLnZhbG9yYS52MS5Jbmdlc3RSZXF1ZXN0GhkudmFsb3JhLnYxLkluZ2VzdFJlc3BvbnNlEkMKCEdldEJhdGNoEhoudmFsb3JhLnYxLkdldEJhdGNoUmVxdWVzdBobLnZhbG9yYS52MS5HZXRCYXRjaFJlc3BvbnNlEkwKC0xpc3RCYXRjaGVzEh0udmFsb3JhLnYxLkxpc3RCYXRjaGVzUmVxdWVzdBoeLnZhbG9yYS52MS5MaXN0QmF0Y2hlc1Jlc3BvbnNlEkwKC1NhbGVMaW5lYWdlEh0udmFsb3JhLnYxLlNhbGVMaW5lYWdlUmVxdWVzdBoeLnZhbG9yYS52MS5TYWxlTGluZWFnZVJlc3BvbnNlEkMKCEdldEFzc2V0EhoudmFsb3JhLnYxLkdldEFzc2V0UmVxdWVzdBobLnZhbG9yYS52MS5HZXRBc3NldFJlc3BvbnNlElsKEFJlY29yZFZhbHVhdGlvbnMSIi52YWxvcmEudjEuUmVjb3JkVmFsdWF0aW9uc1JlcXVlc3QaIy52YWxvcmEudjEuUmVjb3JkVmFsdWF0aW9uc1Jlc3BvbnNlEmQKE1JlYWxpc2VkUGVyZm9ybWFuY2USJS52YWxvcmEudjEuUmVhbGlzZWRQZXJmb3JtYW5jZVJlcXVlc3QaJi52YWxvcmEudjEuUmVhbGlzZWRQZXJmb3JtYW5jZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChZ2YWxvcmEvdjEvaW5nZXN0LnByb3RvEgl2YWxvcmEudjEimwEKCFNuYXBzaG90EgoKAmlkGAEgASgJEhMKC2Fzc2V0X2NsYXNzGAIgASgJEg4KBnNvdXJjZRgDIAEoCRINCgVzYWxlcxgEIAEoBRIMCgRzZWVkGAUgASgIEhEKCWJhdGNoX2lkcxgGIAMoCRIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI4ChFFeHBvcnRHb2xkUmVxdWVzdBITCgthc3NldF9jbGFzcxgBIAEoCRIOCgZ0YXJnZXQYAiABKAkiSAoSRXhwb3J0R29sZFJlc3BvbnNlEgsKA2NzdhgBIAEoDBIlCghzbmFwc2hvdBgCIAEoCzITLnZhbG9yYS52MS5TbmFwc2hvdCJyChRSZWdpc3Rlck1vZGVsUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEhMKC2Fzc2V0X2NsYXNzGAMgASgJEiUKBGNhcmQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IiwKFVJlZ2lzdGVyTW9kZWxSZXNwb25zZRITCgtzbmFwc2hvdF9pZBgBIAEoCSI1ChNNb2RlbExpbmVhZ2VSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEg8KB3ZlcnNpb24YAiABKAki9gEKFE1vZGVsTGluZWFnZVJlc3BvbnNlEg0KBW1vZGVsGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSEwoLYXNzZXRfY2xhc3MYAyABKAkSJQoIc25hcHNob3QYBCABKAsyEy52YWxvcmEudjEuU25hcHNob3QSJwoHYmF0Y2hlcxgFIAMoCzIWLnZhbG9yYS52MS5Jbmdlc3RCYXRjaBITCgtkYXRhX3NoYTI1NhgGIAEoCRIRCglkYXRhX25hbWUYByABKAkSMQoNcmVnaXN0ZXJlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiYwoNSW5nZXN0UmVxdWVzdBITCgthc3NldF9jbGFzcxgBIAEoCRIMCgRraW5kGAIgASgJEg4KBmZvcm1hdBgDIAEoCRIPCgdjb250ZW50GAQgASgMEg4KBnNvdXJjZRgFIAEoCSJHChFDb250cmFjdFZpb2xhdGlvbhIOCgZyZWNvcmQYASABKAUSDQoFZmllbGQYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkizAIKC0luZ2VzdEJhdGNoEgoKAmlkGAEgASgJEhMKC2Fzc2V0X2NsYXNzGAIgASgJEgwKBGtpbmQYAyABKAkSDgoGc291cmNlGAQgASgJEhYKDmNvbnRlbnRfc2hhMjU2GAUgASgJEg4KBnN0YXR1cxgGIAEoCRIPCgdyZWNvcmRzGAcgASgFEg4KBmxhbmRlZBgIIAEoBRIRCgl1bmNoYW5nZWQYCSABKAUSMAoKdmlvbGF0aW9ucxgKIAMoCzIcLnZhbG9yYS52MS5Db250cmFjdFZpb2xhdGlvbhIXCg92aW9sYXRpb25fY291bnQYCyABKAUSLwoLcmVjZWl2ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGR1cGxpY2F0ZV9vZhgNIAEoCRIQCghvdXRjb21lcxgOIAEoBSI3Cg5Jbmdlc3RSZXNwb25zZRIlCgViYXRjaBgBIAEoCzIWLnZhbG9yYS52MS5Jbmdlc3RCYXRjaCIdCg9HZXRCYXRjaFJlcXVlc3QSCgoCaWQYASABKAkiOQoQR2V0QmF0Y2hSZXNwb25zZRIlCgViYXRjaBgBIAEoCzIWLnZhbG9yYS52MS5Jbmdlc3RCYXRjaCJIChJMaXN0QmF0Y2hlc1JlcXVlc3QSEwoLYXNzZXRfY2xhc3MYASABKAkSDgoGc3RhdHVzGAIgASgJEg0KBWxpbWl0GAMgASgFIj4KE0xpc3RCYXRjaGVzUmVzcG9uc2USJwoHYmF0Y2hlcxgBIAMoCzIWLnZhbG9yYS52MS5Jbmdlc3RCYXRjaCI6ChJTYWxlTGluZWFnZVJlcXVlc3QSEwoLYXNzZXRfY2xhc3MYASABKAkSDwoHc2FsZV9pZBgCIAEoCSKvAQoTU2FsZUxpbmVhZ2VSZXNwb25zZRITCgthc3NldF9jbGFzcxgBIAEoCRIPCgdzYWxlX2lkGAIgASgJEg4KBm9yaWdpbhgDIAEoCRIlCgViYXRjaBgEIAEoCzIWLnZhbG9yYS52MS5Jbmdlc3RCYXRjaBIkCgNyYXcYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhUKDXJlY29yZF9zaGEyNTYYBiABKAkiOAoPR2V0QXNzZXRSZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEhAKCGFzc2V0X2lkGAIgASgJIjMKEEdldEFzc2V0UmVzcG9uc2USHwoFYXNzZXQYASABKAsyEC52YWxvcmEudjEuQXNzZXQiswEKBUFzc2V0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEhAKCGFzc2V0X2lkGAIgASgJEisKCmF0dHJpYnV0ZXMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhQKDGFza2luZ19wcmljZRgEIAEoARIQCghiYXRjaF9pZBgFIAEoCRIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKvAQoPVmFsdWF0aW9uUmVjb3JkEhMKC2Fzc2V0X2NsYXNzGAEgASgJEhAKCGFzc2V0X2lkGAIgASgJEg0KBW1vZGVsGAMgASgJEhUKDW1vZGVsX3ZlcnNpb24YBCABKAkSDQoFdmFsdWUYBSABKAESLQoJdmFsdWVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgl0ZW5hbnRfaWQYByABKAkiSQoXUmVjb3JkVmFsdWF0aW9uc1JlcXVlc3QSLgoKdmFsdWF0aW9ucxgBIAMoCzIaLnZhbG9yYS52MS5WYWx1YXRpb25SZWNvcmQiLAoYUmVjb3JkVmFsdWF0aW9uc1Jlc3BvbnNlEhAKCHJlY29yZGVkGAEgASgFIisKGlJlYWxpc2VkUGVyZm9ybWFuY2VSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJImMKDlJlYWxpc2VkUGVyaW9kEhUKDW1vZGVsX3ZlcnNpb24YASABKAkSDQoFbW9udGgYAiABKAkSDQoFY291bnQYAyABKAUSDQoFbWRhcGUYBCABKAESDQoFcHBlMTAYBSABKAEisgEKG1JlYWxpc2VkUGVyZm9ybWFuY2VSZXNwb25zZRINCgVtb2RlbBgBIAEoCRIqCgdwZXJpb2RzGAIgAygLMhkudmFsb3JhLnYxLlJlYWxpc2VkUGVyaW9kEioKB292ZXJhbGwYAyADKAsyGS52YWxvcmEudjEuUmVhbGlzZWRQZXJpb2QSDQoFZHJpZnQYBCABKAgSHQoVZHJpZnRfdGhyZXNob2xkX21kYXBlGAUgASgBMqcGCg1Jbmdlc3RTZXJ2aWNlEj0KBkluZ2VzdBIYLnZhbG9yYS52MS5Jbmdlc3RSZXF1ZXN0GhkudmFsb3JhLnYxLkluZ2VzdFJlc3BvbnNlEkMKCEdldEJhdGNoEhoudmFsb3JhLnYxLkdldEJhdGNoUmVxdWVzdBobLnZhbG9yYS52MS5HZXRCYXRjaFJlc3BvbnNlEkwKC0xpc3RCYXRjaGVzEh0udmFsb3JhLnYxLkxpc3RCYXRjaGVzUmVxdWVzdBoeLnZhbG9yYS52MS5MaXN0QmF0Y2hlc1Jlc3BvbnNlEkwKC1NhbGVMaW5lYWdlEh0udmFsb3JhLnYxLlNhbGVMaW5lYWdlUmVxdWVzdBoeLnZhbG9yYS52MS5TYWxlTGluZWFnZVJlc3BvbnNlEkMKCEdldEFzc2V0EhoudmFsb3JhLnYxLkdldEFzc2V0UmVxdWVzdBobLnZhbG9yYS52MS5HZXRBc3NldFJlc3BvbnNlElsKEFJlY29yZFZhbHVhdGlvbnMSIi52YWxvcmEudjEuUmVjb3JkVmFsdWF0aW9uc1JlcXVlc3QaIy52YWxvcmEudjEuUmVjb3JkVmFsdWF0aW9uc1Jlc3BvbnNlEmQKE1JlYWxpc2VkUGVyZm9ybWFuY2USJS52YWxvcmEudjEuUmVhbGlzZWRQZXJmb3JtYW5jZVJlcXVlc3QaJi52YWxvcmEudjEuUmVhbGlzZWRQZXJmb3JtYW5jZVJlc3BvbnNlEkkKCkV4cG9ydEdvbGQSHC52YWxvcmEudjEuRXhwb3J0R29sZFJlcXVlc3QaHS52YWxvcmEudjEuRXhwb3J0R29sZFJlc3BvbnNlElIKDVJlZ2lzdGVyTW9kZWwSHy52YWxvcmEudjEuUmVnaXN0ZXJNb2RlbFJlcXVlc3QaIC52YWxvcmEudjEuUmVnaXN0ZXJNb2RlbFJlc3BvbnNlEk8KDE1vZGVsTGluZWFnZRIeLnZhbG9yYS52MS5Nb2RlbExpbmVhZ2VSZXF1ZXN0Gh8udmFsb3JhLnYxLk1vZGVsTGluZWFnZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+
+/**
+ * @generated from message valora.v1.Snapshot
+ */
+export type Snapshot = Message<"valora.v1.Snapshot"> & {
+  /**
+   * sha256 of the training CSV.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string asset_class = 2;
+   */
+  assetClass: string;
+
+  /**
+   * Where it came from: "seed:<file>" or "gold-export".
+   *
+   * @generated from field: string source = 3;
+   */
+  source: string;
+
+  /**
+   * @generated from field: int32 sales = 4;
+   */
+  sales: number;
+
+  /**
+   * True when seed sales (the starting training data) are part of it.
+   *
+   * @generated from field: bool seed = 5;
+   */
+  seed: boolean;
+
+  /**
+   * @generated from field: repeated string batch_ids = 6;
+   */
+  batchIds: string[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 7;
+   */
+  createdAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message valora.v1.Snapshot.
+ * Use `create(SnapshotSchema)` to create a new message.
+ */
+export const SnapshotSchema: GenMessage<Snapshot> = /*@__PURE__*/
+  messageDesc(file_valora_v1_ingest, 0);
+
+/**
+ * @generated from message valora.v1.ExportGoldRequest
+ */
+export type ExportGoldRequest = Message<"valora.v1.ExportGoldRequest"> & {
+  /**
+   * @generated from field: string asset_class = 1;
+   */
+  assetClass: string;
+
+  /**
+   * Name of the price column (the model's target), e.g. Sale_Price.
+   *
+   * @generated from field: string target = 2;
+   */
+  target: string;
+};
+
+/**
+ * Describes the message valora.v1.ExportGoldRequest.
+ * Use `create(ExportGoldRequestSchema)` to create a new message.
+ */
+export const ExportGoldRequestSchema: GenMessage<ExportGoldRequest> = /*@__PURE__*/
+  messageDesc(file_valora_v1_ingest, 1);
+
+/**
+ * @generated from message valora.v1.ExportGoldResponse
+ */
+export type ExportGoldResponse = Message<"valora.v1.ExportGoldResponse"> & {
+  /**
+   * @generated from field: bytes csv = 1;
+   */
+  csv: Uint8Array;
+
+  /**
+   * @generated from field: valora.v1.Snapshot snapshot = 2;
+   */
+  snapshot?: Snapshot | undefined;
+};
+
+/**
+ * Describes the message valora.v1.ExportGoldResponse.
+ * Use `create(ExportGoldResponseSchema)` to create a new message.
+ */
+export const ExportGoldResponseSchema: GenMessage<ExportGoldResponse> = /*@__PURE__*/
+  messageDesc(file_valora_v1_ingest, 2);
+
+/**
+ * @generated from message valora.v1.RegisterModelRequest
+ */
+export type RegisterModelRequest = Message<"valora.v1.RegisterModelRequest"> & {
+  /**
+   * @generated from field: string model = 1;
+   */
+  model: string;
+
+  /**
+   * @generated from field: string version = 2;
+   */
+  version: string;
+
+  /**
+   * @generated from field: string asset_class = 3;
+   */
+  assetClass: string;
+
+  /**
+   * The model card (model-card.json); its data.sha256 names the snapshot.
+   *
+   * @generated from field: google.protobuf.Struct card = 4;
+   */
+  card?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message valora.v1.RegisterModelRequest.
+ * Use `create(RegisterModelRequestSchema)` to create a new message.
+ */
+export const RegisterModelRequestSchema: GenMessage<RegisterModelRequest> = /*@__PURE__*/
+  messageDesc(file_valora_v1_ingest, 3);
+
+/**
+ * @generated from message valora.v1.RegisterModelResponse
+ */
+export type RegisterModelResponse = Message<"valora.v1.RegisterModelResponse"> & {
+  /**
+   * Empty when the card's data is no snapshot known here.
+   *
+   * @generated from field: string snapshot_id = 1;
+   */
+  snapshotId: string;
+};
+
+/**
+ * Describes the message valora.v1.RegisterModelResponse.
+ * Use `create(RegisterModelResponseSchema)` to create a new message.
+ */
+export const RegisterModelResponseSchema: GenMessage<RegisterModelResponse> = /*@__PURE__*/
+  messageDesc(file_valora_v1_ingest, 4);
+
+/**
+ * @generated from message valora.v1.ModelLineageRequest
+ */
+export type ModelLineageRequest = Message<"valora.v1.ModelLineageRequest"> & {
+  /**
+   * @generated from field: string model = 1;
+   */
+  model: string;
+
+  /**
+   * @generated from field: string version = 2;
+   */
+  version: string;
+};
+
+/**
+ * Describes the message valora.v1.ModelLineageRequest.
+ * Use `create(ModelLineageRequestSchema)` to create a new message.
+ */
+export const ModelLineageRequestSchema: GenMessage<ModelLineageRequest> = /*@__PURE__*/
+  messageDesc(file_valora_v1_ingest, 5);
+
+/**
+ * @generated from message valora.v1.ModelLineageResponse
+ */
+export type ModelLineageResponse = Message<"valora.v1.ModelLineageResponse"> & {
+  /**
+   * @generated from field: string model = 1;
+   */
+  model: string;
+
+  /**
+   * @generated from field: string version = 2;
+   */
+  version: string;
+
+  /**
+   * @generated from field: string asset_class = 3;
+   */
+  assetClass: string;
+
+  /**
+   * Absent when the card names data this platform never recorded.
+   *
+   * @generated from field: valora.v1.Snapshot snapshot = 4;
+   */
+  snapshot?: Snapshot | undefined;
+
+  /**
+   * @generated from field: repeated valora.v1.IngestBatch batches = 5;
+   */
+  batches: IngestBatch[];
+
+  /**
+   * @generated from field: string data_sha256 = 6;
+   */
+  dataSha256: string;
+
+  /**
+   * @generated from field: string data_name = 7;
+   */
+  dataName: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp registered_at = 8;
+   */
+  registeredAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message valora.v1.ModelLineageResponse.
+ * Use `create(ModelLineageResponseSchema)` to create a new message.
+ */
+export const ModelLineageResponseSchema: GenMessage<ModelLineageResponse> = /*@__PURE__*/
+  messageDesc(file_valora_v1_ingest, 6);
 
 /**
  * @generated from message valora.v1.IngestRequest
@@ -55,7 +283,7 @@ export type IngestRequest = Message<"valora.v1.IngestRequest"> & {
  * Use `create(IngestRequestSchema)` to create a new message.
  */
 export const IngestRequestSchema: GenMessage<IngestRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 0);
+  messageDesc(file_valora_v1_ingest, 7);
 
 /**
  * @generated from message valora.v1.ContractViolation
@@ -84,7 +312,7 @@ export type ContractViolation = Message<"valora.v1.ContractViolation"> & {
  * Use `create(ContractViolationSchema)` to create a new message.
  */
 export const ContractViolationSchema: GenMessage<ContractViolation> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 1);
+  messageDesc(file_valora_v1_ingest, 8);
 
 /**
  * @generated from message valora.v1.IngestBatch
@@ -172,7 +400,7 @@ export type IngestBatch = Message<"valora.v1.IngestBatch"> & {
  * Use `create(IngestBatchSchema)` to create a new message.
  */
 export const IngestBatchSchema: GenMessage<IngestBatch> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 2);
+  messageDesc(file_valora_v1_ingest, 9);
 
 /**
  * @generated from message valora.v1.IngestResponse
@@ -189,7 +417,7 @@ export type IngestResponse = Message<"valora.v1.IngestResponse"> & {
  * Use `create(IngestResponseSchema)` to create a new message.
  */
 export const IngestResponseSchema: GenMessage<IngestResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 3);
+  messageDesc(file_valora_v1_ingest, 10);
 
 /**
  * @generated from message valora.v1.GetBatchRequest
@@ -206,7 +434,7 @@ export type GetBatchRequest = Message<"valora.v1.GetBatchRequest"> & {
  * Use `create(GetBatchRequestSchema)` to create a new message.
  */
 export const GetBatchRequestSchema: GenMessage<GetBatchRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 4);
+  messageDesc(file_valora_v1_ingest, 11);
 
 /**
  * @generated from message valora.v1.GetBatchResponse
@@ -223,7 +451,7 @@ export type GetBatchResponse = Message<"valora.v1.GetBatchResponse"> & {
  * Use `create(GetBatchResponseSchema)` to create a new message.
  */
 export const GetBatchResponseSchema: GenMessage<GetBatchResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 5);
+  messageDesc(file_valora_v1_ingest, 12);
 
 /**
  * @generated from message valora.v1.ListBatchesRequest
@@ -250,7 +478,7 @@ export type ListBatchesRequest = Message<"valora.v1.ListBatchesRequest"> & {
  * Use `create(ListBatchesRequestSchema)` to create a new message.
  */
 export const ListBatchesRequestSchema: GenMessage<ListBatchesRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 6);
+  messageDesc(file_valora_v1_ingest, 13);
 
 /**
  * @generated from message valora.v1.ListBatchesResponse
@@ -267,7 +495,7 @@ export type ListBatchesResponse = Message<"valora.v1.ListBatchesResponse"> & {
  * Use `create(ListBatchesResponseSchema)` to create a new message.
  */
 export const ListBatchesResponseSchema: GenMessage<ListBatchesResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 7);
+  messageDesc(file_valora_v1_ingest, 14);
 
 /**
  * @generated from message valora.v1.SaleLineageRequest
@@ -289,7 +517,7 @@ export type SaleLineageRequest = Message<"valora.v1.SaleLineageRequest"> & {
  * Use `create(SaleLineageRequestSchema)` to create a new message.
  */
 export const SaleLineageRequestSchema: GenMessage<SaleLineageRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 8);
+  messageDesc(file_valora_v1_ingest, 15);
 
 /**
  * @generated from message valora.v1.SaleLineageResponse
@@ -333,7 +561,7 @@ export type SaleLineageResponse = Message<"valora.v1.SaleLineageResponse"> & {
  * Use `create(SaleLineageResponseSchema)` to create a new message.
  */
 export const SaleLineageResponseSchema: GenMessage<SaleLineageResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 9);
+  messageDesc(file_valora_v1_ingest, 16);
 
 /**
  * @generated from message valora.v1.GetAssetRequest
@@ -355,7 +583,7 @@ export type GetAssetRequest = Message<"valora.v1.GetAssetRequest"> & {
  * Use `create(GetAssetRequestSchema)` to create a new message.
  */
 export const GetAssetRequestSchema: GenMessage<GetAssetRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 10);
+  messageDesc(file_valora_v1_ingest, 17);
 
 /**
  * @generated from message valora.v1.GetAssetResponse
@@ -372,7 +600,7 @@ export type GetAssetResponse = Message<"valora.v1.GetAssetResponse"> & {
  * Use `create(GetAssetResponseSchema)` to create a new message.
  */
 export const GetAssetResponseSchema: GenMessage<GetAssetResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 11);
+  messageDesc(file_valora_v1_ingest, 18);
 
 /**
  * @generated from message valora.v1.Asset
@@ -414,7 +642,7 @@ export type Asset = Message<"valora.v1.Asset"> & {
  * Use `create(AssetSchema)` to create a new message.
  */
 export const AssetSchema: GenMessage<Asset> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 12);
+  messageDesc(file_valora_v1_ingest, 19);
 
 /**
  * @generated from message valora.v1.ValuationRecord
@@ -461,7 +689,7 @@ export type ValuationRecord = Message<"valora.v1.ValuationRecord"> & {
  * Use `create(ValuationRecordSchema)` to create a new message.
  */
 export const ValuationRecordSchema: GenMessage<ValuationRecord> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 13);
+  messageDesc(file_valora_v1_ingest, 20);
 
 /**
  * @generated from message valora.v1.RecordValuationsRequest
@@ -478,7 +706,7 @@ export type RecordValuationsRequest = Message<"valora.v1.RecordValuationsRequest
  * Use `create(RecordValuationsRequestSchema)` to create a new message.
  */
 export const RecordValuationsRequestSchema: GenMessage<RecordValuationsRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 14);
+  messageDesc(file_valora_v1_ingest, 21);
 
 /**
  * @generated from message valora.v1.RecordValuationsResponse
@@ -495,7 +723,7 @@ export type RecordValuationsResponse = Message<"valora.v1.RecordValuationsRespon
  * Use `create(RecordValuationsResponseSchema)` to create a new message.
  */
 export const RecordValuationsResponseSchema: GenMessage<RecordValuationsResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 15);
+  messageDesc(file_valora_v1_ingest, 22);
 
 /**
  * @generated from message valora.v1.RealisedPerformanceRequest
@@ -512,7 +740,7 @@ export type RealisedPerformanceRequest = Message<"valora.v1.RealisedPerformanceR
  * Use `create(RealisedPerformanceRequestSchema)` to create a new message.
  */
 export const RealisedPerformanceRequestSchema: GenMessage<RealisedPerformanceRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 16);
+  messageDesc(file_valora_v1_ingest, 23);
 
 /**
  * @generated from message valora.v1.RealisedPeriod
@@ -551,7 +779,7 @@ export type RealisedPeriod = Message<"valora.v1.RealisedPeriod"> & {
  * Use `create(RealisedPeriodSchema)` to create a new message.
  */
 export const RealisedPeriodSchema: GenMessage<RealisedPeriod> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 17);
+  messageDesc(file_valora_v1_ingest, 24);
 
 /**
  * @generated from message valora.v1.RealisedPerformanceResponse
@@ -592,7 +820,7 @@ export type RealisedPerformanceResponse = Message<"valora.v1.RealisedPerformance
  * Use `create(RealisedPerformanceResponseSchema)` to create a new message.
  */
 export const RealisedPerformanceResponseSchema: GenMessage<RealisedPerformanceResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 18);
+  messageDesc(file_valora_v1_ingest, 25);
 
 /**
  * IngestService lands sales and listings feeds through bronze (raw, content-hashed), silver
@@ -669,6 +897,37 @@ export const IngestService: GenService<{
     methodKind: "unary";
     input: typeof RealisedPerformanceRequestSchema;
     output: typeof RealisedPerformanceResponseSchema;
+  },
+  /**
+   * Gold sales of an asset class as a training CSV, recorded as a snapshot (its sha256 is the
+   * snapshot id, which the trainer's model card then names as its data).
+   *
+   * @generated from rpc valora.v1.IngestService.ExportGold
+   */
+  exportGold: {
+    methodKind: "unary";
+    input: typeof ExportGoldRequestSchema;
+    output: typeof ExportGoldResponseSchema;
+  },
+  /**
+   * Records which model version was trained on which snapshot (from its model card).
+   *
+   * @generated from rpc valora.v1.IngestService.RegisterModel
+   */
+  registerModel: {
+    methodKind: "unary";
+    input: typeof RegisterModelRequestSchema;
+    output: typeof RegisterModelResponseSchema;
+  },
+  /**
+   * The data a model version was trained on: its snapshot and the batches (or seed) behind it.
+   *
+   * @generated from rpc valora.v1.IngestService.ModelLineage
+   */
+  modelLineage: {
+    methodKind: "unary";
+    input: typeof ModelLineageRequestSchema;
+    output: typeof ModelLineageResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_valora_v1_ingest, 0);
