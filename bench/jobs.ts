@@ -38,4 +38,4 @@ platform.kill("SIGTERM");
 rmSync(dataDir, { recursive: true, force: true });
 console.log(`\nBulk job of ${rowsWanted} autos rows through valora up (${process.env["BENCH_DATABASE_URL"] ? "external Postgres" : "embedded Postgres"})`);
 console.log(`status ${status.status}: ${status.doneRows} valued, ${status.failedRows} failed`);
-console.log(`accepted (202) in ${acceptedMs} ms; running ${status.timings.runningMs} ms -> ${Math.round((1000 * (status.doneRows + status.failedRows)) / status.timings.runningMs)} rows/s; submit to done ${totalMs} ms -> ${Math.round((1000 * rowsWanted) / totalMs)} rows/s`);
+console.log(`accepted (202) in ${acceptedMs} ms; queued ${status.timings.queuedMs} ms; running ${status.timings.runningMs} ms -> ${Math.round((1000 * (status.doneRows + status.failedRows)) / status.timings.runningMs)} rows/s; submit to done ${totalMs} ms -> ${Math.round((1000 * rowsWanted) / totalMs)} rows/s`);

@@ -37,7 +37,7 @@ export interface PlatformOptions {
   bootstrapApiKey?: string;
   /** Large jobs' results in S3-compatible storage (JOB_RESULTS_S3_*); Postgres only when absent. */
   jobResults?: { objects: ResultsObjectStore; minRows: number; prefix: string };
-  /** Bulk-job chunks in flight (VALORA_JOB_WORKERS, default 8). */
+  /** Bulk-job chunks in flight (VALORA_JOB_WORKERS, default 16). */
   jobWorkers?: number;
   /** Plan catalog as JSON (VALORA_PLANS); the defaults when absent. */
   plans?: string;
@@ -177,7 +177,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   const internal = createGrpcServer({
     ...base,
     services: [
-      jobService({ store: jobStore, fields: (c) => catalog.get(c)?.entry.fields, ...(o.jobResults ? { objects: o.jobResults.objects } : {}) }),
+      jobService({ store: jobStore, fields: (c) => catalog.get(c)?.entry.fields, ...(o.jobResults ? { objects: o.jobResults.objects } : {}), onCreated: () => worker.wake() }),
       valuationService({ catalog: (c) => catalog.get(c)?.entry, assetClasses: () => [...catalog.keys()], cache: redis ? new RedisCache(redis) : new MemoryCache(), registry: base.registry, dispatch: pipelines.dispatch, usage: valuationUsage(recorder), ...registryHooks(ingestClient, log) }),
     ],
   });
@@ -204,8 +204,9 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     recordUsage: jobRowUsage((req) => usage.recordUsage(req)),
     logger: log,
     registry: base.registry,
-    // Enough chunks in flight to keep the model server process busy while this one prepares the next.
-    concurrency: o.jobWorkers ?? 8,
+    // Enough chunks in flight to keep the pipeline and model-server processes busy while this one
+    // prepares and commits the next (16: 2,400 rows/s against 2,200 with 8, see bench:jobs).
+    concurrency: o.jobWorkers ?? 16,
     retentionDays: 30,
     ...(o.jobResults ? { results: o.jobResults } : {}),
     onFinished: async (job) => {

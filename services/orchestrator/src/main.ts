@@ -78,7 +78,7 @@ export async function main(env: Record<string, string | undefined> = process.env
 
   const services = [
     valuationService({ catalog: (a) => catalog.get(a)?.entry, assetClasses: () => [...catalog.keys()], dispatch, cache: redis ? new RedisCache(redis) : new MemoryCache(), registry: base.registry, ...(recorder ? { usage: valuationUsage(recorder) } : {}), ...(ingest ? registryHooks(ingest, log) : {}) }),
-    ...(store ? [jobService({ store, fields: (a) => catalog.get(a)?.entry.fields, ...(results ? { objects: results.objects } : {}) })] : []),
+    ...(store ? [jobService({ store, fields: (a) => catalog.get(a)?.entry.fields, ...(results ? { objects: results.objects } : {}), onCreated: () => worker?.wake() })] : []),
   ];
   base.health.addCheck("catalog", async () => loaded);
   const { port, opsPort, ops } = await serveGrpc(base, { services, host: c.HOST, grpcPort: c.GRPC_PORT, metricsPort: c.METRICS_PORT });

@@ -4,7 +4,7 @@ import { parse } from "csv-parse/sync";
 import { JobService } from "@valora/proto/valora/v1/jobs_pb";
 import { createClient, createGrpcServer, createPgPool, createServiceBase, type Client, type GrpcServer, type Pool } from "@valora/kit";
 import { captureLogs, freshDatabase } from "@valora/kit/testing";
-import { JobStore, JobWorker, jobService, migrateJobs, resultsKey, s3ResultsStore, type ValueRows } from "../src/index.js";
+import { JobStore, JobWorker, jobResults, jobService, migrateJobs, resultsKey, s3ResultsStore, type ValueRows } from "../src/index.js";
 import { S3Double } from "./s3-double.js";
 
 const url = process.env["DATABASE_URL"];
@@ -84,5 +84,29 @@ describe.skipIf(!url)("large job results in S3-compatible storage (real AWS SDK 
     expect(await store.purge(1, (u) => objects.remove(u))).toBe(3);
     expect(s3.objects.size).toBe(0);
     await expect(jobs.getJob({ id: job!.id }, tenant)).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+
+  it("finishes a results read that started in Postgres when the export moves the rows mid-read", async () => {
+    // A worker without object storage finishes the job: its results stay in Postgres for now.
+    const plain = new JobWorker({ store, value, logger });
+    const csv = ["area", ...Array.from({ length: 130 }, (_, i) => String(2000 + i))].join("\n");
+    const { job } = await jobs.createJob({ assetClass: "homes", csv: Buffer.from(csv) }, tenant);
+    await plain.drain();
+    const row = await store.get("tenant-1", job!.id);
+    expect(row.resultsUrl).toBeNull();
+    const reading = jobResults(store, objects, row, undefined, 50);
+    let text = "";
+    for (let i = 0; i < 2; i++) {
+      const next = await reading.next(); // header, then rows 1..50
+      if (next.done) throw new Error("results ended early");
+      text += next.value.toString();
+    }
+    // The export runs now: the object is written and the rows leave Postgres.
+    expect(await worker.exportResults()).toBeGreaterThanOrEqual(1);
+    expect((await pool.query("SELECT count(*)::int AS n FROM job_rows WHERE job_id = $1", [job!.id])).rows[0]).toEqual({ n: 0 });
+    for await (const piece of { [Symbol.asyncIterator]: () => reading }) text += piece.toString();
+    const rows = parse<Record<string, string>>(text, { columns: true });
+    expect(rows.map((r) => Number(r["row"]))).toEqual(Array.from({ length: 130 }, (_, i) => i + 1));
+    expect(rows[129]).toMatchObject({ value: String(2129 * 100), model_version: "v1" });
   });
 });

@@ -3,7 +3,7 @@ import { JobService, JobStatus } from "@valora/proto/valora/v1/jobs_pb";
 import { ValoraError, implement, type CallContext, type InputField, type ServiceRegistration } from "@valora/kit";
 import { parseJobCsv } from "./csv-input.js";
 import { TERMINAL, type JobRow, type JobStore } from "./store.js";
-import { resultsCsv, type ResultsObjectStore } from "./results.js";
+import { jobResults, type ResultsObjectStore } from "./results.js";
 
 const STATUS: Record<JobRow["status"], JobStatus> = { queued: JobStatus.QUEUED, running: JobStatus.RUNNING, succeeded: JobStatus.SUCCEEDED, failed: JobStatus.FAILED, cancelled: JobStatus.CANCELLED };
 
@@ -31,6 +31,8 @@ export interface JobServiceDeps {
   objects?: ResultsObjectStore;
   maxRows?: number;
   watchIntervalMs?: number;
+  /** A job was created (workers in this process start on it at once instead of at their next poll). */
+  onCreated?: () => void;
 }
 
 const tenantOf = (call: CallContext): string => {
@@ -48,6 +50,7 @@ export function jobService(d: JobServiceDeps): ServiceRegistration {
       if (!fields) throw new ValoraError("NOT_FOUND", `unknown asset class "${req.assetClass}"`, { details: [{ field: "assetClass", description: "no AssetPipeline with this name" }] });
       const { rows } = parseJobCsv(Buffer.from(req.csv), fields, d.maxRows ?? 100_000);
       const { job } = await d.store.create(tenant, req.assetClass, rows, req.idempotencyKey || undefined);
+      d.onCreated?.();
       return { job: jobMessage(job) };
     },
     async getJob(req, call) {
@@ -72,15 +75,7 @@ export function jobService(d: JobServiceDeps): ServiceRegistration {
     },
     async *getJobResults(req, call) {
       const job = await d.store.get(tenantOf(call), req.id);
-      if (job.resultsUrl) {
-        if (!d.objects) throw new ValoraError("UNAVAILABLE", `the results of job ${job.id} are in object storage, which this service is not configured for`);
-        for await (const piece of await d.objects.get(job.resultsUrl)) {
-          if (call.signal.aborted) return;
-          yield { csv: piece };
-        }
-        return;
-      }
-      for await (const csv of resultsCsv(d.store, job.id, call.signal)) yield { csv };
+      for await (const csv of jobResults(d.store, d.objects, job, call.signal)) yield { csv };
     },
   });
 }

@@ -49,6 +49,7 @@ export class JobWorker {
   private meterTimer: NodeJS.Timeout | undefined;
   private metering: Promise<void> | undefined;
   private meterQueued = false;
+  private sleepers = new Set<() => void>();
 
   constructor(private readonly o: JobWorkerOptions) {
     this.rows = o.registry ? counter(o.registry, "valora_job_rows_total", "Job rows valued, by outcome.", ["outcome"]) : undefined;
@@ -65,8 +66,15 @@ export class JobWorker {
     }
   }
 
+  /** New work: idle loops claim now instead of at their next poll (a job was just created here). */
+  wake(): void {
+    for (const w of this.sleepers) w();
+    this.sleepers.clear();
+  }
+
   async stop(): Promise<void> {
     this.running = false;
+    this.wake();
     await Promise.all(this.loops);
     if (this.meterTimer) clearInterval(this.meterTimer);
     await this.meter();
@@ -145,7 +153,17 @@ export class JobWorker {
       } catch (err) {
         this.o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, "job worker step failed; retrying");
       }
-      if (!worked && this.running) await new Promise((r) => setTimeout(r, this.o.idleMs ?? 250));
+      if (!worked && this.running) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            this.sleepers.delete(done);
+            resolve();
+          };
+          const timer = setTimeout(done, this.o.idleMs ?? 250);
+          this.sleepers.add(done);
+        });
+      }
     }
   }
 
