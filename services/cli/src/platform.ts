@@ -8,7 +8,7 @@ import { IngestService } from "@valora/proto/valora/v1/ingest_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
-import { UsageRecorder, ValoraError, createClient, createGrpcServer, createPgPool, createRedis, planCatalogFrom, type ServiceBase } from "@valora/kit";
+import { UsageRecorder, ValoraError, createClient, createGrpcServer, createLocalClient, createPgPool, createRedis, planCatalogFrom, type ServiceBase } from "@valora/kit";
 import { migrateSales } from "@valora/comparables";
 import type { AssetPipelineSpec } from "@valora/pipeline";
 import { JobStore, JobWorker, MemoryCache, RedisCache, catalogFrom, jobRowUsage, jobService, migrateJobs, pipelineAddress, pipelineDispatch, registryHooks, valuationService, valuationUsage, valueRowsWith, type AssetPipelineObject, type CatalogClass, type ResultsObjectStore, type ValuationModelObject } from "@valora/orchestrator";
@@ -174,15 +174,10 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
       .then(({ rows }) => Promise.all(rows.map((r) => tenantsClient.publish({ tenantId: r.tenant_id, eventId: `drift-${e.model}-${e.modelVersion}-${e.month}`, type: "model.drift", data: e }))))
       .catch((err: unknown) => log.warn({ err }, "could not announce model drift"));
   const recorder = new UsageRecorder({ send: (events) => usage.recordUsage({ events }), logger: log, registry: base.registry });
-  const internal = createGrpcServer({
-    ...base,
-    services: [
-      jobService({ store: jobStore, fields: (c) => catalog.get(c)?.entry.fields, ...(o.jobResults ? { objects: o.jobResults.objects } : {}), onCreated: () => worker.wake() }),
-      valuationService({ catalog: (c) => catalog.get(c)?.entry, assetClasses: () => [...catalog.keys()], cache: redis ? new RedisCache(redis) : new MemoryCache(), registry: base.registry, dispatch: pipelines.dispatch, usage: valuationUsage(recorder), ...registryHooks(ingestClient, log) }),
-    ],
-  });
-  const internalPort = await internal.listen("127.0.0.1:0");
-  closers.push(["internal-grpc", () => internal.shutdown()]);
+  // The orchestrator shares this process with the gateway and the job workers: they call it in
+  // process (same handlers, metadata and deadlines as over gRPC, no encoding or socket).
+  const jobsRegistration = jobService({ store: jobStore, fields: (c) => catalog.get(c)?.entry.fields, ...(o.jobResults ? { objects: o.jobResults.objects } : {}), onCreated: () => worker.wake() });
+  const valuationRegistration = valuationService({ catalog: (c) => catalog.get(c)?.entry, assetClasses: () => [...catalog.keys()], cache: redis ? new RedisCache(redis) : new MemoryCache(), registry: base.registry, dispatch: pipelines.dispatch, usage: valuationUsage(recorder), ...registryHooks(ingestClient, log) });
   // Billing calls tenants and usage, so it gets its own server once their clients exist.
   const billingApp = createBilling(base, {
     pool,
@@ -196,8 +191,8 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   const billingServer = createGrpcServer({ ...base, services: [billingApp.service] });
   const billingClient = createClient(BillingService, `127.0.0.1:${await billingServer.listen("127.0.0.1:0")}`, { timeoutMs: 30_000 });
   closers.push(["billing-grpc", () => billingServer.shutdown()]);
-  const valuations = createClient(ValuationService, `127.0.0.1:${internalPort}`, { timeoutMs: 10_000 });
-  const jobs = createClient(JobService, `127.0.0.1:${internalPort}`, { timeoutMs: 30_000 });
+  const valuations = createLocalClient(ValuationService, valuationRegistration, { timeoutMs: 10_000 });
+  const jobs = createLocalClient(JobService, jobsRegistration, { timeoutMs: 30_000 });
   const worker = new JobWorker({
     store: jobStore,
     value: valueRowsWith((req, opts) => valuations.valueBatch(req, opts)),

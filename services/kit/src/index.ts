@@ -11,6 +11,7 @@ export * from "./shutdown.js";
 export * from "./service.js";
 export * from "./grpc/server.js";
 export * from "./grpc/client.js";
+export * from "./grpc/local-client.js";
 export * from "./grpc/status.js";
 export * from "./grpc/health-service.js";
 export * from "./grpc/reflection.js";

@@ -1,0 +1,78 @@
+import * as grpc from "@grpc/grpc-js";
+import { create, isMessage, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
+import { currentRequestContext, requestIdFrom, runWithRequestContext } from "../context.js";
+import { ValoraError, toValoraError } from "../errors.js";
+import type { CallOptions, Client } from "./client.js";
+import type { CallContext, ServiceRegistration } from "./server.js";
+
+const toMessage = <D extends DescMessage>(schema: D, value: unknown): MessageShape<D> => (isMessage(value, schema) ? value : create(schema, value as never));
+
+/**
+ * A client that calls a service implementation in this process directly: the same handler, the
+ * same metadata (tenant, usage marks) and deadlines as over gRPC, without encoding, HTTP/2 or a
+ * socket. For `valora up`, where the gateway, the orchestrator and the job workers share a
+ * process; pods talk gRPC. Messages are passed by reference: handlers must not keep or mutate
+ * what they receive (Valora's do not). Errors arrive as ValoraError, as from createClient.
+ */
+export function createLocalClient<S extends DescService>(service: S, registration: ServiceRegistration, options: { timeoutMs?: number } = {}): Client<S> {
+  if (registration.service.typeName !== service.typeName) throw new Error(`registration is ${registration.service.typeName}, not ${service.typeName}`);
+  const client: Record<string, unknown> = {
+    close: () => undefined,
+    waitForReady: async () => undefined,
+  };
+  for (const method of service.methods) {
+    const impl = registration.impl[method.localName];
+    if (typeof impl !== "function") continue;
+    const fn = impl as (input: unknown, ctx: CallContext) => unknown;
+    const context = (o: CallOptions = {}): { ctx: CallContext; expired: Promise<never>; done: () => void } => {
+      const metadata = new grpc.Metadata();
+      for (const [k, v] of Object.entries(o.metadata ?? {})) metadata.set(k, v);
+      const requestId = requestIdFrom(o.metadata?.["x-request-id"] ?? currentRequestContext()?.requestId);
+      const timeoutMs = o.timeoutMs ?? options.timeoutMs ?? 10_000;
+      const controller = new AbortController();
+      let expire: (err: ValoraError) => void = () => undefined;
+      const expired = new Promise<never>((_, reject) => (expire = reject));
+      expired.catch(() => undefined);
+      // As over gRPC: past the deadline the caller gets DEADLINE_EXCEEDED, and the handler's signal aborts.
+      const timer = setTimeout(() => {
+        controller.abort(new Error("deadline exceeded"));
+        expire(new ValoraError("DEADLINE_EXCEEDED", `${service.typeName}/${method.name}: deadline of ${timeoutMs} ms exceeded`));
+      }, timeoutMs);
+      const onAbort = () => controller.abort(new Error("call cancelled"));
+      o.signal?.addEventListener("abort", onAbort, { once: true });
+      return {
+        ctx: { method: `/${service.typeName}/${method.name}`, metadata, signal: controller.signal, deadline: new Date(Date.now() + timeoutMs), peer: "in-process", requestId },
+        expired,
+        done: () => {
+          clearTimeout(timer);
+          o.signal?.removeEventListener("abort", onAbort);
+        },
+      };
+    };
+    if (method.methodKind === "unary") {
+      client[method.localName] = async (req: unknown, o?: CallOptions) => {
+        const { ctx, expired, done } = context(o);
+        try {
+          return toMessage(method.output, await Promise.race([runWithRequestContext({ requestId: ctx.requestId }, () => fn(toMessage(method.input, req), ctx) as Promise<unknown>), expired]));
+        } catch (err) {
+          throw toValoraError(err);
+        } finally {
+          done();
+        }
+      };
+    } else if (method.methodKind === "server_streaming") {
+      client[method.localName] = (req: unknown, o?: CallOptions) =>
+        (async function* () {
+          const { ctx, done } = context(o);
+          try {
+            for await (const item of fn(toMessage(method.input, req), ctx) as AsyncIterable<unknown>) yield toMessage(method.output, item);
+          } catch (err) {
+            throw toValoraError(err);
+          } finally {
+            done();
+          }
+        })();
+    }
+  }
+  return client as Client<S>;
+}
