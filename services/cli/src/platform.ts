@@ -8,7 +8,7 @@ import { IngestService } from "@valora/proto/valora/v1/ingest_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
-import { UsageRecorder, ValoraError, createClient, createGrpcServer, createLocalClient, createPgPool, createRedis, planCatalogFrom, type ServiceBase } from "@valora/kit";
+import { UsageRecorder, ValoraError, createGrpcServer, createLocalClient, createPgPool, createRedis, planCatalogFrom, type ServiceBase } from "@valora/kit";
 import { migrateSales } from "@valora/comparables";
 import type { AssetPipelineSpec } from "@valora/pipeline";
 import { JobStore, JobWorker, MemoryCache, RedisCache, catalogFrom, jobRowUsage, jobService, migrateJobs, pipelineAddress, pipelineDispatch, registryHooks, valuationService, valuationUsage, valueRowsWith, type AssetPipelineObject, type CatalogClass, type ResultsObjectStore, type ValuationModelObject } from "@valora/orchestrator";
@@ -163,10 +163,11 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   await migrateJobs(pool);
   const jobStore = new JobStore(pool);
   const plans = planCatalogFrom(o.plans);
-  const tenantsClient = createClient(TenantService, businessAddress, { timeoutMs: 10_000 });
-  const usage = createClient(UsageService, businessAddress, { timeoutMs: 10_000 });
-  const marketClient = createClient(MarketDataService, businessAddress, { timeoutMs: 10_000 });
-  const ingestClient = createClient(IngestService, businessAddress, { timeoutMs: 60_000 });
+  // This process calls the business services in process; the pipeline pods reach them over gRPC.
+  const tenantsClient = createLocalClient(TenantService, tenants.service, { timeoutMs: 10_000 });
+  const usage = createLocalClient(UsageService, usageApp.service, { timeoutMs: 10_000 });
+  const marketClient = createLocalClient(MarketDataService, marketApp.service, { timeoutMs: 10_000 });
+  const ingestClient = createLocalClient(IngestService, ingestApp.service, { timeoutMs: 60_000 });
   // Drift is announced to every tenant whose valuations of the model were scored (once per model and month).
   announceDrift = (e) =>
     void pool
@@ -188,9 +189,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   });
   await billingApp.start();
   closers.push(["billing", () => billingApp.close()]);
-  const billingServer = createGrpcServer({ ...base, services: [billingApp.service] });
-  const billingClient = createClient(BillingService, `127.0.0.1:${await billingServer.listen("127.0.0.1:0")}`, { timeoutMs: 30_000 });
-  closers.push(["billing-grpc", () => billingServer.shutdown()]);
+  const billingClient = createLocalClient(BillingService, billingApp.service, { timeoutMs: 30_000 });
   const valuations = createLocalClient(ValuationService, valuationRegistration, { timeoutMs: 10_000 });
   const jobs = createLocalClient(JobService, jobsRegistration, { timeoutMs: 30_000 });
   const worker = new JobWorker({
