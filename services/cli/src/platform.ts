@@ -16,7 +16,7 @@ import { createTenants } from "@valora/tenants";
 import { createUsage } from "@valora/usage";
 import { createBilling, parsePrices } from "@valora/billing";
 import { createMarketData } from "@valora/market-data";
-import { createIngest, registerSnapshot, schemaOf, type PipelineContractSpec } from "@valora/ingest";
+import { createIngest, driftAnnouncer, registerSnapshot, schemaOf, type PipelineContractSpec } from "@valora/ingest";
 import { Authenticator, LocalQuotaCounter, LocalRateLimiter, RedisQuotaCounter, RedisRateLimiter, buildGateway, grpcIngress } from "@valora/gateway";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
 import { startLocalCluster, waitForPipelines, type LocalCluster } from "./local-cluster.js";
@@ -169,11 +169,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   const marketClient = createLocalClient(MarketDataService, marketApp.service, { timeoutMs: 10_000 });
   const ingestClient = createLocalClient(IngestService, ingestApp.service, { timeoutMs: 60_000 });
   // Drift is announced to every tenant whose valuations of the model were scored (once per model and month).
-  announceDrift = (e) =>
-    void pool
-      .query<{ tenant_id: string }>("SELECT DISTINCT tenant_id FROM valuation_log WHERE model = $1 AND tenant_id <> ''", [e.model])
-      .then(({ rows }) => Promise.all(rows.map((r) => tenantsClient.publish({ tenantId: r.tenant_id, eventId: `drift-${e.model}-${e.modelVersion}-${e.month}`, type: "model.drift", data: e }))))
-      .catch((err: unknown) => log.warn({ err }, "could not announce model drift"));
+  announceDrift = driftAnnouncer(pool, (e) => tenantsClient.publish(e), log);
   const recorder = new UsageRecorder({ send: (events) => usage.recordUsage({ events }), logger: log, registry: base.registry });
   // The orchestrator shares this process with the gateway and the job workers: they call it in
   // process (same handlers, metadata and deadlines as over gRPC, no encoding or socket).

@@ -36,3 +36,17 @@ export function createIngest(base: Pick<ServiceBase, "logger" | "registry">, o: 
     },
   };
 }
+
+type DriftEvent = Parameters<NonNullable<IngestServiceDeps["onDrift"]>>[0];
+
+/**
+ * The drift announcement: a `model.drift` event to every tenant whose valuations of the model
+ * were scored, once per model, version and month (the event id makes repeats no-ops).
+ */
+export function driftAnnouncer(pool: Pool, publish: (e: { tenantId: string; eventId: string; type: string; data: DriftEvent }) => Promise<unknown>, logger: Pick<ServiceBase["logger"], "warn">): (e: DriftEvent) => void {
+  return (e) =>
+    void pool
+      .query<{ tenant_id: string }>("SELECT DISTINCT tenant_id FROM valuation_log WHERE model = $1 AND tenant_id <> ''", [e.model])
+      .then(({ rows }) => Promise.all(rows.map((r) => publish({ tenantId: r.tenant_id, eventId: `drift-${e.model}-${e.modelVersion}-${e.month}`, type: "model.drift", data: e }))))
+      .catch((err: unknown) => logger.warn({ err }, "could not announce model drift"));
+}

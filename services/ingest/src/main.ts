@@ -1,6 +1,6 @@
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { createClient, createPgPool, createServiceBase, kubeReader, loadConfig, pollEvery, serveGrpc, vars, z } from "@valora/kit";
-import { createIngest } from "./app.js";
+import { createIngest, driftAnnouncer } from "./app.js";
 import { schemaOf, type PipelineContractSpec } from "./contract.js";
 
 export const IngestEnv = z.object({
@@ -37,11 +37,7 @@ export async function main(env: Record<string, string | undefined> = process.env
       return spec ? schemaOf(spec) : undefined;
     },
     classOfModel: (model) => specs.find((s) => s.model.name === model)?.assetClass,
-    onDrift: (e) =>
-      void pool
-        .query<{ tenant_id: string }>("SELECT DISTINCT tenant_id FROM valuation_log WHERE model = $1 AND tenant_id <> ''", [e.model])
-        .then(({ rows }) => Promise.all(rows.map(async (r) => tenants && (await tenants.publish({ tenantId: r.tenant_id, eventId: `drift-${e.model}-${e.modelVersion}-${e.month}`, type: "model.drift", data: e })))))
-        .catch((err: unknown) => log.warn({ err }, "could not announce model drift")),
+    ...(tenants ? { onDrift: driftAnnouncer(pool, (e) => tenants.publish(e), log) } : {}),
   });
   await app.start();
   const poller = pollEvery(
