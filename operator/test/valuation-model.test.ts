@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { validateObject, type ValuationModel } from "../src/api/index.js";
 import { liveVersions, retainedVersions, versionObjects } from "../src/controllers/valuation-model/desired.js";
 import { decideCanary, routing, type AnalysisInput } from "../src/controllers/valuation-model/rollout.js";
-import { canonical, setConditions } from "../src/controllers/valuation-model/status.js";
+import { canonicalJson as canonical } from "@valora/kit";
+import { setConditions } from "../src/controllers/valuation-model/status.js";
 import { dnsLabel } from "../src/controllers/shared.js";
 
 const defaults = { image: "ghcr.io/valora/valora:0.1.0", modelEnv: { VALORA_MODEL_ALLOWED_HOSTS: "models.example.com" } };

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { canonicalJson } from "@valora/kit";
 
 /** The parts of a pod template the local backend reads. */
 export interface EnvVar {
@@ -49,18 +50,7 @@ export interface DeploymentLike {
 
 /** Pure: a short stable hash of a pod template; a change rolls the pods, as pod-template-hash does. */
 export function templateHash(template: PodTemplate): string {
-  return createHash("sha256").update(stableJson(template)).digest("hex").slice(0, 10);
-}
-
-function stableJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(stableJson).join(",")}]`;
-  if (v && typeof v === "object") {
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`)
-      .join(",")}}`;
-  }
-  return JSON.stringify(v);
+  return createHash("sha256").update(canonicalJson(template)).digest("hex").slice(0, 10);
 }
 
 /**

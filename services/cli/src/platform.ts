@@ -9,7 +9,6 @@ import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import { UsageRecorder, ValoraError, createGrpcServer, createLocalClient, createPgPool, createRedis, planCatalogFrom, type ServiceBase } from "@valora/kit";
-import { migrateSales } from "@valora/comparables";
 import type { AssetPipelineSpec } from "@valora/pipeline";
 import { JobStore, JobWorker, MemoryCache, RedisCache, catalogFrom, jobRowUsage, jobService, migrateJobs, pipelineAddress, pipelineDispatch, registryHooks, valuationService, valuationUsage, valueRowsWith, type AssetPipelineObject, type CatalogClass, type ResultsObjectStore, type ValuationModelObject } from "@valora/orchestrator";
 import { createTenants } from "@valora/tenants";
@@ -116,8 +115,8 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   const businessAddress = `127.0.0.1:${await business.listen("127.0.0.1:0")}`;
   closers.push(["business-grpc", () => business.shutdown()]);
 
-  // The sales each AssetPipeline compares with are in before its pods start.
-  await migrateSales(pool);
+  // The sales each AssetPipeline compares with are in before its pods start (the ingest
+  // migrations above created the sales table).
   const samples = new Map<string, Record<string, unknown>>();
   for (const spec of specs) {
     const { seeded, sales, sample, card } = await seedSales(pool, spec, o.modelsDir);

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { ValoraError, normaliseAttributes, type InputField, type Normalised } from "@valora/kit";
+import { ValoraError, canonicalJson, normaliseAttributes, type InputField, type Normalised } from "@valora/kit";
 
 /** An AssetPipeline's `spec.contract` (see the CRD for the meaning of each field). */
 export interface DataContract {
@@ -79,9 +79,7 @@ export function saleDate(raw: unknown): string | undefined {
 
 /** Pure: the sha256 of a record's canonical JSON (keys sorted): equal content, equal hash. */
 export function recordHash(v: unknown): string {
-  const canonical = (x: unknown): string =>
-    Array.isArray(x) ? `[${x.map(canonical).join(",")}]` : x && typeof x === "object" ? `{${Object.keys(x).sort().map((k) => `${JSON.stringify(k)}:${canonical((x as Record<string, unknown>)[k])}`).join(",")}}` : JSON.stringify(x);
-  return createHash("sha256").update(canonical(v)).digest("hex");
+  return createHash("sha256").update(canonicalJson(v)).digest("hex");
 }
 
 /**

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { migrate, withTransaction, type Pool, type PoolClient } from "@valora/kit";
+import { canonicalJson, migrate, withTransaction, type Pool, type PoolClient } from "@valora/kit";
 import { SALES_CHANNEL, migrateSales } from "@valora/comparables";
 import { recordHash, type CheckedRecord, type RecordKind, type Violation } from "./contract.js";
 
@@ -208,14 +208,12 @@ async function goldConflicts(db: PoolClient, assetClass: string, records: Checke
   const out: Violation[] = [];
   records.forEach((r, i) => {
     const g = landed.get(r.id);
-    if (g && (g.price !== r.price || g.sold_at !== (r.soldAt ?? null) || JSON.stringify(sortKeys(g.attributes)) !== JSON.stringify(sortKeys(r.attributes)))) {
+    if (g && (g.price !== r.price || g.sold_at !== (r.soldAt ?? null) || canonicalJson(g.attributes) !== canonicalJson(r.attributes))) {
       out.push({ record: i + 1, field: "id", description: `sale ${r.id} already landed with different content; landed sales are immutable (send a new sale id)` });
     }
   });
   return out;
 }
-
-const sortKeys = (o: Record<string, unknown>) => Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]]));
 
 /** Scores every past valuation of the assets this batch sold (each valuation and sale once). */
 async function scoreValuations(db: PoolClient, assetClass: string, batchId: string): Promise<number> {

@@ -29,3 +29,4 @@ export * from "./serve.js";
 export * from "./poll.js";
 export * from "./months.js";
 export * from "./service-map.js";
+export * from "./canonical-json.js";

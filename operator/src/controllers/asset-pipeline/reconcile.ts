@@ -1,9 +1,9 @@
 import { PatchStrategy, type CustomObjectsApi, type KubernetesObject, type KubernetesObjectApi, type V1Deployment } from "@kubernetes/client-node";
-import { ValoraError, type Logger } from "@valora/kit";
+import { ValoraError, canonicalJson, type Logger } from "@valora/kit";
 import { GROUP, VERSION, validateObject, type AssetPipeline, type ValuationModel } from "../../api/index.js";
 import { TerminalError } from "../../runtime/errors.js";
 import type { ResilientInformer } from "../../runtime/informer.js";
-import { canonical, setConditions } from "../valuation-model/status.js";
+import { setConditions } from "../valuation-model/status.js";
 import { FIELD_MANAGER } from "../valuation-model/reconcile.js";
 import { pipelineObjects, type PipelineDefaults } from "./desired.js";
 import { dnsLabel } from "../shared.js";
@@ -64,7 +64,7 @@ export class AssetPipelineReconciler {
   }
 
   private async writeStatus(raw: AssetPipeline, status: Record<string, unknown>): Promise<void> {
-    if (canonical(raw.status ?? {}) === canonical(status)) return;
+    if (canonicalJson(raw.status ?? {}) === canonicalJson(status)) return;
     await this.d.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace: raw.metadata.namespace!, plural: "assetpipelines", name: raw.metadata.name, body: { ...raw, status } });
   }
 }

@@ -1,5 +1,5 @@
 import { PatchStrategy, type KubernetesObject, type CoreV1Api, type CustomObjectsApi, type KubernetesObjectApi, type V1Deployment } from "@kubernetes/client-node";
-import { ValoraError, resolveServiceAddress, type Logger } from "@valora/kit";
+import { ValoraError, canonicalJson, resolveServiceAddress, type Logger } from "@valora/kit";
 import { GROUP, VERSION, validateObject, type ValuationModel } from "../../api/index.js";
 import { TerminalError, httpStatusOf } from "../../runtime/errors.js";
 import type { ResilientInformer } from "../../runtime/informer.js";
@@ -7,7 +7,7 @@ import { dnsLabel, durationMs, type K8sObject } from "../shared.js";
 import type { AnalysisSource } from "./analysis.js";
 import { HTTP_PORT, liveVersions, retainedVersions, serviceEndpoint, versionName, versionObjects, type ServingDefaults } from "./desired.js";
 import { decideCanary, routing, type AnalysisInput, type RolloutDecision } from "./rollout.js";
-import { canonical, setConditions } from "./status.js";
+import { setConditions } from "./status.js";
 
 export const FIELD_MANAGER = "valora-operator";
 export const FINALIZER = "valora.dev/finalizer";
@@ -171,7 +171,7 @@ export class ValuationModelReconciler {
   }
 
   private async writeStatus(raw: ValuationModel, status: Record<string, unknown>): Promise<void> {
-    if (canonical(raw.status ?? {}) === canonical(status)) return;
+    if (canonicalJson(raw.status ?? {}) === canonicalJson(status)) return;
     await this.d.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace: raw.metadata.namespace!, plural: PLURAL, name: raw.metadata.name, body: { ...raw, status } });
   }
 
