@@ -26,7 +26,7 @@ const headers = { Authorization: `Bearer ${BENCH_KEY}` };
 
 // Houses as clients send them: the AssetPipeline's field names, from the bundled Ames data.
 const rows = parse<Record<string, string>>(readFileSync("models/data/ames.csv", "utf8"), { columns: true });
-const house = (r: Record<string, string>) => ({ gr_liv_area: Number(r["Gr_Liv_Area"]), lot_area: Number(r["Lot_Area"]), total_bsmt_sf: Number(r["Total_Bsmt_SF"]), latitude: Number(r["Latitude"]), longitude: Number(r["Longitude"]), year_built: Number(r["Year_Built"]), neighborhood: r["Neighborhood"] });
+const house = (r: Record<string, string>) => ({ gr_liv_area: Number(r["Gr_Liv_Area"]), lot_area: Number(r["Lot_Area"]), total_bsmt_sf: Number(r["Total_Bsmt_SF"]), first_flr_sf: Number(r["First_Flr_SF"]), latitude: Number(r["Latitude"]), longitude: Number(r["Longitude"]), year_built: Number(r["Year_Built"]), neighborhood: r["Neighborhood"] });
 const uncached = rows.slice(0, 1000).map((r) => JSON.stringify({ assetClass: "real-estate", attributes: house(r), skipCache: true }));
 const cached = JSON.stringify({ assetClass: "real-estate", attributes: house(rows[0]!) });
 const url = `${banner!.rest}/v1/valuations`;

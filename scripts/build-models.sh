@@ -9,7 +9,7 @@ manifests=manifests
 [ -n "${VALORA_MODELS_OUT:-}" ] && manifests="$out/manifests"
 valora() { node services/cli/dist/bin.js "$@"; }
 valora train --data models/data/ames.csv --target Sale_Price --log-target --seed 42 \
-  --exclude Sale_Type --exclude Sale_Condition \
+  --exclude Sale_Type --exclude Sale_Condition --exclude-rows Sale_Condition=Abnorml,Family,Alloca,AdjLand --huber-delta 0.05 \
   --out "$out/real-estate" --model-version ames-v1 \
   --emit-manifests --manifests-dir "$manifests" --asset-class real-estate --model-uri file:///opt/valora/models/real-estate/model.onnx
 valora train --data models/data/car_prices.csv --target Price --log-target --seed 42 \

@@ -21,7 +21,7 @@ export async function seedSales(pool: Pool, spec: AssetPipelineSpec, modelsDir: 
   const lon = column(cmp?.longitude);
   const year = column(cmp?.soldAt?.year);
   const month = column(cmp?.soldAt?.month);
-  const sales: Sale[] = salesFromCsv(readFileSync(data, "utf8"), { idPrefix: spec.assetClass, target: card.data.target.name, fields: spec.input.fields, ...(lat ? { latitude: lat } : {}), ...(lon ? { longitude: lon } : {}), ...(year && month ? { year, month } : {}) });
+  const sales: Sale[] = salesFromCsv(readFileSync(data, "utf8"), { idPrefix: spec.assetClass, target: card.data.target.name, fields: spec.input.fields, ...(lat ? { latitude: lat } : {}), ...(lon ? { longitude: lon } : {}), ...(year && month ? { year, month } : {}), ...(card.data.excludedRows ? { excludeRows: card.data.excludedRows.filter } : {}) });
   const seeded = await insertSales(pool, spec.assetClass, sales, "seed");
   return { seeded, sales: sales.length, card, ...(sales[0] ? { sample: sales[0].attributes } : {}) };
 }
@@ -29,6 +29,6 @@ export async function seedSales(pool: Pool, spec: AssetPipelineSpec, modelsDir: 
 /** The parts of a model card (model-card.json) the platform reads. */
 export interface ModelCard {
   version: string;
-  data: { name: string; sha256: string; target: { name: string } };
+  data: { name: string; sha256: string; target: { name: string }; excludedRows?: { filter: Record<string, string[]>; count: number } };
   [k: string]: unknown;
 }

@@ -153,7 +153,7 @@ describe.skipIf(!existsSync(bin))("the platform on one machine (valora up, embed
   });
 
   it("lands data feeds: a listing values by assetId, a landed sale joins the comparables without a restart, with lineage", async () => {
-    const listing = [{ id: "parcel-7", asking_price: 199000, gr_liv_area: 1500, lot_area: 9500, total_bsmt_sf: 900, year_built: 1978, latitude: 42.0409, longitude: -93.6407, neighborhood: "North_Ames" }];
+    const listing = [{ id: "parcel-7", asking_price: 199000, gr_liv_area: 1500, lot_area: 9500, total_bsmt_sf: 900, first_flr_sf: 900, year_built: 1978, latitude: 42.0409, longitude: -93.6407, neighborhood: "North_Ames" }];
     const pushed = await fetch(`${banner.rest}/v1/ingest/real-estate/listings`, { method: "POST", headers: auth(), body: JSON.stringify(listing) });
     expect(pushed.status).toBe(200);
     expect(((await pushed.json()) as { data: { status: string; landed: number } }).data).toMatchObject({ status: "landed", landed: 1 });
@@ -163,7 +163,7 @@ describe.skipIf(!existsSync(bin))("the platform on one machine (valora up, embed
     const unknown = await fetch(`${banner.rest}/v1/valuations`, { method: "POST", headers: auth(), body: JSON.stringify({ assetClass: "real-estate", assetId: "parcel-unknown" }) });
     expect(unknown.status).toBe(404);
     // A sale next door, in the data's own period: it lands in gold and the running pipeline compares with it.
-    const sale = "id,asset_id,price,sold_at,gr_liv_area,lot_area,total_bsmt_sf,year_built,latitude,longitude,neighborhood\nfeed-sale-1,parcel-7,207500,2010-07-20,1500,9500,900,1978,42.0409,-93.6407,North_Ames\n";
+    const sale = "id,asset_id,price,sold_at,gr_liv_area,lot_area,total_bsmt_sf,first_flr_sf,year_built,latitude,longitude,neighborhood\nfeed-sale-1,parcel-7,207500,2010-07-20,1500,9500,900,900,1978,42.0409,-93.6407,North_Ames\n";
     const landed = await fetch(`${banner.rest}/v1/ingest/real-estate/sales?source=county-feed`, { method: "POST", headers: { ...auth(), "content-type": "text/csv" }, body: sale });
     const batch = ((await landed.json()) as { data: { id: string; status: string; landed: number } }).data;
     expect(batch).toMatchObject({ status: "landed", landed: 1 });
@@ -178,12 +178,12 @@ describe.skipIf(!existsSync(bin))("the platform on one machine (valora up, embed
     expect(perf.data.realised).toMatchObject({ drift: false });
     // The default model's lineage: its card names the seed data the platform started from.
     const model = (await (await fetch(`${banner.rest}/v1/lineage/models/real-estate/versions/ames-v1`, { headers: auth() })).json()) as { data: { dataName: string; snapshot: { source: string; seed: boolean; sales: number } } };
-    expect(model.data).toMatchObject({ dataName: "ames.csv", snapshot: { source: "seed:ames.csv", seed: true, sales: 2344 } });
+    expect(model.data).toMatchObject({ dataName: "ames.csv", snapshot: { source: "seed:ames.csv", seed: true, sales: 2138 /* the arm's-length sales the model trained on (model-card data.rows) */ } });
     // Gold (seed + the landed sale) exported for training, recorded as a snapshot.
     const exported = await fetch(`${banner.rest}/v1/ingest/export/real-estate?target=Sale_Price`, { headers: auth() });
     expect(exported.status).toBe(200);
     expect(exported.headers.get("x-valora-snapshot")).toMatch(/^[0-9a-f]{64}$/);
-    expect((await exported.text()).trim().split("\n")).toHaveLength(2344 + 1 + 1);
+    expect((await exported.text()).trim().split("\n")).toHaveLength(2138 + 1 + 1);
   }, 60_000);
 
   it("runs a model server per model version and a pipeline per asset class, as the operator renders them", async () => {

@@ -17,6 +17,8 @@ export interface SeedOptions {
   /** Year and month columns of the sale date, when the data has them. */
   year?: string;
   month?: string;
+  /** Rows left out by column value: the model card's `data.excludedRows.filter` (sales validation). */
+  excludeRows?: Record<string, string[]>;
 }
 
 /** Pure: sales from a training CSV, attributes keyed by the pipeline's field names. */
@@ -24,6 +26,7 @@ export function salesFromCsv(text: string, o: SeedOptions): Sale[] {
   const parsed: unknown = parse(text, { columns: true, skip_empty_lines: true, trim: true });
   const rows = parsed as Record<string, string>[];
   return rows.flatMap((row, i): Sale[] => {
+    if (o.excludeRows && Object.entries(o.excludeRows).some(([column, values]) => values.includes((row[column] ?? "").trim()))) return [];
     const price = Number(row[o.target]);
     if (!Number.isFinite(price) || price <= 0) return [];
     const attributes: Record<string, AttributeValue> = {};

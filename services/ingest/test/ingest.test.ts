@@ -13,7 +13,7 @@ const root = join(import.meta.dirname, "..", "..", "..");
 const ap = parseAllDocuments(readFileSync(join(root, "manifests", "real-estate.yaml"), "utf8"))[1]!.toJS() as { spec: { input: { fields: InputField[] }; comparables: ComparablesSpec & { latitude: string; longitude: string }; contract: ClassSchema["contract"] } };
 const schema: ClassSchema = { assetClass: "real-estate", fields: ap.spec.input.fields, contract: ap.spec.contract, latitude: ap.spec.comparables.latitude, longitude: ap.spec.comparables.longitude };
 const NOW = new Date("2026-11-20T12:00:00Z");
-const house = (id: string, over: Record<string, unknown> = {}) => ({ id, price: 215000, sold_at: "2026-10-02", Gr_Liv_Area: 1656, lot_area: 31770, total_bsmt_sf: 1080, latitude: 42.054, longitude: -93.6198, ...over });
+const house = (id: string, over: Record<string, unknown> = {}) => ({ id, price: 215000, sold_at: "2026-10-02", Gr_Liv_Area: 1656, lot_area: 31770, total_bsmt_sf: 1080, first_flr_sf: 1656, latitude: 42.054, longitude: -93.6198, ...over });
 
 describe("data contract (pure)", () => {
   it("normalises a valid batch: columns by field or feature name, typed attributes, dates, location", () => {
@@ -130,7 +130,7 @@ describe.skipIf(!url)("ingestion with real Postgres: zones, quarantine, lineage,
   });
 
   it("keeps listings in the asset registry", async () => {
-    const batch = await ingest("listings", Buffer.from(JSON.stringify([{ id: "parcel-42", asking_price: 250000, gr_liv_area: 1800, lot_area: 9000, total_bsmt_sf: 900, latitude: 42.03, longitude: -93.61 }])), "json");
+    const batch = await ingest("listings", Buffer.from(JSON.stringify([{ id: "parcel-42", asking_price: 250000, gr_liv_area: 1800, lot_area: 9000, total_bsmt_sf: 900, first_flr_sf: 900, latitude: 42.03, longitude: -93.61 }])), "json");
     expect(batch).toMatchObject({ status: "landed", landed: 1 });
     const { asset } = await client.getAsset({ assetClass: "real-estate", assetId: "parcel-42" });
     expect(asset).toMatchObject({ askingPrice: 250000, attributes: { gr_liv_area: 1800, latitude: 42.03 } });

@@ -35,6 +35,22 @@ export function parseCsv(text: string): { header: string[]; records: string[][] 
  * otherwise) and encodes categories by ascending mean target, so one threshold split can separate
  * cheap from dear categories; codes are recorded so a pipeline can map request values.
  */
+/** Rows whose column holds one of these values are left out (non-arm's-length sales, say). */
+export type RowFilter = Record<string, string[]>;
+
+/**
+ * Pure: the records a row filter keeps. IAAO-style sales validation: a model of market value learns
+ * from, and is scored on, qualified (arm's-length) sales only; the filter is recorded in the card.
+ */
+export function keepRows(header: string[], records: string[][], filter: RowFilter = {}): string[][] {
+  const rules = Object.entries(filter).map(([column, values]) => {
+    const at = header.indexOf(column);
+    if (at < 0) throw new ValoraError("INVALID_ARGUMENT", `row filter column "${column}" is not in the CSV header`, { details: [{ field: "excludeRows", description: "unknown column" }] });
+    return { at, values: new Set(values.map((v) => v.trim())) };
+  });
+  return rules.length === 0 ? records : records.filter((r) => rules.every(({ at, values }) => !values.has((r[at] ?? "").trim())));
+}
+
 export function buildDataset(header: string[], records: string[][], targetName: string, exclude: string[] = []): Dataset {
   const targetIndex = header.indexOf(targetName);
   if (targetIndex < 0) throw new ValoraError("INVALID_ARGUMENT", `target column "${targetName}" is not in the CSV header (${header.join(", ")})`, { details: [{ field: "target", description: "unknown column" }] });

@@ -19,6 +19,11 @@ export interface GbmParams {
   earlyStoppingRounds: number;
   /** Smallest loss reduction a split must bring. */
   minSplitGain: number;
+  /**
+   * Huber loss threshold on the (possibly log) target: residuals beyond it pull with a constant
+   * force, so a few odd sales do not bend the trees. 0 = squared loss.
+   */
+  huberDelta: number;
 }
 
 export const DEFAULT_PARAMS: GbmParams = {
@@ -31,6 +36,7 @@ export const DEFAULT_PARAMS: GbmParams = {
   colsample: 0.5,
   earlyStoppingRounds: 150,
   minSplitGain: 0,
+  huberDelta: 0,
 };
 
 export interface TrainResult {
@@ -68,7 +74,7 @@ const BINS = 256;
 const FLOAT32_MAX = 3.4028234663852886e38;
 
 /**
- * Gradient boosting with squared loss on histogram-binned features: depth-wise trees, shrinkage,
+ * Gradient boosting with squared (or Huber) loss on histogram-binned features: depth-wise trees, shrinkage,
  * row and column subsampling, L2 leaf regularisation, learnt missing-value direction per split,
  * early stopping on a validation set. Deterministic for a given random source.
  */
@@ -90,7 +96,11 @@ export function trainGbm(input: TrainInput): TrainResult {
   const nBins = train.edges.map((e) => e.length);
 
   for (let round = 0; round < params.maxRounds; round++) {
-    for (let i = 0; i < n; i++) grad[i] = pred[i]! - y[i]!;
+    const delta = params.huberDelta;
+    for (let i = 0; i < n; i++) {
+      const g = pred[i]! - y[i]!;
+      grad[i] = delta > 0 ? Math.max(-delta, Math.min(delta, g)) : g;
+    }
     const sampled: number[] = [];
     for (let i = 0; i < n; i++) if (input.random() < params.subsample) sampled.push(i);
     const features: number[] = [];
@@ -144,9 +154,7 @@ export function trainGbm(input: TrainInput): TrainResult {
     let vl: number | undefined;
     if (input.valid && validPred) {
       updatePredictions(tree, input.valid.data, validPred);
-      let s = 0;
-      for (let i = 0; i < validPred.length; i++) s += (validPred[i]! - input.valid.y[i]!) ** 2;
-      vl = Math.sqrt(s / validPred.length);
+      vl = objective(validPred, input.valid.y, params.huberDelta);
       validLoss.push(vl);
       if (vl < best - 1e-12) {
         best = vl;
@@ -167,6 +175,16 @@ export function trainGbm(input: TrainInput): TrainResult {
     trainLoss,
     validLoss,
   };
+}
+
+/** Pure: the loss early stopping watches — RMSE, or the mean Huber loss when huberDelta > 0. */
+function objective(pred: Float64Array, y: Float64Array, delta: number): number {
+  let s = 0;
+  for (let i = 0; i < pred.length; i++) {
+    const e = Math.abs(pred[i]! - y[i]!);
+    s += delta > 0 && e > delta ? 2 * delta * e - delta * delta : e * e;
+  }
+  return Math.sqrt(s / pred.length);
 }
 
 function bestSplit(node: BuildNode, features: number[], data: Binned, grad: Float64Array, histG: Float64Array, histC: Int32Array, nBins: number[], params: GbmParams): Split | undefined {

@@ -4,14 +4,14 @@ import { parseArgs } from "node:util";
 import { createHash } from "node:crypto";
 import { SingleBar } from "cli-progress";
 import { ValoraError } from "@valora/kit";
-import { parseCsv } from "./dataset.js";
+import { keepRows, parseCsv } from "./dataset.js";
 import { columnDefaults, inputFields, renderManifests } from "./manifests.js";
 import { trainModel } from "./train.js";
 import { DEFAULT_PARAMS, type GbmParams } from "./gbm.js";
 
 const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
-const USAGE = `usage: valora train --data FILE.csv --target COLUMN --out DIR [--log-target] [--exclude COL ...]
+const USAGE = `usage: valora train --data FILE.csv --target COLUMN --out DIR [--log-target] [--exclude COL ...] [--exclude-rows COL=V1,V2 ...]
                     [--seed N] [--model-version V] [--emit-manifests --asset-class NAME [--manifests-dir DIR] [--model-uri URI] [--currency USD]]
                     hyper-parameters: ${Object.entries(DEFAULT_PARAMS).map(([k, v]) => `--${kebab(k)} ${v}`).join(" ")}`;
 
@@ -25,6 +25,7 @@ export async function main(argv: string[]): Promise<void> {
       out: { type: "string" },
       "log-target": { type: "boolean", default: false },
       exclude: { type: "string", multiple: true, default: [] },
+      "exclude-rows": { type: "string", multiple: true, default: [] },
       seed: { type: "string", default: "42" },
       "model-version": { type: "string" },
       "emit-manifests": { type: "boolean", default: false },
@@ -50,6 +51,14 @@ export async function main(argv: string[]): Promise<void> {
     params[key] = v;
   }
   const exclude = values.exclude.flatMap((e) => e.split(",")).map((e) => e.trim()).filter(Boolean);
+  const excludeRows: Record<string, string[]> = {};
+  for (const rule of values["exclude-rows"]) {
+    const eq = rule.indexOf("=");
+    const column = rule.slice(0, eq).trim();
+    const listed = rule.slice(eq + 1).split(",").map((v) => v.trim()).filter(Boolean);
+    if (eq <= 0 || listed.length === 0) throw new ValoraError("INVALID_ARGUMENT", `--exclude-rows ${rule}: expected COLUMN=VALUE[,VALUE...]`, { details: [{ field: "exclude-rows", description: "expected COLUMN=VALUE[,VALUE...]" }] });
+    excludeRows[column] = [...(excludeRows[column] ?? []), ...listed];
+  }
   const csv = await readFile(values.data, "utf8").catch((err: NodeJS.ErrnoException) => {
     throw new ValoraError("NOT_FOUND", `cannot read ${values.data}: ${err.code ?? err.message}`);
   });
@@ -63,6 +72,7 @@ export async function main(argv: string[]): Promise<void> {
     target: values.target,
     logTarget: values["log-target"],
     exclude,
+    excludeRows,
     seed,
     params,
     dataName: basename(values.data),
@@ -86,14 +96,16 @@ export async function main(argv: string[]): Promise<void> {
   const sha256 = createHash("sha256").update(output.onnx).digest("hex");
   const cv = output.card.crossValidation;
   process.stdout.write(
-    `trained ${output.card.hyperParameters.rounds} trees on ${output.card.data.rows} rows in ${((Date.now() - started) / 1000).toFixed(1)} s\n` +
+    `trained ${output.card.hyperParameters.rounds} trees on ${output.card.data.rows} rows${output.card.data.excludedRows ? ` (${output.card.data.excludedRows.count} left out by --exclude-rows)` : ""} in ${((Date.now() - started) / 1000).toFixed(1)} s\n` +
       `${cv.folds}-fold CV: MdAPE ${cv.mdape.toFixed(2)}%  PPE10 ${cv.ppe10.toFixed(1)}%  PPE20 ${cv.ppe20.toFixed(1)}%  RMSE(log) ${cv.rmseLog.toFixed(4)}  80% interval coverage ${cv.intervalCoverage80.toFixed(1)}%\n` +
       `wrote ${modelPath} (sha256 ${sha256}) and model-card.json\n`,
   );
 
   if (values["emit-manifests"]) {
     const assetClass = values["asset-class"]!;
-    const { header, records } = parseCsv(csv);
+    const parsed = parseCsv(csv);
+    const header = parsed.header;
+    const records = keepRows(header, parsed.records, excludeRows);
     const integerColumns = new Set(header.filter((_, i) => records.every((r) => r[i] === "" || r[i] === "NA" || /^-?\d+$/.test(r[i] ?? ""))));
     const latitude = header.find((h) => /^lat(itude)?$/i.test(h));
     const longitude = header.find((h) => /^(lon|lng|longitude)$/i.test(h));

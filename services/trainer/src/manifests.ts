@@ -47,11 +47,16 @@ export function columnDefaults(header: string[], records: string[][], integerCol
   return out;
 }
 
-/** Pure: input fields for an AssetPipeline from the training columns. */
+/**
+ * Pure: input fields for an AssetPipeline from the training columns. The `requiredCount` most used
+ * features are required; a location is one thing, so when latitude or longitude is among them, both are.
+ */
 export function inputFields(columns: ColumnSpec[], integerColumns: Set<string>, ensemble: TreeEnsemble, requiredCount = 5, defaults: Map<string, number | string> = new Map()): InputField[] {
   const counts = splitCounts(ensemble);
   const ranked = counts.map((c, i) => ({ c, i })).sort((a, b) => b.c - a.c || a.i - b.i);
   const required = new Set(ranked.slice(0, requiredCount).filter((r) => r.c > 0).map((r) => r.i));
+  const geo = columns.flatMap((c, i) => (/^(lat(itude)?|lon|lng|longitude)$/i.test(c.name) ? [i] : []));
+  if (geo.some((i) => required.has(i))) for (const i of geo) required.add(i);
   return columns.map((col, i): InputField => {
     const base = { name: fieldName(col.name), required: required.has(i), feature: col.name };
     const typical = required.has(i) ? undefined : defaults.get(col.name);

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { seededRandom } from "@valora/kit";
 import { buildEnsembleModel, predict, serializeModel, META, type TreeEnsemble } from "@valora/kit/onnx";
 import { binMatrix } from "./binning.js";
-import { buildDataset, encodeRows, parseCsv, type ColumnSpec } from "./dataset.js";
+import { buildDataset, encodeRows, keepRows, parseCsv, type ColumnSpec, type RowFilter } from "./dataset.js";
 import { DEFAULT_PARAMS, trainGbm, type GbmParams } from "./gbm.js";
 import { accuracy, intervalFor, residualQuantiles, type Accuracy } from "./metrics.js";
 
@@ -13,6 +13,8 @@ export interface TrainOptions {
   target: string;
   logTarget: boolean;
   exclude: string[];
+  /** Rows left out of training and scoring, by column value (recorded in the card). */
+  excludeRows?: RowFilter;
   seed: number;
   folds?: number;
   /** Share of training rows held out for early stopping. */
@@ -35,6 +37,8 @@ export interface ModelCard {
     target: { name: string; transform: "log" | "none"; min: number; median: number; max: number };
     columns: ColumnSpec[];
     excluded: string[];
+    /** Rows left out by value (sales validation) and how many of the CSV's rows that was. */
+    excludedRows?: { filter: RowFilter; count: number };
   };
   hyperParameters: GbmParams & { seed: number; folds: number; validationShare: number; rounds: number; roundsPerFold: number[] };
   crossValidation: Accuracy & { folds: number; intervalCoverage80: number };
@@ -66,7 +70,9 @@ export function trainModel(options: TrainOptions): TrainOutput {
   const folds = options.folds ?? 5;
   const validationShare = options.validationShare ?? 0.1;
   const random = seededRandom(options.seed);
-  const { header, records } = parseCsv(options.csv);
+  const parsed = parseCsv(options.csv);
+  const header = parsed.header;
+  const records = keepRows(header, parsed.records, options.excludeRows);
   const exclude = options.exclude;
   const full = buildDataset(header, records, options.target, exclude);
   const toModel = (v: number): number => (options.logTarget ? Math.log(v) : v);
@@ -148,6 +154,7 @@ export function trainModel(options: TrainOptions): TrainOutput {
       target: { name: options.target, transform: options.logTarget ? "log" : "none", min: sortedTarget[0]!, median: sortedTarget[Math.floor(sortedTarget.length / 2)]!, max: sortedTarget.at(-1)! },
       columns: full.columns,
       excluded: exclude,
+      ...(options.excludeRows && Object.keys(options.excludeRows).length > 0 ? { excludedRows: { filter: options.excludeRows, count: parsed.records.length - records.length } } : {}),
     },
     hyperParameters: { ...params, seed: options.seed, folds, validationShare, rounds, roundsPerFold },
     crossValidation: { ...accuracy(full.target, oof), folds, intervalCoverage80: (100 * covered) / records.length },
