@@ -9,35 +9,37 @@ import type { Tree, TreeEnsemble, TreeNode } from "./tree-ensemble.js";
  *
  * which depends on the row only through the pattern O = {m : o_m = 1}. Tabulating it for all 2^d
  * patterns at load time leaves, per row and leaf, d comparisons to find O and d additions —
- * O(T·L·D) instead of O(T·L·D²) with no unwinding, exact to floating-point rounding.
+ * O(T·L·D) instead of O(T·L·D²) with no unwinding, exact up to the float32 rounding of the
+ * table entries (relative 1e-7; the recursive algorithm in tree-shap.ts is exact in doubles).
  */
 export interface CompiledTreeShap {
   featureCount: number;
-  trees: CompiledTree[];
-  /** Doubles held by the leaf tables. */
+  /** Entries held by the leaf tables. */
   tableSize: number;
-}
-
-interface CompiledTree {
-  /** Internal nodes as flat arrays (feature, float32 threshold, mode code, NaN goes true). */
+  /** Every tree's internal nodes, one after another (feature, float32 threshold, mode code, NaN goes true). */
   nodeFeature: Int32Array;
   nodeThreshold: Float64Array;
   nodeMode: Uint8Array;
   nodeMissingTrue: Uint8Array;
-  /** Per leaf: offsets into the flat arrays below. */
+  /** True when every node is BRANCH_LEQ (what Valora's trainer writes): one comparison, no switch. */
+  allLeq: boolean;
+  /** Every tree's leaves, one after another: offsets into the flat arrays below. */
   leafPathStart: Int32Array;
-  leafPathLength: Int32Array;
   leafDistinct: Int32Array;
   leafFeatureStart: Int32Array;
   leafTableStart: Int32Array;
-  /** Path steps: internal-node index, whether the path takes the true branch, distinct-feature slot. */
+  /** Path steps (leaf l's are leafPathStart[l] .. leafPathStart[l + 1]): global internal-node index, branch taken, distinct-feature slot. */
   pathNode: Int32Array;
   pathTrue: Uint8Array;
   pathSlot: Uint8Array;
   /** Distinct path features per leaf. */
   features: Int32Array;
-  /** Per leaf, 2^d patterns × d contributions (already scaled by the leaf value and aggregate). */
-  table: Float64Array;
+  /**
+   * Per leaf, 2^d patterns × d contributions (already scaled by the leaf value and aggregate), in
+   * float32: half the memory, so the tables of a few thousand trees stay in cache (a row reads one
+   * entry group per leaf, all over the tables); rounding stays far below the 1e-4 additivity tested.
+   */
+  table: Float32Array;
 }
 
 /** Pure: k!(d−1−k)!/d! for k = 0..d−1. */
@@ -88,37 +90,34 @@ export function treeShapTableSize(ensemble: TreeEnsemble): number {
 
 export function compileTreeShap(ensemble: TreeEnsemble): CompiledTreeShap {
   const scale = ensemble.aggregate === "AVERAGE" ? 1 / ensemble.trees.length : 1;
+  const internal: TreeNode[] = [];
+  const leafPathStart: number[] = [];
+  const leafDistinct: number[] = [];
+  const leafFeatureStart: number[] = [];
+  const leafTableStart: number[] = [];
+  const pathNode: number[] = [];
+  const pathTrue: number[] = [];
+  const pathSlot: number[] = [];
+  const features: number[] = [];
+  const table = new Float32Array(treeShapTableSize(ensemble));
   let tableSize = 0;
-  const trees = ensemble.trees.map((tree): CompiledTree => {
+  for (const tree of ensemble.trees) {
     const internalIndex = new Map<number, number>();
-    const internal: TreeNode[] = [];
     tree.nodes.forEach((n, id) => {
       if (n.mode !== "LEAF") {
         internalIndex.set(id, internal.length);
         internal.push(n);
       }
     });
-    const paths = leafPaths(tree, internalIndex);
-    const L = paths.length;
-    const leafPathStart = new Int32Array(L);
-    const leafPathLength = new Int32Array(L);
-    const leafDistinct = new Int32Array(L);
-    const leafFeatureStart = new Int32Array(L);
-    const leafTableStart = new Int32Array(L);
-    const pathNode: number[] = [];
-    const pathTrue: number[] = [];
-    const pathSlot: number[] = [];
-    const features: number[] = [];
-    const tables: number[] = [];
-    paths.forEach((p, l) => {
+    for (const p of leafPaths(tree, internalIndex)) {
       const distinct = [...new Set(p.steps.map((s) => s.feature))];
       const d = distinct.length;
+      if (d === 0) continue; // a single-leaf tree contributes nothing
       const z = distinct.map((f) => p.steps.filter((s) => s.feature === f).reduce((acc, s) => acc * s.ratio, 1));
-      leafPathStart[l] = pathNode.length;
-      leafPathLength[l] = p.steps.length;
-      leafDistinct[l] = d;
-      leafFeatureStart[l] = features.length;
-      leafTableStart[l] = tables.length;
+      leafPathStart.push(pathNode.length);
+      leafDistinct.push(d);
+      leafFeatureStart.push(features.length);
+      leafTableStart.push(tableSize);
       for (const s of p.steps) {
         pathNode.push(s.node);
         pathTrue.push(s.goesTrue ? 1 : 0);
@@ -142,29 +141,30 @@ export function compileTreeShap(ensemble: TreeEnsemble): CompiledTreeShap {
           let sum = 0;
           for (let k = 0; k < d; k++) sum += w[k]! * poly[k]!;
           const oj = (pattern >> j) & 1;
-          tables.push(p.leaf.value * scale * (oj - z[j]!) * sum);
+          table[tableSize++] = p.leaf.value * scale * (oj - z[j]!) * sum;
         }
       }
-    });
-    tableSize += tables.length;
-    return {
-      nodeFeature: Int32Array.from(internal.map((n) => n.feature)),
-      nodeThreshold: Float64Array.from(internal.map((n) => n.threshold)),
-      nodeMode: Uint8Array.from(internal.map((n) => MODE_CODES[n.mode])),
-      nodeMissingTrue: Uint8Array.from(internal.map((n) => (n.missingTracksTrue ? 1 : 0))),
-      leafPathStart,
-      leafPathLength,
-      leafDistinct,
-      leafFeatureStart,
-      leafTableStart,
-      pathNode: Int32Array.from(pathNode),
-      pathTrue: Uint8Array.from(pathTrue),
-      pathSlot: Uint8Array.from(pathSlot),
-      features: Int32Array.from(features),
-      table: Float64Array.from(tables),
-    };
-  });
-  return { featureCount: ensemble.featureCount, trees, tableSize };
+    }
+  }
+  leafPathStart.push(pathNode.length);
+  return {
+    featureCount: ensemble.featureCount,
+    tableSize,
+    nodeFeature: Int32Array.from(internal, (n) => n.feature),
+    nodeThreshold: Float64Array.from(internal, (n) => n.threshold),
+    nodeMode: Uint8Array.from(internal, (n) => MODE_CODES[n.mode]),
+    nodeMissingTrue: Uint8Array.from(internal, (n) => (n.missingTracksTrue ? 1 : 0)),
+    allLeq: internal.every((n) => n.mode === "BRANCH_LEQ"),
+    leafPathStart: Int32Array.from(leafPathStart),
+    leafDistinct: Int32Array.from(leafDistinct),
+    leafFeatureStart: Int32Array.from(leafFeatureStart),
+    leafTableStart: Int32Array.from(leafTableStart),
+    pathNode: Int32Array.from(pathNode),
+    pathTrue: Uint8Array.from(pathTrue),
+    pathSlot: Uint8Array.from(pathSlot),
+    features: Int32Array.from(features),
+    table: tableSize === table.length ? table : table.slice(0, tableSize),
+  };
 }
 
 const MODE_CODES: Record<TreeNode["mode"], number> = { BRANCH_LEQ: 0, BRANCH_LT: 1, BRANCH_GTE: 2, BRANCH_GT: 3, BRANCH_EQ: 4, BRANCH_NEQ: 5, LEAF: 6 };
@@ -191,39 +191,50 @@ function direction(mode: number, threshold: number, missingTrue: number, x: numb
   }
 }
 
-/** Adds one row's contributions to `phi` (length featureCount). */
+const scratch = { row: new Float32Array(0), directions: new Uint8Array(0) };
+
+/**
+ * Adds one row's contributions to `phi` (length featureCount). Two passes over flat arrays: every
+ * internal node's direction for the row, then every leaf's pattern (which of its path features the
+ * row follows) and its d table entries.
+ */
 export function compiledShap(c: CompiledTreeShap, x: ArrayLike<number>, phi: Float64Array): void {
-  const row = Float64Array.from({ length: c.featureCount }, (_, i) => (i < x.length ? Number(x[i]) : Number.NaN));
-  let directions = new Uint8Array(64);
-  for (const t of c.trees) {
-    const nodeFeature = t.nodeFeature;
-    const nodeThreshold = t.nodeThreshold;
-    const nodeMode = t.nodeMode;
-    const nodeMissingTrue = t.nodeMissingTrue;
-    const n = nodeFeature.length;
-    if (directions.length < n) directions = new Uint8Array(n);
-    for (let i = 0; i < n; i++) directions[i] = direction(nodeMode[i]!, nodeThreshold[i]!, nodeMissingTrue[i]!, row[nodeFeature[i]!]!);
-    const leafDistinct = t.leafDistinct;
-    const leafPathStart = t.leafPathStart;
-    const leafPathLength = t.leafPathLength;
-    const leafTableStart = t.leafTableStart;
-    const leafFeatureStart = t.leafFeatureStart;
-    const pathNode = t.pathNode;
-    const pathTrue = t.pathTrue;
-    const pathSlot = t.pathSlot;
-    const features = t.features;
-    const table = t.table;
-    const leaves = leafDistinct.length;
-    for (let l = 0; l < leaves; l++) {
-      const d = leafDistinct[l]!;
-      if (d === 0) continue;
-      let pattern = (1 << d) - 1;
-      const start = leafPathStart[l]!;
-      const end = start + leafPathLength[l]!;
-      for (let s = start; s < end; s++) if (directions[pathNode[s]!] !== pathTrue[s]) pattern &= ~(1 << pathSlot[s]!);
-      const base = leafTableStart[l]! + pattern * d;
-      const f = leafFeatureStart[l]!;
-      for (let j = 0; j < d; j++) phi[features[f + j]!]! += table[base + j]!;
+  const nodes = c.nodeFeature.length;
+  if (scratch.row.length < c.featureCount) scratch.row = new Float32Array(c.featureCount);
+  if (scratch.directions.length < nodes) scratch.directions = new Uint8Array(nodes);
+  // The row as float32, as onnxruntime compares it (NaN stays NaN).
+  const row = scratch.row;
+  for (let i = 0; i < c.featureCount; i++) row[i] = i < x.length ? Number(x[i]) : Number.NaN;
+  const directions = scratch.directions;
+  const nodeFeature = c.nodeFeature;
+  const nodeThreshold = c.nodeThreshold;
+  const nodeMissingTrue = c.nodeMissingTrue;
+  if (c.allLeq) {
+    for (let i = 0; i < nodes; i++) {
+      const v = row[nodeFeature[i]!]!;
+      directions[i] = v !== v ? nodeMissingTrue[i]! : v <= nodeThreshold[i]! ? 1 : 0;
     }
+  } else {
+    const nodeMode = c.nodeMode;
+    for (let i = 0; i < nodes; i++) directions[i] = direction(nodeMode[i]!, nodeThreshold[i]!, nodeMissingTrue[i]!, row[nodeFeature[i]!]!);
+  }
+  const leafDistinct = c.leafDistinct;
+  const leafPathStart = c.leafPathStart;
+  const leafTableStart = c.leafTableStart;
+  const leafFeatureStart = c.leafFeatureStart;
+  const pathNode = c.pathNode;
+  const pathTrue = c.pathTrue;
+  const pathSlot = c.pathSlot;
+  const features = c.features;
+  const table = c.table;
+  const leaves = leafDistinct.length;
+  for (let l = 0; l < leaves; l++) {
+    const d = leafDistinct[l]!;
+    let pattern = (1 << d) - 1;
+    const end = leafPathStart[l + 1]!;
+    for (let s = leafPathStart[l]!; s < end; s++) pattern &= ~((directions[pathNode[s]!]! ^ pathTrue[s]!) << pathSlot[s]!);
+    const base = leafTableStart[l]! + pattern * d;
+    const f = leafFeatureStart[l]!;
+    for (let j = 0; j < d; j++) phi[features[f + j]!]! += table[base + j]!;
   }
 }
