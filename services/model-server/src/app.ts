@@ -7,12 +7,15 @@ import type { SessionOptions } from "./loaded-model.js";
 import { createModelMetrics } from "./metrics.js";
 import { ModelSource, type ModelSourceOptions } from "./model-source.js";
 import { ModelRepository, type ModelSpec } from "./repository.js";
+import { ShapPool } from "./shap-pool.js";
 
 export interface ModelServerOptions {
   models: ModelSpec[];
   source: ModelSourceOptions;
   batching: BatchingOptions;
   session?: SessionOptions;
+  /** Worker threads for TreeSHAP explanations (0: on the event loop). */
+  explainThreads?: number;
   /** Retry delays for transient load failures (downloads); a bad model fails for good. */
   retryBaseMs?: number;
   retryMaxMs?: number;
@@ -32,14 +35,16 @@ export interface ModelServer {
 /** Builds a model server from injected parts; `main.ts` wires them from configuration. */
 export function createModelServer(base: ServiceBase, options: ModelServerOptions): ModelServer {
   const metrics = createModelMetrics(base.registry);
+  const shap = new ShapPool(options.explainThreads ?? 0);
   const repository = new ModelRepository({
+    shap,
     source: new ModelSource(options.source),
     logger: base.logger,
     metrics,
     session: options.session,
     batching: options.batching,
   });
-  const inference = new InferenceService(repository, metrics);
+  const inference = new InferenceService(repository, metrics, shap);
   base.health.addCheck("models", () => repository.allReady());
   const grpc = createGrpcServer({ ...base, services: createGrpcServices({ repository, inference, health: base.health }) });
   const http = createHttpApp({ repository, inference, health: base.health, registry: base.registry, logger: base.logger });

@@ -3,16 +3,21 @@ import type { ExplanationSchema } from "@valora/proto/valora/v1/common_pb";
 import { ValoraError } from "@valora/kit";
 import { ensembleBaseValue, shapValues } from "@valora/kit/onnx";
 import type { LoadedModel } from "./loaded-model.js";
+import type { ShapPool } from "./shap-pool.js";
 
 export type ExplanationInit = MessageInitShape<typeof ExplanationSchema>;
 
 const baseValues = new WeakMap<LoadedModel, number>();
 
+/** The key a model version's TreeSHAP tables have in a ShapPool. */
+export const shapKey = (model: { name: string; version: string }): string => `${model.name}@${model.version}`;
+
 /**
  * Exact TreeSHAP contributions for rows of a tree-ensemble model, largest absolute first and cut
- * to topK (0 = all). Models without one additive tree ensemble get UNIMPLEMENTED with the reason.
+ * to topK (0 = all): on the pool's worker threads when it holds the model's tables, else here.
+ * Models without one additive tree ensemble get UNIMPLEMENTED with the reason.
  */
-export function explainRows(model: LoadedModel, rows: ArrayLike<number>[], topK: number): ExplanationInit[] {
+export async function explainRows(model: LoadedModel, rows: ArrayLike<number>[], topK: number, pool?: ShapPool): Promise<ExplanationInit[]> {
   const located = model.explainer;
   if (typeof located === "string") {
     throw new ValoraError("UNIMPLEMENTED", `model ${model.name} cannot be explained exactly: ${located}; TreeSHAP needs an ai.onnx.ml TreeEnsembleRegressor`);
@@ -23,11 +28,24 @@ export function explainRows(model: LoadedModel, rows: ArrayLike<number>[], topK:
     base = ensembleBaseValue(located.ensemble);
     baseValues.set(model, base);
   }
-  return rows.map((row, r) => {
+  rows.forEach((row, r) => {
     if (row.length !== width) {
       throw new ValoraError("INVALID_ARGUMENT", `row ${r} has ${row.length} features, model ${model.name} takes ${width}`, { details: [{ field: `rows[${r}].values`, description: `expected ${width} values` }] });
     }
-    const shap = shapValues(located.ensemble, row, base);
+  });
+  const key = shapKey(model);
+  let contributionsOf: (r: number) => Float64Array;
+  if (pool?.has(key)) {
+    const packed = new Float64Array(rows.length * width);
+    rows.forEach((row, r) => packed.set(row, r * width));
+    const out = await pool.contributions(key, packed, rows.length);
+    contributionsOf = (r) => out.subarray(r * width, (r + 1) * width);
+  } else {
+    contributionsOf = (r) => shapValues(located.ensemble, rows[r]!, base).contributions;
+  }
+  return rows.map((row, r) => {
+    const contributions = contributionsOf(r);
+    const shap = { baseValue: base, contributions, output: base + contributions.reduce((s, v) => s + v, 0) };
     const order = Array.from(shap.contributions.keys()).sort((a, b) => Math.abs(shap.contributions[b]!) - Math.abs(shap.contributions[a]!) || a - b);
     const chosen = topK > 0 ? order.slice(0, topK) : order;
     return {

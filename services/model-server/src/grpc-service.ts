@@ -93,7 +93,7 @@ export function createGrpcServices(deps: GrpcServicesDeps): ServiceRegistration[
   });
   const explainer = implement(Explainer, {
     async explain(req) {
-      const r = inference.explain(req.modelName, req.modelVersion, req.rows.map((row) => row.values), req.topK, "grpc");
+      const r = await inference.explain(req.modelName, req.modelVersion, req.rows.map((row) => row.values), req.topK, "grpc");
       return { modelName: r.modelName, modelVersion: r.modelVersion, explanations: r.explanations };
     },
     async getModelInfo(req) {

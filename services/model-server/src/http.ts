@@ -138,7 +138,7 @@ export function createHttpApp(deps: HttpDeps): HttpApp {
 
   const explain = async (req: { params: ModelParams; body: { rows: (number | null)[][]; top_k?: number } }) => {
     const rows = req.body.rows.map((r) => r.map((v) => (v === null ? Number.NaN : v)));
-    const r = inference.explain(req.params.name, req.params.version ?? "", rows, req.body.top_k ?? 0, "rest");
+    const r = await inference.explain(req.params.name, req.params.version ?? "", rows, req.body.top_k ?? 0, "rest");
     return { model_name: r.modelName, model_version: r.modelVersion, explanations: r.explanations.map((e) => ({ base_value: e.baseValue, output: e.output, method: e.method, contributions: e.contributions })) };
   };
   app.post<{ Params: ModelParams; Body: { rows: (number | null)[][]; top_k?: number } }>("/v2/models/:name/explain", { schema: { body: explainBody } }, explain);

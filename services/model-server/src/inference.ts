@@ -2,6 +2,7 @@ import { ValoraError, toValoraError } from "@valora/kit";
 import { explainRows, type ExplanationInit } from "./explain.js";
 import type { ModelMetrics } from "./metrics.js";
 import type { ModelRepository } from "./repository.js";
+import type { ShapPool } from "./shap-pool.js";
 import { decodeInputs, type RawInput, type Tensor } from "./tensors.js";
 
 const UNKNOWN = "_unknown_";
@@ -29,6 +30,7 @@ export class InferenceService {
   constructor(
     private readonly repository: ModelRepository,
     private readonly metrics: ModelMetrics,
+    private readonly shap?: ShapPool,
   ) {}
 
   async infer(req: InferRequest, protocol: Protocol): Promise<InferResult> {
@@ -62,7 +64,7 @@ export class InferenceService {
     }
   }
 
-  explain(modelName: string, modelVersion: string, rows: ArrayLike<number>[], topK: number, protocol: Protocol): { modelName: string; modelVersion: string; explanations: ExplanationInit[] } {
+  async explain(modelName: string, modelVersion: string, rows: ArrayLike<number>[], topK: number, protocol: Protocol): Promise<{ modelName: string; modelVersion: string; explanations: ExplanationInit[] }> {
     const started = process.hrtime.bigint();
     let labels = { model: UNKNOWN, version: "", protocol, kind: "explain" };
     try {
@@ -71,7 +73,7 @@ export class InferenceService {
       if (rows.length === 0) throw new ValoraError("INVALID_ARGUMENT", "no rows to explain", { details: [{ field: "rows", description: "at least one row" }] });
       if (rows.length > 1000) throw new ValoraError("INVALID_ARGUMENT", `${rows.length} rows is above the 1000-row explain limit`, { details: [{ field: "rows", description: "at most 1000 rows" }] });
       if (!Number.isInteger(topK) || topK < 0) throw new ValoraError("INVALID_ARGUMENT", "top_k must be a non-negative integer", { details: [{ field: "top_k", description: "non-negative integer" }] });
-      const explanations = explainRows(served.model, rows, topK);
+      const explanations = await explainRows(served.model, rows, topK, this.shap);
       this.metrics.requests.inc({ ...labels, code: "OK" });
       return { modelName: served.model.name, modelVersion: served.model.version, explanations };
     } catch (err) {

@@ -1,5 +1,8 @@
 import * as ort from "onnxruntime-node";
 import { ValoraError, type Logger } from "@valora/kit";
+import { compiledFor } from "@valora/kit/onnx";
+import { shapKey } from "./explain.js";
+import type { ShapPool } from "./shap-pool.js";
 import { Batcher, type BatchingOptions } from "./batcher.js";
 import { loadModel, type LoadedModel, type SessionOptions } from "./loaded-model.js";
 import type { ModelMetrics } from "./metrics.js";
@@ -27,6 +30,8 @@ export interface RepositoryDeps {
   metrics: ModelMetrics;
   session?: SessionOptions;
   batching: BatchingOptions;
+  /** Worker threads explanations run on; each loaded tree ensemble's tables are shared with them. */
+  shap?: ShapPool;
 }
 
 /** The models this server hosts, by name and version; the newest registered version is the default. */
@@ -53,6 +58,9 @@ export class ModelRepository {
         },
         queueDelay: (s) => this.deps.metrics.queueDelay.observe(labels, s),
       });
+      // TreeSHAP tables are built at load (not on the first explain) and shared with the workers.
+      const tables = typeof model.explainer === "string" ? null : compiledFor(model.explainer.ensemble);
+      if (tables && this.deps.shap) this.deps.shap.add(shapKey(model), tables);
       versions.set(spec.version, { state: "ready", spec, served: { model, batcher, run } });
       this.deps.metrics.ready.set(labels, 1);
       this.deps.logger.info(
@@ -114,6 +122,7 @@ export class ModelRepository {
     for (const versions of this.entries.values()) {
       for (const e of versions.values()) if (e.state === "ready") await e.served.model.session.release();
     }
+    await this.deps.shap?.close();
   }
 }
 

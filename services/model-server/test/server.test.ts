@@ -33,6 +33,7 @@ describe("model server over loopback (gRPC + REST, real onnxruntime)", () => {
       ],
       source: { cacheDir: fx.dir, allowedHosts: [] },
       batching: { maxBatchSize: 32, maxDelayMicros: 2000 },
+      explainThreads: 2,
     });
     const ports = await server.listen({ host: "127.0.0.1", grpcPort: 0, httpPort: 0 });
     await server.loaded;

@@ -238,3 +238,32 @@ export function compiledShap(c: CompiledTreeShap, x: ArrayLike<number>, phi: Flo
     for (let j = 0; j < d; j++) phi[features[f + j]!]! += table[base + j]!;
   }
 }
+
+/**
+ * The same tables on SharedArrayBuffers, so worker threads explain with them without a copy
+ * (posting the result to a worker shares the memory).
+ */
+export function shareTreeShap(c: CompiledTreeShap): CompiledTreeShap {
+  const share = <T extends Int32Array | Float64Array | Uint8Array | Float32Array>(a: T): T => {
+    const Ctor = a.constructor as new (buffer: SharedArrayBuffer) => T;
+    const out = new Ctor(new SharedArrayBuffer(a.byteLength));
+    (out as unknown as { set(src: ArrayLike<number>): void }).set(a);
+    return out;
+  };
+  return {
+    ...c,
+    nodeFeature: share(c.nodeFeature),
+    nodeThreshold: share(c.nodeThreshold),
+    nodeMode: share(c.nodeMode),
+    nodeMissingTrue: share(c.nodeMissingTrue),
+    leafPathStart: share(c.leafPathStart),
+    leafDistinct: share(c.leafDistinct),
+    leafFeatureStart: share(c.leafFeatureStart),
+    leafTableStart: share(c.leafTableStart),
+    pathNode: share(c.pathNode),
+    pathTrue: share(c.pathTrue),
+    pathSlot: share(c.pathSlot),
+    features: share(c.features),
+    table: share(c.table),
+  };
+}
