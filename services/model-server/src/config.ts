@@ -22,7 +22,7 @@ export const ModelServerEnv = z.object({
   ORT_INTRA_OP_THREADS: vars.int(1, 1),
   ORT_INTER_OP_THREADS: vars.int(1, 1),
   /** Worker threads computing TreeSHAP explanations off the event loop (0: on it). */
-  EXPLAIN_THREADS: vars.int(2),
+  EXPLAIN_THREADS: vars.int(1),
   SHUTDOWN_DRAIN_DELAY_MS: vars.int(0),
 });
 export type ModelServerEnv = z.infer<typeof ModelServerEnv>;

@@ -1,6 +1,6 @@
 import * as ort from "onnxruntime-node";
 import { ValoraError, type Logger } from "@valora/kit";
-import { compiledFor } from "@valora/kit/onnx";
+import { MAX_SHAP_TABLE, compileTreeShap, treeShapTableSize } from "@valora/kit/onnx";
 import { shapKey } from "./explain.js";
 import type { ShapPool } from "./shap-pool.js";
 import { Batcher, type BatchingOptions } from "./batcher.js";
@@ -59,7 +59,9 @@ export class ModelRepository {
         queueDelay: (s) => this.deps.metrics.queueDelay.observe(labels, s),
       });
       // TreeSHAP tables are built at load (not on the first explain) and shared with the workers.
-      const tables = typeof model.explainer === "string" ? null : compiledFor(model.explainer.ensemble);
+      // Built here rather than through the kit's per-ensemble cache, so only the pool's copy stays in memory.
+      const ensemble = typeof model.explainer === "string" ? undefined : model.explainer.ensemble;
+      const tables = ensemble && treeShapTableSize(ensemble) <= MAX_SHAP_TABLE ? compileTreeShap(ensemble) : null;
       if (tables && this.deps.shap) this.deps.shap.add(shapKey(model), tables);
       versions.set(spec.version, { state: "ready", spec, served: { model, batcher, run } });
       this.deps.metrics.ready.set(labels, 1);

@@ -70,7 +70,7 @@ export class ShapPool {
     return slot;
   }
 
-  /** Shares a model's tables with every worker. */
+  /** Shares a model's tables with every worker (a copy on SharedArrayBuffers; drop the original). */
   add(key: string, tables: CompiledTreeShap): void {
     const shared = this.slots.length > 0 ? shareTreeShap(tables) : tables;
     this.tables.set(key, shared);
