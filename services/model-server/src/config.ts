@@ -21,6 +21,8 @@ export const ModelServerEnv = z.object({
   MAX_BATCH_DELAY_MICROS: vars.int(500),
   ORT_INTRA_OP_THREADS: vars.int(1, 1),
   ORT_INTER_OP_THREADS: vars.int(1, 1),
+  /** Run each onnxruntime session on its own worker thread, off the event loop (opt-in: +~40 MB a model). */
+  ORT_WORKER_THREAD: vars.bool(false),
   /** Worker threads computing TreeSHAP explanations off the event loop (0: on it). */
   EXPLAIN_THREADS: vars.int(1),
   SHUTDOWN_DRAIN_DELAY_MS: vars.int(0),

@@ -1,12 +1,15 @@
-import * as ort from "onnxruntime-node";
+import type * as ort from "onnxruntime-node";
 import { ValoraError } from "@valora/kit";
 import { locateTreeEnsemble, metadataOf, parseModel, META, type LocatedEnsemble } from "@valora/kit/onnx";
 import { datatypeOfOrt } from "./datatypes.js";
 import type { TensorSpec } from "./tensors.js";
+import { localSession, threadSession, type ModelSession } from "./session.js";
 
 export interface SessionOptions {
   intraOpThreads?: number;
   interOpThreads?: number;
+  /** Run the session on a worker thread, off the event loop (default: on the calling thread). */
+  workerThread?: boolean;
 }
 
 /** One model version in memory: its onnxruntime session, declared tensors, metadata and explainer. */
@@ -14,7 +17,7 @@ export interface LoadedModel {
   name: string;
   version: string;
   sha256: string;
-  session: ort.InferenceSession;
+  session: ModelSession;
   inputs: TensorSpec[];
   outputs: TensorSpec[];
   metadata: Record<string, string>;
@@ -44,14 +47,15 @@ export async function loadModel(
 ): Promise<LoadedModel> {
   const proto = parseModel(bytes);
   const metadata = metadataOf(proto);
-  let session: ort.InferenceSession;
+  let session: ModelSession;
   try {
-    session = await ort.InferenceSession.create(bytes, {
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
       intraOpNumThreads: options.intraOpThreads ?? 1,
       interOpNumThreads: options.interOpThreads ?? 1,
       graphOptimizationLevel: "all",
       executionMode: "sequential",
-    });
+    };
+    session = await (options.workerThread ? threadSession : localSession)(bytes, sessionOptions);
   } catch (err) {
     throw new ValoraError("FAILED_PRECONDITION", `model ${name}: onnxruntime cannot load it: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }

@@ -19,7 +19,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
         : {}),
     },
     batching: { maxBatchSize: config.MAX_BATCH_SIZE, maxDelayMicros: config.MAX_BATCH_DELAY_MICROS },
-    session: { intraOpThreads: config.ORT_INTRA_OP_THREADS, interOpThreads: config.ORT_INTER_OP_THREADS },
+    session: { intraOpThreads: config.ORT_INTRA_OP_THREADS, interOpThreads: config.ORT_INTER_OP_THREADS, workerThread: config.ORT_WORKER_THREAD },
     explainThreads: config.EXPLAIN_THREADS,
   });
   const ports = await server.listen({ host: config.HOST, grpcPort: grpcPort ?? config.GRPC_PORT, httpPort: httpPort ?? config.HTTP_PORT });

@@ -1,4 +1,3 @@
-import * as ort from "onnxruntime-node";
 import { ValoraError, type Logger } from "@valora/kit";
 import { MAX_SHAP_TABLE, compileTreeShap, treeShapTableSize } from "@valora/kit/onnx";
 import { shapKey } from "./explain.js";
@@ -7,7 +6,8 @@ import { Batcher, type BatchingOptions } from "./batcher.js";
 import { loadModel, type LoadedModel, type SessionOptions } from "./loaded-model.js";
 import type { ModelMetrics } from "./metrics.js";
 import type { ModelLocation, ModelSource } from "./model-source.js";
-import { DATATYPES, type TensorData } from "./datatypes.js";
+import { DATATYPES } from "./datatypes.js";
+import type { FeedTensor } from "./session.js";
 import type { Tensor } from "./tensors.js";
 
 export interface ModelSpec extends ModelLocation {
@@ -129,9 +129,9 @@ export class ModelRepository {
 }
 
 async function runSession(model: LoadedModel, inputs: Tensor[]): Promise<Tensor[]> {
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const t of inputs) feeds[t.name] = new ort.Tensor(DATATYPES[t.datatype].ort, t.data, t.shape);
-  let results: ort.InferenceSession.OnnxValueMapType;
+  const feeds: Record<string, FeedTensor> = {};
+  for (const t of inputs) feeds[t.name] = { type: DATATYPES[t.datatype].ort, data: t.data, dims: t.shape };
+  let results: Awaited<ReturnType<LoadedModel["session"]["run"]>>;
   try {
     results = await model.session.run(feeds);
   } catch (err) {
@@ -140,7 +140,7 @@ async function runSession(model: LoadedModel, inputs: Tensor[]): Promise<Tensor[
     throw new ValoraError("INVALID_ARGUMENT", `model ${model.name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   return model.outputs.map((spec) => {
-    const value = results[spec.name] as ort.Tensor;
-    return { name: spec.name, datatype: spec.datatype, shape: value.dims.map(Number), data: value.data as TensorData };
+    const value = results[spec.name]!;
+    return { name: spec.name, datatype: spec.datatype, shape: value.dims.map(Number), data: value.data };
   });
 }
