@@ -3,6 +3,7 @@
  * (h2load) at concurrency 1, 32 and 128, beside the in-process onnxruntime ceiling, and the
  * server's resident memory with two models loaded. Prints figures; asserts nothing.
  */
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import * as ort from "onnxruntime-node";
@@ -77,8 +78,22 @@ for (const c of [1, 32, 128]) {
 }
 server.kill("SIGTERM");
 
+// The transport's own ceiling: the same gRPC request at concurrency 32, answered with a constant and
+// no model, by grpc-js (what the model server uses) and by bare node:http2.
+const transport: Record<string, string | number>[] = [];
+for (const kind of ["grpcjs", "http2"]) {
+  const child = spawn(process.execPath, ["--import", "tsx", "--conditions=source", "bench/transport-server.ts", kind, "18901"], { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise<void>((resolve) => child.stdout!.on("data", (b: Buffer) => b.toString().includes("ready") && resolve()));
+  const g = h2loadGrpc("http://127.0.0.1:18901/inference.GRPCInferenceService/ModelInfer", message, 8, 4, seconds);
+  transport.push({ server: kind === "grpcjs" ? "grpc-js, constant reply" : "node:http2, constant reply", concurrency: 32, "req/s": Math.round(g.rps), "p50 ms": g.p50Ms.toFixed(2), "p99 ms": g.p99Ms.toFixed(2) });
+  child.kill("SIGTERM");
+  await new Promise((r) => child.once("exit", r));
+}
+
 console.log(`\nmodel: the default real-estate model (${FEATURES} features, ${card.hyperParameters.rounds} trees; the autos model loaded too); ${seconds}s per run; load generators wrk and h2load on the same 2 cores`);
 console.log(`in-process onnxruntime ceiling: ${Math.round(ceilingOne)} one-row runs/s sequentially; ${Math.round(ceilingBatch)} rows/s in 128-row batches\n`);
 console.log(`exact TreeSHAP in process: ${shapMs.toFixed(2)} ms per row (${tables ? `leaf tables of ${(tables.tableSize * 4 / 1e6).toFixed(1)} MB built in ${compileMs.toFixed(0)} ms` : "recursive algorithm"})\n`);
 table(results);
+console.log("\ngRPC transport ceiling (no model, no Valora code):");
+table(transport);
 console.log(`\nmodel-server resident memory: ${rssIdle.toFixed(0)} MB idle with two models, ${rssPeak.toFixed(0)} MB peak under load`);
