@@ -83,7 +83,7 @@ server.kill("SIGTERM");
 const transport: Record<string, string | number>[] = [];
 for (const kind of ["grpcjs", "http2"]) {
   const child = spawn(process.execPath, ["--import", "tsx", "--conditions=source", "bench/transport-server.ts", kind, "18901"], { stdio: ["ignore", "pipe", "inherit"] });
-  await new Promise<void>((resolve) => child.stdout!.on("data", (b: Buffer) => b.toString().includes("ready") && resolve()));
+  await new Promise<void>((resolve) => child.stdout.on("data", (b: Buffer) => b.toString().includes("ready") && resolve()));
   const g = h2loadGrpc("http://127.0.0.1:18901/inference.GRPCInferenceService/ModelInfer", message, 8, 4, seconds);
   transport.push({ server: kind === "grpcjs" ? "grpc-js, constant reply" : "node:http2, constant reply", concurrency: 32, "req/s": Math.round(g.rps), "p50 ms": g.p50Ms.toFixed(2), "p99 ms": g.p99Ms.toFixed(2) });
   child.kill("SIGTERM");

@@ -15,7 +15,7 @@ const path = "/inference.GRPCInferenceService/ModelInfer";
 if (kind === "grpcjs") {
   const server = new grpc.Server();
   const method = { path, requestStream: false, responseStream: false, requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => fromBinary(ModelInferRequestSchema, b), responseSerialize: (b: Uint8Array) => Buffer.from(b), responseDeserialize: (b: Buffer) => b };
-  server.addService({ ModelInfer: method } as unknown as grpc.ServiceDefinition, { ModelInfer: (_call: unknown, cb: grpc.sendUnaryData<Uint8Array>) => cb(null, reply) });
+  server.addService({ ModelInfer: method }, { ModelInfer: (_call: unknown, cb: grpc.sendUnaryData<Uint8Array>) => cb(null, reply) });
   server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), () => console.log("transport server ready"));
 } else {
   const server = http2.createServer();

@@ -30,10 +30,10 @@ parentPort?.on("message", (m: ToSessionWorker) => {
     }
     try {
       const feeds: Record<string, ort.Tensor> = {};
-      for (const [name, t] of Object.entries(m.feeds) as [string, FeedTensor][]) feeds[name] = new ort.Tensor(t.type as "float32", t.data as Float32Array, t.dims);
+      for (const [name, t] of Object.entries<FeedTensor>(m.feeds)) feeds[name] = new ort.Tensor(t.type as "float32", t.data as Float32Array, t.dims);
       const results = await session!.run(feeds);
       const out: Record<string, { data: FeedTensor["data"]; dims: number[] }> = {};
-      for (const [name, value] of Object.entries(results)) out[name] = { data: (value as ort.Tensor).data as FeedTensor["data"], dims: (value as ort.Tensor).dims.map(Number) };
+      for (const [name, value] of Object.entries(results)) out[name] = { data: value.data as FeedTensor["data"], dims: value.dims.map(Number) };
       post({ kind: "result", id: m.id, outputs: out });
     } catch (err) {
       post({ kind: "result", id: m.id, error: err instanceof Error ? err.message : String(err) });

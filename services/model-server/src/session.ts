@@ -40,7 +40,7 @@ export async function localSession(bytes: Uint8Array, options: ort.InferenceSess
       for (const [name, t] of Object.entries(feeds)) tensors[name] = new ort.Tensor(t.type as "float32", t.data as Float32Array, t.dims);
       const results = await session.run(tensors);
       const out: Record<string, { data: TensorData; dims: readonly number[] }> = {};
-      for (const [name, value] of Object.entries(results)) out[name] = { data: (value as ort.Tensor).data as TensorData, dims: (value as ort.Tensor).dims };
+      for (const [name, value] of Object.entries(results)) out[name] = { data: value.data as TensorData, dims: value.dims };
       return out;
     },
     release: () => session.release(),
