@@ -157,8 +157,12 @@ describe.skipIf(!built)("default models (make models)", () => {
   it("meet the quality targets in their cards", () => {
     const ames = JSON.parse(readFileSync(join(root, "models", "real-estate", "model-card.json"), "utf8"));
     expect(ames.crossValidation.folds).toBe(5);
-    expect(ames.crossValidation.mdape).toBeLessThanOrEqual(6.0);
-    expect(ames.crossValidation.ppe10).toBeGreaterThanOrEqual(72);
+    // Issue 6's real-estate targets, on the card's cross-validation (bench:accuracy checks a held-out split).
+    expect(ames.crossValidation.mdape).toBeLessThanOrEqual(5.5);
+    expect(ames.crossValidation.ppe10).toBeGreaterThanOrEqual(75);
+    expect(ames.crossValidation.intervalCoverage80).toBeGreaterThanOrEqual(77);
+    expect(ames.crossValidation.intervalCoverage80).toBeLessThanOrEqual(83);
+    expect(ames.data.excludedRows).toEqual({ filter: { Sale_Condition: ["Abnorml", "Family", "Alloca", "AdjLand"] }, count: 206 });
     const autos = JSON.parse(readFileSync(join(root, "models", "autos", "model-card.json"), "utf8"));
     expect(autos.crossValidation.mdape).toBeLessThanOrEqual(6.0);
   });
