@@ -55,3 +55,27 @@ export class MemoryCache implements ValuationCache {
     this.entries.set(key, { value, expires: this.now() + ttlSeconds * 1000 });
   }
 }
+
+/**
+ * Decoded cache hits by key: a hot key's bytes are decoded once rather than on every hit (decoding
+ * a Valuation with its comparables and explanation was a fifth of the cached path's CPU). An entry
+ * is used only for the very same bytes, so a new value under the key is decoded afresh. Bounded;
+ * values are shared, so callers copy before changing them.
+ */
+export class DecodedMemo<T> {
+  private readonly entries = new Map<string, { bytes: Uint8Array; value: T }>();
+
+  constructor(
+    private readonly decode: (bytes: Uint8Array) => T,
+    private readonly maxEntries = 1000,
+  ) {}
+
+  get(key: string, bytes: Uint8Array): T {
+    const e = this.entries.get(key);
+    if (e && (e.bytes === bytes || Buffer.compare(e.bytes, bytes) === 0)) return e.value;
+    const value = this.decode(bytes);
+    if (!e && this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(key, { bytes, value });
+    return value;
+  }
+}

@@ -2,7 +2,7 @@ import { fromBinary, toBinary, type JsonObject, type MessageInitShape } from "@b
 import { ValuationService, ValuationSchema, type Valuation, type ValuationResultSchema } from "@valora/proto/valora/v1/valuation_pb";
 import { Route } from "@valora/proto/valora/v1/valuation_pb";
 import { ValoraError, assetKey, counter, implement, isErrorCode, normaliseAttributes, toValoraError, type InputField, type Normalised, type Registry, type ServiceRegistration } from "@valora/kit";
-import type { ValuationCache } from "./cache.js";
+import { DecodedMemo, type ValuationCache } from "./cache.js";
 import { PerformanceTracker } from "./performance.js";
 
 export interface AssetClassEntry {
@@ -74,6 +74,7 @@ const cacheKey = (assetClass: string, version: string, key: string): string => `
 export function valuationService(d: OrchestratorDeps): ServiceRegistration {
   const maxBatch = d.maxBatch ?? 100;
   const perf = d.performance ?? new PerformanceTracker();
+  const decoded = new DecodedMemo((bytes) => fromBinary(ValuationSchema, bytes));
   const hits = d.registry ? counter(d.registry, "valora_valuation_cache_total", "Valuation cache lookups by result.", ["asset_class", "result"]) : undefined;
 
   const entryFor = (assetClass: string): AssetClassEntry => {
@@ -104,12 +105,8 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
           const cached = skipCache ? undefined : await d.cache.get(ck);
           hits?.inc({ asset_class: assetClass, result: skipCache ? "skipped" : cached ? "hit" : "miss" });
           if (cached) {
-            const v = fromBinary(ValuationSchema, cached);
-            v.cached = true;
-            if (lean) {
-              v.comparables = [];
-              v.explanation = undefined;
-            }
+            // A copy of the shared decoded message: the memo's stays as cached.
+            const v = { ...decoded.get(ck, cached), cached: true, ...(lean ? { comparables: [], explanation: undefined } : {}) };
             results[index] = { index, outcome: { case: "valuation", value: v } };
           } else pending.push({ index, assetKey: key, attributes, key: ck });
         } catch (err) {

@@ -80,6 +80,9 @@ function suite(name: string, grpcPort: number, makeCache: () => ValuationCache) 
       const second = await client.value({ assetClass: "real-estate", attributes: house(5) });
       expect(second.valuation!.cached).toBe(true);
       expect(second.valuation!.value).toBe(v.value);
+      const third = await client.value({ assetClass: "real-estate", attributes: house(5) });
+      expect(third.valuation).toMatchObject({ cached: true, value: v.value });
+      expect(third.valuation!.comparables.length).toBe(v.comparables.length);
     });
 
     it("refuses bad input with field-level INVALID_ARGUMENT and unknown classes with NOT_FOUND", async () => {
