@@ -5,7 +5,7 @@
  */
 import { parentPort } from "node:worker_threads";
 import * as ort from "onnxruntime-node";
-import type { FeedTensor, FromSessionWorker, ToSessionWorker } from "./session.js";
+import { runOnPlainTensors, type FromSessionWorker, type ToSessionWorker } from "./session.js";
 
 let session: ort.InferenceSession | undefined;
 
@@ -22,19 +22,8 @@ parentPort?.on("message", (m: ToSessionWorker) => {
       }
       return;
     }
-    if (m.kind === "release") {
-      await session?.release();
-      session = undefined;
-      post({ kind: "released" });
-      return;
-    }
     try {
-      const feeds: Record<string, ort.Tensor> = {};
-      for (const [name, t] of Object.entries<FeedTensor>(m.feeds)) feeds[name] = new ort.Tensor(t.type as "float32", t.data as Float32Array, t.dims);
-      const results = await session!.run(feeds);
-      const out: Record<string, { data: FeedTensor["data"]; dims: number[] }> = {};
-      for (const [name, value] of Object.entries(results)) out[name] = { data: value.data as FeedTensor["data"], dims: value.dims.map(Number) };
-      post({ kind: "result", id: m.id, outputs: out });
+      post({ kind: "result", id: m.id, outputs: await runOnPlainTensors(session!, m.feeds) });
     } catch (err) {
       post({ kind: "result", id: m.id, error: err instanceof Error ? err.message : String(err) });
     }

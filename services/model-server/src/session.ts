@@ -1,8 +1,7 @@
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import * as ort from "onnxruntime-node";
 import type { TensorData } from "./datatypes.js";
+import { compiledWorker } from "./worker-file.js";
 
 /** An input or output tensor as plain data (what crosses to a worker thread). */
 export interface FeedTensor {
@@ -19,15 +18,21 @@ export interface ModelSession {
   release(): Promise<void>;
 }
 
-export type ToSessionWorker =
-  | { kind: "load"; bytes: Uint8Array; options: ort.InferenceSession.SessionOptions }
-  | { kind: "run"; id: number; feeds: Record<string, FeedTensor> }
-  | { kind: "release" };
+export type ToSessionWorker = { kind: "load"; bytes: Uint8Array; options: ort.InferenceSession.SessionOptions } | { kind: "run"; id: number; feeds: Record<string, FeedTensor> };
 export type FromSessionWorker =
   | { kind: "loaded"; inputs: ort.InferenceSession.ValueMetadata[]; outputs: ort.InferenceSession.ValueMetadata[] }
   | { kind: "failed"; error: string }
-  | { kind: "result"; id: number; outputs?: Record<string, { data: TensorData; dims: number[] }>; error?: string }
-  | { kind: "released" };
+  | { kind: "result"; id: number; outputs?: Record<string, { data: TensorData; dims: number[] }>; error?: string };
+
+/** One onnxruntime run on plain tensors, the same on this thread and on a worker thread. */
+export async function runOnPlainTensors(session: ort.InferenceSession, feeds: Record<string, FeedTensor>): Promise<Record<string, { data: TensorData; dims: number[] }>> {
+  const tensors: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(feeds)) tensors[name] = new ort.Tensor(t.type as "float32", t.data as Float32Array, t.dims);
+  const results = await session.run(tensors);
+  const out: Record<string, { data: TensorData; dims: number[] }> = {};
+  for (const [name, value] of Object.entries(results)) out[name] = { data: value.data as TensorData, dims: value.dims.map(Number) };
+  return out;
+}
 
 /** A session on this thread: run blocks the event loop for the length of the onnxruntime call. */
 export async function localSession(bytes: Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<ModelSession> {
@@ -35,21 +40,9 @@ export async function localSession(bytes: Uint8Array, options: ort.InferenceSess
   return {
     inputMetadata: session.inputMetadata,
     outputMetadata: session.outputMetadata,
-    async run(feeds) {
-      const tensors: Record<string, ort.Tensor> = {};
-      for (const [name, t] of Object.entries(feeds)) tensors[name] = new ort.Tensor(t.type as "float32", t.data as Float32Array, t.dims);
-      const results = await session.run(tensors);
-      const out: Record<string, { data: TensorData; dims: readonly number[] }> = {};
-      for (const [name, value] of Object.entries(results)) out[name] = { data: value.data as TensorData, dims: value.dims };
-      return out;
-    },
+    run: (feeds) => runOnPlainTensors(session, feeds),
     release: () => session.release(),
   };
-}
-
-function workerFile(): string {
-  const beside = fileURLToPath(new URL("./session-worker.js", import.meta.url));
-  return existsSync(beside) ? beside : fileURLToPath(new URL("../dist/session-worker.js", import.meta.url));
 }
 
 /**
@@ -65,7 +58,7 @@ export async function threadSession(bytes: Uint8Array, options: ort.InferenceSes
   let released = false;
   const start = (): Promise<FromSessionWorker & { kind: "loaded" }> =>
     new Promise((resolve, reject) => {
-      worker = new Worker(workerFile(), { execArgv: [] });
+      worker = compiledWorker("session-worker");
       worker.unref();
       const onLoad = (m: FromSessionWorker) => {
         if (m.kind === "loaded") resolve(m);

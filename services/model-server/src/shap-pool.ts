@@ -1,15 +1,8 @@
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { ValoraError } from "@valora/kit";
-import { compiledShap, shareTreeShap, type CompiledTreeShap } from "@valora/kit/onnx";
+import { packedShap, shareTreeShap, type CompiledTreeShap } from "@valora/kit/onnx";
 import type { FromWorker, ToWorker } from "./shap-worker.js";
-
-/** The compiled worker next to this module (dist), or dist's when this module runs from source (tests). */
-function workerFile(): string {
-  const beside = fileURLToPath(new URL("./shap-worker.js", import.meta.url));
-  return existsSync(beside) ? beside : fileURLToPath(new URL("../dist/shap-worker.js", import.meta.url));
-}
+import { compiledWorker } from "./worker-file.js";
 
 interface Job {
   resolve: (contributions: Float64Array) => void;
@@ -33,17 +26,12 @@ export class ShapPool {
   private nextId = 1;
   private closed = false;
 
-  constructor(private readonly threads: number) {
+  constructor(threads: number) {
     for (let i = 0; i < threads; i++) this.slots.push(this.spawn());
   }
 
-  get size(): number {
-    return this.slots.length;
-  }
-
   private spawn(): Slot {
-    // The compiled worker loads compiled packages: no inherited flags (a test runner's --conditions=source).
-    const worker = new Worker(workerFile(), { execArgv: [] });
+    const worker = compiledWorker("shap-worker");
     const slot: Slot = { worker, pending: new Map() };
     worker.on("message", (m: FromWorker) => {
       const job = slot.pending.get(m.id);
@@ -77,21 +65,11 @@ export class ShapPool {
     for (const s of this.slots) s.worker.postMessage({ kind: "add", key, tables: shared } satisfies ToWorker);
   }
 
-  drop(key: string): void {
-    this.tables.delete(key);
-    for (const s of this.slots) s.worker.postMessage({ kind: "drop", key } satisfies ToWorker);
-  }
-
   /** Contributions (rows × featureCount, packed) of rows packed the same way. */
   contributions(key: string, rows: Float64Array, count: number): Promise<Float64Array> {
     const tables = this.tables.get(key);
     if (!tables) return Promise.reject(new ValoraError("INTERNAL", `no TreeSHAP tables for ${key}`));
-    if (this.slots.length === 0) {
-      const width = tables.featureCount;
-      const out = new Float64Array(count * width);
-      for (let r = 0; r < count; r++) compiledShap(tables, rows.subarray(r * width, (r + 1) * width), out.subarray(r * width, (r + 1) * width));
-      return Promise.resolve(out);
-    }
+    if (this.slots.length === 0) return Promise.resolve(packedShap(tables, rows, count));
     const slot = this.slots.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {

@@ -3,25 +3,22 @@
  * { id, key, rows (packed), count } with the packed contributions (rows × features).
  */
 import { parentPort } from "node:worker_threads";
-import { compiledShap, type CompiledTreeShap } from "@valora/kit/onnx";
+import { packedShap, type CompiledTreeShap } from "@valora/kit/onnx";
 
 const tables = new Map<string, CompiledTreeShap>();
 
-export type ToWorker = { kind: "add"; key: string; tables: CompiledTreeShap } | { kind: "drop"; key: string } | { kind: "explain"; id: number; key: string; rows: Float64Array; count: number };
+export type ToWorker = { kind: "add"; key: string; tables: CompiledTreeShap } | { kind: "explain"; id: number; key: string; rows: Float64Array; count: number };
 export type FromWorker = { id: number; contributions: Float64Array } | { id: number; error: string };
 
 parentPort?.on("message", (m: ToWorker) => {
   if (m.kind === "add") tables.set(m.key, m.tables);
-  else if (m.kind === "drop") tables.delete(m.key);
   else {
     const c = tables.get(m.key);
     if (!c) {
       parentPort!.postMessage({ id: m.id, error: `no TreeSHAP tables for ${m.key}` } satisfies FromWorker);
       return;
     }
-    const width = c.featureCount;
-    const out = new Float64Array(m.count * width);
-    for (let r = 0; r < m.count; r++) compiledShap(c, m.rows.subarray(r * width, (r + 1) * width), out.subarray(r * width, (r + 1) * width));
-    parentPort!.postMessage({ id: m.id, contributions: out } satisfies FromWorker, [out.buffer]);
+    const out = packedShap(c, m.rows, m.count);
+    parentPort!.postMessage({ id: m.id, contributions: out } satisfies FromWorker, [out.buffer as ArrayBuffer]);
   }
 });

@@ -239,6 +239,14 @@ export function compiledShap(c: CompiledTreeShap, x: ArrayLike<number>, phi: Flo
   }
 }
 
+/** Contributions of `count` rows packed row after row (featureCount each), packed the same way. */
+export function packedShap(c: CompiledTreeShap, rows: Float64Array, count: number): Float64Array {
+  const width = c.featureCount;
+  const out = new Float64Array(count * width);
+  for (let r = 0; r < count; r++) compiledShap(c, rows.subarray(r * width, (r + 1) * width), out.subarray(r * width, (r + 1) * width));
+  return out;
+}
+
 /**
  * The same tables on SharedArrayBuffers, so worker threads explain with them without a copy
  * (posting the result to a worker shares the memory).
