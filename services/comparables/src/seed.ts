@@ -1,4 +1,5 @@
 import { parse } from "csv-parse/sync";
+import { excludedBy, type RowFilter } from "@valora/kit";
 import type { AttributeValue, Sale } from "./engine.js";
 
 export interface SeedField {
@@ -18,7 +19,7 @@ export interface SeedOptions {
   year?: string;
   month?: string;
   /** Rows left out by column value: the model card's `data.excludedRows.filter` (sales validation). */
-  excludeRows?: Record<string, string[]>;
+  excludeRows?: RowFilter;
 }
 
 /** Pure: sales from a training CSV, attributes keyed by the pipeline's field names. */
@@ -26,7 +27,7 @@ export function salesFromCsv(text: string, o: SeedOptions): Sale[] {
   const parsed: unknown = parse(text, { columns: true, skip_empty_lines: true, trim: true });
   const rows = parsed as Record<string, string>[];
   return rows.flatMap((row, i): Sale[] => {
-    if (o.excludeRows && Object.entries(o.excludeRows).some(([column, values]) => values.includes((row[column] ?? "").trim()))) return [];
+    if (o.excludeRows && excludedBy(o.excludeRows, (column) => row[column])) return [];
     const price = Number(row[o.target]);
     if (!Number.isFinite(price) || price <= 0) return [];
     const attributes: Record<string, AttributeValue> = {};

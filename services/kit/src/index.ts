@@ -30,3 +30,4 @@ export * from "./poll.js";
 export * from "./months.js";
 export * from "./service-map.js";
 export * from "./canonical-json.js";
+export * from "./row-filter.js";

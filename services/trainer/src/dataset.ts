@@ -1,5 +1,5 @@
 import { parse } from "csv-parse/sync";
-import { ValoraError } from "@valora/kit";
+import { ValoraError, excludedBy, type RowFilter } from "@valora/kit";
 
 /** How one CSV column feeds the model. */
 export type ColumnSpec =
@@ -30,27 +30,27 @@ export function parseCsv(text: string): { header: string[]; records: string[][] 
   return { header, records };
 }
 
-/**
- * Pure: types each column (numeric when every present value parses as a number, categorical
- * otherwise) and encodes categories by ascending mean target, so one threshold split can separate
- * cheap from dear categories; codes are recorded so a pipeline can map request values.
- */
-/** Rows whose column holds one of these values are left out (non-arm's-length sales, say). */
-export type RowFilter = Record<string, string[]>;
+export type { RowFilter };
 
 /**
  * Pure: the records a row filter keeps. IAAO-style sales validation: a model of market value learns
  * from, and is scored on, qualified (arm's-length) sales only; the filter is recorded in the card.
  */
 export function keepRows(header: string[], records: string[][], filter: RowFilter = {}): string[][] {
-  const rules = Object.entries(filter).map(([column, values]) => {
-    const at = header.indexOf(column);
-    if (at < 0) throw new ValoraError("INVALID_ARGUMENT", `row filter column "${column}" is not in the CSV header`, { details: [{ field: "excludeRows", description: "unknown column" }] });
-    return { at, values: new Set(values.map((v) => v.trim())) };
-  });
-  return rules.length === 0 ? records : records.filter((r) => rules.every(({ at, values }) => !values.has((r[at] ?? "").trim())));
+  const at = new Map<string, number>();
+  for (const column of Object.keys(filter)) {
+    const i = header.indexOf(column);
+    if (i < 0) throw new ValoraError("INVALID_ARGUMENT", `row filter column "${column}" is not in the CSV header`, { details: [{ field: "excludeRows", description: "unknown column" }] });
+    at.set(column, i);
+  }
+  return at.size === 0 ? records : records.filter((r) => !excludedBy(filter, (column) => r[at.get(column)!]));
 }
 
+/**
+ * Pure: types each column (numeric when every present value parses as a number, categorical
+ * otherwise) and encodes categories by ascending mean target, so one threshold split can separate
+ * cheap from dear categories; codes are recorded so a pipeline can map request values.
+ */
 export function buildDataset(header: string[], records: string[][], targetName: string, exclude: string[] = []): Dataset {
   const targetIndex = header.indexOf(targetName);
   if (targetIndex < 0) throw new ValoraError("INVALID_ARGUMENT", `target column "${targetName}" is not in the CSV header (${header.join(", ")})`, { details: [{ field: "target", description: "unknown column" }] });

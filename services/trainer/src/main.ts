@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { SingleBar } from "cli-progress";
 import { ValoraError } from "@valora/kit";
 import { keepRows, parseCsv } from "./dataset.js";
-import { columnDefaults, inputFields, renderManifests } from "./manifests.js";
+import { columnDefaults, inputFields, isLatitudeColumn, isLongitudeColumn, renderManifests } from "./manifests.js";
 import { trainModel } from "./train.js";
 import { DEFAULT_PARAMS, type GbmParams } from "./gbm.js";
 
@@ -107,8 +107,8 @@ export async function main(argv: string[]): Promise<void> {
     const header = parsed.header;
     const records = keepRows(header, parsed.records, excludeRows);
     const integerColumns = new Set(header.filter((_, i) => records.every((r) => r[i] === "" || r[i] === "NA" || /^-?\d+$/.test(r[i] ?? ""))));
-    const latitude = header.find((h) => /^lat(itude)?$/i.test(h));
-    const longitude = header.find((h) => /^(lon|lng|longitude)$/i.test(h));
+    const latitude = header.find(isLatitudeColumn);
+    const longitude = header.find(isLongitudeColumn);
     const soldYear = header.find((h) => /^(year|yr)_?sold$|^sale_?year$/i.test(h));
     const soldMonth = header.find((h) => /^(mo|month)_?sold$|^sale_?month$/i.test(h));
     const yaml = renderManifests({

@@ -47,6 +47,10 @@ export function columnDefaults(header: string[], records: string[][], integerCol
   return out;
 }
 
+/** Column names read as a location: geo comparables use them, and they are required together. */
+export const isLatitudeColumn = (name: string): boolean => /^lat(itude)?$/i.test(name);
+export const isLongitudeColumn = (name: string): boolean => /^(lon|lng|longitude)$/i.test(name);
+
 /**
  * Pure: input fields for an AssetPipeline from the training columns. The `requiredCount` most used
  * features are required; a location is one thing, so when latitude or longitude is among them, both are.
@@ -55,7 +59,7 @@ export function inputFields(columns: ColumnSpec[], integerColumns: Set<string>, 
   const counts = splitCounts(ensemble);
   const ranked = counts.map((c, i) => ({ c, i })).sort((a, b) => b.c - a.c || a.i - b.i);
   const required = new Set(ranked.slice(0, requiredCount).filter((r) => r.c > 0).map((r) => r.i));
-  const geo = columns.flatMap((c, i) => (/^(lat(itude)?|lon|lng|longitude)$/i.test(c.name) ? [i] : []));
+  const geo = columns.flatMap((c, i) => (isLatitudeColumn(c.name) || isLongitudeColumn(c.name) ? [i] : []));
   if (geo.some((i) => required.has(i))) for (const i of geo) required.add(i);
   return columns.map((col, i): InputField => {
     const base = { name: fieldName(col.name), required: required.has(i), feature: col.name };
