@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MAX_SHAP_TABLE, buildEnsembleModel, compiledFor, ensembleBaseValue, recursiveShapValues, treeShapTableSize, goesTrue, locateTreeEnsemble, parseModel, predict, serializeModel, shapValues, type Tree, type TreeEnsemble } from "@valora/kit/onnx";
+import { MAX_SHAP_TABLE, buildEnsembleModel, compileTreeShap, compiledFor, packedShap, ensembleBaseValue, recursiveShapValues, treeShapTableSize, goesTrue, locateTreeEnsemble, parseModel, predict, serializeModel, shapValues, type Tree, type TreeEnsemble } from "@valora/kit/onnx";
 import { randomEnsemble, seededRandom } from "@valora/kit/testing";
 
 /** E[f(x) | x_S] under the trees' cover distribution: the value function path-dependent SHAP explains. */
@@ -73,6 +73,22 @@ describe("TreeSHAP", () => {
       expect(compiledFor(ensemble)).not.toBeNull();
       for (let i = 0; i < 5; i++) expect(table[i]).toBeCloseTo(recursive[i]!, 6);
     }
+  });
+
+  it("explains many packed rows leaf by leaf exactly as it explains each row alone, past one pass of rows", () => {
+    const ensemble = randomEnsemble(77, { trees: 30, depth: 6, features: 7 });
+    const tables = compileTreeShap(ensemble);
+    expect(tables.allLeq).toBe(false); // mixed split modes take the general comparison
+    const rnd = seededRandom(8);
+    const rows = Array.from({ length: 150 }, () => randomRow(rnd, 7).map((v) => (rnd() < 0.1 ? Number.NaN : v)));
+    const out = packedShap(tables, Float64Array.from(rows.flat()), rows.length);
+    expect(out).toHaveLength(150 * 7);
+    rows.forEach((x, r) => {
+      const alone = packedShap(tables, Float64Array.from(x), 1);
+      for (let j = 0; j < 7; j++) expect(out[r * 7 + j]).toBe(alone[j]);
+      const recursive = recursiveShapValues(ensemble, x).contributions;
+      for (let j = 0; j < 7; j++) expect(out[r * 7 + j]).toBeCloseTo(recursive[j]!, 6);
+    });
   });
 
   it("falls back to the recursive algorithm when the leaf tables would be too large", () => {

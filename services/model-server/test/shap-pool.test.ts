@@ -3,6 +3,7 @@ import { seededRandom } from "@valora/kit";
 import { compileTreeShap, shapValues } from "@valora/kit/onnx";
 import { randomEnsemble } from "@valora/kit/testing";
 import { ShapPool } from "../src/shap-pool.js";
+import { coalesceRows } from "../src/shap-batch.js";
 
 describe("ShapPool: TreeSHAP on worker threads over shared tables", () => {
   const ensemble = randomEnsemble(5, { trees: 40, depth: 5, features: 6 });
@@ -28,6 +29,37 @@ describe("ShapPool: TreeSHAP on worker threads over shared tables", () => {
     } finally {
       await pool.close();
     }
+  });
+
+  it("answers requests of different sizes that queue up together, each with its own rows", async () => {
+    const pool = new ShapPool(1);
+    try {
+      pool.add("m@1", tables);
+      const sizes = [1, 3, 20, 2, 1, 7, 20, 1];
+      let from = 0;
+      const requests = sizes.map((n) => {
+        const mine = Array.from({ length: n }, (_, i) => rows[(from + i) % rows.length]!);
+        from += n;
+        return mine;
+      });
+      const answers = await Promise.all(requests.map((mine) => pool.contributions("m@1", Float64Array.from(mine.flat()), mine.length)));
+      requests.forEach((mine, q) => {
+        expect(answers[q]).toHaveLength(mine.length * 6);
+        mine.forEach((x, r) => shapValues(ensemble, x).contributions.forEach((v, j) => expect(answers[q]![r * 6 + j]).toBeCloseTo(v, 12)));
+      });
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it("coalesces packed rows and cuts the answer back per request", () => {
+    const jobs = [{ rows: Float64Array.of(1, 2, 3, 4), count: 2 }, { rows: Float64Array.of(5, 6), count: 1 }];
+    const { rows: block, count, split } = coalesceRows(jobs, 2);
+    expect(count).toBe(3);
+    expect([...block]).toEqual([1, 2, 3, 4, 5, 6]);
+    const parts = split(Float64Array.of(10, 20, 30, 40, 50, 60));
+    expect(parts.map((p) => [...p])).toEqual([[10, 20, 30, 40], [50, 60]]);
+    expect(parts[0]!.buffer).not.toBe(parts[1]!.buffer);
   });
 
   it("with no threads, explains in this thread", async () => {
