@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { validateObject, type ValuationModel } from "../src/api/index.js";
 import { liveVersions, retainedVersions, versionObjects } from "../src/controllers/valuation-model/desired.js";
 import { decideCanary, routing, type AnalysisInput } from "../src/controllers/valuation-model/rollout.js";
-import { canonicalJson as canonical } from "@valora/kit";
+import { MODEL_SERVER_ENV, canonicalJson as canonical } from "@valora/kit";
 import { setConditions } from "../src/controllers/valuation-model/status.js";
 import { dnsLabel } from "../src/controllers/shared.js";
 
@@ -36,10 +36,12 @@ describe("desired state (pure)", () => {
       expect(o.metadata.namespace).toBe("valuation");
       expect(o.metadata.ownerReferences).toEqual([{ apiVersion: "valora.dev/v1alpha1", kind: "ValuationModel", name: "homes", uid: "u-1", controller: true, blockOwnerDeletion: true }]);
     }
-    const dep = objects[0] as unknown as { spec: { replicas?: number; template: { spec: { initContainers: { name: string; args: string[] }[]; containers: { args: string[]; securityContext: Record<string, unknown> }[] } } } };
+    const dep = objects[0] as unknown as { spec: { replicas?: number; template: { spec: { initContainers: { name: string; args: string[] }[]; containers: { args: string[]; env: { name: string; value: string }[]; securityContext: Record<string, unknown> }[] } } } };
     expect(dep.spec.replicas).toBeUndefined();
     expect(dep.spec.template.spec.initContainers[0]).toMatchObject({ name: "model-fetch", args: ["fetch-model", "--uri", "https://models.example.com/v1.onnx", "--out", "/models/model.onnx", "--sha256", "a".repeat(64)] });
     expect(dep.spec.template.spec.containers[0]!.args.slice(0, 6)).toEqual(["serve", "model-server", "--model", "homes=file:///models/model.onnx", "--model-version", "v1"]);
+    // The model server starts with its memory settings (glibc reads them at process start).
+    expect(dep.spec.template.spec.containers[0]!.env).toContainEqual({ name: "MALLOC_TRIM_THRESHOLD_", value: MODEL_SERVER_ENV["MALLOC_TRIM_THRESHOLD_"] });
     expect(dep.spec.template.spec.containers[0]!.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ["ALL"] } });
     const hpa = objects[2] as unknown as { spec: { minReplicas: number; maxReplicas: number; metrics: { resource: { target: { averageUtilization: number } } }[] } };
     expect(hpa.spec).toMatchObject({ minReplicas: 2, maxReplicas: 6 });

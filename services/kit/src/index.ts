@@ -31,3 +31,4 @@ export * from "./months.js";
 export * from "./service-map.js";
 export * from "./canonical-json.js";
 export * from "./row-filter.js";
+export * from "./runtime-env.js";

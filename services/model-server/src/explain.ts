@@ -1,13 +1,11 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ExplanationSchema } from "@valora/proto/valora/v1/common_pb";
 import { ValoraError } from "@valora/kit";
-import { ensembleBaseValue, shapValues } from "@valora/kit/onnx";
+import { packedShap, recursiveShapValues } from "@valora/kit/onnx";
 import type { LoadedModel } from "./loaded-model.js";
 import type { ShapPool } from "./shap-pool.js";
 
 export type ExplanationInit = MessageInitShape<typeof ExplanationSchema>;
-
-const baseValues = new WeakMap<LoadedModel, number>();
 
 /** The key a model version's TreeSHAP tables have in a ShapPool. */
 export const shapKey = (model: { name: string; version: string }): string => `${model.name}@${model.version}`;
@@ -18,16 +16,12 @@ export const shapKey = (model: { name: string; version: string }): string => `${
  * Models without one additive tree ensemble get UNIMPLEMENTED with the reason.
  */
 export async function explainRows(model: LoadedModel, rows: ArrayLike<number>[], topK: number, pool?: ShapPool): Promise<ExplanationInit[]> {
-  const located = model.explainer;
-  if (typeof located === "string") {
-    throw new ValoraError("UNIMPLEMENTED", `model ${model.name} cannot be explained exactly: ${located}; TreeSHAP needs an ai.onnx.ml TreeEnsembleRegressor`);
+  const explainer = model.explainer;
+  if (typeof explainer === "string") {
+    throw new ValoraError("UNIMPLEMENTED", `model ${model.name} cannot be explained exactly: ${explainer}; TreeSHAP needs an ai.onnx.ml TreeEnsembleRegressor`);
   }
-  const width = located.ensemble.featureCount;
-  let base = baseValues.get(model);
-  if (base === undefined) {
-    base = ensembleBaseValue(located.ensemble);
-    baseValues.set(model, base);
-  }
+  const width = explainer.featureCount;
+  const base = explainer.baseValue;
   rows.forEach((row, r) => {
     if (row.length !== width) {
       throw new ValoraError("INVALID_ARGUMENT", `row ${r} has ${row.length} features, model ${model.name} takes ${width}`, { details: [{ field: `rows[${r}].values`, description: `expected ${width} values` }] });
@@ -35,13 +29,19 @@ export async function explainRows(model: LoadedModel, rows: ArrayLike<number>[],
   });
   const key = shapKey(model);
   let contributionsOf: (r: number) => Float64Array;
-  if (pool?.has(key)) {
-    const packed = new Float64Array(rows.length * width);
-    rows.forEach((row, r) => packed.set(row, r * width));
-    const out = await pool.contributions(key, packed, rows.length);
+  const packed = (): Float64Array => {
+    const out = new Float64Array(rows.length * width);
+    rows.forEach((row, r) => out.set(row, r * width));
+    return out;
+  };
+  if (pool?.has(key) || explainer.tables) {
+    const out = pool?.has(key) ? await pool.contributions(key, packed(), rows.length) : packedShap(explainer.tables!, packed(), rows.length);
     contributionsOf = (r) => out.subarray(r * width, (r + 1) * width);
+  } else if (explainer.ensemble) {
+    const ensemble = explainer.ensemble;
+    contributionsOf = (r) => recursiveShapValues(ensemble, rows[r]!, base).contributions;
   } else {
-    contributionsOf = (r) => shapValues(located.ensemble, rows[r]!, base).contributions;
+    throw new ValoraError("INTERNAL", `model ${model.name}: its TreeSHAP tables were handed to an explain pool that no longer holds them`);
   }
   return rows.map((row, r) => {
     const contributions = contributionsOf(r);
@@ -51,7 +51,7 @@ export async function explainRows(model: LoadedModel, rows: ArrayLike<number>[],
     return {
       baseValue: shap.baseValue,
       output: shap.output,
-      method: located.ensemble.coverSource === "recorded" ? "tree_shap" : "tree_shap_uniform_cover",
+      method: explainer.coverSource === "recorded" ? "tree_shap" : "tree_shap_uniform_cover",
       contributions: chosen.map((i) => ({ feature: model.featureNames[i] ?? `f${i}`, value: row[i]!, contribution: shap.contributions[i]! })),
     };
   });

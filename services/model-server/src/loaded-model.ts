@@ -1,6 +1,6 @@
 import type * as ort from "onnxruntime-node";
 import { ValoraError } from "@valora/kit";
-import { locateTreeEnsemble, metadataOf, parseModel, META, type LocatedEnsemble } from "@valora/kit/onnx";
+import { MAX_SHAP_TABLE, compileTreeShap, ensembleBaseValue, locateTreeEnsemble, metadataOf, parseModel, treeShapTableSize, META, type CompiledTreeShap, type TreeEnsemble } from "@valora/kit/onnx";
 import { datatypeOfOrt } from "./datatypes.js";
 import type { TensorSpec } from "./tensors.js";
 import { localSession, threadSession, type ModelSession } from "./session.js";
@@ -23,10 +23,38 @@ export interface LoadedModel {
   metadata: Record<string, string>;
   /** Feature names in input order, from the model's metadata or f0..fN. */
   featureNames: string[];
-  /** The tree ensemble TreeSHAP explains, or why this model cannot be explained. */
-  explainer: LocatedEnsemble | string;
+  /** What TreeSHAP needs to explain the model, or why it cannot be explained. */
+  explainer: TreeExplainer | string;
   /** True when every input has a dynamic leading (batch) dimension, so requests can be coalesced. */
   batchable: boolean;
+}
+
+/**
+ * A tree ensemble ready to explain: its leaf tables, built at load, and the few facts an
+ * explanation reports. The parsed ensemble (tens of MB of small objects for a few thousand trees)
+ * is kept only when its tables would be too large and the recursive algorithm must walk it.
+ */
+export interface TreeExplainer {
+  featureCount: number;
+  trees: number;
+  coverSource: TreeEnsemble["coverSource"];
+  baseValue: number;
+  tables: CompiledTreeShap | null;
+  ensemble?: TreeEnsemble;
+}
+
+/** Pure: the explainer of a parsed ensemble whose inputs are `width` columns wide. */
+export function treeExplainer(ensemble: TreeEnsemble, width: number): TreeExplainer {
+  const widened = { ...ensemble, featureCount: Math.max(width, ensemble.featureCount) };
+  const tables = treeShapTableSize(widened) <= MAX_SHAP_TABLE ? compileTreeShap(widened) : null;
+  return {
+    featureCount: widened.featureCount,
+    trees: widened.trees.length,
+    coverSource: widened.coverSource,
+    baseValue: ensembleBaseValue(widened),
+    tables,
+    ...(tables ? {} : { ensemble: widened }),
+  };
 }
 
 function specsOf(metadata: readonly ort.InferenceSession.ValueMetadata[], kind: string, model: string): TensorSpec[] {
@@ -61,10 +89,10 @@ export async function loadModel(
   }
   const inputs = specsOf(session.inputMetadata, "input", name);
   const outputs = specsOf(session.outputMetadata, "output", name);
-  const explainer = locateTreeEnsemble(proto);
+  const located = locateTreeEnsemble(proto);
   // Explain every column the input carries, even trailing ones no tree splits on.
-  const width = Math.max(inputs[0]?.shape[1] ?? -1, typeof explainer === "string" ? 0 : explainer.ensemble.featureCount);
-  if (typeof explainer !== "string") explainer.ensemble.featureCount = width;
+  const width = Math.max(inputs[0]?.shape[1] ?? -1, typeof located === "string" ? 0 : located.ensemble.featureCount);
+  const explainer = typeof located === "string" ? located : treeExplainer(located.ensemble, width);
   let featureNames = Array.from({ length: Math.max(0, width) }, (_, i) => `f${i}`);
   const declared = metadata[META.features];
   if (declared) {

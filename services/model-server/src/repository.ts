@@ -1,5 +1,4 @@
 import { ValoraError, type Logger } from "@valora/kit";
-import { MAX_SHAP_TABLE, compileTreeShap, treeShapTableSize } from "@valora/kit/onnx";
 import { shapKey } from "./explain.js";
 import type { ShapPool } from "./shap-pool.js";
 import { Batcher, type BatchingOptions } from "./batcher.js";
@@ -59,14 +58,16 @@ export class ModelRepository {
         queueDelay: (s) => this.deps.metrics.queueDelay.observe(labels, s),
       });
       // TreeSHAP tables are built at load (not on the first explain) and shared with the workers.
-      // Built here rather than through the kit's per-ensemble cache, so only the pool's copy stays in memory.
-      const ensemble = typeof model.explainer === "string" ? undefined : model.explainer.ensemble;
-      const tables = ensemble && treeShapTableSize(ensemble) <= MAX_SHAP_TABLE ? compileTreeShap(ensemble) : null;
-      if (tables && this.deps.shap) this.deps.shap.add(shapKey(model), tables);
+      const tables = typeof model.explainer === "string" ? null : model.explainer.tables;
+      if (tables && this.deps.shap) {
+        this.deps.shap.add(shapKey(model), tables);
+        // The pool holds the only copy (shared with its workers); drop the one built at load.
+        if (typeof model.explainer !== "string") model.explainer.tables = null;
+      }
       versions.set(spec.version, { state: "ready", spec, served: { model, batcher, run } });
       this.deps.metrics.ready.set(labels, 1);
       this.deps.logger.info(
-        { model: spec.name, version: spec.version, sha256, cached, ms: Date.now() - started, inputs: model.inputs, outputs: model.outputs, explain: typeof model.explainer === "string" ? model.explainer : `tree_shap (${model.explainer.ensemble.trees.length} trees, covers ${model.explainer.ensemble.coverSource})` },
+        { model: spec.name, version: spec.version, sha256, cached, ms: Date.now() - started, inputs: model.inputs, outputs: model.outputs, explain: typeof model.explainer === "string" ? model.explainer : `tree_shap (${model.explainer.trees} trees, covers ${model.explainer.coverSource})` },
         "model loaded",
       );
     } catch (err) {

@@ -1,3 +1,4 @@
+import { MODEL_SERVER_ENV } from "@valora/kit";
 import { API_VERSION, type ValuationModel } from "../../api/index.js";
 import { RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY, dnsLabel, hpaFor, ownerRef, type K8sObject } from "../shared.js";
 
@@ -122,6 +123,7 @@ export function versionObjects(vm: ValuationModel, live: LiveVersion, defaults: 
                 { name: "MAX_BATCH_SIZE", value: String(serving.batching?.maxBatchSize ?? 64) },
                 { name: "MAX_BATCH_DELAY_MICROS", value: String(serving.batching?.maxDelayMicros ?? 500) },
                 { name: "SHUTDOWN_DRAIN_DELAY_MS", value: "5000" },
+                ...Object.entries(MODEL_SERVER_ENV).map(([name, value]) => ({ name, value })),
               ],
               ports: [
                 { name: "grpc", containerPort: grpcPort, protocol: "TCP" },
