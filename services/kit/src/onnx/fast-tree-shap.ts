@@ -193,6 +193,20 @@ function direction(mode: number, threshold: number, missingTrue: number, x: numb
 
 const scratch = { row: new Float32Array(0), directions: new Uint8Array(0) };
 
+/** Every internal node's direction (1 = true branch) for one float32 row, at directions[node * stride + at]. */
+function setDirections(c: CompiledTreeShap, row: Float32Array, directions: Uint8Array, stride: number, at: number): void {
+  const { nodeFeature, nodeThreshold, nodeMissingTrue, nodeMode } = c;
+  const nodes = nodeFeature.length;
+  if (c.allLeq) {
+    for (let i = 0; i < nodes; i++) {
+      const v = row[nodeFeature[i]!]!;
+      directions[i * stride + at] = v !== v ? nodeMissingTrue[i]! : v <= nodeThreshold[i]! ? 1 : 0;
+    }
+  } else {
+    for (let i = 0; i < nodes; i++) directions[i * stride + at] = direction(nodeMode[i]!, nodeThreshold[i]!, nodeMissingTrue[i]!, row[nodeFeature[i]!]!);
+  }
+}
+
 /**
  * Adds one row's contributions to `phi` (length featureCount). Two passes over flat arrays: every
  * internal node's direction for the row, then every leaf's pattern (which of its path features the
@@ -206,27 +220,8 @@ export function compiledShap(c: CompiledTreeShap, x: ArrayLike<number>, phi: Flo
   const row = scratch.row;
   for (let i = 0; i < c.featureCount; i++) row[i] = i < x.length ? Number(x[i]) : Number.NaN;
   const directions = scratch.directions;
-  const nodeFeature = c.nodeFeature;
-  const nodeThreshold = c.nodeThreshold;
-  const nodeMissingTrue = c.nodeMissingTrue;
-  if (c.allLeq) {
-    for (let i = 0; i < nodes; i++) {
-      const v = row[nodeFeature[i]!]!;
-      directions[i] = v !== v ? nodeMissingTrue[i]! : v <= nodeThreshold[i]! ? 1 : 0;
-    }
-  } else {
-    const nodeMode = c.nodeMode;
-    for (let i = 0; i < nodes; i++) directions[i] = direction(nodeMode[i]!, nodeThreshold[i]!, nodeMissingTrue[i]!, row[nodeFeature[i]!]!);
-  }
-  const leafDistinct = c.leafDistinct;
-  const leafPathStart = c.leafPathStart;
-  const leafTableStart = c.leafTableStart;
-  const leafFeatureStart = c.leafFeatureStart;
-  const pathNode = c.pathNode;
-  const pathTrue = c.pathTrue;
-  const pathSlot = c.pathSlot;
-  const features = c.features;
-  const table = c.table;
+  setDirections(c, row, directions, 1, 0);
+  const { leafDistinct, leafPathStart, leafTableStart, leafFeatureStart, pathNode, pathTrue, pathSlot, features, table } = c;
   const leaves = leafDistinct.length;
   for (let l = 0; l < leaves; l++) {
     const d = leafDistinct[l]!;
@@ -271,31 +266,12 @@ function leafMajorShap(c: CompiledTreeShap, rows: Float64Array, n: number, out: 
   if (batchScratch.directions.length < nodes * n) batchScratch.directions = new Uint8Array(nodes * n);
   if (batchScratch.patterns.length < n) batchScratch.patterns = new Int32Array(n);
   const { row, directions, patterns } = batchScratch;
-  const nodeFeature = c.nodeFeature;
-  const nodeThreshold = c.nodeThreshold;
-  const nodeMode = c.nodeMode;
-  const nodeMissingTrue = c.nodeMissingTrue;
   // directions[node * n + r]: the rows of one path step sit side by side.
   for (let r = 0; r < n; r++) {
     for (let i = 0; i < width; i++) row[i] = rows[r * width + i]!;
-    if (c.allLeq) {
-      for (let i = 0; i < nodes; i++) {
-        const v = row[nodeFeature[i]!]!;
-        directions[i * n + r] = v !== v ? nodeMissingTrue[i]! : v <= nodeThreshold[i]! ? 1 : 0;
-      }
-    } else {
-      for (let i = 0; i < nodes; i++) directions[i * n + r] = direction(nodeMode[i]!, nodeThreshold[i]!, nodeMissingTrue[i]!, row[nodeFeature[i]!]!);
-    }
+    setDirections(c, row, directions, n, r);
   }
-  const leafDistinct = c.leafDistinct;
-  const leafPathStart = c.leafPathStart;
-  const leafTableStart = c.leafTableStart;
-  const leafFeatureStart = c.leafFeatureStart;
-  const pathNode = c.pathNode;
-  const pathTrue = c.pathTrue;
-  const pathSlot = c.pathSlot;
-  const features = c.features;
-  const table = c.table;
+  const { leafDistinct, leafPathStart, leafTableStart, leafFeatureStart, pathNode, pathTrue, pathSlot, features, table } = c;
   const leaves = leafDistinct.length;
   for (let l = 0; l < leaves; l++) {
     const d = leafDistinct[l]!;
