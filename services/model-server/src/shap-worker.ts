@@ -27,8 +27,15 @@ function answer(): void {
       for (const job of group) parentPort!.postMessage({ id: job.id, error: `no TreeSHAP tables for ${key}` } satisfies FromWorker);
       continue;
     }
-    const { rows, count, split } = coalesceRows(group, c.featureCount);
-    const parts = split(packedShap(c, rows, count));
+    let parts: Float64Array[];
+    try {
+      const { rows, count, split } = coalesceRows(group, c.featureCount);
+      parts = split(packedShap(c, rows, count));
+    } catch (err) {
+      // Every request of the batch is answered, with the error, rather than left to time out.
+      for (const job of group) parentPort!.postMessage({ id: job.id, error: err instanceof Error ? err.message : String(err) } satisfies FromWorker);
+      continue;
+    }
     group.forEach((job, i) => parentPort!.postMessage({ id: job.id, contributions: parts[i]! } satisfies FromWorker, [parts[i]!.buffer as ArrayBuffer]));
   }
 }
