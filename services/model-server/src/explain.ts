@@ -34,14 +34,12 @@ export async function explainRows(model: LoadedModel, rows: ArrayLike<number>[],
     rows.forEach((row, r) => out.set(row, r * width));
     return out;
   };
-  if (pool?.has(key) || explainer.tables) {
-    const out = pool?.has(key) ? await pool.contributions(key, packed(), rows.length) : packedShap(explainer.tables!, packed(), rows.length);
+  if (explainer.tables) {
+    const out = pool?.has(key) ? await pool.contributions(key, packed(), rows.length) : packedShap(explainer.tables, packed(), rows.length);
     contributionsOf = (r) => out.subarray(r * width, (r + 1) * width);
-  } else if (explainer.ensemble) {
+  } else {
     const ensemble = explainer.ensemble;
     contributionsOf = (r) => recursiveShapValues(ensemble, rows[r]!, base).contributions;
-  } else {
-    throw new ValoraError("INTERNAL", `model ${model.name}: its TreeSHAP tables were handed to an explain pool that no longer holds them`);
   }
   return rows.map((row, r) => {
     const contributions = contributionsOf(r);

@@ -34,27 +34,18 @@ export interface LoadedModel {
  * explanation reports. The parsed ensemble (tens of MB of small objects for a few thousand trees)
  * is kept only when its tables would be too large and the recursive algorithm must walk it.
  */
-export interface TreeExplainer {
+export type TreeExplainer = {
   featureCount: number;
   trees: number;
   coverSource: TreeEnsemble["coverSource"];
   baseValue: number;
-  tables: CompiledTreeShap | null;
-  ensemble?: TreeEnsemble;
-}
+} & ({ tables: CompiledTreeShap; ensemble?: undefined } | { tables: null; ensemble: TreeEnsemble });
 
 /** Pure: the explainer of a parsed ensemble whose inputs are `width` columns wide. */
 export function treeExplainer(ensemble: TreeEnsemble, width: number): TreeExplainer {
   const widened = { ...ensemble, featureCount: Math.max(width, ensemble.featureCount) };
-  const tables = treeShapTableSize(widened) <= MAX_SHAP_TABLE ? compileTreeShap(widened) : null;
-  return {
-    featureCount: widened.featureCount,
-    trees: widened.trees.length,
-    coverSource: widened.coverSource,
-    baseValue: ensembleBaseValue(widened),
-    tables,
-    ...(tables ? {} : { ensemble: widened }),
-  };
+  const facts = { featureCount: widened.featureCount, trees: widened.trees.length, coverSource: widened.coverSource, baseValue: ensembleBaseValue(widened) };
+  return treeShapTableSize(widened) <= MAX_SHAP_TABLE ? { ...facts, tables: compileTreeShap(widened) } : { ...facts, tables: null, ensemble: widened };
 }
 
 function specsOf(metadata: readonly ort.InferenceSession.ValueMetadata[], kind: string, model: string): TensorSpec[] {

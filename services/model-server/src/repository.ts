@@ -58,12 +58,8 @@ export class ModelRepository {
         queueDelay: (s) => this.deps.metrics.queueDelay.observe(labels, s),
       });
       // TreeSHAP tables are built at load (not on the first explain) and shared with the workers.
-      const tables = typeof model.explainer === "string" ? null : model.explainer.tables;
-      if (tables && this.deps.shap) {
-        this.deps.shap.add(shapKey(model), tables);
-        // The pool holds the only copy (shared with its workers); drop the one built at load.
-        if (typeof model.explainer !== "string") model.explainer.tables = null;
-      }
+      // The explainer keeps the pool's copy (shared with its workers); the one built at load is dropped.
+      if (typeof model.explainer !== "string" && model.explainer.tables && this.deps.shap) model.explainer.tables = this.deps.shap.add(shapKey(model), model.explainer.tables);
       versions.set(spec.version, { state: "ready", spec, served: { model, batcher, run } });
       this.deps.metrics.ready.set(labels, 1);
       this.deps.logger.info(

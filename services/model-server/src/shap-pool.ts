@@ -58,11 +58,15 @@ export class ShapPool {
     return slot;
   }
 
-  /** Shares a model's tables with every worker (a copy on SharedArrayBuffers; drop the original). */
-  add(key: string, tables: CompiledTreeShap): void {
+  /**
+   * Shares a model's tables with every worker and returns the copy it holds (on SharedArrayBuffers
+   * when there are workers): keep that one and drop the original.
+   */
+  add(key: string, tables: CompiledTreeShap): CompiledTreeShap {
     const shared = this.slots.length > 0 ? shareTreeShap(tables) : tables;
     this.tables.set(key, shared);
     for (const s of this.slots) s.worker.postMessage({ kind: "add", key, tables: shared } satisfies ToWorker);
+    return shared;
   }
 
   /** Contributions (rows × featureCount, packed) of rows packed the same way. */

@@ -20,7 +20,11 @@ function answer(): void {
   const jobs = queue;
   queue = [];
   const byKey = new Map<string, Explain[]>();
-  for (const job of jobs) byKey.set(job.key, [...(byKey.get(job.key) ?? []), job]);
+  for (const job of jobs) {
+    const group = byKey.get(job.key);
+    if (group) group.push(job);
+    else byKey.set(job.key, [job]);
+  }
   for (const [key, group] of byKey) {
     const c = tables.get(key);
     if (!c) {
