@@ -8,7 +8,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
-import { intervalFor, seededRandom } from "@valora/kit";
+import { intervalFor, seededRandom, type RowFilter } from "@valora/kit";
 import { predict } from "@valora/kit/onnx";
 import { ComparablesIndex, comparablesEstimate, salesFromCsv, type ComparablesSpec, type SeedField } from "@valora/comparables";
 import { residualCorrected } from "@valora/pipeline";
@@ -22,7 +22,7 @@ interface Case {
   exclude: string[];
   params: Record<string, number>;
   /** As scripts/build-models.sh passes --exclude-rows. */
-  excludeRows?: Record<string, string[]>;
+  excludeRows?: RowFilter;
   geo?: { latitude: string; longitude: string; year: string; month: string };
 }
 

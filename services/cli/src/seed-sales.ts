@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Pool } from "@valora/kit";
+import type { Pool, RowFilter } from "@valora/kit";
 import { insertSales, salesFromCsv, type Sale } from "@valora/comparables";
 import type { AssetPipelineSpec } from "@valora/pipeline";
 
@@ -29,6 +29,6 @@ export async function seedSales(pool: Pool, spec: AssetPipelineSpec, modelsDir: 
 /** The parts of a model card (model-card.json) the platform reads. */
 export interface ModelCard {
   version: string;
-  data: { name: string; sha256: string; target: { name: string }; excludedRows?: { filter: Record<string, string[]>; count: number } };
+  data: { name: string; sha256: string; target: { name: string }; excludedRows?: { filter: RowFilter; count: number } };
   [k: string]: unknown;
 }

@@ -3,7 +3,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createHash } from "node:crypto";
 import { SingleBar } from "cli-progress";
-import { ValoraError } from "@valora/kit";
+import { ValoraError, type RowFilter } from "@valora/kit";
 import { keepRows, parseCsv } from "./dataset.js";
 import { columnDefaults, inputFields, isLatitudeColumn, isLongitudeColumn, renderManifests } from "./manifests.js";
 import { trainModel } from "./train.js";
@@ -51,7 +51,7 @@ export async function main(argv: string[]): Promise<void> {
     params[key] = v;
   }
   const exclude = values.exclude.flatMap((e) => e.split(",")).map((e) => e.trim()).filter(Boolean);
-  const excludeRows: Record<string, string[]> = {};
+  const excludeRows: RowFilter = {};
   for (const rule of values["exclude-rows"]) {
     const eq = rule.indexOf("=");
     const column = rule.slice(0, eq).trim();
