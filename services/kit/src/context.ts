@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { context, createContextKey } from "@opentelemetry/api";
+import { context, createContextKey, type Context } from "@opentelemetry/api";
 
 /** Per-request values that logs and outgoing calls pick up without threading them through every call. */
 export interface RequestContext {
@@ -12,7 +12,12 @@ export interface RequestContext {
 const KEY = createContextKey("valora.request");
 
 export function runWithRequestContext<T>(ctx: RequestContext, fn: () => T): T {
-  return context.with(context.active().setValue(KEY, ctx), fn);
+  return context.with(withRequestContext(context.active(), ctx), fn);
+}
+
+/** `parent` with the request context set, for a caller that enters a context of its own anyway. */
+export function withRequestContext(parent: Context, ctx: RequestContext): Context {
+  return parent.setValue(KEY, ctx);
 }
 
 export function currentRequestContext(): RequestContext | undefined {

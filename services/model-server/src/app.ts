@@ -7,13 +7,15 @@ import type { SessionOptions } from "./loaded-model.js";
 import { createModelMetrics } from "./metrics.js";
 import { ModelSource, type ModelSourceOptions } from "./model-source.js";
 import { ModelRepository, type ModelSpec } from "./repository.js";
+import { InferenceThread } from "./session.js";
 import { ShapPool } from "./shap-pool.js";
 
 export interface ModelServerOptions {
   models: ModelSpec[];
   source: ModelSourceOptions;
   batching: BatchingOptions;
-  session?: SessionOptions;
+  /** onnxruntime threads, and whether sessions run on the inference thread (off the event loop). */
+  session?: Omit<SessionOptions, "thread"> & { workerThread?: boolean };
   /** Worker threads for TreeSHAP explanations (0: on the event loop). */
   explainThreads?: number;
   /** Retry delays for transient load failures (downloads); a bad model fails for good. */
@@ -36,12 +38,14 @@ export interface ModelServer {
 export function createModelServer(base: ServiceBase, options: ModelServerOptions): ModelServer {
   const metrics = createModelMetrics(base.registry);
   const shap = new ShapPool(options.explainThreads ?? 0);
+  const { workerThread, ...threads } = options.session ?? {};
+  const thread = workerThread ? new InferenceThread() : undefined;
   const repository = new ModelRepository({
     shap,
     source: new ModelSource(options.source),
     logger: base.logger,
     metrics,
-    session: options.session,
+    session: { ...threads, thread },
     batching: options.batching,
   });
   const inference = new InferenceService(repository, metrics, shap);
@@ -82,6 +86,7 @@ export function createModelServer(base: ServiceBase, options: ModelServerOptions
       closed = true;
       await Promise.all([grpc.shutdown(), http.close()]);
       await repository.close();
+      await thread?.close();
     },
   };
 }

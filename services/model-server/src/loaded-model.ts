@@ -3,13 +3,13 @@ import { ValoraError } from "@valora/kit";
 import { MAX_SHAP_TABLE, compileTreeShap, ensembleBaseValue, locateTreeEnsemble, metadataOf, parseModel, treeShapTableSize, META, type CompiledTreeShap, type TreeEnsemble } from "@valora/kit/onnx";
 import { datatypeOfOrt } from "./datatypes.js";
 import type { TensorSpec } from "./tensors.js";
-import { localSession, threadSession, type ModelSession } from "./session.js";
+import { localSession, type InferenceThread, type ModelSession } from "./session.js";
 
 export interface SessionOptions {
   intraOpThreads?: number;
   interOpThreads?: number;
-  /** Run the session on a worker thread, off the event loop (default: on the calling thread). */
-  workerThread?: boolean;
+  /** The inference thread sessions run on, off the event loop (none: on the calling thread). */
+  thread?: InferenceThread;
 }
 
 /** One model version in memory: its onnxruntime session, declared tensors, metadata and explainer. */
@@ -74,7 +74,7 @@ export async function loadModel(
       graphOptimizationLevel: "all",
       executionMode: "sequential",
     };
-    session = await (options.workerThread ? threadSession : localSession)(bytes, sessionOptions);
+    session = await (options.thread ? options.thread.load(bytes, sessionOptions) : localSession(bytes, sessionOptions));
   } catch (err) {
     throw new ValoraError("FAILED_PRECONDITION", `model ${name}: onnxruntime cannot load it: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }

@@ -18,11 +18,16 @@ export interface ModelSession {
   release(): Promise<void>;
 }
 
-export type ToSessionWorker = { kind: "load"; bytes: Uint8Array; options: ort.InferenceSession.SessionOptions } | { kind: "run"; id: number; feeds: Record<string, FeedTensor> };
-export type FromSessionWorker =
-  | { kind: "loaded"; inputs: ort.InferenceSession.ValueMetadata[]; outputs: ort.InferenceSession.ValueMetadata[] }
-  | { kind: "failed"; error: string }
-  | { kind: "result"; id: number; outputs?: Record<string, { data: TensorData; dims: number[] }>; error?: string };
+type Outputs = Record<string, { data: TensorData; dims: number[] }>;
+type Loaded = { inputs: ort.InferenceSession.ValueMetadata[]; outputs: ort.InferenceSession.ValueMetadata[] };
+
+/** To the inference thread: every message names the session it is about and carries a call id. */
+export type ToSessionWorker =
+  | { kind: "load"; id: number; session: number; bytes: Uint8Array; options: ort.InferenceSession.SessionOptions }
+  | { kind: "run"; id: number; session: number; feeds: Record<string, FeedTensor> }
+  | { kind: "release"; id: number; session: number };
+/** From the inference thread: the answer to call `id`. */
+export type FromSessionWorker = { id: number; error?: string; loaded?: Loaded; outputs?: Outputs };
 
 /** One onnxruntime run on plain tensors, the same on this thread and on a worker thread. */
 export async function runOnPlainTensors(session: ort.InferenceSession, feeds: Record<string, FeedTensor>): Promise<Record<string, { data: TensorData; dims: number[] }>> {
@@ -46,60 +51,82 @@ export async function localSession(bytes: Uint8Array, options: ort.InferenceSess
 }
 
 /**
- * A session on its own worker thread: the event loop only posts feeds and receives outputs, so
- * HTTP and gRPC handling overlap inference and use a second core. A worker that dies fails the
- * runs in flight; the next run loads the model again on a new worker.
+ * One worker thread holding the onnxruntime sessions of every model this process serves: the event
+ * loop only posts feeds and receives outputs, so HTTP and gRPC handling overlap inference and use
+ * a second core. One thread for all models, not one each: a thread costs ~20 MB resident, and runs
+ * on 2 cores gain nothing from more. A worker that dies fails the calls in flight; the next call
+ * starts a new one, which loads every live session again before it runs anything.
  */
-export async function threadSession(bytes: Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<ModelSession & { worker(): Worker }> {
-  let worker: Worker;
-  let ready: Promise<void> = Promise.resolve();
-  let nextId = 1;
-  const pending = new Map<number, { resolve: (v: Record<string, { data: TensorData; dims: number[] }>) => void; reject: (e: Error) => void }>();
-  let released = false;
-  const start = (): Promise<FromSessionWorker & { kind: "loaded" }> =>
-    new Promise((resolve, reject) => {
-      worker = compiledWorker("session-worker");
-      worker.unref();
-      const onLoad = (m: FromSessionWorker) => {
-        if (m.kind === "loaded") resolve(m);
-        else if (m.kind === "failed") reject(new Error(m.error));
-      };
-      worker.once("message", onLoad);
-      worker.on("message", (m: FromSessionWorker) => {
-        if (m.kind !== "result") return;
-        const p = pending.get(m.id);
-        if (!p) return;
-        pending.delete(m.id);
-        if (m.error !== undefined) p.reject(new Error(m.error));
-        else p.resolve(m.outputs!);
-      });
-      const died = (why: string) => {
-        for (const p of pending.values()) p.reject(new Error(`inference worker ${why}`));
-        pending.clear();
-        if (!released) ready = start().then(() => undefined, () => undefined);
-      };
-      worker.on("error", (err) => died(`failed: ${err.message}`));
-      worker.on("exit", (code) => {
-        if (!released && code !== 0) died(`exited with ${code}`);
-      });
-      worker.postMessage({ kind: "load", bytes, options } satisfies ToSessionWorker);
+export class InferenceThread {
+  private worker: Worker | undefined;
+  private readonly calls = new Map<number, { resolve: (m: FromSessionWorker) => void; reject: (e: Error) => void }>();
+  private readonly sessions = new Map<number, { bytes: Uint8Array; options: ort.InferenceSession.SessionOptions }>();
+  private nextId = 1;
+  private nextSession = 1;
+
+  /** The worker now running (started on demand); tests terminate it to see a crash handled. */
+  current(): Worker {
+    if (this.worker) return this.worker;
+    const worker = compiledWorker("session-worker");
+    worker.unref();
+    this.worker = worker;
+    worker.on("message", (m: FromSessionWorker) => {
+      const call = this.calls.get(m.id);
+      if (!call) return;
+      this.calls.delete(m.id);
+      if (m.error !== undefined) call.reject(new Error(m.error));
+      else call.resolve(m);
     });
-  const loaded = await start();
-  return {
-    inputMetadata: loaded.inputs,
-    outputMetadata: loaded.outputs,
-    worker: () => worker,
-    async run(feeds) {
-      await ready;
-      const id = nextId++;
-      return new Promise((resolve, reject) => {
-        pending.set(id, { resolve, reject });
-        worker.postMessage({ kind: "run", id, feeds } satisfies ToSessionWorker);
-      });
-    },
-    async release() {
-      released = true;
-      await worker.terminate();
-    },
-  };
+    const died = (why: string) => {
+      if (this.worker !== worker) return;
+      this.worker = undefined;
+      for (const call of this.calls.values()) call.reject(new Error(`inference worker ${why}`));
+      this.calls.clear();
+    };
+    worker.on("error", (err) => died(`failed: ${err.message}`));
+    worker.on("exit", (code) => died(`exited with ${code}`));
+    // The worker handles messages in order and each run waits for its session's load.
+    for (const [session, { bytes, options }] of this.sessions) void this.send({ kind: "load", id: this.nextId++, session, bytes, options }).catch(() => undefined);
+    return worker;
+  }
+
+  private send(message: ToSessionWorker): Promise<FromSessionWorker> {
+    const worker = this.current();
+    return new Promise((resolve, reject) => {
+      this.calls.set(message.id, { resolve, reject });
+      worker.postMessage(message);
+    });
+  }
+
+  async load(bytes: Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<ModelSession> {
+    const session = this.nextSession++;
+    const reply = this.send({ kind: "load", id: this.nextId++, session, bytes, options });
+    this.sessions.set(session, { bytes, options });
+    let loaded: Loaded;
+    try {
+      loaded = (await reply).loaded!;
+    } catch (err) {
+      this.sessions.delete(session);
+      throw err;
+    }
+    return {
+      inputMetadata: loaded.inputs,
+      outputMetadata: loaded.outputs,
+      run: async (feeds) => (await this.send({ kind: "run", id: this.nextId++, session, feeds })).outputs!,
+      release: async () => {
+        this.sessions.delete(session);
+        if (this.sessions.size > 0) await this.send({ kind: "release", id: this.nextId++, session });
+        else await this.close();
+      },
+    };
+  }
+
+  /** Stops the worker (sessions loaded later start a new one). */
+  async close(): Promise<void> {
+    const worker = this.worker;
+    this.worker = undefined;
+    for (const call of this.calls.values()) call.reject(new Error("inference worker closed"));
+    this.calls.clear();
+    await worker?.terminate();
+  }
 }

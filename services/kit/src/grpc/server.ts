@@ -3,7 +3,7 @@ import { create, fromBinary, isMessage, toBinary } from "@bufbuild/protobuf";
 import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { SpanKind, SpanStatusCode, context, trace, type Tracer } from "@opentelemetry/api";
 import type { Registry } from "prom-client";
-import { runWithRequestContext, requestIdFrom } from "../context.js";
+import { requestIdFrom, withRequestContext } from "../context.js";
 import type { Health } from "../health.js";
 import type { Logger } from "../logger.js";
 import { counter, histogram } from "../metrics.js";
@@ -86,34 +86,50 @@ type AnyCall =
   | grpc.ServerReadableStream<unknown, unknown>
   | grpc.ServerDuplexStream<unknown, unknown>;
 
+/** What every call of one method shares: its path, span name and attributes, metric series. */
+interface MethodInstrumentation {
+  logger: Logger;
+  tracer: Tracer;
+  path: string;
+  spanName: string;
+  attributes: Record<string, string>;
+  latency: { observe(seconds: number): void };
+  handled(code: grpc.status): { inc(): void };
+}
+
+function forMethod(inst: Instrumentation, service: DescService, method: DescMethod): MethodInstrumentation {
+  const labels = { grpc_service: service.typeName, grpc_method: method.name };
+  // prom-client hashes a label set on every call; one bound series per method (and status) does not.
+  const byCode = new Map<grpc.status, { inc(): void }>();
+  return {
+    logger: inst.logger,
+    tracer: inst.tracer,
+    path: `/${service.typeName}/${method.name}`,
+    spanName: `${service.typeName}/${method.name}`,
+    attributes: { "rpc.system": "grpc", "rpc.service": service.typeName, "rpc.method": method.name },
+    latency: inst.latency.labels(labels),
+    handled: (code) => {
+      let series = byCode.get(code);
+      if (!series) byCode.set(code, (series = inst.handled.labels({ ...labels, grpc_code: grpc.status[code] ?? String(code) })));
+      return series;
+    },
+  };
+}
+
 /**
  * Wraps one call: request id, trace context from metadata, a server span, metrics and logs,
  * an AbortSignal for cancellation/deadline, and the mapping of thrown errors to gRPC status.
  */
-function instrument(
-  inst: Instrumentation,
-  service: DescService,
-  method: DescMethod,
-  call: AnyCall,
-  body: (ctx: CallContext) => Promise<void>,
-): void {
-  const path = `/${service.typeName}/${method.name}`;
+function instrument(m: MethodInstrumentation, call: AnyCall, body: (ctx: CallContext) => Promise<void>): void {
   const started = process.hrtime.bigint();
   const deadline = call.getDeadline();
   const requestId = requestIdFrom(call.metadata.get("x-request-id")[0]);
   const parent = extractFromMetadata(call.metadata);
-  const span = inst.tracer.startSpan(
-    `${service.typeName}/${method.name}`,
-    {
-      kind: SpanKind.SERVER,
-      attributes: { "rpc.system": "grpc", "rpc.service": service.typeName, "rpc.method": method.name },
-    },
-    parent,
-  );
+  const span = m.tracer.startSpan(m.spanName, { kind: SpanKind.SERVER, attributes: m.attributes }, parent);
   // Most handlers never look at cancellation: build the AbortController only when one does.
   let controller: AbortController | undefined;
   const ctx: CallContext = {
-    method: path,
+    method: m.path,
     metadata: call.metadata,
     get signal() {
       if (!controller) {
@@ -129,26 +145,23 @@ function instrument(
     requestId,
   };
   const finish = (code: grpc.status, err?: unknown): void => {
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const labels = { grpc_service: service.typeName, grpc_method: method.name };
-    inst.handled.inc({ ...labels, grpc_code: grpc.status[code] ?? String(code) });
-    inst.latency.observe(labels, seconds);
-    span.setAttribute("rpc.grpc.status_code", code);
-    if (code !== grpc.status.OK) span.setStatus({ code: SpanStatusCode.ERROR, message: grpc.status[code] });
-    if (err !== undefined && code === grpc.status.INTERNAL) {
-      span.recordException(err instanceof Error ? err : new Error(JSON.stringify(err)));
-      inst.logger.error({ err, method: path }, "grpc handler failed");
+    m.handled(code).inc();
+    m.latency.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    if (span.isRecording()) {
+      span.setAttribute("rpc.grpc.status_code", code);
+      if (code !== grpc.status.OK) span.setStatus({ code: SpanStatusCode.ERROR, message: grpc.status[code] });
+      if (err !== undefined && code === grpc.status.INTERNAL) span.recordException(err instanceof Error ? err : new Error(JSON.stringify(err)));
     }
+    if (err !== undefined && code === grpc.status.INTERNAL) m.logger.error({ err, method: m.path }, "grpc handler failed");
     span.end();
   };
-  context.with(trace.setSpan(parent, span), () =>
-    runWithRequestContext({ requestId }, () => {
-      body(ctx).then(
-        () => finish(grpc.status.OK),
-        (err: unknown) => finish(toValoraError(err).grpcStatus, err),
-      );
-    }),
-  );
+  // One context per call carries both the span and the request context (one AsyncLocalStorage run).
+  context.with(withRequestContext(trace.setSpan(parent, span), { requestId }), () => {
+    body(ctx).then(
+      () => finish(grpc.status.OK),
+      (err: unknown) => finish(toValoraError(err).grpcStatus, err),
+    );
+  });
 }
 
 // Node's stream async iterator waits for 'close' on a Duplex, which a grpc-js call emits only after
@@ -198,18 +211,22 @@ function writeAll(call: grpc.ServerWritableStream<unknown, unknown> | grpc.Serve
 
 function handlerFor(inst: Instrumentation, service: DescService, method: DescMethod, impl: unknown): grpc.UntypedHandleCall {
   if (typeof impl !== "function") throw new Error(`${service.typeName}.${method.name} has no implementation`);
+  const m = forMethod(inst, service, method);
   const fn = impl as (input: unknown, ctx: CallContext) => unknown;
   switch (method.methodKind) {
     case "unary":
       return (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        instrument(inst, service, method, call, async (ctx) => {
+        instrument(m, call, async (ctx) => {
+          // Headers go out with the answer, in one write: sent before an asynchronous handler,
+          // they cost a frame and a syscall of their own on both ends.
           const initial = new grpc.Metadata();
           initial.set("x-request-id", ctx.requestId);
-          call.sendMetadata(initial);
           try {
             const out = await (fn(call.request, ctx) as Promise<MessageShape<DescMessage>>);
+            call.sendMetadata(initial);
             callback(null, toMessage(method.output, out));
           } catch (err) {
+            call.sendMetadata(initial);
             callback(toGrpcStatus(err));
             throw err;
           }
@@ -217,7 +234,7 @@ function handlerFor(inst: Instrumentation, service: DescService, method: DescMet
       };
     case "server_streaming":
       return (call: grpc.ServerWritableStream<unknown, unknown>) => {
-        instrument(inst, service, method, call, async (ctx) => {
+        instrument(m, call, async (ctx) => {
           try {
             await writeAll(call, fn(call.request, ctx) as AsyncIterable<unknown>, method.output, ctx.signal);
             call.end();
@@ -229,7 +246,7 @@ function handlerFor(inst: Instrumentation, service: DescService, method: DescMet
       };
     case "client_streaming":
       return (call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        instrument(inst, service, method, call, async (ctx) => {
+        instrument(m, call, async (ctx) => {
           try {
             const out = await (fn(readStream(call), ctx) as Promise<MessageShape<DescMessage>>);
             callback(null, toMessage(method.output, out));
@@ -241,7 +258,7 @@ function handlerFor(inst: Instrumentation, service: DescService, method: DescMet
       };
     case "bidi_streaming":
       return (call: grpc.ServerDuplexStream<unknown, unknown>) => {
-        instrument(inst, service, method, call, async (ctx) => {
+        instrument(m, call, async (ctx) => {
           try {
             await writeAll(call, fn(readStream(call), ctx) as AsyncIterable<unknown>, method.output, ctx.signal);
             call.end();
