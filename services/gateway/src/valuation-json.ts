@@ -8,19 +8,51 @@ const ROUTE_NAMES: Record<Route, "champion" | "canary" | "fallback"> = { [Route.
 /** Pure: a protobuf timestamp as ISO 8601, null when absent (REST answers). */
 export const iso = (t: Timestamp | undefined): string | null => (t ? timestampDate(t).toISOString() : null);
 
+const comparablesJson = (v: Valuation) =>
+  v.comparables.map((c) => ({ id: c.id, price: c.price, adjustedPrice: c.adjustedPrice, distanceKm: c.distanceKm, similarity: c.similarity, soldAt: c.soldAt ? timestampDate(c.soldAt).toISOString().slice(0, 10) : null, attributes: c.attributes ?? {} }));
+const explanationJson = (v: Valuation) =>
+  v.explanation ? { baseValue: v.explanation.baseValue, output: v.explanation.output, method: v.explanation.method, contributions: v.explanation.contributions.map((c) => ({ feature: c.feature, value: c.value, contribution: c.contribution })) } : null;
+// The fields around comparables and explanation, in the order of the REST shape.
+const headJson = (v: Valuation) => ({
+  assetClass: v.assetClass,
+  assetKey: v.assetKey,
+  value: v.value,
+  currency: v.currency,
+  interval: { low: v.interval?.low ?? 0, high: v.interval?.high ?? 0, coverage: v.interval?.coverage ?? 0 },
+  confidence: v.confidence,
+});
+/** Pure: the REST shape of the model that valued it. */
+export const modelJson = (v: Valuation) => ({ name: v.model?.name ?? "", version: v.model?.version ?? "", route: ROUTE_NAMES[v.model?.route ?? Route.UNSPECIFIED] });
+const tailJson = (v: Valuation) => ({
+  model: modelJson(v),
+  cached: v.cached,
+  fallbackReason: v.fallbackReason || null,
+});
+
 /** Pure: the REST shape of a valuation (camelCase, ISO dates, route names rather than enum numbers). */
 export function valuationJson(v: Valuation): z.infer<typeof ValuationJson> {
-  return {
-    assetClass: v.assetClass,
-    assetKey: v.assetKey,
-    value: v.value,
-    currency: v.currency,
-    interval: { low: v.interval?.low ?? 0, high: v.interval?.high ?? 0, coverage: v.interval?.coverage ?? 0 },
-    confidence: v.confidence,
-    comparables: v.comparables.map((c) => ({ id: c.id, price: c.price, adjustedPrice: c.adjustedPrice, distanceKm: c.distanceKm, similarity: c.similarity, soldAt: c.soldAt ? timestampDate(c.soldAt).toISOString().slice(0, 10) : null, attributes: c.attributes ?? {} })),
-    explanation: v.explanation ? { baseValue: v.explanation.baseValue, output: v.explanation.output, method: v.explanation.method, contributions: v.explanation.contributions.map((c) => ({ feature: c.feature, value: c.value, contribution: c.contribution })) } : null,
-    model: { name: v.model?.name ?? "", version: v.model?.version ?? "", route: ROUTE_NAMES[v.model?.route ?? Route.UNSPECIFIED] },
-    cached: v.cached,
-    fallbackReason: v.fallbackReason || null,
-  };
+  return { ...headJson(v), comparables: comparablesJson(v), explanation: explanationJson(v), ...tailJson(v) };
+}
+
+// JSON text of the comparables and explanation of cached valuations, by the (shared, never
+// mutated) decoded messages the orchestrator's cache hands out.
+const texts = new WeakMap<object, string>();
+function memoText(key: object | undefined, cached: boolean, make: () => unknown): string {
+  if (!cached || !key) return JSON.stringify(make());
+  let text = texts.get(key);
+  if (text === undefined) texts.set(key, (text = JSON.stringify(make())));
+  return text;
+}
+
+/**
+ * JSON.stringify(valuationJson(v)), the same text, without re-encoding a cached valuation's
+ * comparables and explanation on every hit (they are most of its ~3 KB and most of its numbers:
+ * turning doubles into text was a tenth of a cached valuation's cost).
+ */
+export function valuationText(v: Valuation): string {
+  const head = JSON.stringify(headJson(v));
+  const tail = JSON.stringify(tailJson(v));
+  const comparables = memoText(v.comparables, v.cached, () => comparablesJson(v));
+  const explanation = memoText(v.explanation, v.cached, () => explanationJson(v));
+  return `${head.slice(0, -1)},"comparables":${comparables},"explanation":${explanation},${tail.slice(1)}`;
 }

@@ -23,6 +23,11 @@ export function okEnvelope<T>(data: T, requestId: string, now: Date = new Date()
   return { data, meta: { requestId, timestamp: now.toISOString() }, error: null };
 }
 
+/** JSON.stringify(okEnvelope(data, ...)) for data already in JSON text. */
+export function okEnvelopeText(dataText: string, requestId: string, now: Date = new Date()): string {
+  return `{"data":${dataText},"meta":${JSON.stringify({ requestId, timestamp: now.toISOString() })},"error":null}`;
+}
+
 export function errorEnvelope(
   err: unknown,
   requestId: string,

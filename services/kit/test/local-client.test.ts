@@ -37,4 +37,28 @@ describe("in-process client (createLocalClient)", () => {
     }).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
     expect(() => createLocalClient(EchoService, { service: { typeName: "other.Service" } as never, impl: {} })).toThrow(/not valora.example/);
   });
+
+  it("aborts the handler's signal at the deadline or when the caller cancels, whenever the handler first looks at it", async () => {
+    const reasons: string[] = [];
+    const reg = implement(EchoService, {
+      async echo(req, call) {
+        const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+        if (req.message === "late") await wait(80); // looks only after the deadline passed
+        const signal = call.signal;
+        if (!signal.aborted) await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
+        reasons.push(`${req.message}: ${(signal.reason as Error).message}`);
+        return { message: req.message };
+      },
+      async *count() {},
+    });
+    const client = createLocalClient(EchoService, reg);
+    await expect(client.echo({ message: "early" }, { timeoutMs: 30 })).rejects.toMatchObject({ code: "DEADLINE_EXCEEDED" });
+    await expect(client.echo({ message: "late" }, { timeoutMs: 30 })).rejects.toMatchObject({ code: "DEADLINE_EXCEEDED" });
+    const caller = new AbortController();
+    const call = client.echo({ message: "cancelled" }, { timeoutMs: 5_000, signal: caller.signal });
+    caller.abort();
+    await expect(call).resolves.toMatchObject({ message: "cancelled" });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(reasons.sort()).toEqual(["cancelled: call cancelled", "early: deadline exceeded", "late: deadline exceeded"]);
+  });
 });

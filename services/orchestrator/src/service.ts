@@ -1,7 +1,7 @@
 import { fromBinary, toBinary, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
 import { ValuationService, ValuationSchema, type Valuation, type ValuationResultSchema } from "@valora/proto/valora/v1/valuation_pb";
 import { Route } from "@valora/proto/valora/v1/valuation_pb";
-import { ValoraError, assetKey, counter, implement, isErrorCode, normaliseAttributes, toValoraError, type InputField, type Normalised, type Registry, type ServiceRegistration } from "@valora/kit";
+import { ValoraError, counter, implement, isErrorCode, normaliseWithKey, toValoraError, type InputField, type Normalised, type Registry, type ServiceRegistration } from "@valora/kit";
 import { DecodedMemo, type ValuationCache } from "./cache.js";
 import { PerformanceTracker } from "./performance.js";
 
@@ -99,8 +99,7 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
           if (item.assetId && d.assets && !registered && Object.keys(given).length === 0) {
             throw new ValoraError("NOT_FOUND", `asset "${item.assetId}" is not in the registry; send its attributes`, { details: [{ field: "assetId", description: "not registered" }] });
           }
-          const attributes = normaliseAttributes(entry.fields, { ...(registered ?? {}), ...given });
-          const key = assetKey(attributes, item.assetId || undefined);
+          const { attributes, key } = normaliseWithKey(entry.fields, registered ? { ...registered, ...given } : given, item.assetId || undefined);
           const ck = cacheKey(assetClass, version, key);
           const cached = skipCache ? undefined : await d.cache.get(ck);
           hits?.inc({ asset_class: assetClass, result: skipCache ? "skipped" : cached ? "hit" : "miss" });
@@ -108,7 +107,7 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
             // A copy of the shared decoded message: the memo's stays as cached.
             const v = { ...decoded.get(ck, cached), cached: true, ...(lean ? { comparables: [], explanation: undefined } : {}) };
             results[index] = { index, outcome: { case: "valuation", value: v } };
-          } else pending.push({ index, assetKey: key, attributes, key: ck });
+          } else pending.push({ index, assetKey: key, attributes: attributes(), key: ck });
         } catch (err) {
           const e = toValoraError(err);
           results[index] = { index, outcome: { case: "error", value: { code: e.code, message: e.message, violations: e.details } } };

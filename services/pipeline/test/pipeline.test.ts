@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { describe, expect, it } from "vitest";
-import { ValoraError } from "@valora/kit";
+import { ValoraError, normaliseWithKey, seededRandom } from "@valora/kit";
 import { metadataOf, parseModel } from "@valora/kit/onnx";
 import { assetKey, bucketOf, chooseRoute, featureRow, modelSchemaFrom, normaliseAttributes, type InputField, type Route } from "../src/index.js";
 
@@ -40,6 +40,37 @@ describe("input normalisation against the AssetPipeline's fields", () => {
       expect.stringMatching(/^attributes.gr_liv_area must be at least/),
     ]));
     expect(violations({}).some((x) => x.endsWith("is required"))).toBe(true);
+  });
+
+  it("normaliseWithKey gives the attributes and key of normaliseAttributes then assetKey, for any input", () => {
+    const rnd = seededRandom(11);
+    // A field list with every type, names out of order, defaults and free strings that need escaping.
+    const mixed: InputField[] = [
+      { name: "zeta", type: "number", required: false, feature: "Z", default: 1.5 },
+      { name: "alpha", type: "string", required: false, feature: "A" },
+      { name: "Mid", type: "boolean", required: false, feature: "M", default: false },
+      { name: "beta", type: "integer", required: false, feature: "B" },
+      { name: "kind", type: "string", required: false, feature: "K", enum: ["One_Story", "Two_Story"], default: "One_Story" },
+    ];
+    const strings = ["plain", 'quo"te', "back\\slash", "line\nbreak", "ünïcödé", "\u2028", " padded "];
+    const numbers = [0, -0, 0.1, 1e21, -3.25e-7, 42, 1960];
+    const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+    for (let i = 0; i < 300; i++) {
+      const attrs: Record<string, unknown> = {};
+      if (rnd() < 0.7) attrs["zeta"] = pick(numbers);
+      if (rnd() < 0.7) attrs["alpha"] = pick(strings);
+      if (rnd() < 0.7) attrs["Mid"] = pick([true, false, "true", 0]);
+      if (rnd() < 0.7) attrs["beta"] = pick([0, 7, 1960, "12"]);
+      if (rnd() < 0.7) attrs["kind"] = pick(["one story", "Two_Story", "TWO-STORY"]);
+      const assetId = rnd() < 0.1 ? `asset-${i}` : undefined;
+      const one = normaliseWithKey(mixed, attrs, assetId);
+      const attributes = normaliseAttributes(mixed, attrs);
+      expect(one.attributes()).toEqual(attributes);
+      expect(one.key).toBe(assetKey(attributes, assetId));
+    }
+    const realEstate = normaliseWithKey(fields, house);
+    expect(realEstate.key).toBe(assetKey(normaliseAttributes(fields, house)));
+    expect(() => normaliseWithKey(fields, { ...house, gr_liv_aera: 1 })).toThrow(/gr_liv_aera unknown attribute/);
   });
 });
 

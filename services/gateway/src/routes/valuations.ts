@@ -3,10 +3,10 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import type { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
-import { ValoraError, okEnvelope, type Client, type Logger, type PlanCatalog } from "@valora/kit";
+import { ValoraError, okEnvelope, okEnvelopeText, type Client, type Logger, type PlanCatalog } from "@valora/kit";
 import { ROLE_SETS } from "../auth.js";
 import { BatchRequest, ErrorEnvelope, Valuation, ValuationRequest, envelopeOf } from "../schemas.js";
-import { valuationJson } from "../valuation-json.js";
+import { modelJson, valuationJson, valuationText } from "../valuation-json.js";
 import { reserveQuota, type QuotaCounter } from "../quota.js";
 import { checkAssetClass } from "../plans.js";
 
@@ -59,7 +59,7 @@ export const valuationRoutes: FastifyPluginAsync<ValuationRoutesOptions> = async
       config: { roles: ROLES_VALUE },
       schema: { tags: ["valuations"], summary: "Value one asset", body: ValuationRequest, response: { 200: envelopeOf(Valuation), "4xx": ErrorEnvelope } },
     },
-    async (req) => {
+    async (req, reply) => {
       checkAssetClass(o.plans, req.principal!, req.body.assetClass);
       await reserve(req, 1);
       const { valuation } = await o.valuations.value(
@@ -67,9 +67,10 @@ export const valuationRoutes: FastifyPluginAsync<ValuationRoutesOptions> = async
         { timeoutMs: o.timeoutMs, metadata: metadata(req) },
       );
       if (!valuation) throw new ValoraError("INTERNAL", "orchestrator returned no valuation");
-      const out = valuationJson(valuation);
-      notify(req, { assetClass: out.assetClass, assetKey: out.assetKey, value: out.value, currency: out.currency, model: out.model });
-      return okEnvelope(out, req.id);
+      notify(req, { assetClass: valuation.assetClass, assetKey: valuation.assetKey, value: valuation.value, currency: valuation.currency, model: modelJson(valuation) });
+      // Already JSON text of the documented shape (the response schema types objects, hence the
+      // cast): fastify sends a JSON-typed string as it is.
+      return reply.type("application/json; charset=utf-8").send(okEnvelopeText(valuationText(valuation), req.id) as never);
     },
   );
 

@@ -29,19 +29,38 @@ export function createLocalClient<S extends DescService>(service: S, registratio
       for (const [k, v] of Object.entries(o.metadata ?? {})) metadata.set(k, v);
       const requestId = requestIdFrom(o.metadata?.["x-request-id"] ?? currentRequestContext()?.requestId);
       const timeoutMs = o.timeoutMs ?? options.timeoutMs ?? 10_000;
-      const controller = new AbortController();
+      // Most handlers never look at cancellation: the AbortController is made when one does.
+      let controller: AbortController | undefined;
+      let cancelled: Error | undefined;
+      const cancel = (reason: Error) => {
+        cancelled ??= reason;
+        controller?.abort(reason);
+      };
       let expire: (err: ValoraError) => void = () => undefined;
       const expired = new Promise<never>((_, reject) => (expire = reject));
       expired.catch(() => undefined);
       // As over gRPC: past the deadline the caller gets DEADLINE_EXCEEDED, and the handler's signal aborts.
       const timer = setTimeout(() => {
-        controller.abort(new Error("deadline exceeded"));
+        cancel(new Error("deadline exceeded"));
         expire(new ValoraError("DEADLINE_EXCEEDED", `${service.typeName}/${method.name}: deadline of ${timeoutMs} ms exceeded`));
       }, timeoutMs);
-      const onAbort = () => controller.abort(new Error("call cancelled"));
+      const onAbort = () => cancel(new Error("call cancelled"));
       o.signal?.addEventListener("abort", onAbort, { once: true });
       return {
-        ctx: { method: `/${service.typeName}/${method.name}`, metadata, signal: controller.signal, deadline: new Date(Date.now() + timeoutMs), peer: "in-process", requestId },
+        ctx: {
+          method: `/${service.typeName}/${method.name}`,
+          metadata,
+          get signal() {
+            if (!controller) {
+              controller = new AbortController();
+              if (cancelled) controller.abort(cancelled);
+            }
+            return controller.signal;
+          },
+          deadline: new Date(Date.now() + timeoutMs),
+          peer: "in-process",
+          requestId,
+        },
         expired,
         done: () => {
           clearTimeout(timer);
