@@ -1,9 +1,13 @@
 import type * as ort from "onnxruntime-node";
 import { ValoraError } from "@valora/kit";
-import { MAX_SHAP_TABLE, compileTreeShap, ensembleBaseValue, locateTreeEnsemble, metadataOf, parseModel, treeShapTableSize, META, type CompiledTreeShap, type TreeEnsemble } from "@valora/kit/onnx";
+import { META } from "@valora/kit/onnx";
 import { datatypeOfOrt } from "./datatypes.js";
 import type { TensorSpec } from "./tensors.js";
 import { localSession, type InferenceThread, type ModelSession } from "./session.js";
+import { readModelOffThread, type ModelFacts } from "./model-reader.js";
+import { widenExplainer, type TreeExplainer } from "./tree-explainer.js";
+
+export { treeExplainer, type TreeExplainer } from "./tree-explainer.js";
 
 export interface SessionOptions {
   intraOpThreads?: number;
@@ -29,25 +33,6 @@ export interface LoadedModel {
   batchable: boolean;
 }
 
-/**
- * A tree ensemble ready to explain: its leaf tables, built at load, and the few facts an
- * explanation reports. The parsed ensemble (tens of MB of small objects for a few thousand trees)
- * is kept only when its tables would be too large and the recursive algorithm must walk it.
- */
-export type TreeExplainer = {
-  featureCount: number;
-  trees: number;
-  coverSource: TreeEnsemble["coverSource"];
-  baseValue: number;
-} & ({ tables: CompiledTreeShap; ensemble?: undefined } | { tables: null; ensemble: TreeEnsemble });
-
-/** Pure: the explainer of a parsed ensemble whose inputs are `width` columns wide. */
-export function treeExplainer(ensemble: TreeEnsemble, width: number): TreeExplainer {
-  const widened = { ...ensemble, featureCount: Math.max(width, ensemble.featureCount) };
-  const facts = { featureCount: widened.featureCount, trees: widened.trees.length, coverSource: widened.coverSource, baseValue: ensembleBaseValue(widened) };
-  return treeShapTableSize(widened) <= MAX_SHAP_TABLE ? { ...facts, tables: compileTreeShap(widened) } : { ...facts, tables: null, ensemble: widened };
-}
-
 function specsOf(metadata: readonly ort.InferenceSession.ValueMetadata[], kind: string, model: string): TensorSpec[] {
   return metadata.map((m) => {
     if (!m.isTensor) throw new ValoraError("FAILED_PRECONDITION", `model ${model}: ${kind} "${m.name}" is not a tensor`);
@@ -64,8 +49,13 @@ export async function loadModel(
   sha256: string,
   options: SessionOptions = {},
 ): Promise<LoadedModel> {
-  const proto = parseModel(bytes);
-  const metadata = metadataOf(proto);
+  // The graph is read first, on a worker whose garbage is gone before onnxruntime loads its copy.
+  let facts: ModelFacts;
+  try {
+    facts = await readModelOffThread(bytes);
+  } catch (err) {
+    throw new ValoraError("FAILED_PRECONDITION", `model ${name}: cannot read it as ONNX: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
   let session: ModelSession;
   try {
     const sessionOptions: ort.InferenceSession.SessionOptions = {
@@ -78,12 +68,19 @@ export async function loadModel(
   } catch (err) {
     throw new ValoraError("FAILED_PRECONDITION", `model ${name}: onnxruntime cannot load it: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
-  const inputs = specsOf(session.inputMetadata, "input", name);
-  const outputs = specsOf(session.outputMetadata, "output", name);
-  const located = locateTreeEnsemble(proto);
+  let inputs: TensorSpec[], outputs: TensorSpec[];
+  try {
+    inputs = specsOf(session.inputMetadata, "input", name);
+    outputs = specsOf(session.outputMetadata, "output", name);
+  } catch (err) {
+    await session.release();
+    throw err;
+  }
+  const { metadata } = facts;
   // Explain every column the input carries, even trailing ones no tree splits on.
-  const width = Math.max(inputs[0]?.shape[1] ?? -1, typeof located === "string" ? 0 : located.ensemble.featureCount);
-  const explainer = typeof located === "string" ? located : treeExplainer(located.ensemble, width);
+  const inputWidth = inputs[0]?.shape[1] ?? -1;
+  const explainer = typeof facts.explainer === "string" ? facts.explainer : widenExplainer(facts.explainer, inputWidth);
+  const width = typeof explainer === "string" ? inputWidth : explainer.featureCount;
   let featureNames = Array.from({ length: Math.max(0, width) }, (_, i) => `f${i}`);
   const declared = metadata[META.features];
   if (declared) {

@@ -296,10 +296,11 @@ function leafMajorShap(c: CompiledTreeShap, rows: Float64Array, n: number, out: 
 
 /**
  * The same tables on SharedArrayBuffers, so worker threads explain with them without a copy
- * (posting the result to a worker shares the memory).
+ * (posting the result to a worker shares the memory). Arrays already shared are kept as they are.
  */
 export function shareTreeShap(c: CompiledTreeShap): CompiledTreeShap {
   const share = <T extends Int32Array | Float64Array | Uint8Array | Float32Array>(a: T): T => {
+    if (a.buffer instanceof SharedArrayBuffer) return a;
     const Ctor = a.constructor as new (buffer: SharedArrayBuffer) => T;
     const out = new Ctor(new SharedArrayBuffer(a.byteLength));
     (out as unknown as { set(src: ArrayLike<number>): void }).set(a);
