@@ -121,8 +121,14 @@ export class InferenceThread {
     };
   }
 
-  /** Stops the worker (sessions loaded later start a new one). */
-  async close(): Promise<void> {
+  /**
+   * Stops the worker (sessions loaded later start a new one), once the calls in flight have
+   * settled or `graceMs` passed: onnxruntime-node aborts the process when a thread running a
+   * session is torn down mid-run.
+   */
+  async close(graceMs = 5_000): Promise<void> {
+    const deadline = Date.now() + graceMs;
+    while (this.calls.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     const worker = this.worker;
     this.worker = undefined;
     for (const call of this.calls.values()) call.reject(new Error("inference worker closed"));
