@@ -71,10 +71,10 @@ interface InputPlan {
   keyOrder: number[];
   /** Per field, `["name",`: the start of its pair in the canonical form. */
   pairStart: string[];
-  /** Per field, the whole pair for its enum values and default, so hot values are not re-encoded. */
-  pairs: Map<unknown, string>[];
   /** Per field, the pair for its default (most fields of a request hold theirs). */
   defaultPair: (string | undefined)[];
+  /** Per field, the whole pair for each enum value, so known values are not re-encoded. */
+  enumPairs: Map<unknown, string>[];
 }
 
 const plans = new WeakMap<InputField[], InputPlan>();
@@ -91,7 +91,7 @@ function planOf(fields: InputField[]): InputPlan {
     keyOrder: sorted.map((n) => nameList.indexOf(n)),
     pairStart: nameList.map((n) => `[${JSON.stringify(n)},`),
     defaultPair: fields.map((f) => (f.default !== undefined ? JSON.stringify([f.name, f.default]) : undefined)),
-    pairs: fields.map((f) => new Map<unknown, string>([...(f.enum ?? []), ...(f.default !== undefined ? [f.default] : [])].map((v) => [v, JSON.stringify([f.name, v])]))),
+    enumPairs: fields.map((f) => new Map<unknown, string>((f.enum ?? []).map((v) => [v, JSON.stringify([f.name, v])]))),
   };
   plans.set(fields, plan);
   return plan;
@@ -165,7 +165,7 @@ export function normaliseWithKey(fields: InputField[], attributes: Record<string
     const v = values[i];
     if (v === undefined) continue;
     // JSON of a finite number or a boolean is its string; strings are escaped (known ones looked up).
-    pairs.push((v === fields[i]!.default ? plan.defaultPair[i] : plan.pairs[i]!.get(v)) ?? `${plan.pairStart[i]}${typeof v === "string" ? JSON.stringify(v) : String(v)}]`);
+    pairs.push((v === fields[i]!.default ? plan.defaultPair[i] : plan.enumPairs[i]!.get(v)) ?? `${plan.pairStart[i]}${typeof v === "string" ? JSON.stringify(v) : String(v)}]`);
   }
   return { key: keyOf(`[${pairs.join(",")}]`), attributes: lazy };
 }

@@ -21,7 +21,7 @@ export const ModelServerEnv = z.object({
   MAX_BATCH_DELAY_MICROS: vars.int(500),
   ORT_INTRA_OP_THREADS: vars.int(1, 1),
   ORT_INTER_OP_THREADS: vars.int(1, 1),
-  /** Run each onnxruntime session on its own worker thread, off the event loop (opt-in: +~40 MB a model). */
+  /** Run every model's onnxruntime session on one shared inference thread, off the event loop (opt-in). */
   ORT_WORKER_THREAD: vars.bool(false),
   /** Worker threads computing TreeSHAP explanations off the event loop (0: on it). */
   EXPLAIN_THREADS: vars.int(1),
