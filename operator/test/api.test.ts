@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { describe, expect, it } from "vitest";
 import { ValoraError } from "@valora/kit";
-import { crdFiles, validateObject, VALUATION_MODEL_CRD } from "../src/api/index.js";
+import { crdFiles, crdReferenceMarkdown, validateObject, VALUATION_MODEL_CRD } from "../src/api/index.js";
 
 const root = join(import.meta.dirname, "..", "..");
 
@@ -24,6 +24,15 @@ describe("CRDs", () => {
     expect(readdirSync(join(root, "crds")).sort()).toEqual(Object.keys(crdFiles()).sort());
     // The Helm chart installs the same CRDs.
     for (const [name, text] of Object.entries(crdFiles())) expect(readFileSync(join(root, "charts", "valora", "crds", name), "utf8"), `charts/valora/crds/${name} drifted: run npm run crds`).toBe(text);
+  });
+
+  it("are documented in docs/reference/crds.md, generated from the same schemas (no drift)", () => {
+    const doc = readFileSync(join(root, "docs", "reference", "crds.md"), "utf8");
+    expect(doc, "docs/reference/crds.md drifted: run npm run crds").toBe(crdReferenceMarkdown());
+    // Every spec field of the CRD, with its CEL rules, is in the reference.
+    expect(doc).toContain("| `spec.candidate.canary.steps` | integer[] |");
+    expect(doc).toContain("rule: canary steps must be ascending");
+    expect(doc).toContain("| Traffic | `.status.candidate.trafficPercent` |");
   });
 
   it("have structural schemas: every node typed (or preserving unknown fields), no unions, no $schema", () => {

@@ -1,7 +1,8 @@
 import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { stringify } from "yaml";
 import { ASSET_PIPELINE_CRD, VALUATION_MODEL_CRD } from "./crd.js";
+import { crdReferenceDocument } from "./reference.js";
 
 /** The generated CRD files, by name (pure; the drift test compares them with crds/). */
 export function crdFiles(): Record<string, string> {
@@ -12,9 +13,23 @@ export function crdFiles(): Record<string, string> {
   };
 }
 
-if (process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/.*\//, "")) && process.argv[2]) {
-  const dir = process.argv[2];
-  mkdirSync(dir, { recursive: true });
-  for (const [name, text] of Object.entries(crdFiles())) writeFileSync(join(dir, name), text);
-  process.stdout.write(`wrote ${Object.keys(crdFiles()).join(", ")} to ${dir}\n`);
+/** docs/reference/crds.md, generated from the same CRDs (pure; a drift test compares it). */
+export function crdReferenceMarkdown(): string {
+  return crdReferenceDocument([VALUATION_MODEL_CRD(), ASSET_PIPELINE_CRD()]);
 }
+
+function writeTo(target: string): void {
+  if (target.endsWith(".md")) {
+    mkdirSync(dirname(target), { recursive: true });
+    writeFileSync(target, crdReferenceMarkdown());
+    process.stdout.write(`wrote ${target}\n`);
+    return;
+  }
+  mkdirSync(target, { recursive: true });
+  for (const [name, text] of Object.entries(crdFiles())) writeFileSync(join(target, name), text);
+  process.stdout.write(`wrote ${Object.keys(crdFiles()).join(", ")} to ${target}\n`);
+}
+
+// `node generate.js <dir>|<file.md> ...`: CRD YAML into each directory, the reference into each .md.
+const invokedDirectly = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/.*\//, ""));
+if (invokedDirectly) for (const target of process.argv.slice(2)) writeTo(target);
