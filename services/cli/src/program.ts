@@ -155,6 +155,29 @@ export function buildProgram(): Command {
       process.stdout.write(`${opts.out}: sha256 ${result.sha256}${result.cached ? " (cached)" : ""}\n`);
     });
 
+  program
+    .command("value")
+    .description("value one asset over gRPC (valora.v1.ValuationService/Value) and print the valuation as JSON")
+    .argument("<asset-class>", "asset class, e.g. real-estate or autos")
+    .argument("[attributes...]", "name=value pairs, e.g. gr_liv_area=1656 neighborhood=North_Ames")
+    .option("--grpc <address>", "gateway gRPC address (VALORA_GRPC)", process.env["VALORA_GRPC"] ?? "127.0.0.1:9090")
+    .option("--key <key>", "API key (VALORA_API_KEY)", process.env["VALORA_API_KEY"])
+    .option("--asset-id <id>", "value an asset of the registry by its id")
+    .option("--skip-cache", "value afresh instead of answering from the cache", false)
+    .action(
+      async (
+        assetClass: string,
+        pairs: string[],
+        opts: { grpc: string; key?: string; assetId?: string; skipCache: boolean },
+      ) => {
+        if (!opts.key) throw new CommanderError(2, "valora.noKey", "no API key: pass --key or set VALORA_API_KEY");
+        const { valueOverGrpc } = await import("./value.js");
+        const { assetId, grpc, key, skipCache } = opts;
+        const valuation = await valueOverGrpc({ assetClass, pairs, grpc, key, skipCache, ...(assetId ? { assetId } : {}) });
+        process.stdout.write(`${JSON.stringify(valuation, null, 2)}\n`);
+      },
+    );
+
   const jobs = program.command("jobs").description("bulk valuation jobs through the REST API");
   jobs
     .command("submit")

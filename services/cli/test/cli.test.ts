@@ -104,3 +104,26 @@ describe.skipIf(!existsSync(bin))("valora render and fetch-model (built)", () =>
     expect(out.stderr).toContain('target column "Nope" is not in the CSV header');
   });
 });
+
+describe("valora value: attributes from the command line", () => {
+  it("reads name=value pairs as JSON would type them, and names a pair without =", async () => {
+    const { parseAttributes } = await import("../src/value.js");
+    expect(parseAttributes(["mileage=8221", "cruise=true", "make=Saab", "zip=", "note=a=b"])).toEqual({
+      mileage: 8221,
+      cruise: true,
+      make: "Saab",
+      zip: "",
+      note: "a=b",
+    });
+    expect(() => parseAttributes(["mileage"])).toThrow(/expected name=value, got "mileage"/);
+  });
+
+  it("refuses to run without an API key, with exit code 2", () => {
+    const r = spawnSync(process.execPath, [bin, "value", "autos", "mileage=1"], {
+      encoding: "utf8",
+      env: { ...process.env, VALORA_API_KEY: "" },
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("no API key");
+  });
+});

@@ -1,48 +1,12 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bin, root, stop, up, type Banner } from "./support/platform.js";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import { createClient, type ValoraError } from "@valora/kit";
-
-const root = join(import.meta.dirname, "..", "..", "..");
-const bin = join(root, "services", "cli", "dist", "bin.js");
-
-interface Banner {
-  rest: string;
-  grpc: string;
-  kubernetes: string;
-  apiKey?: string;
-  try: string;
-}
-
-/** Starts `valora up` as a user would and resolves with its start-up banner. */
-function up(dataDir: string, env: Record<string, string | undefined> = {}): Promise<{ child: ChildProcess; banner: Banner; lines: Record<string, unknown>[] }> {
-  const child = spawn(process.execPath, [bin, "up", "--data-dir", dataDir, "--port", "0", "--grpc-port", "0", "--kube-port", "0"], {
-    cwd: root,
-    env: { ...process.env, DATABASE_URL: undefined, REDIS_URL: undefined, VALORA_BOOTSTRAP_API_KEY: undefined, ...env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const lines: Record<string, unknown>[] = [];
-  return new Promise((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`valora up exited with ${code}: ${JSON.stringify(lines.slice(-3))}`)));
-    createInterface({ input: child.stdout }).on("line", (l) => {
-      if (!l.startsWith("{")) return; // a pod's plain output line
-      const line = JSON.parse(l) as Record<string, unknown>;
-      lines.push(line);
-      if (line["msg"] === "valora is up") resolve({ child, banner: line as unknown as Banner, lines });
-    });
-  });
-}
-
-const stop = (child: ChildProcess) => new Promise<number | null>((resolve) => {
-  child.removeAllListeners("exit");
-  child.once("exit", (code) => resolve(code));
-  child.kill("SIGTERM");
-});
 
 describe.skipIf(!existsSync(bin))("the platform on one machine (valora up, embedded Postgres, loopback)", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "valora-up-"));
