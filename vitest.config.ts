@@ -8,7 +8,13 @@ export default defineConfig({
   },
   ssr: { resolve: { conditions: ["source"] } },
   test: {
-    include: ["proto/test/**/*.test.ts", "services/*/test/**/*.test.ts", "operator/test/**/*.test.ts", "charts/*/test/**/*.test.ts", "e2e/**/*.test.ts"],
+    include: [
+      "proto/test/**/*.test.ts",
+      "services/*/test/**/*.test.ts",
+      "operator/test/**/*.test.ts",
+      "charts/*/test/**/*.test.ts",
+      "e2e/**/*.test.ts",
+    ],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",

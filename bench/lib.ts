@@ -22,15 +22,39 @@ export interface LoadResult {
 const toMs = (v: string, unit: string): number => Number(v) * ({ us: 0.001, ms: 1, s: 1000 }[unit] ?? 1);
 
 /** wrk with a POST body; percentiles from --latency. */
-export function wrk(url: string, body: string | string[], connections: number, seconds: number, threads = 1, headers: Record<string, string> = {}): LoadResult {
+export function wrk(
+  url: string,
+  body: string | string[],
+  connections: number,
+  seconds: number,
+  threads = 1,
+  headers: Record<string, string> = {},
+): LoadResult {
   const script = `/tmp/valora-wrk-${process.pid}.lua`;
-  const head = Object.entries({ "Content-Type": "application/json", ...headers }).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}\n`).join("");
+  const head = Object.entries({ "Content-Type": "application/json", ...headers })
+    .map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}\n`)
+    .join("");
   // Several bodies: each request takes the next one (a different asset each time).
   const bodies = Array.isArray(body)
     ? `local bodies = {${body.map((b) => JSON.stringify(b)).join(",")}}\nlocal i = 0\nrequest = function()\n  i = i % #bodies + 1\n  return wrk.format(nil, nil, nil, bodies[i])\nend\n`
     : `wrk.body = ${JSON.stringify(body)}\n`;
   writeFileSync(script, `wrk.method = "POST"\n${head}${bodies}`);
-  const out = execFileSync("wrk", ["-t", String(Math.min(threads, connections)), "-c", String(connections), "-d", `${seconds}s`, "--latency", "-s", script, url], { encoding: "utf8" });
+  const out = execFileSync(
+    "wrk",
+    [
+      "-t",
+      String(Math.min(threads, connections)),
+      "-c",
+      String(connections),
+      "-d",
+      `${seconds}s`,
+      "--latency",
+      "-s",
+      script,
+      url,
+    ],
+    { encoding: "utf8" },
+  );
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
   const pct = (p: string): number => {
     const m = new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
@@ -46,7 +70,13 @@ export function wrk(url: string, body: string | string[], connections: number, s
  * h2load posting a length-prefixed protobuf message as gRPC (HTTP/2 POST, content-type
  * application/grpc, te: trailers). Percentiles come from the per-request log it writes.
  */
-export function h2loadGrpc(url: string, message: Uint8Array, connections: number, streams: number, seconds: number): LoadResult {
+export function h2loadGrpc(
+  url: string,
+  message: Uint8Array,
+  connections: number,
+  streams: number,
+  seconds: number,
+): LoadResult {
   const data = `/tmp/valora-h2load-${process.pid}.bin`;
   const log = `/tmp/valora-h2load-${process.pid}.log`;
   const framed = Buffer.alloc(5 + message.byteLength);
@@ -56,10 +86,27 @@ export function h2loadGrpc(url: string, message: Uint8Array, connections: number
   writeFileSync(data, framed);
   const out = execFileSync(
     "h2load",
-    ["-c", String(connections), "-m", String(streams), "-D", String(seconds), "-d", data, "-H", "content-type: application/grpc", "-H", "te: trailers", "--log-file", log, url],
+    [
+      "-c",
+      String(connections),
+      "-m",
+      String(streams),
+      "-D",
+      String(seconds),
+      "-d",
+      data,
+      "-H",
+      "content-type: application/grpc",
+      "-H",
+      "te: trailers",
+      "--log-file",
+      log,
+      url,
+    ],
     { encoding: "utf8" },
   );
-  const done = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out);
+  const done =
+    /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out);
   const finished = /finished in ([\d.]+)s, ([\d.]+) req\/s/.exec(out);
   const latencies = readFileSync(log, "utf8")
     .trim()
@@ -67,13 +114,27 @@ export function h2loadGrpc(url: string, message: Uint8Array, connections: number
     .map((line) => Number(line.split("\t")[2]) / 1000)
     .filter((v) => Number.isFinite(v))
     .sort((a, b) => a - b);
-  const q = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN;
-  return { rps: Number(finished?.[2] ?? 0), p50Ms: q(0.5), p99Ms: q(0.99), errors: Number(done?.[3] ?? 0) + Number(done?.[4] ?? 0) };
+  const q = (p: number): number =>
+    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN;
+  return {
+    rps: Number(finished?.[2] ?? 0),
+    p50Ms: q(0.5),
+    p99Ms: q(0.99),
+    errors: Number(done?.[3] ?? 0) + Number(done?.[4] ?? 0),
+  };
 }
 
 /** Starts `node services/cli/dist/bin.js ...` and resolves once it logs `readyMessage`. */
-export async function startService(args: string[], env: Record<string, string | undefined>, readyMessage: string, onReady?: (line: string) => void): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["services/cli/dist/bin.js", ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+export async function startService(
+  args: string[],
+  env: Record<string, string | undefined>,
+  readyMessage: string,
+  onReady?: (line: string) => void,
+): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ["services/cli/dist/bin.js", ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const lines = createInterface({ input: child.stdout });
   await new Promise<void>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`service exited with ${code} before it was ready`)));
@@ -96,7 +157,11 @@ export function rssMb(pid: number): number {
 export function rssTreeMb(pid: number): number {
   const children = (p: number): number[] => {
     try {
-      return readFileSync(`/proc/${p}/task/${p}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+      return readFileSync(`/proc/${p}/task/${p}/children`, "utf8")
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean)
+        .map(Number);
     } catch {
       return [];
     }

@@ -8,8 +8,14 @@ export const KEY = process.env["VALORA_E2E_KEY"] ?? "vk_kindkindki_kindkindkindk
 
 /** Why the kind suites cannot run here, or undefined when a cluster from `make kind-up` answers. */
 export function skipReason(): string | undefined {
-  if (spawnSync("docker", ["info"], { stdio: "ignore" }).status !== 0) return "no Docker engine is running (kind needs one): run `make kind-up` on a machine with Docker";
-  if (spawnSync("kubectl", ["--context", CONTEXT, "-n", NAMESPACE, "get", "deploy/valora-gateway"], { stdio: "ignore" }).status !== 0) return `no Valora release in ${CONTEXT}/${NAMESPACE}: run \`make kind-up\` first`;
+  if (spawnSync("docker", ["info"], { stdio: "ignore" }).status !== 0)
+    return "no Docker engine is running (kind needs one): run `make kind-up` on a machine with Docker";
+  if (
+    spawnSync("kubectl", ["--context", CONTEXT, "-n", NAMESPACE, "get", "deploy/valora-gateway"], {
+      stdio: "ignore",
+    }).status !== 0
+  )
+    return `no Valora release in ${CONTEXT}/${NAMESPACE}: run \`make kind-up\` first`;
   return undefined;
 }
 
@@ -18,13 +24,42 @@ export function kubectl(...args: string[]): string {
 }
 
 export function kubectlApply(yaml: string): void {
-  execFileSync("kubectl", ["--context", CONTEXT, "-n", NAMESPACE, "apply", "-f", "-"], { input: yaml, encoding: "utf8" });
+  execFileSync("kubectl", ["--context", CONTEXT, "-n", NAMESPACE, "apply", "-f", "-"], {
+    input: yaml,
+    encoding: "utf8",
+  });
 }
 
-export async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: { data: T; error: { code: string } | null } }> {
-  const res = await fetch(`${REST}${path}`, { method, headers: { authorization: `Bearer ${KEY}`, ...(body ? { "content-type": "application/json" } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+export async function api<T>(
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: { data: T; error: { code: string } | null } }> {
+  const res = await fetch(`${REST}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${KEY}`, ...(body ? { "content-type": "application/json" } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
   return { status: res.status, body: (await res.json()) as { data: T; error: { code: string } | null } };
 }
 
-export const CAR = { mileage: 8221, cylinder: 6, doors: 4, cruise: true, sound: true, leather: true, buick: true, sedan: true };
-export const HOUSE = { gr_liv_area: 1656, lot_area: 31770, total_bsmt_sf: 1080, year_built: 1960, latitude: 42.054035, longitude: -93.619754, garage_cars: 2, first_flr_sf: 1656 };
+export const CAR = {
+  mileage: 8221,
+  cylinder: 6,
+  doors: 4,
+  cruise: true,
+  sound: true,
+  leather: true,
+  buick: true,
+  sedan: true,
+};
+export const HOUSE = {
+  gr_liv_area: 1656,
+  lot_area: 31770,
+  total_bsmt_sf: 1080,
+  year_built: 1960,
+  latitude: 42.054035,
+  longitude: -93.619754,
+  garage_cars: 2,
+  first_flr_sf: 1656,
+};

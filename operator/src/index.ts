@@ -11,6 +11,16 @@ export { WorkQueue } from "./runtime/workqueue.js";
 export { LeaderElector } from "./runtime/leader.js";
 export { ResilientInformer } from "./runtime/informer.js";
 export { TerminalError } from "./runtime/errors.js";
-export { PodMetricsAnalysis, PrometheusAnalysis, snapshotOf, histogramQuantile, type AnalysisSource } from "./controllers/valuation-model/analysis.js";
-export { ValuationModelReconciler, FINALIZER, FIELD_MANAGER } from "./controllers/valuation-model/reconcile.js";
+export {
+  PodMetricsAnalysis,
+  PrometheusAnalysis,
+  snapshotOf,
+  histogramQuantile,
+  type AnalysisSource,
+} from "./controllers/valuation-model/analysis.js";
+export {
+  ValuationModelReconciler,
+  FINALIZER,
+  FIELD_MANAGER,
+} from "./controllers/valuation-model/reconcile.js";
 export * from "./local/index.js";

@@ -27,17 +27,44 @@ const OperatorEnv = z.object({
 /** `valora serve operator`: wiring from the environment only. */
 export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
   const config = loadConfig(OperatorEnv, env);
-  const base = createServiceBase({ name: "operator", logLevel: config.LOG_LEVEL, exit: (code) => process.exit(code) });
+  const base = createServiceBase({
+    name: "operator",
+    logLevel: config.LOG_LEVEL,
+    exit: (code) => process.exit(code),
+  });
   const modelEnv: Record<string, string> = {};
-  for (const k of ["VALORA_MODEL_ALLOWED_HOSTS", "VALORA_MODEL_ALLOWED_BUCKETS", "VALORA_S3_ENDPOINT"] as const) if (config[k]) modelEnv[k] = config[k];
+  for (const k of [
+    "VALORA_MODEL_ALLOWED_HOSTS",
+    "VALORA_MODEL_ALLOWED_BUCKETS",
+    "VALORA_S3_ENDPOINT",
+  ] as const)
+    if (config[k]) modelEnv[k] = config[k];
   const ops = createOpsServer(base);
   await ops.listen(config.METRICS_PORT, config.HOST);
   let synced = false;
   base.health.addCheck("informers-synced", () => synced);
-  const operator = await startOperator({ kc: kubeConfig(config.KUBE_API_SERVER), identity: config.POD_NAME, leaseNamespace: config.POD_NAMESPACE, defaults: { image: config.VALORA_IMAGE, modelEnv, ...(config.VALORA_PIPELINE_ENV_SECRET ? { pipelineEnvSecret: config.VALORA_PIPELINE_ENV_SECRET } : {}) }, analysis: config.PROMETHEUS_URL ? new PrometheusAnalysis(config.PROMETHEUS_URL) : new PodMetricsAnalysis(), logger: base.logger, registry: base.registry, workers: config.WORKERS });
+  const operator = await startOperator({
+    kc: kubeConfig(config.KUBE_API_SERVER),
+    identity: config.POD_NAME,
+    leaseNamespace: config.POD_NAMESPACE,
+    defaults: {
+      image: config.VALORA_IMAGE,
+      modelEnv,
+      ...(config.VALORA_PIPELINE_ENV_SECRET ? { pipelineEnvSecret: config.VALORA_PIPELINE_ENV_SECRET } : {}),
+    },
+    analysis: config.PROMETHEUS_URL
+      ? new PrometheusAnalysis(config.PROMETHEUS_URL)
+      : new PodMetricsAnalysis(),
+    logger: base.logger,
+    registry: base.registry,
+    workers: config.WORKERS,
+  });
   synced = true; // startOperator resolves once both informers have listed
   base.shutdown.register("operator", () => operator.stop());
   base.shutdown.register("ops-http", () => ops.close());
   base.shutdown.installSignalHandlers();
-  base.logger.info({ identity: config.POD_NAME, lease: `${config.POD_NAMESPACE}/valora-operator` }, "operator started; waiting for leadership");
+  base.logger.info(
+    { identity: config.POD_NAME, lease: `${config.POD_NAMESPACE}/valora-operator` },
+    "operator started; waiting for leadership",
+  );
 }

@@ -3,7 +3,10 @@ import { counter, histogram, type Logger, type Registry } from "@valora/kit";
 import { GROUP, VERSION } from "./api/index.js";
 import { PodMetricsAnalysis, type AnalysisSource } from "./controllers/valuation-model/analysis.js";
 import type { ServingDefaults } from "./controllers/valuation-model/desired.js";
-import { ValuationModelReconciler, type ValuationModelControllerDeps } from "./controllers/valuation-model/reconcile.js";
+import {
+  ValuationModelReconciler,
+  type ValuationModelControllerDeps,
+} from "./controllers/valuation-model/reconcile.js";
 import { AssetPipelineReconciler } from "./controllers/asset-pipeline/reconcile.js";
 import { TerminalError } from "./runtime/errors.js";
 import { ResilientInformer } from "./runtime/informer.js";
@@ -30,7 +33,11 @@ export interface OperatorOptions {
 export interface Operator {
   elector: LeaderElector;
   queue: WorkQueue;
-  informers: { models: ResilientInformer<KubernetesObject>; pipelines: ResilientInformer<KubernetesObject>; deployments: ResilientInformer<V1Deployment> };
+  informers: {
+    models: ResilientInformer<KubernetesObject>;
+    pipelines: ResilientInformer<KubernetesObject>;
+    deployments: ResilientInformer<V1Deployment>;
+  };
   reconciler: ValuationModelReconciler;
   stop(): Promise<void>;
 }
@@ -48,31 +55,106 @@ const ownerKey = (obj: KubernetesObject, kind: string): string | undefined => {
 export async function startOperator(o: OperatorOptions): Promise<Operator> {
   const c = makeClients(o.kc);
   const queue = new WorkQueue(o.queue);
-  const models = new ResilientInformer<KubernetesObject>(o.kc, `/apis/${GROUP}/${VERSION}/valuationmodels`, () => c.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: "valuationmodels" }) as Promise<KubernetesListObject<KubernetesObject>>, o.logger);
-  const deployments = new ResilientInformer<V1Deployment>(o.kc, "/apis/apps/v1/deployments", () => c.apps.listDeploymentForAllNamespaces({ labelSelector: "app.kubernetes.io/managed-by=valora-operator" }), o.logger, "app.kubernetes.io/managed-by=valora-operator");
-  const pipelines = new ResilientInformer<KubernetesObject>(o.kc, `/apis/${GROUP}/${VERSION}/assetpipelines`, () => c.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: "assetpipelines" }) as Promise<KubernetesListObject<KubernetesObject>>, o.logger);
+  const models = new ResilientInformer<KubernetesObject>(
+    o.kc,
+    `/apis/${GROUP}/${VERSION}/valuationmodels`,
+    () =>
+      c.custom.listClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: "valuationmodels",
+      }) as Promise<KubernetesListObject<KubernetesObject>>,
+    o.logger,
+  );
+  const deployments = new ResilientInformer<V1Deployment>(
+    o.kc,
+    "/apis/apps/v1/deployments",
+    () =>
+      c.apps.listDeploymentForAllNamespaces({
+        labelSelector: "app.kubernetes.io/managed-by=valora-operator",
+      }),
+    o.logger,
+    "app.kubernetes.io/managed-by=valora-operator",
+  );
+  const pipelines = new ResilientInformer<KubernetesObject>(
+    o.kc,
+    `/apis/${GROUP}/${VERSION}/assetpipelines`,
+    () =>
+      c.custom.listClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: "assetpipelines",
+      }) as Promise<KubernetesListObject<KubernetesObject>>,
+    o.logger,
+  );
   // Keys carry their kind: "vm:ns/name" and "ap:ns/name" share one queue.
   models.onChange((_t, obj) => {
     if (!obj.metadata?.namespace || !obj.metadata.name) return;
     queue.add(`vm:${obj.metadata.namespace}/${obj.metadata.name}`);
     // Pipelines report the champion of the model they route to.
     for (const p of pipelines.list(obj.metadata.namespace)) {
-      if ((p as unknown as { spec?: { model?: { name?: string } } }).spec?.model?.name === obj.metadata.name) queue.add(`ap:${obj.metadata.namespace}/${p.metadata!.name!}`);
+      if ((p as unknown as { spec?: { model?: { name?: string } } }).spec?.model?.name === obj.metadata.name)
+        queue.add(`ap:${obj.metadata.namespace}/${p.metadata!.name!}`);
     }
   });
-  pipelines.onChange((_t, obj) => obj.metadata?.namespace && obj.metadata.name && queue.add(`ap:${obj.metadata.namespace}/${obj.metadata.name}`));
+  pipelines.onChange(
+    (_t, obj) =>
+      obj.metadata?.namespace &&
+      obj.metadata.name &&
+      queue.add(`ap:${obj.metadata.namespace}/${obj.metadata.name}`),
+  );
   deployments.onChange((_t, obj) => {
     const vmKey = ownerKey(obj, "ValuationModel");
     if (vmKey) queue.add(`vm:${vmKey}`);
     const apKey = ownerKey(obj, "AssetPipeline");
     if (apKey) queue.add(`ap:${apKey}`);
   });
-  const reconciler = new ValuationModelReconciler({ models, deployments, objects: c.objects, custom: c.custom, core: c.core, defaults: o.defaults, analysis: o.analysis ?? new PodMetricsAnalysis(), ...(o.metricsUrl ? { metricsUrl: o.metricsUrl } : {}), ...(o.now ? { now: o.now } : {}), logger: o.logger });
-  const pipelineReconciler = new AssetPipelineReconciler({ pipelines, models, deployments, objects: c.objects, custom: c.custom, defaults: { image: o.defaults.image, serviceAccountName: "valora-pipeline", ...(o.defaults.pipelineEnvSecret ? { envSecret: o.defaults.pipelineEnvSecret } : {}) }, ...(o.now ? { now: o.now } : {}), logger: o.logger });
-  const total = counter(o.registry, "valora_operator_reconcile_total", "Reconciles by controller and result.", ["controller", "result"]);
-  const seconds = histogram(o.registry, "valora_operator_reconcile_seconds", "Reconcile duration.", ["controller"]);
+  const reconciler = new ValuationModelReconciler({
+    models,
+    deployments,
+    objects: c.objects,
+    custom: c.custom,
+    core: c.core,
+    defaults: o.defaults,
+    analysis: o.analysis ?? new PodMetricsAnalysis(),
+    ...(o.metricsUrl ? { metricsUrl: o.metricsUrl } : {}),
+    ...(o.now ? { now: o.now } : {}),
+    logger: o.logger,
+  });
+  const pipelineReconciler = new AssetPipelineReconciler({
+    pipelines,
+    models,
+    deployments,
+    objects: c.objects,
+    custom: c.custom,
+    defaults: {
+      image: o.defaults.image,
+      serviceAccountName: "valora-pipeline",
+      ...(o.defaults.pipelineEnvSecret ? { envSecret: o.defaults.pipelineEnvSecret } : {}),
+    },
+    ...(o.now ? { now: o.now } : {}),
+    logger: o.logger,
+  });
+  const total = counter(
+    o.registry,
+    "valora_operator_reconcile_total",
+    "Reconciles by controller and result.",
+    ["controller", "result"],
+  );
+  const seconds = histogram(o.registry, "valora_operator_reconcile_seconds", "Reconcile duration.", [
+    "controller",
+  ]);
 
-  const elector = new LeaderElector({ api: c.coordination, namespace: o.leaseNamespace, name: "valora-operator", identity: o.identity, logger: o.logger, renewIntervalMs: o.renewIntervalMs ?? 2000, leaseDurationSeconds: o.leaseDurationSeconds ?? 15, ...(o.now ? { now: o.now } : {}) });
+  const elector = new LeaderElector({
+    api: c.coordination,
+    namespace: o.leaseNamespace,
+    name: "valora-operator",
+    identity: o.identity,
+    logger: o.logger,
+    renewIntervalMs: o.renewIntervalMs ?? 2000,
+    leaseDurationSeconds: o.leaseDurationSeconds ?? 15,
+    ...(o.now ? { now: o.now } : {}),
+  });
   let working = false;
   const worker = async (): Promise<void> => {
     while (working) {
@@ -86,7 +168,10 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
       const started = process.hrtime.bigint();
       const controller = key.startsWith("ap:") ? "assetpipeline" : "valuationmodel";
       try {
-        const result = controller === "assetpipeline" ? await pipelineReconciler.reconcile(key.slice(3)) : await reconciler.reconcile(key.slice(3));
+        const result =
+          controller === "assetpipeline"
+            ? await pipelineReconciler.reconcile(key.slice(3))
+            : await reconciler.reconcile(key.slice(3));
         queue.forget(key);
         if (result.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs);
         total.inc({ controller, result: result.requeueAfterMs !== undefined ? "requeue" : "success" });
@@ -98,7 +183,10 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
         } else {
           const delay = queue.addRateLimited(key);
           total.inc({ controller, result: "error" });
-          o.logger.warn({ key, err: err instanceof Error ? err.message : String(err), retryInMs: delay }, "reconcile failed; will retry");
+          o.logger.warn(
+            { key, err: err instanceof Error ? err.message : String(err), retryInMs: delay },
+            "reconcile failed; will retry",
+          );
         }
       } finally {
         seconds.observe({ controller }, Number(process.hrtime.bigint() - started) / 1e9);
@@ -108,8 +196,12 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
   };
   elector.onStartedLeading = () => {
     working = true;
-    for (const m of models.list()) if (m.metadata?.namespace && m.metadata.name) queue.add(`vm:${m.metadata.namespace}/${m.metadata.name}`);
-    for (const p of pipelines.list()) if (p.metadata?.namespace && p.metadata.name) queue.add(`ap:${p.metadata.namespace}/${p.metadata.name}`);
+    for (const m of models.list())
+      if (m.metadata?.namespace && m.metadata.name)
+        queue.add(`vm:${m.metadata.namespace}/${m.metadata.name}`);
+    for (const p of pipelines.list())
+      if (p.metadata?.namespace && p.metadata.name)
+        queue.add(`ap:${p.metadata.namespace}/${p.metadata.name}`);
     for (let i = 0; i < (o.workers ?? 2); i++) void worker();
   };
   elector.onStoppedLeading = () => {

@@ -33,7 +33,14 @@ describe("canary analysis from the model servers' own metrics", () => {
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
     const a = new PodMetricsAnalysis();
-    const args = { namespace: "ns", model: "homes", candidate: "v2", champion: "v1", candidateUrl: `${base}/candidate`, championUrl: `${base}/champion` };
+    const args = {
+      namespace: "ns",
+      model: "homes",
+      candidate: "v2",
+      champion: "v1",
+      candidateUrl: `${base}/candidate`,
+      championUrl: `${base}/champion`,
+    };
     await a.analyse(args);
     candidate = exposition(150, 50, 110, 90, 12.5);
     const r = await a.analyse(args);
@@ -49,15 +56,42 @@ describe("canary analysis from the Prometheus HTTP API", () => {
     const server = createServer((req, res) => {
       const q = new URL(req.url ?? "/", "http://x").searchParams.get("query") ?? "";
       queries.push(q);
-      const value = q.startsWith("sum(increase") ? (q.includes("code!~") ? "5" : "200") : q.includes("0.99") ? "0.02" : q.includes('version="v2"') ? "12.6" : "12.0";
+      const value = q.startsWith("sum(increase")
+        ? q.includes("code!~")
+          ? "5"
+          : "200"
+        : q.includes("0.99")
+          ? "0.02"
+          : q.includes('version="v2"')
+            ? "12.6"
+            : "12.0";
       res.setHeader("content-type", "application/json");
-      res.end(JSON.stringify({ status: "success", data: { resultType: "vector", result: [{ metric: {}, value: [1, value] }] } }));
+      res.end(
+        JSON.stringify({
+          status: "success",
+          data: { resultType: "vector", result: [{ metric: {}, value: [1, value] }] },
+        }),
+      );
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const a = new PrometheusAnalysis(`http://127.0.0.1:${(server.address() as { port: number }).port}`, "2m");
-    const r = await a.analyse({ namespace: "ns", model: "homes", candidate: "v2", champion: "v1", candidateUrl: "", championUrl: "" });
+    const r = await a.analyse({
+      namespace: "ns",
+      model: "homes",
+      candidate: "v2",
+      champion: "v1",
+      candidateUrl: "",
+      championUrl: "",
+    });
     server.close();
-    expect(r).toEqual({ requests: 200, errors: 5, latencyP99Ms: 20, medianAbsDeltaPct: expect.closeTo(5, 6) });
-    expect(queries).toContain('sum(increase(valora_model_requests_total{model="homes",version="v2",namespace="ns",kind="infer"}[2m]))');
+    expect(r).toEqual({
+      requests: 200,
+      errors: 5,
+      latencyP99Ms: 20,
+      medianAbsDeltaPct: expect.closeTo(5, 6),
+    });
+    expect(queries).toContain(
+      'sum(increase(valora_model_requests_total{model="homes",version="v2",namespace="ns",kind="infer"}[2m]))',
+    );
   });
 });

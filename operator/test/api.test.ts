@@ -11,19 +11,27 @@ function walk(node: unknown, path: string, visit: (n: Record<string, unknown>, p
   if (!node || typeof node !== "object" || Array.isArray(node)) return;
   const n = node as Record<string, unknown>;
   visit(n, path);
-  for (const [k, v] of Object.entries((n["properties"] as Record<string, unknown>) ?? {})) walk(v, `${path}.${k}`, visit);
+  for (const [k, v] of Object.entries((n["properties"] as Record<string, unknown>) ?? {}))
+    walk(v, `${path}.${k}`, visit);
   if (n["items"]) walk(n["items"], `${path}[]`, visit);
-  if (n["additionalProperties"] && typeof n["additionalProperties"] === "object") walk(n["additionalProperties"], `${path}{}`, visit);
+  if (n["additionalProperties"] && typeof n["additionalProperties"] === "object")
+    walk(n["additionalProperties"], `${path}{}`, visit);
 }
 
 describe("CRDs", () => {
   it("in crds/ are what `npm run crds` generates from operator/src/api (no drift)", () => {
     for (const [name, text] of Object.entries(crdFiles())) {
-      expect(readFileSync(join(root, "crds", name), "utf8"), `crds/${name} drifted: run npm run crds`).toBe(text);
+      expect(readFileSync(join(root, "crds", name), "utf8"), `crds/${name} drifted: run npm run crds`).toBe(
+        text,
+      );
     }
     expect(readdirSync(join(root, "crds")).sort()).toEqual(Object.keys(crdFiles()).sort());
     // The Helm chart installs the same CRDs.
-    for (const [name, text] of Object.entries(crdFiles())) expect(readFileSync(join(root, "charts", "valora", "crds", name), "utf8"), `charts/valora/crds/${name} drifted: run npm run crds`).toBe(text);
+    for (const [name, text] of Object.entries(crdFiles()))
+      expect(
+        readFileSync(join(root, "charts", "valora", "crds", name), "utf8"),
+        `charts/valora/crds/${name} drifted: run npm run crds`,
+      ).toBe(text);
   });
 
   it("are documented in docs/reference/crds.md, generated from the same schemas (no drift)", () => {
@@ -41,22 +49,40 @@ describe("CRDs", () => {
       const schema = crd.spec.versions[0].schema.openAPIV3Schema;
       walk(schema, "", (n, path) => {
         expect(n["type"] ?? n["x-kubernetes-preserve-unknown-fields"], `untyped node ${path}`).toBeDefined();
-        for (const banned of ["anyOf", "oneOf", "$schema", "propertyNames", "const"]) expect(n, `${banned} at ${path}`).not.toHaveProperty(banned);
+        for (const banned of ["anyOf", "oneOf", "$schema", "propertyNames", "const"])
+          expect(n, `${banned} at ${path}`).not.toHaveProperty(banned);
         if (n["properties"]) expect(n["type"]).toBe("object");
       });
     }
   });
 
   it("declare short names, the valora category, the status subresource and the printer columns", () => {
-    const crd = VALUATION_MODEL_CRD() as { spec: { names: { shortNames: string[]; categories: string[] }; versions: { subresources: unknown; additionalPrinterColumns: { name: string }[] }[] } };
+    const crd = VALUATION_MODEL_CRD() as {
+      spec: {
+        names: { shortNames: string[]; categories: string[] };
+        versions: { subresources: unknown; additionalPrinterColumns: { name: string }[] }[];
+      };
+    };
     expect(crd.spec.names.shortNames).toEqual(["vm"]);
     expect(crd.spec.names.categories).toEqual(["valora"]);
     expect(crd.spec.versions[0]!.subresources).toEqual({ status: {} });
-    expect(crd.spec.versions[0]!.additionalPrinterColumns.map((c) => c.name)).toEqual(["Champion", "Candidate", "Traffic", "Phase", "Ready", "Age"]);
+    expect(crd.spec.versions[0]!.additionalPrinterColumns.map((c) => c.name)).toEqual([
+      "Champion",
+      "Candidate",
+      "Traffic",
+      "Phase",
+      "Ready",
+      "Age",
+    ]);
   });
 });
 
-const vm = (spec: Record<string, unknown>) => ({ apiVersion: "valora.dev/v1alpha1", kind: "ValuationModel", metadata: { name: "homes" }, spec: { assetClass: "real-estate", champion: { version: "v1", uri: "file:///models/a.onnx" }, ...spec } });
+const vm = (spec: Record<string, unknown>) => ({
+  apiVersion: "valora.dev/v1alpha1",
+  kind: "ValuationModel",
+  metadata: { name: "homes" },
+  spec: { assetClass: "real-estate", champion: { version: "v1", uri: "file:///models/a.onnx" }, ...spec },
+});
 
 function violation(raw: unknown): string[] {
   try {
@@ -81,13 +107,28 @@ describe("validateObject (the CRD rules without an API server)", () => {
   });
 
   it.each([
-    [vm({ candidate: { version: "v1", uri: "file:///b.onnx" } }), "spec.candidate.version: candidate.version must differ from champion.version"],
-    [vm({ candidate: { version: "v2", uri: "file:///b.onnx", canary: { steps: [50, 10] } } }), "spec.candidate.canary.steps: canary steps must be ascending"],
-    [vm({ candidate: { version: "v2", uri: "file:///b.onnx", canary: { steps: [0, 150] } } }), "spec.candidate.canary.steps.0"],
+    [
+      vm({ candidate: { version: "v1", uri: "file:///b.onnx" } }),
+      "spec.candidate.version: candidate.version must differ from champion.version",
+    ],
+    [
+      vm({ candidate: { version: "v2", uri: "file:///b.onnx", canary: { steps: [50, 10] } } }),
+      "spec.candidate.canary.steps: canary steps must be ascending",
+    ],
+    [
+      vm({ candidate: { version: "v2", uri: "file:///b.onnx", canary: { steps: [0, 150] } } }),
+      "spec.candidate.canary.steps.0",
+    ],
     [vm({ champion: { version: "v1", uri: "file:///a.onnx", sha256: "XYZ" } }), "spec.champion.sha256"],
-    [vm({ serving: { minReplicas: 5, maxReplicas: 2 } }), "spec.serving: minReplicas must not exceed maxReplicas"],
+    [
+      vm({ serving: { minReplicas: 5, maxReplicas: 2 } }),
+      "spec.serving: minReplicas must not exceed maxReplicas",
+    ],
     [{ ...vm({}), kind: "Pod" }, "kind: unknown kind"],
-    [vm({ champion: { version: "v1", uri: "http://169.254.169.254/model.onnx" } }), "spec.champion.uri: uri must start with file://, https:// or s3://"],
+    [
+      vm({ champion: { version: "v1", uri: "http://169.254.169.254/model.onnx" } }),
+      "spec.champion.uri: uri must start with file://, https:// or s3://",
+    ],
   ])("refuses invalid objects naming the field %#", (raw, expected) => {
     expect(violation(raw).join("\n")).toContain(expected);
   });

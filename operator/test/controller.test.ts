@@ -15,14 +15,22 @@ function vm(name: string, spec: Record<string, unknown> = {}) {
     apiVersion: "valora.dev/v1alpha1",
     kind: "ValuationModel",
     metadata: { name, namespace: NS },
-    spec: { assetClass: "real-estate", champion: { version: "v1", uri: "file:///models/v1.onnx" }, serving: { minReplicas: 1, maxReplicas: 3, targetCPUUtilization: 70 }, ...spec },
+    spec: {
+      assetClass: "real-estate",
+      champion: { version: "v1", uri: "file:///models/v1.onnx" },
+      serving: { minReplicas: 1, maxReplicas: 3, targetCPUUtilization: 70 },
+      ...spec,
+    },
   };
 }
 
 describe("ValuationModel controller against an API server double (via @kubernetes/client-node)", () => {
   const api = new FakeApiServer();
   let url = "";
-  const analysis: AnalysisSource & { result: AnalysisInput } = { result: good, analyse: async () => analysis.result };
+  const analysis: AnalysisSource & { result: AnalysisInput } = {
+    result: good,
+    analyse: async () => analysis.result,
+  };
   const operators: Operator[] = [];
   const { logger, lines } = captureLogs("operator");
 
@@ -35,7 +43,14 @@ describe("ValuationModel controller against an API server double (via @kubernete
       for (const d of api.list("deployments", NS)) {
         const gen = Number(d.metadata["generation"]);
         const st = d["status"] as { observedGeneration?: number } | undefined;
-        if (autoReady.has(d.metadata.name) && st?.observedGeneration !== gen) api.setStatus("deployments", NS, d.metadata.name, { replicas: 1, readyReplicas: 1, availableReplicas: 1, updatedReplicas: 1, observedGeneration: gen });
+        if (autoReady.has(d.metadata.name) && st?.observedGeneration !== gen)
+          api.setStatus("deployments", NS, d.metadata.name, {
+            replicas: 1,
+            readyReplicas: 1,
+            availableReplicas: 1,
+            updatedReplicas: 1,
+            observedGeneration: gen,
+          });
       }
     }, 20);
   });
@@ -48,13 +63,32 @@ describe("ValuationModel controller against an API server double (via @kubernete
   });
 
   const start = async (identity = "op-1") => {
-    const op = await startOperator({ kc: kubeConfig(url), identity, leaseNamespace: "valora-system", defaults, logger, registry: createRegistry({ service: identity, collectDefault: false }), analysis, renewIntervalMs: 100, leaseDurationSeconds: 1, queue: { baseDelayMs: 5, maxDelayMs: 200 } });
+    const op = await startOperator({
+      kc: kubeConfig(url),
+      identity,
+      leaseNamespace: "valora-system",
+      defaults,
+      logger,
+      registry: createRegistry({ service: identity, collectDefault: false }),
+      analysis,
+      renewIntervalMs: 100,
+      leaseDurationSeconds: 1,
+      queue: { baseDelayMs: 5, maxDelayMs: 200 },
+    });
     operators.push(op);
     return op;
   };
-  const status = (name: string) => api.get("valuationmodels", NS, name)?.["status"] as Record<string, any> | undefined; // eslint-disable-line @typescript-eslint/no-explicit-any -- status documents are asserted on by shape
-  const condition = (name: string, type: string) => (status(name)?.conditions as { type: string; status: string; reason: string }[] | undefined)?.find((c) => c.type === type);
-  const events = (name: string) => api.list("events", NS).filter((e) => (e["involvedObject"] as { name: string }).name === name).map((e) => e["reason"] as string);
+  const status = (name: string) =>
+    api.get("valuationmodels", NS, name)?.["status"] as Record<string, any> | undefined; // eslint-disable-line @typescript-eslint/no-explicit-any -- status documents are asserted on by shape
+  const condition = (name: string, type: string) =>
+    (status(name)?.conditions as { type: string; status: string; reason: string }[] | undefined)?.find(
+      (c) => c.type === type,
+    );
+  const events = (name: string) =>
+    api
+      .list("events", NS)
+      .filter((e) => (e["involvedObject"] as { name: string }).name === name)
+      .map((e) => e["reason"] as string);
 
   it("creates a Deployment, Service, HPA and PDB per version with owner references, a finalizer, and Ready status", async () => {
     await start();
@@ -64,20 +98,49 @@ describe("ValuationModel controller against an API server double (via @kubernete
     for (const plural of ["deployments", "services", "horizontalpodautoscalers", "poddisruptionbudgets"]) {
       const o = api.get(plural, NS, "homes-v1");
       expect(o, plural).toBeDefined();
-      expect((o!.metadata["ownerReferences"] as { kind: string; name: string }[])[0]).toMatchObject({ kind: "ValuationModel", name: "homes" });
+      expect((o!.metadata["ownerReferences"] as { kind: string; name: string }[])[0]).toMatchObject({
+        kind: "ValuationModel",
+        name: "homes",
+      });
     }
     expect(api.get("valuationmodels", NS, "homes")!.metadata["finalizers"]).toEqual([FINALIZER]);
-    expect(status("homes")).toMatchObject({ observedGeneration: 1, champion: { version: "v1", readyReplicas: 1, endpoint: "homes-v1.valuation.svc.cluster.local:8001" }, routing: [{ version: "v1", role: "champion", weight: 100 }] });
-    expect(api.requests.some((r) => r.method === "PATCH" && r.contentType?.startsWith("application/apply-patch") && r.path.includes("fieldManager=valora-operator"))).toBe(true);
+    expect(status("homes")).toMatchObject({
+      observedGeneration: 1,
+      champion: { version: "v1", readyReplicas: 1, endpoint: "homes-v1.valuation.svc.cluster.local:8001" },
+      routing: [{ version: "v1", role: "champion", weight: 100 }],
+    });
+    expect(
+      api.requests.some(
+        (r) =>
+          r.method === "PATCH" &&
+          r.contentType?.startsWith("application/apply-patch") &&
+          r.path.includes("fieldManager=valora-operator"),
+      ),
+    ).toBe(true);
   });
 
   it("promotes a healthy canary step by step, with Events", async () => {
     await start();
     autoReady.add("canary-ok-v1").add("canary-ok-v2");
-    api.put(vm("canary-ok", { candidate: { version: "v2", uri: "file:///models/v2.onnx", canary: { steps: [20, 60, 100], interval: "200ms" } } }));
+    api.put(
+      vm("canary-ok", {
+        candidate: {
+          version: "v2",
+          uri: "file:///models/v2.onnx",
+          canary: { steps: [20, 60, 100], interval: "200ms" },
+        },
+      }),
+    );
     analysis.result = good;
     await expect.poll(() => status("canary-ok")?.candidate?.phase, { timeout: 15_000 }).toBe("Promoted");
-    expect(status("canary-ok")!.routing).toEqual([{ version: "v2", role: "canary", endpoint: "canary-ok-v2.valuation.svc.cluster.local:8001", weight: 100 }]);
+    expect(status("canary-ok")!.routing).toEqual([
+      {
+        version: "v2",
+        role: "canary",
+        endpoint: "canary-ok-v2.valuation.svc.cluster.local:8001",
+        weight: 100,
+      },
+    ]);
     expect(events("canary-ok")).toEqual(expect.arrayContaining(["CanaryStepAdvanced", "CanaryPromoted"]));
   });
 
@@ -85,10 +148,25 @@ describe("ValuationModel controller against an API server double (via @kubernete
     await start();
     autoReady.add("canary-bad-v1").add("canary-bad-v2");
     analysis.result = bad;
-    api.put(vm("canary-bad", { candidate: { version: "v2", uri: "file:///models/v2.onnx", canary: { steps: [20, 100], interval: "200ms" } } }));
+    api.put(
+      vm("canary-bad", {
+        candidate: {
+          version: "v2",
+          uri: "file:///models/v2.onnx",
+          canary: { steps: [20, 100], interval: "200ms" },
+        },
+      }),
+    );
     await expect.poll(() => status("canary-bad")?.candidate?.phase, { timeout: 15_000 }).toBe("RolledBack");
     expect(condition("canary-bad", "Degraded")).toMatchObject({ status: "True", reason: "CanaryRolledBack" });
-    expect(status("canary-bad")!.routing).toEqual([{ version: "v1", role: "champion", endpoint: "canary-bad-v1.valuation.svc.cluster.local:8001", weight: 100 }]);
+    expect(status("canary-bad")!.routing).toEqual([
+      {
+        version: "v1",
+        role: "champion",
+        endpoint: "canary-bad-v1.valuation.svc.cluster.local:8001",
+        weight: 100,
+      },
+    ]);
     const warning = api.list("events", NS).find((e) => e["reason"] === "CanaryRolledBack");
     expect(warning?.["type"]).toBe("Warning");
     analysis.result = good;
@@ -121,7 +199,9 @@ describe("ValuationModel controller against an API server double (via @kubernete
   it("runs one leader among two replicas and fails over when the leader stops", async () => {
     const a = await start("op-a");
     const b = await start("op-b");
-    await expect.poll(() => [a.elector.isLeader, b.elector.isLeader].filter(Boolean).length, { timeout: 5000 }).toBe(1);
+    await expect
+      .poll(() => [a.elector.isLeader, b.elector.isLeader].filter(Boolean).length, { timeout: 5000 })
+      .toBe(1);
     const [leader, standby] = a.elector.isLeader ? [a, b] : [b, a];
     await leader.stop();
     operators.splice(operators.indexOf(leader), 1);
@@ -165,7 +245,9 @@ describe("ValuationModel controller against an API server double (via @kubernete
     autoReady.add("contended-v1");
     api.put(vm("contended"));
     await expect.poll(() => condition("contended", "Ready")?.status, { timeout: 15_000 }).toBe("True");
-    expect(lines.some((l) => l["msg"] === "reconcile failed; will retry" && String(l["err"]).includes("409"))).toBe(true);
+    expect(
+      lines.some((l) => l["msg"] === "reconcile failed; will retry" && String(l["err"]).includes("409")),
+    ).toBe(true);
   });
 
   it("reconciles an AssetPipeline into its ConfigMap, Deployment, Service and HPA, bound to its model", async () => {
@@ -176,14 +258,34 @@ describe("ValuationModel controller against an API server double (via @kubernete
     const { parseAllDocuments } = await import("yaml");
     const { readFileSync } = await import("node:fs");
     const { join } = await import("node:path");
-    const ap = parseAllDocuments(readFileSync(join(import.meta.dirname, "..", "..", "manifests", "real-estate.yaml"), "utf8"))[1]!.toJS();
-    api.put({ ...ap, metadata: { name: "houses", namespace: NS }, spec: { ...ap.spec, model: { name: "houses" } } });
-    const apStatus = () => api.get("assetpipelines", NS, "houses")?.["status"] as { model?: { championVersion?: string }; conditions?: { type: string; status: string }[] } | undefined;
+    const ap = parseAllDocuments(
+      readFileSync(join(import.meta.dirname, "..", "..", "manifests", "real-estate.yaml"), "utf8"),
+    )[1]!.toJS();
+    api.put({
+      ...ap,
+      metadata: { name: "houses", namespace: NS },
+      spec: { ...ap.spec, model: { name: "houses" } },
+    });
+    const apStatus = () =>
+      api.get("assetpipelines", NS, "houses")?.["status"] as
+        { model?: { championVersion?: string }; conditions?: { type: string; status: string }[] } | undefined;
     // Polled with its reason and message, so a failure says why the pipeline is not Ready.
-    await expect.poll(() => { const c = apStatus()?.conditions?.find((x) => x.type === "Ready") as { status: string; reason?: string; message?: string } | undefined; return `${c?.status}: ${c?.reason} ${c?.message} (deployment ${JSON.stringify(api.get("deployments", NS, "pipeline-houses")?.["status"] ?? null)}; model ${JSON.stringify(condition("houses", "Ready"))}; cached model ${JSON.stringify((operators[0]?.informers.models.get(NS, "houses") as { status?: { conditions?: unknown[] } } | undefined)?.status?.conditions ?? null)})`; }, { timeout: 25_000 }).toMatch(/^True/);
+    await expect
+      .poll(
+        () => {
+          const c = apStatus()?.conditions?.find((x) => x.type === "Ready") as
+            { status: string; reason?: string; message?: string } | undefined;
+          return `${c?.status}: ${c?.reason} ${c?.message} (deployment ${JSON.stringify(api.get("deployments", NS, "pipeline-houses")?.["status"] ?? null)}; model ${JSON.stringify(condition("houses", "Ready"))}; cached model ${JSON.stringify((operators[0]?.informers.models.get(NS, "houses") as { status?: { conditions?: unknown[] } } | undefined)?.status?.conditions ?? null)})`;
+        },
+        { timeout: 25_000 },
+      )
+      .toMatch(/^True/);
     expect(apStatus()?.model).toEqual({ name: "houses", championVersion: "v1" });
-    for (const plural of ["configmaps", "deployments", "services", "horizontalpodautoscalers"]) expect(api.get(plural, NS, "pipeline-houses"), plural).toBeDefined();
-    expect((api.get("configmaps", NS, "pipeline-houses")!["data"] as Record<string, string>)["pipeline.yaml"]).toContain("assetClass: real-estate");
+    for (const plural of ["configmaps", "deployments", "services", "horizontalpodautoscalers"])
+      expect(api.get(plural, NS, "pipeline-houses"), plural).toBeDefined();
+    expect(
+      (api.get("configmaps", NS, "pipeline-houses")!["data"] as Record<string, string>)["pipeline.yaml"],
+    ).toContain("assetClass: real-estate");
   });
 
   it("deletes cleanly: the finalizer is removed and owned objects are garbage-collected", async () => {
@@ -191,7 +293,9 @@ describe("ValuationModel controller against an API server double (via @kubernete
     autoReady.add("gone-v1");
     api.put(vm("gone"));
     await expect.poll(() => condition("gone", "Ready")?.status, { timeout: 10_000 }).toBe("True");
-    const res = await fetch(`${url}/apis/valora.dev/v1alpha1/namespaces/${NS}/valuationmodels/gone`, { method: "DELETE" });
+    const res = await fetch(`${url}/apis/valora.dev/v1alpha1/namespaces/${NS}/valuationmodels/gone`, {
+      method: "DELETE",
+    });
     expect(res.status).toBe(200);
     await expect.poll(() => api.get("valuationmodels", NS, "gone"), { timeout: 10_000 }).toBeUndefined();
     expect(api.get("deployments", NS, "gone-v1")).toBeUndefined();
@@ -208,14 +312,29 @@ describe("valora serve operator (built)", () => {
     if (!existsSync(bin)) return;
     const api = new FakeApiServer();
     const url = await api.start();
-    const child = spawn(process.execPath, [bin, "serve", "operator"], { env: { ...process.env, KUBE_API_SERVER: url, POD_NAME: "op-smoke", POD_NAMESPACE: "valora-system", METRICS_PORT: "0", HOST: "127.0.0.1", VALORA_IMAGE: "valora:smoke" }, stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, [bin, "serve", "operator"], {
+      env: {
+        ...process.env,
+        KUBE_API_SERVER: url,
+        POD_NAME: "op-smoke",
+        POD_NAMESPACE: "valora-system",
+        METRICS_PORT: "0",
+        HOST: "127.0.0.1",
+        VALORA_IMAGE: "valora:smoke",
+      },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     const logs: string[] = [];
     createInterface({ input: child.stdout }).on("line", (l) => logs.push(l));
     try {
       await expect.poll(() => logs.some((l) => l.includes("became leader")), { timeout: 15_000 }).toBe(true);
       api.put(vm("smoke"));
       await expect.poll(() => api.get("deployments", NS, "smoke-v1"), { timeout: 15_000 }).toBeDefined();
-      const image = (api.get("deployments", NS, "smoke-v1")!["spec"] as { template: { spec: { containers: { image: string }[] } } }).template.spec.containers[0]!.image;
+      const image = (
+        api.get("deployments", NS, "smoke-v1")!["spec"] as {
+          template: { spec: { containers: { image: string }[] } };
+        }
+      ).template.spec.containers[0]!.image;
       expect(image).toBe("valora:smoke");
     } finally {
       const exited = new Promise<number | null>((r) => child.on("exit", r));

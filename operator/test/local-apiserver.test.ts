@@ -44,14 +44,21 @@ kind: Cluster
     expect(applied.metadata["generation"]).toBe(1);
     // The same content again changes nothing (no new resourceVersion, no reconcile).
     expect(sync.syncAll()).toEqual([]);
-    expect(api.get("valuationmodels", "default", "cars")!.metadata["resourceVersion"]).toBe(applied.metadata["resourceVersion"]);
+    expect(api.get("valuationmodels", "default", "cars")!.metadata["resourceVersion"]).toBe(
+      applied.metadata["resourceVersion"],
+    );
     writeFileSync(join(dir, "cars.yaml"), vm("v2"));
     sync.syncAll();
-    expect(api.get("valuationmodels", "default", "cars")).toMatchObject({ metadata: { generation: 2 }, spec: { champion: { version: "v2" } } });
+    expect(api.get("valuationmodels", "default", "cars")).toMatchObject({
+      metadata: { generation: 2 },
+      spec: { champion: { version: "v2" } },
+    });
     writeFileSync(join(dir, "cars.yaml"), vm("v3").replace("file://", "ftp://"));
     const [refusal] = sync.syncAll();
     expect(refusal).toMatch(/cars\.yaml: ValuationModel cars: .*spec\.champion\.uri/);
-    expect(api.get("valuationmodels", "default", "cars")).toMatchObject({ spec: { champion: { version: "v2" } } });
+    expect(api.get("valuationmodels", "default", "cars")).toMatchObject({
+      spec: { champion: { version: "v2" } },
+    });
     rmSync(join(dir, "cars.yaml"));
     sync.syncAll();
     expect(api.get("valuationmodels", "default", "cars")).toBeUndefined();
@@ -62,8 +69,18 @@ kind: Cluster
     const dir = mkdtempSync(join(tmpdir(), "valora-kube-"));
     const stateFile = join(dir, "state.json");
     const first = new LocalApiServer({ stateFile });
-    first.put({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "c", namespace: "ns" }, data: { a: "1" } });
-    first.put({ apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: "l", namespace: "ns" }, spec: {} });
+    first.put({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "c", namespace: "ns" },
+      data: { a: "1" },
+    });
+    first.put({
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      metadata: { name: "l", namespace: "ns" },
+      spec: {},
+    });
     const rv = Number(first.get("configmaps", "ns", "c")!.metadata["resourceVersion"]);
     await first.start();
     await first.stop();

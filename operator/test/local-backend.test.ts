@@ -6,13 +6,28 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "@valora/kit";
 import { LocalApiServer, type Obj } from "../src/local/apiserver.js";
 import { LocalProcessBackend } from "../src/local/backend.js";
-import { containerEnv, localReplicas, rewritePaths, rolloutStep, templateHash, type Container } from "../src/local/pod-spec.js";
+import {
+  containerEnv,
+  localReplicas,
+  rewritePaths,
+  rolloutStep,
+  templateHash,
+  type Container,
+} from "../src/local/pod-spec.js";
 
 describe("local pods, pure parts", () => {
   it("rewrites container paths to local folders in one pass, on whole segments", () => {
-    const mounts = { "/etc/valora": "/tmp/run/p1/volumes/config", "/tmp": "/tmp/run/p1/volumes/tmp", "/opt/valora/models": "/home/me/valora/models" };
-    expect(rewritePaths("/etc/valora/pipeline.yaml", mounts)).toBe("/tmp/run/p1/volumes/config/pipeline.yaml");
-    expect(rewritePaths("file:///opt/valora/models/autos/model.onnx", mounts)).toBe("file:///home/me/valora/models/autos/model.onnx");
+    const mounts = {
+      "/etc/valora": "/tmp/run/p1/volumes/config",
+      "/tmp": "/tmp/run/p1/volumes/tmp",
+      "/opt/valora/models": "/home/me/valora/models",
+    };
+    expect(rewritePaths("/etc/valora/pipeline.yaml", mounts)).toBe(
+      "/tmp/run/p1/volumes/config/pipeline.yaml",
+    );
+    expect(rewritePaths("file:///opt/valora/models/autos/model.onnx", mounts)).toBe(
+      "file:///home/me/valora/models/autos/model.onnx",
+    );
     expect(rewritePaths("--out=/tmp/x", mounts)).toBe("--out=/tmp/run/p1/volumes/tmp/x");
     expect(rewritePaths("/tmpfile", mounts)).toBe("/tmpfile");
     expect(rewritePaths("see /etc/valora", mounts)).toBe("see /etc/valora");
@@ -32,21 +47,83 @@ describe("local pods, pure parts", () => {
       ],
       ports: [{ name: "grpc", containerPort: 9090 }],
     };
-    const env = containerEnv(c, { namespace: "ns1", podName: "p-1", secret: (n) => (n === "env" ? { DATABASE_URL: "postgres://x", MARKET: "m:1" } : undefined), configMap: () => undefined }, new Map([[9090, 41000]]), { "/etc/valora": "/local/config" });
-    expect(env).toEqual({ DATABASE_URL: "overridden by env", MARKET: "m:1", GRPC_PORT: "41000", OTHER_PORT: "1234", NS: "ns1", POD: "p-1", CONFIG: "/local/config/pipeline.yaml" });
-    expect(() => containerEnv({ name: "x", envFrom: [{ secretRef: { name: "nope" } }] }, { namespace: "n", podName: "p", secret: () => undefined, configMap: () => undefined }, new Map(), {})).toThrow(/nope not found/);
+    const env = containerEnv(
+      c,
+      {
+        namespace: "ns1",
+        podName: "p-1",
+        secret: (n) => (n === "env" ? { DATABASE_URL: "postgres://x", MARKET: "m:1" } : undefined),
+        configMap: () => undefined,
+      },
+      new Map([[9090, 41000]]),
+      { "/etc/valora": "/local/config" },
+    );
+    expect(env).toEqual({
+      DATABASE_URL: "overridden by env",
+      MARKET: "m:1",
+      GRPC_PORT: "41000",
+      OTHER_PORT: "1234",
+      NS: "ns1",
+      POD: "p-1",
+      CONFIG: "/local/config/pipeline.yaml",
+    });
+    expect(() =>
+      containerEnv(
+        { name: "x", envFrom: [{ secretRef: { name: "nope" } }] },
+        { namespace: "n", podName: "p", secret: () => undefined, configMap: () => undefined },
+        new Map(),
+        {},
+      ),
+    ).toThrow(/nope not found/);
   });
 
   it("rolls like a Deployment with maxSurge 1 and maxUnavailable 0", () => {
     expect(rolloutStep([], "h2", 1)).toEqual({ start: 1, stop: [] });
     // New template: surge one, keep the old pod serving until the new one is ready.
     expect(rolloutStep([{ name: "old", hash: "h1", ready: true }], "h2", 1)).toEqual({ start: 1, stop: [] });
-    expect(rolloutStep([{ name: "old", hash: "h1", ready: true }, { name: "new", hash: "h2", ready: false }], "h2", 1)).toEqual({ start: 0, stop: [] });
-    expect(rolloutStep([{ name: "old", hash: "h1", ready: true }, { name: "new", hash: "h2", ready: true }], "h2", 1)).toEqual({ start: 0, stop: ["old"] });
-    expect(rolloutStep([{ name: "a", hash: "h2", ready: true }, { name: "b", hash: "h2", ready: true }], "h2", 1)).toEqual({ start: 0, stop: ["b"] });
-    expect(localReplicas({ metadata: { name: "d" }, spec: { template: { spec: { containers: [] } } } }, 3, 1)).toBe(1);
-    expect(localReplicas({ metadata: { name: "d" }, spec: { replicas: 0, template: { spec: { containers: [] } } } }, 3, 1)).toBe(0);
-    expect(templateHash({ metadata: { labels: { a: "1", b: "2" } }, spec: { containers: [] } })).toBe(templateHash({ spec: { containers: [] }, metadata: { labels: { b: "2", a: "1" } } }));
+    expect(
+      rolloutStep(
+        [
+          { name: "old", hash: "h1", ready: true },
+          { name: "new", hash: "h2", ready: false },
+        ],
+        "h2",
+        1,
+      ),
+    ).toEqual({ start: 0, stop: [] });
+    expect(
+      rolloutStep(
+        [
+          { name: "old", hash: "h1", ready: true },
+          { name: "new", hash: "h2", ready: true },
+        ],
+        "h2",
+        1,
+      ),
+    ).toEqual({ start: 0, stop: ["old"] });
+    expect(
+      rolloutStep(
+        [
+          { name: "a", hash: "h2", ready: true },
+          { name: "b", hash: "h2", ready: true },
+        ],
+        "h2",
+        1,
+      ),
+    ).toEqual({ start: 0, stop: ["b"] });
+    expect(
+      localReplicas({ metadata: { name: "d" }, spec: { template: { spec: { containers: [] } } } }, 3, 1),
+    ).toBe(1);
+    expect(
+      localReplicas(
+        { metadata: { name: "d" }, spec: { replicas: 0, template: { spec: { containers: [] } } } },
+        3,
+        1,
+      ),
+    ).toBe(0);
+    expect(templateHash({ metadata: { labels: { a: "1", b: "2" } }, spec: { containers: [] } })).toBe(
+      templateHash({ spec: { containers: [] }, metadata: { labels: { b: "2", a: "1" } } }),
+    );
   });
 });
 
@@ -80,17 +157,28 @@ describe("the local process backend (Deployments as processes, Services as loopb
         metadata: { labels: { app: "demo" } },
         spec: {
           terminationGracePeriodSeconds: 2,
-          volumes: [{ name: "config", configMap: { name: "demo-config" } }, { name: "tmp", emptyDir: {} }],
+          volumes: [
+            { name: "config", configMap: { name: "demo-config" } },
+            { name: "tmp", emptyDir: {} },
+          ],
           containers: [
             {
               name: "app",
               image: "demo:1",
-              env: [{ name: "PORT", value: "8080" }, { name: "VERSION", value: version }, { name: "CONFIG", value: "/etc/demo/message" }, { name: "TMPDIR", value: "/tmp" }],
+              env: [
+                { name: "PORT", value: "8080" },
+                { name: "VERSION", value: version },
+                { name: "CONFIG", value: "/etc/demo/message" },
+                { name: "TMPDIR", value: "/tmp" },
+              ],
               envFrom: [{ secretRef: { name: "demo-env" } }],
               ports: [{ name: "http", containerPort: 8080 }],
               readinessProbe: { httpGet: { path: "/", port: "http" } },
               // The image's entrypoint lives under /tmp here, like a checkout in /tmp: it must not be remapped.
-              volumeMounts: [{ name: "config", mountPath: "/etc/demo" }, { name: "tmp", mountPath: "/tmp" }],
+              volumeMounts: [
+                { name: "config", mountPath: "/etc/demo" },
+                { name: "tmp", mountPath: "/tmp" },
+              ],
             },
           ],
         },
@@ -98,28 +186,67 @@ describe("the local process backend (Deployments as processes, Services as loopb
     },
   });
   /** One request on a new connection (what the proxy routes is connections, not requests). */
-  const proxied = async (path = "/"): Promise<{ version: string; message: string; secret: string; host: string; tmp: string } | string> => {
+  const proxied = async (
+    path = "/",
+  ): Promise<{ version: string; message: string; secret: string; host: string; tmp: string } | string> => {
     const map = JSON.parse(readFileSync(backend.serviceMapFile, "utf8")) as Record<string, string>;
     return new Promise((resolve) => {
       const req = get(`http://${map["demo.ns:80"]}${path}`, { agent: false, timeout: 1000 }, (res) => {
         let body = "";
         res.on("data", (c: Buffer) => (body += c.toString()));
-        res.on("end", () => resolve(path === "/" ? (JSON.parse(body) as { version: string; message: string; secret: string; host: string; tmp: string }) : body));
+        res.on("end", () =>
+          resolve(
+            path === "/"
+              ? (JSON.parse(body) as {
+                  version: string;
+                  message: string;
+                  secret: string;
+                  host: string;
+                  tmp: string;
+                })
+              : body,
+          ),
+        );
         res.on("error", (err) => resolve(`unreachable: ${err.message}`));
       });
       req.on("error", (err) => resolve(`unreachable: ${err.message}`));
       req.on("timeout", () => req.destroy(new Error("timeout")));
     });
   };
-  const status = () => api.get("deployments", "ns", "demo")?.["status"] as { readyReplicas?: number; replicas?: number; updatedReplicas?: number } | undefined;
+  const status = () =>
+    api.get("deployments", "ns", "demo")?.["status"] as
+      { readyReplicas?: number; replicas?: number; updatedReplicas?: number } | undefined;
 
   beforeAll(async () => {
     const url = await api.start();
-    backend = new LocalProcessBackend({ api, apiUrl: url, runDir: join(dir, "run"), entrypoint: [process.execPath, app], imagePaths: {}, logger: createLogger({ service: "test", level: "silent" }), probePeriodMs: 100 });
+    backend = new LocalProcessBackend({
+      api,
+      apiUrl: url,
+      runDir: join(dir, "run"),
+      entrypoint: [process.execPath, app],
+      imagePaths: {},
+      logger: createLogger({ service: "test", level: "silent" }),
+      probePeriodMs: 100,
+    });
     await backend.start();
-    api.put({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "demo-config", namespace: "ns" }, data: { message: "hello from a ConfigMap" } });
-    api.put({ apiVersion: "v1", kind: "Secret", metadata: { name: "demo-env", namespace: "ns" }, data: { TOKEN: Buffer.from("s3cret").toString("base64") } });
-    api.put({ apiVersion: "v1", kind: "Service", metadata: { name: "demo", namespace: "ns" }, spec: { selector: { app: "demo" }, ports: [{ name: "http", port: 80, targetPort: "http" }] } });
+    api.put({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "demo-config", namespace: "ns" },
+      data: { message: "hello from a ConfigMap" },
+    });
+    api.put({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "demo-env", namespace: "ns" },
+      data: { TOKEN: Buffer.from("s3cret").toString("base64") },
+    });
+    api.put({
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "demo", namespace: "ns" },
+      spec: { selector: { app: "demo" }, ports: [{ name: "http", port: 80, targetPort: "http" }] },
+    });
   });
   afterAll(async () => {
     await backend.stop();
@@ -131,8 +258,15 @@ describe("the local process backend (Deployments as processes, Services as loopb
     api.put(deployment("v1"));
     await expect.poll(() => status()?.readyReplicas, { timeout: 10_000 }).toBe(1);
     const answer = await proxied();
-    expect(answer).toMatchObject({ version: "v1", message: "hello from a ConfigMap", secret: "s3cret", host: "127.0.0.1" });
-    expect((answer as { tmp: string }).tmp).toBe(join(dir, "run", "pods", backend.podsOf("ns/demo")[0]!.name, "volumes", "tmp"));
+    expect(answer).toMatchObject({
+      version: "v1",
+      message: "hello from a ConfigMap",
+      secret: "s3cret",
+      host: "127.0.0.1",
+    });
+    expect((answer as { tmp: string }).tmp).toBe(
+      join(dir, "run", "pods", backend.podsOf("ns/demo")[0]!.name, "volumes", "tmp"),
+    );
   });
 
   it("rolls a template change: the new pod serves before the old one stops", async () => {

@@ -1,26 +1,42 @@
 import { describe, expect, it } from "vitest";
 import { validateObject, type ValuationModel } from "../src/api/index.js";
-import { liveVersions, retainedVersions, versionObjects } from "../src/controllers/valuation-model/desired.js";
+import {
+  liveVersions,
+  retainedVersions,
+  versionObjects,
+} from "../src/controllers/valuation-model/desired.js";
 import { decideCanary, routing, type AnalysisInput } from "../src/controllers/valuation-model/rollout.js";
 import { MODEL_SERVER_ENV, canonicalJson as canonical } from "@valora/kit";
 import { setConditions } from "../src/controllers/valuation-model/status.js";
 import { dnsLabel } from "../src/controllers/shared.js";
 
-const defaults = { image: "ghcr.io/valora/valora:0.1.0", modelEnv: { VALORA_MODEL_ALLOWED_HOSTS: "models.example.com" } };
+const defaults = {
+  image: "ghcr.io/valora/valora:0.1.0",
+  modelEnv: { VALORA_MODEL_ALLOWED_HOSTS: "models.example.com" },
+};
 
 function model(spec: Record<string, unknown> = {}, status?: Record<string, unknown>): ValuationModel {
   const vm = validateObject({
     apiVersion: "valora.dev/v1alpha1",
     kind: "ValuationModel",
     metadata: { name: "homes", namespace: "valuation", uid: "u-1", generation: 3 },
-    spec: { assetClass: "real-estate", champion: { version: "v1", uri: "https://models.example.com/v1.onnx", sha256: "a".repeat(64) }, serving: { minReplicas: 2, maxReplicas: 6, targetCPUUtilization: 60 }, ...spec },
+    spec: {
+      assetClass: "real-estate",
+      champion: { version: "v1", uri: "https://models.example.com/v1.onnx", sha256: "a".repeat(64) },
+      serving: { minReplicas: 2, maxReplicas: 6, targetCPUUtilization: 60 },
+      ...spec,
+    },
     ...(status ? { status } : {}),
   });
   if (vm.kind !== "ValuationModel") throw new Error("not a ValuationModel");
   return vm;
 }
 
-const candidate = { version: "v2", uri: "https://models.example.com/v2.onnx", canary: { steps: [10, 50, 100], interval: "1m" } };
+const candidate = {
+  version: "v2",
+  uri: "https://models.example.com/v2.onnx",
+  canary: { steps: [10, 50, 100], interval: "1m" },
+};
 const good: AnalysisInput = { requests: 500, errors: 1, latencyP99Ms: 12, medianAbsDeltaPct: 2 };
 const bad: AnalysisInput = { requests: 500, errors: 40, latencyP99Ms: 12, medianAbsDeltaPct: 2 };
 
@@ -29,21 +45,82 @@ describe("desired state (pure)", () => {
     const vm = model({ candidate });
     const objects = liveVersions(vm).flatMap((v) => versionObjects(vm, v, defaults));
     expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
-      "Deployment/homes-v1", "Service/homes-v1", "HorizontalPodAutoscaler/homes-v1", "PodDisruptionBudget/homes-v1",
-      "Deployment/homes-v2", "Service/homes-v2", "HorizontalPodAutoscaler/homes-v2", "PodDisruptionBudget/homes-v2",
+      "Deployment/homes-v1",
+      "Service/homes-v1",
+      "HorizontalPodAutoscaler/homes-v1",
+      "PodDisruptionBudget/homes-v1",
+      "Deployment/homes-v2",
+      "Service/homes-v2",
+      "HorizontalPodAutoscaler/homes-v2",
+      "PodDisruptionBudget/homes-v2",
     ]);
     for (const o of objects) {
       expect(o.metadata.namespace).toBe("valuation");
-      expect(o.metadata.ownerReferences).toEqual([{ apiVersion: "valora.dev/v1alpha1", kind: "ValuationModel", name: "homes", uid: "u-1", controller: true, blockOwnerDeletion: true }]);
+      expect(o.metadata.ownerReferences).toEqual([
+        {
+          apiVersion: "valora.dev/v1alpha1",
+          kind: "ValuationModel",
+          name: "homes",
+          uid: "u-1",
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ]);
     }
-    const dep = objects[0] as unknown as { spec: { replicas?: number; template: { spec: { initContainers: { name: string; args: string[] }[]; containers: { args: string[]; env: { name: string; value: string }[]; securityContext: Record<string, unknown> }[] } } } };
+    const dep = objects[0] as unknown as {
+      spec: {
+        replicas?: number;
+        template: {
+          spec: {
+            initContainers: { name: string; args: string[] }[];
+            containers: {
+              args: string[];
+              env: { name: string; value: string }[];
+              securityContext: Record<string, unknown>;
+            }[];
+          };
+        };
+      };
+    };
     expect(dep.spec.replicas).toBeUndefined();
-    expect(dep.spec.template.spec.initContainers[0]).toMatchObject({ name: "model-fetch", args: ["fetch-model", "--uri", "https://models.example.com/v1.onnx", "--out", "/models/model.onnx", "--sha256", "a".repeat(64)] });
-    expect(dep.spec.template.spec.containers[0]!.args.slice(0, 6)).toEqual(["serve", "model-server", "--model", "homes=file:///models/model.onnx", "--model-version", "v1"]);
+    expect(dep.spec.template.spec.initContainers[0]).toMatchObject({
+      name: "model-fetch",
+      args: [
+        "fetch-model",
+        "--uri",
+        "https://models.example.com/v1.onnx",
+        "--out",
+        "/models/model.onnx",
+        "--sha256",
+        "a".repeat(64),
+      ],
+    });
+    expect(dep.spec.template.spec.containers[0]!.args.slice(0, 6)).toEqual([
+      "serve",
+      "model-server",
+      "--model",
+      "homes=file:///models/model.onnx",
+      "--model-version",
+      "v1",
+    ]);
     // The model server starts with its memory settings (glibc reads them at process start).
-    expect(dep.spec.template.spec.containers[0]!.env).toContainEqual({ name: "MALLOC_TRIM_THRESHOLD_", value: MODEL_SERVER_ENV["MALLOC_TRIM_THRESHOLD_"] });
-    expect(dep.spec.template.spec.containers[0]!.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ["ALL"] } });
-    const hpa = objects[2] as unknown as { spec: { minReplicas: number; maxReplicas: number; metrics: { resource: { target: { averageUtilization: number } } }[] } };
+    expect(dep.spec.template.spec.containers[0]!.env).toContainEqual({
+      name: "MALLOC_TRIM_THRESHOLD_",
+      value: MODEL_SERVER_ENV["MALLOC_TRIM_THRESHOLD_"],
+    });
+    expect(dep.spec.template.spec.containers[0]!.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      capabilities: { drop: ["ALL"] },
+    });
+    const hpa = objects[2] as unknown as {
+      spec: {
+        minReplicas: number;
+        maxReplicas: number;
+        metrics: { resource: { target: { averageUtilization: number } } }[];
+      };
+    };
     expect(hpa.spec).toMatchObject({ minReplicas: 2, maxReplicas: 6 });
     expect(hpa.spec.metrics[0]!.resource.target.averageUtilization).toBe(60);
   });
@@ -56,11 +133,18 @@ describe("desired state (pure)", () => {
   });
 
   it("keeps the serving champion during a declarative promotion until its successor is Ready", () => {
-    const vm = model({ champion: { version: "v2", uri: "https://models.example.com/v2.onnx" } }, { champion: { version: "v1", readyReplicas: 2, endpoint: "x" } });
+    const vm = model(
+      { champion: { version: "v2", uri: "https://models.example.com/v2.onnx" } },
+      { champion: { version: "v1", readyReplicas: 2, endpoint: "x" } },
+    );
     expect(retainedVersions(vm, new Set(["v1"]))).toEqual(["v1"]);
-    expect(routing(vm, new Set(["v1"]), undefined)).toEqual([{ version: "v1", role: "champion", endpoint: "homes-v1.valuation.svc.cluster.local:8001", weight: 100 }]);
+    expect(routing(vm, new Set(["v1"]), undefined)).toEqual([
+      { version: "v1", role: "champion", endpoint: "homes-v1.valuation.svc.cluster.local:8001", weight: 100 },
+    ]);
     expect(retainedVersions(vm, new Set(["v1", "v2"]))).toEqual([]);
-    expect(routing(vm, new Set(["v1", "v2"]), undefined)).toEqual([{ version: "v2", role: "champion", endpoint: "homes-v2.valuation.svc.cluster.local:8001", weight: 100 }]);
+    expect(routing(vm, new Set(["v1", "v2"]), undefined)).toEqual([
+      { version: "v2", role: "champion", endpoint: "homes-v2.valuation.svc.cluster.local:8001", weight: 100 },
+    ]);
   });
 
   it("makes DNS-safe, bounded names from any version label", () => {
@@ -80,7 +164,10 @@ describe("canary rollout (pure)", () => {
     const events: string[] = [];
     let now = t0;
     let d = decideCanary(vm, now, true, undefined);
-    expect(d).toMatchObject({ action: "start", candidate: { phase: "Progressing", trafficPercent: 10, step: 0 } });
+    expect(d).toMatchObject({
+      action: "start",
+      candidate: { phase: "Progressing", trafficPercent: 10, step: 0 },
+    });
     for (let i = 0; i < 10 && d.action !== "promote"; i++) {
       vm = model({ candidate }, { candidate: d.candidate });
       now = later((i + 1) * 61_000);
@@ -93,28 +180,77 @@ describe("canary rollout (pure)", () => {
   });
 
   it("rolls a failing candidate back at once, sending it no more traffic", () => {
-    const vm = model({ candidate }, { candidate: { version: "v2", phase: "Progressing", trafficPercent: 10, step: 0, stepStartedAt: t0.toISOString() } });
+    const vm = model(
+      { candidate },
+      {
+        candidate: {
+          version: "v2",
+          phase: "Progressing",
+          trafficPercent: 10,
+          step: 0,
+          stepStartedAt: t0.toISOString(),
+        },
+      },
+    );
     const d = decideCanary(vm, later(61_000), true, bad);
     expect(d.action).toBe("rollback");
     expect(d.event?.message).toContain("error rate 8.00% > 1.00%");
     const after = model({ candidate }, { candidate: d.candidate });
-    expect(routing(after, new Set(["v1", "v2"]), d.candidate)).toEqual([{ version: "v1", role: "champion", endpoint: "homes-v1.valuation.svc.cluster.local:8001", weight: 100 }]);
+    expect(routing(after, new Set(["v1", "v2"]), d.candidate)).toEqual([
+      { version: "v1", role: "champion", endpoint: "homes-v1.valuation.svc.cluster.local:8001", weight: 100 },
+    ]);
     expect(decideCanary(after, later(200_000), true, good).action).toBe("none");
   });
 
   it("waits for the interval, for readiness and for enough requests", () => {
-    const vm = model({ candidate }, { candidate: { version: "v2", phase: "Progressing", trafficPercent: 10, step: 0, stepStartedAt: t0.toISOString() } });
-    expect(decideCanary(vm, later(30_000), true, good)).toMatchObject({ action: "wait", requeueAfterMs: 30_000 });
-    expect(decideCanary(vm, later(61_000), false, good)).toMatchObject({ action: "wait", candidate: { phase: "Pending", trafficPercent: 0 } });
-    expect(decideCanary(vm, later(61_000), true, { ...good, requests: 3 })).toMatchObject({ action: "wait", candidate: { lastAnalysis: { passed: false } } });
+    const vm = model(
+      { candidate },
+      {
+        candidate: {
+          version: "v2",
+          phase: "Progressing",
+          trafficPercent: 10,
+          step: 0,
+          stepStartedAt: t0.toISOString(),
+        },
+      },
+    );
+    expect(decideCanary(vm, later(30_000), true, good)).toMatchObject({
+      action: "wait",
+      requeueAfterMs: 30_000,
+    });
+    expect(decideCanary(vm, later(61_000), false, good)).toMatchObject({
+      action: "wait",
+      candidate: { phase: "Pending", trafficPercent: 0 },
+    });
+    expect(decideCanary(vm, later(61_000), true, { ...good, requests: 3 })).toMatchObject({
+      action: "wait",
+      candidate: { lastAnalysis: { passed: false } },
+    });
   });
 
   it("splits traffic by the current step, and mirrors without weight in Shadow", () => {
-    const vm = model({ candidate }, { candidate: { version: "v2", phase: "Progressing", trafficPercent: 50, step: 1 } });
-    expect(routing(vm, new Set(["v1", "v2"]), vm.status!.candidate).map((r) => [r.role, r.weight])).toEqual([["champion", 50], ["canary", 50]]);
+    const vm = model(
+      { candidate },
+      { candidate: { version: "v2", phase: "Progressing", trafficPercent: 50, step: 1 } },
+    );
+    expect(routing(vm, new Set(["v1", "v2"]), vm.status!.candidate).map((r) => [r.role, r.weight])).toEqual([
+      ["champion", 50],
+      ["canary", 50],
+    ]);
     const shadow = model({ candidate: { ...candidate, strategy: "Shadow" } });
     expect(decideCanary(shadow, t0, true, undefined).candidate.phase).toBe("Shadowing");
-    expect(routing(shadow, new Set(["v1", "v2"]), { version: "v2", phase: "Shadowing", trafficPercent: 0, step: 0 }).map((r) => [r.role, r.weight])).toEqual([["champion", 100], ["shadow", 0]]);
+    expect(
+      routing(shadow, new Set(["v1", "v2"]), {
+        version: "v2",
+        phase: "Shadowing",
+        trafficPercent: 0,
+        step: 0,
+      }).map((r) => [r.role, r.weight]),
+    ).toEqual([
+      ["champion", 100],
+      ["shadow", 0],
+    ]);
   });
 });
 
@@ -122,11 +258,30 @@ describe("status conditions", () => {
   it("keeps lastTransitionTime while a condition's status holds, and moves it when it flips", () => {
     const t1 = new Date("2026-01-01T00:00:00Z");
     const t2 = new Date("2026-01-01T01:00:00Z");
-    const first = setConditions(undefined, [{ type: "Ready", status: false, reason: "Deploying", message: "0/2 ready" }], 1, t1);
-    const same = setConditions(first, [{ type: "Ready", status: false, reason: "Deploying", message: "1/2 ready" }], 1, t2);
+    const first = setConditions(
+      undefined,
+      [{ type: "Ready", status: false, reason: "Deploying", message: "0/2 ready" }],
+      1,
+      t1,
+    );
+    const same = setConditions(
+      first,
+      [{ type: "Ready", status: false, reason: "Deploying", message: "1/2 ready" }],
+      1,
+      t2,
+    );
     expect(same[0]!.lastTransitionTime).toBe(t1.toISOString());
-    const flipped = setConditions(same, [{ type: "Ready", status: true, reason: "Available", message: "2/2 ready" }], 2, t2);
-    expect(flipped[0]).toMatchObject({ status: "True", lastTransitionTime: t2.toISOString(), observedGeneration: 2 });
+    const flipped = setConditions(
+      same,
+      [{ type: "Ready", status: true, reason: "Available", message: "2/2 ready" }],
+      2,
+      t2,
+    );
+    expect(flipped[0]).toMatchObject({
+      status: "True",
+      lastTransitionTime: t2.toISOString(),
+      observedGeneration: 2,
+    });
     expect(canonical({ b: 1, a: [2, { d: 3, c: undefined }] })).toBe('{"a":[2,{"d":3}],"b":1}');
   });
 });
@@ -138,11 +293,27 @@ describe("render (what `valora render -f` prints)", () => {
     const { join } = await import("node:path");
     const text = `apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n---\n${readFileSync(join(import.meta.dirname, "..", "..", "manifests", "real-estate.yaml"), "utf8")}`;
     const objects = renderObjects(text, defaults, "valuation");
-    expect(objects.map((o) => o.kind)).toEqual(["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler"]);
+    expect(objects.map((o) => o.kind)).toEqual([
+      "Deployment",
+      "Service",
+      "HorizontalPodAutoscaler",
+      "PodDisruptionBudget",
+      "ConfigMap",
+      "Deployment",
+      "Service",
+      "HorizontalPodAutoscaler",
+    ]);
     const cm = objects[4] as unknown as { data: Record<string, string> };
     expect(cm.data["pipeline.yaml"]).toContain("assetClass: real-estate");
-    const dep = objects[5] as unknown as { spec: { template: { metadata: { annotations: Record<string, string> } } } };
+    const dep = objects[5] as unknown as {
+      spec: { template: { metadata: { annotations: Record<string, string> } } };
+    };
     expect(dep.spec.template.metadata.annotations["valora.dev/config-hash"]).toMatch(/^[0-9a-f]{8}$/);
-    expect(() => renderObjects("kind: ValuationModel\napiVersion: valora.dev/v1alpha1\nmetadata: {name: x}\nspec: {}\n", defaults)).toThrow(/spec.assetClass/);
+    expect(() =>
+      renderObjects(
+        "kind: ValuationModel\napiVersion: valora.dev/v1alpha1\nmetadata: {name: x}\nspec: {}\n",
+        defaults,
+      ),
+    ).toThrow(/spec.assetClass/);
   });
 });

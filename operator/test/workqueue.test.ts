@@ -19,7 +19,12 @@ describe("WorkQueue", () => {
 
   it("backs off exponentially per key and forgets on success", () => {
     const q = new WorkQueue({ baseDelayMs: 10, maxDelayMs: 50 });
-    expect([q.addRateLimited("k"), q.addRateLimited("k"), q.addRateLimited("k"), q.addRateLimited("k")]).toEqual([10, 20, 40, 50]);
+    expect([
+      q.addRateLimited("k"),
+      q.addRateLimited("k"),
+      q.addRateLimited("k"),
+      q.addRateLimited("k"),
+    ]).toEqual([10, 20, 40, 50]);
     q.forget("k");
     expect(q.failuresOf("k")).toBe(0);
     q.shutDown();

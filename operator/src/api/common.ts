@@ -7,13 +7,23 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 /** CEL rules evaluated by the API server (x-kubernetes-validations). */
 export const cel = (...rules: { rule: string; message: string }[]) => ({ "x-kubernetes-validations": rules });
 
-export const Sha256 = z.string().regex(/^[a-f0-9]{64}$/).describe("Lower-case hex sha256 of the model file; verified before the model is loaded.");
+export const Sha256 = z
+  .string()
+  .regex(/^[a-f0-9]{64}$/)
+  .describe("Lower-case hex sha256 of the model file; verified before the model is loaded.");
 
 export const ModelUri = z
   .string()
   .min(1)
-  .describe("Where the model file is: file:// (a mounted volume), https:// or s3:// (S3-compatible endpoint from the operator's configuration). Hosts outside the allow-list are refused.")
-  .meta(cel({ rule: "self.startsWith('file://') || self.startsWith('https://') || self.startsWith('s3://')", message: "uri must start with file://, https:// or s3://" }));
+  .describe(
+    "Where the model file is: file:// (a mounted volume), https:// or s3:// (S3-compatible endpoint from the operator's configuration). Hosts outside the allow-list are refused.",
+  )
+  .meta(
+    cel({
+      rule: "self.startsWith('file://') || self.startsWith('https://') || self.startsWith('s3://')",
+      message: "uri must start with file://, https:// or s3://",
+    }),
+  );
 
 export const Condition = z.object({
   type: z.string().describe("Ready, Progressing or Degraded."),
@@ -26,7 +36,11 @@ export const Condition = z.object({
 export type Condition = z.infer<typeof Condition>;
 
 export const ObjectMeta = z.object({
-  name: z.string().min(1).max(63).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/),
+  name: z
+    .string()
+    .min(1)
+    .max(63)
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/),
   namespace: z.string().optional(),
   labels: z.record(z.string(), z.string()).optional(),
   annotations: z.record(z.string(), z.string()).optional(),
@@ -49,15 +63,40 @@ export const Serving = z
   .object({
     minReplicas: z.number().int().min(0).default(1).describe("Fewest replicas the autoscaler keeps."),
     maxReplicas: z.number().int().min(1).default(4).describe("Most replicas the autoscaler creates."),
-    targetCPUUtilization: z.number().int().min(1).max(100).default(70).describe("Average CPU utilisation (%) the HorizontalPodAutoscaler aims for."),
-    scaleDownStabilizationSeconds: z.number().int().min(0).default(300).describe("How long load must stay low before scaling down."),
+    targetCPUUtilization: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(70)
+      .describe("Average CPU utilisation (%) the HorizontalPodAutoscaler aims for."),
+    scaleDownStabilizationSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .default(300)
+      .describe("How long load must stay low before scaling down."),
     resources: Resources.optional(),
     batching: z
       .object({
-        maxBatchSize: z.number().int().min(1).max(4096).default(64).describe("Most rows one onnxruntime run takes."),
-        maxDelayMicros: z.number().int().min(0).max(1_000_000).default(500).describe("Longest a request waits for its batch to fill while a run is in flight."),
+        maxBatchSize: z
+          .number()
+          .int()
+          .min(1)
+          .max(4096)
+          .default(64)
+          .describe("Most rows one onnxruntime run takes."),
+        maxDelayMicros: z
+          .number()
+          .int()
+          .min(0)
+          .max(1_000_000)
+          .default(500)
+          .describe("Longest a request waits for its batch to fill while a run is in flight."),
       })
       .optional(),
   })
   .describe("Replicas, autoscaling, resources and batching of the serving pods.")
-  .meta(cel({ rule: "self.minReplicas <= self.maxReplicas", message: "minReplicas must not exceed maxReplicas" }));
+  .meta(
+    cel({ rule: "self.minReplicas <= self.maxReplicas", message: "minReplicas must not exceed maxReplicas" }),
+  );

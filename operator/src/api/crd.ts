@@ -23,7 +23,10 @@ export function structural(node: unknown): unknown {
   for (const [k, v] of Object.entries(src)) {
     if (k === "$schema" || k === "propertyNames" || k === "x-kubernetes-int-or-string") continue;
     if (k === "additionalProperties" && v === false) continue;
-    out[k] = k === "properties" ? Object.fromEntries(Object.entries(v as Json).map(([p, s]) => [p, structural(s)])) : structural(v);
+    out[k] =
+      k === "properties"
+        ? Object.fromEntries(Object.entries(v as Json).map(([p, s]) => [p, structural(s)]))
+        : structural(v);
   }
   return out;
 }
@@ -52,7 +55,14 @@ export function buildCrd(o: CrdOptions): Json {
     spec: {
       group: GROUP,
       scope: "Namespaced",
-      names: { kind: o.kind, listKind: `${o.kind}List`, plural: o.plural, singular: o.singular, shortNames: o.shortNames, categories: ["valora"] },
+      names: {
+        kind: o.kind,
+        listKind: `${o.kind}List`,
+        plural: o.plural,
+        singular: o.singular,
+        shortNames: o.shortNames,
+        categories: ["valora"],
+      },
       versions: [
         {
           name: VERSION,
@@ -66,8 +76,15 @@ export function buildCrd(o: CrdOptions): Json {
               description: o.description,
               required: ["spec"],
               properties: {
-                apiVersion: { type: "string", description: "APIVersion defines the versioned schema of this representation of an object." },
-                kind: { type: "string", description: "Kind is a string value representing the REST resource this object represents." },
+                apiVersion: {
+                  type: "string",
+                  description: "APIVersion defines the versioned schema of this representation of an object.",
+                },
+                kind: {
+                  type: "string",
+                  description:
+                    "Kind is a string value representing the REST resource this object represents.",
+                },
                 metadata: { type: "object" },
                 spec: openApiSchema(o.spec),
                 status: openApiSchema(o.status),
@@ -86,13 +103,19 @@ export const VALUATION_MODEL_CRD = (): Json =>
     plural: "valuationmodels",
     singular: "valuationmodel",
     shortNames: ["vm"],
-    description: "A valuation model served by Valora: a champion version and optionally a candidate on canary or shadow trial.",
+    description:
+      "A valuation model served by Valora: a champion version and optionally a candidate on canary or shadow trial.",
     spec: ValuationModelSpec,
     status: ValuationModelStatus,
     printerColumns: [
       { name: "Champion", type: "string", jsonPath: ".status.champion.version" },
       { name: "Candidate", type: "string", jsonPath: ".status.candidate.version" },
-      { name: "Traffic", type: "integer", jsonPath: ".status.candidate.trafficPercent", description: "Candidate traffic %" },
+      {
+        name: "Traffic",
+        type: "integer",
+        jsonPath: ".status.candidate.trafficPercent",
+        description: "Candidate traffic %",
+      },
       { name: "Phase", type: "string", jsonPath: ".status.candidate.phase" },
       { name: "Ready", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
       { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
@@ -105,7 +128,8 @@ export const ASSET_PIPELINE_CRD = (): Json =>
     plural: "assetpipelines",
     singular: "assetpipeline",
     shortNames: ["ap"],
-    description: "How one asset class is valued: its input schema, model, comparables, explanation, interval, fallback and cache.",
+    description:
+      "How one asset class is valued: its input schema, model, comparables, explanation, interval, fallback and cache.",
     spec: AssetPipelineSpec,
     status: AssetPipelineStatus,
     printerColumns: [

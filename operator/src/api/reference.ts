@@ -11,11 +11,13 @@ export interface FieldRow {
   constraints: string[];
 }
 
+const text = (v: unknown): string => (typeof v === "string" ? v : "");
+
 const asJson = (v: unknown): Json => (v && typeof v === "object" && !Array.isArray(v) ? (v as Json) : {});
 
 function typeOf(schema: Json): string {
   if (schema["x-kubernetes-preserve-unknown-fields"]) return "any";
-  const type = typeof schema["type"] === "string" ? (schema["type"] as string) : "object";
+  const type = text(schema["type"]) || "object";
   if (type === "array") return `${typeOf(asJson(schema["items"]))}[]`;
   if (type === "object" && schema["additionalProperties"]) {
     return `map[string]${typeOf(asJson(schema["additionalProperties"]))}`;
@@ -41,7 +43,8 @@ function constraintsOf(schema: Json): string[] {
   ] as const) {
     // zod's int() writes the safe-integer bounds: they say nothing to a reader.
     const value = schema[key];
-    if (typeof value === "number" && Math.abs(value) < Number.MAX_SAFE_INTEGER) out.push(`${label} ${String(value)}`);
+    if (typeof value === "number" && Math.abs(value) < Number.MAX_SAFE_INTEGER)
+      out.push(`${label} ${String(value)}`);
   }
   if (typeof schema["pattern"] === "string") out.push(`pattern \`${schema["pattern"]}\``);
   const rules = Array.isArray(schema["x-kubernetes-validations"]) ? schema["x-kubernetes-validations"] : [];
@@ -78,7 +81,9 @@ function table(rows: FieldRow[]): string {
   const lines = ["| field | type | required | description |", "| --- | --- | --- | --- |"];
   for (const r of rows) {
     const notes = r.constraints.length ? ` _(${r.constraints.join("; ")})_` : "";
-    lines.push(`| \`${r.path}\` | ${cell(r.type)} | ${r.required ? "yes" : ""} | ${cell(r.description + notes)} |`);
+    lines.push(
+      `| \`${r.path}\` | ${cell(r.type)} | ${r.required ? "yes" : ""} | ${cell(r.description + notes)} |`,
+    );
   }
   return lines.join("\n");
 }
@@ -91,13 +96,13 @@ export function crdReference(crd: Json): string {
   const root = asJson(asJson(version["schema"])["openAPIV3Schema"]);
   const properties = asJson(root["properties"]);
   const columns = (version["additionalPrinterColumns"] as Json[]).map(
-    (c) => `| ${String(c["name"])} | \`${cell(String(c["jsonPath"]))}\` | ${cell(String(c["description"] ?? ""))} |`,
+    (c) => `| ${String(c["name"])} | \`${cell(String(c["jsonPath"]))}\` | ${cell(text(c["description"]))} |`,
   );
   const shortNames = (names["shortNames"] as string[]).map((s) => `\`${s}\``).join(", ");
   return [
     `## ${String(names["kind"])}`,
     "",
-    String(root["description"] ?? ""),
+    text(root["description"]),
     "",
     `\`${GROUP}/${VERSION}\`, plural \`${String(names["plural"])}\`, short names ${shortNames}, namespaced, ` +
       "status subresource.",

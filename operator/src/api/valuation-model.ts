@@ -2,22 +2,50 @@ import { z } from "zod";
 import { API_VERSION, Condition, ModelUri, ObjectMeta, Serving, Sha256, cel } from "./common.js";
 
 export const ModelRef = z.object({
-  version: z.string().min(1).max(63).regex(/^[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9])?$/).describe("Version label; unique per model."),
+  version: z
+    .string()
+    .min(1)
+    .max(63)
+    .regex(/^[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9])?$/)
+    .describe("Version label; unique per model."),
   uri: ModelUri,
   sha256: Sha256.optional(),
 });
 
 export const CanaryAnalysis = z
   .object({
-    maxErrorRate: z.number().min(0).max(1).default(0.01).describe("Highest share of failed candidate requests in an interval."),
-    maxLatencyP99Ms: z.number().min(0).default(50).describe("Highest candidate p99 latency in an interval, in milliseconds."),
-    maxMedianAbsDeltaPct: z.number().min(0).default(10).describe("Highest median absolute difference between candidate and champion predictions, in %."),
-    minRequests: z.number().int().min(0).default(50).describe("Fewest candidate requests an interval needs before it can pass."),
+    maxErrorRate: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.01)
+      .describe("Highest share of failed candidate requests in an interval."),
+    maxLatencyP99Ms: z
+      .number()
+      .min(0)
+      .default(50)
+      .describe("Highest candidate p99 latency in an interval, in milliseconds."),
+    maxMedianAbsDeltaPct: z
+      .number()
+      .min(0)
+      .default(10)
+      .describe("Highest median absolute difference between candidate and champion predictions, in %."),
+    minRequests: z
+      .number()
+      .int()
+      .min(0)
+      .default(50)
+      .describe("Fewest candidate requests an interval needs before it can pass."),
   })
   .describe("Checks every step must pass, read from real metrics.");
 
 export const Candidate = ModelRef.extend({
-  strategy: z.enum(["Canary", "Shadow"]).default("Canary").describe("Canary: the candidate takes a growing share of traffic. Shadow: it gets mirrored traffic only."),
+  strategy: z
+    .enum(["Canary", "Shadow"])
+    .default("Canary")
+    .describe(
+      "Canary: the candidate takes a growing share of traffic. Shadow: it gets mirrored traffic only.",
+    ),
   canary: z
     .object({
       steps: z
@@ -25,10 +53,20 @@ export const Candidate = ModelRef.extend({
         .min(1)
         .default([10, 25, 50, 100])
         .describe("Traffic percentages, ascending; reaching 100 promotes.")
-        .meta({ "x-kubernetes-list-type": "set", ...cel({ rule: "self.isSorted()", message: "canary steps must be ascending" }) }),
-      interval: z.string().regex(/^\d+(ms|s|m|h)$/).default("1m").describe("How long each step runs before its analysis, e.g. 30s, 5m."),
+        .meta({
+          "x-kubernetes-list-type": "set",
+          ...cel({ rule: "self.isSorted()", message: "canary steps must be ascending" }),
+        }),
+      interval: z
+        .string()
+        .regex(/^\d+(ms|s|m|h)$/)
+        .default("1m")
+        .describe("How long each step runs before its analysis, e.g. 30s, 5m."),
       analysis: CanaryAnalysis.optional(),
-      autoPromote: z.boolean().default(true).describe("Promote when the last step passes; otherwise wait for a spec edit."),
+      autoPromote: z
+        .boolean()
+        .default(true)
+        .describe("Promote when the last step passes; otherwise wait for a spec edit."),
     })
     .optional(),
 });
@@ -40,7 +78,12 @@ export const ValuationModelSpec = z
     candidate: Candidate.optional().describe("A version on trial, by canary or shadow."),
     serving: Serving.optional(),
   })
-  .meta(cel({ rule: "!has(self.candidate) || self.candidate.version != self.champion.version", message: "candidate.version must differ from champion.version" }));
+  .meta(
+    cel({
+      rule: "!has(self.candidate) || self.candidate.version != self.champion.version",
+      message: "candidate.version must differ from champion.version",
+    }),
+  );
 
 export const RouteWeight = z.object({
   version: z.string(),
@@ -52,7 +95,9 @@ export const RouteWeight = z.object({
 export const ValuationModelStatus = z.object({
   observedGeneration: z.number().int().optional(),
   conditions: z.array(Condition).optional(),
-  champion: z.object({ version: z.string(), readyReplicas: z.number().int(), endpoint: z.string() }).optional(),
+  champion: z
+    .object({ version: z.string(), readyReplicas: z.number().int(), endpoint: z.string() })
+    .optional(),
   candidate: z
     .object({
       version: z.string(),
@@ -63,7 +108,10 @@ export const ValuationModelStatus = z.object({
       lastAnalysis: z.object({ passed: z.boolean(), message: z.string(), at: z.string() }).optional(),
     })
     .optional(),
-  routing: z.array(RouteWeight).optional().describe("What pipelines read: endpoints and weights of every live version."),
+  routing: z
+    .array(RouteWeight)
+    .optional()
+    .describe("What pipelines read: endpoints and weights of every live version."),
 });
 
 export const ValuationModel = z.object({

@@ -11,12 +11,29 @@ export interface OwnerRef {
 export type K8sObject = {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace: string; labels: Record<string, string>; annotations?: Record<string, string>; ownerReferences: OwnerRef[] };
+  metadata: {
+    name: string;
+    namespace: string;
+    labels: Record<string, string>;
+    annotations?: Record<string, string>;
+    ownerReferences: OwnerRef[];
+  };
   [key: string]: unknown;
 };
 
-export function ownerRef(owner: { apiVersion: string; kind: string; metadata: { name: string; uid?: string } }): OwnerRef {
-  return { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.metadata.name, uid: owner.metadata.uid ?? "", controller: true, blockOwnerDeletion: true };
+export function ownerRef(owner: {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; uid?: string };
+}): OwnerRef {
+  return {
+    apiVersion: owner.apiVersion,
+    kind: owner.kind,
+    name: owner.metadata.name,
+    uid: owner.metadata.uid ?? "",
+    controller: true,
+    blockOwnerDeletion: true,
+  };
 }
 
 // Object names the operator gives are computed by consumers too (the orchestrator finds each
@@ -24,8 +41,20 @@ export function ownerRef(owner: { apiVersion: string; kind: string; metadata: { 
 export { dnsLabel } from "@valora/kit";
 
 /** The Pod Security Standards "restricted" profile, for every pod and container Valora creates. */
-export const RESTRICTED_POD_SECURITY = { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: "RuntimeDefault" } } as const;
-export const RESTRICTED_CONTAINER_SECURITY = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ["ALL"] }, seccompProfile: { type: "RuntimeDefault" } } as const;
+export const RESTRICTED_POD_SECURITY = {
+  runAsNonRoot: true,
+  runAsUser: 10001,
+  runAsGroup: 10001,
+  fsGroup: 10001,
+  seccompProfile: { type: "RuntimeDefault" },
+} as const;
+export const RESTRICTED_CONTAINER_SECURITY = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  runAsNonRoot: true,
+  capabilities: { drop: ["ALL"] },
+  seccompProfile: { type: "RuntimeDefault" },
+} as const;
 
 /** Milliseconds of a Go-style duration ("30s", "5m", "250ms", "1h"). */
 export function durationMs(d: string): number {
@@ -54,10 +83,28 @@ export function hpaFor(meta: K8sObject["metadata"], serving: Autoscaling): K8sOb
       scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: meta.name },
       minReplicas: Math.max(1, serving.minReplicas),
       maxReplicas: serving.maxReplicas,
-      metrics: [{ type: "Resource", resource: { name: "cpu", target: { type: "Utilization", averageUtilization: serving.targetCPUUtilization } } }],
+      metrics: [
+        {
+          type: "Resource",
+          resource: {
+            name: "cpu",
+            target: { type: "Utilization", averageUtilization: serving.targetCPUUtilization },
+          },
+        },
+      ],
       behavior: {
-        scaleUp: { stabilizationWindowSeconds: 0, policies: [{ type: "Percent", value: 100, periodSeconds: 15 }, { type: "Pods", value: 4, periodSeconds: 15 }], selectPolicy: "Max" },
-        scaleDown: { stabilizationWindowSeconds: serving.scaleDownStabilizationSeconds, policies: [{ type: "Percent", value: 50, periodSeconds: 60 }] },
+        scaleUp: {
+          stabilizationWindowSeconds: 0,
+          policies: [
+            { type: "Percent", value: 100, periodSeconds: 15 },
+            { type: "Pods", value: 4, periodSeconds: 15 },
+          ],
+          selectPolicy: "Max",
+        },
+        scaleDown: {
+          stabilizationWindowSeconds: serving.scaleDownStabilizationSeconds,
+          policies: [{ type: "Percent", value: 50, periodSeconds: 60 }],
+        },
       },
     },
   };

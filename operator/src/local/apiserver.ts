@@ -13,7 +13,12 @@ import { dirname } from "node:path";
  * change), like etcd behind a real API server. The operator talks to it through
  * @kubernetes/client-node exactly as to a cluster; it runs no pods itself (see LocalProcessBackend).
  */
-export type Obj = { apiVersion: string; kind: string; metadata: Record<string, unknown> & { name: string; namespace?: string }; [k: string]: unknown };
+export type Obj = {
+  apiVersion: string;
+  kind: string;
+  metadata: Record<string, unknown> & { name: string; namespace?: string };
+  [k: string]: unknown;
+};
 
 export interface LocalApiServerOptions {
   /** JSON file the objects are kept in; in memory only when absent. */
@@ -37,17 +42,96 @@ interface ResourceType {
 }
 
 const TYPES: ResourceType[] = [
-  { group: "", version: "v1", plural: "services", kind: "Service", namespaced: true, status: true, shortNames: ["svc"] },
-  { group: "", version: "v1", plural: "configmaps", kind: "ConfigMap", namespaced: true, status: false, shortNames: ["cm"] },
+  {
+    group: "",
+    version: "v1",
+    plural: "services",
+    kind: "Service",
+    namespaced: true,
+    status: true,
+    shortNames: ["svc"],
+  },
+  {
+    group: "",
+    version: "v1",
+    plural: "configmaps",
+    kind: "ConfigMap",
+    namespaced: true,
+    status: false,
+    shortNames: ["cm"],
+  },
   { group: "", version: "v1", plural: "secrets", kind: "Secret", namespaced: true, status: false },
-  { group: "", version: "v1", plural: "namespaces", kind: "Namespace", namespaced: false, status: true, shortNames: ["ns"] },
-  { group: "", version: "v1", plural: "events", kind: "Event", namespaced: true, status: false, shortNames: ["ev"] },
-  { group: "apps", version: "v1", plural: "deployments", kind: "Deployment", namespaced: true, status: true, shortNames: ["deploy"] },
-  { group: "autoscaling", version: "v2", plural: "horizontalpodautoscalers", kind: "HorizontalPodAutoscaler", namespaced: true, status: true, shortNames: ["hpa"] },
-  { group: "policy", version: "v1", plural: "poddisruptionbudgets", kind: "PodDisruptionBudget", namespaced: true, status: true, shortNames: ["pdb"] },
-  { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true, status: false },
-  { group: "valora.dev", version: "v1alpha1", plural: "valuationmodels", kind: "ValuationModel", namespaced: true, status: true, shortNames: ["vm"] },
-  { group: "valora.dev", version: "v1alpha1", plural: "assetpipelines", kind: "AssetPipeline", namespaced: true, status: true, shortNames: ["ap"] },
+  {
+    group: "",
+    version: "v1",
+    plural: "namespaces",
+    kind: "Namespace",
+    namespaced: false,
+    status: true,
+    shortNames: ["ns"],
+  },
+  {
+    group: "",
+    version: "v1",
+    plural: "events",
+    kind: "Event",
+    namespaced: true,
+    status: false,
+    shortNames: ["ev"],
+  },
+  {
+    group: "apps",
+    version: "v1",
+    plural: "deployments",
+    kind: "Deployment",
+    namespaced: true,
+    status: true,
+    shortNames: ["deploy"],
+  },
+  {
+    group: "autoscaling",
+    version: "v2",
+    plural: "horizontalpodautoscalers",
+    kind: "HorizontalPodAutoscaler",
+    namespaced: true,
+    status: true,
+    shortNames: ["hpa"],
+  },
+  {
+    group: "policy",
+    version: "v1",
+    plural: "poddisruptionbudgets",
+    kind: "PodDisruptionBudget",
+    namespaced: true,
+    status: true,
+    shortNames: ["pdb"],
+  },
+  {
+    group: "coordination.k8s.io",
+    version: "v1",
+    plural: "leases",
+    kind: "Lease",
+    namespaced: true,
+    status: false,
+  },
+  {
+    group: "valora.dev",
+    version: "v1alpha1",
+    plural: "valuationmodels",
+    kind: "ValuationModel",
+    namespaced: true,
+    status: true,
+    shortNames: ["vm"],
+  },
+  {
+    group: "valora.dev",
+    version: "v1alpha1",
+    plural: "assetpipelines",
+    kind: "AssetPipeline",
+    namespaced: true,
+    status: true,
+    shortNames: ["ap"],
+  },
 ];
 
 interface WatchEvent {
@@ -66,7 +150,12 @@ export class LocalApiServer {
   private log: WatchEvent[] = [];
   private rv = 100;
   private compactedBefore = 0;
-  private watchers = new Set<{ plural: string; namespace?: string; res: ServerResponse; send: (e: WatchEvent) => void }>();
+  private watchers = new Set<{
+    plural: string;
+    namespace?: string;
+    res: ServerResponse;
+    send: (e: WatchEvent) => void;
+  }>();
   private listeners: StoreListener[] = [];
   private saveTimer: NodeJS.Timeout | undefined;
   port = 0;
@@ -162,7 +251,12 @@ export class LocalApiServer {
   }
 
   list(plural: string, namespace?: string): Obj[] {
-    return [...this.store.values()].filter((o) => this.typeOfKind(o.kind)?.plural === plural && (!namespace || o.metadata.namespace === namespace)).map(clone);
+    return [...this.store.values()]
+      .filter(
+        (o) =>
+          this.typeOfKind(o.kind)?.plural === plural && (!namespace || o.metadata.namespace === namespace),
+      )
+      .map(clone);
   }
 
   get(plural: string, namespace: string, name: string): Obj | undefined {
@@ -182,7 +276,10 @@ export class LocalApiServer {
     const t = this.typeOfKind(obj.kind)!;
     const ns = t.namespaced ? (obj.metadata.namespace ?? "default") : undefined;
     const existing = this.store.get(this.key(t.plural, ns, obj.metadata.name));
-    const next: Obj = clone({ ...obj, metadata: { ...(existing?.metadata ?? {}), ...obj.metadata, ...(ns ? { namespace: ns } : {}) } });
+    const next: Obj = clone({
+      ...obj,
+      metadata: { ...(existing?.metadata ?? {}), ...obj.metadata, ...(ns ? { namespace: ns } : {}) },
+    });
     if (existing?.["status"] && !("status" in obj)) next["status"] = existing["status"];
     return this.write(t.plural, next, existing ? "MODIFIED" : "ADDED");
   }
@@ -213,7 +310,8 @@ export class LocalApiServer {
       const dropped = this.log.splice(0, this.log.length - Math.floor(limit / 2));
       this.compactedBefore = dropped[dropped.length - 1]!.rv + 1;
     }
-    for (const w of this.watchers) if (w.plural === plural && (!w.namespace || w.namespace === obj.metadata.namespace)) w.send(event);
+    for (const w of this.watchers)
+      if (w.plural === plural && (!w.namespace || w.namespace === obj.metadata.namespace)) w.send(event);
     for (const l of this.listeners) l(type, plural, clone(obj));
     if (type === "ADDED" && plural === "events") this.expireEvents(obj.metadata.namespace);
     this.scheduleSave();
@@ -221,15 +319,23 @@ export class LocalApiServer {
   }
 
   private expireEvents(namespace: string | undefined): void {
-    const events = [...this.store.values()].filter((o) => o.kind === "Event" && o.metadata.namespace === namespace);
+    const events = [...this.store.values()].filter(
+      (o) => o.kind === "Event" && o.metadata.namespace === namespace,
+    );
     const excess = events.length - (this.options.eventLimit ?? 500);
-    for (const e of events.slice(0, Math.max(0, excess))) this.store.delete(this.key("events", namespace, e.metadata.name));
+    for (const e of events.slice(0, Math.max(0, excess)))
+      this.store.delete(this.key("events", namespace, e.metadata.name));
   }
 
   private remove(plural: string, obj: Obj): void {
     const finalizers = (obj.metadata["finalizers"] as string[] | undefined) ?? [];
     if (finalizers.length > 0) {
-      if (!obj.metadata["deletionTimestamp"]) this.write(plural, { ...obj, metadata: { ...obj.metadata, deletionTimestamp: new Date().toISOString() } }, "MODIFIED");
+      if (!obj.metadata["deletionTimestamp"])
+        this.write(
+          plural,
+          { ...obj, metadata: { ...obj.metadata, deletionTimestamp: new Date().toISOString() } },
+          "MODIFIED",
+        );
       return;
     }
     this.write(plural, obj, "DELETED");
@@ -243,7 +349,17 @@ export class LocalApiServer {
 
   private status(res: ServerResponse, code: number, reason: string, message: string): void {
     res.writeHead(code, { "content-type": "application/json" });
-    res.end(JSON.stringify({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason, code }));
+    res.end(
+      JSON.stringify({
+        kind: "Status",
+        apiVersion: "v1",
+        metadata: {},
+        status: "Failure",
+        message,
+        reason,
+        code,
+      }),
+    );
   }
 
   private json(res: ServerResponse, code: number, body: unknown): void {
@@ -273,17 +389,36 @@ export class LocalApiServer {
       version = parts[2] ?? "";
       rest = parts.slice(3);
     } else return this.status(res, 404, "NotFound", url.pathname);
-    if (parts.length === 1 && parts[0] === "api") return this.json(res, 200, { kind: "APIVersions", versions: ["v1"], serverAddressByClientCIDRs: [] });
+    if (parts.length === 1 && parts[0] === "api")
+      return this.json(res, 200, { kind: "APIVersions", versions: ["v1"], serverAddressByClientCIDRs: [] });
     if (parts.length === 1) {
-      const groups = [...new Set(TYPES.filter((t) => t.group).map((t) => `${t.group}/${t.version}`))].map((g) => {
-        const [name, v] = g.split("/") as [string, string];
-        return { name, versions: [{ groupVersion: g, version: v }], preferredVersion: { groupVersion: g, version: v } };
-      });
+      const groups = [...new Set(TYPES.filter((t) => t.group).map((t) => `${t.group}/${t.version}`))].map(
+        (g) => {
+          const [name, v] = g.split("/") as [string, string];
+          return {
+            name,
+            versions: [{ groupVersion: g, version: v }],
+            preferredVersion: { groupVersion: g, version: v },
+          };
+        },
+      );
       return this.json(res, 200, { kind: "APIGroupList", apiVersion: "v1", groups });
     }
     const types = TYPES.filter((t) => t.group === group && t.version === version);
     if (rest.length === 0) {
-      return this.json(res, 200, { kind: "APIResourceList", apiVersion: "v1", groupVersion: group ? `${group}/${version}` : version, resources: types.map((t) => ({ name: t.plural, singularName: t.kind.toLowerCase(), namespaced: t.namespaced, kind: t.kind, ...(t.shortNames ? { shortNames: t.shortNames } : {}), verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] })) });
+      return this.json(res, 200, {
+        kind: "APIResourceList",
+        apiVersion: "v1",
+        groupVersion: group ? `${group}/${version}` : version,
+        resources: types.map((t) => ({
+          name: t.plural,
+          singularName: t.kind.toLowerCase(),
+          namespaced: t.namespaced,
+          kind: t.kind,
+          ...(t.shortNames ? { shortNames: t.shortNames } : {}),
+          verbs: ["get", "list", "watch", "create", "update", "patch", "delete"],
+        })),
+      });
     }
     let namespace: string | undefined;
     if (rest[0] === "namespaces" && rest.length > 2) {
@@ -291,27 +426,54 @@ export class LocalApiServer {
       rest = rest.slice(2);
     }
     const type = types.find((t) => t.plural === rest[0]);
-    if (!type) return this.status(res, 404, "NotFound", `the server could not find the requested resource ${url.pathname}`);
+    if (!type)
+      return this.status(
+        res,
+        404,
+        "NotFound",
+        `the server could not find the requested resource ${url.pathname}`,
+      );
     const name = rest[1];
     const sub = rest[2];
     if (!name) {
-      if (req.method === "GET" && url.searchParams.get("watch") === "true") return this.watch(type, namespace, url, res);
+      if (req.method === "GET" && url.searchParams.get("watch") === "true")
+        return this.watch(type, namespace, url, res);
       if (req.method === "GET") {
         const matches = labelMatcher(url.searchParams.get("labelSelector"));
-        const items = this.list(type.plural, namespace).filter((o) => matches(o.metadata["labels"] as Record<string, string> | undefined));
-        return this.json(res, 200, { kind: `${type.kind}List`, apiVersion: gv(type), metadata: { resourceVersion: String(this.rv) }, items });
+        const items = this.list(type.plural, namespace).filter((o) =>
+          matches(o.metadata["labels"] as Record<string, string> | undefined),
+        );
+        return this.json(res, 200, {
+          kind: `${type.kind}List`,
+          apiVersion: gv(type),
+          metadata: { resourceVersion: String(this.rv) },
+          items,
+        });
       }
       if (req.method === "POST") {
         const obj = await this.body(req);
         obj.metadata.namespace ??= namespace;
-        if (this.store.has(this.key(type.plural, obj.metadata.namespace, obj.metadata.name))) return this.status(res, 409, "AlreadyExists", `${type.plural} "${obj.metadata.name}" already exists`);
-        return this.json(res, 201, this.write(type.plural, { ...obj, apiVersion: gv(type), kind: type.kind }, "ADDED"));
+        if (this.store.has(this.key(type.plural, obj.metadata.namespace, obj.metadata.name)))
+          return this.status(
+            res,
+            409,
+            "AlreadyExists",
+            `${type.plural} "${obj.metadata.name}" already exists`,
+          );
+        return this.json(
+          res,
+          201,
+          this.write(type.plural, { ...obj, apiVersion: gv(type), kind: type.kind }, "ADDED"),
+        );
       }
       return this.status(res, 405, "MethodNotAllowed", req.method ?? "");
     }
     const k = this.key(type.plural, namespace, name);
     const existing = this.store.get(k);
-    if (req.method === "GET") return existing ? this.json(res, 200, existing) : this.status(res, 404, "NotFound", `${type.plural} "${name}" not found`);
+    if (req.method === "GET")
+      return existing
+        ? this.json(res, 200, existing)
+        : this.status(res, 404, "NotFound", `${type.plural} "${name}" not found`);
     if (req.method === "DELETE") {
       if (!existing) return this.status(res, 404, "NotFound", `${type.plural} "${name}" not found`);
       this.remove(type.plural, existing);
@@ -321,22 +483,51 @@ export class LocalApiServer {
     if (req.method === "PUT") {
       if (!existing) return this.status(res, 404, "NotFound", `${type.plural} "${name}" not found`);
       if (this.injectConflict(type.plural)) {
-        return this.status(res, 409, "Conflict", `Operation cannot be fulfilled on ${type.plural} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
+        return this.status(
+          res,
+          409,
+          "Conflict",
+          `Operation cannot be fulfilled on ${type.plural} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+        );
       }
       const rv = body.metadata?.resourceVersion;
-      if (rv && rv !== existing.metadata["resourceVersion"]) return this.status(res, 409, "Conflict", `Operation cannot be fulfilled on ${type.plural} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
-      const next: Obj = sub === "status" ? { ...existing, status: body["status"] } : { ...body, apiVersion: gv(type), kind: type.kind, metadata: { ...body.metadata, namespace }, ...(type.status ? { status: existing["status"] } : {}) };
+      if (rv && rv !== existing.metadata["resourceVersion"])
+        return this.status(
+          res,
+          409,
+          "Conflict",
+          `Operation cannot be fulfilled on ${type.plural} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+        );
+      const next: Obj =
+        sub === "status"
+          ? { ...existing, status: body["status"] }
+          : {
+              ...body,
+              apiVersion: gv(type),
+              kind: type.kind,
+              metadata: { ...body.metadata, namespace },
+              ...(type.status ? { status: existing["status"] } : {}),
+            };
       const written = this.write(type.plural, next, "MODIFIED");
-      if (written.metadata["deletionTimestamp"] && ((written.metadata["finalizers"] as string[] | undefined) ?? []).length === 0) this.remove(type.plural, written);
+      if (
+        written.metadata["deletionTimestamp"] &&
+        ((written.metadata["finalizers"] as string[] | undefined) ?? []).length === 0
+      )
+        this.remove(type.plural, written);
       return this.json(res, 200, written);
     }
     if (req.method === "PATCH") {
       const ct = req.headers["content-type"] ?? "";
       if (ct.startsWith("application/apply-patch")) {
-        if (!url.searchParams.get("fieldManager")) return this.status(res, 422, "Invalid", "fieldManager is required for apply requests");
+        if (!url.searchParams.get("fieldManager"))
+          return this.status(res, 422, "Invalid", "fieldManager is required for apply requests");
         if (sub === "status") {
           if (!existing) return this.status(res, 404, "NotFound", `${type.plural} "${name}" not found`);
-          return this.json(res, 200, this.write(type.plural, { ...existing, status: body["status"] }, "MODIFIED"));
+          return this.json(
+            res,
+            200,
+            this.write(type.plural, { ...existing, status: body["status"] }, "MODIFIED"),
+          );
         }
         // One field manager owns everything it applies: the applied object replaces its fields;
         // server-owned metadata and status survive.
@@ -347,15 +538,30 @@ export class LocalApiServer {
           metadata: { ...(existing?.metadata ?? {}), ...body.metadata, namespace },
           ...(existing && type.status && existing["status"] ? { status: existing["status"] } : {}),
         };
-        if (existing && JSON.stringify({ ...existing, metadata: { ...existing.metadata, resourceVersion: "", generation: 0 } }) === JSON.stringify({ ...next, metadata: { ...next.metadata, resourceVersion: "", generation: 0 } })) {
+        if (
+          existing &&
+          JSON.stringify({
+            ...existing,
+            metadata: { ...existing.metadata, resourceVersion: "", generation: 0 },
+          }) ===
+            JSON.stringify({ ...next, metadata: { ...next.metadata, resourceVersion: "", generation: 0 } })
+        ) {
           return this.json(res, 200, existing); // no-op apply: no new resourceVersion, no watch event
         }
-        return this.json(res, existing ? 200 : 201, this.write(type.plural, next, existing ? "MODIFIED" : "ADDED"));
+        return this.json(
+          res,
+          existing ? 200 : 201,
+          this.write(type.plural, next, existing ? "MODIFIED" : "ADDED"),
+        );
       }
       if (!existing) return this.status(res, 404, "NotFound", `${type.plural} "${name}" not found`);
-      if (ct.startsWith("application/merge-patch+json") || ct.startsWith("application/strategic-merge-patch+json")) {
+      if (
+        ct.startsWith("application/merge-patch+json") ||
+        ct.startsWith("application/strategic-merge-patch+json")
+      ) {
         const rv = (body.metadata as Record<string, unknown> | undefined)?.["resourceVersion"];
-        if (rv && rv !== existing.metadata["resourceVersion"]) return this.status(res, 409, "Conflict", "the object has been modified");
+        if (rv && rv !== existing.metadata["resourceVersion"])
+          return this.status(res, 409, "Conflict", "the object has been modified");
         const next = mergePatch(existing, sub === "status" ? { status: body["status"] } : body) as Obj;
         const written = this.write(type.plural, next, "MODIFIED");
         const fin = (written.metadata["finalizers"] as string[] | undefined) ?? [];
@@ -371,7 +577,9 @@ export class LocalApiServer {
     const from = Number(url.searchParams.get("resourceVersion") ?? "0");
     if (from && from < this.compactedBefore - 1) {
       res.writeHead(200, { "content-type": "application/json" });
-      res.end(`${JSON.stringify({ type: "ERROR", object: { kind: "Status", apiVersion: "v1", status: "Failure", reason: "Expired", code: 410, message: `too old resource version: ${from} (${this.compactedBefore})` } })}\n`);
+      res.end(
+        `${JSON.stringify({ type: "ERROR", object: { kind: "Status", apiVersion: "v1", status: "Failure", reason: "Expired", code: 410, message: `too old resource version: ${from} (${this.compactedBefore})` } })}\n`,
+      );
       return;
     }
     res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
@@ -384,11 +592,23 @@ export class LocalApiServer {
       if (matches(e.object.metadata["labels"] as Record<string, string> | undefined)) sendAll(e);
     };
     const w = { plural: type.plural, ...(namespace ? { namespace } : {}), res, send };
-    for (const e of this.log) if (e.rv > from && e.plural === type.plural && (!namespace || e.object.metadata.namespace === namespace)) send(e);
+    for (const e of this.log)
+      if (
+        e.rv > from &&
+        e.plural === type.plural &&
+        (!namespace || e.object.metadata.namespace === namespace)
+      )
+        send(e);
     this.watchers.add(w);
     let bookmark: NodeJS.Timeout | undefined;
     if (url.searchParams.get("allowWatchBookmarks") === "true") {
-      bookmark = setInterval(() => res.write(`${JSON.stringify({ type: "BOOKMARK", object: { kind: type.kind, apiVersion: gv(type), metadata: { resourceVersion: String(this.rv) } } })}\n`), 1000);
+      bookmark = setInterval(
+        () =>
+          res.write(
+            `${JSON.stringify({ type: "BOOKMARK", object: { kind: type.kind, apiVersion: gv(type), metadata: { resourceVersion: String(this.rv) } } })}\n`,
+          ),
+        1000,
+      );
     }
     res.on("close", () => {
       clearInterval(bookmark);
@@ -401,8 +621,13 @@ export class LocalApiServer {
  * Equality-based label selectors as the API server reads them: `k=v`, `k==v`, `k!=v`, `k`, `!k`,
  * comma-separated (all must hold). Set-based selectors are not needed by the operator.
  */
-export function labelMatcher(selector: string | null): (labels: Record<string, string> | undefined) => boolean {
-  const terms = (selector ?? "").split(",").map((t) => t.trim()).filter(Boolean);
+export function labelMatcher(
+  selector: string | null,
+): (labels: Record<string, string> | undefined) => boolean {
+  const terms = (selector ?? "")
+    .split(",")
+    .map((t) => t.trim())
+    .filter(Boolean);
   return (labels = {}) =>
     terms.every((t) => {
       const ne = /^([^!=]+)!=(.*)$/.exec(t);
@@ -417,7 +642,10 @@ export function labelMatcher(selector: string | null): (labels: Record<string, s
 /** RFC 7386 JSON merge patch. */
 export function mergePatch(target: unknown, patch: unknown): unknown {
   if (!patch || typeof patch !== "object" || Array.isArray(patch)) return patch;
-  const out: Record<string, unknown> = target && typeof target === "object" && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  const out: Record<string, unknown> =
+    target && typeof target === "object" && !Array.isArray(target)
+      ? { ...(target as Record<string, unknown>) }
+      : {};
   for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
     if (v === null) delete out[k];
     else out[k] = mergePatch(out[k], v);

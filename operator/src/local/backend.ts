@@ -3,7 +3,13 @@ import { join } from "node:path";
 import type { Logger } from "@valora/kit";
 import type { LocalApiServer, Obj } from "./apiserver.js";
 import { LocalPod, type PodRuntime } from "./pod.js";
-import { deploymentStatus, localReplicas, rolloutStep, templateHash, type DeploymentLike } from "./pod-spec.js";
+import {
+  deploymentStatus,
+  localReplicas,
+  rolloutStep,
+  templateHash,
+  type DeploymentLike,
+} from "./pod-spec.js";
 import { ServiceProxies } from "./service-proxy.js";
 
 export interface LocalBackendOptions {
@@ -24,7 +30,12 @@ export interface LocalBackendOptions {
 
 const decode = (o: Obj | undefined): Record<string, string> | undefined => {
   if (!o) return undefined;
-  const data = Object.fromEntries(Object.entries((o["data"] as Record<string, string> | undefined) ?? {}).map(([k, v]) => [k, o.kind === "Secret" ? Buffer.from(v, "base64").toString("utf8") : v]));
+  const data = Object.fromEntries(
+    Object.entries((o["data"] as Record<string, string> | undefined) ?? {}).map(([k, v]) => [
+      k,
+      o.kind === "Secret" ? Buffer.from(v, "base64").toString("utf8") : v,
+    ]),
+  );
   return { ...data, ...((o["stringData"] as Record<string, string> | undefined) ?? {}) };
 };
 
@@ -46,11 +57,25 @@ export class LocalProcessBackend {
 
   constructor(private readonly o: LocalBackendOptions) {
     const mapFile = join(o.runDir, "services.json");
-    this.proxies = new ServiceProxies(mapFile, () => [...this.pods.values()].flat().map((p) => ({ labels: p.labels, ready: p.ready, declaredPorts: p.declaredPorts, ports: p.ports })), o.logger);
+    this.proxies = new ServiceProxies(
+      mapFile,
+      () =>
+        [...this.pods.values()]
+          .flat()
+          .map((p) => ({ labels: p.labels, ready: p.ready, declaredPorts: p.declaredPorts, ports: p.ports })),
+      o.logger,
+    );
     this.runtime = {
       entrypoint: o.entrypoint,
       imagePaths: o.imagePaths,
-      baseEnv: { ...o.env, KUBE_API_URL: o.apiUrl, VALORA_SERVICE_MAP: mapFile, VALORA_EXIT_WITH_PARENT: "1", HOST: "127.0.0.1", METRICS_PORT: "0" },
+      baseEnv: {
+        ...o.env,
+        KUBE_API_URL: o.apiUrl,
+        VALORA_SERVICE_MAP: mapFile,
+        VALORA_EXIT_WITH_PARENT: "1",
+        HOST: "127.0.0.1",
+        METRICS_PORT: "0",
+      },
       sources: {
         namespace: "",
         secret: () => undefined,
@@ -70,12 +95,14 @@ export class LocalProcessBackend {
     this.unsubscribe = this.o.api.subscribe((_type, plural, obj) => {
       if (plural === "deployments") this.enqueue(`${obj.metadata.namespace}/${obj.metadata.name}`);
       else if (plural === "horizontalpodautoscalers") {
-        const target = (obj["spec"] as { scaleTargetRef?: { name?: string } } | undefined)?.scaleTargetRef?.name;
+        const target = (obj["spec"] as { scaleTargetRef?: { name?: string } } | undefined)?.scaleTargetRef
+          ?.name;
         if (target) this.enqueue(`${obj.metadata.namespace}/${target}`);
       } else if (plural === "services") this.enqueue("services");
     });
     this.enqueue("services");
-    for (const d of this.o.api.list("deployments")) this.enqueue(`${d.metadata.namespace}/${d.metadata.name}`);
+    for (const d of this.o.api.list("deployments"))
+      this.enqueue(`${d.metadata.namespace}/${d.metadata.name}`);
     await this.running;
   }
 
@@ -105,7 +132,10 @@ export class LocalProcessBackend {
         if (key === "services") await this.proxies.sync(this.o.api.list("services"));
         else await this.syncDeployment(key);
       } catch (err) {
-        this.o.logger.error({ key, err: err instanceof Error ? err.message : String(err) }, "local backend could not sync; retrying in 2 s");
+        this.o.logger.error(
+          { key, err: err instanceof Error ? err.message : String(err) },
+          "local backend could not sync; retrying in 2 s",
+        );
         setTimeout(() => this.enqueue(key), 2000).unref();
       }
     });
@@ -122,8 +152,14 @@ export class LocalProcessBackend {
       return;
     }
     const d = obj as unknown as DeploymentLike;
-    const hpa = this.o.api.list("horizontalpodautoscalers", namespace).find((h) => (h["spec"] as { scaleTargetRef?: { name?: string } }).scaleTargetRef?.name === name);
-    const replicas = localReplicas(d, (hpa?.["spec"] as { minReplicas?: number } | undefined)?.minReplicas, this.o.maxReplicas ?? 1);
+    const hpa = this.o.api
+      .list("horizontalpodautoscalers", namespace)
+      .find((h) => (h["spec"] as { scaleTargetRef?: { name?: string } }).scaleTargetRef?.name === name);
+    const replicas = localReplicas(
+      d,
+      (hpa?.["spec"] as { minReplicas?: number } | undefined)?.minReplicas,
+      this.o.maxReplicas ?? 1,
+    );
     const hash = templateHash(d.spec.template);
     const step = rolloutStep(pods, hash, replicas);
     for (const podName of step.stop) {
@@ -134,11 +170,22 @@ export class LocalProcessBackend {
     }
     for (let i = 0; i < step.start; i++) {
       const podName = `${name}-${hash.slice(0, 6)}-${randomBytes(3).toString("hex")}`;
-      const pod = new LocalPod(podName, hash, d.spec.template.metadata?.labels ?? {}, d.spec.template, join(this.o.runDir, "pods", podName), { ...this.runtime, sources: this.sourcesFor(namespace) }, () => this.enqueue(key));
+      const pod = new LocalPod(
+        podName,
+        hash,
+        d.spec.template.metadata?.labels ?? {},
+        d.spec.template,
+        join(this.o.runDir, "pods", podName),
+        { ...this.runtime, sources: this.sourcesFor(namespace) },
+        () => this.enqueue(key),
+      );
       pods.push(pod);
       this.o.logger.info({ deployment: key, pod: podName }, "starting pod");
       pod.start().catch((err: unknown) => {
-        this.o.logger.error({ pod: podName, err: err instanceof Error ? err.message : String(err) }, "pod failed to start; replacing it");
+        this.o.logger.error(
+          { pod: podName, err: err instanceof Error ? err.message : String(err) },
+          "pod failed to start; replacing it",
+        );
         const list = this.pods.get(key) ?? [];
         if (list.includes(pod)) list.splice(list.indexOf(pod), 1);
         void pod.stop();
@@ -147,7 +194,8 @@ export class LocalProcessBackend {
     }
     this.pods.set(key, pods);
     const status = deploymentStatus(d, pods, hash, replicas);
-    if (JSON.stringify(status) !== JSON.stringify(obj["status"] ?? {})) this.o.api.setStatus("deployments", namespace, name, status);
+    if (JSON.stringify(status) !== JSON.stringify(obj["status"] ?? {}))
+      this.o.api.setStatus("deployments", namespace, name, status);
   }
 
   private sourcesFor(namespace: string): PodRuntime["sources"] {

@@ -27,9 +27,18 @@ export function parseManifest(file: string, text: string, namespace: string): Ob
     try {
       validateObject(raw);
     } catch (err) {
-      throw new Error(`${file}: ${raw.kind} ${raw.metadata?.name ?? "(no name)"}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(
+        `${file}: ${raw.kind} ${raw.metadata?.name ?? "(no name)"}: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
-    const metadata = { ...raw.metadata!, namespace: raw.metadata!.namespace ?? namespace, annotations: { ...((raw.metadata!["annotations"] as Record<string, string> | undefined) ?? {}), [SOURCE_ANNOTATION]: file } };
+    const metadata = {
+      ...raw.metadata!,
+      namespace: raw.metadata!.namespace ?? namespace,
+      annotations: {
+        ...((raw.metadata!["annotations"] as Record<string, string> | undefined) ?? {}),
+        [SOURCE_ANNOTATION]: file,
+      },
+    };
     out.push({ ...(raw as Obj), metadata });
   }
   return out;
@@ -46,14 +55,16 @@ export class ManifestSync {
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(
-    private readonly o: { dir: string; api: LocalApiServer; namespace: string; logger: Logger },
-  ) {}
+  constructor(private readonly o: { dir: string; api: LocalApiServer; namespace: string; logger: Logger }) {}
 
   /** Applies every file; the errors of refused files (empty when all applied). */
   syncAll(): string[] {
     const errors: string[] = [];
-    const files = existsSync(this.o.dir) ? readdirSync(this.o.dir).filter((f) => /\.ya?ml$/.test(f)).sort() : [];
+    const files = existsSync(this.o.dir)
+      ? readdirSync(this.o.dir)
+          .filter((f) => /\.ya?ml$/.test(f))
+          .sort()
+      : [];
     for (const f of files) {
       const err = this.syncFile(f);
       if (err) errors.push(err);
@@ -88,7 +99,10 @@ export class ManifestSync {
       objects = parseManifest(file, text, this.o.namespace);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      this.o.logger.error({ manifest: file, err: message }, "manifest refused; its objects keep their last applied spec");
+      this.o.logger.error(
+        { manifest: file, err: message },
+        "manifest refused; its objects keep their last applied spec",
+      );
       this.hashes.set(file, hash);
       return message;
     }
@@ -98,10 +112,23 @@ export class ManifestSync {
       const plural = obj.kind === "ValuationModel" ? "valuationmodels" : "assetpipelines";
       kept.add(`${plural}/${obj.metadata.namespace}/${obj.metadata.name}`);
       const existing = this.o.api.get(plural, obj.metadata.namespace!, obj.metadata.name);
-      const same = existing && JSON.stringify(existing["spec"]) === JSON.stringify(obj["spec"]) && JSON.stringify(existing.metadata["labels"] ?? {}) === JSON.stringify(obj.metadata["labels"] ?? {});
+      const same =
+        existing &&
+        JSON.stringify(existing["spec"]) === JSON.stringify(obj["spec"]) &&
+        JSON.stringify(existing.metadata["labels"] ?? {}) === JSON.stringify(obj.metadata["labels"] ?? {});
       if (same) continue;
       this.o.api.put(obj);
-      this.o.logger.info({ manifest: file, kind: obj.kind, name: `${obj.metadata.namespace}/${obj.metadata.name}`, generation: this.o.api.get(plural, obj.metadata.namespace!, obj.metadata.name)?.metadata["generation"] }, existing ? "manifest changed: applied" : "manifest applied");
+      this.o.logger.info(
+        {
+          manifest: file,
+          kind: obj.kind,
+          name: `${obj.metadata.namespace}/${obj.metadata.name}`,
+          generation: this.o.api.get(plural, obj.metadata.namespace!, obj.metadata.name)?.metadata[
+            "generation"
+          ],
+        },
+        existing ? "manifest changed: applied" : "manifest applied",
+      );
     }
     this.prune(file, kept);
     return undefined;
@@ -112,9 +139,15 @@ export class ManifestSync {
     for (const plural of ["valuationmodels", "assetpipelines"]) {
       for (const o of this.o.api.list(plural)) {
         const key = `${plural}/${o.metadata.namespace}/${o.metadata.name}`;
-        if ((o.metadata["annotations"] as Record<string, string> | undefined)?.[SOURCE_ANNOTATION] === file && !kept.has(key)) {
+        if (
+          (o.metadata["annotations"] as Record<string, string> | undefined)?.[SOURCE_ANNOTATION] === file &&
+          !kept.has(key)
+        ) {
           this.o.api.delete(plural, o.metadata.namespace, o.metadata.name);
-          this.o.logger.info({ manifest: file, kind: o.kind, name: `${o.metadata.namespace}/${o.metadata.name}` }, "removed from its manifest: deleted");
+          this.o.logger.info(
+            { manifest: file, kind: o.kind, name: `${o.metadata.namespace}/${o.metadata.name}` },
+            "removed from its manifest: deleted",
+          );
         }
       }
     }

@@ -28,7 +28,10 @@ export interface Container {
   command?: string[];
   args?: string[];
   env?: EnvVar[];
-  envFrom?: { secretRef?: { name: string; optional?: boolean }; configMapRef?: { name: string; optional?: boolean } }[];
+  envFrom?: {
+    secretRef?: { name: string; optional?: boolean };
+    configMapRef?: { name: string; optional?: boolean };
+  }[];
   ports?: ContainerPort[];
   readinessProbe?: Probe;
   volumeMounts?: { name: string; mountPath: string }[];
@@ -41,7 +44,12 @@ export interface Volume {
 }
 export interface PodTemplate {
   metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
-  spec: { containers: Container[]; initContainers?: Container[]; volumes?: Volume[]; terminationGracePeriodSeconds?: number };
+  spec: {
+    containers: Container[];
+    initContainers?: Container[];
+    volumes?: Volume[];
+    terminationGracePeriodSeconds?: number;
+  };
 }
 export interface DeploymentLike {
   metadata: { name: string; namespace?: string; generation?: number };
@@ -73,7 +81,11 @@ export interface PodState {
  * it: start pods of the current template up to the replica count; stop old-template pods only
  * once as many current pods are ready; stop surplus current pods.
  */
-export function rolloutStep(pods: PodState[], hash: string, replicas: number): { start: number; stop: string[] } {
+export function rolloutStep(
+  pods: PodState[],
+  hash: string,
+  replicas: number,
+): { start: number; stop: string[] } {
   const current = pods.filter((p) => p.hash === hash);
   const old = pods.filter((p) => p.hash !== hash);
   const stop: string[] = [];
@@ -84,7 +96,12 @@ export function rolloutStep(pods: PodState[], hash: string, replicas: number): {
 }
 
 /** Pure: the Deployment status the controller would report for these pods. */
-export function deploymentStatus(d: DeploymentLike, pods: PodState[], hash: string, replicas: number): Record<string, unknown> {
+export function deploymentStatus(
+  d: DeploymentLike,
+  pods: PodState[],
+  hash: string,
+  replicas: number,
+): Record<string, unknown> {
   const ready = pods.filter((p) => p.ready).length;
   const updated = pods.filter((p) => p.hash === hash).length;
   const available = ready >= replicas && replicas > 0;
@@ -96,8 +113,16 @@ export function deploymentStatus(d: DeploymentLike, pods: PodState[], hash: stri
     availableReplicas: ready,
     ...(pods.length > ready ? { unavailableReplicas: pods.length - ready } : {}),
     conditions: [
-      { type: "Available", status: available ? "True" : "False", reason: available ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable" },
-      { type: "Progressing", status: "True", reason: updated >= replicas && ready >= replicas ? "NewReplicaSetAvailable" : "ReplicaSetUpdated" },
+      {
+        type: "Available",
+        status: available ? "True" : "False",
+        reason: available ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable",
+      },
+      {
+        type: "Progressing",
+        status: "True",
+        reason: updated >= replicas && ready >= replicas ? "NewReplicaSetAvailable" : "ReplicaSetUpdated",
+      },
     ],
   };
 }
@@ -112,7 +137,10 @@ export function rewritePaths(value: string, mounts: Record<string, string>): str
   if (froms.length === 0) return value;
   // One pass: a rewritten path (e.g. under /tmp on this machine) is never rewritten again.
   const alternation = froms.map((f) => f.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|");
-  return value.replace(new RegExp(`(^|=|file://)(${alternation})(?=/|$)`, "g"), (_m, lead: string, from: string) => `${lead}${mounts[from]}`);
+  return value.replace(
+    new RegExp(`(^|=|file://)(${alternation})(?=/|$)`, "g"),
+    (_m, lead: string, from: string) => `${lead}${mounts[from]}`,
+  );
 }
 
 export interface EnvSources {
@@ -127,10 +155,19 @@ export interface EnvSources {
  * with declared container ports mapped to the ports this pod got on loopback: a variable whose
  * name ends in PORT and whose value is a declared containerPort takes the local port.
  */
-export function containerEnv(c: Container, src: EnvSources, ports: Map<number, number>, mounts: Record<string, string>): Record<string, string> {
+export function containerEnv(
+  c: Container,
+  src: EnvSources,
+  ports: Map<number, number>,
+  mounts: Record<string, string>,
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const from of c.envFrom ?? []) {
-    const data = from.secretRef ? src.secret(from.secretRef.name) : from.configMapRef ? src.configMap(from.configMapRef.name) : undefined;
+    const data = from.secretRef
+      ? src.secret(from.secretRef.name)
+      : from.configMapRef
+        ? src.configMap(from.configMapRef.name)
+        : undefined;
     const ref = from.secretRef ?? from.configMapRef;
     if (!data && ref && !ref.optional) throw new Error(`envFrom ${ref.name} not found`);
     Object.assign(env, data ?? {});
@@ -138,11 +175,18 @@ export function containerEnv(c: Container, src: EnvSources, ports: Map<number, n
   for (const v of c.env ?? []) {
     const f = v.valueFrom;
     let value = v.value;
-    if (f?.fieldRef) value = f.fieldRef.fieldPath === "metadata.namespace" ? src.namespace : f.fieldRef.fieldPath === "metadata.name" ? src.podName : "";
+    if (f?.fieldRef)
+      value =
+        f.fieldRef.fieldPath === "metadata.namespace"
+          ? src.namespace
+          : f.fieldRef.fieldPath === "metadata.name"
+            ? src.podName
+            : "";
     else if (f?.secretKeyRef || f?.configMapKeyRef) {
       const ref = (f.secretKeyRef ?? f.configMapKeyRef)!;
       value = (f.secretKeyRef ? src.secret(ref.name) : src.configMap(ref.name))?.[ref.key];
-      if (value === undefined && !ref.optional) throw new Error(`${v.name}: key ${ref.key} of ${ref.name} not found`);
+      if (value === undefined && !ref.optional)
+        throw new Error(`${v.name}: key ${ref.key} of ${ref.name} not found`);
     }
     if (value !== undefined) env[v.name] = value;
   }
@@ -154,13 +198,23 @@ export function containerEnv(c: Container, src: EnvSources, ports: Map<number, n
 }
 
 /** Pure: the local port a probe or Service targets (a port name or a containerPort number). */
-export function targetPort(port: number | string, declared: ContainerPort[], ports: Map<number, number>): number | undefined {
-  const container = typeof port === "number" || /^\d+$/.test(port) ? Number(port) : declared.find((p) => p.name === port)?.containerPort;
+export function targetPort(
+  port: number | string,
+  declared: ContainerPort[],
+  ports: Map<number, number>,
+): number | undefined {
+  const container =
+    typeof port === "number" || /^\d+$/.test(port)
+      ? Number(port)
+      : declared.find((p) => p.name === port)?.containerPort;
   return container === undefined ? undefined : ports.get(container);
 }
 
 /** Pure: does a label set satisfy a Service or Deployment selector (matchLabels)? */
-export function selects(selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
+export function selects(
+  selector: Record<string, string> | undefined,
+  labels: Record<string, string> | undefined,
+): boolean {
   if (!selector || Object.keys(selector).length === 0) return false;
   return Object.entries(selector).every(([k, v]) => labels?.[k] === v);
 }

@@ -5,7 +5,15 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { HealthCheckResponse_ServingStatus, Health } from "@valora/proto/grpc/health/v1/health_pb";
 import { createClient, type Logger } from "@valora/kit";
-import { containerEnv, rewritePaths, targetPort, type Container, type EnvSources, type PodTemplate, type Probe } from "./pod-spec.js";
+import {
+  containerEnv,
+  rewritePaths,
+  targetPort,
+  type Container,
+  type EnvSources,
+  type PodTemplate,
+  type Probe,
+} from "./pod-spec.js";
 
 export interface PodRuntime {
   /** The image's ENTRYPOINT on this machine, e.g. [node, services/cli/dist/bin.js]. */
@@ -58,7 +66,8 @@ export class LocalPod {
   }
 
   async start(): Promise<void> {
-    for (const p of this.declaredPorts) if (!this.ports.has(p.containerPort)) this.ports.set(p.containerPort, await freePort());
+    for (const p of this.declaredPorts)
+      if (!this.ports.has(p.containerPort)) this.ports.set(p.containerPort, await freePort());
     const mounts = this.prepareVolumes();
     const src: EnvSources = { ...this.rt.sources, podName: this.name };
     for (const init of this.template.spec.initContainers ?? []) {
@@ -66,9 +75,13 @@ export class LocalPod {
       const code = await this.runToEnd(init, containerEnv(init, src, this.ports, mounts), mounts);
       if (code !== 0) throw new Error(`init container ${init.name} of pod ${this.name} exited with ${code}`);
     }
-    for (const c of this.template.spec.containers) this.run(c, containerEnv(c, src, this.ports, mounts), mounts);
+    for (const c of this.template.spec.containers)
+      this.run(c, containerEnv(c, src, this.ports, mounts), mounts);
     const probe = this.template.spec.containers.find((c) => c.readinessProbe);
-    this.probeTimer = setInterval(() => void this.probe(probe?.readinessProbe, probe?.ports ?? []), this.rt.probePeriodMs);
+    this.probeTimer = setInterval(
+      () => void this.probe(probe?.readinessProbe, probe?.ports ?? []),
+      this.rt.probePeriodMs,
+    );
     void this.probe(probe?.readinessProbe, probe?.ports ?? []);
   }
 
@@ -99,8 +112,13 @@ export class LocalPod {
     for (const v of this.template.spec.volumes ?? []) {
       const dir = join(this.dir, "volumes", v.name);
       mkdirSync(dir, { recursive: true });
-      const data = v.configMap ? this.rt.sources.configMap(v.configMap.name) : v.secret ? this.rt.sources.secret(v.secret.secretName) : undefined;
-      if ((v.configMap && !v.configMap.optional && !data) || (v.secret && !v.secret.optional && !data)) throw new Error(`volume ${v.name}: ${v.configMap?.name ?? v.secret?.secretName} not found`);
+      const data = v.configMap
+        ? this.rt.sources.configMap(v.configMap.name)
+        : v.secret
+          ? this.rt.sources.secret(v.secret.secretName)
+          : undefined;
+      if ((v.configMap && !v.configMap.optional && !data) || (v.secret && !v.secret.optional && !data))
+        throw new Error(`volume ${v.name}: ${v.configMap?.name ?? v.secret?.secretName} not found`);
       for (const [file, content] of Object.entries(data ?? {})) writeFileSync(join(dir, file), content);
       volumeDirs.set(v.name, dir);
     }
@@ -118,18 +136,33 @@ export class LocalPod {
   private spawn(c: Container, env: Record<string, string>, mounts: Record<string, string>): ChildProcess {
     // Paths in the pod spec name the container's filesystem and are mapped; the image's own
     // entrypoint is a path on this machine (which may well lie under /tmp) and is not.
-    const argv = [...(c.command?.map((a) => rewritePaths(a, mounts)) ?? this.rt.entrypoint), ...(c.args ?? []).map((a) => rewritePaths(a, mounts))];
-    const child = spawn(argv[0]!, argv.slice(1), { env: { ...this.rt.baseEnv, ...env }, stdio: ["ignore", "pipe", "pipe"], cwd: this.dir });
+    const argv = [
+      ...(c.command?.map((a) => rewritePaths(a, mounts)) ?? this.rt.entrypoint),
+      ...(c.args ?? []).map((a) => rewritePaths(a, mounts)),
+    ];
+    const child = spawn(argv[0]!, argv.slice(1), {
+      env: { ...this.rt.baseEnv, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+      cwd: this.dir,
+    });
     const forward = (stream: NodeJS.ReadableStream, out: NodeJS.WriteStream) =>
       createInterface({ input: stream }).on("line", (line) => {
-        out.write(line.startsWith("{") && line.endsWith("}") ? `{"pod":${JSON.stringify(this.name)},"container":${JSON.stringify(c.name)},${line.slice(1)}\n` : `[${this.name}/${c.name}] ${line}\n`);
+        out.write(
+          line.startsWith("{") && line.endsWith("}")
+            ? `{"pod":${JSON.stringify(this.name)},"container":${JSON.stringify(c.name)},${line.slice(1)}\n`
+            : `[${this.name}/${c.name}] ${line}\n`,
+        );
       });
     forward(child.stdout, process.stdout);
     forward(child.stderr, process.stderr);
     return child;
   }
 
-  private runToEnd(c: Container, env: Record<string, string>, mounts: Record<string, string>): Promise<number | null> {
+  private runToEnd(
+    c: Container,
+    env: Record<string, string>,
+    mounts: Record<string, string>,
+  ): Promise<number | null> {
     const child = this.spawn(c, env, mounts);
     this.children.set(c.name, child);
     return new Promise((resolve) => {
@@ -152,7 +185,10 @@ export class LocalPod {
       this.setReady(false);
       if (Date.now() - started > 60_000) this.restarts = 0;
       const delay = Math.min(1000 * 2 ** this.restarts++, 30_000);
-      this.rt.logger.warn({ pod: this.name, container: c.name, code, signal, restartInMs: delay }, "container exited; restarting (CrashLoopBackOff)");
+      this.rt.logger.warn(
+        { pod: this.name, container: c.name, code, signal, restartInMs: delay },
+        "container exited; restarting (CrashLoopBackOff)",
+      );
       setTimeout(() => !this.stopping && this.run(c, env, mounts), delay).unref();
     });
   }
@@ -165,12 +201,18 @@ export class LocalPod {
       try {
         if (p.httpGet) {
           const port = targetPort(p.httpGet.port, declared, this.ports);
-          const res = await fetch(`http://127.0.0.1:${port}${p.httpGet.path ?? "/"}`, { signal: AbortSignal.timeout(1000) });
+          const res = await fetch(`http://127.0.0.1:${port}${p.httpGet.path ?? "/"}`, {
+            signal: AbortSignal.timeout(1000),
+          });
           ok = res.status >= 200 && res.status < 400;
         } else if (p.grpc) {
-          const client = createClient(Health, `127.0.0.1:${targetPort(p.grpc.port, declared, this.ports)}`, { timeoutMs: 1000 });
+          const client = createClient(Health, `127.0.0.1:${targetPort(p.grpc.port, declared, this.ports)}`, {
+            timeoutMs: 1000,
+          });
           try {
-            ok = (await client.check({ service: p.grpc.service ?? "" })).status === HealthCheckResponse_ServingStatus.SERVING;
+            ok =
+              (await client.check({ service: p.grpc.service ?? "" })).status ===
+              HealthCheckResponse_ServingStatus.SERVING;
           } finally {
             client.close();
           }

@@ -13,7 +13,10 @@ export interface Endpoint {
 
 export interface ServiceLike {
   metadata: { name: string; namespace?: string };
-  spec?: { selector?: Record<string, string>; ports?: { name?: string; port: number; targetPort?: number | string }[] };
+  spec?: {
+    selector?: Record<string, string>;
+    ports?: { name?: string; port: number; targetPort?: number | string }[];
+  };
 }
 
 interface Listener {
@@ -51,8 +54,16 @@ export class ServiceProxies {
 
   /** Makes the proxies match the Services (called on every Service change). */
   async sync(services: ServiceLike[]): Promise<void> {
-    const wanted = new Map<string, { service: ServiceLike; port: { port: number; targetPort?: number | string } }>();
-    for (const s of services) for (const p of s.spec?.ports ?? []) wanted.set(`${s.metadata.name}.${s.metadata.namespace ?? "default"}:${p.port}`, { service: s, port: p });
+    const wanted = new Map<
+      string,
+      { service: ServiceLike; port: { port: number; targetPort?: number | string } }
+    >();
+    for (const s of services)
+      for (const p of s.spec?.ports ?? [])
+        wanted.set(`${s.metadata.name}.${s.metadata.namespace ?? "default"}:${p.port}`, {
+          service: s,
+          port: p,
+        });
     for (const [key, l] of this.listeners) {
       if (!wanted.has(key)) {
         this.listeners.delete(key);
@@ -81,7 +92,14 @@ export class ServiceProxies {
   }
 
   private async listen(key: string, service: ServiceLike, port: Listener["port"]): Promise<Listener> {
-    const l: Listener = { server: createServer((socket) => this.forward(l, socket)), localPort: 0, service, port, next: 0, sockets: new Set() };
+    const l: Listener = {
+      server: createServer((socket) => this.forward(l, socket)),
+      localPort: 0,
+      service,
+      port,
+      next: 0,
+      sockets: new Set(),
+    };
     const remembered = Number(this.previous[key]?.split(":")[1] ?? 0);
     const bind = (p: number) =>
       new Promise<number>((resolve, reject) => {
@@ -99,7 +117,9 @@ export class ServiceProxies {
   private forward(l: Listener, client: Socket): void {
     const ready = this.endpoints().filter((e) => e.ready && selects(l.service.spec?.selector, e.labels));
     const target = ready.length > 0 ? ready[l.next++ % ready.length]! : undefined;
-    const port = target ? targetPort(l.port.targetPort ?? l.port.port, target.declaredPorts, target.ports) : undefined;
+    const port = target
+      ? targetPort(l.port.targetPort ?? l.port.port, target.declaredPorts, target.ports)
+      : undefined;
     if (!port) {
       client.destroy(); // no ready endpoint: the client sees the connection fail, as with an empty Service
       return;

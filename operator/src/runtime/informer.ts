@@ -1,4 +1,9 @@
-import { makeInformer, type KubeConfig, type KubernetesListObject, type KubernetesObject } from "@kubernetes/client-node";
+import {
+  makeInformer,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from "@kubernetes/client-node";
 import type { Logger } from "@valora/kit";
 
 export type ObjectHandler<T> = (type: "add" | "update" | "delete", obj: T) => void;
@@ -41,7 +46,10 @@ export class ResilientInformer<T extends KubernetesObject> {
       const delay = this.backoffMs;
       this.backoffMs = Math.min(this.backoffMs * 2, 30_000);
       this.restarts++;
-      this.logger.warn({ path, err: err instanceof Error ? err.message : String(err), retryInMs: delay }, "watch failed; restarting informer");
+      this.logger.warn(
+        { path, err: err instanceof Error ? err.message : String(err), retryInMs: delay },
+        "watch failed; restarting informer",
+      );
       setTimeout(() => {
         if (!this.stopped) void this.informer.start().catch(() => undefined);
       }, delay);

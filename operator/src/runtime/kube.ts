@@ -1,4 +1,11 @@
-import { AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
+import {
+  AppsV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  KubernetesObjectApi,
+} from "@kubernetes/client-node";
 
 /** A KubeConfig from the pod's service account, KUBECONFIG, or an explicit server (tests, `kubectl proxy`). */
 export function kubeConfig(server?: string): KubeConfig {

@@ -42,7 +42,10 @@ export class LeaderElector {
     const loop = async (): Promise<void> => {
       if (this.stopped) return;
       const won = await this.tryAcquireOrRenew().catch((err: unknown) => {
-        this.o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, "leader election round failed");
+        this.o.logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          "leader election round failed",
+        );
         return false;
       });
       if (won && !this.leading) {
@@ -70,7 +73,11 @@ export class LeaderElector {
       if (lease.spec?.holderIdentity === this.o.identity) {
         lease.spec.holderIdentity = undefined;
         lease.spec.renewTime = undefined;
-        await this.o.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: lease });
+        await this.o.api.replaceNamespacedLease({
+          name: this.o.name,
+          namespace: this.o.namespace,
+          body: lease,
+        });
       }
     } catch {
       // Best effort: the Lease expires on its own.
@@ -88,7 +95,18 @@ export class LeaderElector {
       try {
         await this.o.api.createNamespacedLease({
           namespace: this.o.namespace,
-          body: { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: this.o.name, namespace: this.o.namespace }, spec: { holderIdentity: this.o.identity, leaseDurationSeconds: this.duration, acquireTime: now, renewTime: now, leaseTransitions: 0 } },
+          body: {
+            apiVersion: "coordination.k8s.io/v1",
+            kind: "Lease",
+            metadata: { name: this.o.name, namespace: this.o.namespace },
+            spec: {
+              holderIdentity: this.o.identity,
+              leaseDurationSeconds: this.duration,
+              acquireTime: now,
+              renewTime: now,
+              leaseTransitions: 0,
+            },
+          },
         });
         return true;
       } catch (e) {
@@ -106,10 +124,16 @@ export class LeaderElector {
       holderIdentity: this.o.identity,
       leaseDurationSeconds: this.duration,
       renewTime: now,
-      ...(holder !== this.o.identity ? { acquireTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 } : {}),
+      ...(holder !== this.o.identity
+        ? { acquireTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 }
+        : {}),
     };
     try {
-      await this.o.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: lease });
+      await this.o.api.replaceNamespacedLease({
+        name: this.o.name,
+        namespace: this.o.namespace,
+        body: lease,
+      });
       return true;
     } catch (err) {
       if (httpCode(err) === 409) return false;

@@ -13,7 +13,12 @@ export interface BillingOptions {
   usage: Pick<Client<typeof UsageService>, "queryUsage">;
   plans: PlanCatalog;
   /** Billing is off (plans change directly, nothing is reported) without it. */
-  stripe?: StripeSettings & { prices: Record<string, string>; meteredPrice?: string; meterEventName: string; reportIntervalMs?: number };
+  stripe?: StripeSettings & {
+    prices: Record<string, string>;
+    meteredPrice?: string;
+    meterEventName: string;
+    reportIntervalMs?: number;
+  };
 }
 
 export interface BillingApp {
@@ -28,9 +33,34 @@ export interface BillingApp {
 export function createBilling(base: Pick<ServiceBase, "logger" | "registry">, o: BillingOptions): BillingApp {
   const store = new BillingStore(o.pool);
   const api: StripeApi | undefined = o.stripe ? stripeApi(o.stripe) : undefined;
-  const reporter = api && o.stripe ? new UsageReporter({ store, usage: o.usage, api, eventName: o.stripe.meterEventName, logger: base.logger, registry: base.registry, ...(o.stripe.reportIntervalMs ? { intervalMs: o.stripe.reportIntervalMs } : {}) }) : undefined;
+  const reporter =
+    api && o.stripe
+      ? new UsageReporter({
+          store,
+          usage: o.usage,
+          api,
+          eventName: o.stripe.meterEventName,
+          logger: base.logger,
+          registry: base.registry,
+          ...(o.stripe.reportIntervalMs ? { intervalMs: o.stripe.reportIntervalMs } : {}),
+        })
+      : undefined;
   return {
-    service: billingService({ store, tenants: o.tenants, plans: o.plans, logger: base.logger, ...(api && o.stripe ? { stripe: { api, prices: o.stripe.prices, ...(o.stripe.meteredPrice ? { meteredPrice: o.stripe.meteredPrice } : {}) } } : {}) }),
+    service: billingService({
+      store,
+      tenants: o.tenants,
+      plans: o.plans,
+      logger: base.logger,
+      ...(api && o.stripe
+        ? {
+            stripe: {
+              api,
+              prices: o.stripe.prices,
+              ...(o.stripe.meteredPrice ? { meteredPrice: o.stripe.meteredPrice } : {}),
+            },
+          }
+        : {}),
+    }),
     store,
     ...(reporter ? { reporter } : {}),
     async start() {
@@ -38,8 +68,14 @@ export function createBilling(base: Pick<ServiceBase, "logger" | "registry">, o:
       if (applied.length > 0) base.logger.info({ migrations: applied }, "billing schema migrated");
       if (reporter) {
         reporter.start();
-        base.logger.info({ prices: o.stripe!.prices, meter: o.stripe!.meterEventName }, "billing on: Stripe subscriptions and metered usage");
-      } else base.logger.info("billing off: no STRIPE_SECRET_KEY; plans change directly and usage is not reported to Stripe");
+        base.logger.info(
+          { prices: o.stripe!.prices, meter: o.stripe!.meterEventName },
+          "billing on: Stripe subscriptions and metered usage",
+        );
+      } else
+        base.logger.info(
+          "billing off: no STRIPE_SECRET_KEY; plans change directly and usage is not reported to Stripe",
+        );
     },
     async close() {
       await reporter?.stop();

@@ -10,7 +10,12 @@ const PAID = new Set(["active", "trialing", "past_due"]);
  * subscription holds while it is paid (or in its grace period), the fallback plan otherwise.
  * Undefined when the subscription names no price Valora knows (left alone, and logged).
  */
-export function planForSubscription(status: string, priceIds: string[], prices: Record<string, string>, fallbackPlan: string): string | undefined {
+export function planForSubscription(
+  status: string,
+  priceIds: string[],
+  prices: Record<string, string>,
+  fallbackPlan: string,
+): string | undefined {
   if (!PAID.has(status)) return fallbackPlan;
   const byPrice = new Map(Object.entries(prices).map(([plan, price]) => [price, plan]));
   for (const id of priceIds) {
@@ -25,9 +30,19 @@ export function planForSubscription(status: string, priceIds: string[], prices: 
  * a function of the tenant, day and both totals, so re-sending it after a crash is recognised by
  * Stripe as the same event (Stripe de-duplicates identifiers for at least 24 hours).
  */
-export function meterEvent(tenantId: string, day: string, from: number, to: number, now: Date): { identifier: string; value: number; timestamp: number } {
+export function meterEvent(
+  tenantId: string,
+  day: string,
+  from: number,
+  to: number,
+  now: Date,
+): { identifier: string; value: number; timestamp: number } {
   const endOfDay = Date.parse(`${day}T23:59:59Z`);
-  return { identifier: `valora-${tenantId}-${day}-${from}-${to}`.slice(0, 100), value: to - from, timestamp: Math.floor(Math.min(endOfDay, now.getTime()) / 1000) };
+  return {
+    identifier: `valora-${tenantId}-${day}-${from}-${to}`.slice(0, 100),
+    value: to - from,
+    timestamp: Math.floor(Math.min(endOfDay, now.getTime()) / 1000),
+  };
 }
 
 /** Pure: the days whose usage is still open for reporting (yesterday, for late events, and today; UTC). */
@@ -42,7 +57,12 @@ export function parsePrices(pairs: string[], isPlan: (name: string) => boolean):
   return Object.fromEntries(
     pairs.map((p) => {
       const [plan, price, extra] = p.split("=").map((s) => s.trim());
-      if (!plan || !price || extra !== undefined || !isPlan(plan)) throw new ValoraError("INVALID_ARGUMENT", `STRIPE_PRICES: "${p}" is not plan=price_id for a known plan`, { details: [{ field: "STRIPE_PRICES", description: p }] });
+      if (!plan || !price || extra !== undefined || !isPlan(plan))
+        throw new ValoraError(
+          "INVALID_ARGUMENT",
+          `STRIPE_PRICES: "${p}" is not plan=price_id for a known plan`,
+          { details: [{ field: "STRIPE_PRICES", description: p }] },
+        );
       return [plan, price];
     }),
   );

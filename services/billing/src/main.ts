@@ -1,6 +1,16 @@
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
-import { ValoraError, createClient, createPgPool, createServiceBase, loadConfig, planCatalogFrom, vars, z, serveGrpc } from "@valora/kit";
+import {
+  ValoraError,
+  createClient,
+  createPgPool,
+  createServiceBase,
+  loadConfig,
+  planCatalogFrom,
+  vars,
+  z,
+  serveGrpc,
+} from "@valora/kit";
 import { createBilling } from "./app.js";
 import { parsePrices } from "./decisions.js";
 
@@ -29,9 +39,17 @@ export const BillingEnv = z.object({
 /** `valora serve billing`: wiring from environment only. */
 export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
   const c = loadConfig(BillingEnv, env);
-  const base = createServiceBase({ name: "billing", logLevel: c.LOG_LEVEL, drainDelayMs: c.SHUTDOWN_DRAIN_DELAY_MS, exit: (code) => process.exit(code) });
+  const base = createServiceBase({
+    name: "billing",
+    logLevel: c.LOG_LEVEL,
+    drainDelayMs: c.SHUTDOWN_DRAIN_DELAY_MS,
+    exit: (code) => process.exit(code),
+  });
   const plans = planCatalogFrom(c.VALORA_PLANS);
-  if (c.STRIPE_SECRET_KEY && !c.STRIPE_WEBHOOK_SECRET) throw new ValoraError("INVALID_ARGUMENT", "STRIPE_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY", { details: [{ field: "STRIPE_WEBHOOK_SECRET", description: "the endpoint's signing secret (whsec_...)" }] });
+  if (c.STRIPE_SECRET_KEY && !c.STRIPE_WEBHOOK_SECRET)
+    throw new ValoraError("INVALID_ARGUMENT", "STRIPE_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY", {
+      details: [{ field: "STRIPE_WEBHOOK_SECRET", description: "the endpoint's signing secret (whsec_...)" }],
+    });
   const api = c.STRIPE_API_URL ? new URL(c.STRIPE_API_URL) : undefined;
   const pool = createPgPool({ url: c.DATABASE_URL, applicationName: "valora-billing", logger: base.logger });
   const tenants = createClient(TenantService, c.TENANTS_ADDR, { timeoutMs: 10_000, registry: base.registry });
@@ -50,13 +68,24 @@ export async function main(env: Record<string, string | undefined> = process.env
             meterEventName: c.STRIPE_METER_EVENT,
             reportIntervalMs: c.STRIPE_REPORT_INTERVAL_MS,
             ...(c.STRIPE_METERED_PRICE ? { meteredPrice: c.STRIPE_METERED_PRICE } : {}),
-            ...(api ? { host: api.hostname, protocol: api.protocol === "http:" ? ("http" as const) : ("https" as const), ...(api.port ? { port: Number(api.port) } : {}) } : {}),
+            ...(api
+              ? {
+                  host: api.hostname,
+                  protocol: api.protocol === "http:" ? ("http" as const) : ("https" as const),
+                  ...(api.port ? { port: Number(api.port) } : {}),
+                }
+              : {}),
           },
         }
       : {}),
   });
   await billing.start();
-  const { port, ops } = await serveGrpc(base, { services: [billing.service], host: c.HOST, grpcPort: c.GRPC_PORT, metricsPort: c.METRICS_PORT });
+  const { port, ops } = await serveGrpc(base, {
+    services: [billing.service],
+    host: c.HOST,
+    grpcPort: c.GRPC_PORT,
+    metricsPort: c.METRICS_PORT,
+  });
   base.health.addCheck("postgres", async () => (await pool.query("SELECT 1")).rowCount === 1);
   base.shutdown.register("billing", () => billing.close());
   base.shutdown.register("clients", async () => {

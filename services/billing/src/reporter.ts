@@ -30,11 +30,21 @@ export class UsageReporter {
 
   constructor(private readonly o: UsageReporterOptions) {
     this.now = o.now ?? (() => new Date());
-    this.sent = o.registry ? counter(o.registry, "valora_billing_meter_events_total", "Meter events sent to Stripe, by result.", ["result"]) : undefined;
+    this.sent = o.registry
+      ? counter(o.registry, "valora_billing_meter_events_total", "Meter events sent to Stripe, by result.", [
+          "result",
+        ])
+      : undefined;
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.runOnce().catch((err: unknown) => this.o.logger.warn({ err }, "usage report failed; retrying next round")), this.o.intervalMs ?? 60_000);
+    this.timer = setInterval(
+      () =>
+        void this.runOnce().catch((err: unknown) =>
+          this.o.logger.warn({ err }, "usage report failed; retrying next round"),
+        ),
+      this.o.intervalMs ?? 60_000,
+    );
     this.timer.unref();
   }
 
@@ -54,7 +64,10 @@ export class UsageReporter {
           sent += await this.reportTenant(account.tenantId, account.customerId!, days);
         } catch (err) {
           this.sent?.inc({ result: "error" });
-          this.o.logger.warn({ err: err instanceof Error ? err.message : String(err), tenant: account.tenantId }, "could not report usage to Stripe; retrying next round");
+          this.o.logger.warn(
+            { err: err instanceof Error ? err.message : String(err), tenant: account.tenantId },
+            "could not report usage to Stripe; retrying next round",
+          );
         }
       }
     })();
@@ -92,8 +105,18 @@ export class UsageReporter {
     return sent;
   }
 
-  private async send(tenantId: string, customerId: string, day: string, from: number, to: number): Promise<void> {
-    await this.o.api.reportUsage(this.o.eventName, customerId, meterEvent(tenantId, day, from, to, this.now()));
+  private async send(
+    tenantId: string,
+    customerId: string,
+    day: string,
+    from: number,
+    to: number,
+  ): Promise<void> {
+    await this.o.api.reportUsage(
+      this.o.eventName,
+      customerId,
+      meterEvent(tenantId, day, from, to, this.now()),
+    );
     await this.o.store.markReported(tenantId, day, to);
     this.sent?.inc({ result: "sent" });
   }

@@ -5,12 +5,27 @@ import { Role, TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { BillingService } from "@valora/proto/valora/v1/billing_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
-import { PlanCatalog, createClient, createGrpcServer, createPgPool, createServiceBase, type Client, type GrpcServer, type Pool } from "@valora/kit";
+import {
+  PlanCatalog,
+  createClient,
+  createGrpcServer,
+  createPgPool,
+  createServiceBase,
+  type Client,
+  type GrpcServer,
+  type Pool,
+} from "@valora/kit";
 import { captureLogs, freshDatabase } from "@valora/kit/testing";
 import { createTenants } from "@valora/tenants";
 import { createUsage } from "@valora/usage";
 import { Authenticator, LocalRateLimiter, buildGateway } from "@valora/gateway";
-import { createBilling, meterEvent, parsePrices, planForSubscription, type BillingApp } from "../src/index.js";
+import {
+  createBilling,
+  meterEvent,
+  parsePrices,
+  planForSubscription,
+  type BillingApp,
+} from "../src/index.js";
 import { StripeDouble } from "./stripe-double.js";
 
 const WEBHOOK_SECRET = "whsec_test_secret";
@@ -27,7 +42,11 @@ describe("billing decisions (pure)", () => {
 
   it("names meter events by tenant, day and totals, stamped inside their day", () => {
     const now = new Date("2026-11-22T10:00:00Z");
-    expect(meterEvent("t1", "2026-11-21", 5, 12, now)).toEqual({ identifier: "valora-t1-2026-11-21-5-12", value: 7, timestamp: Date.parse("2026-11-21T23:59:59Z") / 1000 });
+    expect(meterEvent("t1", "2026-11-21", 5, 12, now)).toEqual({
+      identifier: "valora-t1-2026-11-21-5-12",
+      value: 7,
+      timestamp: Date.parse("2026-11-21T23:59:59Z") / 1000,
+    });
     expect(meterEvent("t1", "2026-11-22", 0, 3, now).timestamp).toBe(now.getTime() / 1000);
   });
 
@@ -75,15 +94,41 @@ describe.skipIf(!url)("billing with the real Stripe SDK against a local Stripe d
       tenants,
       usage,
       plans,
-      stripe: { secretKey: "sk_test_valora", webhookSecret: WEBHOOK_SECRET, host: "127.0.0.1", port: stripePort, protocol: "http", maxNetworkRetries: 0, prices: { pro: "price_pro", enterprise: "price_ent" }, meteredPrice: "price_metered", meterEventName: "valora_valuations", reportIntervalMs: 3_600_000 },
+      stripe: {
+        secretKey: "sk_test_valora",
+        webhookSecret: WEBHOOK_SECRET,
+        host: "127.0.0.1",
+        port: stripePort,
+        protocol: "http",
+        maxNetworkRetries: 0,
+        prices: { pro: "price_pro", enterprise: "price_ent" },
+        meteredPrice: "price_metered",
+        meterEventName: "valora_valuations",
+        reportIntervalMs: 3_600_000,
+      },
     });
     await billingApp.start();
     server = createGrpcServer({ ...base, services: [billingApp.service] });
-    billing = createClient(BillingService, `127.0.0.1:${await server.listen("127.0.0.1:0")}`, { timeoutMs: 10_000 });
-    gateway = await buildGateway({ base, tenants, usage, billing, valuations: createClient(ValuationService, "127.0.0.1:1"), auth: new Authenticator({ tenants }), limiter: new LocalRateLimiter(), plans });
+    billing = createClient(BillingService, `127.0.0.1:${await server.listen("127.0.0.1:0")}`, {
+      timeoutMs: 10_000,
+    });
+    gateway = await buildGateway({
+      base,
+      tenants,
+      usage,
+      billing,
+      valuations: createClient(ValuationService, "127.0.0.1:1"),
+      auth: new Authenticator({ tenants }),
+      limiter: new LocalRateLimiter(),
+      plans,
+    });
     const { tenant } = await tenants.createTenant({ name: "acme", plan: "free" });
     tenantId = tenant!.id;
-    const { secret } = await tenants.createApiKey({ actor: { tenantId, subject: "user:setup", ip: "" }, name: "admin", roles: [Role.ADMIN] });
+    const { secret } = await tenants.createApiKey({
+      actor: { tenantId, subject: "user:setup", ip: "" },
+      name: "admin",
+      roles: [Role.ADMIN],
+    });
     admin = { authorization: `Bearer ${secret}` };
     closeFirst = async () => {
       await first.shutdown(1000);
@@ -106,32 +151,72 @@ describe.skipIf(!url)("billing with the real Stripe SDK against a local Stripe d
   });
 
   const plan = async () => (await tenants.getTenant({ tenantId })).tenant!.plan;
-  const putPlan = (name: string) => gateway.inject({ method: "PUT", url: "/v1/billing/plan", headers: admin, payload: { plan: name } });
+  const putPlan = (name: string) =>
+    gateway.inject({ method: "PUT", url: "/v1/billing/plan", headers: admin, payload: { plan: name } });
 
   it("a plan change creates the Stripe customer and subscription, changes its price, cancels it, and applies each plan at once", async () => {
     const up = await putPlan("pro");
     expect(up.statusCode).toBe(200);
-    const account = up.json<{ data: { plan: { name: string }; billingEnabled: boolean; stripeCustomerId: string; stripeSubscriptionId: string; subscriptionStatus: string; previousPlan: string } }>().data;
-    expect(account).toMatchObject({ plan: { name: "pro" }, billingEnabled: true, subscriptionStatus: "active", previousPlan: "free" });
+    const account = up.json<{
+      data: {
+        plan: { name: string };
+        billingEnabled: boolean;
+        stripeCustomerId: string;
+        stripeSubscriptionId: string;
+        subscriptionStatus: string;
+        previousPlan: string;
+      };
+    }>().data;
+    expect(account).toMatchObject({
+      plan: { name: "pro" },
+      billingEnabled: true,
+      subscriptionStatus: "active",
+      previousPlan: "free",
+    });
     expect(account.stripeCustomerId).toMatch(/^cus_/);
     expect(await plan()).toBe("pro");
     const [customer, created] = stripe.requests;
-    expect(customer).toMatchObject({ method: "POST", path: "/v1/customers", idempotencyKey: `valora-customer-${tenantId}`, form: { name: "acme", "metadata[tenant_id]": tenantId } });
+    expect(customer).toMatchObject({
+      method: "POST",
+      path: "/v1/customers",
+      idempotencyKey: `valora-customer-${tenantId}`,
+      form: { name: "acme", "metadata[tenant_id]": tenantId },
+    });
     expect(customer!.stripeVersion).toBeTruthy();
-    expect(created).toMatchObject({ method: "POST", path: "/v1/subscriptions", form: { customer: account.stripeCustomerId, "items[0][price]": "price_pro", "items[1][price]": "price_metered", "metadata[tenant_id]": tenantId, "metadata[plan]": "pro" } });
+    expect(created).toMatchObject({
+      method: "POST",
+      path: "/v1/subscriptions",
+      form: {
+        customer: account.stripeCustomerId,
+        "items[0][price]": "price_pro",
+        "items[1][price]": "price_metered",
+        "metadata[tenant_id]": tenantId,
+        "metadata[plan]": "pro",
+      },
+    });
     expect(created!.idempotencyKey).toBeTruthy();
 
     expect((await putPlan("enterprise")).statusCode).toBe(200);
     const change = stripe.requests.at(-1)!;
-    expect(change).toMatchObject({ method: "POST", path: `/v1/subscriptions/${account.stripeSubscriptionId}`, form: { "items[0][price]": "price_ent", proration_behavior: "create_prorations" } });
+    expect(change).toMatchObject({
+      method: "POST",
+      path: `/v1/subscriptions/${account.stripeSubscriptionId}`,
+      form: { "items[0][price]": "price_ent", proration_behavior: "create_prorations" },
+    });
     expect(change.form["items[0][id]"]).toMatch(/^si_/);
     expect(await plan()).toBe("enterprise");
 
     expect((await putPlan("free")).statusCode).toBe(200);
-    expect(stripe.requests.at(-1)).toMatchObject({ method: "DELETE", path: `/v1/subscriptions/${account.stripeSubscriptionId}` });
+    expect(stripe.requests.at(-1)).toMatchObject({
+      method: "DELETE",
+      path: `/v1/subscriptions/${account.stripeSubscriptionId}`,
+    });
     expect(await plan()).toBe("free");
     const view = await gateway.inject({ method: "GET", url: "/v1/billing", headers: admin });
-    expect(view.json<{ data: { plan: { name: string }; subscriptionStatus: string } }>().data).toMatchObject({ plan: { name: "free" }, subscriptionStatus: "canceled" });
+    expect(view.json<{ data: { plan: { name: string }; subscriptionStatus: string } }>().data).toMatchObject({
+      plan: { name: "free" },
+      subscriptionStatus: "canceled",
+    });
     const bad = await putPlan("platinum");
     expect(bad.statusCode).toBe(400);
     expect(stripe.requests.at(-1)!.method).toBe("DELETE"); // nothing sent to Stripe for a refused plan
@@ -141,9 +226,42 @@ describe.skipIf(!url)("billing with the real Stripe SDK against a local Stripe d
     expect((await putPlan("pro")).statusCode).toBe(200); // a new subscription after the cancellation
     const account = (await billing.getAccount({ tenantId })).account!;
     const subscription = stripe.subscriptions.get(account.stripeSubscriptionId)!;
-    const event = (id: string, type: string, over: Record<string, unknown> = {}) => JSON.stringify({ id, object: "event", api_version: "2026-10-28.endive", created: Math.floor(Date.now() / 1000), type, data: { object: { id: subscription["id"], object: "subscription", customer: account.stripeCustomerId, status: "active", metadata: { tenant_id: tenantId }, items: { object: "list", data: [{ id: "si_x", object: "subscription_item", price: { id: "price_ent", object: "price" } }] }, ...over } } });
-    const deliver = (payload: string, signature?: string) => gateway.inject({ method: "POST", url: "/v1/billing/webhook", headers: { "content-type": "application/json; charset=utf-8", ...(signature !== undefined ? { "stripe-signature": signature } : {}) }, payload });
-    const sign = (payload: string) => Stripe.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET });
+    const event = (id: string, type: string, over: Record<string, unknown> = {}) =>
+      JSON.stringify({
+        id,
+        object: "event",
+        api_version: "2026-10-28.endive",
+        created: Math.floor(Date.now() / 1000),
+        type,
+        data: {
+          object: {
+            id: subscription["id"],
+            object: "subscription",
+            customer: account.stripeCustomerId,
+            status: "active",
+            metadata: { tenant_id: tenantId },
+            items: {
+              object: "list",
+              data: [
+                { id: "si_x", object: "subscription_item", price: { id: "price_ent", object: "price" } },
+              ],
+            },
+            ...over,
+          },
+        },
+      });
+    const deliver = (payload: string, signature?: string) =>
+      gateway.inject({
+        method: "POST",
+        url: "/v1/billing/webhook",
+        headers: {
+          "content-type": "application/json; charset=utf-8",
+          ...(signature !== undefined ? { "stripe-signature": signature } : {}),
+        },
+        payload,
+      });
+    const sign = (payload: string) =>
+      Stripe.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET });
 
     // Upgraded in the Stripe dashboard: the webhook moves the tenant to enterprise.
     const updated = event("evt_1", "customer.subscription.updated");
@@ -158,8 +276,14 @@ describe.skipIf(!url)("billing with the real Stripe SDK against a local Stripe d
     const forged = event("evt_2", "customer.subscription.deleted");
     const tampered = await deliver(forged, sign(updated));
     expect(tampered.statusCode).toBe(400);
-    expect(tampered.json<{ error: { code: string; details: { field: string }[] } }>().error).toMatchObject({ code: "INVALID_ARGUMENT", details: [{ field: "header.stripe-signature" }] });
-    const wrongSecret = await deliver(forged, Stripe.webhooks.generateTestHeaderString({ payload: forged, secret: "whsec_other" }));
+    expect(tampered.json<{ error: { code: string; details: { field: string }[] } }>().error).toMatchObject({
+      code: "INVALID_ARGUMENT",
+      details: [{ field: "header.stripe-signature" }],
+    });
+    const wrongSecret = await deliver(
+      forged,
+      Stripe.webhooks.generateTestHeaderString({ payload: forged, secret: "whsec_other" }),
+    );
     expect(wrongSecret.statusCode).toBe(400);
     expect((await deliver(forged)).statusCode).toBe(400);
     expect(await plan()).toBe("enterprise");
@@ -178,7 +302,12 @@ describe.skipIf(!url)("billing with the real Stripe SDK against a local Stripe d
 
   it("reports usage to Stripe as meter events exactly once, across a failed report", async () => {
     const account = (await billing.getAccount({ tenantId })).account!;
-    const record = (key: string, units: number) => usage.recordUsage({ events: [{ idempotencyKey: key, tenantId, assetClass: "autos", kind: "valuation", units: BigInt(units) }] });
+    const record = (key: string, units: number) =>
+      usage.recordUsage({
+        events: [
+          { idempotencyKey: key, tenantId, assetClass: "autos", kind: "valuation", units: BigInt(units) },
+        ],
+      });
     const reporter = billingApp.reporter!;
     await record("u1", 5);
     expect(await reporter.runOnce()).toBe(1);
@@ -189,12 +318,20 @@ describe.skipIf(!url)("billing with the real Stripe SDK against a local Stripe d
     expect(await reporter.runOnce()).toBe(2); // the pending event again, then the rest
     expect(await reporter.runOnce()).toBe(0);
     const events = [...stripe.meterEvents.values()];
-    expect(events.every((e) => e.customer === account.stripeCustomerId && e.eventName === "valora_valuations")).toBe(true);
+    expect(
+      events.every((e) => e.customer === account.stripeCustomerId && e.eventName === "valora_valuations"),
+    ).toBe(true);
     expect(events.reduce((s, e) => s + e.value, 0)).toBe(15);
     const today = new Date().toISOString().slice(0, 10);
-    expect([...stripe.meterEvents.keys()]).toEqual([`valora-${tenantId}-${today}-0-5`, `valora-${tenantId}-${today}-5-12`, `valora-${tenantId}-${today}-12-15`]);
+    expect([...stripe.meterEvents.keys()]).toEqual([
+      `valora-${tenantId}-${today}-0-5`,
+      `valora-${tenantId}-${today}-5-12`,
+      `valora-${tenantId}-${today}-12-15`,
+    ]);
     // The failed attempt and its retry carried the same identifier.
-    const sentIds = stripe.requests.filter((r) => r.path === "/v1/billing/meter_events").map((r) => r.form["identifier"]);
+    const sentIds = stripe.requests
+      .filter((r) => r.path === "/v1/billing/meter_events")
+      .map((r) => r.form["identifier"]);
     expect(sentIds.filter((i) => i === `valora-${tenantId}-${today}-5-12`)).toHaveLength(2);
     expect(Number((await billing.getAccount({ tenantId })).account!.reportedUnits)).toBe(15);
   });

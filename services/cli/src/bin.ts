@@ -7,7 +7,10 @@ try {
   await buildProgram().parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
-    if (err.exitCode !== 0 && !["commander.helpDisplayed", "commander.version", "commander.help"].includes(err.code)) {
+    if (
+      err.exitCode !== 0 &&
+      !["commander.helpDisplayed", "commander.version", "commander.help"].includes(err.code)
+    ) {
       if (err.code.startsWith("valora.")) process.stderr.write(`valora: ${err.message}\n`);
     }
     process.exit(err.exitCode);

@@ -24,13 +24,24 @@ interface JobJson {
 
 async function call<T>(url: string, init: RequestInit): Promise<T> {
   const res = await fetch(url, init);
-  const body = (await res.json()) as { data: T; error: { code: string; message: string; details: { field: string; description: string }[] } | null };
-  if (!res.ok || body.error) throw new Error(`${res.status} ${body.error?.code}: ${body.error?.message}${body.error?.details.length ? ` (${body.error.details.map((d) => `${d.field}: ${d.description}`).join("; ")})` : ""}`);
+  const body = (await res.json()) as {
+    data: T;
+    error: { code: string; message: string; details: { field: string; description: string }[] } | null;
+  };
+  if (!res.ok || body.error) {
+    const fields = (body.error?.details ?? []).map((d) => `${d.field}: ${d.description}`).join("; ");
+    throw new Error(
+      `${res.status} ${body.error?.code}: ${body.error?.message}${fields ? ` (${fields})` : ""}`,
+    );
+  }
   return body.data;
 }
 
 /** Reads server-sent events from a response body, calling back with each event's JSON data. */
-async function readEvents(body: ReadableStream<Uint8Array>, onEvent: (event: string, data: unknown) => void): Promise<void> {
+async function readEvents(
+  body: ReadableStream<Uint8Array>,
+  onEvent: (event: string, data: unknown) => void,
+): Promise<void> {
   let buffer = "";
   for await (const chunk of Readable.fromWeb(body)) {
     buffer += (chunk as Buffer).toString("utf8");
@@ -55,7 +66,12 @@ export async function submitJob(o: SubmitOptions): Promise<JobJson> {
   const size = statSync(o.file).size;
   const job = await call<JobJson>(`${o.url}/v1/jobs?assetClass=${encodeURIComponent(o.assetClass)}`, {
     method: "POST",
-    headers: { ...headers, "content-type": "text/csv", "content-length": String(size), ...(o.idempotencyKey ? { "idempotency-key": o.idempotencyKey } : {}) },
+    headers: {
+      ...headers,
+      "content-type": "text/csv",
+      "content-length": String(size),
+      ...(o.idempotencyKey ? { "idempotency-key": o.idempotencyKey } : {}),
+    },
     body: Readable.toWeb(createReadStream(o.file)),
     duplex: "half",
   });
@@ -64,7 +80,15 @@ export async function submitJob(o: SubmitOptions): Promise<JobJson> {
   if (!o.wait) return job;
 
   const { SingleBar, Presets } = await import("cli-progress");
-  const bar = new SingleBar({ format: "{bar} {percentage}% | {value}/{total} rows | {failed} failed | {status}", stream: log, noTTYOutput: !log.isTTY, notTTYSchedule: 2000 }, Presets.shades_classic);
+  const bar = new SingleBar(
+    {
+      format: "{bar} {percentage}% | {value}/{total} rows | {failed} failed | {status}",
+      stream: log,
+      noTTYOutput: !log.isTTY,
+      notTTYSchedule: 2000,
+    },
+    Presets.shades_classic,
+  );
   bar.start(job.totalRows, 0, { failed: 0, status: job.status });
   let last = job;
   const events = await fetch(`${o.url}/v1/jobs/${job.id}/events`, { headers });
@@ -79,6 +103,8 @@ export async function submitJob(o: SubmitOptions): Promise<JobJson> {
   const results = await fetch(`${o.url}/v1/jobs/${job.id}/results`, { headers });
   if (!results.ok || !results.body) throw new Error(`results: HTTP ${results.status}`);
   await pipeline(Readable.fromWeb(results.body), createWriteStream(out));
-  log.write(`job ${job.id} ${last.status}: ${last.doneRows} valued, ${last.failedRows} failed; results in ${out}\n`);
+  log.write(
+    `job ${job.id} ${last.status}: ${last.doneRows} valued, ${last.failedRows} failed; results in ${out}\n`,
+  );
   return last;
 }

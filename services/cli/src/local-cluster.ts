@@ -1,7 +1,15 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger, Registry } from "@valora/kit";
-import { LocalApiServer, LocalProcessBackend, ManifestSync, kubeConfig, startOperator, type Obj, type Operator } from "@valora/operator";
+import {
+  LocalApiServer,
+  LocalProcessBackend,
+  ManifestSync,
+  kubeConfig,
+  startOperator,
+  type Obj,
+  type Operator,
+} from "@valora/operator";
 
 export interface LocalClusterOptions {
   dataDir: string;
@@ -38,7 +46,13 @@ export const PIPELINE_ENV_SECRET = "valora-pipeline-env";
 export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCluster> {
   const api = new LocalApiServer({ stateFile: join(o.dataDir, "kube", "state.json") });
   const apiUrl = await api.start("127.0.0.1", o.kubePort);
-  const secret: Obj = { apiVersion: "v1", kind: "Secret", metadata: { name: PIPELINE_ENV_SECRET, namespace: o.namespace }, type: "Opaque", stringData: o.pipelineEnv };
+  const secret: Obj = {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: PIPELINE_ENV_SECRET, namespace: o.namespace },
+    type: "Opaque",
+    stringData: o.pipelineEnv,
+  };
   api.put(secret);
   const backend = new LocalProcessBackend({
     api,
@@ -46,7 +60,11 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     runDir: join(o.dataDir, "run"),
     entrypoint: [process.execPath, fileURLToPath(new URL("./bin.js", import.meta.url))],
     imagePaths: { "/opt/valora/models": o.modelsDir },
-    env: Object.fromEntries(["PATH", "HOME", "LANG", "TZ", "LOG_LEVEL", "NODE_OPTIONS"].flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : []))),
+    env: Object.fromEntries(
+      ["PATH", "HOME", "LANG", "TZ", "LOG_LEVEL", "NODE_OPTIONS"].flatMap((k) =>
+        process.env[k] ? [[k, process.env[k]]] : [],
+      ),
+    ),
     logger: o.logger,
   });
   // This process resolves Service names (pipelines, model servers) through the same map as the pods.
@@ -81,26 +99,52 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   };
 }
 
-type Conditioned = { metadata: { name: string; ownerReferences?: { kind: string; name: string }[] }; status?: { readyReplicas?: number; conditions?: { type: string; status: string; reason?: string; message?: string }[] } };
+type Conditioned = {
+  metadata: { name: string; ownerReferences?: { kind: string; name: string }[] };
+  status?: {
+    readyReplicas?: number;
+    conditions?: { type: string; status: string; reason?: string; message?: string }[];
+  };
+};
 
 /**
  * Resolves once every AssetPipeline is Ready and its pipeline pods report ready (the status an
  * AssetPipeline kept from the last run may be stale for a moment); logs what it still waits for.
  */
-export async function waitForPipelines(api: LocalApiServer, namespace: string, logger: Logger, timeoutMs: number): Promise<void> {
+export async function waitForPipelines(
+  api: LocalApiServer,
+  namespace: string,
+  logger: Logger,
+  timeoutMs: number,
+): Promise<void> {
   const started = Date.now();
   let lastReport = 0;
   for (;;) {
     const pipelines = api.list("assetpipelines", namespace) as unknown as Conditioned[];
     const deployments = api.list("deployments", namespace) as unknown as Conditioned[];
-    const podsReady = (p: Conditioned) => deployments.some((d) => d.metadata.ownerReferences?.some((r) => r.kind === "AssetPipeline" && r.name === p.metadata.name) && (d.status?.readyReplicas ?? 0) > 0);
-    const waiting = pipelines.filter((p) => p.status?.conditions?.find((c) => c.type === "Ready")?.status !== "True" || !podsReady(p));
+    const podsReady = (p: Conditioned) =>
+      deployments.some(
+        (d) =>
+          d.metadata.ownerReferences?.some((r) => r.kind === "AssetPipeline" && r.name === p.metadata.name) &&
+          (d.status?.readyReplicas ?? 0) > 0,
+      );
+    const waiting = pipelines.filter(
+      (p) => p.status?.conditions?.find((c) => c.type === "Ready")?.status !== "True" || !podsReady(p),
+    );
     if (pipelines.length > 0 && waiting.length === 0) return;
     const reasons = waiting.map((p) => {
       const ready = p.status?.conditions?.find((c) => c.type === "Ready");
-      return `${p.metadata.name}: ${ready?.status === "True" ? "pipeline pods starting" : ready ? `${ready.reason} (${ready.message})` : "not reconciled yet"}`;
+      let why = "not reconciled yet";
+      if (ready?.status === "True") why = "pipeline pods starting";
+      else if (ready) why = `${ready.reason} (${ready.message})`;
+      return `${p.metadata.name}: ${why}`;
     });
-    if (Date.now() - started > timeoutMs) throw new Error(pipelines.length === 0 ? "no AssetPipelines in the manifests" : `not ready after ${timeoutMs} ms: ${reasons.join("; ")}`);
+    if (Date.now() - started > timeoutMs)
+      throw new Error(
+        pipelines.length === 0
+          ? "no AssetPipelines in the manifests"
+          : `not ready after ${timeoutMs} ms: ${reasons.join("; ")}`,
+      );
     if (Date.now() - lastReport > 5000) {
       lastReport = Date.now();
       logger.info({ waitingFor: reasons }, "waiting for asset pipelines");

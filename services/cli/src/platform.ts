@@ -8,15 +8,57 @@ import { IngestService } from "@valora/proto/valora/v1/ingest_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
-import { UsageRecorder, ValoraError, createGrpcServer, createLocalClient, createPgPool, createRedis, planCatalogFrom, type ServiceBase } from "@valora/kit";
+import {
+  UsageRecorder,
+  ValoraError,
+  createGrpcServer,
+  createLocalClient,
+  createPgPool,
+  createRedis,
+  planCatalogFrom,
+  type ServiceBase,
+} from "@valora/kit";
 import type { AssetPipelineSpec } from "@valora/pipeline";
-import { JobStore, JobWorker, MemoryCache, RedisCache, catalogFrom, jobRowUsage, jobService, migrateJobs, pipelineAddress, pipelineDispatch, registryHooks, valuationService, valuationUsage, valueRowsWith, type AssetPipelineObject, type CatalogClass, type ResultsObjectStore, type ValuationModelObject } from "@valora/orchestrator";
+import {
+  JobStore,
+  JobWorker,
+  MemoryCache,
+  RedisCache,
+  catalogFrom,
+  jobRowUsage,
+  jobService,
+  migrateJobs,
+  pipelineAddress,
+  pipelineDispatch,
+  registryHooks,
+  valuationService,
+  valuationUsage,
+  valueRowsWith,
+  type AssetPipelineObject,
+  type CatalogClass,
+  type ResultsObjectStore,
+  type ValuationModelObject,
+} from "@valora/orchestrator";
 import { createTenants } from "@valora/tenants";
 import { createUsage } from "@valora/usage";
 import { createBilling, parsePrices } from "@valora/billing";
 import { createMarketData } from "@valora/market-data";
-import { createIngest, driftAnnouncer, registerSnapshot, schemaOf, type PipelineContractSpec } from "@valora/ingest";
-import { Authenticator, LocalQuotaCounter, LocalRateLimiter, RedisQuotaCounter, RedisRateLimiter, buildGateway, grpcIngress } from "@valora/gateway";
+import {
+  createIngest,
+  driftAnnouncer,
+  registerSnapshot,
+  schemaOf,
+  type PipelineContractSpec,
+} from "@valora/ingest";
+import {
+  Authenticator,
+  LocalQuotaCounter,
+  LocalRateLimiter,
+  RedisQuotaCounter,
+  RedisRateLimiter,
+  buildGateway,
+  grpcIngress,
+} from "@valora/gateway";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
 import { startLocalCluster, waitForPipelines, type LocalCluster } from "./local-cluster.js";
 import { seedSales } from "./seed-sales.js";
@@ -41,7 +83,13 @@ export interface PlatformOptions {
   /** Plan catalog as JSON (VALORA_PLANS); the defaults when absent. */
   plans?: string;
   /** Stripe billing (STRIPE_*); off when absent. */
-  stripe?: { secretKey: string; webhookSecret: string; prices: string[]; meteredPrice?: string; meterEventName?: string };
+  stripe?: {
+    secretKey: string;
+    webhookSecret: string;
+    prices: string[];
+    meteredPrice?: string;
+    meterEventName?: string;
+  };
   readyTimeoutMs?: number;
 }
 
@@ -74,33 +122,62 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   // Stopped while starting (or failing to start): what started so far stops, newest first.
   base.shutdown.register("starting", async () => {
     if (registered) return;
-    for (const [name, run] of [...closers].reverse()) await run().catch((err: unknown) => log.warn({ step: name, err }, "stop failed"));
+    for (const [name, run] of [...closers].reverse())
+      await run().catch((err: unknown) => log.warn({ step: name, err }, "stop failed"));
   });
   const register = () => {
     registered = true;
     for (const [name, run] of closers.reverse()) base.shutdown.register(name, run);
   };
   const specs = readPipelineSpecs(o.manifestsDir);
-  if (specs.length === 0) throw new ValoraError("FAILED_PRECONDITION", `no AssetPipelines in ${o.manifestsDir}: run make models, or set VALORA_MANIFESTS`);
+  if (specs.length === 0)
+    throw new ValoraError(
+      "FAILED_PRECONDITION",
+      `no AssetPipelines in ${o.manifestsDir}: run make models, or set VALORA_MANIFESTS`,
+    );
 
   const embedded = o.databaseUrl ? undefined : await startEmbeddedPostgres(join(o.dataDir, "pg"));
   if (embedded) closers.push(["embedded-postgres", () => embedded.close()]);
-  const pool = createPgPool({ url: o.databaseUrl ?? embedded!.url, max: embedded ? 1 : 10, applicationName: "valora-up", logger: log });
+  const pool = createPgPool({
+    url: o.databaseUrl ?? embedded!.url,
+    max: embedded ? 1 : 10,
+    applicationName: "valora-up",
+    logger: log,
+  });
   closers.push(["postgres", () => pool.end()]);
-  log.info({ database: embedded ? `embedded PGlite in ${join(o.dataDir, "pg")}` : "DATABASE_URL" }, "database ready");
+  log.info(
+    { database: embedded ? `embedded PGlite in ${join(o.dataDir, "pg")}` : "DATABASE_URL" },
+    "database ready",
+  );
 
-  const tenants = createTenants(base, { pool, webhooks: { allowHttp: true, allowPrivate: false }, ...(o.bootstrapApiKey ? { bootstrapApiKey: o.bootstrapApiKey } : {}) });
+  const tenants = createTenants(base, {
+    pool,
+    webhooks: { allowHttp: true, allowPrivate: false },
+    ...(o.bootstrapApiKey ? { bootstrapApiKey: o.bootstrapApiKey } : {}),
+  });
   const { generatedKey } = await tenants.start();
   closers.push(["webhooks", () => tenants.close()]);
   const usageApp = createUsage(base, { pool });
   await usageApp.start();
   closers.push(["usage", () => usageApp.close()]);
   const txhousing = join(o.modelsDir, "data", "txhousing.csv");
-  const marketApp = createMarketData(base, { pool, ...(existsSync(txhousing) ? { texasHousingCsv: txhousing } : {}) });
+  const marketApp = createMarketData(base, {
+    pool,
+    ...(existsSync(txhousing) ? { texasHousingCsv: txhousing } : {}),
+  });
   // Data feeds check records against each AssetPipeline's contract, read from the local cluster.
   const started: { cluster?: LocalCluster } = {};
-  const pipelineSpecs = () => (started.cluster?.api.list("assetpipelines", NAMESPACE) ?? []) as unknown as { spec: PipelineContractSpec }[];
-  let announceDrift: (e: { model: string; modelVersion: string; month: string; mdape: number; thresholdPct: number }) => void = () => undefined;
+  const pipelineSpecs = () =>
+    (started.cluster?.api.list("assetpipelines", NAMESPACE) ?? []) as unknown as {
+      spec: PipelineContractSpec;
+    }[];
+  let announceDrift: (e: {
+    model: string;
+    modelVersion: string;
+    month: string;
+    mdape: number;
+    thresholdPct: number;
+  }) => void = () => undefined;
   const ingestApp = createIngest(base, {
     pool,
     schema: (assetClass) => {
@@ -111,7 +188,10 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     onDrift: (e) => announceDrift(e),
   });
   await ingestApp.start();
-  const business = createGrpcServer({ ...base, services: [tenants.service, usageApp.service, marketApp.service, ingestApp.service] });
+  const business = createGrpcServer({
+    ...base,
+    services: [tenants.service, usageApp.service, marketApp.service, ingestApp.service],
+  });
   const businessAddress = `127.0.0.1:${await business.listen("127.0.0.1:0")}`;
   closers.push(["business-grpc", () => business.shutdown()]);
 
@@ -123,8 +203,22 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     if (sample) samples.set(spec.assetClass, sample);
     // Lineage of the default models: the seed is the snapshot their cards name.
     if (card && sales > 0) {
-      await registerSnapshot(pool, { id: card.data.sha256, assetClass: spec.assetClass, source: `seed:${card.data.name}`, sales, seed: true, batchIds: [] });
-      await ingestApp.store.registerModel({ model: spec.model.name, version: card.version, assetClass: spec.assetClass, dataSha256: card.data.sha256, dataName: card.data.name, card });
+      await registerSnapshot(pool, {
+        id: card.data.sha256,
+        assetClass: spec.assetClass,
+        source: `seed:${card.data.name}`,
+        sales,
+        seed: true,
+        batchIds: [],
+      });
+      await ingestApp.store.registerModel({
+        model: spec.model.name,
+        version: card.version,
+        assetClass: spec.assetClass,
+        dataSha256: card.data.sha256,
+        dataName: card.data.name,
+        card,
+      });
     }
     if (seeded > 0) log.info({ assetClass: spec.assetClass, seeded }, "sales seeded from the training data");
   }
@@ -134,27 +228,53 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     manifestsDir: o.manifestsDir,
     modelsDir: o.modelsDir,
     namespace: NAMESPACE,
-    pipelineEnv: { DATABASE_URL: embedded ? embedded.url : o.databaseUrl!, MARKET_DATA_ADDR: businessAddress },
+    pipelineEnv: {
+      DATABASE_URL: embedded ? embedded.url : o.databaseUrl!,
+      MARKET_DATA_ADDR: businessAddress,
+    },
     kubePort: o.kubePort,
     logger: log,
     registry: base.registry,
   });
   started.cluster = local;
   closers.push(["local-cluster", () => local.close()]);
-  log.info({ kubernetes: local.apiUrl, manifests: o.manifestsDir, ...(local.refused.length > 0 ? { refused: local.refused } : {}) }, "local cluster up: the operator reconciles the manifests");
+  log.info(
+    {
+      kubernetes: local.apiUrl,
+      manifests: o.manifestsDir,
+      ...(local.refused.length > 0 ? { refused: local.refused } : {}),
+    },
+    "local cluster up: the operator reconciles the manifests",
+  );
   await waitForPipelines(local.api, NAMESPACE, log, o.readyTimeoutMs ?? 180_000);
   // /readyz follows the asset pipelines (and so their models) as the operator reports them.
-  base.health.addCheck("asset-pipelines", async () => (local.api.list("assetpipelines", NAMESPACE) as { status?: { conditions?: { type: string; status: string }[] } }[]).every((p) => p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")));
+  base.health.addCheck("asset-pipelines", async () =>
+    (
+      local.api.list("assetpipelines", NAMESPACE) as {
+        status?: { conditions?: { type: string; status: string }[] };
+      }[]
+    ).every((p) => p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")),
+  );
 
   // The orchestrator's catalog follows the CRs as they change (pods poll the API; here it is in-process).
   let catalog = new Map<string, CatalogClass>();
   const refreshCatalog = () => {
-    catalog = catalogFrom(local.api.list("assetpipelines", NAMESPACE) as unknown as AssetPipelineObject[], local.api.list("valuationmodels", NAMESPACE) as unknown as ValuationModelObject[]);
+    catalog = catalogFrom(
+      local.api.list("assetpipelines", NAMESPACE) as unknown as AssetPipelineObject[],
+      local.api.list("valuationmodels", NAMESPACE) as unknown as ValuationModelObject[],
+    );
   };
   refreshCatalog();
-  const unsubscribe = local.api.subscribe((_t, plural) => (plural === "assetpipelines" || plural === "valuationmodels") && refreshCatalog());
+  const unsubscribe = local.api.subscribe(
+    (_t, plural) => (plural === "assetpipelines" || plural === "valuationmodels") && refreshCatalog(),
+  );
   closers.push(["catalog", async () => unsubscribe()]);
-  const pipelines = pipelineDispatch({ addressOf: (assetClass) => pipelineAddress("{name}.{namespace}.svc:9090", catalog.get(assetClass)!.pipeline, NAMESPACE), timeoutMs: 10_000, registry: base.registry });
+  const pipelines = pipelineDispatch({
+    addressOf: (assetClass) =>
+      pipelineAddress("{name}.{namespace}.svc:9090", catalog.get(assetClass)!.pipeline, NAMESPACE),
+    timeoutMs: 10_000,
+    registry: base.registry,
+  });
   closers.push(["pipeline-clients", async () => pipelines.close()]);
 
   const redis = o.redisUrl ? createRedis({ url: o.redisUrl, logger: log }) : undefined;
@@ -169,18 +289,45 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   const ingestClient = createLocalClient(IngestService, ingestApp.service, { timeoutMs: 60_000 });
   // Drift is announced to every tenant whose valuations of the model were scored (once per model and month).
   announceDrift = driftAnnouncer(pool, (e) => tenantsClient.publish(e), log);
-  const recorder = new UsageRecorder({ send: (events) => usage.recordUsage({ events }), logger: log, registry: base.registry });
+  const recorder = new UsageRecorder({
+    send: (events) => usage.recordUsage({ events }),
+    logger: log,
+    registry: base.registry,
+  });
   // The orchestrator shares this process with the gateway and the job workers: they call it in
   // process (same handlers, metadata and deadlines as over gRPC, no encoding or socket).
-  const jobsRegistration = jobService({ store: jobStore, fields: (c) => catalog.get(c)?.entry.fields, ...(o.jobResults ? { objects: o.jobResults.objects } : {}), onCreated: () => worker.wake() });
-  const valuationRegistration = valuationService({ catalog: (c) => catalog.get(c)?.entry, assetClasses: () => [...catalog.keys()], cache: redis ? new RedisCache(redis) : new MemoryCache(), registry: base.registry, dispatch: pipelines.dispatch, usage: valuationUsage(recorder), ...registryHooks(ingestClient, log) });
+  const jobsRegistration = jobService({
+    store: jobStore,
+    fields: (c) => catalog.get(c)?.entry.fields,
+    ...(o.jobResults ? { objects: o.jobResults.objects } : {}),
+    onCreated: () => worker.wake(),
+  });
+  const valuationRegistration = valuationService({
+    catalog: (c) => catalog.get(c)?.entry,
+    assetClasses: () => [...catalog.keys()],
+    cache: redis ? new RedisCache(redis) : new MemoryCache(),
+    registry: base.registry,
+    dispatch: pipelines.dispatch,
+    usage: valuationUsage(recorder),
+    ...registryHooks(ingestClient, log),
+  });
   // Billing calls tenants and usage, so it gets its own server once their clients exist.
   const billingApp = createBilling(base, {
     pool,
     tenants: tenantsClient,
     usage,
     plans,
-    ...(o.stripe ? { stripe: { secretKey: o.stripe.secretKey, webhookSecret: o.stripe.webhookSecret, prices: parsePrices(o.stripe.prices, (p) => plans.has(p)), meterEventName: o.stripe.meterEventName ?? "valora_valuations", ...(o.stripe.meteredPrice ? { meteredPrice: o.stripe.meteredPrice } : {}) } } : {}),
+    ...(o.stripe
+      ? {
+          stripe: {
+            secretKey: o.stripe.secretKey,
+            webhookSecret: o.stripe.webhookSecret,
+            prices: parsePrices(o.stripe.prices, (p) => plans.has(p)),
+            meterEventName: o.stripe.meterEventName ?? "valora_valuations",
+            ...(o.stripe.meteredPrice ? { meteredPrice: o.stripe.meteredPrice } : {}),
+          },
+        }
+      : {}),
   });
   await billingApp.start();
   closers.push(["billing", () => billingApp.close()]);
@@ -199,7 +346,18 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     retentionDays: 30,
     ...(o.jobResults ? { results: o.jobResults } : {}),
     onFinished: async (job) => {
-      await tenantsClient.publish({ tenantId: job.tenantId, eventId: `job-${job.id}`, type: "job.completed", data: { jobId: job.id, assetClass: job.assetClass, totalRows: job.totalRows, doneRows: job.doneRows, failedRows: job.failedRows } });
+      await tenantsClient.publish({
+        tenantId: job.tenantId,
+        eventId: `job-${job.id}`,
+        type: "job.completed",
+        data: {
+          jobId: job.id,
+          assetClass: job.assetClass,
+          totalRows: job.totalRows,
+          doneRows: job.doneRows,
+          failedRows: job.failedRows,
+        },
+      });
     },
   });
   worker.start();
@@ -223,10 +381,26 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   const limiter = redis ? new RedisRateLimiter(redis, log, base.registry) : new LocalRateLimiter();
   const auth = new Authenticator({ tenants: tenantsClient });
   const quota = redis ? new RedisQuotaCounter(redis, log) : new LocalQuotaCounter();
-  const app = await buildGateway({ base, valuations, tenants: tenantsClient, jobs, usage, billing: billingClient, market: marketClient, ingest: ingestClient, plans, auth, limiter, quota });
+  const app = await buildGateway({
+    base,
+    valuations,
+    tenants: tenantsClient,
+    jobs,
+    usage,
+    billing: billingClient,
+    market: marketClient,
+    ingest: ingestClient,
+    plans,
+    auth,
+    limiter,
+    quota,
+  });
   await app.listen({ host: o.host, port: o.port });
   closers.push(["gateway", () => app.close()]);
-  const edge = createGrpcServer({ ...base, services: [grpcIngress({ auth, limiter, valuations, plans, quota })] });
+  const edge = createGrpcServer({
+    ...base,
+    services: [grpcIngress({ auth, limiter, valuations, plans, quota })],
+  });
   const grpcPort = await edge.listen(`${o.host}:${o.grpcPort}`);
   closers.push(["edge-grpc", () => edge.shutdown()]);
 
@@ -239,7 +413,13 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     kubernetesUrl: local.apiUrl,
     database: embedded ? "embedded" : "external",
     cache: redis ? "redis" : "memory",
-    assetClasses: [...catalog].map(([name, c]) => ({ name, version: c.entry.championVersion() ?? "", sample: samples.get(name) ?? {} })).sort((a, b) => a.name.localeCompare(b.name)),
+    assetClasses: [...catalog]
+      .map(([name, c]) => ({
+        name,
+        version: c.entry.championVersion() ?? "",
+        sample: samples.get(name) ?? {},
+      }))
+      .sort((a, b) => a.name.localeCompare(b.name)),
     ...(generatedKey ? { generatedKey } : {}),
   };
 }
@@ -250,6 +430,10 @@ function readPipelineSpecs(dir: string): AssetPipelineSpec[] {
   return readdirSync(dir)
     .filter((f) => /\.ya?ml$/.test(f))
     .sort()
-    .flatMap((f) => parseAllDocuments(readFileSync(join(dir, f), "utf8")).map((d) => d.toJS() as { kind?: string; spec?: AssetPipelineSpec } | null))
+    .flatMap((f) =>
+      parseAllDocuments(readFileSync(join(dir, f), "utf8")).map(
+        (d) => d.toJS() as { kind?: string; spec?: AssetPipelineSpec } | null,
+      ),
+    )
     .flatMap((d) => (d?.kind === "AssetPipeline" && d.spec ? [d.spec] : []));
 }

@@ -5,7 +5,10 @@ import { Command, CommanderError } from "commander";
  * Every service the `valora` command can run in this process. Each entry loads the service's
  * `main` lazily so `valora --help` does not pay for onnxruntime, pg or fastify.
  */
-export const SERVICES: Record<string, { description: string; load: () => Promise<(argv: string[]) => Promise<void>> }> = {
+export const SERVICES: Record<
+  string,
+  { description: string; load: () => Promise<(argv: string[]) => Promise<void>> }
+> = {
   operator: {
     description: "the Kubernetes operator (ValuationModel controller, leader-elected)",
     load: async () => {
@@ -32,21 +35,24 @@ export const SERVICES: Record<string, { description: string; load: () => Promise
     },
   },
   orchestrator: {
-    description: "valora.v1.ValuationService + JobService for the namespace's AssetPipelines (reads CRs, dispatches to pipeline pods)",
+    description:
+      "valora.v1.ValuationService + JobService for the namespace's AssetPipelines (reads CRs, dispatches to pipeline pods)",
     load: async () => {
       const { main } = await import("@valora/orchestrator/main");
       return () => main();
     },
   },
   pipeline: {
-    description: "the generic asset pipeline of one AssetPipeline (PIPELINE_CONFIG), following its ValuationModel's routing",
+    description:
+      "the generic asset pipeline of one AssetPipeline (PIPELINE_CONFIG), following its ValuationModel's routing",
     load: async () => {
       const { main } = await import("@valora/pipeline/main");
       return () => main();
     },
   },
   ingest: {
-    description: "data feeds: sales and listings through bronze/silver/gold under each AssetPipeline's contract, lineage, asset registry, realised accuracy (gRPC, Postgres)",
+    description:
+      "data feeds: sales and listings through bronze/silver/gold under each AssetPipeline's contract, lineage, asset registry, realised accuracy (gRPC, Postgres)",
     load: async () => {
       const { main } = await import("@valora/ingest/main");
       return () => main();
@@ -111,7 +117,11 @@ export function buildProgram(): Command {
     .action(async (name: string, _opts: unknown, cmd: Command) => {
       const entry = SERVICES[name];
       if (!entry) {
-        throw new CommanderError(2, "valora.unknownService", `unknown service "${name}"; expected one of: ${Object.keys(SERVICES).join(", ")}`);
+        throw new CommanderError(
+          2,
+          "valora.unknownService",
+          `unknown service "${name}"; expected one of: ${Object.keys(SERVICES).join(", ")}`,
+        );
       }
       const main = await entry.load();
       await main(cmd.args.slice(1));
@@ -130,16 +140,25 @@ export function buildProgram(): Command {
 
   program
     .command("render")
-    .description("print the Kubernetes objects the operator would create for ValuationModel / AssetPipeline YAML (GitOps review)")
+    .description(
+      "print the Kubernetes objects the operator would create for ValuationModel / AssetPipeline YAML (GitOps review)",
+    )
     .requiredOption("-f, --file <file>", "YAML file with Valora resources ('-' for stdin)")
     .option("-n, --namespace <ns>", "namespace for resources that name none", "default")
     .option("--image <image>", "Valora image the pods run", "ghcr.io/valora/valora:0.1.0")
     .action(async (opts: { file: string; namespace: string; image: string }) => {
       const { readFile } = await import("node:fs/promises");
       const { renderObjects, renderYaml } = await import("@valora/operator");
-      const text = opts.file === "-" ? await readStdin() : await readFile(opts.file, "utf8").catch((err: NodeJS.ErrnoException) => {
-        throw new CommanderError(2, "valora.noFile", `cannot read ${opts.file}: ${err.code ?? err.message}`);
-      });
+      const text =
+        opts.file === "-"
+          ? await readStdin()
+          : await readFile(opts.file, "utf8").catch((err: NodeJS.ErrnoException) => {
+              throw new CommanderError(
+                2,
+                "valora.noFile",
+                `cannot read ${opts.file}: ${err.code ?? err.message}`,
+              );
+            });
       process.stdout.write(renderYaml(renderObjects(text, { image: opts.image }, opts.namespace)));
     });
 
@@ -157,10 +176,16 @@ export function buildProgram(): Command {
 
   program
     .command("value")
-    .description("value one asset over gRPC (valora.v1.ValuationService/Value) and print the valuation as JSON")
+    .description(
+      "value one asset over gRPC (valora.v1.ValuationService/Value) and print the valuation as JSON",
+    )
     .argument("<asset-class>", "asset class, e.g. real-estate or autos")
     .argument("[attributes...]", "name=value pairs, e.g. gr_liv_area=1656 neighborhood=North_Ames")
-    .option("--grpc <address>", "gateway gRPC address (VALORA_GRPC)", process.env["VALORA_GRPC"] ?? "127.0.0.1:9090")
+    .option(
+      "--grpc <address>",
+      "gateway gRPC address (VALORA_GRPC)",
+      process.env["VALORA_GRPC"] ?? "127.0.0.1:9090",
+    )
     .option("--key <key>", "API key (VALORA_API_KEY)", process.env["VALORA_API_KEY"])
     .option("--asset-id <id>", "value an asset of the registry by its id")
     .option("--skip-cache", "value afresh instead of answering from the cache", false)
@@ -170,10 +195,18 @@ export function buildProgram(): Command {
         pairs: string[],
         opts: { grpc: string; key?: string; assetId?: string; skipCache: boolean },
       ) => {
-        if (!opts.key) throw new CommanderError(2, "valora.noKey", "no API key: pass --key or set VALORA_API_KEY");
+        if (!opts.key)
+          throw new CommanderError(2, "valora.noKey", "no API key: pass --key or set VALORA_API_KEY");
         const { valueOverGrpc } = await import("./value.js");
         const { assetId, grpc, key, skipCache } = opts;
-        const valuation = await valueOverGrpc({ assetClass, pairs, grpc, key, skipCache, ...(assetId ? { assetId } : {}) });
+        const valuation = await valueOverGrpc({
+          assetClass,
+          pairs,
+          grpc,
+          key,
+          skipCache,
+          ...(assetId ? { assetId } : {}),
+        });
         process.stdout.write(`${JSON.stringify(valuation, null, 2)}\n`);
       },
     );
@@ -189,16 +222,39 @@ export function buildProgram(): Command {
     .option("--url <url>", "gateway URL (VALORA_URL)", process.env["VALORA_URL"] ?? "http://127.0.0.1:8080")
     .option("--key <key>", "API key (VALORA_API_KEY)", process.env["VALORA_API_KEY"])
     .option("--idempotency-key <key>", "makes a retried submission return the same job")
-    .action(async (file: string, opts: { assetClass: string; wait: boolean; out?: string; url: string; key?: string; idempotencyKey?: string }) => {
-      if (!opts.key) throw new CommanderError(2, "valora.noKey", "no API key: pass --key or set VALORA_API_KEY");
-      const { submitJob } = await import("./jobs-submit.js");
-      const job = await submitJob({ file, assetClass: opts.assetClass, url: opts.url, key: opts.key, wait: opts.wait, ...(opts.out ? { out: opts.out } : {}), ...(opts.idempotencyKey ? { idempotencyKey: opts.idempotencyKey } : {}) });
-      process.stdout.write(`${JSON.stringify(job)}\n`);
-    });
+    .action(
+      async (
+        file: string,
+        opts: {
+          assetClass: string;
+          wait: boolean;
+          out?: string;
+          url: string;
+          key?: string;
+          idempotencyKey?: string;
+        },
+      ) => {
+        if (!opts.key)
+          throw new CommanderError(2, "valora.noKey", "no API key: pass --key or set VALORA_API_KEY");
+        const { submitJob } = await import("./jobs-submit.js");
+        const job = await submitJob({
+          file,
+          assetClass: opts.assetClass,
+          url: opts.url,
+          key: opts.key,
+          wait: opts.wait,
+          ...(opts.out ? { out: opts.out } : {}),
+          ...(opts.idempotencyKey ? { idempotencyKey: opts.idempotencyKey } : {}),
+        });
+        process.stdout.write(`${JSON.stringify(job)}\n`);
+      },
+    );
 
   program
     .command("migrate")
-    .description("apply every pending database migration (tenants, sales, jobs, usage, billing) to DATABASE_URL; services also run theirs at start-up")
+    .description(
+      "apply every pending database migration (tenants, sales, jobs, usage, billing) to DATABASE_URL; services also run theirs at start-up",
+    )
     .action(async () => {
       const url = process.env["DATABASE_URL"];
       if (!url) throw new CommanderError(2, "valora.noDatabase", "DATABASE_URL is not set");
@@ -217,7 +273,9 @@ export function buildProgram(): Command {
         applied.push(...(await migrateUsage(pool)).map((m) => `usage/${m}`));
         applied.push(...(await migrateBilling(pool)).map((m) => `billing/${m}`));
         applied.push(...(await migrateIngest(pool)).map((m) => `ingest/${m}`));
-        process.stdout.write(applied.length > 0 ? `applied: ${applied.join(", ")}\n` : "database is up to date\n");
+        process.stdout.write(
+          applied.length > 0 ? `applied: ${applied.join(", ")}\n` : "database is up to date\n",
+        );
       } finally {
         await pool.end();
       }
@@ -225,18 +283,54 @@ export function buildProgram(): Command {
 
   program
     .command("up")
-    .description("run the whole platform on this machine (embedded Postgres and cache unless DATABASE_URL / REDIS_URL are set)")
-    .option("--models-dir <dir>", "the image's /opt/valora/models here: <asset-class>/{model.onnx,model-card.json} and data/", "models")
-    .option("--manifests <dir>", "ValuationModels and AssetPipelines to reconcile, followed as they change (VALORA_MANIFESTS)", process.env["VALORA_MANIFESTS"] ?? "manifests")
-    .option("--data-dir <dir>", "where the embedded database and model cache live (VALORA_DATA_DIR)", process.env["VALORA_DATA_DIR"] ?? ".valora")
+    .description(
+      "run the whole platform on this machine (embedded Postgres and cache unless DATABASE_URL / REDIS_URL are set)",
+    )
+    .option(
+      "--models-dir <dir>",
+      "the image's /opt/valora/models here: <asset-class>/{model.onnx,model-card.json} and data/",
+      "models",
+    )
+    .option(
+      "--manifests <dir>",
+      "ValuationModels and AssetPipelines to reconcile, followed as they change (VALORA_MANIFESTS)",
+      process.env["VALORA_MANIFESTS"] ?? "manifests",
+    )
+    .option(
+      "--data-dir <dir>",
+      "where the embedded database and model cache live (VALORA_DATA_DIR)",
+      process.env["VALORA_DATA_DIR"] ?? ".valora",
+    )
     .option("--host <host>", "interface to listen on", "127.0.0.1")
     .option("--port <port>", "REST gateway port (PORT)", process.env["PORT"] ?? "8080")
     .option("--grpc-port <port>", "gRPC ValuationService port", "9090")
-    .option("--kube-port <port>", "the local Kubernetes API (kubectl --server http://127.0.0.1:<port>); 0 picks a free port", "6443")
-    .action(async (opts: { modelsDir: string; manifests: string; dataDir: string; host: string; port: string; grpcPort: string; kubePort: string }) => {
-      const { up } = await import("./up.js");
-      await up({ modelsDir: resolve(opts.modelsDir), manifestsDir: resolve(opts.manifests), dataDir: resolve(opts.dataDir), host: opts.host, port: Number(opts.port), grpcPort: Number(opts.grpcPort), kubePort: Number(opts.kubePort) });
-    });
+    .option(
+      "--kube-port <port>",
+      "the local Kubernetes API (kubectl --server http://127.0.0.1:<port>); 0 picks a free port",
+      "6443",
+    )
+    .action(
+      async (opts: {
+        modelsDir: string;
+        manifests: string;
+        dataDir: string;
+        host: string;
+        port: string;
+        grpcPort: string;
+        kubePort: string;
+      }) => {
+        const { up } = await import("./up.js");
+        await up({
+          modelsDir: resolve(opts.modelsDir),
+          manifestsDir: resolve(opts.manifests),
+          dataDir: resolve(opts.dataDir),
+          host: opts.host,
+          port: Number(opts.port),
+          grpcPort: Number(opts.grpcPort),
+          kubePort: Number(opts.kubePort),
+        });
+      },
+    );
 
   return program;
 }

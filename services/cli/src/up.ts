@@ -27,7 +27,9 @@ export async function up(o: UpOptions, env: Record<string, string | undefined> =
     ...(env["REDIS_URL"] ? { redisUrl: env["REDIS_URL"] } : {}),
     ...(env["VALORA_BOOTSTRAP_API_KEY"] ? { bootstrapApiKey: env["VALORA_BOOTSTRAP_API_KEY"] } : {}),
     ...(env["VALORA_PLANS"] ? { plans: env["VALORA_PLANS"] } : {}),
-    ...(env["VALORA_JOB_WORKERS"] && Number(env["VALORA_JOB_WORKERS"]) > 0 ? { jobWorkers: Number(env["VALORA_JOB_WORKERS"]) } : {}),
+    ...(env["VALORA_JOB_WORKERS"] && Number(env["VALORA_JOB_WORKERS"]) > 0
+      ? { jobWorkers: Number(env["VALORA_JOB_WORKERS"]) }
+      : {}),
     ...(env["STRIPE_SECRET_KEY"]
       ? {
           stripe: {
@@ -45,7 +47,8 @@ export async function up(o: UpOptions, env: Record<string, string | undefined> =
     await base.shutdown.trigger("could not start");
     throw err;
   });
-  const key = p.generatedKey ?? env["VALORA_BOOTSTRAP_API_KEY"] ?? "<the bootstrap key printed on the first start>";
+  const key =
+    p.generatedKey ?? env["VALORA_BOOTSTRAP_API_KEY"] ?? "<the bootstrap key printed on the first start>";
   const example = p.assetClasses[0]!;
   const body = JSON.stringify({ assetClass: example.name, attributes: example.sample });
   base.logger.info(
@@ -59,7 +62,13 @@ export async function up(o: UpOptions, env: Record<string, string | undefined> =
       database: p.database === "embedded" ? `embedded (${join(o.dataDir, "pg")})` : "DATABASE_URL",
       cache: p.cache,
       assetClasses: p.assetClasses.map((c) => `${c.name}@${c.version}`),
-      ...(p.generatedKey ? { apiKey: p.generatedKey, apiKeyNote: "admin key of tenant 'default', shown once: store it (or set VALORA_BOOTSTRAP_API_KEY)" } : {}),
+      ...(p.generatedKey
+        ? {
+            apiKey: p.generatedKey,
+            apiKeyNote:
+              "admin key of tenant 'default', shown once: store it (or set VALORA_BOOTSTRAP_API_KEY)",
+          }
+        : {}),
       readyInMs: Date.now() - started,
       try: `curl -s ${p.restUrl}/v1/valuations -H 'authorization: Bearer ${key}' -H 'content-type: application/json' -d '${body}'`,
     },

@@ -23,7 +23,11 @@ describe.skipIf(!existsSync(bin))("valora command (built)", () => {
     const { freshDatabase } = await import("@valora/kit/testing");
     const db = await freshDatabase(process.env["DATABASE_URL"]!);
     try {
-      const run = () => spawnSync(process.execPath, [bin, "migrate"], { encoding: "utf8", env: { ...process.env, DATABASE_URL: db.url } });
+      const run = () =>
+        spawnSync(process.execPath, [bin, "migrate"], {
+          encoding: "utf8",
+          env: { ...process.env, DATABASE_URL: db.url },
+        });
       const first = run();
       expect(first.status, first.stderr).toBe(0);
       expect(first.stdout).toContain("001_tenants");
@@ -41,7 +45,10 @@ describe.skipIf(!existsSync(bin))("valora command (built)", () => {
   });
 
   it("fails fast on bad configuration with a clear message", () => {
-    const out = spawnSync(process.execPath, [bin, "serve", "echo"], { encoding: "utf8", env: { ...process.env, GRPC_PORT: "not-a-port" } });
+    const out = spawnSync(process.execPath, [bin, "serve", "echo"], {
+      encoding: "utf8",
+      env: { ...process.env, GRPC_PORT: "not-a-port" },
+    });
     expect(out.status).toBe(78);
     expect(out.stderr).toContain("GRPC_PORT");
   });
@@ -64,7 +71,9 @@ describe.skipIf(!existsSync(bin))("valora command (built)", () => {
     const client = createClient(EchoService, `127.0.0.1:${grpcPort}`);
     expect((await client.echo({ message: "from test" })).message).toBe("from test");
     const metrics = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
-    expect(metrics).toContain('grpc_server_handled_total{grpc_service="valora.example.v1.EchoService",grpc_method="Echo",grpc_code="OK",service="echo"} 1');
+    expect(metrics).toContain(
+      'grpc_server_handled_total{grpc_service="valora.example.v1.EchoService",grpc_method="Echo",grpc_code="OK",service="echo"} 1',
+    );
     client.close();
     const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
     child.kill("SIGTERM");
@@ -76,7 +85,11 @@ describe.skipIf(!existsSync(bin))("valora command (built)", () => {
 describe.skipIf(!existsSync(bin))("valora render and fetch-model (built)", () => {
   const root = join(import.meta.dirname, "..", "..", "..");
   it("renders the operator's objects for a manifest", () => {
-    const out = spawnSync(process.execPath, [bin, "render", "-f", join(root, "manifests", "autos.yaml"), "-n", "valuation"], { encoding: "utf8" });
+    const out = spawnSync(
+      process.execPath,
+      [bin, "render", "-f", join(root, "manifests", "autos.yaml"), "-n", "valuation"],
+      { encoding: "utf8" },
+    );
     expect(out.status).toBe(0);
     expect(out.stdout).toContain("kind: Deployment");
     expect(out.stdout).toContain("namespace: valuation");
@@ -87,19 +100,44 @@ describe.skipIf(!existsSync(bin))("valora render and fetch-model (built)", () =>
     const model = join(root, "models", "autos", "model.onnx");
     const sha = createHash("sha256").update(readFileSync(model)).digest("hex");
     const out = join(mkdtempSync(join(tmpdir(), "valora-fetch-")), "m.onnx");
-    const ok = spawnSync(process.execPath, [bin, "fetch-model", "--uri", `file://${model}`, "--out", out, "--sha256", sha], { encoding: "utf8" });
+    const ok = spawnSync(
+      process.execPath,
+      [bin, "fetch-model", "--uri", `file://${model}`, "--out", out, "--sha256", sha],
+      { encoding: "utf8" },
+    );
     expect(ok.status).toBe(0);
     expect(readFileSync(out).equals(readFileSync(model))).toBe(true);
-    const wrong = spawnSync(process.execPath, [bin, "fetch-model", "--uri", `file://${model}`, "--out", out, "--sha256", "0".repeat(64)], { encoding: "utf8" });
+    const wrong = spawnSync(
+      process.execPath,
+      [bin, "fetch-model", "--uri", `file://${model}`, "--out", out, "--sha256", "0".repeat(64)],
+      { encoding: "utf8" },
+    );
     expect(wrong.status).toBe(2);
     expect(wrong.stderr).toContain("sha256 mismatch");
-    const ssrf = spawnSync(process.execPath, [bin, "fetch-model", "--uri", "https://169.254.169.254/latest", "--out", out], { encoding: "utf8" });
+    const ssrf = spawnSync(
+      process.execPath,
+      [bin, "fetch-model", "--uri", "https://169.254.169.254/latest", "--out", out],
+      { encoding: "utf8" },
+    );
     expect(ssrf.status).toBe(2);
     expect(ssrf.stderr).toContain("not in the allow-list");
   });
 
   it("trains from a CSV and reports a clear error for a bad target", () => {
-    const out = spawnSync(process.execPath, [bin, "train", "--data", join(root, "models", "data", "car_prices.csv"), "--target", "Nope", "--out", "/tmp/x"], { encoding: "utf8" });
+    const out = spawnSync(
+      process.execPath,
+      [
+        bin,
+        "train",
+        "--data",
+        join(root, "models", "data", "car_prices.csv"),
+        "--target",
+        "Nope",
+        "--out",
+        "/tmp/x",
+      ],
+      { encoding: "utf8" },
+    );
     expect(out.status).toBe(2);
     expect(out.stderr).toContain('target column "Nope" is not in the CSV header');
   });

@@ -70,10 +70,13 @@ describe.skipIf(!existsSync(bin))("the README's tour, run as written against val
 
   it("shows what the tour promises: a house valued by REST, a car by gRPC, the objects, the canary", () => {
     const [house, classes, car, objects, canary] = outputs;
-    const valued = JSON.parse(house!) as { data: { value: number; comparables: unknown[]; explanation: unknown } };
+    const valued = JSON.parse(house!) as {
+      data: { value: number; comparables: unknown[]; explanation: unknown };
+    };
     expect(valued.data.value).toBeGreaterThan(50_000);
     expect(valued.data.comparables.length).toBeGreaterThan(0);
-    expect(JSON.parse(classes!).data.map((c: { name: string }) => c.name)).toContain("real-estate");
+    const catalog = JSON.parse(classes!) as { data: { name: string }[] };
+    expect(catalog.data.map((c) => c.name)).toContain("real-estate");
     expect((JSON.parse(car!) as { value: number }).value).toBeGreaterThan(1_000);
     expect(objects).toContain("valuationmodel.valora.dev/real-estate");
     expect(objects).toContain("deployment.apps/real-estate-ames-v1");

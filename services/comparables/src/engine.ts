@@ -54,7 +54,6 @@ export function haversineKm(lat1: number, lon1: number, lat2: number, lon2: numb
   return 2 * EARTH_KM * Math.asin(Math.sqrt(a));
 }
 
-
 /**
  * An in-memory comparables index for one asset class: sales bucketed by H3 cell (geo mode) and
  * per-attribute scales for similarity. Queries grow grid disks ring by ring up to maxRings until
@@ -106,7 +105,8 @@ export class ComparablesIndex {
       this.sales.push(s);
       this.indexSale(s, i);
       months[this.soldMonths.length + k] = s.soldAt ? monthIndex(s.soldAt) : -1;
-      if (s.soldAt && (!this.latest || Date.parse(s.soldAt) > this.latest.getTime())) this.latest = new Date(Date.parse(s.soldAt));
+      if (s.soldAt && (!this.latest || Date.parse(s.soldAt) > this.latest.getTime()))
+        this.latest = new Date(Date.parse(s.soldAt));
     });
     this.soldMonths = months;
     return fresh.length;
@@ -130,7 +130,8 @@ export class ComparablesIndex {
       const y = b[field];
       let d: number;
       if (x === undefined || y === undefined) d = 1;
-      else if (typeof x === "number" && typeof y === "number") d = Math.min(3, Math.abs(x - y) / (this.scales.get(field) ?? 1));
+      else if (typeof x === "number" && typeof y === "number")
+        d = Math.min(3, Math.abs(x - y) / (this.scales.get(field) ?? 1));
       else d = x === y ? 0 : 1;
       total += weight * d;
       weights += weight;
@@ -139,7 +140,8 @@ export class ComparablesIndex {
   }
 
   private candidates(subject: Subject): number[] {
-    if (this.spec.mode !== "geo" || subject.lat === undefined || subject.lon === undefined) return this.sales.map((_, i) => i);
+    if (this.spec.mode !== "geo" || subject.lat === undefined || subject.lon === undefined)
+      return this.sales.map((_, i) => i);
     const origin = latLngToCell(subject.lat, subject.lon, this.spec.h3Resolution);
     const wanted = this.spec.count * 4;
     let found: number[] = [];
@@ -150,7 +152,10 @@ export class ComparablesIndex {
     return found;
   }
 
-  find(subject: Subject, options: { asOf?: Date; index?: MarketIndex; excludeId?: string } = {}): Comparable[] {
+  find(
+    subject: Subject,
+    options: { asOf?: Date; index?: MarketIndex; excludeId?: string } = {},
+  ): Comparable[] {
     const asOf = options.asOf ?? this.latest;
     const atValuation = asOf && options.index ? options.index.valueAt(asOf) : undefined;
     const asOfMonth = asOf ? monthOfDate(asOf) : undefined;
@@ -159,8 +164,15 @@ export class ComparablesIndex {
     // built for the winners only — a full sort of every candidate was most of a job row's CPU.
     const k = this.spec.count;
     const top: { i: number; similarity: number; distanceKm: number }[] = [];
-    const better = (a: { i: number; similarity: number; distanceKm: number }, b: { i: number; similarity: number; distanceKm: number }) =>
-      a.similarity !== b.similarity ? a.similarity > b.similarity : a.distanceKm !== b.distanceKm ? a.distanceKm < b.distanceKm : this.sales[a.i]!.id.localeCompare(this.sales[b.i]!.id) < 0;
+    const better = (
+      a: { i: number; similarity: number; distanceKm: number },
+      b: { i: number; similarity: number; distanceKm: number },
+    ) =>
+      a.similarity !== b.similarity
+        ? a.similarity > b.similarity
+        : a.distanceKm !== b.distanceKm
+          ? a.distanceKm < b.distanceKm
+          : this.sales[a.i]!.id.localeCompare(this.sales[b.i]!.id) < 0;
     for (const i of this.candidates(subject)) {
       const s = this.sales[i]!;
       if (s.id === options.excludeId) continue;
@@ -169,7 +181,14 @@ export class ComparablesIndex {
         const age = asOfMonth - sold;
         if (age < 0 || age > this.spec.maxAgeMonths) continue;
       }
-      const c = { i, similarity: this.similarity(subject.attributes, s.attributes), distanceKm: geo && s.lat !== undefined && s.lon !== undefined ? haversineKm(subject.lat!, subject.lon!, s.lat, s.lon) : 0 };
+      const c = {
+        i,
+        similarity: this.similarity(subject.attributes, s.attributes),
+        distanceKm:
+          geo && s.lat !== undefined && s.lon !== undefined
+            ? haversineKm(subject.lat!, subject.lon!, s.lat, s.lon)
+            : 0,
+      };
       if (top.length === k && !better(c, top[k - 1]!)) continue;
       let at = top.length === k ? k - 1 : top.length;
       while (at > 0 && better(c, top[at - 1]!)) at--;
@@ -180,7 +199,15 @@ export class ComparablesIndex {
       const s = this.sales[i]!;
       const atSale = s.soldAt && options.index ? options.index.valueAt(new Date(s.soldAt)) : undefined;
       const adjustedPrice = atSale && atValuation ? (s.price * atValuation) / atSale : s.price;
-      return { id: s.id, price: s.price, adjustedPrice, distanceKm, similarity, ...(s.soldAt ? { soldAt: s.soldAt } : {}), attributes: s.attributes };
+      return {
+        id: s.id,
+        price: s.price,
+        adjustedPrice,
+        distanceKm,
+        similarity,
+        ...(s.soldAt ? { soldAt: s.soldAt } : {}),
+        attributes: s.attributes,
+      };
     });
   }
 
@@ -199,6 +226,7 @@ export function comparablesEstimate(comps: Comparable[]): { value: number; logSd
   if (usable.length === 0) return undefined;
   const w = usable.reduce((s, c) => s + c.similarity, 0);
   const meanLog = usable.reduce((s, c) => s + c.similarity * Math.log(c.adjustedPrice), 0) / w;
-  const varLog = usable.reduce((s, c) => s + c.similarity * (Math.log(c.adjustedPrice) - meanLog) ** 2, 0) / w;
+  const varLog =
+    usable.reduce((s, c) => s + c.similarity * (Math.log(c.adjustedPrice) - meanLog) ** 2, 0) / w;
   return { value: Math.exp(meanLog), logSd: Math.sqrt(varLog) };
 }

@@ -14,7 +14,14 @@ export interface SalesFollower {
  * down is never redelivered; some servers, like the embedded one, do not deliver them across
  * connections). Reads are incremental by landing sequence, so nothing is read twice.
  */
-export async function followSales(o: { pool: Pool; assetClass: string; fromSeq: number; onSales: (sales: Sale[]) => void; logger: Logger; pollMs?: number }): Promise<SalesFollower> {
+export async function followSales(o: {
+  pool: Pool;
+  assetClass: string;
+  fromSeq: number;
+  onSales: (sales: Sale[]) => void;
+  logger: Logger;
+  pollMs?: number;
+}): Promise<SalesFollower> {
   let seq = o.fromSeq;
   let reading: Promise<number> | undefined;
   const catchUp = (): Promise<number> => {
@@ -30,7 +37,13 @@ export async function followSales(o: { pool: Pool; assetClass: string; fromSeq: 
     })();
     return reading;
   };
-  const safeCatchUp = () => void catchUp().catch((err: unknown) => o.logger.warn({ err: err instanceof Error ? err.message : String(err), assetClass: o.assetClass }, "could not read new sales; retrying"));
+  const safeCatchUp = () =>
+    void catchUp().catch((err: unknown) =>
+      o.logger.warn(
+        { err: err instanceof Error ? err.message : String(err), assetClass: o.assetClass },
+        "could not read new sales; retrying",
+      ),
+    );
   let listener: PoolClient | undefined;
   try {
     listener = await o.pool.connect();
@@ -48,7 +61,10 @@ export async function followSales(o: { pool: Pool; assetClass: string; fromSeq: 
   } catch (err) {
     listener?.release(true);
     listener = undefined;
-    o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, "LISTEN unavailable: new sales are picked up by polling");
+    o.logger.warn(
+      { err: err instanceof Error ? err.message : String(err) },
+      "LISTEN unavailable: new sales are picked up by polling",
+    );
   }
   const timer = setInterval(safeCatchUp, o.pollMs ?? 5000);
   timer.unref();

@@ -46,7 +46,9 @@ export function salesFromCsv(text: string, o: SeedOptions): Sale[] {
       {
         id: `${o.idPrefix}-${i + 1}`,
         price,
-        ...(Number.isFinite(year) && Number.isFinite(month) ? { soldAt: `${year}-${String(month).padStart(2, "0")}-15` } : {}),
+        ...(Number.isFinite(year) && Number.isFinite(month)
+          ? { soldAt: `${year}-${String(month).padStart(2, "0")}-15` }
+          : {}),
         ...(Number.isFinite(lat) && Number.isFinite(lon) ? { lat, lon } : {}),
         attributes,
       },

@@ -39,7 +39,12 @@ export async function migrateSales(pool: Pool): Promise<void> {
  * Idempotent: re-seeding or replaying a batch inserts nothing twice (a sale stored before its date
  * was known gets the date). Returns rows inserted or dated.
  */
-export async function insertSales(pool: Pool, assetClass: string, sales: Sale[], source = "seed"): Promise<number> {
+export async function insertSales(
+  pool: Pool,
+  assetClass: string,
+  sales: Sale[],
+  source = "seed",
+): Promise<number> {
   let inserted = 0;
   for (let i = 0; i < sales.length; i += 500) {
     const chunk = sales.slice(i, i + 500);
@@ -49,7 +54,20 @@ export async function insertSales(pool: Pool, assetClass: string, sales: Sale[],
        FROM jsonb_to_recordset($3::jsonb) AS t(id text, price double precision, sold_at text, lat double precision, lon double precision, attributes jsonb)
        ON CONFLICT (asset_class, id) DO UPDATE SET sold_at = EXCLUDED.sold_at
          WHERE sales.sold_at IS NULL AND EXCLUDED.sold_at IS NOT NULL`,
-      [assetClass, source, JSON.stringify(chunk.map((s) => ({ id: s.id, price: s.price, sold_at: s.soldAt ?? null, lat: s.lat ?? null, lon: s.lon ?? null, attributes: s.attributes })))],
+      [
+        assetClass,
+        source,
+        JSON.stringify(
+          chunk.map((s) => ({
+            id: s.id,
+            price: s.price,
+            sold_at: s.soldAt ?? null,
+            lat: s.lat ?? null,
+            lon: s.lon ?? null,
+            attributes: s.attributes,
+          })),
+        ),
+      ],
     );
     inserted += res.rowCount ?? 0;
   }
@@ -61,8 +79,20 @@ export async function loadSales(pool: Pool, assetClass: string): Promise<Sale[]>
 }
 
 /** Sales that landed after sequence number `seq`, and the highest sequence number seen. */
-export async function loadSalesSince(pool: Pool, assetClass: string, seq: number): Promise<{ sales: Sale[]; seq: number }> {
-  const { rows } = await pool.query<{ id: string; price: number; sold_at: string | null; lat: number | null; lon: number | null; attributes: Record<string, AttributeValue>; seq: string }>(
+export async function loadSalesSince(
+  pool: Pool,
+  assetClass: string,
+  seq: number,
+): Promise<{ sales: Sale[]; seq: number }> {
+  const { rows } = await pool.query<{
+    id: string;
+    price: number;
+    sold_at: string | null;
+    lat: number | null;
+    lon: number | null;
+    attributes: Record<string, AttributeValue>;
+    seq: string;
+  }>(
     "SELECT id, price, to_char(sold_at, 'YYYY-MM-DD') AS sold_at, lat, lon, attributes, seq FROM sales WHERE asset_class = $1 AND seq > $2 ORDER BY seq",
     [assetClass, seq],
   );

@@ -1,8 +1,18 @@
 import { randomUUID } from "node:crypto";
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from "fastify";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
-import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from "fastify-type-provider-zod";
 import type { JobService } from "@valora/proto/valora/v1/jobs_pb";
 import type { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import type { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
@@ -10,7 +20,14 @@ import type { BillingService } from "@valora/proto/valora/v1/billing_pb";
 import type { MarketDataService } from "@valora/proto/valora/v1/market_pb";
 import type { IngestService } from "@valora/proto/valora/v1/ingest_pb";
 import type { UsageService } from "@valora/proto/valora/v1/usage_pb";
-import { PlanCatalog, ValoraError, errorEnvelope, histogram, type Client, type ServiceBase } from "@valora/kit";
+import {
+  PlanCatalog,
+  ValoraError,
+  errorEnvelope,
+  histogram,
+  type Client,
+  type ServiceBase,
+} from "@valora/kit";
 import { hasRole, type Authenticator, type Principal, type RoleName } from "./auth.js";
 import { bucketOf } from "./plans.js";
 import { rateLimitHeaders, type RateLimiter } from "./rate-limit.js";
@@ -80,7 +97,18 @@ export interface RouteInfo {
   platformAdmin?: boolean;
 }
 
-const STATUS_CODES: Record<number, ConstructorParameters<typeof ValoraError>[0]> = { 400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 414: "INVALID_ARGUMENT", 405: "INVALID_ARGUMENT", 406: "INVALID_ARGUMENT", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 429: "RESOURCE_EXHAUSTED" };
+const STATUS_CODES: Record<number, ConstructorParameters<typeof ValoraError>[0]> = {
+  400: "INVALID_ARGUMENT",
+  401: "UNAUTHENTICATED",
+  403: "PERMISSION_DENIED",
+  404: "NOT_FOUND",
+  414: "INVALID_ARGUMENT",
+  405: "INVALID_ARGUMENT",
+  406: "INVALID_ARGUMENT",
+  413: "PAYLOAD_TOO_LARGE",
+  415: "UNSUPPORTED_MEDIA_TYPE",
+  429: "RESOURCE_EXHAUSTED",
+};
 
 /** Pure: anything fastify or a handler throws, as a ValoraError with the field at fault. */
 export function toGatewayError(err: unknown): ValoraError {
@@ -90,13 +118,27 @@ export function toGatewayError(err: unknown): ValoraError {
     const details = err.validation.map((v) => {
       const path = v.instancePath.split("/").filter(Boolean).join(".");
       const extra = v.keyword === "unrecognized_keys" ? ((v.params as { keys?: string[] }).keys ?? []) : [];
-      return extra.length > 0 ? extra.map((k) => ({ field: [where, path, k].filter(Boolean).join("."), description: "unknown field" })) : [{ field: [where, path].filter(Boolean).join("."), description: v.message ?? "invalid" }];
+      return extra.length > 0
+        ? extra.map((k) => ({
+            field: [where, path, k].filter(Boolean).join("."),
+            description: "unknown field",
+          }))
+        : [{ field: [where, path].filter(Boolean).join("."), description: v.message ?? "invalid" }];
     });
     return new ValoraError("INVALID_ARGUMENT", `invalid ${where}`, { details: details.flat() });
   }
   const e = err as FastifyError;
-  const code = e.statusCode !== undefined && e.statusCode < 500 ? (STATUS_CODES[e.statusCode] ?? "INVALID_ARGUMENT") : undefined;
-  if (code) return new ValoraError(code, e.message, { details: e.code === "FST_ERR_CTP_INVALID_JSON_BODY" || e.code === "FST_ERR_CTP_EMPTY_JSON_BODY" ? [{ field: "body", description: "not valid JSON" }] : [] });
+  const code =
+    e.statusCode !== undefined && e.statusCode < 500
+      ? (STATUS_CODES[e.statusCode] ?? "INVALID_ARGUMENT")
+      : undefined;
+  if (code)
+    return new ValoraError(code, e.message, {
+      details:
+        e.code === "FST_ERR_CTP_INVALID_JSON_BODY" || e.code === "FST_ERR_CTP_EMPTY_JSON_BODY"
+          ? [{ field: "body", description: "not valid JSON" }]
+          : [],
+    });
   return new ValoraError("INTERNAL", "internal error", { cause: err });
 }
 
@@ -133,12 +175,27 @@ export async function buildGateway(d: GatewayDeps): Promise<FastifyInstance & { 
     if (r.url.startsWith("/docs") || r.method === "HEAD") return;
     // Unknown query parameters are refused like unknown body fields.
     if (r.config?.roles && r.schema && !r.schema.querystring) r.schema.querystring = NoQuery;
-    for (const method of [r.method].flat()) routes.push({ method, url: r.url, ...(r.config?.roles ? { roles: r.config.roles } : {}), ...(r.config?.platformAdmin ? { platformAdmin: true } : {}) });
+    for (const method of [r.method].flat())
+      routes.push({
+        method,
+        url: r.url,
+        ...(r.config?.roles ? { roles: r.config.roles } : {}),
+        ...(r.config?.platformAdmin ? { platformAdmin: true } : {}),
+      });
   });
 
-  const duration = histogram(d.base.registry, "http_server_request_duration_seconds", "REST request latency by route and status.", ["method", "route", "status"], [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
+  const duration = histogram(
+    d.base.registry,
+    "http_server_request_duration_seconds",
+    "REST request latency by route and status.",
+    ["method", "route", "status"],
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  );
   app.addHook("onResponse", async (req, reply) => {
-    duration.observe({ method: req.method, route: req.routeOptions.url ?? "unmatched", status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    duration.observe(
+      { method: req.method, route: req.routeOptions.url ?? "unmatched", status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
   });
   app.addHook("onSend", async (req, reply) => {
     void reply.header("x-request-id", req.id);
@@ -149,31 +206,55 @@ export async function buildGateway(d: GatewayDeps): Promise<FastifyInstance & { 
     if (!cfg.roles) return;
     const principal = await d.auth.authenticate(req.headers.authorization, req.ip);
     if (!hasRole(principal, cfg.roles) || (cfg.platformAdmin && !principal.platformAdmin)) {
-      throw new ValoraError("PERMISSION_DENIED", `this call needs one of the roles ${cfg.roles.join(", ")}${cfg.platformAdmin ? " in a platform tenant" : ""}`);
+      throw new ValoraError(
+        "PERMISSION_DENIED",
+        `this call needs one of the roles ${cfg.roles.join(", ")}${cfg.platformAdmin ? " in a platform tenant" : ""}`,
+      );
     }
     req.principal = principal;
     const bucket = bucketOf(plans.of(principal.plan));
     const decision = await d.limiter.take(`tenant:${principal.tenantId}`, bucket);
     void reply.headers(rateLimitHeaders(decision, bucket));
-    if (!decision.allowed) throw new ValoraError("RESOURCE_EXHAUSTED", `rate limit of the ${principal.plan} plan exceeded: retry in ${decision.retryAfter} s`);
+    if (!decision.allowed)
+      throw new ValoraError(
+        "RESOURCE_EXHAUSTED",
+        `rate limit of the ${principal.plan} plan exceeded: retry in ${decision.retryAfter} s`,
+      );
   });
 
   app.setErrorHandler((err, req, reply) => {
     const e = toGatewayError(err);
-    if (e.code === "INTERNAL" || e.code === "UNAVAILABLE") d.base.logger.error({ err: e.cause ?? e, requestId: req.id, url: req.url }, "request failed");
+    if (e.code === "INTERNAL" || e.code === "UNAVAILABLE")
+      d.base.logger.error({ err: e.cause ?? e, requestId: req.id, url: req.url }, "request failed");
     const { status, body } = errorEnvelope(e, req.id);
     return reply.code(status).send(body);
   });
   app.setNotFoundHandler((req, reply) => {
-    const { status, body } = errorEnvelope(new ValoraError("NOT_FOUND", `no route ${req.method} ${req.url.split("?")[0]}`), req.id);
+    const { status, body } = errorEnvelope(
+      new ValoraError("NOT_FOUND", `no route ${req.method} ${req.url.split("?")[0]}`),
+      req.id,
+    );
     return reply.code(status).send(body);
   });
 
   await app.register(fastifySwagger, {
     openapi: {
       openapi: "3.1.0",
-      info: { title: "Valora API", version: "1.0.0", description: "Valuations of hard assets (homes, vehicles, any declared asset class) and tenant administration. Every response is the envelope `{data, meta: {requestId, timestamp}, error}`." },
-      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "An API key (vk_...) or an OIDC access token" } } },
+      info: {
+        title: "Valora API",
+        version: "1.0.0",
+        description:
+          "Valuations of hard assets (homes, vehicles, any declared asset class) and tenant administration. Every response is the envelope `{data, meta: {requestId, timestamp}, error}`.",
+      },
+      components: {
+        securitySchemes: {
+          bearer: {
+            type: "http",
+            scheme: "bearer",
+            description: "An API key (vk_...) or an OIDC access token",
+          },
+        },
+      },
       security: [{ bearer: [] }],
     },
     transform: jsonSchemaTransform,
@@ -186,18 +267,50 @@ export async function buildGateway(d: GatewayDeps): Promise<FastifyInstance & { 
     const ready = await d.base.health.ready();
     return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not ready" });
   });
-  app.get("/metrics", { schema: { hide: true } }, async (_req, reply) => reply.type(d.base.registry.contentType).send(await d.base.registry.metrics()));
+  app.get("/metrics", { schema: { hide: true } }, async (_req, reply) =>
+    reply.type(d.base.registry.contentType).send(await d.base.registry.metrics()),
+  );
 
   const timeoutMs = d.upstreamTimeoutMs ?? 10_000;
   const quota = d.quota ?? new LocalQuotaCounter();
-  await app.register(valuationRoutes, { quota, plans, valuations: d.valuations, tenants: d.tenants, timeoutMs, logger: d.base.logger });
-  await app.register(catalogRoutes, { valuations: d.valuations, ...(d.ingest ? { ingest: d.ingest } : {}), timeoutMs });
+  await app.register(valuationRoutes, {
+    quota,
+    plans,
+    valuations: d.valuations,
+    tenants: d.tenants,
+    timeoutMs,
+    logger: d.base.logger,
+  });
+  await app.register(catalogRoutes, {
+    valuations: d.valuations,
+    ...(d.ingest ? { ingest: d.ingest } : {}),
+    timeoutMs,
+  });
   await app.register(adminRoutes, { tenants: d.tenants, timeoutMs });
-  if (d.jobs) await app.register(jobRoutes, { jobs: d.jobs, quota, plans, timeoutMs, maxBytes: d.jobBodyLimit ?? 15 * 1024 * 1024 });
-  await app.register(accountRoutes, { plans, tenants: d.tenants, ...(d.usage ? { usage: d.usage } : {}), ...(d.billing ? { billing: d.billing } : {}), tenantChanged: d.tenantChanged ?? ((id) => d.auth.invalidateTenant(id)), timeoutMs, logger: d.base.logger });
+  if (d.jobs)
+    await app.register(jobRoutes, {
+      jobs: d.jobs,
+      quota,
+      plans,
+      timeoutMs,
+      maxBytes: d.jobBodyLimit ?? 15 * 1024 * 1024,
+    });
+  await app.register(accountRoutes, {
+    plans,
+    tenants: d.tenants,
+    ...(d.usage ? { usage: d.usage } : {}),
+    ...(d.billing ? { billing: d.billing } : {}),
+    tenantChanged: d.tenantChanged ?? ((id) => d.auth.invalidateTenant(id)),
+    timeoutMs,
+    logger: d.base.logger,
+  });
   if (d.market) await app.register(marketRoutes, { market: d.market, timeoutMs });
-  if (d.ingest) await app.register(ingestRoutes, { ingest: d.ingest, timeoutMs, maxBytes: d.ingestBodyLimit ?? 20 * 1024 * 1024 });
+  if (d.ingest)
+    await app.register(ingestRoutes, {
+      ingest: d.ingest,
+      timeoutMs,
+      maxBytes: d.ingestBodyLimit ?? 20 * 1024 * 1024,
+    });
   await app.ready();
   return Object.assign(app, { valoraRoutes: routes });
 }
-

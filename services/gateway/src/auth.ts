@@ -48,7 +48,10 @@ export interface AuthenticatorOptions {
 const unauthenticated = (message: string) => new ValoraError("UNAUTHENTICATED", message);
 
 /** Pure: role names of proto roles (unknown values dropped). */
-export const roleNames = (roles: Role[]): RoleName[] => roles.map((r) => Role[r]?.toLowerCase()).filter((r): r is RoleName => r !== undefined && r !== "unspecified");
+export const roleNames = (roles: Role[]): RoleName[] =>
+  roles
+    .map((r) => Role[r]?.toLowerCase())
+    .filter((r): r is RoleName => r !== undefined && r !== "unspecified");
 /** Pure: the proto role of a role name, any case; undefined for an unknown name. */
 export const roleEnum = (name: string): Role | undefined => {
   const r = Role[name.toUpperCase() as keyof typeof Role];
@@ -71,7 +74,8 @@ export class Authenticator {
   }
 
   async authenticate(authorization: string | undefined, ip: string): Promise<Principal> {
-    if (!authorization) throw unauthenticated("missing Authorization header: send `Authorization: Bearer <api key or token>`");
+    if (!authorization)
+      throw unauthenticated("missing Authorization header: send `Authorization: Bearer <api key or token>`");
     const m = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
     if (!m) throw unauthenticated("Authorization must be `Bearer <api key or token>`");
     const credential = m[1]!;
@@ -83,7 +87,15 @@ export class Authenticator {
     if (hit && hit.expires > this.now()) return hit.principal;
     const { principal } = await this.o.tenants.authenticate({ apiKey: key, ip });
     if (!principal) throw unauthenticated("invalid API key");
-    const p: Principal = { tenantId: principal.tenantId, tenantName: principal.tenantName, subject: principal.subject, roles: roleNames(principal.roles), assetClasses: principal.assetClasses, platformAdmin: principal.platformAdmin, plan: principal.plan };
+    const p: Principal = {
+      tenantId: principal.tenantId,
+      tenantName: principal.tenantName,
+      subject: principal.subject,
+      roles: roleNames(principal.roles),
+      assetClasses: principal.assetClasses,
+      platformAdmin: principal.platformAdmin,
+      plan: principal.plan,
+    };
     if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(key, { principal: p, expires: this.now() + this.ttl });
     return p;
@@ -99,18 +111,34 @@ export class Authenticator {
     if (!oidc) throw unauthenticated("not an API key, and no OIDC issuer is configured for bearer tokens");
     let payload: Record<string, unknown>;
     try {
-      ({ payload } = await jwtVerify(token, oidc.keys, { issuer: oidc.issuer, ...(oidc.audience ? { audience: oidc.audience } : {}) }));
+      ({ payload } = await jwtVerify(token, oidc.keys, {
+        issuer: oidc.issuer,
+        ...(oidc.audience ? { audience: oidc.audience } : {}),
+      }));
     } catch (err) {
       throw unauthenticated(`invalid token: ${err instanceof Error ? err.message : "verification failed"}`);
     }
     const tenant = payload[oidc.tenantClaim];
     const sub = payload["sub"];
-    if (typeof tenant !== "string" || typeof sub !== "string" || sub === "") throw unauthenticated(`token lacks the "${oidc.tenantClaim}" or "sub" claim`);
+    if (typeof tenant !== "string" || typeof sub !== "string" || sub === "")
+      throw unauthenticated(`token lacks the "${oidc.tenantClaim}" or "sub" claim`);
     const rawRoles = payload[oidc.rolesClaim];
-    const tokenRoles = (Array.isArray(rawRoles) ? rawRoles : typeof rawRoles === "string" ? rawRoles.split(" ") : []).map((r) => roleEnum(String(r))).filter((r): r is Role => r !== undefined);
+    const tokenRoles = (
+      Array.isArray(rawRoles) ? rawRoles : typeof rawRoles === "string" ? rawRoles.split(" ") : []
+    )
+      .map((r) => roleEnum(String(r)))
+      .filter((r): r is Role => r !== undefined);
     const { principal } = await this.o.tenants.resolveSubject({ tenant, subject: sub, tokenRoles });
     if (!principal) throw unauthenticated("unknown subject");
-    return { tenantId: principal.tenantId, tenantName: principal.tenantName, subject: principal.subject, roles: roleNames(principal.roles), assetClasses: principal.assetClasses, platformAdmin: principal.platformAdmin, plan: principal.plan };
+    return {
+      tenantId: principal.tenantId,
+      tenantName: principal.tenantName,
+      subject: principal.subject,
+      roles: roleNames(principal.roles),
+      assetClasses: principal.assetClasses,
+      platformAdmin: principal.platformAdmin,
+      plan: principal.plan,
+    };
   }
 }
 

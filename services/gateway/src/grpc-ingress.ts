@@ -1,5 +1,12 @@
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
-import { PlanCatalog, ValoraError, implement, type CallContext, type Client, type ServiceRegistration } from "@valora/kit";
+import {
+  PlanCatalog,
+  ValoraError,
+  implement,
+  type CallContext,
+  type Client,
+  type ServiceRegistration,
+} from "@valora/kit";
 import { ROLE_SETS, hasRole, mayValue, type Authenticator, type Principal } from "./auth.js";
 import { bucketOf, checkAssetClass } from "./plans.js";
 import { reserveQuota, type QuotaCounter } from "./quota.js";
@@ -22,16 +29,32 @@ export interface GrpcIngressDeps {
  */
 export function grpcIngress(d: GrpcIngressDeps): ServiceRegistration {
   const plans = d.plans ?? new PlanCatalog();
-  const admit = async (call: CallContext, roles: readonly Principal["roles"][number][], assetClass?: string): Promise<Principal> => {
+  const admit = async (
+    call: CallContext,
+    roles: readonly Principal["roles"][number][],
+    assetClass?: string,
+  ): Promise<Principal> => {
     const header = call.metadata.get("authorization")[0];
-    const p = await d.auth.authenticate(header === undefined ? undefined : String(header), call.peer.replace(/^ipv[46]:/, "").replace(/:\d+$/, ""));
-    if (!hasRole(p, roles)) throw new ValoraError("PERMISSION_DENIED", `this call needs one of the roles ${roles.join(", ")}`);
+    const p = await d.auth.authenticate(
+      header === undefined ? undefined : String(header),
+      call.peer.replace(/^ipv[46]:/, "").replace(/:\d+$/, ""),
+    );
+    if (!hasRole(p, roles))
+      throw new ValoraError("PERMISSION_DENIED", `this call needs one of the roles ${roles.join(", ")}`);
     if (assetClass !== undefined) checkAssetClass(plans, p, assetClass, "asset_class");
     const decision = await d.limiter.take(`tenant:${p.tenantId}`, bucketOf(plans.of(p.plan)));
-    if (!decision.allowed) throw new ValoraError("RESOURCE_EXHAUSTED", `rate limit of the ${p.plan} plan exceeded: retry in ${decision.retryAfter} s`);
+    if (!decision.allowed)
+      throw new ValoraError(
+        "RESOURCE_EXHAUSTED",
+        `rate limit of the ${p.plan} plan exceeded: retry in ${decision.retryAfter} s`,
+      );
     return p;
   };
-  const forward = (p: Principal, call: CallContext) => ({ timeoutMs: d.timeoutMs ?? 10_000, metadata: { "x-tenant-id": p.tenantId, "x-request-id": call.requestId }, signal: call.signal });
+  const forward = (p: Principal, call: CallContext) => ({
+    timeoutMs: d.timeoutMs ?? 10_000,
+    metadata: { "x-tenant-id": p.tenantId, "x-request-id": call.requestId },
+    signal: call.signal,
+  });
   return implement(ValuationService, {
     async value(req, call) {
       const p = await admit(call, ROLE_SETS.value, req.assetClass);

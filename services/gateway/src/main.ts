@@ -6,7 +6,16 @@ import { IngestService } from "@valora/proto/valora/v1/ingest_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
-import { createClient, createGrpcServer, createRedis, createServiceBase, loadConfig, planCatalogFrom, vars, z } from "@valora/kit";
+import {
+  createClient,
+  createGrpcServer,
+  createRedis,
+  createServiceBase,
+  loadConfig,
+  planCatalogFrom,
+  vars,
+  z,
+} from "@valora/kit";
 import { buildGateway } from "./app.js";
 import { Authenticator } from "./auth.js";
 import { grpcIngress } from "./grpc-ingress.js";
@@ -46,12 +55,29 @@ const TENANT_CHANGED = "valora:tenant-changed";
 /** `valora serve gateway`: wiring from environment only. */
 export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
   const c = loadConfig(GatewayEnv, env);
-  const base = createServiceBase({ name: "gateway", logLevel: c.LOG_LEVEL, drainDelayMs: c.SHUTDOWN_DRAIN_DELAY_MS, exit: (code) => process.exit(code) });
-  const tenants = createClient(TenantService, c.TENANTS_ADDR, { timeoutMs: c.UPSTREAM_TIMEOUT_MS, registry: base.registry });
-  const valuations = createClient(ValuationService, c.ORCHESTRATOR_ADDR, { timeoutMs: c.UPSTREAM_TIMEOUT_MS, registry: base.registry });
-  const jobs = createClient(JobService, c.ORCHESTRATOR_ADDR, { timeoutMs: c.UPSTREAM_TIMEOUT_MS, registry: base.registry });
+  const base = createServiceBase({
+    name: "gateway",
+    logLevel: c.LOG_LEVEL,
+    drainDelayMs: c.SHUTDOWN_DRAIN_DELAY_MS,
+    exit: (code) => process.exit(code),
+  });
+  const tenants = createClient(TenantService, c.TENANTS_ADDR, {
+    timeoutMs: c.UPSTREAM_TIMEOUT_MS,
+    registry: base.registry,
+  });
+  const valuations = createClient(ValuationService, c.ORCHESTRATOR_ADDR, {
+    timeoutMs: c.UPSTREAM_TIMEOUT_MS,
+    registry: base.registry,
+  });
+  const jobs = createClient(JobService, c.ORCHESTRATOR_ADDR, {
+    timeoutMs: c.UPSTREAM_TIMEOUT_MS,
+    registry: base.registry,
+  });
   const plans = planCatalogFrom(c.VALORA_PLANS);
-  const optional = <S extends Parameters<typeof createClient>[0]>(service: S, addr: string | undefined) => (addr ? createClient(service, addr, { timeoutMs: c.UPSTREAM_TIMEOUT_MS, registry: base.registry }) : undefined);
+  const optional = <S extends Parameters<typeof createClient>[0]>(service: S, addr: string | undefined) =>
+    addr
+      ? createClient(service, addr, { timeoutMs: c.UPSTREAM_TIMEOUT_MS, registry: base.registry })
+      : undefined;
   const usage = optional(UsageService, c.USAGE_ADDR);
   const billing = optional(BillingService, c.BILLING_ADDR);
   const market = optional(MarketDataService, c.MARKET_DATA_ADDR);
@@ -60,7 +86,21 @@ export async function main(env: Record<string, string | undefined> = process.env
   if (!redis) base.logger.warn("REDIS_URL not set: rate limits are per replica");
   const limiter = redis ? new RedisRateLimiter(redis, base.logger, base.registry) : new LocalRateLimiter();
   const oidc = c.OIDC_ISSUER
-    ? { issuer: c.OIDC_ISSUER, keys: createRemoteJWKSet(new URL(c.OIDC_JWKS_URL ?? new URL(".well-known/jwks.json", c.OIDC_ISSUER.endsWith("/") ? c.OIDC_ISSUER : `${c.OIDC_ISSUER}/`).href)), tenantClaim: c.OIDC_TENANT_CLAIM, rolesClaim: c.OIDC_ROLES_CLAIM, ...(c.OIDC_AUDIENCE ? { audience: c.OIDC_AUDIENCE } : {}) }
+    ? {
+        issuer: c.OIDC_ISSUER,
+        keys: createRemoteJWKSet(
+          new URL(
+            c.OIDC_JWKS_URL ??
+              new URL(
+                ".well-known/jwks.json",
+                c.OIDC_ISSUER.endsWith("/") ? c.OIDC_ISSUER : `${c.OIDC_ISSUER}/`,
+              ).href,
+          ),
+        ),
+        tenantClaim: c.OIDC_TENANT_CLAIM,
+        rolesClaim: c.OIDC_ROLES_CLAIM,
+        ...(c.OIDC_AUDIENCE ? { audience: c.OIDC_AUDIENCE } : {}),
+      }
     : undefined;
   const auth = new Authenticator({ tenants, cacheTtlMs: c.AUTH_CACHE_TTL_MS, ...(oidc ? { oidc } : {}) });
   const quota = redis ? new RedisQuotaCounter(redis, base.logger) : new LocalQuotaCounter();
@@ -73,11 +113,33 @@ export async function main(env: Record<string, string | undefined> = process.env
   }
   const tenantChanged = (tenantId: string) => {
     auth.invalidateTenant(tenantId);
-    redis?.publish(TENANT_CHANGED, tenantId).catch((err: unknown) => base.logger.warn({ err }, "could not announce a tenant change"));
+    redis
+      ?.publish(TENANT_CHANGED, tenantId)
+      .catch((err: unknown) => base.logger.warn({ err }, "could not announce a tenant change"));
   };
-  const app = await buildGateway({ base, valuations, tenants, jobs, ...(usage ? { usage } : {}), ...(billing ? { billing } : {}), ...(market ? { market } : {}), ...(ingest ? { ingest } : {}), plans, tenantChanged, auth, limiter, quota, trustProxy, bodyLimit: c.BODY_LIMIT_BYTES, upstreamTimeoutMs: c.UPSTREAM_TIMEOUT_MS });
+  const app = await buildGateway({
+    base,
+    valuations,
+    tenants,
+    jobs,
+    ...(usage ? { usage } : {}),
+    ...(billing ? { billing } : {}),
+    ...(market ? { market } : {}),
+    ...(ingest ? { ingest } : {}),
+    plans,
+    tenantChanged,
+    auth,
+    limiter,
+    quota,
+    trustProxy,
+    bodyLimit: c.BODY_LIMIT_BYTES,
+    upstreamTimeoutMs: c.UPSTREAM_TIMEOUT_MS,
+  });
   await app.listen({ host: c.HOST, port: c.PORT });
-  const grpc = createGrpcServer({ ...base, services: [grpcIngress({ auth, limiter, valuations, plans, quota, timeoutMs: c.UPSTREAM_TIMEOUT_MS })] });
+  const grpc = createGrpcServer({
+    ...base,
+    services: [grpcIngress({ auth, limiter, valuations, plans, quota, timeoutMs: c.UPSTREAM_TIMEOUT_MS })],
+  });
   const grpcPort = await grpc.listen(`${c.HOST}:${c.GRPC_PORT}`);
   base.shutdown.register("http", () => app.close());
   base.shutdown.register("grpc", () => grpc.shutdown());

@@ -10,7 +10,10 @@ export interface QuotaDecision {
 
 /** Pure: the period key and its end for a moment (calendar months, UTC). */
 export function quotaPeriod(now: Date): { key: string; resetAt: Date } {
-  return { key: `${now.getUTCFullYear()}-${String(now.getUTCMonth() + 1).padStart(2, "0")}`, resetAt: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)) };
+  return {
+    key: `${now.getUTCFullYear()}-${String(now.getUTCMonth() + 1).padStart(2, "0")}`,
+    resetAt: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)),
+  };
 }
 
 export interface QuotaCounter {
@@ -58,11 +61,27 @@ export class RedisQuotaCounter implements QuotaCounter {
   async consume(tenantId: string, units: number, limit: number, now = new Date()): Promise<QuotaDecision> {
     const { key, resetAt } = quotaPeriod(now);
     try {
-      const redis = this.redis as unknown as { valoraQuota(this: void, k: string, units: number, limit: number, expireAtMs: number): Promise<[number, number]> };
-      const [allowed, used] = await redis.valoraQuota(`${this.prefix}${tenantId}:${key}`, units, limit, resetAt.getTime() + 86_400_000);
+      const redis = this.redis as unknown as {
+        valoraQuota(
+          this: void,
+          k: string,
+          units: number,
+          limit: number,
+          expireAtMs: number,
+        ): Promise<[number, number]>;
+      };
+      const [allowed, used] = await redis.valoraQuota(
+        `${this.prefix}${tenantId}:${key}`,
+        units,
+        limit,
+        resetAt.getTime() + 86_400_000,
+      );
       return { allowed: allowed === 1, used, limit, resetAt };
     } catch (err) {
-      this.logger.warn({ err: err instanceof Error ? err.message : String(err) }, "quota: Redis unreachable, counting locally");
+      this.logger.warn(
+        { err: err instanceof Error ? err.message : String(err) },
+        "quota: Redis unreachable, counting locally",
+      );
       return this.local.consume(tenantId, units, 0, now).then((d) => ({ ...d, limit }));
     }
   }
@@ -72,8 +91,18 @@ export class RedisQuotaCounter implements QuotaCounter {
  * Reserves `units` of the principal's monthly plan quota (monthlyValuations, 0 = unlimited) before any work, or refuses with
  * RESOURCE_EXHAUSTED saying how much is left and when the count starts again.
  */
-export async function reserveQuota(quota: QuotaCounter, plans: PlanCatalog, p: { tenantId: string; plan: string }, units: number): Promise<void> {
+export async function reserveQuota(
+  quota: QuotaCounter,
+  plans: PlanCatalog,
+  p: { tenantId: string; plan: string },
+  units: number,
+): Promise<void> {
   const limit = plans.of(p.plan).monthlyValuations;
   const d = await quota.consume(p.tenantId, units, limit);
-  if (!d.allowed) throw new ValoraError("RESOURCE_EXHAUSTED", `the ${p.plan} plan's quota of ${d.limit} valuations this month is used up (${d.used} used; ${units} asked); it resets at ${d.resetAt.toISOString()}`, { details: [{ field: "quota", description: `${d.limit - d.used} left this month` }] });
+  if (!d.allowed)
+    throw new ValoraError(
+      "RESOURCE_EXHAUSTED",
+      `the ${p.plan} plan's quota of ${d.limit} valuations this month is used up (${d.used} used; ${units} asked); it resets at ${d.resetAt.toISOString()}`,
+      { details: [{ field: "quota", description: `${d.limit - d.used} left this month` }] },
+    );
 }

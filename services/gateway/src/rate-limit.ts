@@ -29,13 +29,26 @@ export interface BucketState {
  * Pure token bucket: refill since the last request, then spend `cost` if there is enough. The
  * Redis script below does the same arithmetic, so the local fallback behaves like the shared limiter.
  */
-export function takeTokens(state: BucketState | undefined, nowMs: number, b: Bucket, cost = 1): { state: BucketState; allowed: boolean } {
-  const before = state ? Math.min(b.burst, state.tokens + (Math.max(0, nowMs - state.atMs) * b.rate) / 1000) : b.burst;
+export function takeTokens(
+  state: BucketState | undefined,
+  nowMs: number,
+  b: Bucket,
+  cost = 1,
+): { state: BucketState; allowed: boolean } {
+  const before = state
+    ? Math.min(b.burst, state.tokens + (Math.max(0, nowMs - state.atMs) * b.rate) / 1000)
+    : b.burst;
   const allowed = before >= cost;
   return { state: { tokens: allowed ? before - cost : before, atMs: nowMs }, allowed };
 }
 
-export function decisionOf(tokens: number, allowed: boolean, b: Bucket, cost: number, source: Decision["source"]): Decision {
+export function decisionOf(
+  tokens: number,
+  allowed: boolean,
+  b: Bucket,
+  cost: number,
+  source: Decision["source"],
+): Decision {
   return {
     allowed,
     remaining: Math.max(0, Math.floor(tokens)),
@@ -114,19 +127,42 @@ export class RedisRateLimiter implements RateLimiter {
     private readonly prefix = "valora:rl:",
   ) {
     redis.defineCommand("valoraTakeTokens", { numberOfKeys: 1, lua: SCRIPT });
-    this.fallbacks = registry ? counter(registry, "valora_rate_limit_fallback_total", "Rate-limit decisions taken locally because Redis was unreachable.", []) : undefined;
+    this.fallbacks = registry
+      ? counter(
+          registry,
+          "valora_rate_limit_fallback_total",
+          "Rate-limit decisions taken locally because Redis was unreachable.",
+          [],
+        )
+      : undefined;
   }
 
   async take(key: string, bucket: Bucket, cost = 1): Promise<Decision> {
     try {
-      const redis = this.redis as unknown as { valoraTakeTokens(this: void, k: string, rate: number, burst: number, cost: number): Promise<[number, string]> };
-      const [allowed, tokens] = await redis.valoraTakeTokens(this.prefix + key, bucket.rate, bucket.burst, cost);
+      const redis = this.redis as unknown as {
+        valoraTakeTokens(
+          this: void,
+          k: string,
+          rate: number,
+          burst: number,
+          cost: number,
+        ): Promise<[number, string]>;
+      };
+      const [allowed, tokens] = await redis.valoraTakeTokens(
+        this.prefix + key,
+        bucket.rate,
+        bucket.burst,
+        cost,
+      );
       return decisionOf(Number(tokens), allowed === 1, bucket, cost, "redis");
     } catch (err) {
       this.fallbacks?.inc();
       if (Date.now() - this.lastLog > 30_000) {
         this.lastLog = Date.now();
-        this.logger.warn({ err: err instanceof Error ? err.message : String(err) }, "rate limiter: Redis unreachable, limiting with this replica's local buckets");
+        this.logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          "rate limiter: Redis unreachable, limiting with this replica's local buckets",
+        );
       }
       return this.local.take(key, bucket, cost);
     }

@@ -3,15 +3,39 @@ import { Route, type Valuation } from "@valora/proto/valora/v1/valuation_pb";
 import type { z } from "zod";
 import type { Valuation as ValuationJson } from "./schemas.js";
 
-const ROUTE_NAMES: Record<Route, "champion" | "canary" | "fallback"> = { [Route.UNSPECIFIED]: "champion", [Route.CHAMPION]: "champion", [Route.CANARY]: "canary", [Route.FALLBACK]: "fallback" };
+const ROUTE_NAMES: Record<Route, "champion" | "canary" | "fallback"> = {
+  [Route.UNSPECIFIED]: "champion",
+  [Route.CHAMPION]: "champion",
+  [Route.CANARY]: "canary",
+  [Route.FALLBACK]: "fallback",
+};
 
 /** Pure: a protobuf timestamp as ISO 8601, null when absent (REST answers). */
 export const iso = (t: Timestamp | undefined): string | null => (t ? timestampDate(t).toISOString() : null);
 
 const comparablesJson = (v: Valuation) =>
-  v.comparables.map((c) => ({ id: c.id, price: c.price, adjustedPrice: c.adjustedPrice, distanceKm: c.distanceKm, similarity: c.similarity, soldAt: c.soldAt ? timestampDate(c.soldAt).toISOString().slice(0, 10) : null, attributes: c.attributes ?? {} }));
+  v.comparables.map((c) => ({
+    id: c.id,
+    price: c.price,
+    adjustedPrice: c.adjustedPrice,
+    distanceKm: c.distanceKm,
+    similarity: c.similarity,
+    soldAt: c.soldAt ? timestampDate(c.soldAt).toISOString().slice(0, 10) : null,
+    attributes: c.attributes ?? {},
+  }));
 const explanationJson = (v: Valuation) =>
-  v.explanation ? { baseValue: v.explanation.baseValue, output: v.explanation.output, method: v.explanation.method, contributions: v.explanation.contributions.map((c) => ({ feature: c.feature, value: c.value, contribution: c.contribution })) } : null;
+  v.explanation
+    ? {
+        baseValue: v.explanation.baseValue,
+        output: v.explanation.output,
+        method: v.explanation.method,
+        contributions: v.explanation.contributions.map((c) => ({
+          feature: c.feature,
+          value: c.value,
+          contribution: c.contribution,
+        })),
+      }
+    : null;
 // The fields around comparables and explanation, in the order of the REST shape.
 const headJson = (v: Valuation) => ({
   assetClass: v.assetClass,
@@ -22,7 +46,11 @@ const headJson = (v: Valuation) => ({
   confidence: v.confidence,
 });
 /** Pure: the REST shape of the model that valued it. */
-export const modelJson = (v: Valuation) => ({ name: v.model?.name ?? "", version: v.model?.version ?? "", route: ROUTE_NAMES[v.model?.route ?? Route.UNSPECIFIED] });
+export const modelJson = (v: Valuation) => ({
+  name: v.model?.name ?? "",
+  version: v.model?.version ?? "",
+  route: ROUTE_NAMES[v.model?.route ?? Route.UNSPECIFIED],
+});
 const tailJson = (v: Valuation) => ({
   model: modelJson(v),
   cached: v.cached,

@@ -17,9 +17,30 @@ describe("REST valuation text", () => {
         currency: "USD",
         ...(i % 5 === 0 ? {} : { interval: { low: rnd(), high: 1 + rnd(), coverage: 0.8 } }),
         confidence: rnd(),
-        comparables: full ? Array.from({ length: i % 9 }, (_, k) => ({ id: `c${k}`, price: rnd() * 1e5, adjustedPrice: rnd() * 1e5, distanceKm: rnd() * 3, similarity: rnd(), ...(k % 2 ? { soldAt: timestampFromDate(new Date(Date.UTC(2009, k, 15))) } : {}), attributes: { lot_area: 1000 + k, note: 'a "quoted" \\ value' } })) : [],
-        ...(full ? { explanation: { baseValue: 12, output: 12 + rnd(), method: "tree_shap", contributions: [{ feature: "Lot_Area", value: 3.5, contribution: -rnd() }] } } : {}),
-        ...(i % 4 === 0 ? {} : { model: { name: "real-estate", version: "v1", route: i % 2 ? Route.CANARY : Route.FALLBACK } }),
+        comparables: full
+          ? Array.from({ length: i % 9 }, (_, k) => ({
+              id: `c${k}`,
+              price: rnd() * 1e5,
+              adjustedPrice: rnd() * 1e5,
+              distanceKm: rnd() * 3,
+              similarity: rnd(),
+              ...(k % 2 ? { soldAt: timestampFromDate(new Date(Date.UTC(2009, k, 15))) } : {}),
+              attributes: { lot_area: 1000 + k, note: 'a "quoted" \\ value' },
+            }))
+          : [],
+        ...(full
+          ? {
+              explanation: {
+                baseValue: 12,
+                output: 12 + rnd(),
+                method: "tree_shap",
+                contributions: [{ feature: "Lot_Area", value: 3.5, contribution: -rnd() }],
+              },
+            }
+          : {}),
+        ...(i % 4 === 0
+          ? {}
+          : { model: { name: "real-estate", version: "v1", route: i % 2 ? Route.CANARY : Route.FALLBACK } }),
         cached: i % 2 === 0,
         fallbackReason: i % 7 === 0 ? "model unavailable" : "",
       });
@@ -29,6 +50,8 @@ describe("REST valuation text", () => {
       expect(JSON.parse(expected)).toMatchObject({ assetKey: `attr:${i}`, cached: i % 2 === 0 });
     }
     const now = new Date("2026-11-23T10:00:00Z");
-    expect(okEnvelopeText('{"a":[1,2]}', "req-1", now)).toBe(JSON.stringify(okEnvelope({ a: [1, 2] }, "req-1", now)));
+    expect(okEnvelopeText('{"a":[1,2]}', "req-1", now)).toBe(
+      JSON.stringify(okEnvelope({ a: [1, 2] }, "req-1", now)),
+    );
   });
 });

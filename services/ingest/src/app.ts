@@ -11,10 +11,28 @@ export interface IngestApp {
 }
 
 /** The ingest service from its dependencies (`valora up` composes it; a pod main would too). */
-export function createIngest(base: Pick<ServiceBase, "logger" | "registry">, o: { pool: Pool; schema: (assetClass: string) => ClassSchema | undefined; classOfModel: (model: string) => string | undefined; onDrift?: IngestServiceDeps["onDrift"] }): IngestApp {
+export function createIngest(
+  base: Pick<ServiceBase, "logger" | "registry">,
+  o: {
+    pool: Pool;
+    schema: (assetClass: string) => ClassSchema | undefined;
+    classOfModel: (model: string) => string | undefined;
+    onDrift?: IngestServiceDeps["onDrift"];
+  },
+): IngestApp {
   const store = new IngestStore(o.pool);
-  const realised = gauge(base.registry, "valora_realised_mdape_percent", "Realised MdAPE of a model version in the latest month with scored valuations.", ["model", "version"]);
-  const drifting = gauge(base.registry, "valora_model_drift", "1 while a model's realised MdAPE is above its contract's threshold.", ["model"]);
+  const realised = gauge(
+    base.registry,
+    "valora_realised_mdape_percent",
+    "Realised MdAPE of a model version in the latest month with scored valuations.",
+    ["model", "version"],
+  );
+  const drifting = gauge(
+    base.registry,
+    "valora_model_drift",
+    "1 while a model's realised MdAPE is above its contract's threshold.",
+    ["model"],
+  );
   return {
     store,
     service: ingestService({
@@ -43,10 +61,28 @@ type DriftEvent = Parameters<NonNullable<IngestServiceDeps["onDrift"]>>[0];
  * The drift announcement: a `model.drift` event to every tenant whose valuations of the model
  * were scored, once per model, version and month (the event id makes repeats no-ops).
  */
-export function driftAnnouncer(pool: Pool, publish: (e: { tenantId: string; eventId: string; type: string; data: DriftEvent }) => Promise<unknown>, logger: Pick<ServiceBase["logger"], "warn">): (e: DriftEvent) => void {
+export function driftAnnouncer(
+  pool: Pool,
+  publish: (e: { tenantId: string; eventId: string; type: string; data: DriftEvent }) => Promise<unknown>,
+  logger: Pick<ServiceBase["logger"], "warn">,
+): (e: DriftEvent) => void {
   return (e) =>
     void pool
-      .query<{ tenant_id: string }>("SELECT DISTINCT tenant_id FROM valuation_log WHERE model = $1 AND tenant_id <> ''", [e.model])
-      .then(({ rows }) => Promise.all(rows.map((r) => publish({ tenantId: r.tenant_id, eventId: `drift-${e.model}-${e.modelVersion}-${e.month}`, type: "model.drift", data: e }))))
+      .query<{ tenant_id: string }>(
+        "SELECT DISTINCT tenant_id FROM valuation_log WHERE model = $1 AND tenant_id <> ''",
+        [e.model],
+      )
+      .then(({ rows }) =>
+        Promise.all(
+          rows.map((r) =>
+            publish({
+              tenantId: r.tenant_id,
+              eventId: `drift-${e.model}-${e.modelVersion}-${e.month}`,
+              type: "model.drift",
+              data: e,
+            }),
+          ),
+        ),
+      )
       .catch((err: unknown) => logger.warn({ err }, "could not announce model drift"));
 }

@@ -1,5 +1,11 @@
 import { createHash } from "node:crypto";
-import { ValoraError, canonicalJson, normaliseAttributes, type InputField, type Normalised } from "@valora/kit";
+import {
+  ValoraError,
+  canonicalJson,
+  normaliseAttributes,
+  type InputField,
+  type Normalised,
+} from "@valora/kit";
 
 /** An AssetPipeline's `spec.contract` (see the CRD for the meaning of each field). */
 export interface DataContract {
@@ -34,7 +40,14 @@ export interface PipelineContractSpec {
 
 /** Pure: an asset class's schema from its AssetPipeline. */
 export function schemaOf(spec: PipelineContractSpec): ClassSchema {
-  return { assetClass: spec.assetClass, fields: spec.input.fields, contract: spec.contract ?? {}, ...(spec.comparables?.latitude ? { latitude: spec.comparables.latitude } : {}), ...(spec.comparables?.longitude ? { longitude: spec.comparables.longitude } : {}), ...(spec.comparables?.soldAt ? { soldAt: spec.comparables.soldAt } : {}) };
+  return {
+    assetClass: spec.assetClass,
+    fields: spec.input.fields,
+    contract: spec.contract ?? {},
+    ...(spec.comparables?.latitude ? { latitude: spec.comparables.latitude } : {}),
+    ...(spec.comparables?.longitude ? { longitude: spec.comparables.longitude } : {}),
+    ...(spec.comparables?.soldAt ? { soldAt: spec.comparables.soldAt } : {}),
+  };
 }
 
 export type RecordKind = "sales" | "listings";
@@ -60,12 +73,23 @@ export interface CheckedRecord {
 }
 
 /** A scalar as text; "" for anything else (an object where an id belongs is no id). */
-const text = (v: unknown): string => (typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? String(v).trim() : "");
+const text = (v: unknown): string =>
+  typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? String(v).trim() : "";
 
 /** Pure: a column name as compared with field names and features (case and separators ignored). */
 export const columnKey = (name: string): string => name.toLowerCase().replace(/[^a-z0-9]/g, "");
 
-const RESERVED = { id: "id", saleid: "id", assetid: "assetId", price: "price", saleprice: "price", askingprice: "price", soldat: "soldAt", saledate: "soldAt", solddate: "soldAt" } as const;
+const RESERVED = {
+  id: "id",
+  saleid: "id",
+  assetid: "assetId",
+  price: "price",
+  saleprice: "price",
+  askingprice: "price",
+  soldat: "soldAt",
+  saledate: "soldAt",
+  solddate: "soldAt",
+} as const;
 
 /** Pure: a date as YYYY-MM-DD from YYYY-MM-DD, YYYY-MM (mid-month) or an ISO timestamp; undefined when unreadable. */
 export function saleDate(raw: unknown): string | undefined {
@@ -90,12 +114,22 @@ export function recordHash(v: unknown): string {
  * the contract's range; sales dated, and fresh as the contract says; ids unique in the batch.
  * Defaults are not applied: a record says what was observed, nothing more.
  */
-export function checkBatch(kind: RecordKind, rows: Record<string, unknown>[], schema: ClassSchema, now: Date): { records: CheckedRecord[]; violations: Violation[] } {
+export function checkBatch(
+  kind: RecordKind,
+  rows: Record<string, unknown>[],
+  schema: ClassSchema,
+  now: Date,
+): { records: CheckedRecord[]; violations: Violation[] } {
   const c = schema.contract;
   const fields: InputField[] = schema.fields.map((f) => {
     const range = c.ranges?.[f.name];
     const { default: _default, ...rest } = f;
-    return { ...rest, ...(range?.min !== undefined ? { min: range.min } : {}), ...(range?.max !== undefined ? { max: range.max } : {}), required: f.required || (c.required ?? []).includes(f.name) };
+    return {
+      ...rest,
+      ...(range?.min !== undefined ? { min: range.min } : {}),
+      ...(range?.max !== undefined ? { max: range.max } : {}),
+      required: f.required || (c.required ?? []).includes(f.name),
+    };
   });
   const byKey = new Map<string, string>();
   for (const f of schema.fields) {
@@ -115,24 +149,35 @@ export function checkBatch(kind: RecordKind, rows: Record<string, unknown>[], sc
       const k = columnKey(key);
       const reserved = RESERVED[k as keyof typeof RESERVED];
       if (reserved) meta[reserved] = value;
-      else if (value !== "" && value !== null && value !== undefined && value !== "NA") attrs[byKey.get(k) ?? key] = value;
+      else if (value !== "" && value !== null && value !== undefined && value !== "NA")
+        attrs[byKey.get(k) ?? key] = value;
     }
     const id = text(meta.id);
     if (!id) bad("id", "is required");
     else if (seen.has(id)) bad("id", `duplicates record ${seen.get(id)} of this batch`);
     else seen.set(id, n);
-    const price = typeof meta.price === "number" ? meta.price : typeof meta.price === "string" && meta.price.trim() !== "" ? Number(meta.price) : Number.NaN;
-    if (!Number.isFinite(price) || price <= 0) bad("price", `must be a positive number, got ${JSON.stringify(meta.price ?? null)}`);
-    else if (c.price?.min !== undefined && price < c.price.min) bad("price", `must be at least ${c.price.min}, got ${price}`);
-    else if (c.price?.max !== undefined && price > c.price.max) bad("price", `must be at most ${c.price.max}, got ${price}`);
+    const price =
+      typeof meta.price === "number"
+        ? meta.price
+        : typeof meta.price === "string" && meta.price.trim() !== ""
+          ? Number(meta.price)
+          : Number.NaN;
+    if (!Number.isFinite(price) || price <= 0)
+      bad("price", `must be a positive number, got ${JSON.stringify(meta.price ?? null)}`);
+    else if (c.price?.min !== undefined && price < c.price.min)
+      bad("price", `must be at least ${c.price.min}, got ${price}`);
+    else if (c.price?.max !== undefined && price > c.price.max)
+      bad("price", `must be at most ${c.price.max}, got ${price}`);
     let soldAt: string | undefined;
     if (kind === "sales") {
       soldAt = saleDate(meta.soldAt);
-      if (!soldAt) bad("sold_at", `must be a date (YYYY-MM-DD or YYYY-MM), got ${JSON.stringify(meta.soldAt ?? null)}`);
+      if (!soldAt)
+        bad("sold_at", `must be a date (YYYY-MM-DD or YYYY-MM), got ${JSON.stringify(meta.soldAt ?? null)}`);
       else {
         const ageDays = (now.getTime() - Date.parse(`${soldAt}T00:00:00Z`)) / 86_400_000;
         if (ageDays < -(c.maxFutureDays ?? 1)) bad("sold_at", `is in the future (${soldAt})`);
-        if (c.maxAgeDays !== undefined && ageDays > c.maxAgeDays) bad("sold_at", `is older than the contract's ${c.maxAgeDays} days (${soldAt})`);
+        if (c.maxAgeDays !== undefined && ageDays > c.maxAgeDays)
+          bad("sold_at", `is older than the contract's ${c.maxAgeDays} days (${soldAt})`);
       }
     }
     let attributes: Normalised = {};
@@ -145,7 +190,16 @@ export function checkBatch(kind: RecordKind, rows: Record<string, unknown>[], sc
     const lat = schema.latitude ? attributes[schema.latitude] : undefined;
     const lon = schema.longitude ? attributes[schema.longitude] : undefined;
     const assetId = kind === "listings" ? id : text(meta.assetId) || undefined;
-    records.push({ id, ...(assetId ? { assetId } : {}), price, ...(soldAt ? { soldAt } : {}), ...(typeof lat === "number" && typeof lon === "number" ? { lat, lon } : {}), attributes, raw, sha256: recordHash(raw) });
+    records.push({
+      id,
+      ...(assetId ? { assetId } : {}),
+      price,
+      ...(soldAt ? { soldAt } : {}),
+      ...(typeof lat === "number" && typeof lon === "number" ? { lat, lon } : {}),
+      attributes,
+      raw,
+      sha256: recordHash(raw),
+    });
   });
   return { records: violations.length > 0 ? [] : records, violations };
 }

@@ -9,7 +9,14 @@ export interface ExportSpec {
 
 const cell = (v: unknown): string => {
   if (v === undefined || v === null) return "";
-  const s = typeof v === "boolean" ? (v ? "1" : "0") : typeof v === "number" || typeof v === "string" ? String(v) : "";
+  const s =
+    typeof v === "boolean"
+      ? v
+        ? "1"
+        : "0"
+      : typeof v === "number" || typeof v === "string"
+        ? String(v)
+        : "";
   return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 };
 
@@ -18,7 +25,11 @@ const cell = (v: unknown): string => {
  * input field named by its model feature, booleans as 1/0, missing values empty, the price in
  * the `target` column — and its sha256, the snapshot's id.
  */
-export function goldCsv(sales: { price: number; soldAt: string | null; attributes: Record<string, unknown> }[], spec: ExportSpec, target: string): { csv: string; sha256: string } {
+export function goldCsv(
+  sales: { price: number; soldAt: string | null; attributes: Record<string, unknown> }[],
+  spec: ExportSpec,
+  target: string,
+): { csv: string; sha256: string } {
   const header = [...spec.fields.map((f) => f.feature), target];
   const lines = sales.map((s) => {
     const values = spec.fields.map((f) => {

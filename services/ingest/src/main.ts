@@ -1,5 +1,15 @@
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
-import { createClient, createPgPool, createServiceBase, kubeReader, loadConfig, pollEvery, serveGrpc, vars, z } from "@valora/kit";
+import {
+  createClient,
+  createPgPool,
+  createServiceBase,
+  kubeReader,
+  loadConfig,
+  pollEvery,
+  serveGrpc,
+  vars,
+  z,
+} from "@valora/kit";
 import { createIngest, driftAnnouncer } from "./app.js";
 import { schemaOf, type PipelineContractSpec } from "./contract.js";
 
@@ -23,13 +33,20 @@ export const IngestEnv = z.object({
  */
 export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
   const c = loadConfig(IngestEnv, env);
-  const base = createServiceBase({ name: "ingest", logLevel: c.LOG_LEVEL, drainDelayMs: c.SHUTDOWN_DRAIN_DELAY_MS, exit: (code) => process.exit(code) });
+  const base = createServiceBase({
+    name: "ingest",
+    logLevel: c.LOG_LEVEL,
+    drainDelayMs: c.SHUTDOWN_DRAIN_DELAY_MS,
+    exit: (code) => process.exit(code),
+  });
   const log = base.logger;
   const pool = createPgPool({ url: c.DATABASE_URL, applicationName: "valora-ingest", logger: log });
   const kube = kubeReader(c.KUBE_API_URL ? { url: c.KUBE_API_URL } : {});
   let specs: PipelineContractSpec[] = [];
   let loaded = false;
-  const tenants = c.TENANTS_ADDR ? createClient(TenantService, c.TENANTS_ADDR, { timeoutMs: 10_000 }) : undefined;
+  const tenants = c.TENANTS_ADDR
+    ? createClient(TenantService, c.TENANTS_ADDR, { timeoutMs: 10_000 })
+    : undefined;
   const app = createIngest(base, {
     pool,
     schema: (assetClass) => {
@@ -42,13 +59,26 @@ export async function main(env: Record<string, string | undefined> = process.env
   await app.start();
   const poller = pollEvery(
     async () => {
-      specs = (await kube.list<{ spec: PipelineContractSpec }>(`/apis/valora.dev/v1alpha1/namespaces/${c.POD_NAMESPACE}/assetpipelines`)).map((p) => p.spec);
+      specs = (
+        await kube.list<{ spec: PipelineContractSpec }>(
+          `/apis/valora.dev/v1alpha1/namespaces/${c.POD_NAMESPACE}/assetpipelines`,
+        )
+      ).map((p) => p.spec);
       loaded = true;
     },
-    { intervalMs: c.CATALOG_POLL_MS, logger: log, message: "could not read AssetPipelines; keeping the last contracts" },
+    {
+      intervalMs: c.CATALOG_POLL_MS,
+      logger: log,
+      message: "could not read AssetPipelines; keeping the last contracts",
+    },
   );
   base.health.addCheck("contracts", async () => loaded);
-  const { port, ops } = await serveGrpc(base, { services: [app.service], host: c.HOST, grpcPort: c.GRPC_PORT, metricsPort: c.METRICS_PORT });
+  const { port, ops } = await serveGrpc(base, {
+    services: [app.service],
+    host: c.HOST,
+    grpcPort: c.GRPC_PORT,
+    metricsPort: c.METRICS_PORT,
+  });
   base.shutdown.register("contracts", () => poller.stop());
   base.shutdown.register("clients", async () => {
     tenants?.close();

@@ -123,8 +123,38 @@ export interface BatchRow {
   receivedAt: Date;
 }
 
-type DbBatch = { id: string; asset_class: string; kind: RecordKind; source: string; content_sha256: string; status: BatchRow["status"]; records: number; landed: number; unchanged: number; outcomes: number; violation_count: number; violations: Violation[]; duplicate_of: string | null; received_at: Date };
-const toBatch = (r: DbBatch): BatchRow => ({ id: r.id, assetClass: r.asset_class, kind: r.kind, source: r.source, contentSha256: r.content_sha256, status: r.status, records: r.records, landed: r.landed, unchanged: r.unchanged, outcomes: r.outcomes, violationCount: r.violation_count, violations: r.violations, ...(r.duplicate_of ? { duplicateOf: r.duplicate_of } : {}), receivedAt: r.received_at });
+type DbBatch = {
+  id: string;
+  asset_class: string;
+  kind: RecordKind;
+  source: string;
+  content_sha256: string;
+  status: BatchRow["status"];
+  records: number;
+  landed: number;
+  unchanged: number;
+  outcomes: number;
+  violation_count: number;
+  violations: Violation[];
+  duplicate_of: string | null;
+  received_at: Date;
+};
+const toBatch = (r: DbBatch): BatchRow => ({
+  id: r.id,
+  assetClass: r.asset_class,
+  kind: r.kind,
+  source: r.source,
+  contentSha256: r.content_sha256,
+  status: r.status,
+  records: r.records,
+  landed: r.landed,
+  unchanged: r.unchanged,
+  outcomes: r.outcomes,
+  violationCount: r.violation_count,
+  violations: r.violations,
+  ...(r.duplicate_of ? { duplicateOf: r.duplicate_of } : {}),
+  receivedAt: r.received_at,
+});
 
 /** At most this many violations are kept in a quarantine report (the count is kept whole). */
 const REPORT_LIMIT = 200;
@@ -154,26 +184,66 @@ export async function landBatch(pool: Pool, input: LandInput): Promise<BatchRow>
     // Serialise batches of one class: de-duplication and gold conflicts are decided one at a time.
     await db.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`ingest:${input.assetClass}`]);
     const id = randomUUID();
-    const prior = await db.query<{ id: string }>("SELECT id FROM ingest_batches WHERE asset_class = $1 AND kind = $2 AND content_sha256 = $3 AND status = 'landed'", [input.assetClass, input.kind, sha]);
+    const prior = await db.query<{ id: string }>(
+      "SELECT id FROM ingest_batches WHERE asset_class = $1 AND kind = $2 AND content_sha256 = $3 AND status = 'landed'",
+      [input.assetClass, input.kind, sha],
+    );
     if (prior.rows[0]) {
-      return toBatch((await db.query<DbBatch>("INSERT INTO ingest_batches (id, asset_class, kind, source, content_sha256, status, records, duplicate_of) VALUES ($1, $2, $3, $4, $5, 'duplicate', $6, $7) RETURNING *", [id, input.assetClass, input.kind, input.source, sha, input.rows.length, prior.rows[0].id])).rows[0]!);
+      return toBatch(
+        (
+          await db.query<DbBatch>(
+            "INSERT INTO ingest_batches (id, asset_class, kind, source, content_sha256, status, records, duplicate_of) VALUES ($1, $2, $3, $4, $5, 'duplicate', $6, $7) RETURNING *",
+            [id, input.assetClass, input.kind, input.source, sha, input.rows.length, prior.rows[0].id],
+          )
+        ).rows[0]!,
+      );
     }
-    await db.query("INSERT INTO ingest_batches (id, asset_class, kind, source, content_sha256, status, records) VALUES ($1, $2, $3, $4, $5, 'receiving', $6)", [id, input.assetClass, input.kind, input.source, sha, input.rows.length]);
+    await db.query(
+      "INSERT INTO ingest_batches (id, asset_class, kind, source, content_sha256, status, records) VALUES ($1, $2, $3, $4, $5, 'receiving', $6)",
+      [id, input.assetClass, input.kind, input.source, sha, input.rows.length],
+    );
     const checked = input.check(input.rows);
     await db.query(
       `INSERT INTO ingest_bronze (batch_id, record, record_sha256, raw)
        SELECT $1, t.record, t.sha, t.raw FROM jsonb_to_recordset($2::jsonb) AS t(record int, sha text, raw jsonb)`,
       [id, JSON.stringify(input.rows.map((raw, i) => ({ record: i + 1, sha: recordHash(raw), raw })))],
     );
-    const violations = checked.violations.length > 0 ? checked.violations : input.kind === "sales" ? await goldConflicts(db, input.assetClass, checked.records) : [];
+    const violations =
+      checked.violations.length > 0
+        ? checked.violations
+        : input.kind === "sales"
+          ? await goldConflicts(db, input.assetClass, checked.records)
+          : [];
     if (violations.length > 0) {
-      return toBatch((await db.query<DbBatch>("UPDATE ingest_batches SET status = 'quarantined', violation_count = $2, violations = $3 WHERE id = $1 RETURNING *", [id, violations.length, JSON.stringify(violations.slice(0, REPORT_LIMIT))])).rows[0]!);
+      return toBatch(
+        (
+          await db.query<DbBatch>(
+            "UPDATE ingest_batches SET status = 'quarantined', violation_count = $2, violations = $3 WHERE id = $1 RETURNING *",
+            [id, violations.length, JSON.stringify(violations.slice(0, REPORT_LIMIT))],
+          )
+        ).rows[0]!,
+      );
     }
     const records = checked.records;
     await db.query(
       `INSERT INTO ingest_silver (batch_id, record, asset_class, kind, id, asset_id, price, sold_at, attributes, record_sha256)
        SELECT $1, t.record, $2, $3, t.id, t.asset_id, t.price, t.sold_at::date, t.attributes, t.sha FROM jsonb_to_recordset($4::jsonb) AS t(record int, id text, asset_id text, price double precision, sold_at text, attributes jsonb, sha text)`,
-      [id, input.assetClass, input.kind, JSON.stringify(records.map((r, i) => ({ record: i + 1, id: r.id, asset_id: r.assetId ?? null, price: r.price, sold_at: r.soldAt ?? null, attributes: r.attributes, sha: r.sha256 })))],
+      [
+        id,
+        input.assetClass,
+        input.kind,
+        JSON.stringify(
+          records.map((r, i) => ({
+            record: i + 1,
+            id: r.id,
+            asset_id: r.assetId ?? null,
+            price: r.price,
+            sold_at: r.soldAt ?? null,
+            attributes: r.attributes,
+            sha: r.sha256,
+          })),
+        ),
+      ],
     );
     let landed: number;
     let outcomes = 0;
@@ -182,34 +252,85 @@ export async function landBatch(pool: Pool, input: LandInput): Promise<BatchRow>
         `INSERT INTO sales (asset_class, id, price, sold_at, lat, lon, attributes, source, batch_id, asset_id)
          SELECT $1, t.id, t.price, t.sold_at::date, t.lat, t.lon, t.attributes, $2, $3, t.asset_id FROM jsonb_to_recordset($4::jsonb) AS t(id text, price double precision, sold_at text, lat double precision, lon double precision, attributes jsonb, asset_id text)
          ON CONFLICT (asset_class, id) DO NOTHING`,
-        [input.assetClass, `ingest:${input.source}`.slice(0, 200), id, JSON.stringify(records.map((r) => ({ id: r.id, price: r.price, sold_at: r.soldAt, lat: r.lat ?? null, lon: r.lon ?? null, attributes: r.attributes, asset_id: r.assetId ?? null })))],
+        [
+          input.assetClass,
+          `ingest:${input.source}`.slice(0, 200),
+          id,
+          JSON.stringify(
+            records.map((r) => ({
+              id: r.id,
+              price: r.price,
+              sold_at: r.soldAt,
+              lat: r.lat ?? null,
+              lon: r.lon ?? null,
+              attributes: r.attributes,
+              asset_id: r.assetId ?? null,
+            })),
+          ),
+        ],
       );
       landed = res.rowCount ?? 0;
       outcomes = await scoreValuations(db, input.assetClass, id);
-      if (landed > 0) await db.query("SELECT pg_notify($1, $2)", [SALES_CHANNEL, JSON.stringify({ assetClass: input.assetClass, batchId: id })]);
+      if (landed > 0)
+        await db.query("SELECT pg_notify($1, $2)", [
+          SALES_CHANNEL,
+          JSON.stringify({ assetClass: input.assetClass, batchId: id }),
+        ]);
     } else {
       const res = await db.query(
         `INSERT INTO assets (asset_class, id, attributes, asking_price, batch_id, updated_at)
          SELECT $1, t.id, t.attributes, t.price, $2, now() FROM jsonb_to_recordset($3::jsonb) AS t(id text, attributes jsonb, price double precision)
          ON CONFLICT (asset_class, id) DO UPDATE SET attributes = EXCLUDED.attributes, asking_price = EXCLUDED.asking_price, batch_id = EXCLUDED.batch_id, updated_at = now()
            WHERE assets.attributes IS DISTINCT FROM EXCLUDED.attributes OR assets.asking_price IS DISTINCT FROM EXCLUDED.asking_price`,
-        [input.assetClass, id, JSON.stringify(records.map((r) => ({ id: r.id, attributes: r.attributes, price: r.price })))],
+        [
+          input.assetClass,
+          id,
+          JSON.stringify(records.map((r) => ({ id: r.id, attributes: r.attributes, price: r.price }))),
+        ],
       );
       landed = res.rowCount ?? 0;
     }
-    return toBatch((await db.query<DbBatch>("UPDATE ingest_batches SET status = 'landed', landed = $2, unchanged = $3, outcomes = $4 WHERE id = $1 RETURNING *", [id, landed, records.length - landed, outcomes])).rows[0]!);
+    return toBatch(
+      (
+        await db.query<DbBatch>(
+          "UPDATE ingest_batches SET status = 'landed', landed = $2, unchanged = $3, outcomes = $4 WHERE id = $1 RETURNING *",
+          [id, landed, records.length - landed, outcomes],
+        )
+      ).rows[0]!,
+    );
   });
 }
 
 /** Sales are immutable once in gold: a record with a landed id and different content is refused. */
-async function goldConflicts(db: PoolClient, assetClass: string, records: CheckedRecord[]): Promise<Violation[]> {
-  const { rows } = await db.query<{ id: string; price: number; sold_at: string | null; attributes: Record<string, unknown> }>("SELECT id, price, to_char(sold_at, 'YYYY-MM-DD') AS sold_at, attributes FROM sales WHERE asset_class = $1 AND id = ANY($2)", [assetClass, records.map((r) => r.id)]);
+async function goldConflicts(
+  db: PoolClient,
+  assetClass: string,
+  records: CheckedRecord[],
+): Promise<Violation[]> {
+  const { rows } = await db.query<{
+    id: string;
+    price: number;
+    sold_at: string | null;
+    attributes: Record<string, unknown>;
+  }>(
+    "SELECT id, price, to_char(sold_at, 'YYYY-MM-DD') AS sold_at, attributes FROM sales WHERE asset_class = $1 AND id = ANY($2)",
+    [assetClass, records.map((r) => r.id)],
+  );
   const landed = new Map(rows.map((r) => [r.id, r]));
   const out: Violation[] = [];
   records.forEach((r, i) => {
     const g = landed.get(r.id);
-    if (g && (g.price !== r.price || g.sold_at !== (r.soldAt ?? null) || canonicalJson(g.attributes) !== canonicalJson(r.attributes))) {
-      out.push({ record: i + 1, field: "id", description: `sale ${r.id} already landed with different content; landed sales are immutable (send a new sale id)` });
+    if (
+      g &&
+      (g.price !== r.price ||
+        g.sold_at !== (r.soldAt ?? null) ||
+        canonicalJson(g.attributes) !== canonicalJson(r.attributes))
+    ) {
+      out.push({
+        record: i + 1,
+        field: "id",
+        description: `sale ${r.id} already landed with different content; landed sales are immutable (send a new sale id)`,
+      });
     }
   });
   return out;
@@ -246,8 +367,17 @@ export class IngestStore {
   }
 
   /** The batch and raw record a gold sale came from; origin "seed" for the starting data. */
-  async saleLineage(assetClass: string, saleId: string): Promise<{ origin: "seed" | "batch"; batch?: BatchRow; raw?: Record<string, unknown>; recordSha256?: string } | undefined> {
-    const { rows } = await this.pool.query<{ batch_id: string | null }>("SELECT batch_id FROM sales WHERE asset_class = $1 AND id = $2", [assetClass, saleId]);
+  async saleLineage(
+    assetClass: string,
+    saleId: string,
+  ): Promise<
+    | { origin: "seed" | "batch"; batch?: BatchRow; raw?: Record<string, unknown>; recordSha256?: string }
+    | undefined
+  > {
+    const { rows } = await this.pool.query<{ batch_id: string | null }>(
+      "SELECT batch_id FROM sales WHERE asset_class = $1 AND id = $2",
+      [assetClass, saleId],
+    );
     if (!rows[0]) return undefined;
     if (!rows[0].batch_id) return { origin: "seed" };
     const batch = await this.batch(rows[0].batch_id);
@@ -255,32 +385,109 @@ export class IngestStore {
       "SELECT b.raw, b.record_sha256 FROM ingest_silver s JOIN ingest_bronze b ON b.batch_id = s.batch_id AND b.record = s.record WHERE s.batch_id = $1 AND s.id = $2 AND s.kind = 'sales'",
       [rows[0].batch_id, saleId],
     );
-    return { origin: "batch", ...(batch ? { batch } : {}), ...(raw.rows[0] ? { raw: raw.rows[0].raw, recordSha256: raw.rows[0].record_sha256 } : {}) };
+    return {
+      origin: "batch",
+      ...(batch ? { batch } : {}),
+      ...(raw.rows[0] ? { raw: raw.rows[0].raw, recordSha256: raw.rows[0].record_sha256 } : {}),
+    };
   }
 
-  async asset(assetClass: string, id: string): Promise<{ attributes: Record<string, unknown>; askingPrice?: number; batchId?: string; updatedAt: Date } | undefined> {
-    const { rows } = await this.pool.query<{ attributes: Record<string, unknown>; asking_price: number | null; batch_id: string | null; updated_at: Date }>("SELECT attributes, asking_price, batch_id, updated_at FROM assets WHERE asset_class = $1 AND id = $2", [assetClass, id]);
+  async asset(
+    assetClass: string,
+    id: string,
+  ): Promise<
+    | { attributes: Record<string, unknown>; askingPrice?: number; batchId?: string; updatedAt: Date }
+    | undefined
+  > {
+    const { rows } = await this.pool.query<{
+      attributes: Record<string, unknown>;
+      asking_price: number | null;
+      batch_id: string | null;
+      updated_at: Date;
+    }>(
+      "SELECT attributes, asking_price, batch_id, updated_at FROM assets WHERE asset_class = $1 AND id = $2",
+      [assetClass, id],
+    );
     const r = rows[0];
-    return r ? { attributes: r.attributes, ...(r.asking_price !== null ? { askingPrice: r.asking_price } : {}), ...(r.batch_id ? { batchId: r.batch_id } : {}), updatedAt: r.updated_at } : undefined;
+    return r
+      ? {
+          attributes: r.attributes,
+          ...(r.asking_price !== null ? { askingPrice: r.asking_price } : {}),
+          ...(r.batch_id ? { batchId: r.batch_id } : {}),
+          updatedAt: r.updated_at,
+        }
+      : undefined;
   }
 
-  async recordValuations(v: { assetClass: string; assetId: string; model: string; modelVersion: string; value: number; tenantId: string; valuedAt?: Date }[]): Promise<number> {
+  async recordValuations(
+    v: {
+      assetClass: string;
+      assetId: string;
+      model: string;
+      modelVersion: string;
+      value: number;
+      tenantId: string;
+      valuedAt?: Date;
+    }[],
+  ): Promise<number> {
     if (v.length === 0) return 0;
     const res = await this.pool.query(
       `INSERT INTO valuation_log (asset_class, asset_id, model, model_version, value, tenant_id, valued_at)
        SELECT t.asset_class, t.asset_id, t.model, t.model_version, t.value, t.tenant_id, coalesce(t.valued_at, now()) FROM jsonb_to_recordset($1::jsonb) AS t(asset_class text, asset_id text, model text, model_version text, value double precision, tenant_id text, valued_at timestamptz)`,
-      [JSON.stringify(v.map((x) => ({ asset_class: x.assetClass, asset_id: x.assetId, model: x.model, model_version: x.modelVersion, value: x.value, tenant_id: x.tenantId, valued_at: x.valuedAt?.toISOString() ?? null })))],
+      [
+        JSON.stringify(
+          v.map((x) => ({
+            asset_class: x.assetClass,
+            asset_id: x.assetId,
+            model: x.model,
+            model_version: x.modelVersion,
+            value: x.value,
+            tenant_id: x.tenantId,
+            valued_at: x.valuedAt?.toISOString() ?? null,
+          })),
+        ),
+      ],
     );
     return res.rowCount ?? 0;
   }
 
   /** Gold sales of a class with their lineage, in landing order (for exports). */
-  async goldSales(assetClass: string): Promise<{ id: string; price: number; soldAt: string | null; attributes: Record<string, unknown>; batchId: string | null }[]> {
-    const { rows } = await this.pool.query<{ id: string; price: number; sold_at: string | null; attributes: Record<string, unknown>; batch_id: string | null }>("SELECT id, price, to_char(sold_at, 'YYYY-MM-DD') AS sold_at, attributes, batch_id FROM sales WHERE asset_class = $1 ORDER BY seq", [assetClass]);
-    return rows.map((r) => ({ id: r.id, price: r.price, soldAt: r.sold_at, attributes: r.attributes, batchId: r.batch_id }));
+  async goldSales(assetClass: string): Promise<
+    {
+      id: string;
+      price: number;
+      soldAt: string | null;
+      attributes: Record<string, unknown>;
+      batchId: string | null;
+    }[]
+  > {
+    const { rows } = await this.pool.query<{
+      id: string;
+      price: number;
+      sold_at: string | null;
+      attributes: Record<string, unknown>;
+      batch_id: string | null;
+    }>(
+      "SELECT id, price, to_char(sold_at, 'YYYY-MM-DD') AS sold_at, attributes, batch_id FROM sales WHERE asset_class = $1 ORDER BY seq",
+      [assetClass],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      price: r.price,
+      soldAt: r.sold_at,
+      attributes: r.attributes,
+      batchId: r.batch_id,
+    }));
   }
 
-  async registerModel(m: { model: string; version: string; assetClass: string; dataSha256: string; dataName: string; card: Record<string, unknown> }): Promise<SnapshotRow | undefined> {
+  async registerModel(m: {
+    model: string;
+    version: string;
+    assetClass: string;
+    dataSha256: string;
+    dataName: string;
+    card: Record<string, unknown>;
+  }): Promise<SnapshotRow | undefined> {
     await this.pool.query(
       `INSERT INTO model_lineage (model, version, asset_class, data_sha256, data_name, card) VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT (model, version) DO UPDATE SET asset_class = EXCLUDED.asset_class, data_sha256 = EXCLUDED.data_sha256, data_name = EXCLUDED.data_name, card = EXCLUDED.card, registered_at = now()`,
@@ -294,13 +501,49 @@ export class IngestStore {
     return rows[0] ? toSnapshot(rows[0]) : undefined;
   }
 
-  async modelLineage(model: string, version: string): Promise<{ assetClass: string; dataSha256: string; dataName: string; registeredAt: Date; snapshot?: SnapshotRow; batches: BatchRow[] } | undefined> {
-    const { rows } = await this.pool.query<{ asset_class: string; data_sha256: string; data_name: string; registered_at: Date }>("SELECT asset_class, data_sha256, data_name, registered_at FROM model_lineage WHERE model = $1 AND version = $2", [model, version]);
+  async modelLineage(
+    model: string,
+    version: string,
+  ): Promise<
+    | {
+        assetClass: string;
+        dataSha256: string;
+        dataName: string;
+        registeredAt: Date;
+        snapshot?: SnapshotRow;
+        batches: BatchRow[];
+      }
+    | undefined
+  > {
+    const { rows } = await this.pool.query<{
+      asset_class: string;
+      data_sha256: string;
+      data_name: string;
+      registered_at: Date;
+    }>(
+      "SELECT asset_class, data_sha256, data_name, registered_at FROM model_lineage WHERE model = $1 AND version = $2",
+      [model, version],
+    );
     const r = rows[0];
     if (!r) return undefined;
     const snapshot = await this.snapshot(r.data_sha256);
-    const batches = snapshot && snapshot.batchIds.length > 0 ? (await this.pool.query<DbBatch>("SELECT * FROM ingest_batches WHERE id = ANY($1) ORDER BY received_at", [snapshot.batchIds])).rows.map(toBatch) : [];
-    return { assetClass: r.asset_class, dataSha256: r.data_sha256, dataName: r.data_name, registeredAt: r.registered_at, ...(snapshot ? { snapshot } : {}), batches };
+    const batches =
+      snapshot && snapshot.batchIds.length > 0
+        ? (
+            await this.pool.query<DbBatch>(
+              "SELECT * FROM ingest_batches WHERE id = ANY($1) ORDER BY received_at",
+              [snapshot.batchIds],
+            )
+          ).rows.map(toBatch)
+        : [];
+    return {
+      assetClass: r.asset_class,
+      dataSha256: r.data_sha256,
+      dataName: r.data_name,
+      registeredAt: r.registered_at,
+      ...(snapshot ? { snapshot } : {}),
+      batches,
+    };
   }
 
   /** Realised MdAPE and PPE10 (percent) per version and sale month, and per version overall. */
@@ -312,7 +555,14 @@ export class IngestStore {
          FROM valuation_outcomes WHERE model = $1 GROUP BY 1, 2 ORDER BY 1, 2`,
         [model],
       );
-    const rows = (r: Awaited<ReturnType<typeof q>>) => r.rows.map((x) => ({ modelVersion: x.model_version, month: x.month, count: Number(x.count), mdape: Number(x.mdape), ppe10: Number(x.ppe10) }));
+    const rows = (r: Awaited<ReturnType<typeof q>>) =>
+      r.rows.map((x) => ({
+        modelVersion: x.model_version,
+        month: x.month,
+        count: Number(x.count),
+        mdape: Number(x.mdape),
+        ppe10: Number(x.ppe10),
+      }));
     const [periods, overall] = await Promise.all([q(true), q(false)]);
     return { periods: rows(periods), overall: rows(overall) };
   }
@@ -328,12 +578,31 @@ export interface SnapshotRow {
   createdAt: Date;
 }
 
-type DbSnapshot = { id: string; asset_class: string; source: string; sales: number; seed: boolean; batch_ids: string[]; created_at: Date };
-const toSnapshot = (r: DbSnapshot): SnapshotRow => ({ id: r.id, assetClass: r.asset_class, source: r.source, sales: r.sales, seed: r.seed, batchIds: r.batch_ids, createdAt: r.created_at });
+type DbSnapshot = {
+  id: string;
+  asset_class: string;
+  source: string;
+  sales: number;
+  seed: boolean;
+  batch_ids: string[];
+  created_at: Date;
+};
+const toSnapshot = (r: DbSnapshot): SnapshotRow => ({
+  id: r.id,
+  assetClass: r.asset_class,
+  source: r.source,
+  sales: r.sales,
+  seed: r.seed,
+  batchIds: r.batch_ids,
+  createdAt: r.created_at,
+});
 
 /** Records a snapshot; the same id again keeps the first record (same bytes, same data). */
 export async function registerSnapshot(pool: Pool, s: Omit<SnapshotRow, "createdAt">): Promise<SnapshotRow> {
-  await pool.query("INSERT INTO gold_snapshots (id, asset_class, source, sales, seed, batch_ids) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING", [s.id, s.assetClass, s.source, s.sales, s.seed, s.batchIds]);
+  await pool.query(
+    "INSERT INTO gold_snapshots (id, asset_class, source, sales, seed, batch_ids) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+    [s.id, s.assetClass, s.source, s.sales, s.seed, s.batchIds],
+  );
   const { rows } = await pool.query<DbSnapshot>("SELECT * FROM gold_snapshots WHERE id = $1", [s.id]);
   return toSnapshot(rows[0]!);
 }

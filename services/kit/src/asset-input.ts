@@ -33,12 +33,21 @@ function closest(name: string, candidates: string[]): string | undefined {
   return best && best.d <= Math.max(2, Math.floor(name.length / 4)) ? best.c : undefined;
 }
 
-function coerce(field: InputField, raw: unknown, path: string): { value?: number | string | boolean; error?: FieldViolation } {
+function coerce(
+  field: InputField,
+  raw: unknown,
+  path: string,
+): { value?: number | string | boolean; error?: FieldViolation } {
   const bad = (description: string) => ({ error: { field: path, description } });
   switch (field.type) {
     case "number":
     case "integer": {
-      const n = typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : Number.NaN;
+      const n =
+        typeof raw === "number"
+          ? raw
+          : typeof raw === "string" && raw.trim() !== ""
+            ? Number(raw)
+            : Number.NaN;
       if (!Number.isFinite(n)) return bad(`must be a number, got ${JSON.stringify(raw)}`);
       if (field.type === "integer" && !Number.isInteger(n)) return bad(`must be an integer, got ${n}`);
       if (field.min !== undefined && n < field.min) return bad(`must be at least ${field.min}, got ${n}`);
@@ -51,13 +60,18 @@ function coerce(field: InputField, raw: unknown, path: string): { value?: number
       return bad(`must be true or false, got ${JSON.stringify(raw)}`);
     }
     case "string": {
-      if (typeof raw !== "string" && typeof raw !== "number") return bad(`must be a string, got ${JSON.stringify(raw)}`);
+      if (typeof raw !== "string" && typeof raw !== "number")
+        return bad(`must be a string, got ${JSON.stringify(raw)}`);
       const s = String(raw).trim();
       if (!field.enum) return { value: s };
-      const exact = field.enum.find((e) => e === s) ?? field.enum.find((e) => e.toLowerCase() === s.toLowerCase().replace(/[\s-]+/g, "_"));
+      const exact =
+        field.enum.find((e) => e === s) ??
+        field.enum.find((e) => e.toLowerCase() === s.toLowerCase().replace(/[\s-]+/g, "_"));
       if (exact) return { value: exact };
       const hint = closest(s, field.enum);
-      return bad(`must be one of ${field.enum.length <= 12 ? field.enum.join(", ") : `${field.enum.length} values`}${hint ? ` (did you mean ${hint}?)` : ""}, got ${JSON.stringify(s)}`);
+      const allowed = field.enum.length <= 12 ? field.enum.join(", ") : `${field.enum.length} values`;
+      const suggestion = hint ? ` (did you mean ${hint}?)` : "";
+      return bad(`must be one of ${allowed}${suggestion}, got ${JSON.stringify(s)}`);
     }
   }
 }
@@ -90,19 +104,30 @@ function planOf(fields: InputField[]): InputPlan {
     paths: nameList.map((n) => `attributes.${n}`),
     keyOrder: sorted.map((n) => nameList.indexOf(n)),
     pairStart: nameList.map((n) => `[${JSON.stringify(n)},`),
-    defaultPair: fields.map((f) => (f.default !== undefined ? JSON.stringify([f.name, f.default]) : undefined)),
-    enumPairs: fields.map((f) => new Map<unknown, string>((f.enum ?? []).map((v) => [v, JSON.stringify([f.name, v])]))),
+    defaultPair: fields.map((f) =>
+      f.default !== undefined ? JSON.stringify([f.name, f.default]) : undefined,
+    ),
+    enumPairs: fields.map(
+      (f) => new Map<unknown, string>((f.enum ?? []).map((v) => [v, JSON.stringify([f.name, v])])),
+    ),
   };
   plans.set(fields, plan);
   return plan;
 }
 
-function validate(fields: InputField[], plan: InputPlan, attributes: Record<string, unknown>): (number | string | boolean | undefined)[] {
+function validate(
+  fields: InputField[],
+  plan: InputPlan,
+  attributes: Record<string, unknown>,
+): (number | string | boolean | undefined)[] {
   const violations: FieldViolation[] = [];
   for (const key of Object.keys(attributes)) {
     if (!plan.names.has(key)) {
       const hint = closest(key, plan.nameList);
-      violations.push({ field: `attributes.${key}`, description: `unknown attribute${hint ? ` (did you mean ${hint}?)` : ""}` });
+      violations.push({
+        field: `attributes.${key}`,
+        description: `unknown attribute${hint ? ` (did you mean ${hint}?)` : ""}`,
+      });
     }
   }
   const values = new Array<number | string | boolean | undefined>(fields.length);
@@ -119,7 +144,11 @@ function validate(fields: InputField[], plan: InputPlan, attributes: Record<stri
     else values[i] = value;
   }
   if (violations.length > 0) {
-    throw new ValoraError("INVALID_ARGUMENT", `invalid attributes: ${violations.map((v) => `${v.field} ${v.description}`).join("; ")}`, { details: violations });
+    throw new ValoraError(
+      "INVALID_ARGUMENT",
+      `invalid attributes: ${violations.map((v) => `${v.field} ${v.description}`).join("; ")}`,
+      { details: violations },
+    );
   }
   return values;
 }
@@ -143,7 +172,13 @@ export function normaliseAttributes(fields: InputField[], attributes: Record<str
 /** A stable key for an asset: its registry id, or a hash of its normalised attributes. */
 export function assetKey(attrs: Normalised, assetId?: string): string {
   if (assetId) return `id:${assetId}`;
-  return keyOf(JSON.stringify(Object.keys(attrs).sort().map((k) => [k, attrs[k]])));
+  return keyOf(
+    JSON.stringify(
+      Object.keys(attrs)
+        .sort()
+        .map((k) => [k, attrs[k]]),
+    ),
+  );
 }
 
 const keyOf = (canonical: string): string => `attr:${hash("sha256", canonical, "hex").slice(0, 24)}`;
@@ -154,7 +189,11 @@ const keyOf = (canonical: string): string => `attr:${hash("sha256", canonical, "
  * and re-encoding some seventy fields per request cost more than the rest of a cached valuation's
  * bookkeeping). The attributes object is built when asked for: a cache hit needs only the key.
  */
-export function normaliseWithKey(fields: InputField[], attributes: Record<string, unknown>, assetId?: string): { key: string; attributes: () => Normalised } {
+export function normaliseWithKey(
+  fields: InputField[],
+  attributes: Record<string, unknown>,
+  assetId?: string,
+): { key: string; attributes: () => Normalised } {
   const plan = planOf(fields);
   const values = validate(fields, plan, attributes);
   let normalised: Normalised | undefined;
@@ -165,7 +204,10 @@ export function normaliseWithKey(fields: InputField[], attributes: Record<string
     const v = values[i];
     if (v === undefined) continue;
     // JSON of a finite number or a boolean is its string; strings are escaped (known ones looked up).
-    pairs.push((v === fields[i]!.default ? plan.defaultPair[i] : plan.enumPairs[i]!.get(v)) ?? `${plan.pairStart[i]}${typeof v === "string" ? JSON.stringify(v) : String(v)}]`);
+    pairs.push(
+      (v === fields[i]!.default ? plan.defaultPair[i] : plan.enumPairs[i]!.get(v)) ??
+        `${plan.pairStart[i]}${typeof v === "string" ? JSON.stringify(v) : String(v)}]`,
+    );
   }
   return { key: keyOf(`[${pairs.join(",")}]`), attributes: lazy };
 }

@@ -49,7 +49,12 @@ export const vars = {
   list: (def: string[] = []) =>
     z
       .string()
-      .transform((v) => v.split(",").map((s) => s.trim()).filter((s) => s.length > 0))
+      .transform((v) =>
+        v
+          .split(",")
+          .map((s) => s.trim())
+          .filter((s) => s.length > 0),
+      )
       .prefault(def.join(",")),
   logLevel: () => z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   host: (def: string) => z.string().min(1).default(def),

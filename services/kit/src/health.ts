@@ -49,9 +49,7 @@ export class Health extends EventEmitter<{ change: [boolean] }> {
   }
 
   async report(): Promise<HealthReport> {
-    const checks = await Promise.all(
-      [...this.checks].map(([name, check]) => this.run(name, check)),
-    );
+    const checks = await Promise.all([...this.checks].map(([name, check]) => this.run(name, check)));
     if (this.shuttingDown) checks.push({ name: "shutdown", ok: false, message: "shutting down" });
     const ready = checks.every((c) => c.ok);
     this.publish(ready);
@@ -73,7 +71,10 @@ export class Health extends EventEmitter<{ change: [boolean] }> {
     let timer: NodeJS.Timeout | undefined;
     try {
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${this.checkTimeoutMs} ms`)), this.checkTimeoutMs);
+        timer = setTimeout(
+          () => reject(new Error(`timed out after ${this.checkTimeoutMs} ms`)),
+          this.checkTimeoutMs,
+        );
       });
       const ok = await Promise.race([Promise.resolve(check()), timeout]);
       return ok ? { name, ok } : { name, ok, message: "not ready" };

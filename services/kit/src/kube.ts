@@ -29,14 +29,24 @@ export interface KubeReader {
  */
 export function kubeReader(o: KubeReaderOptions = {}): KubeReader {
   const host = process.env["KUBERNETES_SERVICE_HOST"];
-  const base = o.url ?? (host ? `https://${host.includes(":") ? `[${host}]` : host}:${process.env["KUBERNETES_SERVICE_PORT"] ?? "443"}` : undefined);
-  if (!base) throw new ValoraError("FAILED_PRECONDITION", "no Kubernetes API: not in a pod and KUBE_API_URL is not set", { details: [{ field: "KUBE_API_URL", description: "e.g. http://127.0.0.1:8001 from kubectl proxy" }] });
+  const base =
+    o.url ??
+    (host
+      ? `https://${host.includes(":") ? `[${host}]` : host}:${process.env["KUBERNETES_SERVICE_PORT"] ?? "443"}`
+      : undefined);
+  if (!base)
+    throw new ValoraError(
+      "FAILED_PRECONDITION",
+      "no Kubernetes API: not in a pod and KUBE_API_URL is not set",
+      { details: [{ field: "KUBE_API_URL", description: "e.g. http://127.0.0.1:8001 from kubectl proxy" }] },
+    );
   const secure = base.startsWith("https:");
   const tokenFile = o.tokenFile ?? `${SA}/token`;
   const ca = secure ? readOptional(o.caFile ?? `${SA}/ca.crt`) : undefined;
   let token: { value: string | undefined; read: number } = { value: undefined, read: 0 };
   const bearer = () => {
-    if (Date.now() - token.read > 60_000) token = { value: readOptional(tokenFile)?.toString().trim(), read: Date.now() };
+    if (Date.now() - token.read > 60_000)
+      token = { value: readOptional(tokenFile)?.toString().trim(), read: Date.now() };
     return token.value;
   };
 
@@ -44,21 +54,36 @@ export function kubeReader(o: KubeReaderOptions = {}): KubeReader {
     new Promise((resolve, reject) => {
       const url = new URL(path, base);
       const t = bearer();
-      const req = (secure ? httpsRequest : httpRequest)(url, { method: "GET", headers: { accept: "application/json", ...(t ? { authorization: `Bearer ${t}` } : {}) }, ...(ca ? { ca } : {}), timeout: o.timeoutMs ?? 10_000 }, (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => (body += c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      });
+      const req = (secure ? httpsRequest : httpRequest)(
+        url,
+        {
+          method: "GET",
+          headers: { accept: "application/json", ...(t ? { authorization: `Bearer ${t}` } : {}) },
+          ...(ca ? { ca } : {}),
+          timeout: o.timeoutMs ?? 10_000,
+        },
+        (res) => {
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (c: string) => (body += c));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
       req.on("timeout", () => req.destroy(new Error(`GET ${url.pathname} timed out`)));
-      req.on("error", (err) => reject(new ValoraError("UNAVAILABLE", `Kubernetes API unreachable: ${err.message}`, { cause: err })));
+      req.on("error", (err) =>
+        reject(new ValoraError("UNAVAILABLE", `Kubernetes API unreachable: ${err.message}`, { cause: err })),
+      );
       req.end();
     });
 
   const read = async <T>(path: string): Promise<T | undefined> => {
     const res = await get(path);
     if (res.status === 404) return undefined;
-    if (res.status < 200 || res.status >= 300) throw new ValoraError(res.status === 401 || res.status === 403 ? "PERMISSION_DENIED" : "UNAVAILABLE", `Kubernetes API answered ${res.status} to GET ${path}: ${res.body.slice(0, 200)}`);
+    if (res.status < 200 || res.status >= 300)
+      throw new ValoraError(
+        res.status === 401 || res.status === 403 ? "PERMISSION_DENIED" : "UNAVAILABLE",
+        `Kubernetes API answered ${res.status} to GET ${path}: ${res.body.slice(0, 200)}`,
+      );
     return JSON.parse(res.body) as T;
   };
   return {

@@ -27,7 +27,10 @@ export function createPgPool(options: PgOptions): pg.Pool {
 }
 
 /** Runs fn in a transaction on one client: COMMIT when it resolves, ROLLBACK when it throws. */
-export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
   const client = await pool.connect();
   try {
     await client.query("BEGIN");
@@ -60,7 +63,10 @@ export async function migrate(pool: pg.Pool, component: string, migrations: Migr
          component text NOT NULL, id text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),
          PRIMARY KEY (component, id))`,
     );
-    const { rows } = await client.query<{ id: string }>("SELECT id FROM schema_migrations WHERE component = $1", [component]);
+    const { rows } = await client.query<{ id: string }>(
+      "SELECT id FROM schema_migrations WHERE component = $1",
+      [component],
+    );
     const applied = new Set(rows.map((r) => r.id));
     const done: string[] = [];
     for (const m of [...migrations].sort((a, b) => a.id.localeCompare(b.id))) {

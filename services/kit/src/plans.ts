@@ -23,18 +23,47 @@ export const PlanSchema = z.strictObject({
 export type Plan = z.infer<typeof PlanSchema>;
 
 export const DEFAULT_PLANS: readonly Plan[] = [
-  { name: "free", title: "Free", monthlyValuations: 1_000, rate: { perSecond: 5, burst: 20 }, bulkJobs: false, maxJobRows: 0, assetClasses: [], priceCents: 0 },
-  { name: "pro", title: "Pro", monthlyValuations: 100_000, rate: { perSecond: 100, burst: 200 }, bulkJobs: true, maxJobRows: 100_000, assetClasses: [], priceCents: 49_900 },
-  { name: "enterprise", title: "Enterprise", monthlyValuations: 0, rate: { perSecond: 5_000, burst: 10_000 }, bulkJobs: true, maxJobRows: 100_000, assetClasses: [], priceCents: 0 },
+  {
+    name: "free",
+    title: "Free",
+    monthlyValuations: 1_000,
+    rate: { perSecond: 5, burst: 20 },
+    bulkJobs: false,
+    maxJobRows: 0,
+    assetClasses: [],
+    priceCents: 0,
+  },
+  {
+    name: "pro",
+    title: "Pro",
+    monthlyValuations: 100_000,
+    rate: { perSecond: 100, burst: 200 },
+    bulkJobs: true,
+    maxJobRows: 100_000,
+    assetClasses: [],
+    priceCents: 49_900,
+  },
+  {
+    name: "enterprise",
+    title: "Enterprise",
+    monthlyValuations: 0,
+    rate: { perSecond: 5_000, burst: 10_000 },
+    bulkJobs: true,
+    maxJobRows: 100_000,
+    assetClasses: [],
+    priceCents: 0,
+  },
 ];
 
 /** The plans of a deployment, by name. Unknown plan names fall back to the first (most limited) plan. */
 export class PlanCatalog {
   private readonly byName: Map<string, Plan>;
   constructor(readonly plans: readonly Plan[] = DEFAULT_PLANS) {
-    if (plans.length === 0) throw new ValoraError("INVALID_ARGUMENT", "a plan catalog needs at least one plan");
+    if (plans.length === 0)
+      throw new ValoraError("INVALID_ARGUMENT", "a plan catalog needs at least one plan");
     this.byName = new Map(plans.map((p) => [p.name, p]));
-    if (this.byName.size !== plans.length) throw new ValoraError("INVALID_ARGUMENT", "plan names must be unique");
+    if (this.byName.size !== plans.length)
+      throw new ValoraError("INVALID_ARGUMENT", "plan names must be unique");
   }
 
   /** The plan a tenant is on; a name no longer in the catalog gets the most limited plan. */
@@ -49,7 +78,10 @@ export class PlanCatalog {
   /** Throws INVALID_ARGUMENT naming the field when `name` is not a plan. */
   require(name: string, field = "plan"): Plan {
     const p = this.byName.get(name);
-    if (!p) throw new ValoraError("INVALID_ARGUMENT", `unknown plan "${name}"`, { details: [{ field, description: `one of ${[...this.byName.keys()].join(", ")}` }] });
+    if (!p)
+      throw new ValoraError("INVALID_ARGUMENT", `unknown plan "${name}"`, {
+        details: [{ field, description: `one of ${[...this.byName.keys()].join(", ")}` }],
+      });
     return p;
   }
 }
@@ -64,10 +96,18 @@ export function planCatalogFrom(json: string | undefined): PlanCatalog {
   try {
     raw = JSON.parse(json);
   } catch {
-    throw new ValoraError("INVALID_ARGUMENT", "VALORA_PLANS is not valid JSON", { details: [{ field: "VALORA_PLANS", description: "a JSON array of plans" }] });
+    throw new ValoraError("INVALID_ARGUMENT", "VALORA_PLANS is not valid JSON", {
+      details: [{ field: "VALORA_PLANS", description: "a JSON array of plans" }],
+    });
   }
   const parsed = z.array(PlanSchema).min(1).safeParse(raw);
-  if (!parsed.success) throw new ValoraError("INVALID_ARGUMENT", "VALORA_PLANS is invalid", { details: parsed.error.issues.map((i) => ({ field: ["VALORA_PLANS", ...i.path.map(String)].join("."), description: i.message })) });
+  if (!parsed.success)
+    throw new ValoraError("INVALID_ARGUMENT", "VALORA_PLANS is invalid", {
+      details: parsed.error.issues.map((i) => ({
+        field: ["VALORA_PLANS", ...i.path.map(String)].join("."),
+        description: i.message,
+      })),
+    });
   return new PlanCatalog(parsed.data);
 }
 

@@ -6,7 +6,10 @@ import type { Logger } from "./logger.js";
  * of the Kubernetes API keep their last good state meanwhile). `stop` resolves once the step in
  * progress has ended.
  */
-export function pollEvery(step: () => Promise<void>, o: { intervalMs: number; logger: Logger; message: string }): { stop(): Promise<void> } {
+export function pollEvery(
+  step: () => Promise<void>,
+  o: { intervalMs: number; logger: Logger; message: string },
+): { stop(): Promise<void> } {
   let stopped = false;
   let wake: (() => void) | undefined;
   const loop = (async () => {

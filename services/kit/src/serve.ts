@@ -8,7 +8,10 @@ import type { ServiceBase } from "./service.js";
  * `metricsPort`. Register `ops.close()` as the last shutdown step, so probes and metrics answer
  * until the end.
  */
-export async function serveGrpc(base: ServiceBase, o: { services: ServiceRegistration[]; host: string; grpcPort: number; metricsPort: number }): Promise<{ port: number; opsPort: number; ops: OpsServer }> {
+export async function serveGrpc(
+  base: ServiceBase,
+  o: { services: ServiceRegistration[]; host: string; grpcPort: number; metricsPort: number },
+): Promise<{ port: number; opsPort: number; ops: OpsServer }> {
   const server = createGrpcServer({ ...base, services: o.services });
   const port = await server.listen(`${o.host}:${o.grpcPort}`);
   base.shutdown.register("grpc", () => server.shutdown());

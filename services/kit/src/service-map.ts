@@ -7,7 +7,10 @@ import { readFileSync, statSync } from "node:fs";
  * here, so the same endpoints the operator writes into status work in a cluster and on a laptop.
  * Without the variable, or for any other address, the address is returned as given.
  */
-export function resolveServiceAddress(address: string, env: Record<string, string | undefined> = process.env): string {
+export function resolveServiceAddress(
+  address: string,
+  env: Record<string, string | undefined> = process.env,
+): string {
   const file = env["VALORA_SERVICE_MAP"];
   if (!file) return address;
   const key = serviceKey(address);
@@ -17,7 +20,9 @@ export function resolveServiceAddress(address: string, env: Record<string, strin
 
 /** Pure: "<name>.<namespace>:<port>" for a Service address (name.ns[.svc[.cluster.local]]:port); undefined for anything else. */
 export function serviceKey(address: string): string | undefined {
-  const m = /^([a-z0-9-]+)\.([a-z0-9-]+)(?:\.svc(?:\.cluster\.local)?)?:(\d+)$/.exec(address.replace(/^dns:(\/\/\/)?/, ""));
+  const m = /^([a-z0-9-]+)\.([a-z0-9-]+)(?:\.svc(?:\.cluster\.local)?)?:(\d+)$/.exec(
+    address.replace(/^dns:(\/\/\/)?/, ""),
+  );
   return m ? `${m[1]}.${m[2]}:${m[3]}` : undefined;
 }
 

@@ -10,7 +10,9 @@ export function quantile(sorted: ArrayLike<number>, q: number): number {
 }
 
 /** Residual quantile levels stored in model cards and ONNX metadata (log ratios actual/predicted). */
-export const RESIDUAL_LEVELS = [0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 0.75, 0.8, 0.85, 0.9, 0.95, 0.975] as const;
+export const RESIDUAL_LEVELS = [
+  0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 0.75, 0.8, 0.85, 0.9, 0.95, 0.975,
+] as const;
 
 export function residualQuantiles(residuals: ArrayLike<number>): Record<string, number> {
   const sorted = Array.from(residuals).sort((a, b) => a - b);
@@ -18,7 +20,11 @@ export function residualQuantiles(residuals: ArrayLike<number>): Record<string, 
 }
 
 /** Split-conformal interval of nominal coverage c from residual quantiles (log ratios). */
-export function intervalFor(prediction: number, quantiles: Record<string, number>, coverage: number): { low: number; high: number } {
+export function intervalFor(
+  prediction: number,
+  quantiles: Record<string, number>,
+  coverage: number,
+): { low: number; high: number } {
   const lo = quantiles[String(Math.round(((1 - coverage) / 2) * 1000) / 1000)];
   const hi = quantiles[String(Math.round((1 - (1 - coverage) / 2) * 1000) / 1000)];
   if (lo === undefined || hi === undefined) throw new Error(`no residual quantiles for coverage ${coverage}`);

@@ -23,7 +23,8 @@ export function captureLogs(service = "test"): { logger: Logger; lines: Record<s
   const lines: Record<string, unknown>[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString("utf8").split("\n")) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of chunk.toString("utf8").split("\n"))
+        if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
       cb();
     },
   });
@@ -34,7 +35,10 @@ export function captureLogs(service = "test"): { logger: Logger; lines: Record<s
  * A random tree ensemble with consistent covers (children's covers sum to their parent's),
  * mixed split modes and missing-value routing: the subject of TreeSHAP and model-server tests.
  */
-export function randomEnsemble(seed: number, options: { trees?: number; depth?: number; features?: number } = {}): TreeEnsemble {
+export function randomEnsemble(
+  seed: number,
+  options: { trees?: number; depth?: number; features?: number } = {},
+): TreeEnsemble {
   const rnd = seededRandom(seed);
   const features = options.features ?? 4;
   const depth = options.depth ?? 3;
@@ -68,7 +72,13 @@ export function randomEnsemble(seed: number, options: { trees?: number; depth?: 
     grow(0, 100 + Math.floor(rnd() * 900));
     trees.push({ nodes });
   }
-  return { trees, baseValue: Math.fround(rnd()), aggregate: "SUM", featureCount: features, coverSource: "recorded" };
+  return {
+    trees,
+    baseValue: Math.fround(rnd()),
+    aggregate: "SUM",
+    featureCount: features,
+    coverSource: "recorded",
+  };
 }
 
 /**

@@ -9,7 +9,13 @@ import {
 } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
-import { AlwaysOffSampler, BasicTracerProvider, BatchSpanProcessor, type SpanExporter, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
+import {
+  AlwaysOffSampler,
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  type SpanExporter,
+  type SpanProcessor,
+} from "@opentelemetry/sdk-trace-base";
 import type { Metadata } from "@grpc/grpc-js";
 import type { IncomingHttpHeaders } from "node:http";
 
@@ -37,8 +43,12 @@ let installed: { provider: BasicTracerProvider } | undefined;
  */
 export function setupTracing(options: TracingOptions): Tracing {
   if (!installed) {
-    const spanProcessors = options.processors ?? (options.exporter ? [new BatchSpanProcessor(options.exporter)] : []);
-    const provider = new BasicTracerProvider({ spanProcessors, ...(spanProcessors.length === 0 ? { sampler: new AlwaysOffSampler() } : {}) });
+    const spanProcessors =
+      options.processors ?? (options.exporter ? [new BatchSpanProcessor(options.exporter)] : []);
+    const provider = new BasicTracerProvider({
+      spanProcessors,
+      ...(spanProcessors.length === 0 ? { sampler: new AlwaysOffSampler() } : {}),
+    });
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
     propagation.setGlobalPropagator(
       new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
@@ -86,7 +96,10 @@ export function injectIntoMetadata(md: Metadata, ctx: Context = context.active()
   propagation.inject(ctx, md, metadataSetter);
 }
 
-export function extractFromHeaders(headers: IncomingHttpHeaders, parent: Context = context.active()): Context {
+export function extractFromHeaders(
+  headers: IncomingHttpHeaders,
+  parent: Context = context.active(),
+): Context {
   return propagation.extract(parent, headers, httpHeadersGetter);
 }
 

@@ -48,7 +48,20 @@ export class UsageRecorder {
   constructor(private readonly o: UsageRecorderOptions) {
     this.now = o.now ?? (() => new Date());
     this.metrics = o.registry
-      ? { unsent: gauge(o.registry, "valora_usage_unsent_events", "Usage events waiting to be retried because the usage service was unreachable.", []), dropped: counter(o.registry, "valora_usage_dropped_events_total", "Usage events dropped because too many were waiting.", []) }
+      ? {
+          unsent: gauge(
+            o.registry,
+            "valora_usage_unsent_events",
+            "Usage events waiting to be retried because the usage service was unreachable.",
+            [],
+          ),
+          dropped: counter(
+            o.registry,
+            "valora_usage_dropped_events_total",
+            "Usage events dropped because too many were waiting.",
+            [],
+          ),
+        }
       : undefined;
   }
 
@@ -78,7 +91,11 @@ export class UsageRecorder {
   async close(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     await this.flush();
-    if (this.unsent.length > 0) this.o.logger.error({ events: this.unsent.length }, "usage events could not be recorded before shutdown");
+    if (this.unsent.length > 0)
+      this.o.logger.error(
+        { events: this.unsent.length },
+        "usage events could not be recorded before shutdown",
+      );
   }
 
   /** Starts a send unless one is in flight; returns the send it started. */
@@ -96,7 +113,14 @@ export class UsageRecorder {
   private async send(includeUnsent: boolean): Promise<void> {
     const waiters = this.waiters;
     this.waiters = [];
-    const events: UsageEventInit[] = [...this.pending.values()].map((p) => ({ idempotencyKey: `u-${randomUUID()}`, tenantId: p.tenantId, assetClass: p.assetClass, kind: p.kind, units: BigInt(p.units), at: timestampFromDate(p.at) }));
+    const events: UsageEventInit[] = [...this.pending.values()].map((p) => ({
+      idempotencyKey: `u-${randomUUID()}`,
+      tenantId: p.tenantId,
+      assetClass: p.assetClass,
+      kind: p.kind,
+      units: BigInt(p.units),
+      at: timestampFromDate(p.at),
+    }));
     this.pending = new Map();
     const retry = includeUnsent ? this.unsent : [];
     if (includeUnsent) this.unsent = [];
@@ -112,7 +136,10 @@ export class UsageRecorder {
       }
       if (Date.now() - this.lastWarn > 30_000) {
         this.lastWarn = Date.now();
-        this.o.logger.warn({ err: err instanceof Error ? err.message : String(err), unsent: this.unsent.length }, "usage service unreachable: events kept for retry");
+        this.o.logger.warn(
+          { err: err instanceof Error ? err.message : String(err), unsent: this.unsent.length },
+          "usage service unreachable: events kept for retry",
+        );
       }
       this.scheduleRetry();
     } finally {

@@ -12,7 +12,9 @@ const Schema = z.object({
 describe("loadConfig", () => {
   it("applies defaults and coerces types", () => {
     expect(loadConfig(Schema, {})).toEqual({ PORT: 8080, DEBUG: false, MODELS: ["a"], LOG_LEVEL: "info" });
-    expect(loadConfig(Schema, { PORT: "9000", DEBUG: "true", MODELS: "x, y,,z", DATABASE_URL: "postgres://h/db" })).toEqual({
+    expect(
+      loadConfig(Schema, { PORT: "9000", DEBUG: "true", MODELS: "x, y,,z", DATABASE_URL: "postgres://h/db" }),
+    ).toEqual({
       PORT: 9000,
       DEBUG: true,
       MODELS: ["x", "y", "z"],

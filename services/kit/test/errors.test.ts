@@ -1,6 +1,13 @@
 import { status } from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
-import { ERROR_CODES, ValoraError, errorCodeFromGrpc, errorEnvelope, okEnvelope, toValoraError } from "@valora/kit";
+import {
+  ERROR_CODES,
+  ValoraError,
+  errorCodeFromGrpc,
+  errorEnvelope,
+  okEnvelope,
+  toValoraError,
+} from "@valora/kit";
 
 describe("errors", () => {
   it("maps every stable code to a gRPC status and a 4xx/5xx HTTP status", () => {
@@ -29,15 +36,25 @@ describe("errors", () => {
 
   it("builds the REST envelope with code, message and field details", () => {
     const now = new Date("2026-01-02T03:04:05.000Z");
-    const err = new ValoraError("INVALID_ARGUMENT", "bad input", { details: [{ field: "attributes.year", description: "must be >= 1800" }] });
+    const err = new ValoraError("INVALID_ARGUMENT", "bad input", {
+      details: [{ field: "attributes.year", description: "must be >= 1800" }],
+    });
     expect(errorEnvelope(err, "req-1", now)).toEqual({
       status: 400,
       body: {
         data: null,
         meta: { requestId: "req-1", timestamp: "2026-01-02T03:04:05.000Z" },
-        error: { code: "INVALID_ARGUMENT", message: "bad input", details: [{ field: "attributes.year", description: "must be >= 1800" }] },
+        error: {
+          code: "INVALID_ARGUMENT",
+          message: "bad input",
+          details: [{ field: "attributes.year", description: "must be >= 1800" }],
+        },
       },
     });
-    expect(okEnvelope({ a: 1 }, "req-2", now)).toEqual({ data: { a: 1 }, meta: { requestId: "req-2", timestamp: now.toISOString() }, error: null });
+    expect(okEnvelope({ a: 1 }, "req-2", now)).toEqual({
+      data: { a: 1 },
+      meta: { requestId: "req-2", timestamp: now.toISOString() },
+      error: null,
+    });
   });
 });

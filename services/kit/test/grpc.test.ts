@@ -4,7 +4,10 @@ import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { SpanKind } from "@opentelemetry/api";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { EchoService } from "@valora/proto/valora/example/v1/echo_pb";
-import { Health as HealthService, HealthCheckResponse_ServingStatus } from "@valora/proto/grpc/health/v1/health_pb";
+import {
+  Health as HealthService,
+  HealthCheckResponse_ServingStatus,
+} from "@valora/proto/grpc/health/v1/health_pb";
 import {
   ServerReflection,
   ServerReflectionRequestSchema,
@@ -38,7 +41,13 @@ describe("gRPC server and client built from protobuf-es descriptors", () => {
   let echo: Client<typeof EchoService>;
 
   beforeAll(async () => {
-    server = createGrpcServer({ logger, registry, tracer: trace.getTracer("echo"), health, services: [echoService()] });
+    server = createGrpcServer({
+      logger,
+      registry,
+      tracer: trace.getTracer("echo"),
+      health,
+      services: [echoService()],
+    });
     const port = await server.listen("127.0.0.1:0");
     address = `127.0.0.1:${port}`;
     echo = createClient(EchoService, address, { timeoutMs: 2000, registry });
@@ -67,19 +76,25 @@ describe("gRPC server and client built from protobuf-es descriptors", () => {
   it("continues a trace started by the caller", async () => {
     const parent = trace.getTracer("caller").startSpan("caller");
     const { context } = await import("@opentelemetry/api");
-    const res = await context.with(trace.setSpan(context.active(), parent), () => echo.echo({ message: "x" }));
+    const res = await context.with(trace.setSpan(context.active(), parent), () =>
+      echo.echo({ message: "x" }),
+    );
     parent.end();
     expect(res.traceId).toBe(parent.spanContext().traceId);
   });
 
   it("enforces deadlines: the client gets DEADLINE_EXCEEDED and the handler sees its signal abort", async () => {
     const started = Date.now();
-    const err = await echo.echo({ message: "slow", delayMs: 2000 }, { timeoutMs: 100 }).catch((e: unknown) => e);
+    const err = await echo
+      .echo({ message: "slow", delayMs: 2000 }, { timeoutMs: 100 })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ValoraError);
     expect((err as ValoraError).code).toBe("DEADLINE_EXCEEDED");
     expect(Date.now() - started).toBeLessThan(1500);
     // The handler's AbortSignal fired, so its sleep ended with CANCELLED instead of running on.
-    await expect.poll(async () => registry.metrics(), { timeout: 1000 }).toMatch(/grpc_method="Echo",grpc_code="CANCELLED"/);
+    await expect
+      .poll(async () => registry.metrics(), { timeout: 1000 })
+      .toMatch(/grpc_method="Echo",grpc_code="CANCELLED"/);
   });
 
   it("maps typed errors to status codes and carries field violations back to the client", async () => {
@@ -90,7 +105,9 @@ describe("gRPC server and client built from protobuf-es descriptors", () => {
     expect((tooLarge as ValoraError).code).toBe("PAYLOAD_TOO_LARGE");
     const bad = await echo.echo({ failWith: "NOPE" }).catch((e: unknown) => e);
     expect((bad as ValoraError).code).toBe("INVALID_ARGUMENT");
-    expect((bad as ValoraError).details).toEqual([{ field: "fail_with", description: "must be a Valora error code such as NOT_FOUND" }]);
+    expect((bad as ValoraError).details).toEqual([
+      { field: "fail_with", description: "must be a Valora error code such as NOT_FOUND" },
+    ]);
   });
 
   it("streams server responses and reports stream errors", async () => {
@@ -107,7 +124,9 @@ describe("gRPC server and client built from protobuf-es descriptors", () => {
     await echo.echo({ message: "m" });
     await echo.echo({ failWith: "NOT_FOUND" }).catch(() => undefined);
     const text = await registry.metrics();
-    expect(text).toMatch(/grpc_server_handled_total\{grpc_service="valora.example.v1.EchoService",grpc_method="Echo",grpc_code="OK",service="echo"\} \d+/);
+    expect(text).toMatch(
+      /grpc_server_handled_total\{grpc_service="valora.example.v1.EchoService",grpc_method="Echo",grpc_code="OK",service="echo"\} \d+/,
+    );
     expect(text).toMatch(/grpc_server_handled_total\{[^}]*grpc_code="NOT_FOUND"[^}]*\} \d+/);
     expect(text).toContain("grpc_server_handling_seconds_bucket");
     expect(text).toMatch(/grpc_client_handled_total\{[^}]*grpc_method="Echo"[^}]*grpc_code="OK"/);
@@ -116,23 +135,35 @@ describe("gRPC server and client built from protobuf-es descriptors", () => {
   it("serves grpc.health.v1 from the readiness checks", async () => {
     const healthClient = createClient(HealthService, address);
     try {
-      expect((await healthClient.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
-      expect((await healthClient.check({ service: "valora.example.v1.EchoService" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+      expect((await healthClient.check({ service: "" })).status).toBe(
+        HealthCheckResponse_ServingStatus.SERVING,
+      );
+      expect((await healthClient.check({ service: "valora.example.v1.EchoService" })).status).toBe(
+        HealthCheckResponse_ServingStatus.SERVING,
+      );
       ready = false;
-      expect((await healthClient.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.NOT_SERVING);
+      expect((await healthClient.check({ service: "" })).status).toBe(
+        HealthCheckResponse_ServingStatus.NOT_SERVING,
+      );
       await expect(healthClient.check({ service: "no.Such" })).rejects.toMatchObject({ code: "NOT_FOUND" });
 
       const seen: HealthCheckResponse_ServingStatus[] = [];
       const abort = new AbortController();
       const watching = (async () => {
-        for await (const r of healthClient.watch({ service: "" }, { signal: abort.signal, timeoutMs: 10_000 })) {
+        for await (const r of healthClient.watch(
+          { service: "" },
+          { signal: abort.signal, timeoutMs: 10_000 },
+        )) {
           seen.push(r.status);
           if (seen.length === 1) ready = true;
           if (seen.length === 2) abort.abort();
         }
       })().catch(() => undefined);
       await watching;
-      expect(seen).toEqual([HealthCheckResponse_ServingStatus.NOT_SERVING, HealthCheckResponse_ServingStatus.SERVING]);
+      expect(seen).toEqual([
+        HealthCheckResponse_ServingStatus.NOT_SERVING,
+        HealthCheckResponse_ServingStatus.SERVING,
+      ]);
     } finally {
       healthClient.close();
     }
@@ -141,16 +172,30 @@ describe("gRPC server and client built from protobuf-es descriptors", () => {
   it("serves server reflection: list services and the file declaring a symbol", async () => {
     const Ctor = grpc.makeGenericClientConstructor(serviceDefinition(ServerReflection), "ServerReflection");
     const raw = new Ctor(address, grpc.credentials.createInsecure());
-    const call = (raw as unknown as { serverReflectionInfo: () => grpc.ClientDuplexStream<unknown, ServerReflectionResponse> }).serverReflectionInfo();
+    const call = (
+      raw as unknown as {
+        serverReflectionInfo: () => grpc.ClientDuplexStream<unknown, ServerReflectionResponse>;
+      }
+    ).serverReflectionInfo();
     const responses: ServerReflectionResponse[] = [];
     const done = new Promise<void>((resolve, reject) => {
       call.on("data", (r: ServerReflectionResponse) => responses.push(r));
       call.on("end", resolve);
       call.on("error", reject);
     });
-    call.write(create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }));
-    call.write(create(ServerReflectionRequestSchema, { messageRequest: { case: "fileContainingSymbol", value: "valora.example.v1.EchoService.Echo" } }));
-    call.write(create(ServerReflectionRequestSchema, { messageRequest: { case: "fileContainingSymbol", value: "no.such.Thing" } }));
+    call.write(
+      create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }),
+    );
+    call.write(
+      create(ServerReflectionRequestSchema, {
+        messageRequest: { case: "fileContainingSymbol", value: "valora.example.v1.EchoService.Echo" },
+      }),
+    );
+    call.write(
+      create(ServerReflectionRequestSchema, {
+        messageRequest: { case: "fileContainingSymbol", value: "no.such.Thing" },
+      }),
+    );
     call.end();
     await done;
     raw.close();
@@ -158,11 +203,20 @@ describe("gRPC server and client built from protobuf-es descriptors", () => {
     const list = responses[0]?.messageResponse;
     expect(list?.case).toBe("listServicesResponse");
     const names = list?.case === "listServicesResponse" ? list.value.service.map((s) => s.name) : [];
-    expect(names).toEqual(expect.arrayContaining(["valora.example.v1.EchoService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        "valora.example.v1.EchoService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+      ]),
+    );
 
     const file = responses[1]?.messageResponse;
     expect(file?.case).toBe("fileDescriptorResponse");
-    const protos = file?.case === "fileDescriptorResponse" ? file.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b)) : [];
+    const protos =
+      file?.case === "fileDescriptorResponse"
+        ? file.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b))
+        : [];
     expect(protos[0]?.name).toBe("valora/example/v1/echo.proto");
     expect(protos[0]?.service[0]?.method.map((m) => m.name)).toEqual(["Echo", "Count"]);
 
@@ -195,7 +249,12 @@ describe("graceful shutdown", () => {
     const { createServiceBase } = await import("@valora/kit");
     const { logger, lines } = captureLogs("echo");
     const exits: number[] = [];
-    const base = createServiceBase({ name: "echo", logger, registry: createRegistry({ service: "echo", collectDefault: false }), exit: (c) => exits.push(c) });
+    const base = createServiceBase({
+      name: "echo",
+      logger,
+      registry: createRegistry({ service: "echo", collectDefault: false }),
+      exit: (c) => exits.push(c),
+    });
     const srv = createGrpcServer({ ...base, services: [echoService()] });
     const port = await srv.listen("127.0.0.1:0");
     base.shutdown.register("grpc", () => srv.shutdown(5000));
@@ -215,4 +274,3 @@ describe("graceful shutdown", () => {
     client.close();
   });
 });
-

@@ -26,16 +26,24 @@ describe("in-process client (createLocalClient)", () => {
 
   it("raises the handler's errors as ValoraError and enforces deadlines through the call's signal", async () => {
     const client = createLocalClient(EchoService, echoService());
-    const failed = (await client.echo({ message: "x", failWith: "NOT_FOUND" }).catch((e: unknown) => e)) as ValoraError;
+    const failed = (await client
+      .echo({ message: "x", failWith: "NOT_FOUND" })
+      .catch((e: unknown) => e)) as ValoraError;
     expect(failed.code).toBe("NOT_FOUND");
-    const bad = (await client.echo({ message: "x", failWith: "NOPE" }).catch((e: unknown) => e)) as ValoraError;
+    const bad = (await client
+      .echo({ message: "x", failWith: "NOPE" })
+      .catch((e: unknown) => e)) as ValoraError;
     expect(bad.details[0]?.field).toBe("fail_with");
-    const slow = (await client.echo({ message: "x", delayMs: 5_000 }, { timeoutMs: 50 }).catch((e: unknown) => e)) as ValoraError;
+    const slow = (await client
+      .echo({ message: "x", delayMs: 5_000 }, { timeoutMs: 50 })
+      .catch((e: unknown) => e)) as ValoraError;
     expect(slow.code).toBe("DEADLINE_EXCEEDED");
     await expect(async () => {
       for await (const _ of client.count({ n: -1 })) void _;
     }).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
-    expect(() => createLocalClient(EchoService, { service: { typeName: "other.Service" } as never, impl: {} })).toThrow(/not valora.example/);
+    expect(() =>
+      createLocalClient(EchoService, { service: { typeName: "other.Service" } as never, impl: {} }),
+    ).toThrow(/not valora.example/);
   });
 
   it("aborts the handler's signal at the deadline or when the caller cancels, whenever the handler first looks at it", async () => {
@@ -52,13 +60,21 @@ describe("in-process client (createLocalClient)", () => {
       async *count() {},
     });
     const client = createLocalClient(EchoService, reg);
-    await expect(client.echo({ message: "early" }, { timeoutMs: 30 })).rejects.toMatchObject({ code: "DEADLINE_EXCEEDED" });
-    await expect(client.echo({ message: "late" }, { timeoutMs: 30 })).rejects.toMatchObject({ code: "DEADLINE_EXCEEDED" });
+    await expect(client.echo({ message: "early" }, { timeoutMs: 30 })).rejects.toMatchObject({
+      code: "DEADLINE_EXCEEDED",
+    });
+    await expect(client.echo({ message: "late" }, { timeoutMs: 30 })).rejects.toMatchObject({
+      code: "DEADLINE_EXCEEDED",
+    });
     const caller = new AbortController();
     const call = client.echo({ message: "cancelled" }, { timeoutMs: 5_000, signal: caller.signal });
     caller.abort();
     await expect(call).resolves.toMatchObject({ message: "cancelled" });
     await new Promise((r) => setTimeout(r, 100));
-    expect(reasons.sort()).toEqual(["cancelled: call cancelled", "early: deadline exceeded", "late: deadline exceeded"]);
+    expect(reasons.sort()).toEqual([
+      "cancelled: call cancelled",
+      "early: deadline exceeded",
+      "late: deadline exceeded",
+    ]);
   });
 });

@@ -47,5 +47,6 @@ describe.skipIf(!url)("postgres helpers (real PostgreSQL at DATABASE_URL)", () =
 });
 
 describe.runIf(!url)("postgres helpers", () => {
-  it.skip("skipped: DATABASE_URL is not set (run scripts/local-db.sh or .ci/run to start PostgreSQL on loopback)", () => undefined);
+  it.skip("skipped: DATABASE_URL is not set (run scripts/local-db.sh or .ci/run to start PostgreSQL on loopback)", () =>
+    undefined);
 });

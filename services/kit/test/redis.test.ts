@@ -36,5 +36,6 @@ describe("redis helpers without a server", () => {
 });
 
 describe.runIf(!url)("redis helpers", () => {
-  it.skip("skipped: REDIS_URL is not set (run scripts/local-db.sh or .ci/run to start Redis on loopback)", () => undefined);
+  it.skip("skipped: REDIS_URL is not set (run scripts/local-db.sh or .ci/run to start Redis on loopback)", () =>
+    undefined);
 });

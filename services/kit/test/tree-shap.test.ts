@@ -1,5 +1,22 @@
 import { describe, expect, it } from "vitest";
-import { MAX_SHAP_TABLE, buildEnsembleModel, compileTreeShap, compiledFor, packedShap, ensembleBaseValue, recursiveShapValues, treeShapTableSize, goesTrue, locateTreeEnsemble, parseModel, predict, serializeModel, shapValues, type Tree, type TreeEnsemble } from "@valora/kit/onnx";
+import {
+  MAX_SHAP_TABLE,
+  buildEnsembleModel,
+  compileTreeShap,
+  compiledFor,
+  packedShap,
+  ensembleBaseValue,
+  recursiveShapValues,
+  treeShapTableSize,
+  goesTrue,
+  locateTreeEnsemble,
+  parseModel,
+  predict,
+  serializeModel,
+  shapValues,
+  type Tree,
+  type TreeEnsemble,
+} from "@valora/kit/onnx";
 import { randomEnsemble, seededRandom } from "@valora/kit/testing";
 
 /** E[f(x) | x_S] under the trees' cover distribution: the value function path-dependent SHAP explains. */
@@ -7,7 +24,8 @@ function conditionalExpectation(tree: Tree, x: number[], known: Set<number>): nu
   const visit = (id: number): number => {
     const node = tree.nodes[id]!;
     if (node.mode === "LEAF") return node.value;
-    if (known.has(node.feature)) return visit(goesTrue(node, x[node.feature]!) ? node.trueChild : node.falseChild);
+    if (known.has(node.feature))
+      return visit(goesTrue(node, x[node.feature]!) ? node.trueChild : node.falseChild);
     const t = tree.nodes[node.trueChild]!;
     const f = tree.nodes[node.falseChild]!;
     return (t.cover * visit(node.trueChild) + f.cover * visit(node.falseChild)) / node.cover;
@@ -18,7 +36,8 @@ function conditionalExpectation(tree: Tree, x: number[], known: Set<number>): nu
 function bruteForceShapley(ensemble: TreeEnsemble, x: number[]): number[] {
   const m = ensemble.featureCount;
   const fact = (k: number): number => (k <= 1 ? 1 : k * fact(k - 1));
-  const value = (s: Set<number>) => ensemble.trees.reduce((acc, t) => acc + conditionalExpectation(t, x, s), 0);
+  const value = (s: Set<number>) =>
+    ensemble.trees.reduce((acc, t) => acc + conditionalExpectation(t, x, s), 0);
   const phi = new Array<number>(m).fill(0);
   for (let i = 0; i < m; i++) {
     for (let mask = 0; mask < 1 << m; mask++) {
@@ -80,7 +99,9 @@ describe("TreeSHAP", () => {
     const tables = compileTreeShap(ensemble);
     expect(tables.allLeq).toBe(false); // mixed split modes take the general comparison
     const rnd = seededRandom(8);
-    const rows = Array.from({ length: 150 }, () => randomRow(rnd, 7).map((v) => (rnd() < 0.1 ? Number.NaN : v)));
+    const rows = Array.from({ length: 150 }, () =>
+      randomRow(rnd, 7).map((v) => (rnd() < 0.1 ? Number.NaN : v)),
+    );
     const out = packedShap(tables, Float64Array.from(rows.flat()), rows.length);
     expect(out).toHaveLength(150 * 7);
     rows.forEach((x, r) => {
@@ -94,7 +115,13 @@ describe("TreeSHAP", () => {
   it("falls back to the recursive algorithm when the leaf tables would be too large", () => {
     const ensemble = randomEnsemble(5, { trees: 2, depth: 4, features: 4 });
     expect(treeShapTableSize(ensemble)).toBeGreaterThan(0);
-    const big = { ...ensemble, trees: Array.from({ length: Math.ceil(MAX_SHAP_TABLE / treeShapTableSize(ensemble)) * 2 + 2 }, (_, i) => ensemble.trees[i % 2]!) };
+    const big = {
+      ...ensemble,
+      trees: Array.from(
+        { length: Math.ceil(MAX_SHAP_TABLE / treeShapTableSize(ensemble)) * 2 + 2 },
+        (_, i) => ensemble.trees[i % 2]!,
+      ),
+    };
     expect(treeShapTableSize(big)).toBeGreaterThan(MAX_SHAP_TABLE);
     expect(compiledFor(big)).toBeNull();
     const x = [0.1, 0.5, 0.9, 0.3];

@@ -1,7 +1,14 @@
 import type { Logger, Pool, ServiceRegistration } from "@valora/kit";
 import { SeriesCatalog } from "./catalog.js";
 import type { SeriesContract } from "./contract.js";
-import { TEXAS_HOUSING, csvProvider, fileSource, httpSource, jsonProvider, type SeriesProvider } from "./providers.js";
+import {
+  TEXAS_HOUSING,
+  csvProvider,
+  fileSource,
+  httpSource,
+  jsonProvider,
+  type SeriesProvider,
+} from "./providers.js";
 import { DEFAULT_SALES_INDEX, salesIndexProvider, type SalesIndexOptions } from "./sales-index.js";
 import { marketDataService } from "./service.js";
 
@@ -29,12 +36,22 @@ export interface MarketDataApp {
 export function createMarketData(base: { logger: Logger }, o: MarketDataOptions): MarketDataApp {
   const providers: SeriesProvider[] = [];
   if (o.pool) providers.push(salesIndexProvider(o.pool, o.salesIndex ?? DEFAULT_SALES_INDEX));
-  if (o.texasHousingCsv) providers.push(csvProvider("file:txhousing", fileSource(o.texasHousingCsv), TEXAS_HOUSING));
+  if (o.texasHousingCsv)
+    providers.push(csvProvider("file:txhousing", fileSource(o.texasHousingCsv), TEXAS_HOUSING));
   for (const f of o.jsonFiles ?? []) providers.push(jsonProvider(`file:${f}`, fileSource(f)));
   for (const u of o.httpFeeds ?? []) {
     const source = httpSource(u, { allowedHosts: o.allowedHosts ?? [] });
-    providers.push(new URL(u).pathname.endsWith(".csv") ? csvProvider(`http:${u}`, source, TEXAS_HOUSING) : jsonProvider(`http:${u}`, source));
+    providers.push(
+      new URL(u).pathname.endsWith(".csv")
+        ? csvProvider(`http:${u}`, source, TEXAS_HOUSING)
+        : jsonProvider(`http:${u}`, source),
+    );
   }
-  const catalog = new SeriesCatalog({ providers, logger: base.logger, ...(o.ttlMs ? { ttlMs: o.ttlMs } : {}), ...(o.contract ? { contract: o.contract } : {}) });
+  const catalog = new SeriesCatalog({
+    providers,
+    logger: base.logger,
+    ...(o.ttlMs ? { ttlMs: o.ttlMs } : {}),
+    ...(o.contract ? { contract: o.contract } : {}),
+  });
   return { service: marketDataService(catalog), catalog };
 }

@@ -52,11 +52,21 @@ export class SeriesCatalog {
           refused.set(id, err instanceof Error ? err.message : String(err));
         }
       }
-      this.o.logger.info({ provider: p.name, series: series.size, refused: refused.size }, "market series loaded");
-      if (refused.size > 0) this.o.logger.warn({ provider: p.name, refused: Object.fromEntries([...refused].slice(0, 5)) }, "market series refused by their contract");
+      this.o.logger.info(
+        { provider: p.name, series: series.size, refused: refused.size },
+        "market series loaded",
+      );
+      if (refused.size > 0)
+        this.o.logger.warn(
+          { provider: p.name, refused: Object.fromEntries([...refused].slice(0, 5)) },
+          "market series refused by their contract",
+        );
       return { series, refused, fetchedAt: new Date() };
     } catch (err) {
-      this.o.logger.warn({ provider: p.name, err: err instanceof Error ? err.message : String(err) }, "market provider failed; serving its last good series if any");
+      this.o.logger.warn(
+        { provider: p.name, err: err instanceof Error ? err.message : String(err) },
+        "market provider failed; serving its last good series if any",
+      );
       throw err;
     }
   }
@@ -73,7 +83,9 @@ export class SeriesCatalog {
     const out: (ValidSeries & { fetchedAt: Date })[] = [];
     for (const p of this.o.providers) {
       const s = await this.snapshot(p);
-      if (s) for (const v of s.series.values()) if (v.id.startsWith(prefix)) out.push({ ...v, fetchedAt: s.fetchedAt });
+      if (s)
+        for (const v of s.series.values())
+          if (v.id.startsWith(prefix)) out.push({ ...v, fetchedAt: s.fetchedAt });
     }
     return out.sort((a, b) => a.id.localeCompare(b.id));
   }
@@ -89,10 +101,19 @@ export class SeriesCatalog {
       const v = s.series.get(id);
       if (v) return { ...v, fetchedAt: s.fetchedAt };
       const why = s.refused.get(id);
-      if (why) throw new ValoraError("FAILED_PRECONDITION", why, { details: [{ field: "id", description: "the series is quarantined: it breaks its contract" }] });
+      if (why)
+        throw new ValoraError("FAILED_PRECONDITION", why, {
+          details: [{ field: "id", description: "the series is quarantined: it breaks its contract" }],
+        });
     }
-    if (unavailable) throw new ValoraError("UNAVAILABLE", `series "${id}" not found, and some market providers are unreachable`);
-    throw new ValoraError("NOT_FOUND", `market series "${id}" not found`, { details: [{ field: "id", description: "see GET /v1/market/series" }] });
+    if (unavailable)
+      throw new ValoraError(
+        "UNAVAILABLE",
+        `series "${id}" not found, and some market providers are unreachable`,
+      );
+    throw new ValoraError("NOT_FOUND", `market series "${id}" not found`, {
+      details: [{ field: "id", description: "see GET /v1/market/series" }],
+    });
   }
 
   /** Drops cached series so the next request reloads (new sales landed, a feed was updated). */

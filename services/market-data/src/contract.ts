@@ -6,7 +6,9 @@ export const UNITS = ["USD", "count", "months", "index", "percent"] as const;
 
 /** A series as a provider delivers it, before the contract is applied. Values may be missing (null). */
 export const RawSeriesSchema = z.strictObject({
-  id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,199}$/, "lowercase letters, digits, dots, dashes and underscores"),
+  id: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._-]{0,199}$/, "lowercase letters, digits, dots, dashes and underscores"),
   title: z.string().min(1).max(300),
   unit: z.enum(UNITS),
   frequency: z.literal("monthly"),
@@ -55,7 +57,12 @@ const PERIOD = /^(\d{4})-(0[1-9]|1[0-2])$/;
 export function applyContract(input: unknown, contract: SeriesContract = DEFAULT_CONTRACT): ValidSeries {
   const parsed = RawSeriesSchema.safeParse(input);
   const name = (input as { id?: unknown } | null)?.id;
-  const refuse = (message: string, field: string) => new ValoraError("FAILED_PRECONDITION", `series ${typeof name === "string" ? `"${name}" ` : ""}breaks its contract: ${message}`, { details: [{ field, description: message }] });
+  const refuse = (message: string, field: string) =>
+    new ValoraError(
+      "FAILED_PRECONDITION",
+      `series ${typeof name === "string" ? `"${name}" ` : ""}breaks its contract: ${message}`,
+      { details: [{ field, description: message }] },
+    );
   if (!parsed.success) {
     const i = parsed.error.issues[0]!;
     throw refuse(i.message, ["series", ...i.path.map(String)].join("."));
@@ -66,7 +73,8 @@ export function applyContract(input: unknown, contract: SeriesContract = DEFAULT
   for (const p of raw.points) {
     if (!PERIOD.test(p.period)) throw refuse(`period "${p.period}" is not YYYY-MM`, "series.points.period");
     const i = monthIndex(p.period);
-    if (known.has(i) || dropped.some((d) => d.startsWith(`${p.period}:`))) throw refuse(`period ${p.period} appears twice`, "series.points.period");
+    if (known.has(i) || dropped.some((d) => d.startsWith(`${p.period}:`)))
+      throw refuse(`period ${p.period} appears twice`, "series.points.period");
     if (p.value === null) continue;
     if (!Number.isFinite(p.value) || p.value < 0) {
       dropped.push(`${p.period}: ${p.value} is not a finite non-negative value`);
@@ -75,7 +83,8 @@ export function applyContract(input: unknown, contract: SeriesContract = DEFAULT
     known.set(i, p.value);
   }
   const months = [...known.keys()].sort((a, b) => a - b);
-  if (months.length < contract.minPoints) throw refuse(`${months.length} valid points, at least ${contract.minPoints} needed`, "series.points");
+  if (months.length < contract.minPoints)
+    throw refuse(`${months.length} valid points, at least ${contract.minPoints} needed`, "series.points");
   const points: SeriesPoint[] = [];
   const imputed: string[] = [];
   for (let k = 0; k < months.length; k++) {
@@ -83,7 +92,11 @@ export function applyContract(input: unknown, contract: SeriesContract = DEFAULT
     if (k > 0) {
       const prev = months[k - 1]!;
       const gap = at - prev - 1;
-      if (gap > contract.maxGapMonths) throw refuse(`${gap} months missing after ${periodOf(prev)} (at most ${contract.maxGapMonths} are interpolated)`, "series.points");
+      if (gap > contract.maxGapMonths)
+        throw refuse(
+          `${gap} months missing after ${periodOf(prev)} (at most ${contract.maxGapMonths} are interpolated)`,
+          "series.points",
+        );
       const a = known.get(prev)!;
       const b = known.get(at)!;
       for (let g = 1; g <= gap; g++) {
@@ -94,12 +107,32 @@ export function applyContract(input: unknown, contract: SeriesContract = DEFAULT
     }
     points.push({ period: periodOf(at), value: known.get(at)!, imputed: false });
   }
-  return { id: raw.id, title: raw.title, unit: raw.unit, frequency: raw.frequency, source: raw.source, ...(raw.assetClass ? { assetClass: raw.assetClass } : {}), ...(raw.area ? { area: raw.area } : {}), points, quality: { imputedPeriods: imputed, dropped } };
+  return {
+    id: raw.id,
+    title: raw.title,
+    unit: raw.unit,
+    frequency: raw.frequency,
+    source: raw.source,
+    ...(raw.assetClass ? { assetClass: raw.assetClass } : {}),
+    ...(raw.area ? { area: raw.area } : {}),
+    points,
+    quality: { imputedPeriods: imputed, dropped },
+  };
 }
 
 /** Pure: the points between two periods (inclusive; empty bounds are open), or INVALID_ARGUMENT. */
 export function slicePoints(points: SeriesPoint[], from: string, to: string): SeriesPoint[] {
-  for (const [v, field] of [[from, "from"], [to, "to"]] as const) if (v && !PERIOD.test(v)) throw new ValoraError("INVALID_ARGUMENT", `${field} must be a month YYYY-MM`, { details: [{ field, description: `"${v}" is not YYYY-MM` }] });
-  if (from && to && from > to) throw new ValoraError("INVALID_ARGUMENT", "from is after to", { details: [{ field: "from", description: `must not be after ${to}` }] });
+  for (const [v, field] of [
+    [from, "from"],
+    [to, "to"],
+  ] as const)
+    if (v && !PERIOD.test(v))
+      throw new ValoraError("INVALID_ARGUMENT", `${field} must be a month YYYY-MM`, {
+        details: [{ field, description: `"${v}" is not YYYY-MM` }],
+      });
+  if (from && to && from > to)
+    throw new ValoraError("INVALID_ARGUMENT", "from is after to", {
+      details: [{ field: "from", description: `must not be after ${to}` }],
+    });
   return points.filter((p) => (!from || p.period >= from) && (!to || p.period <= to));
 }

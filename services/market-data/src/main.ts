@@ -21,8 +21,15 @@ export const MarketDataEnv = z.object({
 /** `valora serve market-data`: wiring from environment only. */
 export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
   const c = loadConfig(MarketDataEnv, env);
-  const base = createServiceBase({ name: "market-data", logLevel: c.LOG_LEVEL, drainDelayMs: c.SHUTDOWN_DRAIN_DELAY_MS, exit: (code) => process.exit(code) });
-  const pool = c.DATABASE_URL ? createPgPool({ url: c.DATABASE_URL, applicationName: "valora-market-data", logger: base.logger }) : undefined;
+  const base = createServiceBase({
+    name: "market-data",
+    logLevel: c.LOG_LEVEL,
+    drainDelayMs: c.SHUTDOWN_DRAIN_DELAY_MS,
+    exit: (code) => process.exit(code),
+  });
+  const pool = c.DATABASE_URL
+    ? createPgPool({ url: c.DATABASE_URL, applicationName: "valora-market-data", logger: base.logger })
+    : undefined;
   const market = createMarketData(base, {
     ...(pool ? { pool } : {}),
     ...(c.MARKET_TXHOUSING_CSV ? { texasHousingCsv: c.MARKET_TXHOUSING_CSV } : {}),
@@ -32,7 +39,12 @@ export async function main(env: Record<string, string | undefined> = process.env
     ttlMs: c.MARKET_CACHE_TTL_MS,
     contract: { maxGapMonths: c.MARKET_MAX_GAP_MONTHS, minPoints: 3 },
   });
-  const { port, ops } = await serveGrpc(base, { services: [market.service], host: c.HOST, grpcPort: c.GRPC_PORT, metricsPort: c.METRICS_PORT });
+  const { port, ops } = await serveGrpc(base, {
+    services: [market.service],
+    host: c.HOST,
+    grpcPort: c.GRPC_PORT,
+    metricsPort: c.METRICS_PORT,
+  });
   if (pool) base.shutdown.register("postgres", () => pool.end());
   base.shutdown.register("ops", () => ops.close());
   base.shutdown.installSignalHandlers();

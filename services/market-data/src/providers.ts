@@ -21,12 +21,24 @@ export const fileSource =
  * An HTTP(S) document. Only hosts on the allow-list are fetched (a feed URL in configuration must
  * not become a way to reach internal services), with a deadline, and a non-2xx answer is an error.
  */
-export function httpSource(url: string, o: { allowedHosts: string[]; timeoutMs?: number; headers?: Record<string, string> }): Source {
+export function httpSource(
+  url: string,
+  o: { allowedHosts: string[]; timeoutMs?: number; headers?: Record<string, string> },
+): Source {
   const u = new URL(url);
-  if (u.protocol !== "https:" && u.protocol !== "http:") throw new ValoraError("INVALID_ARGUMENT", `feed URL ${url} is not http(s)`, { details: [{ field: "url", description: "http or https" }] });
-  if (!o.allowedHosts.includes(u.host) && !o.allowedHosts.includes(u.hostname)) throw new ValoraError("PERMISSION_DENIED", `feed host ${u.host} is not in the allow-list`, { details: [{ field: "url", description: `allowed: ${o.allowedHosts.join(", ") || "none"}` }] });
+  if (u.protocol !== "https:" && u.protocol !== "http:")
+    throw new ValoraError("INVALID_ARGUMENT", `feed URL ${url} is not http(s)`, {
+      details: [{ field: "url", description: "http or https" }],
+    });
+  if (!o.allowedHosts.includes(u.host) && !o.allowedHosts.includes(u.hostname))
+    throw new ValoraError("PERMISSION_DENIED", `feed host ${u.host} is not in the allow-list`, {
+      details: [{ field: "url", description: `allowed: ${o.allowedHosts.join(", ") || "none"}` }],
+    });
   return async () => {
-    const res = await fetch(u, { signal: AbortSignal.timeout(o.timeoutMs ?? 10_000), ...(o.headers ? { headers: o.headers } : {}) });
+    const res = await fetch(u, {
+      signal: AbortSignal.timeout(o.timeoutMs ?? 10_000),
+      ...(o.headers ? { headers: o.headers } : {}),
+    });
     if (!res.ok) throw new ValoraError("UNAVAILABLE", `feed ${u.host}${u.pathname} answered ${res.status}`);
     return res.text();
   };
@@ -39,7 +51,8 @@ export function jsonProvider(name: string, source: Source): SeriesProvider {
     async load() {
       const doc: unknown = JSON.parse(await source());
       const list = Array.isArray(doc) ? doc : (doc as { series?: unknown }).series;
-      if (!Array.isArray(list)) throw new ValoraError("FAILED_PRECONDITION", `feed ${name} is not a list of series`);
+      if (!Array.isArray(list))
+        throw new ValoraError("FAILED_PRECONDITION", `feed ${name} is not a list of series`);
       return list.map((s) => ({ source: name, ...(s as object) }));
     },
   };
@@ -79,7 +92,15 @@ export function seriesFromCsv(text: string, feed: CsvFeed, source: string): RawS
       const id = [feed.idPrefix, ...keyValues.map(slug), measure].join(".");
       let s = byId.get(id);
       if (!s) {
-        s = { id, title: `${feed.titlePrefix} ${keyValues.join(" ")}: ${m.title}`.trim(), unit: m.unit, frequency: "monthly", source, area: keyValues.join(" "), points: [] };
+        s = {
+          id,
+          title: `${feed.titlePrefix} ${keyValues.join(" ")}: ${m.title}`.trim(),
+          unit: m.unit,
+          frequency: "monthly",
+          source,
+          area: keyValues.join(" "),
+          points: [],
+        };
         byId.set(id, s);
       }
       const raw = row[measure];

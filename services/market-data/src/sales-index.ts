@@ -22,7 +22,12 @@ export interface SalesIndexOptions {
   windowMonths: number;
 }
 
-export const DEFAULT_SALES_INDEX: SalesIndexOptions = { h3Resolution: 6, minSalesPerWindow: 10, minAreaSales: 300, windowMonths: 3 };
+export const DEFAULT_SALES_INDEX: SalesIndexOptions = {
+  h3Resolution: 6,
+  minSalesPerWindow: 10,
+  minAreaSales: 300,
+  windowMonths: 3,
+};
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -35,7 +40,10 @@ const median = (xs: number[]): number => {
  * trailing window, scaled so that the first month with a value is 100. Months whose window holds
  * too few sales have no value (the series contract interpolates short gaps, refuses long ones).
  */
-export function priceIndex(sales: { soldAt: string; price: number }[], o: Pick<SalesIndexOptions, "minSalesPerWindow" | "windowMonths">): { period: string; value: number | null }[] {
+export function priceIndex(
+  sales: { soldAt: string; price: number }[],
+  o: Pick<SalesIndexOptions, "minSalesPerWindow" | "windowMonths">,
+): { period: string; value: number | null }[] {
   if (sales.length === 0) return [];
   const byMonth = new Map<number, number[]>();
   for (const s of sales) {
@@ -64,7 +72,10 @@ export function priceIndex(sales: { soldAt: string; price: number }[], o: Pick<S
 }
 
 /** Pure: the index series of each asset class, and of each area (H3 cell) with enough sales. */
-export function salesIndexSeries(sales: SalePoint[], o: SalesIndexOptions = DEFAULT_SALES_INDEX): RawSeries[] {
+export function salesIndexSeries(
+  sales: SalePoint[],
+  o: SalesIndexOptions = DEFAULT_SALES_INDEX,
+): RawSeries[] {
   const groups = new Map<string, { assetClass: string; area?: string; sales: SalePoint[] }>();
   const add = (key: string, assetClass: string, s: SalePoint, area?: string) => {
     const g = groups.get(key) ?? { assetClass, ...(area ? { area } : {}), sales: [] };
@@ -98,9 +109,22 @@ export function salesIndexProvider(pool: Pool, o: SalesIndexOptions = DEFAULT_SA
   return {
     name: "sales",
     async load() {
-      const { rows } = await pool.query<{ asset_class: string; sold_at: string; price: number; lat: number | null; lon: number | null }>("SELECT asset_class, to_char(sold_at, 'YYYY-MM-DD') AS sold_at, price, lat, lon FROM sales WHERE sold_at IS NOT NULL");
+      const { rows } = await pool.query<{
+        asset_class: string;
+        sold_at: string;
+        price: number;
+        lat: number | null;
+        lon: number | null;
+      }>(
+        "SELECT asset_class, to_char(sold_at, 'YYYY-MM-DD') AS sold_at, price, lat, lon FROM sales WHERE sold_at IS NOT NULL",
+      );
       return salesIndexSeries(
-        rows.map((r) => ({ assetClass: r.asset_class, soldAt: r.sold_at, price: r.price, ...(r.lat !== null && r.lon !== null ? { lat: r.lat, lon: r.lon } : {}) })),
+        rows.map((r) => ({
+          assetClass: r.asset_class,
+          soldAt: r.sold_at,
+          price: r.price,
+          ...(r.lat !== null && r.lon !== null ? { lat: r.lat, lon: r.lon } : {}),
+        })),
         o,
       );
     },

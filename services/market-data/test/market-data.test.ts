@@ -6,17 +6,44 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MarketDataService } from "@valora/proto/valora/v1/market_pb";
 import { TenantService, Role } from "@valora/proto/valora/v1/tenants_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
-import { createClient, createGrpcServer, createPgPool, createServiceBase, type Client, type GrpcServer, type Pool, type ValoraError } from "@valora/kit";
+import {
+  createClient,
+  createGrpcServer,
+  createPgPool,
+  createServiceBase,
+  type Client,
+  type GrpcServer,
+  type Pool,
+  type ValoraError,
+} from "@valora/kit";
 import { captureLogs, freshDatabase } from "@valora/kit/testing";
 import { ComparablesIndex, insertSales, migrateSales, type Sale } from "@valora/comparables";
 import { MarketIndexFeed } from "@valora/pipeline";
 import { createTenants } from "@valora/tenants";
 import { Authenticator, LocalRateLimiter, buildGateway } from "@valora/gateway";
-import { SeriesCatalog, TEXAS_HOUSING, applyContract, createMarketData, httpSource, jsonProvider, priceIndex, seriesFromCsv, slicePoints } from "../src/index.js";
+import {
+  SeriesCatalog,
+  TEXAS_HOUSING,
+  applyContract,
+  createMarketData,
+  httpSource,
+  jsonProvider,
+  priceIndex,
+  seriesFromCsv,
+  slicePoints,
+} from "../src/index.js";
 
 const root = join(import.meta.dirname, "..", "..", "..");
 const { logger } = captureLogs("market");
-const series = (points: [string, number | null][], over: Record<string, unknown> = {}) => ({ id: "test.series", title: "Test", unit: "USD", frequency: "monthly", source: "test", points: points.map(([period, value]) => ({ period, value })), ...over });
+const series = (points: [string, number | null][], over: Record<string, unknown> = {}) => ({
+  id: "test.series",
+  title: "Test",
+  unit: "USD",
+  frequency: "monthly",
+  source: "test",
+  points: points.map(([period, value]) => ({ period, value })),
+  ...over,
+});
 const refusal = (f: () => unknown): { code: string; field: string | undefined; message: string } => {
   try {
     f();
@@ -29,7 +56,15 @@ const refusal = (f: () => unknown): { code: string; field: string | undefined; m
 
 describe("series contract (pure)", () => {
   it("interpolates short gaps and flags them, sorts months, and drops invalid values with the reason", () => {
-    const s = applyContract(series([["2020-04", 130], ["2020-01", 100], ["2020-02", null], ["2020-05", -1], ["2020-06", 150]]));
+    const s = applyContract(
+      series([
+        ["2020-04", 130],
+        ["2020-01", 100],
+        ["2020-02", null],
+        ["2020-05", -1],
+        ["2020-06", 150],
+      ]),
+    );
     expect(s.points).toEqual([
       { period: "2020-01", value: 100, imputed: false },
       { period: "2020-02", value: 110, imputed: true },
@@ -38,27 +73,87 @@ describe("series contract (pure)", () => {
       { period: "2020-05", value: 140, imputed: true },
       { period: "2020-06", value: 150, imputed: false },
     ]);
-    expect(s.quality).toEqual({ imputedPeriods: ["2020-02", "2020-03", "2020-05"], dropped: ["2020-05: -1 is not a finite non-negative value"] });
+    expect(s.quality).toEqual({
+      imputedPeriods: ["2020-02", "2020-03", "2020-05"],
+      dropped: ["2020-05: -1 is not a finite non-negative value"],
+    });
   });
 
   it("refuses long gaps, duplicate months, bad periods, unknown units and too few points, naming the field", () => {
-    expect(refusal(() => applyContract(series([["2020-01", 1], ["2020-06", 2], ["2020-07", 3]])))).toMatchObject({ code: "FAILED_PRECONDITION", field: "series.points", message: expect.stringContaining("4 months missing after 2020-01") });
-    expect(refusal(() => applyContract(series([["2020-01", 1], ["2020-01", 2], ["2020-02", 3]]))).field).toBe("series.points.period");
-    expect(refusal(() => applyContract(series([["2020-13", 1], ["2020-01", 2], ["2020-02", 3]]))).field).toBe("series.points.period");
-    expect(refusal(() => applyContract(series([["2020-01", 1]], { unit: "dollars" }))).field).toBe("series.unit");
-    expect(refusal(() => applyContract(series([["2020-01", 1], ["2020-02", null]]))).message).toContain("1 valid points");
-    expect(refusal(() => applyContract({ ...series([["2020-01", 1]]), extra: 1 })).code).toBe("FAILED_PRECONDITION");
+    expect(
+      refusal(() =>
+        applyContract(
+          series([
+            ["2020-01", 1],
+            ["2020-06", 2],
+            ["2020-07", 3],
+          ]),
+        ),
+      ),
+    ).toMatchObject({
+      code: "FAILED_PRECONDITION",
+      field: "series.points",
+      message: expect.stringContaining("4 months missing after 2020-01"),
+    });
+    expect(
+      refusal(() =>
+        applyContract(
+          series([
+            ["2020-01", 1],
+            ["2020-01", 2],
+            ["2020-02", 3],
+          ]),
+        ),
+      ).field,
+    ).toBe("series.points.period");
+    expect(
+      refusal(() =>
+        applyContract(
+          series([
+            ["2020-13", 1],
+            ["2020-01", 2],
+            ["2020-02", 3],
+          ]),
+        ),
+      ).field,
+    ).toBe("series.points.period");
+    expect(refusal(() => applyContract(series([["2020-01", 1]], { unit: "dollars" }))).field).toBe(
+      "series.unit",
+    );
+    expect(
+      refusal(() =>
+        applyContract(
+          series([
+            ["2020-01", 1],
+            ["2020-02", null],
+          ]),
+        ),
+      ).message,
+    ).toContain("1 valid points");
+    expect(refusal(() => applyContract({ ...series([["2020-01", 1]]), extra: 1 })).code).toBe(
+      "FAILED_PRECONDITION",
+    );
   });
 
   it("slices by month and refuses malformed bounds", () => {
-    const s = applyContract(series([["2020-01", 1], ["2020-02", 2], ["2020-03", 3]]));
+    const s = applyContract(
+      series([
+        ["2020-01", 1],
+        ["2020-02", 2],
+        ["2020-03", 3],
+      ]),
+    );
     expect(slicePoints(s.points, "2020-02", "").map((p) => p.period)).toEqual(["2020-02", "2020-03"]);
     expect(refusal(() => slicePoints(s.points, "2020-2", "")).field).toBe("from");
     expect(refusal(() => slicePoints(s.points, "2020-03", "2020-01")).field).toBe("from");
   });
 
   it("reads the Texas housing feed: one series per city and measure, its NA gaps filled or the series quarantined", () => {
-    const raw = seriesFromCsv(readFileSync(join(root, "models", "data", "txhousing.csv"), "utf8"), TEXAS_HOUSING, "file");
+    const raw = seriesFromCsv(
+      readFileSync(join(root, "models", "data", "txhousing.csv"), "utf8"),
+      TEXAS_HOUSING,
+      "file",
+    );
     expect(raw).toHaveLength(46 * 5);
     const results = raw.map((r) => {
       try {
@@ -96,7 +191,9 @@ describe("series contract (pure)", () => {
 describe("market feeds over HTTP", () => {
   let status = 200;
   let body = "";
-  const server = createServer((_req, res) => res.writeHead(status, { "content-type": "application/json" }).end(body));
+  const server = createServer((_req, res) =>
+    res.writeHead(status, { "content-type": "application/json" }).end(body),
+  );
   let host = "";
   beforeAll(async () => {
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -105,13 +202,40 @@ describe("market feeds over HTTP", () => {
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
   it("refuses hosts off the allow-list before any request", () => {
-    expect(refusal(() => httpSource(`http://${host}/series.json`, { allowedHosts: ["data.example.com"] })).code).toBe("PERMISSION_DENIED");
-    expect(refusal(() => httpSource("file:///etc/passwd", { allowedHosts: [] })).code).toBe("INVALID_ARGUMENT");
+    expect(
+      refusal(() => httpSource(`http://${host}/series.json`, { allowedHosts: ["data.example.com"] })).code,
+    ).toBe("PERMISSION_DENIED");
+    expect(refusal(() => httpSource("file:///etc/passwd", { allowedHosts: [] })).code).toBe(
+      "INVALID_ARGUMENT",
+    );
   });
 
   it("serves validated series, keeps the last good copy while the feed fails, and quarantines contract breakers", async () => {
-    body = JSON.stringify({ series: [series([["2021-01", 5], ["2021-02", 6], ["2021-03", 7]], { id: "feed.good" }), series([["2021-01", 5], ["2021-09", 6], ["2021-10", 7]], { id: "feed.gappy" })] });
-    const catalog = new SeriesCatalog({ providers: [jsonProvider("http", httpSource(`http://${host}/series.json`, { allowedHosts: [host] }))], logger, ttlMs: 50 });
+    body = JSON.stringify({
+      series: [
+        series(
+          [
+            ["2021-01", 5],
+            ["2021-02", 6],
+            ["2021-03", 7],
+          ],
+          { id: "feed.good" },
+        ),
+        series(
+          [
+            ["2021-01", 5],
+            ["2021-09", 6],
+            ["2021-10", 7],
+          ],
+          { id: "feed.gappy" },
+        ),
+      ],
+    });
+    const catalog = new SeriesCatalog({
+      providers: [jsonProvider("http", httpSource(`http://${host}/series.json`, { allowedHosts: [host] }))],
+      logger,
+      ttlMs: 50,
+    });
     expect((await catalog.get("feed.good")).points.map((p) => p.value)).toEqual([5, 6, 7]);
     await expect(catalog.get("feed.gappy")).rejects.toMatchObject({ code: "FAILED_PRECONDITION" });
     await expect(catalog.get("feed.none")).rejects.toMatchObject({ code: "NOT_FOUND" });
@@ -120,7 +244,17 @@ describe("market feeds over HTTP", () => {
     expect((await catalog.get("feed.good")).points).toHaveLength(3);
     expect((await catalog.list("feed.")).map((s) => s.id)).toEqual(["feed.good"]);
     status = 200;
-    body = JSON.stringify([series([["2021-01", 5], ["2021-02", 6], ["2021-03", 7], ["2021-04", 8]], { id: "feed.good" })]);
+    body = JSON.stringify([
+      series(
+        [
+          ["2021-01", 5],
+          ["2021-02", 6],
+          ["2021-03", 7],
+          ["2021-04", 8],
+        ],
+        { id: "feed.good" },
+      ),
+    ]);
     await new Promise((r) => setTimeout(r, 80));
     await catalog.get("feed.good"); // a stale read triggers the refresh
     await expect.poll(async () => (await catalog.get("feed.good")).points.length).toBe(4);
@@ -139,7 +273,14 @@ describe.skipIf(!url)("market-data service with the platform's own sales (real P
   // Two years of sales around one spot whose prices rise 1% a month.
   const sales: Sale[] = Array.from({ length: 24 * 12 }, (_, i) => {
     const month = Math.floor(i / 12);
-    return { id: `s${i}`, price: Math.round(200_000 * 1.01 ** month * (0.9 + (i % 12) / 55)), soldAt: `${2018 + Math.floor(month / 12)}-${String((month % 12) + 1).padStart(2, "0")}-15`, lat: 42.03 + (i % 7) * 0.001, lon: -93.62 + (i % 5) * 0.001, attributes: { area: 1000 + (i % 12) * 20 } };
+    return {
+      id: `s${i}`,
+      price: Math.round(200_000 * 1.01 ** month * (0.9 + (i % 12) / 55)),
+      soldAt: `${2018 + Math.floor(month / 12)}-${String((month % 12) + 1).padStart(2, "0")}-15`,
+      lat: 42.03 + (i % 7) * 0.001,
+      lon: -93.62 + (i % 5) * 0.001,
+      attributes: { area: 1000 + (i % 12) * 20 },
+    };
   });
 
   beforeAll(async () => {
@@ -147,16 +288,33 @@ describe.skipIf(!url)("market-data service with the platform's own sales (real P
     pool = createPgPool({ url: db.url, max: 4 });
     await migrateSales(pool);
     await insertSales(pool, "homes", sales);
-    const app = createMarketData(base, { pool, texasHousingCsv: join(root, "models", "data", "txhousing.csv"), salesIndex: { h3Resolution: 6, minSalesPerWindow: 10, minAreaSales: 100, windowMonths: 3 } });
+    const app = createMarketData(base, {
+      pool,
+      texasHousingCsv: join(root, "models", "data", "txhousing.csv"),
+      salesIndex: { h3Resolution: 6, minSalesPerWindow: 10, minAreaSales: 100, windowMonths: 3 },
+    });
     const tenantsApp = createTenants(base, { pool, webhooks: { allowHttp: true, allowPrivate: true } });
     await tenantsApp.start();
     server = createGrpcServer({ ...base, services: [app.service, tenantsApp.service] });
     const address = `127.0.0.1:${await server.listen("127.0.0.1:0")}`;
     market = createClient(MarketDataService, address, { timeoutMs: 10_000 });
     const tenants = createClient(TenantService, address, { timeoutMs: 10_000 });
-    gateway = await buildGateway({ base, tenants, market, valuations: createClient(ValuationService, "127.0.0.1:1"), auth: new Authenticator({ tenants }), limiter: new LocalRateLimiter() });
+    gateway = await buildGateway({
+      base,
+      tenants,
+      market,
+      valuations: createClient(ValuationService, "127.0.0.1:1"),
+      auth: new Authenticator({ tenants }),
+      limiter: new LocalRateLimiter(),
+    });
     const { tenant } = await tenants.createTenant({ name: "mkt", plan: "pro" });
-    key = (await tenants.createApiKey({ actor: { tenantId: tenant!.id, subject: "user:setup", ip: "" }, name: "k", roles: [Role.VIEWER] })).secret;
+    key = (
+      await tenants.createApiKey({
+        actor: { tenantId: tenant!.id, subject: "user:setup", ip: "" },
+        name: "k",
+        roles: [Role.VIEWER],
+      })
+    ).secret;
   }, 60_000);
   afterAll(async () => {
     await gateway?.close();
@@ -169,7 +327,13 @@ describe.skipIf(!url)("market-data service with the platform's own sales (real P
   it("publishes a monthly index per asset class and per area from the sales table, and the Texas series", async () => {
     const { series: list } = await market.listSeries({ prefix: "sales-index.homes" });
     expect(list.map((s) => s.id)).toEqual(["sales-index.homes", `sales-index.homes.${list[1]!.area}`]);
-    expect(list[0]).toMatchObject({ unit: "index", source: "sales", assetClass: "homes", firstPeriod: "2018-01", lastPeriod: "2019-12" });
+    expect(list[0]).toMatchObject({
+      unit: "index",
+      source: "sales",
+      assetClass: "homes",
+      firstPeriod: "2018-01",
+      lastPeriod: "2019-12",
+    });
     const { series: idx } = await market.getSeries({ id: "sales-index.homes" });
     const values = idx!.points.map((p) => p.value);
     expect(values[0]).toBe(100);
@@ -181,30 +345,61 @@ describe.skipIf(!url)("market-data service with the platform's own sales (real P
 
   it("GET /v1/market/series/{id} answers the envelope, slices by month, and 4xx for unknown or bad input", async () => {
     const auth = { authorization: `Bearer ${key}` };
-    const res = await gateway.inject({ method: "GET", url: "/v1/market/series/txhousing.austin.median?from=2015-01&to=2015-03", headers: auth });
+    const res = await gateway.inject({
+      method: "GET",
+      url: "/v1/market/series/txhousing.austin.median?from=2015-01&to=2015-03",
+      headers: auth,
+    });
     expect(res.statusCode).toBe(200);
     const data = res.json<{ data: { unit: string; points: { period: string; value: number }[] } }>().data;
     expect(data.unit).toBe("USD");
     expect(data.points.map((p) => p.period)).toEqual(["2015-01", "2015-02", "2015-03"]);
-    expect((await gateway.inject({ method: "GET", url: "/v1/market/series/nope", headers: auth })).statusCode).toBe(404);
-    const bad = await gateway.inject({ method: "GET", url: "/v1/market/series/txhousing.austin.median?from=2015-1", headers: auth });
+    expect(
+      (await gateway.inject({ method: "GET", url: "/v1/market/series/nope", headers: auth })).statusCode,
+    ).toBe(404);
+    const bad = await gateway.inject({
+      method: "GET",
+      url: "/v1/market/series/txhousing.austin.median?from=2015-1",
+      headers: auth,
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.json<{ error: { details: { field: string }[] } }>().error.details[0]!.field).toContain("from");
     expect((await gateway.inject({ method: "GET", url: "/v1/market/series" })).statusCode).toBe(401);
   });
 
   it("time-adjusts comparables with the series an AssetPipeline names", async () => {
-    const feed = new MarketIndexFeed({ seriesId: "sales-index.homes", fetch: async (id) => (await market.getSeries({ id })).series!.points, logger });
+    const feed = new MarketIndexFeed({
+      seriesId: "sales-index.homes",
+      fetch: async (id) => (await market.getSeries({ id })).series!.points,
+      logger,
+    });
     expect(await feed.refresh()).toBe(true);
-    const index = new ComparablesIndex(sales, { mode: "geo", h3Resolution: 8, maxRings: 6, count: 5, maxAgeMonths: 60, similarity: [{ field: "area", weight: 1 }] });
-    const comps = index.find({ lat: 42.03, lon: -93.62, attributes: { area: 1000 } }, { index: feed.current()! });
+    const index = new ComparablesIndex(sales, {
+      mode: "geo",
+      h3Resolution: 8,
+      maxRings: 6,
+      count: 5,
+      maxAgeMonths: 60,
+      similarity: [{ field: "area", weight: 1 }],
+    });
+    const comps = index.find(
+      { lat: 42.03, lon: -93.62, attributes: { area: 1000 } },
+      { index: feed.current()! },
+    );
     const old = comps.find((c) => c.soldAt! < "2018-06")!;
     expect(old).toBeDefined();
     // An early sale is brought up to the valuation date's (the latest sale's) market level.
     const at = feed.current()!;
-    expect(old.adjustedPrice / old.price).toBeCloseTo(at.valueAt(new Date("2019-12-15"))! / at.valueAt(new Date(old.soldAt!))!, 6);
+    expect(old.adjustedPrice / old.price).toBeCloseTo(
+      at.valueAt(new Date("2019-12-15"))! / at.valueAt(new Date(old.soldAt!))!,
+      6,
+    );
     expect(old.adjustedPrice).toBeGreaterThan(old.price * 1.1);
-    const broken = new MarketIndexFeed({ seriesId: "sales-index.none", fetch: async (id) => (await market.getSeries({ id })).series!.points, logger });
+    const broken = new MarketIndexFeed({
+      seriesId: "sales-index.none",
+      fetch: async (id) => (await market.getSeries({ id })).series!.points,
+      logger,
+    });
     expect(await broken.refresh()).toBe(false);
     expect(broken.current()).toBeUndefined();
   });

@@ -30,7 +30,11 @@ export interface ModelServer {
   http: HttpApp;
   /** Loads every model; resolves when all loaded or failed for good. */
   loaded: Promise<void>;
-  listen(options: { host: string; grpcPort: number; httpPort: number }): Promise<{ grpcPort: number; httpPort: number }>;
+  listen(options: {
+    host: string;
+    grpcPort: number;
+    httpPort: number;
+  }): Promise<{ grpcPort: number; httpPort: number }>;
   close(): Promise<void>;
 }
 
@@ -50,8 +54,17 @@ export function createModelServer(base: ServiceBase, options: ModelServerOptions
   });
   const inference = new InferenceService(repository, metrics, shap);
   base.health.addCheck("models", () => repository.allReady());
-  const grpc = createGrpcServer({ ...base, services: createGrpcServices({ repository, inference, health: base.health }) });
-  const http = createHttpApp({ repository, inference, health: base.health, registry: base.registry, logger: base.logger });
+  const grpc = createGrpcServer({
+    ...base,
+    services: createGrpcServices({ repository, inference, health: base.health }),
+  });
+  const http = createHttpApp({
+    repository,
+    inference,
+    health: base.health,
+    registry: base.registry,
+    logger: base.logger,
+  });
 
   let closed = false;
   const loadWithRetry = async (spec: ModelSpec): Promise<void> => {
@@ -62,7 +75,10 @@ export function createModelServer(base: ServiceBase, options: ModelServerOptions
         return;
       } catch (err) {
         if (toValoraError(err).code !== "UNAVAILABLE" || closed) return;
-        base.logger.warn({ model: spec.name, version: spec.version, retryInMs: delay }, "model load will be retried");
+        base.logger.warn(
+          { model: spec.name, version: spec.version, retryInMs: delay },
+          "model load will be retried",
+        );
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, options.retryMaxMs ?? 60_000);
       }

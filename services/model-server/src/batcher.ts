@@ -110,10 +110,13 @@ export class Batcher {
       }
       return;
     }
-    this.timer ??= setTimeout(() => {
-      this.timer = undefined;
-      this.flush();
-    }, Math.max(1, this.options.maxDelayMicros / 1000));
+    this.timer ??= setTimeout(
+      () => {
+        this.timer = undefined;
+        this.flush();
+      },
+      Math.max(1, this.options.maxDelayMicros / 1000),
+    );
   }
 
   private flush(): void {
@@ -136,7 +139,9 @@ export class Batcher {
     this.observer?.batch(rows, batch.length);
     this.running++;
     const compatible = batch.every((p) => sameTrailingShapes(p.inputs, batch[0]!.inputs));
-    const work = compatible ? this.runBatch(batch) : Promise.all(batch.map((p) => this.run(p.inputs).then(p.resolve, p.reject)));
+    const work = compatible
+      ? this.runBatch(batch)
+      : Promise.all(batch.map((p) => this.run(p.inputs).then(p.resolve, p.reject)));
     void work.finally(() => {
       this.running--;
       // Work that queued while this run was busy goes next.
@@ -148,7 +153,13 @@ export class Batcher {
     try {
       const inputs = batch.length === 1 ? batch[0]!.inputs : concatRows(batch.map((p) => p.inputs));
       const outputs = await this.run(inputs);
-      const split = batch.length === 1 ? [outputs] : splitRows(outputs, batch.map((p) => p.rows));
+      const split =
+        batch.length === 1
+          ? [outputs]
+          : splitRows(
+              outputs,
+              batch.map((p) => p.rows),
+            );
       batch.forEach((p, i) => p.resolve(split[i]!));
     } catch (err) {
       for (const p of batch) p.reject(err);
@@ -157,5 +168,8 @@ export class Batcher {
 }
 
 function sameTrailingShapes(a: Tensor[], b: Tensor[]): boolean {
-  return a.length === b.length && a.every((t, i) => t.name === b[i]!.name && t.shape.slice(1).join(",") === b[i]!.shape.slice(1).join(","));
+  return (
+    a.length === b.length &&
+    a.every((t, i) => t.name === b[i]!.name && t.shape.slice(1).join(",") === b[i]!.shape.slice(1).join(","))
+  );
 }

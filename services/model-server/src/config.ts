@@ -29,13 +29,23 @@ export const ModelServerEnv = z.object({
 });
 export type ModelServerEnv = z.infer<typeof ModelServerEnv>;
 
-const ModelList = z.array(z.object({ name: z.string().min(1), version: z.string().min(1).default("1"), uri: z.string().min(1), sha256: z.string().optional() }));
+const ModelList = z.array(
+  z.object({
+    name: z.string().min(1),
+    version: z.string().min(1).default("1"),
+    uri: z.string().min(1),
+    sha256: z.string().optional(),
+  }),
+);
 
 /**
  * Models from `--model NAME=URI` flags (each optionally paired, in order, with `--model-version V`
  * and `--sha256 HEX`; a single version or hash applies to every model) or from VALORA_MODELS.
  */
-export function parseModelArgs(argv: string[], env: ModelServerEnv): { models: ModelSpec[]; grpcPort?: number; httpPort?: number } {
+export function parseModelArgs(
+  argv: string[],
+  env: ModelServerEnv,
+): { models: ModelSpec[]; grpcPort?: number; httpPort?: number } {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -50,7 +60,8 @@ export function parseModelArgs(argv: string[], env: ModelServerEnv): { models: M
   const port = (flag: string, v: string | undefined): number | undefined => {
     if (v === undefined) return undefined;
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ValoraError("INVALID_ARGUMENT", `--${flag} ${v} is not a port`);
+    if (!Number.isInteger(n) || n < 0 || n > 65535)
+      throw new ValoraError("INVALID_ARGUMENT", `--${flag} ${v} is not a port`);
     return n;
   };
   const flags = values.model ?? [];
@@ -61,9 +72,15 @@ export function parseModelArgs(argv: string[], env: ModelServerEnv): { models: M
     const pick = (list: string[], i: number): string | undefined => (list.length === 1 ? list[0] : list[i]);
     models = flags.map((flag, i) => {
       const eq = flag.indexOf("=");
-      if (eq <= 0 || eq === flag.length - 1) throw new ValoraError("INVALID_ARGUMENT", `--model ${flag}: expected NAME=URI`);
+      if (eq <= 0 || eq === flag.length - 1)
+        throw new ValoraError("INVALID_ARGUMENT", `--model ${flag}: expected NAME=URI`);
       const sha256 = pick(hashes, i);
-      return { name: flag.slice(0, eq), uri: flag.slice(eq + 1), version: pick(versions, i) ?? "1", ...(sha256 ? { sha256 } : {}) };
+      return {
+        name: flag.slice(0, eq),
+        uri: flag.slice(eq + 1),
+        version: pick(versions, i) ?? "1",
+        ...(sha256 ? { sha256 } : {}),
+      };
     });
   } else if (env.VALORA_MODELS) {
     let parsed: unknown;
@@ -73,18 +90,35 @@ export function parseModelArgs(argv: string[], env: ModelServerEnv): { models: M
       throw new ValoraError("INVALID_ARGUMENT", "VALORA_MODELS is not JSON");
     }
     const result = ModelList.safeParse(parsed);
-    if (!result.success) throw new ValoraError("INVALID_ARGUMENT", `VALORA_MODELS: ${result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
-    models = result.data.map((m) => ({ name: m.name, version: m.version, uri: m.uri, ...(m.sha256 ? { sha256: m.sha256 } : {}) }));
+    if (!result.success)
+      throw new ValoraError(
+        "INVALID_ARGUMENT",
+        `VALORA_MODELS: ${result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+      );
+    models = result.data.map((m) => ({
+      name: m.name,
+      version: m.version,
+      uri: m.uri,
+      ...(m.sha256 ? { sha256: m.sha256 } : {}),
+    }));
   } else {
-    throw new ValoraError("INVALID_ARGUMENT", "no models: pass --model NAME=URI (repeatable) or set VALORA_MODELS");
+    throw new ValoraError(
+      "INVALID_ARGUMENT",
+      "no models: pass --model NAME=URI (repeatable) or set VALORA_MODELS",
+    );
   }
   const seen = new Set<string>();
   for (const m of models) {
     const key = `${m.name}@${m.version}`;
-    if (seen.has(key)) throw new ValoraError("INVALID_ARGUMENT", `model ${m.name} version ${m.version} is given twice`);
+    if (seen.has(key))
+      throw new ValoraError("INVALID_ARGUMENT", `model ${m.name} version ${m.version} is given twice`);
     seen.add(key);
   }
-  return { models, grpcPort: port("grpc-port", values["grpc-port"]), httpPort: port("http-port", values["http-port"]) };
+  return {
+    models,
+    grpcPort: port("grpc-port", values["grpc-port"]),
+    httpPort: port("http-port", values["http-port"]),
+  };
 }
 
 export function loadModelServerEnv(env: Record<string, string | undefined> = process.env): ModelServerEnv {

@@ -19,7 +19,9 @@ export const DATATYPES: Record<Datatype, DatatypeInfo> = {
   BOOL: { ort: "bool", bytes: 1, alloc: (n) => new Uint8Array(n), contents: "boolContents" },
 };
 
-const BY_ORT: Record<string, Datatype> = Object.fromEntries(Object.entries(DATATYPES).map(([k, v]) => [v.ort, k as Datatype]));
+const BY_ORT: Record<string, Datatype> = Object.fromEntries(
+  Object.entries(DATATYPES).map(([k, v]) => [v.ort, k as Datatype]),
+);
 
 export function isDatatype(value: string): value is Datatype {
   return Object.hasOwn(DATATYPES, value);
@@ -60,7 +62,8 @@ export function fromValues(datatype: Datatype, values: ArrayLike<unknown>): Tens
         else return `element ${i} is not an integer`;
         break;
       case "INT32":
-        if (typeof v !== "number" || !Number.isInteger(v) || v < -2147483648 || v > 2147483647) return `element ${i} is not a 32-bit integer`;
+        if (typeof v !== "number" || !Number.isInteger(v) || v < -2147483648 || v > 2147483647)
+          return `element ${i} is not a 32-bit integer`;
         (out as Int32Array)[i] = v;
         break;
       default:
@@ -79,7 +82,11 @@ export function toValues(datatype: Datatype, data: TensorData): (number | boolea
   for (let i = 0; i < data.length; i++) {
     const v = data[i]!;
     if (datatype === "BOOL") out[i] = v !== 0;
-    else if (typeof v === "bigint") out[i] = v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v.toString();
+    else if (typeof v === "bigint")
+      out[i] =
+        v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER)
+          ? Number(v)
+          : v.toString();
     else out[i] = Number.isNaN(v) ? null : v;
   }
   return out;

@@ -45,17 +45,29 @@ export class InferenceService {
       const wanted = req.outputs.length > 0 ? req.outputs : served.model.outputs.map((o) => o.name);
       for (const [i, name] of wanted.entries()) {
         if (!served.model.outputs.some((o) => o.name === name)) {
-          throw new ValoraError("INVALID_ARGUMENT", `unknown output tensor "${name}"; the model produces ${served.model.outputs.map((o) => `"${o.name}"`).join(", ")}`, {
-            details: [{ field: `outputs[${i}].name`, description: "unknown output" }],
-          });
+          throw new ValoraError(
+            "INVALID_ARGUMENT",
+            `unknown output tensor "${name}"; the model produces ${served.model.outputs.map((o) => `"${o.name}"`).join(", ")}`,
+            {
+              details: [{ field: `outputs[${i}].name`, description: "unknown output" }],
+            },
+          );
         }
       }
       const rows = inputs[0]?.shape[0];
       const uniformRows = inputs.every((t) => t.shape[0] === rows);
-      const outputs = served.model.batchable && uniformRows ? await served.batcher.submit(inputs) : await served.run(inputs);
+      const outputs =
+        served.model.batchable && uniformRows
+          ? await served.batcher.submit(inputs)
+          : await served.run(inputs);
       this.observePredictions(served.model.name, served.model.version, outputs[0]);
       this.metrics.requests.inc({ ...labels, code: "OK" });
-      return { modelName: served.model.name, modelVersion: served.model.version, id: req.id, outputs: outputs.filter((o) => wanted.includes(o.name)) };
+      return {
+        modelName: served.model.name,
+        modelVersion: served.model.version,
+        id: req.id,
+        outputs: outputs.filter((o) => wanted.includes(o.name)),
+      };
     } catch (err) {
       this.metrics.requests.inc({ ...labels, code: toValoraError(err).code });
       throw err;
@@ -64,15 +76,30 @@ export class InferenceService {
     }
   }
 
-  async explain(modelName: string, modelVersion: string, rows: ArrayLike<number>[], topK: number, protocol: Protocol): Promise<{ modelName: string; modelVersion: string; explanations: ExplanationInit[] }> {
+  async explain(
+    modelName: string,
+    modelVersion: string,
+    rows: ArrayLike<number>[],
+    topK: number,
+    protocol: Protocol,
+  ): Promise<{ modelName: string; modelVersion: string; explanations: ExplanationInit[] }> {
     const started = process.hrtime.bigint();
     let labels = { model: UNKNOWN, version: "", protocol, kind: "explain" };
     try {
       const served = this.repository.get(modelName, modelVersion || undefined);
       labels = { ...labels, model: served.model.name, version: served.model.version };
-      if (rows.length === 0) throw new ValoraError("INVALID_ARGUMENT", "no rows to explain", { details: [{ field: "rows", description: "at least one row" }] });
-      if (rows.length > 1000) throw new ValoraError("INVALID_ARGUMENT", `${rows.length} rows is above the 1000-row explain limit`, { details: [{ field: "rows", description: "at most 1000 rows" }] });
-      if (!Number.isInteger(topK) || topK < 0) throw new ValoraError("INVALID_ARGUMENT", "top_k must be a non-negative integer", { details: [{ field: "top_k", description: "non-negative integer" }] });
+      if (rows.length === 0)
+        throw new ValoraError("INVALID_ARGUMENT", "no rows to explain", {
+          details: [{ field: "rows", description: "at least one row" }],
+        });
+      if (rows.length > 1000)
+        throw new ValoraError("INVALID_ARGUMENT", `${rows.length} rows is above the 1000-row explain limit`, {
+          details: [{ field: "rows", description: "at most 1000 rows" }],
+        });
+      if (!Number.isInteger(topK) || topK < 0)
+        throw new ValoraError("INVALID_ARGUMENT", "top_k must be a non-negative integer", {
+          details: [{ field: "top_k", description: "non-negative integer" }],
+        });
       const explanations = await explainRows(served.model, rows, topK, this.shap);
       this.metrics.requests.inc({ ...labels, code: "OK" });
       return { modelName: served.model.name, modelVersion: served.model.version, explanations };
@@ -88,6 +115,7 @@ export class InferenceService {
     if (!output || output.datatype === "BOOL" || output.datatype === "INT64") return;
     const rowSize = output.shape.slice(1).reduce((a, b) => a * b, 1) || 1;
     const labels = { model, version };
-    for (let i = 0; i < output.data.length; i += rowSize) this.metrics.predictions.observe(labels, Number(output.data[i]));
+    for (let i = 0; i < output.data.length; i += rowSize)
+      this.metrics.predictions.observe(labels, Number(output.data[i]));
   }
 }

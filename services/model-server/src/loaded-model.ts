@@ -33,11 +33,20 @@ export interface LoadedModel {
   batchable: boolean;
 }
 
-function specsOf(metadata: readonly ort.InferenceSession.ValueMetadata[], kind: string, model: string): TensorSpec[] {
+function specsOf(
+  metadata: readonly ort.InferenceSession.ValueMetadata[],
+  kind: string,
+  model: string,
+): TensorSpec[] {
   return metadata.map((m) => {
-    if (!m.isTensor) throw new ValoraError("FAILED_PRECONDITION", `model ${model}: ${kind} "${m.name}" is not a tensor`);
+    if (!m.isTensor)
+      throw new ValoraError("FAILED_PRECONDITION", `model ${model}: ${kind} "${m.name}" is not a tensor`);
     const datatype = datatypeOfOrt(m.type);
-    if (!datatype) throw new ValoraError("FAILED_PRECONDITION", `model ${model}: ${kind} "${m.name}" has type ${m.type}, which is not served`);
+    if (!datatype)
+      throw new ValoraError(
+        "FAILED_PRECONDITION",
+        `model ${model}: ${kind} "${m.name}" has type ${m.type}, which is not served`,
+      );
     return { name: m.name, datatype, shape: m.shape.map((d) => (typeof d === "number" && d >= 0 ? d : -1)) };
   });
 }
@@ -54,7 +63,11 @@ export async function loadModel(
   try {
     facts = await readModelOffThread(bytes);
   } catch (err) {
-    throw new ValoraError("FAILED_PRECONDITION", `model ${name}: cannot read it as ONNX: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new ValoraError(
+      "FAILED_PRECONDITION",
+      `model ${name}: cannot read it as ONNX: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
   }
   let session: ModelSession;
   try {
@@ -64,9 +77,15 @@ export async function loadModel(
       graphOptimizationLevel: "all",
       executionMode: "sequential",
     };
-    session = await (options.thread ? options.thread.load(bytes, sessionOptions) : localSession(bytes, sessionOptions));
+    session = await (options.thread
+      ? options.thread.load(bytes, sessionOptions)
+      : localSession(bytes, sessionOptions));
   } catch (err) {
-    throw new ValoraError("FAILED_PRECONDITION", `model ${name}: onnxruntime cannot load it: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new ValoraError(
+      "FAILED_PRECONDITION",
+      `model ${name}: onnxruntime cannot load it: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
   }
   let inputs: TensorSpec[], outputs: TensorSpec[];
   try {
@@ -79,14 +98,20 @@ export async function loadModel(
   const { metadata } = facts;
   // Explain every column the input carries, even trailing ones no tree splits on.
   const inputWidth = inputs[0]?.shape[1] ?? -1;
-  const explainer = typeof facts.explainer === "string" ? facts.explainer : widenExplainer(facts.explainer, inputWidth);
+  const explainer =
+    typeof facts.explainer === "string" ? facts.explainer : widenExplainer(facts.explainer, inputWidth);
   const width = typeof explainer === "string" ? inputWidth : explainer.featureCount;
   let featureNames = Array.from({ length: Math.max(0, width) }, (_, i) => `f${i}`);
   const declared = metadata[META.features];
   if (declared) {
     try {
       const parsed: unknown = JSON.parse(declared);
-      if (Array.isArray(parsed) && parsed.length === featureNames.length && parsed.every((s) => typeof s === "string")) featureNames = parsed;
+      if (
+        Array.isArray(parsed) &&
+        parsed.length === featureNames.length &&
+        parsed.every((s) => typeof s === "string")
+      )
+        featureNames = parsed;
     } catch {
       // A malformed optional annotation leaves the positional names in place.
     }

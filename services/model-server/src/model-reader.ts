@@ -17,7 +17,10 @@ export interface ModelFacts {
 }
 
 export type ToReader = { bytes: Uint8Array };
-export type FromReader = { facts: ModelFacts; needsTrees?: undefined } | { needsTrees: true; metadata: Record<string, string> } | { error: string };
+export type FromReader =
+  | { facts: ModelFacts; needsTrees?: undefined }
+  | { needsTrees: true; metadata: Record<string, string> }
+  | { error: string };
 
 /**
  * Pure apart from parsing: metadata and explainer of a model. With `shared`, leaf tables are

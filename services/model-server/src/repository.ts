@@ -21,7 +21,10 @@ export interface ServedModel {
   run(inputs: Tensor[]): Promise<Tensor[]>;
 }
 
-type Entry = { state: "loading"; spec: ModelSpec } | { state: "failed"; spec: ModelSpec; error: string } | { state: "ready"; spec: ModelSpec; served: ServedModel };
+type Entry =
+  | { state: "loading"; spec: ModelSpec }
+  | { state: "failed"; spec: ModelSpec; error: string }
+  | { state: "ready"; spec: ModelSpec; served: ServedModel };
 
 export interface RepositoryDeps {
   source: ModelSource;
@@ -59,30 +62,56 @@ export class ModelRepository {
       });
       // TreeSHAP tables are built at load (not on the first explain) and shared with the workers.
       // The explainer keeps the pool's copy (shared with its workers); the one built at load is dropped.
-      if (typeof model.explainer !== "string" && model.explainer.tables && this.deps.shap) model.explainer.tables = this.deps.shap.add(shapKey(model), model.explainer.tables);
+      if (typeof model.explainer !== "string" && model.explainer.tables && this.deps.shap)
+        model.explainer.tables = this.deps.shap.add(shapKey(model), model.explainer.tables);
       versions.set(spec.version, { state: "ready", spec, served: { model, batcher, run } });
       this.deps.metrics.ready.set(labels, 1);
       this.deps.logger.info(
-        { model: spec.name, version: spec.version, sha256, cached, ms: Date.now() - started, inputs: model.inputs, outputs: model.outputs, explain: typeof model.explainer === "string" ? model.explainer : `tree_shap (${model.explainer.trees} trees, covers ${model.explainer.coverSource})` },
+        {
+          model: spec.name,
+          version: spec.version,
+          sha256,
+          cached,
+          ms: Date.now() - started,
+          inputs: model.inputs,
+          outputs: model.outputs,
+          explain:
+            typeof model.explainer === "string"
+              ? model.explainer
+              : `tree_shap (${model.explainer.trees} trees, covers ${model.explainer.coverSource})`,
+        },
         "model loaded",
       );
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       versions.set(spec.version, { state: "failed", spec, error: message });
       this.deps.metrics.ready.set({ model: spec.name, version: spec.version }, 0);
-      this.deps.logger.error({ model: spec.name, version: spec.version, uri: spec.uri, err: message }, "model failed to load");
+      this.deps.logger.error(
+        { model: spec.name, version: spec.version, uri: spec.uri, err: message },
+        "model failed to load",
+      );
       throw err;
     }
   }
 
   get(name: string, version?: string): ServedModel {
     const versions = this.entries.get(name);
-    if (!versions) throw new ValoraError("NOT_FOUND", `model "${name}" is not served here`, { details: [{ field: "model_name", description: "unknown model" }] });
+    if (!versions)
+      throw new ValoraError("NOT_FOUND", `model "${name}" is not served here`, {
+        details: [{ field: "model_name", description: "unknown model" }],
+      });
     const key = version ? version : [...versions.keys()].at(-1)!;
     const entry = versions.get(key);
-    if (!entry) throw new ValoraError("NOT_FOUND", `version "${version}" of model "${name}" is not served here (have ${[...versions.keys()].join(", ")})`, { details: [{ field: "model_version", description: "unknown version" }] });
-    if (entry.state === "loading") throw new ValoraError("UNAVAILABLE", `model "${name}" version "${key}" is still loading`);
-    if (entry.state === "failed") throw new ValoraError("UNAVAILABLE", `model "${name}" version "${key}" failed to load: ${entry.error}`);
+    if (!entry)
+      throw new ValoraError(
+        "NOT_FOUND",
+        `version "${version}" of model "${name}" is not served here (have ${[...versions.keys()].join(", ")})`,
+        { details: [{ field: "model_version", description: "unknown version" }] },
+      );
+    if (entry.state === "loading")
+      throw new ValoraError("UNAVAILABLE", `model "${name}" version "${key}" is still loading`);
+    if (entry.state === "failed")
+      throw new ValoraError("UNAVAILABLE", `model "${name}" version "${key}" failed to load: ${entry.error}`);
     return entry.served;
   }
 
@@ -113,7 +142,12 @@ export class ModelRepository {
 
   list(): { name: string; version: string; state: Entry["state"]; error?: string }[] {
     return [...this.entries.values()].flatMap((versions) =>
-      [...versions.values()].map((e) => ({ name: e.spec.name, version: e.spec.version, state: e.state, ...(e.state === "failed" ? { error: e.error } : {}) })),
+      [...versions.values()].map((e) => ({
+        name: e.spec.name,
+        version: e.spec.version,
+        state: e.state,
+        ...(e.state === "failed" ? { error: e.error } : {}),
+      })),
     );
   }
 
@@ -134,7 +168,11 @@ async function runSession(model: LoadedModel, inputs: Tensor[]): Promise<Tensor[
   } catch (err) {
     // onnxruntime rejects what passed our checks only for model-specific constraints (e.g. a
     // dimension two inputs must share): the caller's input is at fault, not the server.
-    throw new ValoraError("INVALID_ARGUMENT", `model ${model.name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new ValoraError(
+      "INVALID_ARGUMENT",
+      `model ${model.name}: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
   }
   return model.outputs.map((spec) => {
     const value = results[spec.name]!;

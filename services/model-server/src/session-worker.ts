@@ -22,7 +22,10 @@ async function handle(m: ToSessionWorker): Promise<FromSessionWorker> {
         sessions.delete(m.session);
         throw err;
       });
-      return { id: m.id, loaded: { inputs: [...session.inputMetadata], outputs: [...session.outputMetadata] } };
+      return {
+        id: m.id,
+        loaded: { inputs: [...session.inputMetadata], outputs: [...session.outputMetadata] },
+      };
     }
     case "run": {
       const session = sessions.get(m.session);
@@ -32,7 +35,10 @@ async function handle(m: ToSessionWorker): Promise<FromSessionWorker> {
     case "release": {
       const session = sessions.get(m.session);
       sessions.delete(m.session);
-      await session?.then((s) => s.release(), () => undefined);
+      await session?.then(
+        (s) => s.release(),
+        () => undefined,
+      );
       return { id: m.id };
     }
   }

@@ -14,7 +14,9 @@ export interface FeedTensor {
 export interface ModelSession {
   inputMetadata: readonly ort.InferenceSession.ValueMetadata[];
   outputMetadata: readonly ort.InferenceSession.ValueMetadata[];
-  run(feeds: Record<string, FeedTensor>): Promise<Record<string, { data: TensorData; dims: readonly number[] }>>;
+  run(
+    feeds: Record<string, FeedTensor>,
+  ): Promise<Record<string, { data: TensorData; dims: readonly number[] }>>;
   release(): Promise<void>;
 }
 
@@ -23,24 +25,38 @@ type Loaded = { inputs: ort.InferenceSession.ValueMetadata[]; outputs: ort.Infer
 
 /** To the inference thread: every message names the session it is about and carries a call id. */
 export type ToSessionWorker =
-  | { kind: "load"; id: number; session: number; bytes: Uint8Array; options: ort.InferenceSession.SessionOptions }
+  | {
+      kind: "load";
+      id: number;
+      session: number;
+      bytes: Uint8Array;
+      options: ort.InferenceSession.SessionOptions;
+    }
   | { kind: "run"; id: number; session: number; feeds: Record<string, FeedTensor> }
   | { kind: "release"; id: number; session: number };
 /** From the inference thread: the answer to call `id`. */
 export type FromSessionWorker = { id: number; error?: string; loaded?: Loaded; outputs?: Outputs };
 
 /** One onnxruntime run on plain tensors, the same on this thread and on a worker thread. */
-export async function runOnPlainTensors(session: ort.InferenceSession, feeds: Record<string, FeedTensor>): Promise<Outputs> {
+export async function runOnPlainTensors(
+  session: ort.InferenceSession,
+  feeds: Record<string, FeedTensor>,
+): Promise<Outputs> {
   const tensors: Record<string, ort.Tensor> = {};
-  for (const [name, t] of Object.entries(feeds)) tensors[name] = new ort.Tensor(t.type as "float32", t.data as Float32Array, t.dims);
+  for (const [name, t] of Object.entries(feeds))
+    tensors[name] = new ort.Tensor(t.type as "float32", t.data as Float32Array, t.dims);
   const results = await session.run(tensors);
   const out: Outputs = {};
-  for (const [name, value] of Object.entries(results)) out[name] = { data: value.data as TensorData, dims: value.dims.map(Number) };
+  for (const [name, value] of Object.entries(results))
+    out[name] = { data: value.data as TensorData, dims: value.dims.map(Number) };
   return out;
 }
 
 /** A session on this thread: run blocks the event loop for the length of the onnxruntime call. */
-export async function localSession(bytes: Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<ModelSession> {
+export async function localSession(
+  bytes: Uint8Array,
+  options: ort.InferenceSession.SessionOptions,
+): Promise<ModelSession> {
   const session = await ort.InferenceSession.create(bytes, options);
   return {
     inputMetadata: session.inputMetadata,
@@ -59,8 +75,14 @@ export async function localSession(bytes: Uint8Array, options: ort.InferenceSess
  */
 export class InferenceThread {
   private worker: Worker | undefined;
-  private readonly calls = new Map<number, { resolve: (m: FromSessionWorker) => void; reject: (e: Error) => void }>();
-  private readonly sessions = new Map<number, { bytes: Uint8Array; options: ort.InferenceSession.SessionOptions }>();
+  private readonly calls = new Map<
+    number,
+    { resolve: (m: FromSessionWorker) => void; reject: (e: Error) => void }
+  >();
+  private readonly sessions = new Map<
+    number,
+    { bytes: Uint8Array; options: ort.InferenceSession.SessionOptions }
+  >();
   private nextId = 1;
   private nextSession = 1;
 
@@ -86,7 +108,8 @@ export class InferenceThread {
     worker.on("error", (err) => died(`failed: ${err.message}`));
     worker.on("exit", (code) => died(`exited with ${code}`));
     // The worker handles messages in order and each run waits for its session's load.
-    for (const [session, { bytes, options }] of this.sessions) void this.send({ kind: "load", id: this.nextId++, session, bytes, options }).catch(() => undefined);
+    for (const [session, { bytes, options }] of this.sessions)
+      void this.send({ kind: "load", id: this.nextId++, session, bytes, options }).catch(() => undefined);
     return worker;
   }
 

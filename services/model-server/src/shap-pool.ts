@@ -41,12 +41,19 @@ export class ShapPool {
       else job.resolve(m.contributions);
     });
     const fail = (err: unknown) => {
-      for (const job of slot.pending.values()) job.reject(new ValoraError("INTERNAL", `explain worker failed: ${err instanceof Error ? err.message : String(err)}`));
+      for (const job of slot.pending.values())
+        job.reject(
+          new ValoraError(
+            "INTERNAL",
+            `explain worker failed: ${err instanceof Error ? err.message : String(err)}`,
+          ),
+        );
       slot.pending.clear();
       const at = this.slots.indexOf(slot);
       if (at >= 0 && !this.closed) {
         const next = this.spawn();
-        for (const [key, tables] of this.tables) next.worker.postMessage({ kind: "add", key, tables } satisfies ToWorker);
+        for (const [key, tables] of this.tables)
+          next.worker.postMessage({ kind: "add", key, tables } satisfies ToWorker);
         this.slots[at] = next;
       }
     };
@@ -78,7 +85,9 @@ export class ShapPool {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
-      slot.worker.postMessage({ kind: "explain", id, key, rows, count } satisfies ToWorker, [rows.buffer as ArrayBuffer]);
+      slot.worker.postMessage({ kind: "explain", id, key, rows, count } satisfies ToWorker, [
+        rows.buffer as ArrayBuffer,
+      ]);
     });
   }
 

@@ -10,7 +10,9 @@ import { coalesceRows } from "./shap-batch.js";
 
 const tables = new Map<string, CompiledTreeShap>();
 
-export type ToWorker = { kind: "add"; key: string; tables: CompiledTreeShap } | { kind: "explain"; id: number; key: string; rows: Float64Array; count: number };
+export type ToWorker =
+  | { kind: "add"; key: string; tables: CompiledTreeShap }
+  | { kind: "explain"; id: number; key: string; rows: Float64Array; count: number };
 export type FromWorker = { id: number; contributions: Float64Array } | { id: number; error: string };
 type Explain = Extract<ToWorker, { kind: "explain" }>;
 
@@ -28,7 +30,8 @@ function answer(): void {
   for (const [key, group] of byKey) {
     const c = tables.get(key);
     if (!c) {
-      for (const job of group) parentPort!.postMessage({ id: job.id, error: `no TreeSHAP tables for ${key}` } satisfies FromWorker);
+      for (const job of group)
+        parentPort!.postMessage({ id: job.id, error: `no TreeSHAP tables for ${key}` } satisfies FromWorker);
       continue;
     }
     let parts: Float64Array[];
@@ -37,10 +40,18 @@ function answer(): void {
       parts = split(packedShap(c, rows, count));
     } catch (err) {
       // Every request of the batch is answered, with the error, rather than left to time out.
-      for (const job of group) parentPort!.postMessage({ id: job.id, error: err instanceof Error ? err.message : String(err) } satisfies FromWorker);
+      for (const job of group)
+        parentPort!.postMessage({
+          id: job.id,
+          error: err instanceof Error ? err.message : String(err),
+        } satisfies FromWorker);
       continue;
     }
-    group.forEach((job, i) => parentPort!.postMessage({ id: job.id, contributions: parts[i]! } satisfies FromWorker, [parts[i]!.buffer as ArrayBuffer]));
+    group.forEach((job, i) =>
+      parentPort!.postMessage({ id: job.id, contributions: parts[i]! } satisfies FromWorker, [
+        parts[i]!.buffer as ArrayBuffer,
+      ]),
+    );
   }
 }
 

@@ -39,38 +39,80 @@ export function decodeInputs(inputs: RawInput[], specs: TensorSpec[]): Tensor[] 
   inputs.forEach((input, index) => {
     const field = `inputs[${index}]`;
     const spec = byName.get(input.name);
-    if (!spec) throw bad(`${field}.name`, `unknown input tensor "${input.name}"; the model takes ${specs.map((s) => `"${s.name}"`).join(", ")}`);
+    if (!spec)
+      throw bad(
+        `${field}.name`,
+        `unknown input tensor "${input.name}"; the model takes ${specs.map((s) => `"${s.name}"`).join(", ")}`,
+      );
     if (seen.has(input.name)) throw bad(`${field}.name`, `input tensor "${input.name}" is given twice`);
     seen.add(input.name);
-    if (!isDatatype(input.datatype)) throw bad(`${field}.datatype`, `input tensor "${input.name}": datatype "${input.datatype}" is not supported (FP32, FP64, INT64, INT32, BOOL)`);
-    if (input.datatype !== spec.datatype) throw bad(`${field}.datatype`, `input tensor "${input.name}": expected datatype ${spec.datatype}, got ${input.datatype}`);
+    if (!isDatatype(input.datatype))
+      throw bad(
+        `${field}.datatype`,
+        `input tensor "${input.name}": datatype "${input.datatype}" is not supported (FP32, FP64, INT64, INT32, BOOL)`,
+      );
+    if (input.datatype !== spec.datatype)
+      throw bad(
+        `${field}.datatype`,
+        `input tensor "${input.name}": expected datatype ${spec.datatype}, got ${input.datatype}`,
+      );
     const shape = input.shape.map(Number);
-    if (shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw bad(`${field}.shape`, `input tensor "${input.name}": shape [${shape.join(", ")}] has a negative or invalid dimension`);
+    if (shape.some((d) => !Number.isSafeInteger(d) || d < 0))
+      throw bad(
+        `${field}.shape`,
+        `input tensor "${input.name}": shape [${shape.join(", ")}] has a negative or invalid dimension`,
+      );
     if (spec.shape.length > 0 && shape.length !== spec.shape.length) {
-      throw bad(`${field}.shape`, `input tensor "${input.name}": expected rank ${spec.shape.length} (shape [${spec.shape.join(", ")}]), got shape [${shape.join(", ")}]`);
+      throw bad(
+        `${field}.shape`,
+        `input tensor "${input.name}": expected rank ${spec.shape.length} (shape [${spec.shape.join(", ")}]), got shape [${shape.join(", ")}]`,
+      );
     }
     spec.shape.forEach((d, i) => {
-      if (d >= 0 && shape[i] !== d) throw bad(`${field}.shape`, `input tensor "${input.name}": dimension ${i} must be ${d}, got ${shape[i]} (shape [${shape.join(", ")}])`);
+      if (d >= 0 && shape[i] !== d)
+        throw bad(
+          `${field}.shape`,
+          `input tensor "${input.name}": dimension ${i} must be ${d}, got ${shape[i]} (shape [${shape.join(", ")}])`,
+        );
     });
     const count = shape.reduce((a, b) => a * b, 1);
     let data: TensorData;
     if (input.raw !== undefined) {
       const expected = count * DATATYPES[spec.datatype].bytes;
-      if (input.raw.byteLength !== expected) throw bad(`${field}.raw`, `input tensor "${input.name}": raw contents hold ${input.raw.byteLength} bytes, shape [${shape.join(", ")}] of ${spec.datatype} needs ${expected}`);
+      if (input.raw.byteLength !== expected)
+        throw bad(
+          `${field}.raw`,
+          `input tensor "${input.name}": raw contents hold ${input.raw.byteLength} bytes, shape [${shape.join(", ")}] of ${spec.datatype} needs ${expected}`,
+        );
       data = fromRaw(spec.datatype, input.raw);
     } else {
       const values = input.values ?? [];
-      if (values.length !== count) throw bad(`${field}.contents`, `input tensor "${input.name}": ${values.length} elements given, shape [${shape.join(", ")}] needs ${count}`);
+      if (values.length !== count)
+        throw bad(
+          `${field}.contents`,
+          `input tensor "${input.name}": ${values.length} elements given, shape [${shape.join(", ")}] needs ${count}`,
+        );
       const decoded = fromValues(spec.datatype, values);
-      if (typeof decoded === "string") throw bad(`${field}.contents`, `input tensor "${input.name}": ${decoded} (datatype ${spec.datatype})`);
+      if (typeof decoded === "string")
+        throw bad(
+          `${field}.contents`,
+          `input tensor "${input.name}": ${decoded} (datatype ${spec.datatype})`,
+        );
       data = decoded;
     }
     tensors.push({ name: input.name, datatype: spec.datatype, shape, data });
   });
   const missing = specs.filter((s) => !seen.has(s.name));
   if (missing.length > 0) {
-    const details: FieldViolation[] = missing.map((s) => ({ field: "inputs", description: `missing input tensor "${s.name}"` }));
-    throw new ValoraError("INVALID_ARGUMENT", `missing input tensor ${missing.map((s) => `"${s.name}"`).join(", ")}`, { details });
+    const details: FieldViolation[] = missing.map((s) => ({
+      field: "inputs",
+      description: `missing input tensor "${s.name}"`,
+    }));
+    throw new ValoraError(
+      "INVALID_ARGUMENT",
+      `missing input tensor ${missing.map((s) => `"${s.name}"`).join(", ")}`,
+      { details },
+    );
   }
   // Model order, whatever order the client used: batching concatenates tensors position by position.
   const order = new Map(specs.map((s, i) => [s.name, i]));

@@ -14,5 +14,8 @@ export function compiledWorker(name: string, options: { youngGenerationMb?: numb
   const beside = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
   const file = existsSync(beside) ? beside : fileURLToPath(new URL(`../dist/${name}.js`, import.meta.url));
   const young = options.youngGenerationMb === undefined ? 4 : options.youngGenerationMb;
-  return new Worker(file, { execArgv: [], ...(young === null ? {} : { resourceLimits: { maxYoungGenerationSizeMb: young } }) });
+  return new Worker(file, {
+    execArgv: [],
+    ...(young === null ? {} : { resourceLimits: { maxYoungGenerationSizeMb: young } }),
+  });
 }

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { Batcher, type Tensor } from "../src/index.js";
 
-const row = (v: number): Tensor[] => [{ name: "x", datatype: "FP32", shape: [1, 2], data: new Float32Array([v, v * 10]) }];
+const row = (v: number): Tensor[] => [
+  { name: "x", datatype: "FP32", shape: [1, 2], data: new Float32Array([v, v * 10]) },
+];
 
 /** Doubles every value; records the batch sizes it saw. */
 function doubling(delayMs = 1) {
@@ -45,10 +47,13 @@ describe("Batcher", () => {
 
   it("rejects every request of a failed batch, and keeps serving", async () => {
     let fail = true;
-    const b = new Batcher(async (inputs) => {
-      if (fail) throw new Error("boom");
-      return inputs;
-    }, { maxBatchSize: 8, maxDelayMicros: 1000 });
+    const b = new Batcher(
+      async (inputs) => {
+        if (fail) throw new Error("boom");
+        return inputs;
+      },
+      { maxBatchSize: 8, maxDelayMicros: 1000 },
+    );
     const settled = await Promise.allSettled([b.submit(row(1)), b.submit(row(2))]);
     expect(settled.map((s) => s.status)).toEqual(["rejected", "rejected"]);
     fail = false;

@@ -4,7 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pathToFileURL } from "node:url";
 import { GRPCInferenceService } from "@valora/proto/inference/v2/grpc_predict_v2_pb";
 import { Explainer } from "@valora/proto/valora/v1/explain_pb";
-import { Health as HealthService, HealthCheckResponse_ServingStatus } from "@valora/proto/grpc/health/v1/health_pb";
+import {
+  Health as HealthService,
+  HealthCheckResponse_ServingStatus,
+} from "@valora/proto/grpc/health/v1/health_pb";
 import { createClient, createRegistry, createServiceBase, ValoraError, type Client } from "@valora/kit";
 import { captureLogs, seededRandom } from "@valora/kit/testing";
 import { createModelServer, type ModelServer } from "../src/index.js";
@@ -23,7 +26,11 @@ describe("model server over loopback (gRPC + REST, real onnxruntime)", () => {
 
   beforeAll(async () => {
     const { logger } = captureLogs("model-server");
-    const base = createServiceBase({ name: "model-server", logger, registry: createRegistry({ service: "model-server", collectDefault: false }) });
+    const base = createServiceBase({
+      name: "model-server",
+      logger,
+      registry: createRegistry({ service: "model-server", collectDefault: false }),
+    });
     server = createModelServer(base, {
       models: [
         { name: "homes", version: "3", uri: url(fx.trees) },
@@ -50,7 +57,11 @@ describe("model server over loopback (gRPC + REST, real onnxruntime)", () => {
   });
 
   const post = async (path: string, body: unknown) => {
-    const res = await fetch(`${rest}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const res = await fetch(`${rest}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
 
@@ -60,30 +71,54 @@ describe("model server over loopback (gRPC + REST, real onnxruntime)", () => {
     expect((await grpc.modelReady({ name: "homes" })).ready).toBe(true);
     const md = await grpc.modelMetadata({ name: "sk" });
     expect(md.platform).toBe("onnxruntime_onnx");
-    expect(md.inputs.map((i) => [i.name, i.datatype, i.shape.map(Number)])).toEqual([["float_input", "FP32", [-1, 3]]]);
+    expect(md.inputs.map((i) => [i.name, i.datatype, i.shape.map(Number)])).toEqual([
+      ["float_input", "FP32", [-1, 3]],
+    ]);
     expect(md.outputs.map((i) => [i.name, i.datatype])).toEqual([["variable", "FP32"]]);
     const restMd = await (await fetch(`${rest}/v2/models/homes/versions/3`)).json();
-    expect(restMd).toMatchObject({ name: "homes", versions: ["3"], inputs: [{ name: "features", datatype: "FP32", shape: [-1, 6] }] });
+    expect(restMd).toMatchObject({
+      name: "homes",
+      versions: ["3"],
+      inputs: [{ name: "features", datatype: "FP32", shape: [-1, 6] }],
+    });
     expect((await fetch(`${rest}/v2/health/ready`)).status).toBe(200);
     expect((await fetch(`${rest}/v2/models/homes/ready`)).status).toBe(200);
     const health = createClient(HealthService, `127.0.0.1:${grpcPort}`);
-    expect((await health.check({ service: "inference.GRPCInferenceService" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
-    expect((await health.check({ service: "valora.v1.Explainer" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    expect((await health.check({ service: "inference.GRPCInferenceService" })).status).toBe(
+      HealthCheckResponse_ServingStatus.SERVING,
+    );
+    expect((await health.check({ service: "valora.v1.Explainer" })).status).toBe(
+      HealthCheckResponse_ServingStatus.SERVING,
+    );
     health.close();
   });
 
   it("infers with typed contents and with raw little-endian bytes over gRPC, matching onnxruntime", async () => {
     const rnd = seededRandom(3);
     const x = Float32Array.from({ length: 6 * 4 }, () => rnd() * 10);
-    const expected = (await reference.run({ features: new ort.Tensor("float32", x, [4, 6]) }))["value"]!.data as Float32Array;
-    const typed = await grpc.modelInfer({ modelName: "homes", inputs: [{ name: "features", datatype: "FP32", shape: [4n, 6n], contents: { fp32Contents: Array.from(x) } }] });
+    const expected = (await reference.run({ features: new ort.Tensor("float32", x, [4, 6]) }))["value"]!
+      .data as Float32Array;
+    const typed = await grpc.modelInfer({
+      modelName: "homes",
+      inputs: [
+        { name: "features", datatype: "FP32", shape: [4n, 6n], contents: { fp32Contents: Array.from(x) } },
+      ],
+    });
     expect(typed.modelVersion).toBe("3");
     expect(typed.outputs[0]?.shape).toEqual([4n, 1n]);
     expect(typed.outputs[0]?.contents?.fp32Contents).toEqual(Array.from(expected));
-    const raw = await grpc.modelInfer({ modelName: "homes", modelVersion: "3", id: "r1", inputs: [{ name: "features", datatype: "FP32", shape: [4n, 6n] }], rawInputContents: [new Uint8Array(x.buffer)] });
+    const raw = await grpc.modelInfer({
+      modelName: "homes",
+      modelVersion: "3",
+      id: "r1",
+      inputs: [{ name: "features", datatype: "FP32", shape: [4n, 6n] }],
+      rawInputContents: [new Uint8Array(x.buffer)],
+    });
     expect(raw.id).toBe("r1");
     const out = raw.rawOutputContents[0]!;
-    expect(Array.from(new Float32Array(out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength)))).toEqual(Array.from(expected));
+    expect(
+      Array.from(new Float32Array(out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength))),
+    ).toEqual(Array.from(expected));
   });
 
   it("round-trips FP64, INT64, INT32, BOOL and FP32 over gRPC and REST", async () => {
@@ -91,7 +126,12 @@ describe("model server over loopback (gRPC + REST, real onnxruntime)", () => {
       modelName: "dtypes",
       inputs: [
         { name: "a", datatype: "FP64", shape: [1n, 2n], contents: { fp64Contents: [1.5, -2.25] } },
-        { name: "b", datatype: "INT64", shape: [1n, 2n], contents: { int64Contents: [9007199254740993n, -3n] } },
+        {
+          name: "b",
+          datatype: "INT64",
+          shape: [1n, 2n],
+          contents: { int64Contents: [9007199254740993n, -3n] },
+        },
         { name: "c", datatype: "INT32", shape: [1n, 1n], contents: { intContents: [-7] } },
         { name: "d", datatype: "BOOL", shape: [1n, 1n], contents: { boolContents: [true] } },
         { name: "e", datatype: "FP32", shape: [1n, 1n], contents: { fp32Contents: [0.5] } },
@@ -107,7 +147,15 @@ describe("model server over loopback (gRPC + REST, real onnxruntime)", () => {
     const r = await post("/v2/models/dtypes/infer", {
       id: "j1",
       inputs: [
-        { name: "a", datatype: "FP64", shape: [2, 2], data: [[1, 2], [3, 4]] },
+        {
+          name: "a",
+          datatype: "FP64",
+          shape: [2, 2],
+          data: [
+            [1, 2],
+            [3, 4],
+          ],
+        },
         { name: "b", datatype: "INT64", shape: [2, 2], data: [1, 2, 3, 4] },
         { name: "c", datatype: "INT32", shape: [2, 1], data: [5, 6] },
         { name: "d", datatype: "BOOL", shape: [2, 1], data: [true, false] },
@@ -117,7 +165,9 @@ describe("model server over loopback (gRPC + REST, real onnxruntime)", () => {
     });
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ model_name: "dtypes", model_version: "1", id: "j1" });
-    const outs = Object.fromEntries((r.body["outputs"] as { name: string; data: unknown[] }[]).map((o) => [o.name, o.data]));
+    const outs = Object.fromEntries(
+      (r.body["outputs"] as { name: string; data: unknown[] }[]).map((o) => [o.name, o.data]),
+    );
     expect(Object.keys(outs).sort()).toEqual(["b_out", "d_out", "e_out"]);
     expect(outs["d_out"]).toEqual([false, true]);
     expect(outs["b_out"]).toEqual([1, 2, 3, 4]);
@@ -125,41 +175,90 @@ describe("model server over loopback (gRPC + REST, real onnxruntime)", () => {
   });
 
   it("answers bad requests with 400 / INVALID_ARGUMENT and unknown models with 404 / NOT_FOUND, naming the tensor", async () => {
-    const wrongType = await post("/v2/models/homes/infer", { inputs: [{ name: "features", datatype: "INT64", shape: [1, 6], data: [1, 2, 3, 4, 5, 6] }] });
+    const wrongType = await post("/v2/models/homes/infer", {
+      inputs: [{ name: "features", datatype: "INT64", shape: [1, 6], data: [1, 2, 3, 4, 5, 6] }],
+    });
     expect(wrongType.status).toBe(400);
     expect(wrongType.body["error"]).toContain('input tensor "features": expected datatype FP32, got INT64');
-    const wrongCount = await post("/v2/models/homes/infer", { inputs: [{ name: "features", datatype: "FP32", shape: [1, 6], data: [1, 2, 3] }] });
+    const wrongCount = await post("/v2/models/homes/infer", {
+      inputs: [{ name: "features", datatype: "FP32", shape: [1, 6], data: [1, 2, 3] }],
+    });
     expect(wrongCount.status).toBe(400);
     expect(wrongCount.body["error"]).toContain('"features"');
-    const wrongShape = await post("/v2/models/homes/infer", { inputs: [{ name: "features", datatype: "FP32", shape: [1, 5], data: [1, 2, 3, 4, 5] }] });
+    const wrongShape = await post("/v2/models/homes/infer", {
+      inputs: [{ name: "features", datatype: "FP32", shape: [1, 5], data: [1, 2, 3, 4, 5] }],
+    });
     expect(wrongShape.status).toBe(400);
-    expect(wrongShape.body).toMatchObject({ code: "INVALID_ARGUMENT", details: [{ field: "inputs[0].shape" }] });
+    expect(wrongShape.body).toMatchObject({
+      code: "INVALID_ARGUMENT",
+      details: [{ field: "inputs[0].shape" }],
+    });
     const schema = await post("/v2/models/homes/infer", { inputs: [{ name: "features", shape: [-1] }] });
     expect(schema.status).toBe(400);
     expect(schema.body["code"]).toBe("INVALID_ARGUMENT");
-    const garbage = await fetch(`${rest}/v2/models/homes/infer`, { method: "POST", headers: { "content-type": "application/json" }, body: "{not json" });
+    const garbage = await fetch(`${rest}/v2/models/homes/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{not json",
+    });
     expect(garbage.status).toBe(400);
-    expect((await post("/v2/models/nope/infer", { inputs: [{ name: "x", datatype: "FP32", shape: [1], data: [1] }] })).status).toBe(404);
-    const badVersion = await post("/v2/models/homes/versions/9/infer", { inputs: [{ name: "features", datatype: "FP32", shape: [1, 6], data: [1, 2, 3, 4, 5, 6] }] });
+    expect(
+      (
+        await post("/v2/models/nope/infer", {
+          inputs: [{ name: "x", datatype: "FP32", shape: [1], data: [1] }],
+        })
+      ).status,
+    ).toBe(404);
+    const badVersion = await post("/v2/models/homes/versions/9/infer", {
+      inputs: [{ name: "features", datatype: "FP32", shape: [1, 6], data: [1, 2, 3, 4, 5, 6] }],
+    });
     expect(badVersion.status).toBe(404);
     expect(badVersion.body["error"]).toContain('version "9"');
 
-    const grpcErr = await grpc.modelInfer({ modelName: "homes", inputs: [{ name: "features", datatype: "FP32", shape: [2n, 6n], contents: { fp32Contents: [1] } }] }).catch((e: unknown) => e);
+    const grpcErr = await grpc
+      .modelInfer({
+        modelName: "homes",
+        inputs: [{ name: "features", datatype: "FP32", shape: [2n, 6n], contents: { fp32Contents: [1] } }],
+      })
+      .catch((e: unknown) => e);
     expect(grpcErr).toBeInstanceOf(ValoraError);
     expect((grpcErr as ValoraError).code).toBe("INVALID_ARGUMENT");
     expect((grpcErr as ValoraError).message).toContain('"features"');
     const notFound = await grpc.modelMetadata({ name: "ghost" }).catch((e: unknown) => e);
     expect((notFound as ValoraError).code).toBe("NOT_FOUND");
-    const both = await grpc.modelInfer({ modelName: "homes", inputs: [{ name: "features", datatype: "FP32", shape: [1n, 6n], contents: { fp32Contents: [1, 2, 3, 4, 5, 6] } }], rawInputContents: [new Uint8Array(24)] }).catch((e: unknown) => e);
+    const both = await grpc
+      .modelInfer({
+        modelName: "homes",
+        inputs: [
+          {
+            name: "features",
+            datatype: "FP32",
+            shape: [1n, 6n],
+            contents: { fp32Contents: [1, 2, 3, 4, 5, 6] },
+          },
+        ],
+        rawInputContents: [new Uint8Array(24)],
+      })
+      .catch((e: unknown) => e);
     expect((both as ValoraError).code).toBe("INVALID_ARGUMENT");
   });
 
   it("explains with exact TreeSHAP: base value plus contributions equals the served output to 1e-4", async () => {
     const rnd = seededRandom(99);
-    const rows = Array.from({ length: 50 }, () => Array.from({ length: 6 }, () => (rnd() < 0.05 ? Number.NaN : rnd() * 10)));
+    const rows = Array.from({ length: 50 }, () =>
+      Array.from({ length: 6 }, () => (rnd() < 0.05 ? Number.NaN : rnd() * 10)),
+    );
     const flat = Float32Array.from(rows.flat());
-    const served = (await grpc.modelInfer({ modelName: "homes", inputs: [{ name: "features", datatype: "FP32", shape: [50n, 6n] }], rawInputContents: [new Uint8Array(flat.buffer)] })).rawOutputContents[0]!;
-    const outputs = new Float32Array(served.buffer.slice(served.byteOffset, served.byteOffset + served.byteLength));
+    const served = (
+      await grpc.modelInfer({
+        modelName: "homes",
+        inputs: [{ name: "features", datatype: "FP32", shape: [50n, 6n] }],
+        rawInputContents: [new Uint8Array(flat.buffer)],
+      })
+    ).rawOutputContents[0]!;
+    const outputs = new Float32Array(
+      served.buffer.slice(served.byteOffset, served.byteOffset + served.byteLength),
+    );
     const res = await explainer.explain({ modelName: "homes", rows: rows.map((values) => ({ values })) });
     expect(res.explanations).toHaveLength(50);
     res.explanations.forEach((e, i) => {
@@ -168,11 +267,16 @@ describe("model server over loopback (gRPC + REST, real onnxruntime)", () => {
       expect(e.method).toBe("tree_shap");
       expect(e.contributions.map((c) => c.feature).sort()).toEqual([...FEATURES].sort());
     });
-    const top = await post("/v2/models/homes/explain", { rows: [rows[0]!.map((v) => (Number.isNaN(v) ? null : v))], top_k: 2 });
+    const top = await post("/v2/models/homes/explain", {
+      rows: [rows[0]!.map((v) => (Number.isNaN(v) ? null : v))],
+      top_k: 2,
+    });
     expect(top.status).toBe(200);
     const e0 = (top.body["explanations"] as { contributions: { contribution: number }[] }[])[0]!;
     expect(e0.contributions).toHaveLength(2);
-    expect(Math.abs(e0.contributions[0]!.contribution)).toBeGreaterThanOrEqual(Math.abs(e0.contributions[1]!.contribution));
+    expect(Math.abs(e0.contributions[0]!.contribution)).toBeGreaterThanOrEqual(
+      Math.abs(e0.contributions[1]!.contribution),
+    );
   });
 
   it("hands out the model's own metadata (feature names) for pipelines, and NOT_FOUND for unknown models", async () => {
@@ -185,39 +289,70 @@ describe("model server over loopback (gRPC + REST, real onnxruntime)", () => {
   it("explains a scikit-learn-style export with uniform covers, and refuses non-tree models with UNIMPLEMENTED", async () => {
     const sk = await explainer.explain({ modelName: "sk", rows: [{ values: [1, 2, 3] }] });
     expect(sk.explanations[0]?.method).toBe("tree_shap_uniform_cover");
-    const served = await grpc.modelInfer({ modelName: "sk", inputs: [{ name: "float_input", datatype: "FP32", shape: [1n, 3n], contents: { fp32Contents: [1, 2, 3] } }] });
+    const served = await grpc.modelInfer({
+      modelName: "sk",
+      inputs: [
+        { name: "float_input", datatype: "FP32", shape: [1n, 3n], contents: { fp32Contents: [1, 2, 3] } },
+      ],
+    });
     const e = sk.explanations[0]!;
-    expect(e.baseValue + e.contributions.reduce((s, c) => s + c.contribution, 0)).toBeCloseTo(served.outputs[0]!.contents!.fp32Contents[0]!, 4);
-    const linear = await explainer.explain({ modelName: "linear", rows: [{ values: [1, 2, 3] }] }).catch((err: unknown) => err);
+    expect(e.baseValue + e.contributions.reduce((s, c) => s + c.contribution, 0)).toBeCloseTo(
+      served.outputs[0]!.contents!.fp32Contents[0]!,
+      4,
+    );
+    const linear = await explainer
+      .explain({ modelName: "linear", rows: [{ values: [1, 2, 3] }] })
+      .catch((err: unknown) => err);
     expect((linear as ValoraError).code).toBe("UNIMPLEMENTED");
     expect((await post("/v2/models/linear/explain", { rows: [[1, 2, 3]] })).status).toBe(501);
-    const lin = await post("/v2/models/linear/infer", { inputs: [{ name: "x", datatype: "FP32", shape: [1, 3], data: [1, 1, 1] }] });
+    const lin = await post("/v2/models/linear/infer", {
+      inputs: [{ name: "x", datatype: "FP32", shape: [1, 3], data: [1, 1, 1] }],
+    });
     expect((lin.body["outputs"] as { data: number[] }[])[0]!.data).toEqual([6]);
   });
 
   it("coalesces concurrent one-row requests into batches, each answer matching onnxruntime", async () => {
     const rnd = seededRandom(5);
     const rows = Array.from({ length: 64 }, () => Array.from({ length: 6 }, () => rnd() * 10));
-    const expected = (await reference.run({ features: new ort.Tensor("float32", Float32Array.from(rows.flat()), [64, 6]) }))["value"]!.data as Float32Array;
+    const expected = (
+      await reference.run({ features: new ort.Tensor("float32", Float32Array.from(rows.flat()), [64, 6]) })
+    )["value"]!.data as Float32Array;
     const before = await batchRuns();
-    const answers = await Promise.all(rows.map((r) => grpc.modelInfer({ modelName: "homes", inputs: [{ name: "features", datatype: "FP32", shape: [1n, 6n], contents: { fp32Contents: r } }] })));
+    const answers = await Promise.all(
+      rows.map((r) =>
+        grpc.modelInfer({
+          modelName: "homes",
+          inputs: [{ name: "features", datatype: "FP32", shape: [1n, 6n], contents: { fp32Contents: r } }],
+        }),
+      ),
+    );
     // onnxruntime sums trees in a different order for batches of different sizes: equal to float32 rounding.
     answers.forEach((a, i) => expect(a.outputs[0]!.contents!.fp32Contents[0]).toBeCloseTo(expected[i]!, 5));
     const runs = (await batchRuns()) - before;
     expect(runs).toBeLessThan(64);
     const metrics = await (await fetch(`${rest}/metrics`)).text();
-    expect(metrics).toMatch(/valora_model_requests_total\{model="homes",version="3",protocol="grpc",kind="infer",code="OK",service="model-server"\} \d+/);
-    expect(metrics).toMatch(/valora_model_requests_total\{model="homes",version="3",protocol="rest",kind="infer",code="INVALID_ARGUMENT"/);
-    expect(metrics).toMatch(/valora_model_queue_seconds_bucket\{le="0.001",service="model-server",model="homes",version="3"\} \d+/);
+    expect(metrics).toMatch(
+      /valora_model_requests_total\{model="homes",version="3",protocol="grpc",kind="infer",code="OK",service="model-server"\} \d+/,
+    );
+    expect(metrics).toMatch(
+      /valora_model_requests_total\{model="homes",version="3",protocol="rest",kind="infer",code="INVALID_ARGUMENT"/,
+    );
+    expect(metrics).toMatch(
+      /valora_model_queue_seconds_bucket\{le="0.001",service="model-server",model="homes",version="3"\} \d+/,
+    );
     // Names of models that are not served never become label values (no cardinality blow-up).
     expect(metrics).not.toContain('model="nope"');
-    expect(metrics).toMatch(/valora_model_requests_total\{model="_unknown_",version="",protocol="rest",kind="infer",code="NOT_FOUND"/);
+    expect(metrics).toMatch(
+      /valora_model_requests_total\{model="_unknown_",version="",protocol="rest",kind="infer",code="NOT_FOUND"/,
+    );
     expect(metrics).toContain('valora_model_ready{model="homes",version="3",service="model-server"} 1');
   });
 
   async function batchRuns(): Promise<number> {
     const text = await (await fetch(`${rest}/metrics`)).text();
-    const m = /valora_model_batch_rows_count\{model="homes",version="3",service="model-server"\} (\d+)/.exec(text);
+    const m = /valora_model_batch_rows_count\{model="homes",version="3",service="model-server"\} (\d+)/.exec(
+      text,
+    );
     return Number(m?.[1] ?? 0);
   }
 });

@@ -27,7 +27,9 @@ describe("onnxruntime on the inference thread (ORT_WORKER_THREAD)", () => {
       expect(Array.from(b["value"]!.data as Float32Array)).toEqual(expected);
       expect(b["value"]!.dims).toEqual([40, 1]);
       expect(c["variable"]!.dims).toEqual([1, 1]);
-      await expect(there.run({ features: { type: "float32", data: new Float32Array(5), dims: [1, 5] } })).rejects.toThrow(/dimension|Got invalid|index/i);
+      await expect(
+        there.run({ features: { type: "float32", data: new Float32Array(5), dims: [1, 5] } }),
+      ).rejects.toThrow(/dimension|Got invalid|index/i);
       // A worker that dies is replaced: the next run starts a new one with both models loaded again.
       // (Killed while idle: onnxruntime-node aborts the whole process when its thread is torn down mid-run.)
       await worker.terminate();
@@ -47,9 +49,13 @@ describe("onnxruntime on the inference thread (ORT_WORKER_THREAD)", () => {
     const thread = new InferenceThread();
     const good = await thread.load(readFileSync(fx.trees), options);
     try {
-      await expect(thread.load(new Uint8Array([1, 2, 3, 4]), options)).rejects.toThrow(/protobuf|parse|load|model/i);
+      await expect(thread.load(new Uint8Array([1, 2, 3, 4]), options)).rejects.toThrow(
+        /protobuf|parse|load|model/i,
+      );
       const data = new Float32Array(6);
-      expect((await good.run({ features: { type: "float32", data, dims: [1, 6] } }))["value"]!.dims).toEqual([1, 1]);
+      expect((await good.run({ features: { type: "float32", data, dims: [1, 6] } }))["value"]!.dims).toEqual([
+        1, 1,
+      ]);
     } finally {
       await good.release();
     }

@@ -9,7 +9,9 @@ describe("ShapPool: TreeSHAP on worker threads over shared tables", () => {
   const ensemble = randomEnsemble(5, { trees: 40, depth: 5, features: 6 });
   const tables = compileTreeShap(ensemble);
   const rnd = seededRandom(3);
-  const rows = Array.from({ length: 20 }, () => Array.from({ length: 6 }, () => (rnd() < 0.1 ? Number.NaN : rnd() * 10)));
+  const rows = Array.from({ length: 20 }, () =>
+    Array.from({ length: 6 }, () => (rnd() < 0.1 ? Number.NaN : rnd() * 10)),
+  );
   const packed = () => Float64Array.from(rows.flat());
 
   it("answers what the event loop would, for concurrent requests spread over its workers, and after a worker dies", async () => {
@@ -17,13 +19,20 @@ describe("ShapPool: TreeSHAP on worker threads over shared tables", () => {
     try {
       pool.add("m@1", tables);
       const expected = rows.map((r) => shapValues(ensemble, r).contributions);
-      const answers = await Promise.all(Array.from({ length: 6 }, () => pool.contributions("m@1", packed(), rows.length)));
-      for (const out of answers) rows.forEach((_, r) => expected[r]!.forEach((v, j) => expect(out[r * 6 + j]).toBeCloseTo(v, 12)));
+      const answers = await Promise.all(
+        Array.from({ length: 6 }, () => pool.contributions("m@1", packed(), rows.length)),
+      );
+      for (const out of answers)
+        rows.forEach((_, r) => expected[r]!.forEach((v, j) => expect(out[r * 6 + j]).toBeCloseTo(v, 12)));
       // A worker that dies fails its requests and is replaced with the tables re-shared.
-      const victim = (pool as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }).slots[0]!.worker;
+      const victim = (pool as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }).slots[0]!
+        .worker;
       await victim.terminate();
       await new Promise((r) => setTimeout(r, 50));
-      const again = await Promise.all([pool.contributions("m@1", packed(), rows.length), pool.contributions("m@1", packed(), rows.length)]);
+      const again = await Promise.all([
+        pool.contributions("m@1", packed(), rows.length),
+        pool.contributions("m@1", packed(), rows.length),
+      ]);
       for (const out of again) expect(out[0]).toBeCloseTo(expected[0]![0]!, 12);
       await expect(pool.contributions("ghost@1", packed(), 1)).rejects.toMatchObject({ code: "INTERNAL" });
     } finally {
@@ -42,10 +51,16 @@ describe("ShapPool: TreeSHAP on worker threads over shared tables", () => {
         from += n;
         return mine;
       });
-      const answers = await Promise.all(requests.map((mine) => pool.contributions("m@1", Float64Array.from(mine.flat()), mine.length)));
+      const answers = await Promise.all(
+        requests.map((mine) => pool.contributions("m@1", Float64Array.from(mine.flat()), mine.length)),
+      );
       requests.forEach((mine, q) => {
         expect(answers[q]).toHaveLength(mine.length * 6);
-        mine.forEach((x, r) => shapValues(ensemble, x).contributions.forEach((v, j) => expect(answers[q]![r * 6 + j]).toBeCloseTo(v, 12)));
+        mine.forEach((x, r) =>
+          shapValues(ensemble, x).contributions.forEach((v, j) =>
+            expect(answers[q]![r * 6 + j]).toBeCloseTo(v, 12),
+          ),
+        );
       });
     } finally {
       await pool.close();
@@ -53,12 +68,18 @@ describe("ShapPool: TreeSHAP on worker threads over shared tables", () => {
   });
 
   it("coalesces packed rows and cuts the answer back per request", () => {
-    const jobs = [{ rows: Float64Array.of(1, 2, 3, 4), count: 2 }, { rows: Float64Array.of(5, 6), count: 1 }];
+    const jobs = [
+      { rows: Float64Array.of(1, 2, 3, 4), count: 2 },
+      { rows: Float64Array.of(5, 6), count: 1 },
+    ];
     const { rows: block, count, split } = coalesceRows(jobs, 2);
     expect(count).toBe(3);
     expect([...block]).toEqual([1, 2, 3, 4, 5, 6]);
     const parts = split(Float64Array.of(10, 20, 30, 40, 50, 60));
-    expect(parts.map((p) => [...p])).toEqual([[10, 20, 30, 40], [50, 60]]);
+    expect(parts.map((p) => [...p])).toEqual([
+      [10, 20, 30, 40],
+      [50, 60],
+    ]);
     expect(parts[0]!.buffer).not.toBe(parts[1]!.buffer);
   });
 

@@ -4,12 +4,21 @@ import type { AssetClassEntry } from "./service.js";
 /** The parts of the custom resources the orchestrator reads (what the operator and users write). */
 export interface AssetPipelineObject {
   metadata: { name: string; namespace?: string };
-  spec: { assetClass: string; currency?: string; model: { name: string }; input: { fields: InputField[] }; cache?: { ttlSeconds?: number } };
+  spec: {
+    assetClass: string;
+    currency?: string;
+    model: { name: string };
+    input: { fields: InputField[] };
+    cache?: { ttlSeconds?: number };
+  };
 }
 export interface ValuationModelObject {
   metadata: { name: string };
   spec: { champion: { version: string }; candidate?: { strategy?: string } };
-  status?: { champion?: { version: string }; routing?: { version: string; role: "champion" | "canary" | "shadow"; endpoint: string; weight: number }[] };
+  status?: {
+    champion?: { version: string };
+    routing?: { version: string; role: "champion" | "canary" | "shadow"; endpoint: string; weight: number }[];
+  };
 }
 
 export interface CatalogClass {
@@ -23,7 +32,10 @@ export interface CatalogClass {
  * champion version is the one the operator reports serving (status), else the one declared; the
  * routes are the ValuationModel's `status.routing`.
  */
-export function catalogFrom(pipelines: AssetPipelineObject[], models: ValuationModelObject[]): Map<string, CatalogClass> {
+export function catalogFrom(
+  pipelines: AssetPipelineObject[],
+  models: ValuationModelObject[],
+): Map<string, CatalogClass> {
   const byName = new Map(models.map((m) => [m.metadata.name, m]));
   const out = new Map<string, CatalogClass>();
   for (const ap of pipelines) {

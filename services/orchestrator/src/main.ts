@@ -2,7 +2,19 @@ import { IngestService } from "@valora/proto/valora/v1/ingest_pb";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
-import { UsageRecorder, pollEvery, serveGrpc, createClient, createPgPool, createRedis, createServiceBase, kubeReader, loadConfig, vars, z } from "@valora/kit";
+import {
+  UsageRecorder,
+  pollEvery,
+  serveGrpc,
+  createClient,
+  createPgPool,
+  createRedis,
+  createServiceBase,
+  kubeReader,
+  loadConfig,
+  vars,
+  z,
+} from "@valora/kit";
 import { MemoryCache, RedisCache } from "./cache.js";
 import { jobService } from "./jobs/service.js";
 import { JobStore } from "./jobs/store.js";
@@ -10,7 +22,13 @@ import { JobWorker } from "./jobs/worker.js";
 import { migrateJobs } from "./jobs/migrations.js";
 import { JobResultsEnv, jobResultsFrom } from "./jobs/results-config.js";
 import { valueRowsWith } from "./jobs/value-rows.js";
-import { catalogFrom, pipelineAddress, type AssetPipelineObject, type CatalogClass, type ValuationModelObject } from "./kube-catalog.js";
+import {
+  catalogFrom,
+  pipelineAddress,
+  type AssetPipelineObject,
+  type CatalogClass,
+  type ValuationModelObject,
+} from "./kube-catalog.js";
 import { pipelineDispatch } from "./pipeline-dispatch.js";
 import { registryHooks } from "./registry-hooks.js";
 import { valuationService } from "./service.js";
@@ -47,41 +65,92 @@ export const OrchestratorEnv = JobResultsEnv.extend({
  */
 export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
   const c = loadConfig(OrchestratorEnv, env);
-  const base = createServiceBase({ name: "orchestrator", logLevel: c.LOG_LEVEL, drainDelayMs: c.SHUTDOWN_DRAIN_DELAY_MS, exit: (code) => process.exit(code) });
+  const base = createServiceBase({
+    name: "orchestrator",
+    logLevel: c.LOG_LEVEL,
+    drainDelayMs: c.SHUTDOWN_DRAIN_DELAY_MS,
+    exit: (code) => process.exit(code),
+  });
   const log = base.logger;
   const kube = kubeReader(c.KUBE_API_URL ? { url: c.KUBE_API_URL } : {});
   const prefix = `/apis/valora.dev/v1alpha1/namespaces/${c.POD_NAMESPACE}`;
   let catalog = new Map<string, CatalogClass>();
   let loaded = false;
   const refresh = async () => {
-    const [aps, vms] = await Promise.all([kube.list<AssetPipelineObject>(`${prefix}/assetpipelines`), kube.list<ValuationModelObject>(`${prefix}/valuationmodels`)]);
+    const [aps, vms] = await Promise.all([
+      kube.list<AssetPipelineObject>(`${prefix}/assetpipelines`),
+      kube.list<ValuationModelObject>(`${prefix}/valuationmodels`),
+    ]);
     const next = catalogFrom(aps, vms);
-    const summary = (m: Map<string, CatalogClass>) => JSON.stringify([...m].map(([k, v]) => [k, v.entry.championVersion(), v.entry.routes()]));
-    if (!loaded || summary(next) !== summary(catalog)) log.info({ assetClasses: [...next.keys()] }, "catalog changed");
+    const summary = (m: Map<string, CatalogClass>) =>
+      JSON.stringify([...m].map(([k, v]) => [k, v.entry.championVersion(), v.entry.routes()]));
+    if (!loaded || summary(next) !== summary(catalog))
+      log.info({ assetClasses: [...next.keys()] }, "catalog changed");
     catalog = next;
     loaded = true;
   };
 
-  const pipelines = pipelineDispatch({ addressOf: (assetClass) => pipelineAddress(c.PIPELINE_ADDR_TEMPLATE, catalog.get(assetClass)!.pipeline, c.POD_NAMESPACE), timeoutMs: c.PIPELINE_TIMEOUT_MS, registry: base.registry });
+  const pipelines = pipelineDispatch({
+    addressOf: (assetClass) =>
+      pipelineAddress(c.PIPELINE_ADDR_TEMPLATE, catalog.get(assetClass)!.pipeline, c.POD_NAMESPACE),
+    timeoutMs: c.PIPELINE_TIMEOUT_MS,
+    registry: base.registry,
+  });
   const dispatch = pipelines.dispatch;
 
   const redis = c.REDIS_URL ? createRedis({ url: c.REDIS_URL, logger: log }) : undefined;
-  const usage = c.USAGE_ADDR ? createClient(UsageService, c.USAGE_ADDR, { timeoutMs: 10_000, registry: base.registry }) : undefined;
+  const usage = c.USAGE_ADDR
+    ? createClient(UsageService, c.USAGE_ADDR, { timeoutMs: 10_000, registry: base.registry })
+    : undefined;
   if (!usage) log.warn("USAGE_ADDR not set: valuations are not metered");
-  const recorder = usage ? new UsageRecorder({ send: (events) => usage.recordUsage({ events }), logger: log, registry: base.registry }) : undefined;
-  const tenants = c.TENANTS_ADDR ? createClient(TenantService, c.TENANTS_ADDR, { timeoutMs: 10_000, registry: base.registry }) : undefined;
-  const ingest = c.INGEST_ADDR ? createClient(IngestService, c.INGEST_ADDR, { timeoutMs: 5000, registry: base.registry }) : undefined;
-  const pool = c.DATABASE_URL ? createPgPool({ url: c.DATABASE_URL, applicationName: "valora-orchestrator", logger: log }) : undefined;
+  const recorder = usage
+    ? new UsageRecorder({
+        send: (events) => usage.recordUsage({ events }),
+        logger: log,
+        registry: base.registry,
+      })
+    : undefined;
+  const tenants = c.TENANTS_ADDR
+    ? createClient(TenantService, c.TENANTS_ADDR, { timeoutMs: 10_000, registry: base.registry })
+    : undefined;
+  const ingest = c.INGEST_ADDR
+    ? createClient(IngestService, c.INGEST_ADDR, { timeoutMs: 5000, registry: base.registry })
+    : undefined;
+  const pool = c.DATABASE_URL
+    ? createPgPool({ url: c.DATABASE_URL, applicationName: "valora-orchestrator", logger: log })
+    : undefined;
   if (pool) await migrateJobs(pool);
   const store = pool ? new JobStore(pool) : undefined;
   const results = jobResultsFrom(c);
 
   const services = [
-    valuationService({ catalog: (a) => catalog.get(a)?.entry, assetClasses: () => [...catalog.keys()], dispatch, cache: redis ? new RedisCache(redis) : new MemoryCache(), registry: base.registry, ...(recorder ? { usage: valuationUsage(recorder) } : {}), ...(ingest ? registryHooks(ingest, log) : {}) }),
-    ...(store ? [jobService({ store, fields: (a) => catalog.get(a)?.entry.fields, ...(results ? { objects: results.objects } : {}), onCreated: () => worker?.wake() })] : []),
+    valuationService({
+      catalog: (a) => catalog.get(a)?.entry,
+      assetClasses: () => [...catalog.keys()],
+      dispatch,
+      cache: redis ? new RedisCache(redis) : new MemoryCache(),
+      registry: base.registry,
+      ...(recorder ? { usage: valuationUsage(recorder) } : {}),
+      ...(ingest ? registryHooks(ingest, log) : {}),
+    }),
+    ...(store
+      ? [
+          jobService({
+            store,
+            fields: (a) => catalog.get(a)?.entry.fields,
+            ...(results ? { objects: results.objects } : {}),
+            onCreated: () => worker?.wake(),
+          }),
+        ]
+      : []),
   ];
   base.health.addCheck("catalog", async () => loaded);
-  const { port, opsPort, ops } = await serveGrpc(base, { services, host: c.HOST, grpcPort: c.GRPC_PORT, metricsPort: c.METRICS_PORT });
+  const { port, opsPort, ops } = await serveGrpc(base, {
+    services,
+    host: c.HOST,
+    grpcPort: c.GRPC_PORT,
+    metricsPort: c.METRICS_PORT,
+  });
 
   // Job workers value through this pod's own ValuationService, like any other client.
   const self = createClient(ValuationService, `127.0.0.1:${port}`, { timeoutMs: 60_000 });
@@ -97,12 +166,32 @@ export async function main(env: Record<string, string | undefined> = process.env
           leaseSeconds: c.JOB_LEASE_SECONDS,
           retentionDays: 30,
           ...(results ? { results } : {}),
-          ...(tenants ? { onFinished: async (job) => void (await tenants.publish({ tenantId: job.tenantId, eventId: `job-${job.id}`, type: "job.completed", data: { jobId: job.id, assetClass: job.assetClass, totalRows: job.totalRows, doneRows: job.doneRows, failedRows: job.failedRows } })) } : {}),
+          ...(tenants
+            ? {
+                onFinished: async (job) =>
+                  void (await tenants.publish({
+                    tenantId: job.tenantId,
+                    eventId: `job-${job.id}`,
+                    type: "job.completed",
+                    data: {
+                      jobId: job.id,
+                      assetClass: job.assetClass,
+                      totalRows: job.totalRows,
+                      doneRows: job.doneRows,
+                      failedRows: job.failedRows,
+                    },
+                  })),
+              }
+            : {}),
         })
       : undefined;
   worker?.start();
 
-  const poller = pollEvery(refresh, { intervalMs: c.CATALOG_POLL_MS, logger: log, message: "could not read AssetPipelines; keeping the last catalog" });
+  const poller = pollEvery(refresh, {
+    intervalMs: c.CATALOG_POLL_MS,
+    logger: log,
+    message: "could not read AssetPipelines; keeping the last catalog",
+  });
 
   base.shutdown.register("job-worker", async () => worker?.stop());
   base.shutdown.register("catalog", () => poller.stop());

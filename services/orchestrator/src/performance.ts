@@ -29,11 +29,25 @@ export class PerformanceTracker {
 
   constructor(private readonly window = 2048) {}
 
-  record(model: string, version: string, role: string, latencyMs: number, outcome: "ok" | "error" | "fallback"): void {
+  record(
+    model: string,
+    version: string,
+    role: string,
+    latencyMs: number,
+    outcome: "ok" | "error" | "fallback",
+  ): void {
     const key = `${model}\u0000${version}`;
     let w = this.versions.get(key);
     if (!w) {
-      w = { role, requests: 0, errors: 0, fallbacks: 0, latencies: new Float64Array(this.window), next: 0, filled: 0 };
+      w = {
+        role,
+        requests: 0,
+        errors: 0,
+        fallbacks: 0,
+        latencies: new Float64Array(this.window),
+        next: 0,
+        filled: 0,
+      };
       this.versions.set(key, w);
     }
     w.role = role;
@@ -51,7 +65,15 @@ export class PerformanceTracker {
       const [m, version] = key.split("\u0000") as [string, string];
       if (m !== model) continue;
       const sorted = w.latencies.slice(0, w.filled).sort();
-      out.push({ version, role: w.role, requests: w.requests, errors: w.errors, fallbacks: w.fallbacks, latencyP50Ms: w.filled ? quantile(sorted, 0.5) : 0, latencyP99Ms: w.filled ? quantile(sorted, 0.99) : 0 });
+      out.push({
+        version,
+        role: w.role,
+        requests: w.requests,
+        errors: w.errors,
+        fallbacks: w.fallbacks,
+        latencyP50Ms: w.filled ? quantile(sorted, 0.5) : 0,
+        latencyP99Ms: w.filled ? quantile(sorted, 0.99) : 0,
+      });
     }
     return out.sort((a, b) => a.version.localeCompare(b.version));
   }

@@ -6,17 +6,32 @@ import type { Dispatch } from "./service.js";
  * Dispatch to pipeline Services over gRPC: one client per address (a Service name, resolved by the
  * cluster's DNS or `valora up`'s service map), created on first use and kept.
  */
-export function pipelineDispatch(o: { addressOf: (assetClass: string) => string; timeoutMs: number; registry?: Registry }): { dispatch: Dispatch; close(): void } {
+export function pipelineDispatch(o: {
+  addressOf: (assetClass: string) => string;
+  timeoutMs: number;
+  registry?: Registry;
+}): { dispatch: Dispatch; close(): void } {
   const clients = new Map<string, Client<typeof PipelineService>>();
   const dispatch: Dispatch = async (assetClass, items, options) => {
     const address = o.addressOf(assetClass);
     let client = clients.get(address);
     if (!client) {
-      client = createClient(PipelineService, address, { timeoutMs: o.timeoutMs, ...(o.registry ? { registry: o.registry } : {}) });
+      client = createClient(PipelineService, address, {
+        timeoutMs: o.timeoutMs,
+        ...(o.registry ? { registry: o.registry } : {}),
+      });
       clients.set(address, client);
     }
-    const { results } = await client.run({ assetClass, items: items.map((i) => ({ assetKey: i.assetKey, attributes: i.attributes as never })), lean: options?.lean ?? false });
-    return results.map((r) => (r.outcome.case === "valuation" ? { index: r.index, valuation: r.outcome.value } : { index: r.index, ...(r.outcome.case === "error" ? { error: r.outcome.value } : {}) }));
+    const { results } = await client.run({
+      assetClass,
+      items: items.map((i) => ({ assetKey: i.assetKey, attributes: i.attributes as never })),
+      lean: options?.lean ?? false,
+    });
+    return results.map((r) =>
+      r.outcome.case === "valuation"
+        ? { index: r.index, valuation: r.outcome.value }
+        : { index: r.index, ...(r.outcome.case === "error" ? { error: r.outcome.value } : {}) },
+    );
   };
   return {
     dispatch,

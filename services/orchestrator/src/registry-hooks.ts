@@ -9,11 +9,15 @@ import type { OrchestratorDeps } from "./service.js";
  * an unregistered asset is "not found" (undefined); outcome records are sent without holding the
  * answer back, and a failure to record is logged, never the valuation's failure.
  */
-export function registryHooks(ingest: Client<typeof IngestService>, logger: Logger): Required<Pick<OrchestratorDeps, "assets" | "outcomes">> {
+export function registryHooks(
+  ingest: Client<typeof IngestService>,
+  logger: Logger,
+): Required<Pick<OrchestratorDeps, "assets" | "outcomes">> {
   return {
     async assets(assetClass, assetId) {
       try {
-        const attributes: JsonObject | undefined = (await ingest.getAsset({ assetClass, assetId })).asset?.attributes;
+        const attributes: JsonObject | undefined = (await ingest.getAsset({ assetClass, assetId })).asset
+          ?.attributes;
         return attributes;
       } catch (err) {
         if (toValoraError(err).code === "NOT_FOUND") return undefined;
@@ -22,7 +26,14 @@ export function registryHooks(ingest: Client<typeof IngestService>, logger: Logg
     },
     outcomes(valuations) {
       const valuedAt = timestampFromDate(new Date());
-      ingest.recordValuations({ valuations: valuations.map((v) => ({ ...v, valuedAt })) }).catch((err: unknown) => logger.warn({ err: toValoraError(err).message, count: valuations.length }, "could not record valuations for outcome tracking"));
+      ingest
+        .recordValuations({ valuations: valuations.map((v) => ({ ...v, valuedAt })) })
+        .catch((err: unknown) =>
+          logger.warn(
+            { err: toValoraError(err).message, count: valuations.length },
+            "could not record valuations for outcome tracking",
+          ),
+        );
     },
   };
 }

@@ -1,7 +1,23 @@
 import { fromBinary, toBinary, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
-import { ValuationService, ValuationSchema, type Valuation, type ValuationResultSchema } from "@valora/proto/valora/v1/valuation_pb";
+import {
+  ValuationService,
+  ValuationSchema,
+  type Valuation,
+  type ValuationResultSchema,
+} from "@valora/proto/valora/v1/valuation_pb";
 import { Route } from "@valora/proto/valora/v1/valuation_pb";
-import { ValoraError, counter, implement, isErrorCode, normaliseWithKey, toValoraError, type InputField, type Normalised, type Registry, type ServiceRegistration } from "@valora/kit";
+import {
+  ValoraError,
+  counter,
+  implement,
+  isErrorCode,
+  normaliseWithKey,
+  toValoraError,
+  type InputField,
+  type Normalised,
+  type Registry,
+  type ServiceRegistration,
+} from "@valora/kit";
 import { DecodedMemo, type ValuationCache } from "./cache.js";
 import { PerformanceTracker } from "./performance.js";
 
@@ -22,7 +38,17 @@ export interface AssetClassEntry {
 type ResultInit = MessageInitShape<typeof ValuationResultSchema>;
 
 /** Sends normalised items to the asset class's pipeline (valora.v1.PipelineService/Run). */
-export type Dispatch = (assetClass: string, items: { assetKey: string; attributes: Normalised }[], options?: { lean?: boolean }) => Promise<{ index: number; valuation?: Valuation; error?: { code: string; message: string; violations: { field: string; description: string }[] } }[]>;
+export type Dispatch = (
+  assetClass: string,
+  items: { assetKey: string; attributes: Normalised }[],
+  options?: { lean?: boolean },
+) => Promise<
+  {
+    index: number;
+    valuation?: Valuation;
+    error?: { code: string; message: string; violations: { field: string; description: string }[] };
+  }[]
+>;
 
 /** Per-tenant quota, checked before any work (issue 9 brings plans; this is the hook). */
 export type QuotaCheck = (tenantId: string, units: number) => Promise<void>;
@@ -64,7 +90,8 @@ type Metadata = { get(key: string): (string | Buffer)[] };
 const tenantOf = (m: Metadata): string => String(m.get("x-tenant-id")[0] ?? "default");
 const metered = (m: Metadata): boolean => m.get("x-valora-usage")[0] !== "job";
 
-const cacheKey = (assetClass: string, version: string, key: string): string => `${assetClass}:${version}:${key}`;
+const cacheKey = (assetClass: string, version: string, key: string): string =>
+  `${assetClass}:${version}:${key}`;
 
 /**
  * valora.v1.ValuationService: validates and normalises each item against its asset class's input
@@ -75,18 +102,41 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
   const maxBatch = d.maxBatch ?? 100;
   const perf = d.performance ?? new PerformanceTracker();
   const decoded = new DecodedMemo((bytes) => fromBinary(ValuationSchema, bytes));
-  const hits = d.registry ? counter(d.registry, "valora_valuation_cache_total", "Valuation cache lookups by result.", ["asset_class", "result"]) : undefined;
+  const hits = d.registry
+    ? counter(d.registry, "valora_valuation_cache_total", "Valuation cache lookups by result.", [
+        "asset_class",
+        "result",
+      ])
+    : undefined;
 
   const entryFor = (assetClass: string): AssetClassEntry => {
     const entry = d.catalog(assetClass);
-    if (!entry) throw new ValoraError("NOT_FOUND", `unknown asset class "${assetClass}"`, { details: [{ field: "asset_class", description: "no AssetPipeline with this name" }] });
+    if (!entry)
+      throw new ValoraError("NOT_FOUND", `unknown asset class "${assetClass}"`, {
+        details: [{ field: "asset_class", description: "no AssetPipeline with this name" }],
+      });
     return entry;
   };
 
-  const valueMany = async (assetClass: string, items: { attributes?: JsonObject; assetId: string }[], skipCache: boolean, tenantId: string, meter: boolean, lean = false): Promise<ResultInit[]> => {
+  const valueMany = async (
+    assetClass: string,
+    items: { attributes?: JsonObject; assetId: string }[],
+    skipCache: boolean,
+    tenantId: string,
+    meter: boolean,
+    lean = false,
+  ): Promise<ResultInit[]> => {
     const entry = entryFor(assetClass);
-    if (items.length === 0) throw new ValoraError("INVALID_ARGUMENT", "no items", { details: [{ field: "items", description: "at least one item" }] });
-    if (items.length > maxBatch) throw new ValoraError("INVALID_ARGUMENT", `${items.length} items is more than the ${maxBatch} a batch may hold`, { details: [{ field: "items", description: `at most ${maxBatch}` }] });
+    if (items.length === 0)
+      throw new ValoraError("INVALID_ARGUMENT", "no items", {
+        details: [{ field: "items", description: "at least one item" }],
+      });
+    if (items.length > maxBatch)
+      throw new ValoraError(
+        "INVALID_ARGUMENT",
+        `${items.length} items is more than the ${maxBatch} a batch may hold`,
+        { details: [{ field: "items", description: `at most ${maxBatch}` }] },
+      );
     if (d.quota) await d.quota(tenantId, items.length);
     const version = entry.championVersion() ?? "unknown";
     const results = new Array<ResultInit>(items.length);
@@ -97,26 +147,45 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
           const given = item.attributes ?? {};
           const registered = item.assetId && d.assets ? await d.assets(assetClass, item.assetId) : undefined;
           if (item.assetId && d.assets && !registered && Object.keys(given).length === 0) {
-            throw new ValoraError("NOT_FOUND", `asset "${item.assetId}" is not in the registry; send its attributes`, { details: [{ field: "assetId", description: "not registered" }] });
+            throw new ValoraError(
+              "NOT_FOUND",
+              `asset "${item.assetId}" is not in the registry; send its attributes`,
+              { details: [{ field: "assetId", description: "not registered" }] },
+            );
           }
-          const { attributes, key } = normaliseWithKey(entry.fields, registered ? { ...registered, ...given } : given, item.assetId || undefined);
+          const { attributes, key } = normaliseWithKey(
+            entry.fields,
+            registered ? { ...registered, ...given } : given,
+            item.assetId || undefined,
+          );
           const ck = cacheKey(assetClass, version, key);
           const cached = skipCache ? undefined : await d.cache.get(ck);
           hits?.inc({ asset_class: assetClass, result: skipCache ? "skipped" : cached ? "hit" : "miss" });
           if (cached) {
             // A copy of the shared decoded message: the memo's stays as cached.
-            const v = { ...decoded.get(ck, cached), cached: true, ...(lean ? { comparables: [], explanation: undefined } : {}) };
+            const v = {
+              ...decoded.get(ck, cached),
+              cached: true,
+              ...(lean ? { comparables: [], explanation: undefined } : {}),
+            };
             results[index] = { index, outcome: { case: "valuation", value: v } };
           } else pending.push({ index, assetKey: key, attributes: attributes(), key: ck });
         } catch (err) {
           const e = toValoraError(err);
-          results[index] = { index, outcome: { case: "error", value: { code: e.code, message: e.message, violations: e.details } } };
+          results[index] = {
+            index,
+            outcome: { case: "error", value: { code: e.code, message: e.message, violations: e.details } },
+          };
         }
       }),
     );
     if (pending.length > 0) {
       const started = performance.now();
-      const answers = await d.dispatch(assetClass, pending.map((p) => ({ assetKey: p.assetKey, attributes: p.attributes })), lean ? { lean } : undefined);
+      const answers = await d.dispatch(
+        assetClass,
+        pending.map((p) => ({ assetKey: p.assetKey, attributes: p.attributes })),
+        lean ? { lean } : undefined,
+      );
       const ms = performance.now() - started;
       for (const a of answers) {
         const m = a.valuation?.model;
@@ -131,9 +200,16 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
             results[p.index] = { index: p.index, outcome: { case: "valuation", value: a.valuation } };
             // Fallback answers are not cached: the model may be back for the next request. Lean answers
             // (no comparables, no explanation) are not either: a full request must not get one.
-            if (a.valuation.model?.route !== Route.FALLBACK && !lean) await d.cache.set(p.key, toBinary(ValuationSchema, a.valuation), entry.cacheTtlSeconds);
+            if (a.valuation.model?.route !== Route.FALLBACK && !lean)
+              await d.cache.set(p.key, toBinary(ValuationSchema, a.valuation), entry.cacheTtlSeconds);
           } else {
-            results[p.index] = { index: p.index, outcome: { case: "error", value: a.error ?? { code: "INTERNAL", message: "pipeline returned nothing", violations: [] } } };
+            results[p.index] = {
+              index: p.index,
+              outcome: {
+                case: "error",
+                value: a.error ?? { code: "INTERNAL", message: "pipeline returned nothing", violations: [] },
+              },
+            };
           }
         }),
       );
@@ -142,7 +218,18 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
       const valued = items.flatMap((item, i): ValuedAsset[] => {
         const r = results[i]?.outcome;
         const m = r?.case === "valuation" ? r.value.model : undefined;
-        return item.assetId && r?.case === "valuation" && m && m.route !== Route.FALLBACK ? [{ assetClass, assetId: item.assetId, model: entry.model, modelVersion: m.version ?? "", value: r.value.value ?? 0, tenantId }] : [];
+        return item.assetId && r?.case === "valuation" && m && m.route !== Route.FALLBACK
+          ? [
+              {
+                assetClass,
+                assetId: item.assetId,
+                model: entry.model,
+                modelVersion: m.version ?? "",
+                value: r.value.value ?? 0,
+                tenantId,
+              },
+            ]
+          : [];
       });
       if (valued.length > 0) d.outcomes(valued);
     }
@@ -155,21 +242,56 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
 
   return implement(ValuationService, {
     async value(req, call) {
-      const [r] = await valueMany(req.assetClass, [{ attributes: req.attributes, assetId: req.assetId }], req.skipCache, tenantOf(call.metadata), metered(call.metadata));
+      const [r] = await valueMany(
+        req.assetClass,
+        [{ attributes: req.attributes, assetId: req.assetId }],
+        req.skipCache,
+        tenantOf(call.metadata),
+        metered(call.metadata),
+      );
       if (r?.outcome?.case === "valuation") return { valuation: r.outcome.value };
       const e = r?.outcome?.case === "error" ? r.outcome.value : undefined;
       const code = e?.code && isErrorCode(e.code) ? e.code : "INTERNAL";
-      throw new ValoraError(code, e?.message ?? "no result", { details: (e?.violations ?? []).map((v) => ({ field: v.field ?? "", description: v.description ?? "" })) });
+      throw new ValoraError(code, e?.message ?? "no result", {
+        details: (e?.violations ?? []).map((v) => ({
+          field: v.field ?? "",
+          description: v.description ?? "",
+        })),
+      });
     },
     async valueBatch(req, call) {
-      return { results: await valueMany(req.assetClass, req.items, req.skipCache, tenantOf(call.metadata), metered(call.metadata), req.lean) };
+      return {
+        results: await valueMany(
+          req.assetClass,
+          req.items,
+          req.skipCache,
+          tenantOf(call.metadata),
+          metered(call.metadata),
+          req.lean,
+        ),
+      };
     },
     async listAssetClasses() {
       return {
         assetClasses: d.assetClasses().flatMap((name) => {
           const e = d.catalog(name);
           if (!e) return [];
-          return [{ name, model: e.model, currency: e.currency, fields: e.fields.map((f) => ({ name: f.name, type: f.type, required: f.required, enum: f.enum ?? [], feature: f.feature, ...(f.min !== undefined ? { min: f.min } : {}), ...(f.max !== undefined ? { max: f.max } : {}) })) }];
+          return [
+            {
+              name,
+              model: e.model,
+              currency: e.currency,
+              fields: e.fields.map((f) => ({
+                name: f.name,
+                type: f.type,
+                required: f.required,
+                enum: f.enum ?? [],
+                feature: f.feature,
+                ...(f.min !== undefined ? { min: f.min } : {}),
+                ...(f.max !== undefined ? { max: f.max } : {}),
+              })),
+            },
+          ];
         }),
       };
     },
@@ -187,9 +309,27 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
               assetClass: name,
               championVersion: e.championVersion() ?? "",
               candidateVersion: candidate?.version ?? "",
-              candidateStrategy: candidate ? (e.candidateStrategy?.() ?? (candidate.role === "shadow" ? "Shadow" : "Canary")) : "",
-              candidateTrafficPercent: candidate && candidate.role !== "shadow" ? Math.round((100 * candidate.weight) / Math.max(1, routes.filter((r) => r.role !== "shadow").reduce((s, r) => s + r.weight, 0))) : 0,
-              performance: perf.of(e.model).map((p) => ({ ...p, role: served.get(p.version) ?? p.role, requests: BigInt(p.requests), errors: BigInt(p.errors), fallbacks: BigInt(p.fallbacks), medianAbsDeltaPct: 0 })),
+              candidateStrategy: candidate
+                ? (e.candidateStrategy?.() ?? (candidate.role === "shadow" ? "Shadow" : "Canary"))
+                : "",
+              candidateTrafficPercent:
+                candidate && candidate.role !== "shadow"
+                  ? Math.round(
+                      (100 * candidate.weight) /
+                        Math.max(
+                          1,
+                          routes.filter((r) => r.role !== "shadow").reduce((s, r) => s + r.weight, 0),
+                        ),
+                    )
+                  : 0,
+              performance: perf.of(e.model).map((p) => ({
+                ...p,
+                role: served.get(p.version) ?? p.role,
+                requests: BigInt(p.requests),
+                errors: BigInt(p.errors),
+                fallbacks: BigInt(p.fallbacks),
+                medianAbsDeltaPct: 0,
+              })),
             },
           ];
         }),

@@ -22,14 +22,37 @@ export const JobWorkerEnv = JobResultsEnv.extend({
  */
 export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
   const c = loadConfig(JobWorkerEnv, env);
-  const base = createServiceBase({ name: "job-worker", logLevel: c.LOG_LEVEL, exit: (code) => process.exit(code) });
-  const pool = createPgPool({ url: c.DATABASE_URL, applicationName: "valora-job-worker", logger: base.logger });
+  const base = createServiceBase({
+    name: "job-worker",
+    logLevel: c.LOG_LEVEL,
+    exit: (code) => process.exit(code),
+  });
+  const pool = createPgPool({
+    url: c.DATABASE_URL,
+    applicationName: "valora-job-worker",
+    logger: base.logger,
+  });
   await migrateJobs(pool);
-  const valuations = createClient(ValuationService, c.ORCHESTRATOR_ADDR, { timeoutMs: 60_000, registry: base.registry });
-  const usage = c.USAGE_ADDR ? createClient(UsageService, c.USAGE_ADDR, { timeoutMs: 10_000, registry: base.registry }) : undefined;
+  const valuations = createClient(ValuationService, c.ORCHESTRATOR_ADDR, {
+    timeoutMs: 60_000,
+    registry: base.registry,
+  });
+  const usage = c.USAGE_ADDR
+    ? createClient(UsageService, c.USAGE_ADDR, { timeoutMs: 10_000, registry: base.registry })
+    : undefined;
   if (!usage) base.logger.warn("USAGE_ADDR not set: job rows are not metered");
   const results = jobResultsFrom(c);
-  const worker = new JobWorker({ store: new JobStore(pool), value: valueRowsWith((req, o) => valuations.valueBatch(req, o)), ...(usage ? { recordUsage: jobRowUsage((req) => usage.recordUsage(req)) } : {}), logger: base.logger, registry: base.registry, concurrency: c.JOB_WORKER_CONCURRENCY, leaseSeconds: c.JOB_LEASE_SECONDS, retentionDays: c.JOB_RETENTION_DAYS, ...(results ? { results } : {}) });
+  const worker = new JobWorker({
+    store: new JobStore(pool),
+    value: valueRowsWith((req, o) => valuations.valueBatch(req, o)),
+    ...(usage ? { recordUsage: jobRowUsage((req) => usage.recordUsage(req)) } : {}),
+    logger: base.logger,
+    registry: base.registry,
+    concurrency: c.JOB_WORKER_CONCURRENCY,
+    leaseSeconds: c.JOB_LEASE_SECONDS,
+    retentionDays: c.JOB_RETENTION_DAYS,
+    ...(results ? { results } : {}),
+  });
   worker.start();
   base.shutdown.register("worker", () => worker.stop());
   base.shutdown.register("clients", async () => {

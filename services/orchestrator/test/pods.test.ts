@@ -12,7 +12,15 @@ import { JobService, JobStatus } from "@valora/proto/valora/v1/jobs_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { IngestService } from "@valora/proto/valora/v1/ingest_pb";
 import { Route, ValuationService } from "@valora/proto/valora/v1/valuation_pb";
-import { createClient, createGrpcServer, createPgPool, createServiceBase, type Client, type GrpcServer, type Pool } from "@valora/kit";
+import {
+  createClient,
+  createGrpcServer,
+  createPgPool,
+  createServiceBase,
+  type Client,
+  type GrpcServer,
+  type Pool,
+} from "@valora/kit";
 import { captureLogs, freshDatabase } from "@valora/kit/testing";
 import { createModelServer, type ModelServer } from "@valora/model-server";
 import { insertSales, migrateSales, salesFromCsv } from "@valora/comparables";
@@ -23,30 +31,76 @@ import { catalogFrom, pipelineAddress } from "../src/index.js";
 const root = join(import.meta.dirname, "..", "..", "..");
 const bin = join(root, "services", "cli", "dist", "bin.js");
 const url = process.env["DATABASE_URL"];
-const docs = parseAllDocuments(readFileSync(join(root, "manifests", "autos.yaml"), "utf8")).map((d) => d.toJS() as Record<string, unknown> & { metadata: { name: string }; spec: Record<string, unknown> });
+const docs = parseAllDocuments(readFileSync(join(root, "manifests", "autos.yaml"), "utf8")).map(
+  (d) => d.toJS() as Record<string, unknown> & { metadata: { name: string }; spec: Record<string, unknown> },
+);
 const [vmDoc, apDoc] = docs as [(typeof docs)[number], (typeof docs)[number]];
 
 describe("orchestrator catalog from custom resources (pure)", () => {
   it("joins AssetPipelines with their ValuationModel's served version and routing", () => {
-    const routing = [{ version: "v2", role: "champion" as const, endpoint: "m:8001", weight: 90 }, { version: "v3", role: "canary" as const, endpoint: "c:8001", weight: 10 }];
-    const cat = catalogFrom([{ metadata: { name: "homes" }, spec: { assetClass: "homes", model: { name: "hm" }, input: { fields: [] } } }], [{ metadata: { name: "hm" }, spec: { champion: { version: "v1" }, candidate: { strategy: "Canary" } }, status: { champion: { version: "v2" }, routing } }]);
+    const routing = [
+      { version: "v2", role: "champion" as const, endpoint: "m:8001", weight: 90 },
+      { version: "v3", role: "canary" as const, endpoint: "c:8001", weight: 10 },
+    ];
+    const cat = catalogFrom(
+      [
+        {
+          metadata: { name: "homes" },
+          spec: { assetClass: "homes", model: { name: "hm" }, input: { fields: [] } },
+        },
+      ],
+      [
+        {
+          metadata: { name: "hm" },
+          spec: { champion: { version: "v1" }, candidate: { strategy: "Canary" } },
+          status: { champion: { version: "v2" }, routing },
+        },
+      ],
+    );
     const e = cat.get("homes")!;
     expect(e.pipeline).toBe("homes");
     expect(e.entry.championVersion()).toBe("v2");
     expect(e.entry.routes()).toEqual(routing);
     expect(e.entry.candidateStrategy?.()).toBe("Canary");
-    expect(catalogFrom([{ metadata: { name: "x" }, spec: { assetClass: "x", model: { name: "none" }, input: { fields: [] } } }], []).get("x")!.entry.championVersion()).toBeUndefined();
-    expect(pipelineAddress("{name}.{namespace}.svc:9090", "Real_Estate", "prod")).toBe("pipeline-real-estate.prod.svc:9090");
+    expect(
+      catalogFrom(
+        [
+          {
+            metadata: { name: "x" },
+            spec: { assetClass: "x", model: { name: "none" }, input: { fields: [] } },
+          },
+        ],
+        [],
+      )
+        .get("x")!
+        .entry.championVersion(),
+    ).toBeUndefined();
+    expect(pipelineAddress("{name}.{namespace}.svc:9090", "Real_Estate", "prod")).toBe(
+      "pipeline-real-estate.prod.svc:9090",
+    );
     // The address names the Service the operator renders, long names included.
     const long = `${"valuation-".repeat(8)}homes`;
-    const service = pipelineObjects({ ...(apDoc as never as Parameters<typeof pipelineObjects>[0]), metadata: { name: long, namespace: "prod" } }, { image: "valora:test" }).find((o) => o.kind === "Service")!;
+    const service = pipelineObjects(
+      {
+        ...(apDoc as never as Parameters<typeof pipelineObjects>[0]),
+        metadata: { name: long, namespace: "prod" },
+      },
+      { image: "valora:test" },
+    ).find((o) => o.kind === "Service")!;
     expect(pipelineAddress("{name}", long, "prod")).toBe(service.metadata.name);
   });
 });
 
 /** Starts a `valora serve` process and resolves with its "listening" log line. */
-function serve(args: string[], env: Record<string, string>, listening: string): Promise<{ child: ChildProcess; line: Record<string, unknown> }> {
-  const child = spawn(process.execPath, [bin, "serve", ...args], { env: { ...process.env, LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "inherit"] });
+function serve(
+  args: string[],
+  env: Record<string, string>,
+  listening: string,
+): Promise<{ child: ChildProcess; line: Record<string, unknown> }> {
+  const child = spawn(process.execPath, [bin, "serve", ...args], {
+    env: { ...process.env, LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   return new Promise((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`${args[0]} exited with ${code}`)));
     child.stdout.resume();
@@ -57,148 +111,306 @@ function serve(args: string[], env: Record<string, string>, listening: string): 
   });
 }
 
-describe.skipIf(!url || !existsSync(bin))("orchestrator and pipeline pods against a Kubernetes API double", () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let pool: Pool;
-  let models: ModelServer;
-  let kube: Server;
-  let usageServer: GrpcServer;
-  let valuations: Client<typeof ValuationService>;
-  let jobs: Client<typeof JobService>;
-  let usage: Client<typeof UsageService>;
-  let ingest: Client<typeof IngestService>;
-  const children: ChildProcess[] = [];
-  const { logger } = captureLogs("pods");
-  const base = createServiceBase({ name: "pods-test", logger });
-  let vm: Record<string, unknown>;
-  const requests: string[] = [];
+describe.skipIf(!url || !existsSync(bin))(
+  "orchestrator and pipeline pods against a Kubernetes API double",
+  () => {
+    let db: { url: string; drop: () => Promise<void> };
+    let pool: Pool;
+    let models: ModelServer;
+    let kube: Server;
+    let usageServer: GrpcServer;
+    let valuations: Client<typeof ValuationService>;
+    let jobs: Client<typeof JobService>;
+    let usage: Client<typeof UsageService>;
+    let ingest: Client<typeof IngestService>;
+    const children: ChildProcess[] = [];
+    const { logger } = captureLogs("pods");
+    const base = createServiceBase({ name: "pods-test", logger });
+    let vm: Record<string, unknown>;
+    const requests: string[] = [];
 
-  beforeAll(async () => {
-    db = await freshDatabase(url!);
-    pool = createPgPool({ url: db.url, max: 2 });
-    await migrateSales(pool);
-    const spec = apDoc.spec as { input: { fields: { name: string; type: "number" | "integer" | "string" | "boolean"; feature: string }[] } };
-    await insertSales(pool, "autos", salesFromCsv(readFileSync(join(root, "models", "data", "car_prices.csv"), "utf8"), { idPrefix: "gm", target: "Price", fields: spec.input.fields }));
-    const usageApp = createUsage(base, { pool });
-    await usageApp.start();
-    usageServer = createGrpcServer({ ...base, services: [usageApp.service] });
-    const usageAddr = `127.0.0.1:${await usageServer.listen("127.0.0.1:0")}`;
-    usage = createClient(UsageService, usageAddr, { timeoutMs: 10_000 });
+    beforeAll(async () => {
+      db = await freshDatabase(url!);
+      pool = createPgPool({ url: db.url, max: 2 });
+      await migrateSales(pool);
+      const spec = apDoc.spec as {
+        input: {
+          fields: { name: string; type: "number" | "integer" | "string" | "boolean"; feature: string }[];
+        };
+      };
+      await insertSales(
+        pool,
+        "autos",
+        salesFromCsv(readFileSync(join(root, "models", "data", "car_prices.csv"), "utf8"), {
+          idPrefix: "gm",
+          target: "Price",
+          fields: spec.input.fields,
+        }),
+      );
+      const usageApp = createUsage(base, { pool });
+      await usageApp.start();
+      usageServer = createGrpcServer({ ...base, services: [usageApp.service] });
+      const usageAddr = `127.0.0.1:${await usageServer.listen("127.0.0.1:0")}`;
+      usage = createClient(UsageService, usageAddr, { timeoutMs: 10_000 });
 
-    // One model server serving the autos model as two versions, like a champion and a new one.
-    const modelUri = pathToFileURL(join(root, "models", "autos", "model.onnx")).href;
-    models = createModelServer(base, { models: [{ name: "autos", version: "gm-v1", uri: modelUri }, { name: "autos", version: "gm-v2", uri: modelUri }], source: { cacheDir: mkdtempSync(join(tmpdir(), "valora-pods-")), allowedHosts: [] }, batching: { maxBatchSize: 32, maxDelayMicros: 200 } });
-    const modelPorts = await models.listen({ host: "127.0.0.1", grpcPort: 0, httpPort: 0 });
-    await models.loaded;
-    const endpoint = `127.0.0.1:${modelPorts.grpcPort}`;
-    vm = { ...vmDoc, metadata: { ...vmDoc.metadata, namespace: "valora" }, status: { champion: { version: "gm-v1", readyReplicas: 1, endpoint }, routing: [{ version: "gm-v1", role: "champion", endpoint, weight: 100 }] } };
-    const ap = { ...apDoc, metadata: { ...apDoc.metadata, namespace: "valora" } };
-    // The Kubernetes API as the pods see it: GETs of the CRs in their namespace.
-    kube = createServer((req, res) => {
-      requests.push(`${req.method} ${req.url}`);
-      const send = (status: number, body: unknown) => res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
-      const p = "/apis/valora.dev/v1alpha1/namespaces/valora";
-      if (req.url === `${p}/valuationmodels/autos`) return send(200, vm);
-      if (req.url === `${p}/valuationmodels`) return send(200, { apiVersion: "valora.dev/v1alpha1", kind: "ValuationModelList", items: [vm] });
-      if (req.url === `${p}/assetpipelines`) return send(200, { apiVersion: "valora.dev/v1alpha1", kind: "AssetPipelineList", items: [ap] });
-      return send(404, { kind: "Status", status: "Failure", reason: "NotFound", code: 404 });
+      // One model server serving the autos model as two versions, like a champion and a new one.
+      const modelUri = pathToFileURL(join(root, "models", "autos", "model.onnx")).href;
+      models = createModelServer(base, {
+        models: [
+          { name: "autos", version: "gm-v1", uri: modelUri },
+          { name: "autos", version: "gm-v2", uri: modelUri },
+        ],
+        source: { cacheDir: mkdtempSync(join(tmpdir(), "valora-pods-")), allowedHosts: [] },
+        batching: { maxBatchSize: 32, maxDelayMicros: 200 },
+      });
+      const modelPorts = await models.listen({ host: "127.0.0.1", grpcPort: 0, httpPort: 0 });
+      await models.loaded;
+      const endpoint = `127.0.0.1:${modelPorts.grpcPort}`;
+      vm = {
+        ...vmDoc,
+        metadata: { ...vmDoc.metadata, namespace: "valora" },
+        status: {
+          champion: { version: "gm-v1", readyReplicas: 1, endpoint },
+          routing: [{ version: "gm-v1", role: "champion", endpoint, weight: 100 }],
+        },
+      };
+      const ap = { ...apDoc, metadata: { ...apDoc.metadata, namespace: "valora" } };
+      // The Kubernetes API as the pods see it: GETs of the CRs in their namespace.
+      kube = createServer((req, res) => {
+        requests.push(`${req.method} ${req.url}`);
+        const send = (status: number, body: unknown) =>
+          res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+        const p = "/apis/valora.dev/v1alpha1/namespaces/valora";
+        if (req.url === `${p}/valuationmodels/autos`) return send(200, vm);
+        if (req.url === `${p}/valuationmodels`)
+          return send(200, { apiVersion: "valora.dev/v1alpha1", kind: "ValuationModelList", items: [vm] });
+        if (req.url === `${p}/assetpipelines`)
+          return send(200, { apiVersion: "valora.dev/v1alpha1", kind: "AssetPipelineList", items: [ap] });
+        return send(404, { kind: "Status", status: "Failure", reason: "NotFound", code: 404 });
+      });
+      await new Promise<void>((r) => kube.listen(0, "127.0.0.1", r));
+      const kubeUrl = `http://127.0.0.1:${(kube.address() as AddressInfo).port}`;
+
+      const configFile = join(mkdtempSync(join(tmpdir(), "valora-pipeline-")), "pipeline.yaml");
+      writeFileSync(configFile, pipelineConfig(ap as never));
+      const common = { KUBE_API_URL: kubeUrl, POD_NAMESPACE: "valora", HOST: "127.0.0.1", METRICS_PORT: "0" };
+      const ingestPod = await serve(
+        ["ingest"],
+        { ...common, GRPC_PORT: "0", DATABASE_URL: db.url, CATALOG_POLL_MS: "200" },
+        "ingest service listening",
+      );
+      children.push(ingestPod.child);
+      const ingestAddr = `127.0.0.1:${String(ingestPod.line["port"])}`;
+      ingest = createClient(IngestService, ingestAddr, { timeoutMs: 10_000 });
+      const pipeline = await serve(
+        ["pipeline"],
+        {
+          ...common,
+          PIPELINE_CONFIG: configFile,
+          GRPC_PORT: "0",
+          DATABASE_URL: db.url,
+          ROUTING_POLL_MS: "200",
+          SALES_POLL_MS: "60000",
+        },
+        "pipeline listening",
+      );
+      children.push(pipeline.child);
+      const orchestrator = await serve(
+        ["orchestrator"],
+        {
+          ...common,
+          GRPC_PORT: "0",
+          DATABASE_URL: db.url,
+          USAGE_ADDR: usageAddr,
+          INGEST_ADDR: ingestAddr,
+          CATALOG_POLL_MS: "200",
+          PIPELINE_ADDR_TEMPLATE: `127.0.0.1:${String(pipeline.line["port"])}`,
+          JOB_WORKER_CONCURRENCY: "2",
+        },
+        "orchestrator listening",
+      );
+      children.push(orchestrator.child);
+      const address = `127.0.0.1:${String(orchestrator.line["port"])}`;
+      valuations = createClient(ValuationService, address, { timeoutMs: 10_000 });
+      jobs = createClient(JobService, address, { timeoutMs: 10_000 });
+    }, 90_000);
+
+    afterAll(async () => {
+      // Wait for the pods to drain and exit while their stdout is still read, then make sure.
+      await Promise.all(
+        children.map((c) =>
+          c.exitCode !== null
+            ? Promise.resolve()
+            : new Promise<void>((resolve) => {
+                const force = setTimeout(() => c.kill("SIGKILL"), 10_000);
+                c.once("exit", () => (clearTimeout(force), resolve()));
+                c.kill("SIGTERM");
+              }),
+        ),
+      );
+      valuations?.close();
+      jobs?.close();
+      ingest?.close();
+      usage?.close();
+      await usageServer?.shutdown(1000);
+      await models?.close();
+      await new Promise((r) => kube?.close(r));
+      await pool?.end();
+      await db?.drop();
     });
-    await new Promise<void>((r) => kube.listen(0, "127.0.0.1", r));
-    const kubeUrl = `http://127.0.0.1:${(kube.address() as AddressInfo).port}`;
 
-    const configFile = join(mkdtempSync(join(tmpdir(), "valora-pipeline-")), "pipeline.yaml");
-    writeFileSync(configFile, pipelineConfig(ap as never));
-    const common = { KUBE_API_URL: kubeUrl, POD_NAMESPACE: "valora", HOST: "127.0.0.1", METRICS_PORT: "0" };
-    const ingestPod = await serve(["ingest"], { ...common, GRPC_PORT: "0", DATABASE_URL: db.url, CATALOG_POLL_MS: "200" }, "ingest service listening");
-    children.push(ingestPod.child);
-    const ingestAddr = `127.0.0.1:${String(ingestPod.line["port"])}`;
-    ingest = createClient(IngestService, ingestAddr, { timeoutMs: 10_000 });
-    const pipeline = await serve(["pipeline"], { ...common, PIPELINE_CONFIG: configFile, GRPC_PORT: "0", DATABASE_URL: db.url, ROUTING_POLL_MS: "200", SALES_POLL_MS: "60000" }, "pipeline listening");
-    children.push(pipeline.child);
-    const orchestrator = await serve(["orchestrator"], { ...common, GRPC_PORT: "0", DATABASE_URL: db.url, USAGE_ADDR: usageAddr, INGEST_ADDR: ingestAddr, CATALOG_POLL_MS: "200", PIPELINE_ADDR_TEMPLATE: `127.0.0.1:${String(pipeline.line["port"])}`, JOB_WORKER_CONCURRENCY: "2" }, "orchestrator listening");
-    children.push(orchestrator.child);
-    const address = `127.0.0.1:${String(orchestrator.line["port"])}`;
-    valuations = createClient(ValuationService, address, { timeoutMs: 10_000 });
-    jobs = createClient(JobService, address, { timeoutMs: 10_000 });
-  }, 90_000);
+    const tenant = { metadata: { "x-tenant-id": "acme" } };
+    const car = {
+      mileage: 8221,
+      cylinder: 6,
+      doors: 4,
+      cruise: true,
+      sound: true,
+      leather: true,
+      buick: true,
+      sedan: true,
+    };
 
-  afterAll(async () => {
-    // Wait for the pods to drain and exit while their stdout is still read, then make sure.
-    await Promise.all(
-      children.map((c) =>
-        c.exitCode !== null
-          ? Promise.resolve()
-          : new Promise<void>((resolve) => {
-              const force = setTimeout(() => c.kill("SIGKILL"), 10_000);
-              c.once("exit", () => (clearTimeout(force), resolve()));
-              c.kill("SIGTERM");
-            }),
-      ),
-    );
-    valuations?.close();
-    jobs?.close();
-    ingest?.close();
-    usage?.close();
-    await usageServer?.shutdown(1000);
-    await models?.close();
-    await new Promise((r) => kube?.close(r));
-    await pool?.end();
-    await db?.drop();
-  });
+    it("values through orchestrator and pipeline pods: comparables from the sales table, the champion the CR routes", async () => {
+      await expect
+        .poll(
+          async () =>
+            (await valuations.value({ assetClass: "autos", attributes: car }, tenant).catch(() => undefined))
+              ?.valuation?.model?.version,
+          { timeout: 30_000, interval: 200 },
+        )
+        .toBe("gm-v1");
+      const { valuation } = await valuations.value(
+        { assetClass: "autos", attributes: { ...car, mileage: 9000 }, skipCache: true },
+        tenant,
+      );
+      expect(valuation!.value).toBeGreaterThan(1000);
+      expect(valuation!.comparables.length).toBeGreaterThan(0);
+      expect(valuation!.explanation!.contributions.length).toBeGreaterThan(0);
+      expect(valuation!.model!.route).toBe(Route.CHAMPION);
+      const err = await valuations
+        .value({ assetClass: "autos", attributes: { ...car, mileage: "lots" } }, tenant)
+        .catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: "INVALID_ARGUMENT" });
+      expect(requests.some((r) => r.includes("/valuationmodels/autos"))).toBe(true);
+    }, 60_000);
 
-  const tenant = { metadata: { "x-tenant-id": "acme" } };
-  const car = { mileage: 8221, cylinder: 6, doors: 4, cruise: true, sound: true, leather: true, buick: true, sedan: true };
+    it("follows a promotion written to the ValuationModel's status, without a restart", async () => {
+      const endpoint = (vm["status"] as { champion: { endpoint: string } }).champion.endpoint;
+      vm = {
+        ...vm,
+        status: {
+          champion: { version: "gm-v2", readyReplicas: 1, endpoint },
+          routing: [{ version: "gm-v2", role: "champion", endpoint, weight: 100 }],
+        },
+      };
+      await expect
+        .poll(
+          async () =>
+            (await valuations.value({ assetClass: "autos", attributes: car, skipCache: true }, tenant))
+              .valuation?.model?.version,
+          { timeout: 20_000, interval: 200 },
+        )
+        .toBe("gm-v2");
+      // The orchestrator pod watches the CR on its own: it may see the promotion a moment after the pipeline.
+      await expect
+        .poll(async () => (await valuations.listModels({}, tenant)).models[0], {
+          timeout: 10_000,
+          interval: 100,
+        })
+        .toMatchObject({ name: "autos", championVersion: "gm-v2" });
+    }, 30_000);
 
-  it("values through orchestrator and pipeline pods: comparables from the sales table, the champion the CR routes", async () => {
-    await expect.poll(async () => (await valuations.value({ assetClass: "autos", attributes: car }, tenant).catch(() => undefined))?.valuation?.model?.version, { timeout: 30_000, interval: 200 }).toBe("gm-v1");
-    const { valuation } = await valuations.value({ assetClass: "autos", attributes: { ...car, mileage: 9000 }, skipCache: true }, tenant);
-    expect(valuation!.value).toBeGreaterThan(1000);
-    expect(valuation!.comparables.length).toBeGreaterThan(0);
-    expect(valuation!.explanation!.contributions.length).toBeGreaterThan(0);
-    expect(valuation!.model!.route).toBe(Route.CHAMPION);
-    const err = await valuations.value({ assetClass: "autos", attributes: { ...car, mileage: "lots" } }, tenant).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: "INVALID_ARGUMENT" });
-    expect(requests.some((r) => r.includes("/valuationmodels/autos"))).toBe(true);
-  }, 60_000);
+    it("runs bulk jobs in the orchestrator pod and meters valuations and job rows", async () => {
+      const { job } = await jobs.createJob(
+        {
+          assetClass: "autos",
+          csv: Buffer.from(
+            "mileage,cylinder,doors,cruise,sound,leather\n8221,6,4,1,1,1\n12000,4,2,0,1,0\nlots,4,2,0,1,0\n",
+          ),
+        },
+        tenant,
+      );
+      await expect
+        .poll(async () => (await jobs.getJob({ id: job!.id }, tenant)).job!.status, {
+          timeout: 30_000,
+          interval: 200,
+        })
+        .toBe(JobStatus.SUCCEEDED);
+      const done = (await jobs.getJob({ id: job!.id }, tenant)).job!;
+      expect([done.doneRows, done.failedRows]).toEqual([2n, 1n]);
+      const today = new Date().toISOString().slice(0, 10);
+      await expect
+        .poll(
+          async () =>
+            (await usage.queryUsage({ tenantId: "acme", from: today, to: today })).days.find(
+              (d) => d.kind === "job_row",
+            )?.units,
+        )
+        .toBe(2n);
+      const valued = (await usage.queryUsage({ tenantId: "acme", from: today, to: today })).days.find(
+        (d) => d.kind === "valuation",
+      )!.units;
+      expect(valued).toBeGreaterThanOrEqual(3n);
+    }, 40_000);
 
-  it("follows a promotion written to the ValuationModel's status, without a restart", async () => {
-    const endpoint = ((vm["status"] as { champion: { endpoint: string } }).champion).endpoint;
-    vm = { ...vm, status: { champion: { version: "gm-v2", readyReplicas: 1, endpoint }, routing: [{ version: "gm-v2", role: "champion", endpoint, weight: 100 }] } };
-    await expect.poll(async () => (await valuations.value({ assetClass: "autos", attributes: car, skipCache: true }, tenant)).valuation?.model?.version, { timeout: 20_000, interval: 200 }).toBe("gm-v2");
-    // The orchestrator pod watches the CR on its own: it may see the promotion a moment after the pipeline.
-    await expect.poll(async () => (await valuations.listModels({}, tenant)).models[0], { timeout: 10_000, interval: 100 }).toMatchObject({ name: "autos", championVersion: "gm-v2" });
-  }, 30_000);
-
-  it("runs bulk jobs in the orchestrator pod and meters valuations and job rows", async () => {
-    const { job } = await jobs.createJob({ assetClass: "autos", csv: Buffer.from("mileage,cylinder,doors,cruise,sound,leather\n8221,6,4,1,1,1\n12000,4,2,0,1,0\nlots,4,2,0,1,0\n") }, tenant);
-    await expect.poll(async () => (await jobs.getJob({ id: job!.id }, tenant)).job!.status, { timeout: 30_000, interval: 200 }).toBe(JobStatus.SUCCEEDED);
-    const done = (await jobs.getJob({ id: job!.id }, tenant)).job!;
-    expect([done.doneRows, done.failedRows]).toEqual([2n, 1n]);
-    const today = new Date().toISOString().slice(0, 10);
-    await expect.poll(async () => (await usage.queryUsage({ tenantId: "acme", from: today, to: today })).days.find((d) => d.kind === "job_row")?.units).toBe(2n);
-    const valued = (await usage.queryUsage({ tenantId: "acme", from: today, to: today })).days.find((d) => d.kind === "valuation")!.units;
-    expect(valued).toBeGreaterThanOrEqual(3n);
-  }, 40_000);
-
-  it("lands feeds in the ingest pod: a listing values by assetId, a sale reaches the pipeline pod's comparables at once", async () => {
-    const car = { mileage: 1234, cylinder: 4, doors: 2, cruise: 1, sound: 1, leather: 0 };
-    const listing = Buffer.from(JSON.stringify([{ id: "vin-1", asking_price: 18000, ...car }]));
-    // The pod knows the autos contract once it has read the AssetPipelines (NOT_FOUND until then).
-    await expect
-      .poll(() => ingest.ingest({ assetClass: "autos", kind: "listings", format: "json", content: listing, source: "dealer" }).then((r) => r.batch?.status, (err: { code?: string }) => err.code), { timeout: 10_000, interval: 200 })
-      .toBe("landed");
-    const { valuation } = await valuations.value({ assetClass: "autos", assetId: "vin-1" }, { metadata: { "x-tenant-id": "t-pods" } });
-    expect(valuation!.value).toBeGreaterThan(1000);
-    // The sale lands; NOTIFY wakes the pipeline pod (its poll is a minute): the sale is a comparable now.
-    const sold = await ingest.ingest({ assetClass: "autos", kind: "sales", format: "ndjson", content: Buffer.from(JSON.stringify({ id: "sale-vin-1", asset_id: "vin-1", price: 17500, sold_at: new Date().toISOString().slice(0, 10), ...car }) + "\n"), source: "dealer" });
-    expect(sold.batch).toMatchObject({ status: "landed", landed: 1, outcomes: 1 });
-    await expect
-      .poll(async () => (await valuations.value({ assetClass: "autos", attributes: car, skipCache: true })).valuation!.comparables.map((c) => c.id), { timeout: 5000, interval: 100 })
-      .toContain("sale-vin-1");
-    const perf = await ingest.realisedPerformance({ model: "autos" });
-    expect(perf.overall).toHaveLength(1);
-    expect(perf.overall[0]).toMatchObject({ modelVersion: valuation!.model!.version, count: 1 });
-    expect(perf.overall[0]!.mdape).toBeCloseTo((100 * Math.abs(valuation!.value - 17500)) / 17500, 9);
-  }, 30_000);
-});
-
+    it("lands feeds in the ingest pod: a listing values by assetId, a sale reaches the pipeline pod's comparables at once", async () => {
+      const car = { mileage: 1234, cylinder: 4, doors: 2, cruise: 1, sound: 1, leather: 0 };
+      const listing = Buffer.from(JSON.stringify([{ id: "vin-1", asking_price: 18000, ...car }]));
+      // The pod knows the autos contract once it has read the AssetPipelines (NOT_FOUND until then).
+      await expect
+        .poll(
+          () =>
+            ingest
+              .ingest({
+                assetClass: "autos",
+                kind: "listings",
+                format: "json",
+                content: listing,
+                source: "dealer",
+              })
+              .then(
+                (r) => r.batch?.status,
+                (err: { code?: string }) => err.code,
+              ),
+          { timeout: 10_000, interval: 200 },
+        )
+        .toBe("landed");
+      const { valuation } = await valuations.value(
+        { assetClass: "autos", assetId: "vin-1" },
+        { metadata: { "x-tenant-id": "t-pods" } },
+      );
+      expect(valuation!.value).toBeGreaterThan(1000);
+      // The sale lands; NOTIFY wakes the pipeline pod (its poll is a minute): the sale is a comparable now.
+      const sold = await ingest.ingest({
+        assetClass: "autos",
+        kind: "sales",
+        format: "ndjson",
+        content: Buffer.from(
+          JSON.stringify({
+            id: "sale-vin-1",
+            asset_id: "vin-1",
+            price: 17500,
+            sold_at: new Date().toISOString().slice(0, 10),
+            ...car,
+          }) + "\n",
+        ),
+        source: "dealer",
+      });
+      expect(sold.batch).toMatchObject({ status: "landed", landed: 1, outcomes: 1 });
+      await expect
+        .poll(
+          async () =>
+            (
+              await valuations.value({ assetClass: "autos", attributes: car, skipCache: true })
+            ).valuation!.comparables.map((c) => c.id),
+          { timeout: 5000, interval: 100 },
+        )
+        .toContain("sale-vin-1");
+      const perf = await ingest.realisedPerformance({ model: "autos" });
+      expect(perf.overall).toHaveLength(1);
+      expect(perf.overall[0]).toMatchObject({ modelVersion: valuation!.model!.version, count: 1 });
+      expect(perf.overall[0]!.mdape).toBeCloseTo((100 * Math.abs(valuation!.value - 17500)) / 17500, 9);
+    }, 30_000);
+  },
+);

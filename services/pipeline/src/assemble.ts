@@ -8,7 +8,11 @@ import type { Route } from "./routing.js";
 import { ValuationPipeline, salesResiduals, type PipelineSpec } from "./valuation.js";
 
 /** An AssetPipeline spec as the runtime reads it (the CR's comparables settings included). */
-export type AssetPipelineSpec = PipelineSpec & { comparables?: NonNullable<PipelineSpec["comparables"]> & Omit<ComparablesSpec, "mode"> & { marketIndex?: string; soldAt?: { year: string; month: string } }; cache?: { ttlSeconds: number } };
+export type AssetPipelineSpec = PipelineSpec & {
+  comparables?: NonNullable<PipelineSpec["comparables"]> &
+    Omit<ComparablesSpec, "mode"> & { marketIndex?: string; soldAt?: { year: string; month: string } };
+  cache?: { ttlSeconds: number };
+};
 
 export interface AssembleOptions {
   spec: AssetPipelineSpec;
@@ -40,7 +44,10 @@ export interface AssembledPipeline {
 export async function assemblePipeline(o: AssembleOptions): Promise<AssembledPipeline> {
   const schema = modelSchemaFrom(o.metadata, 0);
   const cmp = o.spec.comparables;
-  const residuals = cmp && o.sales.length > 0 ? await salesResiduals(o.sales, schema, o.spec.input.fields, o.champion) : new Map<string, number>();
+  const residuals =
+    cmp && o.sales.length > 0
+      ? await salesResiduals(o.sales, schema, o.spec.input.fields, o.champion)
+      : new Map<string, number>();
   const index = cmp ? new ComparablesIndex(o.sales, cmp) : undefined;
   const pipeline = new ValuationPipeline({
     spec: o.spec,
@@ -58,7 +65,8 @@ export async function assemblePipeline(o: AssembleOptions): Promise<AssembledPip
     pipeline,
     async addSales(sales) {
       if (!index || !cmp) return 0;
-      for (const [id, r] of await salesResiduals(sales, schema, o.spec.input.fields, o.champion)) residuals.set(id, r);
+      for (const [id, r] of await salesResiduals(sales, schema, o.spec.input.fields, o.champion))
+        residuals.set(id, r);
       return index.add(sales);
     },
   };

@@ -19,9 +19,16 @@ export function modelSchemaFrom(metadata: Record<string, string>, width: number)
       return fallback;
     }
   };
-  const features = parse<string[]>("valora.features", Array.from({ length: width }, (_, i) => `f${i}`));
+  const features = parse<string[]>(
+    "valora.features",
+    Array.from({ length: width }, (_, i) => `f${i}`),
+  );
   const target = parse<{ transform?: string }>("valora.target", {});
-  return { features, encodings: parse("valora.encodings", {}), targetTransform: target.transform === "log" ? "log" : "none" };
+  return {
+    features,
+    encodings: parse("valora.encodings", {}),
+    targetTransform: target.transform === "log" ? "log" : "none",
+  };
 }
 
 /**

@@ -6,7 +6,11 @@ import { ValoraError, implement, toValoraError, type ServiceRegistration } from 
 import type { Normalised } from "./input.js";
 import type { ValuationOut, ValuationPipeline } from "./valuation.js";
 
-const ROUTES = { champion: RouteEnum.CHAMPION, canary: RouteEnum.CANARY, fallback: RouteEnum.FALLBACK } as const;
+const ROUTES = {
+  champion: RouteEnum.CHAMPION,
+  canary: RouteEnum.CANARY,
+  fallback: RouteEnum.FALLBACK,
+} as const;
 
 /** Pure: a pipeline answer as the valora.v1.Valuation message. */
 export function toValuationMessage(v: ValuationOut): MessageInitShape<typeof ValuationSchema> {
@@ -34,18 +38,37 @@ export function toValuationMessage(v: ValuationOut): MessageInitShape<typeof Val
 }
 
 /** Values items in one pipeline pass (one model call per route); each fails on its own with a stable code. */
-async function runItems(pipeline: ValuationPipeline, items: { assetKey: string; attributes?: unknown }[], lean = false) {
-  const answers = await pipeline.valueMany(items.map((item) => ({ attributes: (item.attributes ?? {}) as Normalised, assetKey: item.assetKey })), { lean });
+async function runItems(
+  pipeline: ValuationPipeline,
+  items: { assetKey: string; attributes?: unknown }[],
+  lean = false,
+) {
+  const answers = await pipeline.valueMany(
+    items.map((item) => ({ attributes: (item.attributes ?? {}) as Normalised, assetKey: item.assetKey })),
+    { lean },
+  );
   return answers.map((a, index) => {
     if (a instanceof Error) {
       const e = toValoraError(a);
-      return { index, outcome: { case: "error" as const, value: { code: e.code, message: e.message, violations: e.details } } };
+      return {
+        index,
+        outcome: {
+          case: "error" as const,
+          value: { code: e.code, message: e.message, violations: e.details },
+        },
+      };
     }
-    return { index, outcome: { case: "valuation" as const, value: create(ValuationSchema, toValuationMessage(a)) } };
+    return {
+      index,
+      outcome: { case: "valuation" as const, value: create(ValuationSchema, toValuationMessage(a)) },
+    };
   });
 }
 
-const unknownClass = (assetClass: string) => new ValoraError("NOT_FOUND", `no pipeline for asset class "${assetClass}"`, { details: [{ field: "asset_class", description: "unknown asset class" }] });
+const unknownClass = (assetClass: string) =>
+  new ValoraError("NOT_FOUND", `no pipeline for asset class "${assetClass}"`, {
+    details: [{ field: "asset_class", description: "unknown asset class" }],
+  });
 
 /** valora.v1.PipelineService over the pipelines this process runs, by asset class. */
 export function pipelineService(pipelines: ReadonlyMap<string, ValuationPipeline>): ServiceRegistration {
@@ -63,9 +86,17 @@ export function pipelineService(pipelines: ReadonlyMap<string, ValuationPipeline
  * PipelineService/Run does, without the network hop.
  */
 export function localDispatch(pipelines: ReadonlyMap<string, ValuationPipeline>) {
-  return async (assetClass: string, items: { assetKey: string; attributes: Normalised }[], options?: { lean?: boolean }) => {
+  return async (
+    assetClass: string,
+    items: { assetKey: string; attributes: Normalised }[],
+    options?: { lean?: boolean },
+  ) => {
     const pipeline = pipelines.get(assetClass);
     if (!pipeline) throw unknownClass(assetClass);
-    return (await runItems(pipeline, items, options?.lean)).map((r) => (r.outcome.case === "valuation" ? { index: r.index, valuation: r.outcome.value } : { index: r.index, error: r.outcome.value }));
+    return (await runItems(pipeline, items, options?.lean)).map((r) =>
+      r.outcome.case === "valuation"
+        ? { index: r.index, valuation: r.outcome.value }
+        : { index: r.index, error: r.outcome.value },
+    );
   };
 }

@@ -2,7 +2,18 @@ import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { Explainer } from "@valora/proto/valora/v1/explain_pb";
 import { MarketDataService } from "@valora/proto/valora/v1/market_pb";
-import { ValoraError, createClient, createPgPool, createServiceBase, kubeReader, loadConfig, vars, z, serveGrpc, pollEvery } from "@valora/kit";
+import {
+  ValoraError,
+  createClient,
+  createPgPool,
+  createServiceBase,
+  kubeReader,
+  loadConfig,
+  vars,
+  z,
+  serveGrpc,
+  pollEvery,
+} from "@valora/kit";
 import { followSales, loadSalesSince, type SalesFollower } from "@valora/comparables";
 import { assemblePipeline, type AssetPipelineSpec } from "./assemble.js";
 import { pipelineService } from "./grpc.js";
@@ -40,7 +51,12 @@ interface ValuationModelStatus {
 export function readPipelineConfig(text: string): AssetPipelineSpec {
   const spec = parse(text) as Partial<AssetPipelineSpec> | null;
   const missing = ["assetClass", "model", "input"].filter((k) => !spec?.[k as keyof AssetPipelineSpec]);
-  if (!spec || missing.length > 0 || !Array.isArray(spec.input?.fields)) throw new ValoraError("INVALID_ARGUMENT", `pipeline config lacks ${missing.join(", ") || "input.fields"}`, { details: missing.map((m) => ({ field: m, description: "required" })) });
+  if (!spec || missing.length > 0 || !Array.isArray(spec.input?.fields))
+    throw new ValoraError(
+      "INVALID_ARGUMENT",
+      `pipeline config lacks ${missing.join(", ") || "input.fields"}`,
+      { details: missing.map((m) => ({ field: m, description: "required" })) },
+    );
   return { currency: "USD", ...spec } as AssetPipelineSpec;
 }
 
@@ -53,7 +69,12 @@ export function readPipelineConfig(text: string): AssetPipelineSpec {
  */
 export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
   const c = loadConfig(PipelineEnv, env);
-  const base = createServiceBase({ name: "pipeline", logLevel: c.LOG_LEVEL, drainDelayMs: c.SHUTDOWN_DRAIN_DELAY_MS, exit: (code) => process.exit(code) });
+  const base = createServiceBase({
+    name: "pipeline",
+    logLevel: c.LOG_LEVEL,
+    drainDelayMs: c.SHUTDOWN_DRAIN_DELAY_MS,
+    exit: (code) => process.exit(code),
+  });
   const log = base.logger;
   const spec = readPipelineConfig(readFileSync(c.PIPELINE_CONFIG, "utf8"));
   const kube = kubeReader(c.KUBE_API_URL ? { url: c.KUBE_API_URL } : {});
@@ -74,24 +95,65 @@ export async function main(env: Record<string, string | undefined> = process.env
   const refreshRoutes = async (): Promise<void> => {
     const vm = await kube.get<ValuationModelStatus>(vmPath);
     const next = vm?.status?.routing ?? [];
-    if (JSON.stringify(next) !== JSON.stringify(routes)) log.info({ model: spec.model.name, routes: next.map((r) => `${r.role}:${r.version}@${r.endpoint}(${r.weight})`) }, "routing changed");
+    if (JSON.stringify(next) !== JSON.stringify(routes))
+      log.info(
+        {
+          model: spec.model.name,
+          routes: next.map((r) => `${r.role}:${r.version}@${r.endpoint}(${r.weight})`),
+        },
+        "routing changed",
+      );
     routes = next;
   };
-  const pool = c.DATABASE_URL ? createPgPool({ url: c.DATABASE_URL, max: 2, applicationName: "valora-pipeline", logger: log }) : undefined;
-  const market = c.MARKET_DATA_ADDR ? createClient(MarketDataService, c.MARKET_DATA_ADDR, { timeoutMs: 10_000 }) : undefined;
-  const feed = spec.comparables?.marketIndex && market ? new MarketIndexFeed({ seriesId: spec.comparables.marketIndex, fetch: async (id) => (await market.getSeries({ id })).series?.points ?? [], logger: log }) : undefined;
+  const pool = c.DATABASE_URL
+    ? createPgPool({ url: c.DATABASE_URL, max: 2, applicationName: "valora-pipeline", logger: log })
+    : undefined;
+  const market = c.MARKET_DATA_ADDR
+    ? createClient(MarketDataService, c.MARKET_DATA_ADDR, { timeoutMs: 10_000 })
+    : undefined;
+  const feed =
+    spec.comparables?.marketIndex && market
+      ? new MarketIndexFeed({
+          seriesId: spec.comparables.marketIndex,
+          fetch: async (id) => (await market.getSeries({ id })).series?.points ?? [],
+          logger: log,
+        })
+      : undefined;
 
   let follower: SalesFollower | undefined;
   /** Builds the pipeline once a champion is routed and its model server answers. */
   const build = async (): Promise<void> => {
     const champion = routes.find((r) => r.role === "champion");
-    if (!champion) throw new ValoraError("UNAVAILABLE", `ValuationModel ${spec.model.name} routes no champion yet`);
+    if (!champion)
+      throw new ValoraError("UNAVAILABLE", `ValuationModel ${spec.model.name} routes no champion yet`);
     const explainer = createClient(Explainer, champion.endpoint, { timeoutMs: 5000 });
     try {
-      const info = await explainer.getModelInfo({ modelName: spec.model.name, modelVersion: champion.version });
-      const loaded = pool && spec.comparables ? await loadSalesSince(pool, spec.assetClass, 0).catch((err: unknown) => (log.warn({ err }, "no sales table: valuing without comparables"), { sales: [], seq: 0 })) : { sales: [], seq: 0 };
+      const info = await explainer.getModelInfo({
+        modelName: spec.model.name,
+        modelVersion: champion.version,
+      });
+      const loaded =
+        pool && spec.comparables
+          ? await loadSalesSince(pool, spec.assetClass, 0).catch(
+              (err: unknown) => (
+                log.warn({ err }, "no sales table: valuing without comparables"),
+                { sales: [], seq: 0 }
+              ),
+            )
+          : { sales: [], seq: 0 };
       if (feed) await feed.refresh();
-      const assembled = await assemblePipeline({ spec, metadata: info.metadata, sales: loaded.sales, routes: () => routes, client: clientFor, champion: clientFor(champion), ...(feed ? { marketIndex: () => feed.current() } : {}), logger: log, metrics, timeoutMs: c.MODEL_TIMEOUT_MS });
+      const assembled = await assemblePipeline({
+        spec,
+        metadata: info.metadata,
+        sales: loaded.sales,
+        routes: () => routes,
+        client: clientFor,
+        champion: clientFor(champion),
+        ...(feed ? { marketIndex: () => feed.current() } : {}),
+        logger: log,
+        metrics,
+        timeoutMs: c.MODEL_TIMEOUT_MS,
+      });
       pipelines.set(spec.assetClass, assembled.pipeline);
       // Sales landed from now on (ingest) join the comparables at once, without a restart.
       if (pool && spec.comparables) {
@@ -104,18 +166,40 @@ export async function main(env: Record<string, string | undefined> = process.env
           onSales: (sales) =>
             void assembled
               .addSales(sales)
-              .then((added) => log.info({ assetClass: spec.assetClass, added }, "landed sales joined the comparables"))
-              .catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, "could not add landed sales")),
+              .then((added) =>
+                log.info({ assetClass: spec.assetClass, added }, "landed sales joined the comparables"),
+              )
+              .catch((err: unknown) =>
+                log.warn(
+                  { err: err instanceof Error ? err.message : String(err) },
+                  "could not add landed sales",
+                ),
+              ),
         });
       }
-      log.info({ assetClass: spec.assetClass, model: `${spec.model.name}@${champion.version}`, sales: loaded.sales.length }, "pipeline ready");
+      log.info(
+        {
+          assetClass: spec.assetClass,
+          model: `${spec.model.name}@${champion.version}`,
+          sales: loaded.sales.length,
+        },
+        "pipeline ready",
+      );
     } finally {
       explainer.close();
     }
   };
 
-  base.health.addCheck("pipeline", async () => pipelines.has(spec.assetClass) && routes.some((r) => r.role === "champion"));
-  const { port, opsPort, ops } = await serveGrpc(base, { services: [pipelineService(pipelines)], host: c.HOST, grpcPort: c.GRPC_PORT, metricsPort: c.METRICS_PORT });
+  base.health.addCheck(
+    "pipeline",
+    async () => pipelines.has(spec.assetClass) && routes.some((r) => r.role === "champion"),
+  );
+  const { port, opsPort, ops } = await serveGrpc(base, {
+    services: [pipelineService(pipelines)],
+    host: c.HOST,
+    grpcPort: c.GRPC_PORT,
+    metricsPort: c.METRICS_PORT,
+  });
   const poller = pollEvery(
     async () => {
       await refreshRoutes();
@@ -138,4 +222,3 @@ export async function main(env: Record<string, string | undefined> = process.env
   base.shutdown.installSignalHandlers();
   log.info({ port, opsPort, assetClass: spec.assetClass, model: spec.model.name }, "pipeline listening");
 }
-

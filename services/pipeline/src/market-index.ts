@@ -5,7 +5,6 @@ export interface MarketIndex {
   valueAt(date: Date): number | undefined;
 }
 
-
 /**
  * Pure: a contiguous monthly series as an index — the value of a date's month, clamped to the
  * first and last months (no extrapolation beyond the data).
@@ -51,7 +50,10 @@ export class MarketIndexFeed {
       this.index = monthlyIndex(points);
       return true;
     } catch (err) {
-      this.o.logger.warn({ series: this.o.seriesId, err: err instanceof Error ? err.message : String(err) }, "market index unavailable; comparables keep the last one (or none)");
+      this.o.logger.warn(
+        { series: this.o.seriesId, err: err instanceof Error ? err.message : String(err) },
+        "market index unavailable; comparables keep the last one (or none)",
+      );
       return false;
     }
   }

@@ -1,4 +1,12 @@
-import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry, wrap, type IPolicy } from "cockatiel";
+import {
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  circuitBreaker,
+  handleWhen,
+  retry,
+  wrap,
+  type IPolicy,
+} from "cockatiel";
 import { GRPCInferenceService } from "@valora/proto/inference/v2/grpc_predict_v2_pb";
 import { Explainer } from "@valora/proto/valora/v1/explain_pb";
 import { ValoraError, createClient, type Client, type Registry } from "@valora/kit";
@@ -20,18 +28,33 @@ export interface ModelClient {
 }
 
 // Only failures a retry can fix: the server being away or slow. Bad input is not retried.
-const transient = (err: Error): boolean => err instanceof ValoraError && (err.code === "UNAVAILABLE" || err.code === "DEADLINE_EXCEEDED");
+const transient = (err: Error): boolean =>
+  err instanceof ValoraError && (err.code === "UNAVAILABLE" || err.code === "DEADLINE_EXCEEDED");
 
 /**
  * An Open Inference Protocol + Explainer client for one endpoint, behind a retry (2 attempts,
  * exponential backoff) and a circuit breaker (opens after 5 consecutive failures, half-opens after
  * 5 s) so a dead model server fails fast instead of holding every request to its deadline.
  */
-export function grpcModelClient(endpoint: string, model: string, version: string, registry?: Registry): ModelClient {
-  const infer: Client<typeof GRPCInferenceService> = createClient(GRPCInferenceService, endpoint, { timeoutMs: 2000, ...(registry ? { registry } : {}) });
-  const explainer: Client<typeof Explainer> = createClient(Explainer, endpoint, { timeoutMs: 2000, ...(registry ? { registry } : {}) });
+export function grpcModelClient(
+  endpoint: string,
+  model: string,
+  version: string,
+  registry?: Registry,
+): ModelClient {
+  const infer: Client<typeof GRPCInferenceService> = createClient(GRPCInferenceService, endpoint, {
+    timeoutMs: 2000,
+    ...(registry ? { registry } : {}),
+  });
+  const explainer: Client<typeof Explainer> = createClient(Explainer, endpoint, {
+    timeoutMs: 2000,
+    ...(registry ? { registry } : {}),
+  });
   const policy: IPolicy = wrap(
-    retry(handleWhen(transient), { maxAttempts: 1, backoff: new ExponentialBackoff({ initialDelay: 20, maxDelay: 200 }) }),
+    retry(handleWhen(transient), {
+      maxAttempts: 1,
+      backoff: new ExponentialBackoff({ initialDelay: 20, maxDelay: 200 }),
+    }),
     circuitBreaker(handleWhen(transient), { halfOpenAfter: 5000, breaker: new ConsecutiveBreaker(5) }),
   );
   const run = async <T>(fn: () => Promise<T>): Promise<T> => {
@@ -39,14 +62,25 @@ export function grpcModelClient(endpoint: string, model: string, version: string
       return await policy.execute(fn);
     } catch (err) {
       if (err instanceof ValoraError) throw err;
-      throw new ValoraError("UNAVAILABLE", `model ${model}@${version} at ${endpoint}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new ValoraError(
+        "UNAVAILABLE",
+        `model ${model}@${version} at ${endpoint}: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
     }
   };
   return {
     predict: (rows, width, timeoutMs) =>
       run(async () => {
         const res = await infer.modelInfer(
-          { modelName: model, modelVersion: version, inputs: [{ name: "features", datatype: "FP32", shape: [BigInt(rows.length / width), BigInt(width)] }], rawInputContents: [new Uint8Array(rows.buffer, rows.byteOffset, rows.byteLength)] },
+          {
+            modelName: model,
+            modelVersion: version,
+            inputs: [
+              { name: "features", datatype: "FP32", shape: [BigInt(rows.length / width), BigInt(width)] },
+            ],
+            rawInputContents: [new Uint8Array(rows.buffer, rows.byteOffset, rows.byteLength)],
+          },
           { timeoutMs },
         );
         const raw = res.rawOutputContents[0];
@@ -55,16 +89,49 @@ export function grpcModelClient(endpoint: string, model: string, version: string
       }),
     explain: (row, topK, timeoutMs) =>
       run(async () => {
-        const res = await explainer.explain({ modelName: model, modelVersion: version, rows: [{ values: Array.from(row) }], topK }, { timeoutMs });
+        const res = await explainer.explain(
+          { modelName: model, modelVersion: version, rows: [{ values: Array.from(row) }], topK },
+          { timeoutMs },
+        );
         const e = res.explanations[0];
         if (!e) throw new ValoraError("INTERNAL", `model ${model} returned no explanation`);
-        return { baseValue: e.baseValue, output: e.output, method: e.method, contributions: e.contributions.map((c) => ({ feature: c.feature, value: c.value, contribution: c.contribution })) };
+        return {
+          baseValue: e.baseValue,
+          output: e.output,
+          method: e.method,
+          contributions: e.contributions.map((c) => ({
+            feature: c.feature,
+            value: c.value,
+            contribution: c.contribution,
+          })),
+        };
       }),
     explainMany: (rows, topK, timeoutMs) =>
       run(async () => {
-        const res = await explainer.explain({ modelName: model, modelVersion: version, rows: rows.map((r) => ({ values: Array.from(r) })), topK }, { timeoutMs });
-        if (res.explanations.length !== rows.length) throw new ValoraError("INTERNAL", `model ${model} returned ${res.explanations.length} explanations for ${rows.length} rows`);
-        return res.explanations.map((e) => ({ baseValue: e.baseValue, output: e.output, method: e.method, contributions: e.contributions.map((c) => ({ feature: c.feature, value: c.value, contribution: c.contribution })) }));
+        const res = await explainer.explain(
+          {
+            modelName: model,
+            modelVersion: version,
+            rows: rows.map((r) => ({ values: Array.from(r) })),
+            topK,
+          },
+          { timeoutMs },
+        );
+        if (res.explanations.length !== rows.length)
+          throw new ValoraError(
+            "INTERNAL",
+            `model ${model} returned ${res.explanations.length} explanations for ${rows.length} rows`,
+          );
+        return res.explanations.map((e) => ({
+          baseValue: e.baseValue,
+          output: e.output,
+          method: e.method,
+          contributions: e.contributions.map((c) => ({
+            feature: c.feature,
+            value: c.value,
+            contribution: c.contribution,
+          })),
+        }));
       }),
     close: () => {
       infer.close();

@@ -1,4 +1,11 @@
-import { ValoraError, intervalFor, toValoraError, type Counter, type Histogram, type Logger } from "@valora/kit";
+import {
+  ValoraError,
+  intervalFor,
+  toValoraError,
+  type Counter,
+  type Histogram,
+  type Logger,
+} from "@valora/kit";
 import { featureRow, toValue, type ModelSchema } from "./features.js";
 import type { InputField, Normalised } from "./input.js";
 import type { ExplanationOut, ModelClient } from "./model-client.js";
@@ -17,7 +24,10 @@ export interface Comparable {
 
 /** Comparable sales for a subject (the comparables engine, passed in). */
 export interface ComparablesProvider {
-  find(subject: { lat?: number; lon?: number; attributes: Record<string, number | string | boolean> }, options?: { excludeId?: string; index?: MarketIndex }): Comparable[];
+  find(
+    subject: { lat?: number; lon?: number; attributes: Record<string, number | string | boolean> },
+    options?: { excludeId?: string; index?: MarketIndex },
+  ): Comparable[];
 }
 
 export interface PipelineSpec {
@@ -25,7 +35,13 @@ export interface PipelineSpec {
   currency: string;
   model: { name: string };
   input: { fields: InputField[] };
-  comparables?: { mode: "geo" | "attributes"; latitude?: string; longitude?: string; blend: number; similarity?: { field: string }[] };
+  comparables?: {
+    mode: "geo" | "attributes";
+    latitude?: string;
+    longitude?: string;
+    blend: number;
+    similarity?: { field: string }[];
+  };
   explain?: { topK: number };
   interval?: { coverage: number };
   fallback?: { mode: "comparables" | "none" };
@@ -56,7 +72,11 @@ export interface PipelineDeps {
   /** Model residual (log actual/predicted) of a comparable sale under the champion, for correction. */
   residualOf?: (saleId: string) => number | undefined;
   logger: Logger;
-  metrics?: { shadowDelta: Histogram<"model" | "version">; shadowErrors: Counter<"model" | "version">; fallbacks: Counter<"asset_class" | "reason"> };
+  metrics?: {
+    shadowDelta: Histogram<"model" | "version">;
+    shadowErrors: Counter<"model" | "version">;
+    fallbacks: Counter<"asset_class" | "reason">;
+  };
   timeoutMs?: number;
 }
 
@@ -70,7 +90,12 @@ export function confidenceOf(value: number, low: number, high: number): number {
  * similarity and scaled by `strength` (the AssetPipeline's `comparables.blend`, 0 = model only).
  * Held-out, this beat both the model alone and a blend of comparables' prices (bench:accuracy).
  */
-export function residualCorrected(modelValue: number, comps: Comparable[], residualOf: (id: string) => number | undefined, strength: number): number {
+export function residualCorrected(
+  modelValue: number,
+  comps: Comparable[],
+  residualOf: (id: string) => number | undefined,
+  strength: number,
+): number {
   let w = 0;
   let r = 0;
   for (const c of comps) {
@@ -97,7 +122,10 @@ export class ValuationPipeline {
    * than two calls per asset): what batches and bulk jobs go through. Each item succeeds or fails
    * on its own; a route whose model is unreachable answers its items from the fallback.
    */
-  async valueMany(items: { attributes: Normalised; assetKey: string }[], options: { lean?: boolean } = {}): Promise<(ValuationOut | Error)[]> {
+  async valueMany(
+    items: { attributes: Normalised; assetKey: string }[],
+    options: { lean?: boolean } = {},
+  ): Promise<(ValuationOut | Error)[]> {
     const spec = this.d.spec;
     const c = spec.comparables;
     const width = this.d.schema.features.length;
@@ -105,7 +133,10 @@ export class ValuationPipeline {
     // Lean (bulk jobs): comparables still correct the value, but neither they nor an explanation are returned.
     const topK = options.lean ? 0 : (spec.explain?.topK ?? 5);
     const out = new Array<ValuationOut | Error>(items.length);
-    const groups = new Map<Route, { index: number; comps: Comparable[]; row: Float32Array; assetKey: string }[]>();
+    const groups = new Map<
+      Route,
+      { index: number; comps: Comparable[]; row: Float32Array; assetKey: string }[]
+    >();
     let shadows: Route[] = [];
     const market = this.d.marketIndex?.();
     items.forEach((item, index) => {
@@ -113,7 +144,14 @@ export class ValuationPipeline {
         const attrs = item.attributes;
         const lat = c?.latitude ? attrs[c.latitude] : undefined;
         const lon = c?.longitude ? attrs[c.longitude] : undefined;
-        const comps = this.d.comparables?.find({ ...(typeof lat === "number" && typeof lon === "number" ? { lat, lon } : {}), attributes: attrs }, market ? { index: market } : {}) ?? [];
+        const comps =
+          this.d.comparables?.find(
+            {
+              ...(typeof lat === "number" && typeof lon === "number" ? { lat, lon } : {}),
+              attributes: attrs,
+            },
+            market ? { index: market } : {},
+          ) ?? [];
         const row = featureRow(this.d.schema, spec.input.fields, attrs);
         const route = chooseRoute(this.d.routes(), item.assetKey);
         shadows = route.shadows;
@@ -131,11 +169,25 @@ export class ValuationPipeline {
         members.forEach((m, k) => rows.set(m.row, k * width));
         const client = this.d.client(serve);
         try {
-          const [predictions, explanations] = await Promise.all([client.predict(rows, width, timeoutMs), topK > 0 ? client.explainMany(members.map((m) => m.row), topK, timeoutMs).catch(() => undefined) : Promise.resolve(undefined)]);
+          const [predictions, explanations] = await Promise.all([
+            client.predict(rows, width, timeoutMs),
+            topK > 0
+              ? client
+                  .explainMany(
+                    members.map((m) => m.row),
+                    topK,
+                    timeoutMs,
+                  )
+                  .catch(() => undefined)
+              : Promise.resolve(undefined),
+          ]);
           const modelValues = members.map((_, k) => toValue(this.d.schema, predictions[k]!));
           for (const s of shadows) this.shadow(s, rows, width, modelValues);
           members.forEach((m, k) => {
-            const value = this.d.residualOf && c ? residualCorrected(modelValues[k]!, m.comps, this.d.residualOf, c.blend) : modelValues[k]!;
+            const value =
+              this.d.residualOf && c
+                ? residualCorrected(modelValues[k]!, m.comps, this.d.residualOf, c.blend)
+                : modelValues[k]!;
             const iv = intervalFor(value, this.d.residualQuantiles, coverage);
             const explanation = explanations?.[k];
             out[m.index] = {
@@ -147,7 +199,11 @@ export class ValuationPipeline {
               confidence: confidenceOf(value, iv.low, iv.high),
               comparables: options.lean ? [] : this.shown(m.comps),
               ...(explanation ? { explanation } : {}),
-              model: { name: spec.model.name, version: serve.version, route: serve.role === "canary" ? "canary" : "champion" },
+              model: {
+                name: spec.model.name,
+                version: serve.version,
+                route: serve.role === "canary" ? "canary" : "champion",
+              },
             };
           });
         } catch (err) {
@@ -156,7 +212,13 @@ export class ValuationPipeline {
             if (e.code !== "UNAVAILABLE" && e.code !== "DEADLINE_EXCEEDED") out[m.index] = e;
             else {
               try {
-                out[m.index] = this.fallback(spec, m.assetKey, m.comps, coverage, `model ${spec.model.name}@${serve.version} unavailable: ${e.message}`);
+                out[m.index] = this.fallback(
+                  spec,
+                  m.assetKey,
+                  m.comps,
+                  coverage,
+                  `model ${spec.model.name}@${serve.version} unavailable: ${e.message}`,
+                );
               } catch (fallbackErr) {
                 out[m.index] = toValoraError(fallbackErr);
               }
@@ -175,24 +237,54 @@ export class ValuationPipeline {
   private shown(comps: Comparable[]): Comparable[] {
     const c = this.d.spec.comparables;
     if (!c) return comps;
-    const keep = [...(c.similarity ?? []).map((s) => s.field), ...(c.latitude ? [c.latitude] : []), ...(c.longitude ? [c.longitude] : [])];
-    return comps.map((x) => ({ ...x, attributes: Object.fromEntries(keep.filter((k) => x.attributes[k] !== undefined).map((k) => [k, x.attributes[k]!])) }));
+    const keep = [
+      ...(c.similarity ?? []).map((s) => s.field),
+      ...(c.latitude ? [c.latitude] : []),
+      ...(c.longitude ? [c.longitude] : []),
+    ];
+    return comps.map((x) => ({
+      ...x,
+      attributes: Object.fromEntries(
+        keep.filter((k) => x.attributes[k] !== undefined).map((k) => [k, x.attributes[k]!]),
+      ),
+    }));
   }
 
   /** Comparables-only answer when the model cannot be reached (spec.fallback.mode = comparables). */
-  private fallback(spec: PipelineSpec, assetKey: string, comps: Comparable[], coverage: number, reason: string): ValuationOut {
+  private fallback(
+    spec: PipelineSpec,
+    assetKey: string,
+    comps: Comparable[],
+    coverage: number,
+    reason: string,
+  ): ValuationOut {
     this.d.metrics?.fallbacks.inc({ asset_class: spec.assetClass, reason: "model_unavailable" });
     if ((spec.fallback?.mode ?? "comparables") === "none" || comps.length === 0) {
-      throw new ValoraError("UNAVAILABLE", `${reason}; no fallback${comps.length === 0 ? " (no comparable sales)" : ""}`);
+      throw new ValoraError(
+        "UNAVAILABLE",
+        `${reason}; no fallback${comps.length === 0 ? " (no comparable sales)" : ""}`,
+      );
     }
     const w = comps.reduce((s, x) => s + x.similarity, 0);
     const mean = comps.reduce((s, x) => s + x.similarity * Math.log(x.adjustedPrice), 0) / w;
-    const sd = Math.sqrt(comps.reduce((s, x) => s + x.similarity * (Math.log(x.adjustedPrice) - mean) ** 2, 0) / w);
+    const sd = Math.sqrt(
+      comps.reduce((s, x) => s + x.similarity * (Math.log(x.adjustedPrice) - mean) ** 2, 0) / w,
+    );
     const z = Math.SQRT2 * inverseErf(coverage);
     const value = Math.exp(mean);
     const interval = { low: Math.exp(mean - z * sd), high: Math.exp(mean + z * sd), coverage };
     this.d.logger.warn({ assetClass: spec.assetClass, reason }, "answered from comparables");
-    return { assetClass: spec.assetClass, assetKey, value, currency: spec.currency, interval, confidence: confidenceOf(value, interval.low, interval.high) * 0.5, comparables: this.shown(comps), model: { name: spec.model.name, version: "", route: "fallback" }, fallbackReason: reason };
+    return {
+      assetClass: spec.assetClass,
+      assetKey,
+      value,
+      currency: spec.currency,
+      interval,
+      confidence: confidenceOf(value, interval.low, interval.high) * 0.5,
+      comparables: this.shown(comps),
+      model: { name: spec.model.name, version: "", route: "fallback" },
+      fallbackReason: reason,
+    };
   }
 
   /** Mirrors rows to a shadow version; never awaited, never changes the answers; records |delta| % per row. */
@@ -201,7 +293,14 @@ export class ValuationPipeline {
     this.d
       .client(route)
       .predict(rows, width, (this.d.timeoutMs ?? 1000) * Math.max(1, Math.ceil(served.length / 20)))
-      .then((out) => served.forEach((v, k) => this.d.metrics?.shadowDelta.observe(labels, (100 * Math.abs(toValue(this.d.schema, out[k]!) - v)) / v)))
+      .then((out) =>
+        served.forEach((v, k) =>
+          this.d.metrics?.shadowDelta.observe(
+            labels,
+            (100 * Math.abs(toValue(this.d.schema, out[k]!) - v)) / v,
+          ),
+        ),
+      )
       .catch(() => this.d.metrics?.shadowErrors.inc(labels));
   }
 }

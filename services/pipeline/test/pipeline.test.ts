@@ -4,10 +4,21 @@ import { parseAllDocuments } from "yaml";
 import { describe, expect, it } from "vitest";
 import { ValoraError, normaliseWithKey, seededRandom } from "@valora/kit";
 import { metadataOf, parseModel } from "@valora/kit/onnx";
-import { assetKey, bucketOf, chooseRoute, featureRow, modelSchemaFrom, normaliseAttributes, type InputField, type Route } from "../src/index.js";
+import {
+  assetKey,
+  bucketOf,
+  chooseRoute,
+  featureRow,
+  modelSchemaFrom,
+  normaliseAttributes,
+  type InputField,
+  type Route,
+} from "../src/index.js";
 
 const root = join(import.meta.dirname, "..", "..", "..");
-const pipeline = parseAllDocuments(readFileSync(join(root, "manifests", "real-estate.yaml"), "utf8"))[1]!.toJS() as { spec: { input: { fields: InputField[] } } };
+const pipeline = parseAllDocuments(
+  readFileSync(join(root, "manifests", "real-estate.yaml"), "utf8"),
+)[1]!.toJS() as { spec: { input: { fields: InputField[] } } };
 const fields = pipeline.spec.input.fields;
 
 function violations(attrs: Record<string, unknown>): string[] {
@@ -21,8 +32,13 @@ function violations(attrs: Record<string, unknown>): string[] {
 }
 
 // The first sale of the training data, as a client would send it (field names, not columns).
-const [header, first] = readFileSync(join(root, "models", "data", "ames.csv"), "utf8").split("\n").slice(0, 2).map((l) => l.replace(/\r$/, "").split(","));
-const house: Record<string, unknown> = Object.fromEntries(fields.map((f) => [f.name, first![header!.indexOf(f.feature)]]));
+const [header, first] = readFileSync(join(root, "models", "data", "ames.csv"), "utf8")
+  .split("\n")
+  .slice(0, 2)
+  .map((l) => l.replace(/\r$/, "").split(","));
+const house: Record<string, unknown> = Object.fromEntries(
+  fields.map((f) => [f.name, first![header!.indexOf(f.feature)]]),
+);
 
 describe("input normalisation against the AssetPipeline's fields", () => {
   it("normalises types and enum spellings", () => {
@@ -33,12 +49,14 @@ describe("input normalisation against the AssetPipeline's fields", () => {
 
   it("reports every bad field at once, with suggestions for typos", () => {
     const v = violations({ gr_liv_aera: 1000, neighborhood: "Nowhere", year_built: 1960.5, gr_liv_area: -5 });
-    expect(v).toEqual(expect.arrayContaining([
-      "attributes.gr_liv_aera unknown attribute (did you mean gr_liv_area?)",
-      expect.stringMatching(/^attributes.neighborhood must be one of/),
-      "attributes.year_built must be an integer, got 1960.5",
-      expect.stringMatching(/^attributes.gr_liv_area must be at least/),
-    ]));
+    expect(v).toEqual(
+      expect.arrayContaining([
+        "attributes.gr_liv_aera unknown attribute (did you mean gr_liv_area?)",
+        expect.stringMatching(/^attributes.neighborhood must be one of/),
+        "attributes.year_built must be an integer, got 1960.5",
+        expect.stringMatching(/^attributes.gr_liv_area must be at least/),
+      ]),
+    );
     expect(violations({}).some((x) => x.endsWith("is required"))).toBe(true);
   });
 
@@ -50,7 +68,14 @@ describe("input normalisation against the AssetPipeline's fields", () => {
       { name: "alpha", type: "string", required: false, feature: "A" },
       { name: "Mid", type: "boolean", required: false, feature: "M", default: false },
       { name: "beta", type: "integer", required: false, feature: "B" },
-      { name: "kind", type: "string", required: false, feature: "K", enum: ["One_Story", "Two_Story"], default: "One_Story" },
+      {
+        name: "kind",
+        type: "string",
+        required: false,
+        feature: "K",
+        enum: ["One_Story", "Two_Story"],
+        default: "One_Story",
+      },
     ];
     const strings = ["plain", 'quo"te', "back\\slash", "line\nbreak", "ünïcödé", "\u2028", " padded "];
     const numbers = [0, -0, 0.1, 1e21, -3.25e-7, 42, 1960];
@@ -70,7 +95,9 @@ describe("input normalisation against the AssetPipeline's fields", () => {
     }
     const realEstate = normaliseWithKey(fields, house);
     expect(realEstate.key).toBe(assetKey(normaliseAttributes(fields, house)));
-    expect(() => normaliseWithKey(fields, { ...house, gr_liv_aera: 1 })).toThrow(/gr_liv_aera unknown attribute/);
+    expect(() => normaliseWithKey(fields, { ...house, gr_liv_aera: 1 })).toThrow(
+      /gr_liv_aera unknown attribute/,
+    );
   });
 });
 
@@ -83,7 +110,9 @@ describe("feature mapping from the model's own metadata", () => {
     const row = featureRow(schema, fields, normaliseAttributes(fields, withoutPool));
     expect(row.length).toBe(schema.features.length);
     expect(row[schema.features.indexOf("Gr_Liv_Area")]).toBe(1656);
-    expect(row[schema.features.indexOf("Neighborhood")]).toBe(schema.encodings["Neighborhood"]!["North_Ames"]);
+    expect(row[schema.features.indexOf("Neighborhood")]).toBe(
+      schema.encodings["Neighborhood"]!["North_Ames"],
+    );
     const pool = fields.find((f) => f.name === "pool_qc")!;
     expect(pool.default).toBe("No_Pool");
     expect(row[schema.features.indexOf("Pool_QC")]).toBe(schema.encodings["Pool_QC"]!["No_Pool"]);
@@ -104,7 +133,8 @@ describe("sticky routing", () => {
     expect(assetKey({ b: "x", a: 1 })).toBe(key);
     expect(chooseRoute(routes, key).serve).toEqual(chooseRoute(routes, key).serve);
     let canary = 0;
-    for (let i = 0; i < 10_000; i++) if (chooseRoute(routes, assetKey({ i })).serve.role === "canary") canary++;
+    for (let i = 0; i < 10_000; i++)
+      if (chooseRoute(routes, assetKey({ i })).serve.role === "canary") canary++;
     expect(canary / 10_000).toBeGreaterThan(0.18);
     expect(canary / 10_000).toBeLessThan(0.22);
     expect(chooseRoute(routes, key).shadows.map((r) => r.version)).toEqual(["v3"]);

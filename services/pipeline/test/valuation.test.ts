@@ -8,16 +8,44 @@ import { createRegistry } from "@valora/kit";
 import { captureLogs } from "@valora/kit/testing";
 import { metadataOf, parseModel } from "@valora/kit/onnx";
 import { ComparablesIndex, salesFromCsv } from "@valora/comparables";
-import { assetKey, grpcModelClient, pipelineMetrics, modelSchemaFrom, normaliseAttributes, salesResiduals, ValuationPipeline, type ModelClient, type PipelineSpec, type Route } from "../src/index.js";
+import {
+  assetKey,
+  grpcModelClient,
+  pipelineMetrics,
+  modelSchemaFrom,
+  normaliseAttributes,
+  salesResiduals,
+  ValuationPipeline,
+  type ModelClient,
+  type PipelineSpec,
+  type Route,
+} from "../src/index.js";
 
 const root = join(import.meta.dirname, "..", "..", "..");
 const bin = join(root, "services", "cli", "dist", "bin.js");
 const modelPath = join(root, "models", "real-estate", "model.onnx");
-const spec = parseAllDocuments(readFileSync(join(root, "manifests", "real-estate.yaml"), "utf8"))[1]!.toJS().spec as PipelineSpec & { comparables: { h3Resolution: number; maxRings: number; count: number; maxAgeMonths: number; similarity: { field: string; weight: number }[] } };
+const spec = parseAllDocuments(readFileSync(join(root, "manifests", "real-estate.yaml"), "utf8"))[1]!.toJS()
+  .spec as PipelineSpec & {
+  comparables: {
+    h3Resolution: number;
+    maxRings: number;
+    count: number;
+    maxAgeMonths: number;
+    similarity: { field: string; weight: number }[];
+  };
+};
 const meta = metadataOf(parseModel(readFileSync(modelPath)));
 const schema = modelSchemaFrom(meta, 0);
 const quantiles = JSON.parse(meta["valora.residual_quantiles"]!) as Record<string, number>;
-const sales = salesFromCsv(readFileSync(join(root, "models", "data", "ames.csv"), "utf8"), { idPrefix: "ames", target: "Sale_Price", fields: spec.input.fields, latitude: "Latitude", longitude: "Longitude", year: "Year_Sold", month: "Mo_Sold" });
+const sales = salesFromCsv(readFileSync(join(root, "models", "data", "ames.csv"), "utf8"), {
+  idPrefix: "ames",
+  target: "Sale_Price",
+  fields: spec.input.fields,
+  latitude: "Latitude",
+  longitude: "Longitude",
+  year: "Year_Sold",
+  month: "Mo_Sold",
+});
 
 describe.skipIf(!existsSync(bin))("valuation pipeline against real model servers on loopback", () => {
   let server: ChildProcess;
@@ -36,13 +64,52 @@ describe.skipIf(!existsSync(bin))("valuation pipeline against real model servers
 
   beforeAll(async () => {
     // One server holding the same model as two versions: a champion and a canary.
-    server = spawn(process.execPath, [bin, "serve", "model-server", "--model", `real-estate=file://${modelPath}`, "--model", `real-estate=file://${modelPath}`, "--model-version", "v1", "--model-version", "v2", "--grpc-port", String(grpcPort), "--http-port", "0"], { env: { ...process.env, HOST: "127.0.0.1", LOG_LEVEL: "info" }, stdio: ["ignore", "pipe", "inherit"] });
-    await new Promise<void>((resolve) => createInterface({ input: server.stdout! }).on("line", (l) => l.includes("model server ready") && resolve()));
+    server = spawn(
+      process.execPath,
+      [
+        bin,
+        "serve",
+        "model-server",
+        "--model",
+        `real-estate=file://${modelPath}`,
+        "--model",
+        `real-estate=file://${modelPath}`,
+        "--model-version",
+        "v1",
+        "--model-version",
+        "v2",
+        "--grpc-port",
+        String(grpcPort),
+        "--http-port",
+        "0",
+      ],
+      { env: { ...process.env, HOST: "127.0.0.1", LOG_LEVEL: "info" }, stdio: ["ignore", "pipe", "inherit"] },
+    );
+    await new Promise<void>((resolve) =>
+      createInterface({ input: server.stdout! }).on(
+        "line",
+        (l) => l.includes("model server ready") && resolve(),
+      ),
+    );
     const endpoint = `127.0.0.1:${grpcPort}`;
-    routes = [{ version: "v1", role: "champion", endpoint, weight: 70 }, { version: "v2", role: "canary", endpoint, weight: 30 }];
+    routes = [
+      { version: "v1", role: "champion", endpoint, weight: 70 },
+      { version: "v2", role: "canary", endpoint, weight: 30 },
+    ];
     const index = new ComparablesIndex(sales, { ...spec.comparables, mode: "geo" });
     const residuals = await salesResiduals(sales, schema, spec.input.fields, client(routes[0]!));
-    pipeline = new ValuationPipeline({ spec, schema, residualQuantiles: quantiles, routes: () => routes, client, comparables: index, residualOf: (id) => residuals.get(id), logger: captureLogs().logger, metrics, timeoutMs: 2000 });
+    pipeline = new ValuationPipeline({
+      spec,
+      schema,
+      residualQuantiles: quantiles,
+      routes: () => routes,
+      client,
+      comparables: index,
+      residualOf: (id) => residuals.get(id),
+      logger: captureLogs().logger,
+      metrics,
+      timeoutMs: 2000,
+    });
   }, 60_000);
   afterAll(() => {
     for (const c of clients.values()) c.close();
@@ -89,7 +156,9 @@ describe.skipIf(!existsSync(bin))("valuation pipeline against real model servers
     const after = await pipeline.value(attrs, assetKey(attrs));
     expect(Date.now() - started).toBeLessThan(500);
     expect(after.value).toBe(before.value);
-    await expect.poll(async () => registry.metrics(), { timeout: 5000 }).toMatch(/valora_shadow_errors_total\{model="real-estate",version="v9"[^}]*\} 1/);
+    await expect
+      .poll(async () => registry.metrics(), { timeout: 5000 })
+      .toMatch(/valora_shadow_errors_total\{model="real-estate",version="v9"[^}]*\} 1/);
     routes = routes.filter((r) => r.role !== "shadow");
   });
 
@@ -103,6 +172,8 @@ describe.skipIf(!existsSync(bin))("valuation pipeline against real model servers
     expect(v.fallbackReason).toMatch(/unavailable/);
     expect(v.value).toBeGreaterThan(0);
     expect(v.interval.low).toBeLessThan(v.value);
-    expect(await registry.metrics()).toMatch(/valora_valuation_fallbacks_total\{asset_class="real-estate",reason="model_unavailable"/);
+    expect(await registry.metrics()).toMatch(
+      /valora_valuation_fallbacks_total\{asset_class="real-estate",reason="model_unavailable"/,
+    );
   });
 });

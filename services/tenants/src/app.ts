@@ -23,7 +23,13 @@ export interface TenantsApp {
 /** The tenants service built from its dependencies; `main` and `valora up` both use it. */
 export function createTenants(base: Pick<ServiceBase, "logger" | "registry">, o: TenantsOptions): TenantsApp {
   const store = new TenantStore(o.pool);
-  const worker = new DeliveryWorker({ pool: o.pool, logger: base.logger, registry: base.registry, ...(o.webhooks.maxAttempts ? { maxAttempts: o.webhooks.maxAttempts } : {}), ...(o.webhooks.baseDelaySeconds ? { baseDelaySeconds: o.webhooks.baseDelaySeconds } : {}) });
+  const worker = new DeliveryWorker({
+    pool: o.pool,
+    logger: base.logger,
+    registry: base.registry,
+    ...(o.webhooks.maxAttempts ? { maxAttempts: o.webhooks.maxAttempts } : {}),
+    ...(o.webhooks.baseDelaySeconds ? { baseDelaySeconds: o.webhooks.baseDelaySeconds } : {}),
+  });
   return {
     service: tenantService({ store, webhooks: o.webhooks, worker }),
     store,

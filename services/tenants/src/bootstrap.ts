@@ -7,13 +7,20 @@ export const DEFAULT_TENANT = "default";
  * VALORA_BOOTSTRAP_API_KEY when set (idempotent), otherwise one is generated when the tenant has
  * no key yet and returned so the caller prints it once — it is never shown again.
  */
-export async function bootstrap(store: TenantStore, options: { apiKey?: string; plan?: string }): Promise<{ tenant: TenantRow; generatedKey?: string }> {
-  const tenant = (await store.tenant(DEFAULT_TENANT)) ?? (await store.createTenant(undefined, DEFAULT_TENANT, options.plan ?? "enterprise", true).catch(async (err: unknown) => {
-    // Another replica created it first.
-    const t = await store.tenant(DEFAULT_TENANT);
-    if (!t) throw err;
-    return t;
-  }));
+export async function bootstrap(
+  store: TenantStore,
+  options: { apiKey?: string; plan?: string },
+): Promise<{ tenant: TenantRow; generatedKey?: string }> {
+  const tenant =
+    (await store.tenant(DEFAULT_TENANT)) ??
+    (await store
+      .createTenant(undefined, DEFAULT_TENANT, options.plan ?? "enterprise", true)
+      .catch(async (err: unknown) => {
+        // Another replica created it first.
+        const t = await store.tenant(DEFAULT_TENANT);
+        if (!t) throw err;
+        return t;
+      }));
   const actor = { tenantId: tenant.id, subject: "system:bootstrap", ip: "" };
   if (options.apiKey) {
     await store.importApiKey(actor, "bootstrap", options.apiKey, ["admin"]);

@@ -19,7 +19,11 @@ function randomString(length: number, random: (n: number) => Buffer = randomByte
  * secret (~187 bits) is checked against a SHA-256 hash. A slow password hash buys nothing for
  * secrets this long and would cost milliseconds on every request.
  */
-export function generateApiKey(random?: (n: number) => Buffer): { key: string; prefix: string; hash: Buffer } {
+export function generateApiKey(random?: (n: number) => Buffer): {
+  key: string;
+  prefix: string;
+  hash: Buffer;
+} {
   const prefix = randomString(10, random);
   const key = `vk_${prefix}_${randomString(32, random)}`;
   return { key, prefix, hash: hashApiKey(key) };

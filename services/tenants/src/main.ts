@@ -17,12 +17,37 @@ export const TenantsEnv = z.object({
 /** `valora serve tenants`: wiring from environment only. */
 export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
   const config = loadConfig(TenantsEnv, env);
-  const base = createServiceBase({ name: "tenants", logLevel: config.LOG_LEVEL, drainDelayMs: config.SHUTDOWN_DRAIN_DELAY_MS, exit: (code) => process.exit(code) });
-  const pool = createPgPool({ url: config.DATABASE_URL, applicationName: "valora-tenants", logger: base.logger });
-  const tenants = createTenants(base, { pool, webhooks: { allowHttp: config.VALORA_WEBHOOK_ALLOW_HTTP, allowPrivate: config.VALORA_WEBHOOK_ALLOW_PRIVATE }, ...(config.VALORA_BOOTSTRAP_API_KEY ? { bootstrapApiKey: config.VALORA_BOOTSTRAP_API_KEY } : {}) });
+  const base = createServiceBase({
+    name: "tenants",
+    logLevel: config.LOG_LEVEL,
+    drainDelayMs: config.SHUTDOWN_DRAIN_DELAY_MS,
+    exit: (code) => process.exit(code),
+  });
+  const pool = createPgPool({
+    url: config.DATABASE_URL,
+    applicationName: "valora-tenants",
+    logger: base.logger,
+  });
+  const tenants = createTenants(base, {
+    pool,
+    webhooks: {
+      allowHttp: config.VALORA_WEBHOOK_ALLOW_HTTP,
+      allowPrivate: config.VALORA_WEBHOOK_ALLOW_PRIVATE,
+    },
+    ...(config.VALORA_BOOTSTRAP_API_KEY ? { bootstrapApiKey: config.VALORA_BOOTSTRAP_API_KEY } : {}),
+  });
   const { generatedKey } = await tenants.start();
-  if (generatedKey) base.logger.warn({ apiKey: generatedKey }, "bootstrap admin API key for tenant 'default' (shown once; store it now)");
-  const { port, ops } = await serveGrpc(base, { services: [tenants.service], host: config.HOST, grpcPort: config.GRPC_PORT, metricsPort: config.METRICS_PORT });
+  if (generatedKey)
+    base.logger.warn(
+      { apiKey: generatedKey },
+      "bootstrap admin API key for tenant 'default' (shown once; store it now)",
+    );
+  const { port, ops } = await serveGrpc(base, {
+    services: [tenants.service],
+    host: config.HOST,
+    grpcPort: config.GRPC_PORT,
+    metricsPort: config.METRICS_PORT,
+  });
   base.health.addCheck("postgres", async () => (await pool.query("SELECT 1")).rowCount === 1);
   base.shutdown.register("webhooks", () => tenants.close());
   base.shutdown.register("postgres", () => pool.end());

@@ -14,13 +14,31 @@ export interface TenantServiceDeps {
 }
 
 const actorOf = (a: Actor | undefined): ActorRef => {
-  if (!a?.tenantId || !a.subject) throw new ValoraError("INVALID_ARGUMENT", "actor required", { details: [{ field: "actor", description: "tenant_id and subject of the caller" }] });
+  if (!a?.tenantId || !a.subject)
+    throw new ValoraError("INVALID_ARGUMENT", "actor required", {
+      details: [{ field: "actor", description: "tenant_id and subject of the caller" }],
+    });
   return { tenantId: a.tenantId, subject: a.subject, ip: a.ip };
 };
 const ts = (d: Date | null | undefined) => (d ? timestampFromDate(d) : undefined);
 const principal = (p: PrincipalRow) => ({ ...p, roles: p.roles.map(roleOf) });
-const tenant = (t: TenantRow) => ({ id: t.id, name: t.name, plan: t.plan, platformAdmin: t.platformAdmin, createdAt: ts(t.createdAt) });
-const apiKey = (k: ApiKeyRow) => ({ id: k.id, name: k.name, prefix: k.prefix, roles: k.roles.map(roleOf), assetClasses: k.assetClasses, createdAt: ts(k.createdAt), lastUsedAt: ts(k.lastUsedAt), revokedAt: ts(k.revokedAt) });
+const tenant = (t: TenantRow) => ({
+  id: t.id,
+  name: t.name,
+  plan: t.plan,
+  platformAdmin: t.platformAdmin,
+  createdAt: ts(t.createdAt),
+});
+const apiKey = (k: ApiKeyRow) => ({
+  id: k.id,
+  name: k.name,
+  prefix: k.prefix,
+  roles: k.roles.map(roleOf),
+  assetClasses: k.assetClasses,
+  createdAt: ts(k.createdAt),
+  lastUsedAt: ts(k.lastUsedAt),
+  revokedAt: ts(k.revokedAt),
+});
 
 /** valora.v1.TenantService over the store. Authorisation is the gateway's; this service trusts its callers' actor. */
 export function tenantService(d: TenantServiceDeps): ServiceRegistration {
@@ -30,10 +48,16 @@ export function tenantService(d: TenantServiceDeps): ServiceRegistration {
       return { principal: principal(await s.authenticate(req.apiKey, req.ip)) };
     },
     async resolveSubject(req) {
-      return { principal: principal(await s.resolveSubject(req.tenant, req.subject, req.tokenRoles.map(roleName))) };
+      return {
+        principal: principal(await s.resolveSubject(req.tenant, req.subject, req.tokenRoles.map(roleName))),
+      };
     },
     async createTenant(req) {
-      return { tenant: tenant(await s.createTenant(req.actor ? actorOf(req.actor) : undefined, req.name, req.plan || "free")) };
+      return {
+        tenant: tenant(
+          await s.createTenant(req.actor ? actorOf(req.actor) : undefined, req.name, req.plan || "free"),
+        ),
+      };
     },
     async getTenant(req) {
       const t = await s.tenant(req.tenantId);
@@ -41,8 +65,16 @@ export function tenantService(d: TenantServiceDeps): ServiceRegistration {
       return { tenant: tenant(t) };
     },
     async setPlan(req) {
-      if (!/^[a-z][a-z0-9-]{0,39}$/.test(req.plan)) throw new ValoraError("INVALID_ARGUMENT", "invalid plan name", { details: [{ field: "plan", description: "a plan name such as free, pro, enterprise" }] });
-      const { tenant: t, previousPlan } = await s.setPlan(actorOf(req.actor), req.tenantId, req.plan, req.reason);
+      if (!/^[a-z][a-z0-9-]{0,39}$/.test(req.plan))
+        throw new ValoraError("INVALID_ARGUMENT", "invalid plan name", {
+          details: [{ field: "plan", description: "a plan name such as free, pro, enterprise" }],
+        });
+      const { tenant: t, previousPlan } = await s.setPlan(
+        actorOf(req.actor),
+        req.tenantId,
+        req.plan,
+        req.reason,
+      );
       return { tenant: tenant(t), previousPlan };
     },
     async listTenants() {
@@ -53,14 +85,25 @@ export function tenantService(d: TenantServiceDeps): ServiceRegistration {
       return { user: { ...u, role: roleOf(u.role), createdAt: ts(u.createdAt) } };
     },
     async listUsers(req) {
-      return { users: (await s.listUsers(req.tenantId)).map((u) => ({ ...u, role: roleOf(u.role), createdAt: ts(u.createdAt) })) };
+      return {
+        users: (await s.listUsers(req.tenantId)).map((u) => ({
+          ...u,
+          role: roleOf(u.role),
+          createdAt: ts(u.createdAt),
+        })),
+      };
     },
     async deleteUser(req) {
       await s.deleteUser(actorOf(req.actor), req.subject);
       return {};
     },
     async createApiKey(req) {
-      const { key, secret } = await s.createApiKey(actorOf(req.actor), req.name, req.roles.map(roleName), req.assetClasses);
+      const { key, secret } = await s.createApiKey(
+        actorOf(req.actor),
+        req.name,
+        req.roles.map(roleName),
+        req.assetClasses,
+      );
       return { apiKey: apiKey(key), secret };
     },
     async listApiKeys(req) {
@@ -70,28 +113,48 @@ export function tenantService(d: TenantServiceDeps): ServiceRegistration {
       return { apiKey: apiKey(await s.revokeApiKey(actorOf(req.actor), req.id)) };
     },
     async listAudit(req) {
-      const rows = await s.listAudit(req.tenantId, { limit: req.limit, before: req.before, action: req.action });
+      const rows = await s.listAudit(req.tenantId, {
+        limit: req.limit,
+        before: req.before,
+        action: req.action,
+      });
       return { entries: rows.map((r) => ({ ...r, at: ts(r.at), details: r.details as JsonObject })) };
     },
     async createWebhook(req) {
       const url = checkWebhookUrl(req.url, d.webhooks);
       const unknown = req.events.filter((e) => !(WEBHOOK_EVENTS as readonly string[]).includes(e));
-      if (req.events.length === 0 || unknown.length > 0) throw new ValoraError("INVALID_ARGUMENT", unknown.length ? `unknown events: ${unknown.join(", ")}` : "no events", { details: [{ field: "events", description: `one or more of ${WEBHOOK_EVENTS.join(", ")}` }] });
+      if (req.events.length === 0 || unknown.length > 0)
+        throw new ValoraError(
+          "INVALID_ARGUMENT",
+          unknown.length ? `unknown events: ${unknown.join(", ")}` : "no events",
+          { details: [{ field: "events", description: `one or more of ${WEBHOOK_EVENTS.join(", ")}` }] },
+        );
       const { webhook, secret } = await s.createWebhook(actorOf(req.actor), url, [...new Set(req.events)]);
       return { webhook: { ...webhook, createdAt: ts(webhook.createdAt) }, secret };
     },
     async listWebhooks(req) {
-      return { webhooks: (await s.listWebhooks(req.tenantId)).map((w) => ({ ...w, createdAt: ts(w.createdAt) })) };
+      return {
+        webhooks: (await s.listWebhooks(req.tenantId)).map((w) => ({ ...w, createdAt: ts(w.createdAt) })),
+      };
     },
     async deleteWebhook(req) {
       await s.deleteWebhook(actorOf(req.actor), req.id);
       return {};
     },
     async listDeliveries(req) {
-      return { deliveries: (await s.listDeliveries(req.tenantId, req.webhookId)).map((x) => ({ ...x, nextAttemptAt: ts(x.nextAttemptAt), deliveredAt: ts(x.deliveredAt) })) };
+      return {
+        deliveries: (await s.listDeliveries(req.tenantId, req.webhookId)).map((x) => ({
+          ...x,
+          nextAttemptAt: ts(x.nextAttemptAt),
+          deliveredAt: ts(x.deliveredAt),
+        })),
+      };
     },
     async publish(req) {
-      if (!req.tenantId || !req.eventId || !(WEBHOOK_EVENTS as readonly string[]).includes(req.type)) throw new ValoraError("INVALID_ARGUMENT", "tenant_id, event_id and a known type are required", { details: [{ field: "type", description: WEBHOOK_EVENTS.join(", ") }] });
+      if (!req.tenantId || !req.eventId || !(WEBHOOK_EVENTS as readonly string[]).includes(req.type))
+        throw new ValoraError("INVALID_ARGUMENT", "tenant_id, event_id and a known type are required", {
+          details: [{ field: "type", description: WEBHOOK_EVENTS.join(", ") }],
+        });
       const deliveries = await s.publish(req.tenantId, req.eventId, req.type, req.data ?? {});
       if (deliveries > 0) void d.worker?.drain().catch(() => undefined);
       return { deliveries };

@@ -83,8 +83,17 @@ const notFound = (what: string, id: string) => new ValoraError("NOT_FOUND", `${w
 /** How often a key's use is written (last_used_at and an `apikey.use` audit row) at most. */
 export const KEY_USE_RECORD_INTERVAL_SECONDS = 60;
 
-async function audit(c: PoolClient | Pool, actor: ActorRef, action: string, target: string, details: Record<string, unknown> = {}): Promise<void> {
-  await c.query("INSERT INTO audit_log (tenant_id, actor, action, target, ip, details) VALUES ($1, $2, $3, $4, $5, $6)", [actor.tenantId, actor.subject, action, target, actor.ip, JSON.stringify(details)]);
+async function audit(
+  c: PoolClient | Pool,
+  actor: ActorRef,
+  action: string,
+  target: string,
+  details: Record<string, unknown> = {},
+): Promise<void> {
+  await c.query(
+    "INSERT INTO audit_log (tenant_id, actor, action, target, ip, details) VALUES ($1, $2, $3, $4, $5, $6)",
+    [actor.tenantId, actor.subject, action, target, actor.ip, JSON.stringify(details)],
+  );
 }
 
 interface TenantDb {
@@ -104,7 +113,13 @@ interface KeyDb {
   last_used_at: Date | null;
   revoked_at: Date | null;
 }
-const tenantOf = (r: TenantDb): TenantRow => ({ id: r.id, name: r.name, plan: r.plan, platformAdmin: r.platform_admin, createdAt: r.created_at });
+const tenantOf = (r: TenantDb): TenantRow => ({
+  id: r.id,
+  name: r.name,
+  plan: r.plan,
+  platformAdmin: r.platform_admin,
+  createdAt: r.created_at,
+});
 const keyOf = (r: KeyDb): ApiKeyRow => ({
   id: r.id,
   name: r.name,
@@ -120,30 +135,71 @@ const keyOf = (r: KeyDb): ApiKeyRow => ({
 export class TenantStore {
   constructor(private readonly pool: Pool) {}
 
-  async createTenant(actor: ActorRef | undefined, name: string, plan: string, platformAdmin = false): Promise<TenantRow> {
-    if (!TENANT_NAME.test(name)) throw new ValoraError("INVALID_ARGUMENT", "invalid tenant name", { details: [{ field: "name", description: "2-63 lowercase letters, digits and dashes, starting with a letter or digit" }] });
+  async createTenant(
+    actor: ActorRef | undefined,
+    name: string,
+    plan: string,
+    platformAdmin = false,
+  ): Promise<TenantRow> {
+    if (!TENANT_NAME.test(name))
+      throw new ValoraError("INVALID_ARGUMENT", "invalid tenant name", {
+        details: [
+          {
+            field: "name",
+            description: "2-63 lowercase letters, digits and dashes, starting with a letter or digit",
+          },
+        ],
+      });
     return withTransaction(this.pool, async (c) => {
-      const { rows } = await c.query<TenantDb>("INSERT INTO tenants (name, plan, platform_admin) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING RETURNING *", [name, plan, platformAdmin]);
-      if (rows.length === 0) throw new ValoraError("ALREADY_EXISTS", `tenant "${name}" already exists`, { details: [{ field: "name", description: "taken" }] });
+      const { rows } = await c.query<TenantDb>(
+        "INSERT INTO tenants (name, plan, platform_admin) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING RETURNING *",
+        [name, plan, platformAdmin],
+      );
+      if (rows.length === 0)
+        throw new ValoraError("ALREADY_EXISTS", `tenant "${name}" already exists`, {
+          details: [{ field: "name", description: "taken" }],
+        });
       const t = tenantOf(rows[0]!);
       if (actor) await audit(c, actor, "tenant.create", `tenant/${t.id}`, { name, plan });
-      await audit(c, { tenantId: t.id, subject: actor?.subject ?? "system", ip: actor?.ip ?? "" }, "tenant.create", `tenant/${t.id}`, { name, plan });
+      await audit(
+        c,
+        { tenantId: t.id, subject: actor?.subject ?? "system", ip: actor?.ip ?? "" },
+        "tenant.create",
+        `tenant/${t.id}`,
+        { name, plan },
+      );
       return t;
     });
   }
 
   async tenant(idOrName: string): Promise<TenantRow | undefined> {
-    const { rows } = await this.pool.query<TenantDb>(UUID.test(idOrName) ? "SELECT * FROM tenants WHERE id = $1" : "SELECT * FROM tenants WHERE name = $1", [idOrName]);
+    const { rows } = await this.pool.query<TenantDb>(
+      UUID.test(idOrName) ? "SELECT * FROM tenants WHERE id = $1" : "SELECT * FROM tenants WHERE name = $1",
+      [idOrName],
+    );
     return rows[0] ? tenantOf(rows[0]) : undefined;
   }
 
   /** Moves a tenant to a plan (the caller checked it exists); audited in the same transaction. */
-  async setPlan(actor: ActorRef, tenantId: string, plan: string, reason = ""): Promise<{ tenant: TenantRow; previousPlan: string }> {
+  async setPlan(
+    actor: ActorRef,
+    tenantId: string,
+    plan: string,
+    reason = "",
+  ): Promise<{ tenant: TenantRow; previousPlan: string }> {
     if (!UUID.test(tenantId)) throw notFound("tenant", tenantId);
     return withTransaction(this.pool, async (c) => {
-      const { rows } = await c.query<TenantDb & { previous: string }>("UPDATE tenants t SET plan = $2 FROM (SELECT id, plan AS previous FROM tenants WHERE id = $1 FOR UPDATE) old WHERE t.id = old.id RETURNING t.*, old.previous", [tenantId, plan]);
+      const { rows } = await c.query<TenantDb & { previous: string }>(
+        "UPDATE tenants t SET plan = $2 FROM (SELECT id, plan AS previous FROM tenants WHERE id = $1 FOR UPDATE) old WHERE t.id = old.id RETURNING t.*, old.previous",
+        [tenantId, plan],
+      );
       if (!rows[0]) throw notFound("tenant", tenantId);
-      if (rows[0].previous !== plan) await audit(c, { ...actor, tenantId }, "tenant.plan", `tenant/${tenantId}`, { plan, previous: rows[0].previous, ...(reason ? { reason } : {}) });
+      if (rows[0].previous !== plan)
+        await audit(c, { ...actor, tenantId }, "tenant.plan", `tenant/${tenantId}`, {
+          plan,
+          previous: rows[0].previous,
+          ...(reason ? { reason } : {}),
+        });
       return { tenant: tenantOf(rows[0]), previousPlan: rows[0].previous };
     });
   }
@@ -162,33 +218,89 @@ export class TenantStore {
          FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.prefix = $1`,
       [prefix],
     );
-    const r = rows[0] as { id: string; hash: Buffer; roles: RoleName[]; asset_classes: string[]; revoked_at: Date | null; last_used_at: Date | null; tenant_id: string; tenant_name: string; plan: string; platform_admin: boolean } | undefined;
+    const r = rows[0] as
+      | {
+          id: string;
+          hash: Buffer;
+          roles: RoleName[];
+          asset_classes: string[];
+          revoked_at: Date | null;
+          last_used_at: Date | null;
+          tenant_id: string;
+          tenant_name: string;
+          plan: string;
+          platform_admin: boolean;
+        }
+      | undefined;
     if (!r || r.revoked_at || !apiKeyMatches(key, r.hash)) throw unauthenticated();
     if (!r.last_used_at || Date.now() - r.last_used_at.getTime() > KEY_USE_RECORD_INTERVAL_SECONDS * 1000) {
       await withTransaction(this.pool, async (c) => {
-        const used = await c.query(`UPDATE api_keys SET last_used_at = now() WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => $2)) RETURNING id`, [r.id, KEY_USE_RECORD_INTERVAL_SECONDS]);
-        if (used.rowCount) await audit(c, { tenantId: r.tenant_id, subject: `key:${r.id}`, ip }, "apikey.use", `apikey/${r.id}`);
+        const used = await c.query(
+          `UPDATE api_keys SET last_used_at = now() WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => $2)) RETURNING id`,
+          [r.id, KEY_USE_RECORD_INTERVAL_SECONDS],
+        );
+        if (used.rowCount)
+          await audit(
+            c,
+            { tenantId: r.tenant_id, subject: `key:${r.id}`, ip },
+            "apikey.use",
+            `apikey/${r.id}`,
+          );
       });
     }
-    return { tenantId: r.tenant_id, tenantName: r.tenant_name, subject: `key:${r.id}`, roles: r.roles, assetClasses: r.asset_classes, platformAdmin: r.platform_admin, plan: r.plan };
+    return {
+      tenantId: r.tenant_id,
+      tenantName: r.tenant_name,
+      subject: `key:${r.id}`,
+      roles: r.roles,
+      assetClasses: r.asset_classes,
+      platformAdmin: r.platform_admin,
+      plan: r.plan,
+    };
   }
 
   /** The principal of an OIDC subject: its user record's role, else the roles its token carries. */
   async resolveSubject(tenant: string, subject: string, tokenRoles: RoleName[]): Promise<PrincipalRow> {
     const t = await this.tenant(tenant);
     if (!t) throw new ValoraError("UNAUTHENTICATED", "token names an unknown tenant");
-    const { rows } = await this.pool.query<{ role: RoleName }>("SELECT role FROM tenant_users WHERE tenant_id = $1 AND subject = $2", [t.id, subject]);
+    const { rows } = await this.pool.query<{ role: RoleName }>(
+      "SELECT role FROM tenant_users WHERE tenant_id = $1 AND subject = $2",
+      [t.id, subject],
+    );
     const roles = rows[0] ? [rows[0].role] : tokenRoles;
-    if (roles.length === 0) throw new ValoraError("PERMISSION_DENIED", "the token's subject has no role in this tenant");
-    return { tenantId: t.id, tenantName: t.name, subject: `user:${subject}`, roles, assetClasses: [], platformAdmin: t.platformAdmin, plan: t.plan };
+    if (roles.length === 0)
+      throw new ValoraError("PERMISSION_DENIED", "the token's subject has no role in this tenant");
+    return {
+      tenantId: t.id,
+      tenantName: t.name,
+      subject: `user:${subject}`,
+      roles,
+      assetClasses: [],
+      platformAdmin: t.platformAdmin,
+      plan: t.plan,
+    };
   }
 
-  async createApiKey(actor: ActorRef, name: string, roles: RoleName[], assetClasses: string[]): Promise<{ key: ApiKeyRow; secret: string }> {
-    if (name.trim().length === 0 || name.length > 100) throw new ValoraError("INVALID_ARGUMENT", "invalid key name", { details: [{ field: "name", description: "1-100 characters" }] });
-    if (roles.length === 0) throw new ValoraError("INVALID_ARGUMENT", "a key needs at least one role", { details: [{ field: "roles", description: "at least one role" }] });
+  async createApiKey(
+    actor: ActorRef,
+    name: string,
+    roles: RoleName[],
+    assetClasses: string[],
+  ): Promise<{ key: ApiKeyRow; secret: string }> {
+    if (name.trim().length === 0 || name.length > 100)
+      throw new ValoraError("INVALID_ARGUMENT", "invalid key name", {
+        details: [{ field: "name", description: "1-100 characters" }],
+      });
+    if (roles.length === 0)
+      throw new ValoraError("INVALID_ARGUMENT", "a key needs at least one role", {
+        details: [{ field: "roles", description: "at least one role" }],
+      });
     const generated = generateApiKey();
     return withTransaction(this.pool, async (c) => {
-      const { rows } = await c.query<KeyDb>("INSERT INTO api_keys (tenant_id, name, prefix, hash, roles, asset_classes) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *", [actor.tenantId, name, generated.prefix, generated.hash, roles, assetClasses]);
+      const { rows } = await c.query<KeyDb>(
+        "INSERT INTO api_keys (tenant_id, name, prefix, hash, roles, asset_classes) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+        [actor.tenantId, name, generated.prefix, generated.hash, roles, assetClasses],
+      );
       const key = keyOf(rows[0]!);
       await audit(c, actor, "apikey.create", `apikey/${key.id}`, { name, roles, assetClasses });
       return { key, secret: generated.key };
@@ -198,23 +310,46 @@ export class TenantStore {
   /** Stores a key whose secret comes from outside (a bootstrap key from the environment); idempotent. */
   async importApiKey(actor: ActorRef, name: string, key: string, roles: RoleName[]): Promise<boolean> {
     const prefix = apiKeyPrefix(key);
-    if (!prefix) throw new ValoraError("INVALID_ARGUMENT", "malformed API key", { details: [{ field: "VALORA_BOOTSTRAP_API_KEY", description: "vk_ + 10 letters/digits + _ + 32 letters/digits (generate one with `valora keygen`)" }] });
+    if (!prefix)
+      throw new ValoraError("INVALID_ARGUMENT", "malformed API key", {
+        details: [
+          {
+            field: "VALORA_BOOTSTRAP_API_KEY",
+            description:
+              "vk_ + 10 letters/digits + _ + 32 letters/digits (generate one with `valora keygen`)",
+          },
+        ],
+      });
     return withTransaction(this.pool, async (c) => {
-      const { rows } = await c.query("INSERT INTO api_keys (tenant_id, name, prefix, hash, roles) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (prefix) DO NOTHING RETURNING id", [actor.tenantId, name, prefix, hashApiKey(key), roles]);
-      if (rows.length > 0) await audit(c, actor, "apikey.create", `apikey/${(rows[0] as { id: string }).id}`, { name, roles, source: "environment" });
+      const { rows } = await c.query(
+        "INSERT INTO api_keys (tenant_id, name, prefix, hash, roles) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (prefix) DO NOTHING RETURNING id",
+        [actor.tenantId, name, prefix, hashApiKey(key), roles],
+      );
+      if (rows.length > 0)
+        await audit(c, actor, "apikey.create", `apikey/${(rows[0] as { id: string }).id}`, {
+          name,
+          roles,
+          source: "environment",
+        });
       return rows.length > 0;
     });
   }
 
   async listApiKeys(tenantId: string): Promise<ApiKeyRow[]> {
-    const { rows } = await this.pool.query<KeyDb>("SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id", [tenantId]);
+    const { rows } = await this.pool.query<KeyDb>(
+      "SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id",
+      [tenantId],
+    );
     return rows.map(keyOf);
   }
 
   async revokeApiKey(actor: ActorRef, id: string): Promise<ApiKeyRow> {
     if (!UUID.test(id)) throw notFound("API key", id);
     return withTransaction(this.pool, async (c) => {
-      const { rows } = await c.query<KeyDb>("UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND tenant_id = $2 RETURNING *", [id, actor.tenantId]);
+      const { rows } = await c.query<KeyDb>(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND tenant_id = $2 RETURNING *",
+        [id, actor.tenantId],
+      );
       if (rows.length === 0) throw notFound("API key", id);
       await audit(c, actor, "apikey.revoke", `apikey/${id}`);
       return keyOf(rows[0]!);
@@ -222,7 +357,10 @@ export class TenantStore {
   }
 
   async putUser(actor: ActorRef, subject: string, email: string, role: RoleName): Promise<UserRow> {
-    if (subject.trim().length === 0 || subject.length > 255) throw new ValoraError("INVALID_ARGUMENT", "invalid subject", { details: [{ field: "subject", description: "1-255 characters" }] });
+    if (subject.trim().length === 0 || subject.length > 255)
+      throw new ValoraError("INVALID_ARGUMENT", "invalid subject", {
+        details: [{ field: "subject", description: "1-255 characters" }],
+      });
     return withTransaction(this.pool, async (c) => {
       const { rows } = await c.query(
         `INSERT INTO tenant_users (tenant_id, subject, email, role) VALUES ($1, $2, $3, $4)
@@ -236,32 +374,74 @@ export class TenantStore {
   }
 
   async listUsers(tenantId: string): Promise<UserRow[]> {
-    const { rows } = await this.pool.query("SELECT * FROM tenant_users WHERE tenant_id = $1 ORDER BY subject", [tenantId]);
-    return rows.map((r: { subject: string; email: string; role: RoleName; created_at: Date }) => ({ subject: r.subject, email: r.email, role: r.role, createdAt: r.created_at }));
+    const { rows } = await this.pool.query(
+      "SELECT * FROM tenant_users WHERE tenant_id = $1 ORDER BY subject",
+      [tenantId],
+    );
+    return rows.map((r: { subject: string; email: string; role: RoleName; created_at: Date }) => ({
+      subject: r.subject,
+      email: r.email,
+      role: r.role,
+      createdAt: r.created_at,
+    }));
   }
 
   async deleteUser(actor: ActorRef, subject: string): Promise<void> {
     await withTransaction(this.pool, async (c) => {
-      const res = await c.query("DELETE FROM tenant_users WHERE tenant_id = $1 AND subject = $2", [actor.tenantId, subject]);
+      const res = await c.query("DELETE FROM tenant_users WHERE tenant_id = $1 AND subject = $2", [
+        actor.tenantId,
+        subject,
+      ]);
       if (res.rowCount === 0) throw notFound("user", subject);
       await audit(c, actor, "user.delete", `user/${subject}`);
     });
   }
 
-  async listAudit(tenantId: string, options: { limit?: number; before?: string; action?: string } = {}): Promise<AuditRow[]> {
+  async listAudit(
+    tenantId: string,
+    options: { limit?: number; before?: string; action?: string } = {},
+  ): Promise<AuditRow[]> {
     const limit = Math.min(Math.max(options.limit || 100, 1), 1000);
-    if (options.before && !/^\d+$/.test(options.before)) throw new ValoraError("INVALID_ARGUMENT", "invalid cursor", { details: [{ field: "before", description: "an audit entry id" }] });
+    if (options.before && !/^\d+$/.test(options.before))
+      throw new ValoraError("INVALID_ARGUMENT", "invalid cursor", {
+        details: [{ field: "before", description: "an audit entry id" }],
+      });
     const { rows } = await this.pool.query(
       `SELECT * FROM audit_log WHERE tenant_id = $1 AND ($2::bigint IS NULL OR id < $2) AND ($3::text IS NULL OR action = $3) ORDER BY id DESC LIMIT $4`,
       [tenantId, options.before || null, options.action || null, limit],
     );
-    return rows.map((r: { id: string; actor: string; action: string; target: string; ip: string; at: Date; details: Record<string, unknown> }) => ({ id: String(r.id), actor: r.actor, action: r.action, target: r.target, ip: r.ip, at: r.at, details: r.details }));
+    return rows.map(
+      (r: {
+        id: string;
+        actor: string;
+        action: string;
+        target: string;
+        ip: string;
+        at: Date;
+        details: Record<string, unknown>;
+      }) => ({
+        id: String(r.id),
+        actor: r.actor,
+        action: r.action,
+        target: r.target,
+        ip: r.ip,
+        at: r.at,
+        details: r.details,
+      }),
+    );
   }
 
-  async createWebhook(actor: ActorRef, url: string, events: string[]): Promise<{ webhook: WebhookRow; secret: string }> {
+  async createWebhook(
+    actor: ActorRef,
+    url: string,
+    events: string[],
+  ): Promise<{ webhook: WebhookRow; secret: string }> {
     const secret = webhookSecret();
     return withTransaction(this.pool, async (c) => {
-      const { rows } = await c.query("INSERT INTO webhooks (tenant_id, url, events, secret) VALUES ($1, $2, $3, $4) RETURNING id, url, events, created_at", [actor.tenantId, url, events, secret]);
+      const { rows } = await c.query(
+        "INSERT INTO webhooks (tenant_id, url, events, secret) VALUES ($1, $2, $3, $4) RETURNING id, url, events, created_at",
+        [actor.tenantId, url, events, secret],
+      );
       const r = rows[0] as { id: string; url: string; events: string[]; created_at: Date };
       await audit(c, actor, "webhook.create", `webhook/${r.id}`, { url, events });
       return { webhook: { id: r.id, url: r.url, events: r.events, createdAt: r.created_at }, secret };
@@ -269,46 +449,78 @@ export class TenantStore {
   }
 
   async listWebhooks(tenantId: string): Promise<WebhookRow[]> {
-    const { rows } = await this.pool.query("SELECT id, url, events, created_at FROM webhooks WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY created_at, id", [tenantId]);
-    return rows.map((r: { id: string; url: string; events: string[]; created_at: Date }) => ({ id: r.id, url: r.url, events: r.events, createdAt: r.created_at }));
+    const { rows } = await this.pool.query(
+      "SELECT id, url, events, created_at FROM webhooks WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
+      [tenantId],
+    );
+    return rows.map((r: { id: string; url: string; events: string[]; created_at: Date }) => ({
+      id: r.id,
+      url: r.url,
+      events: r.events,
+      createdAt: r.created_at,
+    }));
   }
 
   async deleteWebhook(actor: ActorRef, id: string): Promise<void> {
     if (!UUID.test(id)) throw notFound("webhook", id);
     await withTransaction(this.pool, async (c) => {
-      const res = await c.query("UPDATE webhooks SET deleted_at = now() WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL", [id, actor.tenantId]);
+      const res = await c.query(
+        "UPDATE webhooks SET deleted_at = now() WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+        [id, actor.tenantId],
+      );
       if (res.rowCount === 0) throw notFound("webhook", id);
-      await c.query("UPDATE webhook_deliveries SET status = 'cancelled' WHERE webhook_id = $1 AND status = 'pending'", [id]);
+      await c.query(
+        "UPDATE webhook_deliveries SET status = 'cancelled' WHERE webhook_id = $1 AND status = 'pending'",
+        [id],
+      );
       await audit(c, actor, "webhook.delete", `webhook/${id}`);
     });
   }
 
   async listDeliveries(tenantId: string, webhookId: string): Promise<DeliveryRow[]> {
     if (!UUID.test(webhookId)) throw notFound("webhook", webhookId);
-    const hook = await this.pool.query("SELECT 1 FROM webhooks WHERE id = $1 AND tenant_id = $2", [webhookId, tenantId]);
+    const hook = await this.pool.query("SELECT 1 FROM webhooks WHERE id = $1 AND tenant_id = $2", [
+      webhookId,
+      tenantId,
+    ]);
     if (hook.rowCount === 0) throw notFound("webhook", webhookId);
     const { rows } = await this.pool.query(
       `SELECT d.*, e.type FROM webhook_deliveries d JOIN webhook_events e ON e.tenant_id = d.tenant_id AND e.event_id = d.event_id
         WHERE d.webhook_id = $1 ORDER BY e.created_at DESC LIMIT 100`,
       [webhookId],
     );
-    return rows.map((r: { id: string; event_id: string; type: string; status: string; attempts: number; last_status_code: number; last_error: string; next_attempt_at: Date; delivered_at: Date | null }) => ({
-      id: r.id,
-      eventId: r.event_id,
-      eventType: r.type,
-      status: r.status,
-      attempts: r.attempts,
-      lastStatusCode: r.last_status_code,
-      lastError: r.last_error,
-      nextAttemptAt: r.next_attempt_at,
-      deliveredAt: r.delivered_at,
-    }));
+    return rows.map(
+      (r: {
+        id: string;
+        event_id: string;
+        type: string;
+        status: string;
+        attempts: number;
+        last_status_code: number;
+        last_error: string;
+        next_attempt_at: Date;
+        delivered_at: Date | null;
+      }) => ({
+        id: r.id,
+        eventId: r.event_id,
+        eventType: r.type,
+        status: r.status,
+        attempts: r.attempts,
+        lastStatusCode: r.last_status_code,
+        lastError: r.last_error,
+        nextAttemptAt: r.next_attempt_at,
+        deliveredAt: r.delivered_at,
+      }),
+    );
   }
 
   /** Records the event once (by id) and queues one delivery per subscribed webhook; returns deliveries queued. */
   async publish(tenantId: string, eventId: string, type: string, data: unknown): Promise<number> {
     return withTransaction(this.pool, async (c) => {
-      const inserted = await c.query("INSERT INTO webhook_events (tenant_id, event_id, type, data) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", [tenantId, eventId, type, JSON.stringify(data ?? {})]);
+      const inserted = await c.query(
+        "INSERT INTO webhook_events (tenant_id, event_id, type, data) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        [tenantId, eventId, type, JSON.stringify(data ?? {})],
+      );
       if (inserted.rowCount === 0) return 0;
       const res = await c.query(
         `INSERT INTO webhook_deliveries (webhook_id, tenant_id, event_id)

@@ -14,7 +14,13 @@ export function signWebhook(secret: string, body: string, timestamp: number): st
 }
 
 /** Pure: checks a signature header as a receiver would, with a tolerance in seconds. */
-export function verifyWebhook(secret: string, body: string, header: string, nowSeconds: number, toleranceSeconds = 300): boolean {
+export function verifyWebhook(
+  secret: string,
+  body: string,
+  header: string,
+  nowSeconds: number,
+  toleranceSeconds = 300,
+): boolean {
   const parts = Object.fromEntries(header.split(",").map((p) => p.split("=", 2) as [string, string]));
   const t = Number(parts["t"]);
   if (!Number.isFinite(t) || Math.abs(nowSeconds - t) > toleranceSeconds || !parts["v1"]) return false;
@@ -28,7 +34,15 @@ export function retryDelaySeconds(attempts: number, baseSeconds = 5): number {
   return Math.min(3600, baseSeconds * 2 ** Math.max(0, attempts - 1));
 }
 
-const PRIVATE_V4 = [/^10\./, /^127\./, /^169\.254\./, /^192\.168\./, /^172\.(1[6-9]|2\d|3[01])\./, /^0\./, /^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./];
+const PRIVATE_V4 = [
+  /^10\./,
+  /^127\./,
+  /^169\.254\./,
+  /^192\.168\./,
+  /^172\.(1[6-9]|2\d|3[01])\./,
+  /^0\./,
+  /^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./,
+];
 
 /**
  * Pure: refuses webhook URLs that would let a tenant make the platform call inside its own
@@ -41,14 +55,24 @@ export function checkWebhookUrl(raw: string, options: { allowHttp: boolean; allo
   try {
     url = new URL(raw);
   } catch {
-    throw new ValoraError("INVALID_ARGUMENT", "webhook url is not a URL", { details: [{ field: "url", description: "an absolute https URL" }] });
+    throw new ValoraError("INVALID_ARGUMENT", "webhook url is not a URL", {
+      details: [{ field: "url", description: "an absolute https URL" }],
+    });
   }
-  const bad = (description: string) => new ValoraError("INVALID_ARGUMENT", `webhook url refused: ${description}`, { details: [{ field: "url", description }] });
+  const bad = (description: string) =>
+    new ValoraError("INVALID_ARGUMENT", `webhook url refused: ${description}`, {
+      details: [{ field: "url", description }],
+    });
   if (url.protocol !== "https:" && !(options.allowHttp && url.protocol === "http:")) throw bad("https only");
   if (url.username || url.password) throw bad("no credentials in the URL");
   const host = url.hostname.replace(/^\[|\]$/g, "");
-  const internal = host === "localhost" || host.endsWith(".localhost") || (isIP(host) === 4 && PRIVATE_V4.some((r) => r.test(host))) || (isIP(host) === 6 && (host === "::1" || /^f[cd]|^fe80/i.test(host)));
-  if (internal && !options.allowPrivate) throw bad("private, loopback and link-local addresses are not allowed");
+  const internal =
+    host === "localhost" ||
+    host.endsWith(".localhost") ||
+    (isIP(host) === 4 && PRIVATE_V4.some((r) => r.test(host))) ||
+    (isIP(host) === 6 && (host === "::1" || /^f[cd]|^fe80/i.test(host)));
+  if (internal && !options.allowPrivate)
+    throw bad("private, loopback and link-local addresses are not allowed");
   return url.toString();
 }
 
@@ -89,14 +113,21 @@ export class DeliveryWorker {
   private readonly outcomes;
 
   constructor(private readonly o: DeliveryWorkerOptions) {
-    this.outcomes = o.registry ? counter(o.registry, "valora_webhook_deliveries_total", "Webhook delivery attempts by outcome.", ["outcome"]) : undefined;
+    this.outcomes = o.registry
+      ? counter(o.registry, "valora_webhook_deliveries_total", "Webhook delivery attempts by outcome.", [
+          "outcome",
+        ])
+      : undefined;
   }
 
   start(): void {
     if (this.timer !== undefined) return;
     const tick = () => {
       this.running = this.drain()
-        .then(() => undefined, (err: unknown) => this.o.logger.warn({ err }, "webhook delivery pass failed"))
+        .then(
+          () => undefined,
+          (err: unknown) => this.o.logger.warn({ err }, "webhook delivery pass failed"),
+        )
         .finally(() => {
           if (this.timer !== undefined) this.timer = setTimeout(tick, this.o.pollMs ?? 1000);
         });
@@ -132,20 +163,35 @@ export class DeliveryWorker {
           ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED`,
         [limit],
       );
-      if (rows.length > 0) await c.query("UPDATE webhook_deliveries SET next_attempt_at = now() + make_interval(secs => $2) WHERE id = ANY($1)", [rows.map((r: Claimed) => r.id), this.o.leaseSeconds ?? 60]);
+      if (rows.length > 0)
+        await c.query(
+          "UPDATE webhook_deliveries SET next_attempt_at = now() + make_interval(secs => $2) WHERE id = ANY($1)",
+          [rows.map((r: Claimed) => r.id), this.o.leaseSeconds ?? 60],
+        );
       return rows as Claimed[];
     });
   }
 
   private async attempt(d: Claimed): Promise<void> {
-    const body = JSON.stringify({ id: d.event_id, type: d.type, createdAt: d.created_at.toISOString(), data: d.data });
+    const body = JSON.stringify({
+      id: d.event_id,
+      type: d.type,
+      createdAt: d.created_at.toISOString(),
+      data: d.data,
+    });
     const attempts = d.attempts + 1;
     let status = 0;
     let error = "";
     try {
       const res = await (this.o.fetch ?? fetch)(d.url, {
         method: "POST",
-        headers: { "content-type": "application/json", "user-agent": "Valora-Webhooks/1", "valora-event-id": d.event_id, "valora-event-type": d.type, "valora-signature": signWebhook(d.secret, body, Math.floor(Date.now() / 1000)) },
+        headers: {
+          "content-type": "application/json",
+          "user-agent": "Valora-Webhooks/1",
+          "valora-event-id": d.event_id,
+          "valora-event-type": d.type,
+          "valora-signature": signWebhook(d.secret, body, Math.floor(Date.now() / 1000)),
+        },
         body,
         redirect: "manual",
         signal: AbortSignal.timeout(this.o.timeoutMs ?? 5000),
@@ -164,8 +210,16 @@ export class DeliveryWorker {
               delivered_at = CASE WHEN $5 = 'delivered' THEN now() END,
               next_attempt_at = now() + make_interval(secs => $6)
         WHERE id = $1`,
-      [d.id, attempts, status, error, ok ? "delivered" : gaveUp ? "failed" : "pending", ok || gaveUp ? 0 : retryDelaySeconds(attempts, this.o.baseDelaySeconds)],
+      [
+        d.id,
+        attempts,
+        status,
+        error,
+        ok ? "delivered" : gaveUp ? "failed" : "pending",
+        ok || gaveUp ? 0 : retryDelaySeconds(attempts, this.o.baseDelaySeconds),
+      ],
     );
-    if (!ok) this.o.logger.warn({ delivery: d.id, url: d.url, attempts, error, gaveUp }, "webhook delivery failed");
+    if (!ok)
+      this.o.logger.warn({ delivery: d.id, url: d.url, attempts, error, gaveUp }, "webhook delivery failed");
   }
 }

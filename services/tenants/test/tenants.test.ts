@@ -2,9 +2,27 @@ import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Role, TenantService } from "@valora/proto/valora/v1/tenants_pb";
-import { createClient, createGrpcServer, createPgPool, createServiceBase, type Client, type GrpcServer, type Pool, type ValoraError } from "@valora/kit";
+import {
+  createClient,
+  createGrpcServer,
+  createPgPool,
+  createServiceBase,
+  type Client,
+  type GrpcServer,
+  type Pool,
+  type ValoraError,
+} from "@valora/kit";
 import { captureLogs, freshDatabase } from "@valora/kit/testing";
-import { apiKeyPrefix, checkWebhookUrl, createTenants, generateApiKey, retryDelaySeconds, signWebhook, verifyWebhook, type TenantsApp } from "../src/index.js";
+import {
+  apiKeyPrefix,
+  checkWebhookUrl,
+  createTenants,
+  generateApiKey,
+  retryDelaySeconds,
+  signWebhook,
+  verifyWebhook,
+  type TenantsApp,
+} from "../src/index.js";
 
 describe("keys and webhook signing (pure)", () => {
   it("generates well-formed keys whose prefix finds them and whose hash is not the key", () => {
@@ -34,10 +52,21 @@ describe("keys and webhook signing (pure)", () => {
   it("refuses webhook URLs that point inside the network unless allowed", () => {
     const strict = { allowHttp: false, allowPrivate: false };
     expect(checkWebhookUrl("https://hooks.example.com/x", strict)).toBe("https://hooks.example.com/x");
-    for (const bad of ["http://hooks.example.com/", "https://127.0.0.1/", "https://10.1.2.3/", "https://[::1]/", "https://localhost/", "https://169.254.169.254/latest", "https://u:p@example.com/", "not a url"]) {
+    for (const bad of [
+      "http://hooks.example.com/",
+      "https://127.0.0.1/",
+      "https://10.1.2.3/",
+      "https://[::1]/",
+      "https://localhost/",
+      "https://169.254.169.254/latest",
+      "https://u:p@example.com/",
+      "not a url",
+    ]) {
       expect(() => checkWebhookUrl(bad, strict), bad).toThrow(/webhook url/);
     }
-    expect(checkWebhookUrl("http://127.0.0.1:9/x", { allowHttp: true, allowPrivate: true })).toBe("http://127.0.0.1:9/x");
+    expect(checkWebhookUrl("http://127.0.0.1:9/x", { allowHttp: true, allowPrivate: true })).toBe(
+      "http://127.0.0.1:9/x",
+    );
   });
 });
 
@@ -70,11 +99,16 @@ describe.skipIf(!url)("tenant service over gRPC with real Postgres", () => {
     pool = createPgPool({ url: db.url, max: 4 });
     const { logger } = captureLogs();
     const base = createServiceBase({ name: "tenants-test", logger });
-    app = createTenants(base, { pool, webhooks: { allowHttp: true, allowPrivate: true, baseDelaySeconds: 0.2 } });
+    app = createTenants(base, {
+      pool,
+      webhooks: { allowHttp: true, allowPrivate: true, baseDelaySeconds: 0.2 },
+    });
     const started = await app.start();
     bootstrapKey = started.generatedKey!;
     server = createGrpcServer({ ...base, services: [app.service] });
-    client = createClient(TenantService, `127.0.0.1:${await server.listen("127.0.0.1:0")}`, { timeoutMs: 5000 });
+    client = createClient(TenantService, `127.0.0.1:${await server.listen("127.0.0.1:0")}`, {
+      timeoutMs: 5000,
+    });
     await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
   });
   afterAll(async () => {
@@ -99,14 +133,29 @@ describe.skipIf(!url)("tenant service over gRPC with real Postgres", () => {
   it("creates keys shown once, stores only a hash, records use, and revokes them", async () => {
     const { tenant } = await client.createTenant({ name: "acme", plan: "pro" });
     const actor = { tenantId: tenant!.id, subject: "user:alice", ip: "192.0.2.7" };
-    const created = await client.createApiKey({ actor, name: "ci", roles: [Role.API], assetClasses: ["autos"] });
+    const created = await client.createApiKey({
+      actor,
+      name: "ci",
+      roles: [Role.API],
+      assetClasses: ["autos"],
+    });
     expect(created.secret).toMatch(/^vk_/);
-    const stored = await pool.query<{ hash: Buffer }>("SELECT hash FROM api_keys WHERE id = $1", [created.apiKey!.id]);
+    const stored = await pool.query<{ hash: Buffer }>("SELECT hash FROM api_keys WHERE id = $1", [
+      created.apiKey!.id,
+    ]);
     expect(stored.rows[0]!.hash.toString("utf8")).not.toContain(created.secret);
     expect(JSON.stringify((await pool.query("SELECT * FROM api_keys")).rows)).not.toContain(created.secret);
 
     const { principal } = await client.authenticate({ apiKey: created.secret, ip: "203.0.113.9" });
-    expect(principal).toMatchObject({ tenantId: tenant!.id, tenantName: "acme", subject: `key:${created.apiKey!.id}`, roles: [Role.API], assetClasses: ["autos"], plan: "pro", platformAdmin: false });
+    expect(principal).toMatchObject({
+      tenantId: tenant!.id,
+      tenantName: "acme",
+      subject: `key:${created.apiKey!.id}`,
+      roles: [Role.API],
+      assetClasses: ["autos"],
+      plan: "pro",
+      platformAdmin: false,
+    });
     await client.authenticate({ apiKey: created.secret, ip: "203.0.113.9" });
     const listed = (await client.listApiKeys({ tenantId: tenant!.id })).apiKeys;
     expect(listed).toHaveLength(1);
@@ -116,9 +165,13 @@ describe.skipIf(!url)("tenant service over gRPC with real Postgres", () => {
     expect(uses[0]).toMatchObject({ actor: `key:${created.apiKey!.id}`, ip: "203.0.113.9" });
 
     const wrong = created.secret.slice(0, -1) + (created.secret.endsWith("a") ? "b" : "a");
-    await expect(client.authenticate({ apiKey: wrong, ip: "" })).rejects.toMatchObject({ code: "UNAUTHENTICATED" });
+    await expect(client.authenticate({ apiKey: wrong, ip: "" })).rejects.toMatchObject({
+      code: "UNAUTHENTICATED",
+    });
     await client.revokeApiKey({ actor, id: created.apiKey!.id });
-    await expect(client.authenticate({ apiKey: created.secret, ip: "" })).rejects.toMatchObject({ code: "UNAUTHENTICATED" });
+    await expect(client.authenticate({ apiKey: created.secret, ip: "" })).rejects.toMatchObject({
+      code: "UNAUTHENTICATED",
+    });
     const actions = (await client.listAudit({ tenantId: tenant!.id })).entries.map((e) => e.action);
     expect(actions).toEqual(["apikey.revoke", "apikey.use", "apikey.create", "tenant.create"]);
   });
@@ -126,44 +179,110 @@ describe.skipIf(!url)("tenant service over gRPC with real Postgres", () => {
   it("hides other tenants' objects as not found", async () => {
     const a = (await client.createTenant({ name: "tenant-a" })).tenant!;
     const b = (await client.createTenant({ name: "tenant-b" })).tenant!;
-    const key = await client.createApiKey({ actor: { tenantId: a.id, subject: "user:x", ip: "" }, name: "k", roles: [Role.VIEWER] });
-    const err = (await client.revokeApiKey({ actor: { tenantId: b.id, subject: "user:y", ip: "" }, id: key.apiKey!.id }).catch((e: unknown) => e)) as ValoraError;
+    const key = await client.createApiKey({
+      actor: { tenantId: a.id, subject: "user:x", ip: "" },
+      name: "k",
+      roles: [Role.VIEWER],
+    });
+    const err = (await client
+      .revokeApiKey({ actor: { tenantId: b.id, subject: "user:y", ip: "" }, id: key.apiKey!.id })
+      .catch((e: unknown) => e)) as ValoraError;
     expect(err.code).toBe("NOT_FOUND");
-    await expect(client.revokeApiKey({ actor: { tenantId: b.id, subject: "user:y", ip: "" }, id: "not-a-uuid" })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await expect(
+      client.revokeApiKey({ actor: { tenantId: b.id, subject: "user:y", ip: "" }, id: "not-a-uuid" }),
+    ).rejects.toMatchObject({ code: "NOT_FOUND" });
     expect((await client.listApiKeys({ tenantId: b.id })).apiKeys).toHaveLength(0);
-    expect((await client.listAudit({ tenantId: b.id })).entries.every((e) => !e.target.includes(key.apiKey!.id))).toBe(true);
+    expect(
+      (await client.listAudit({ tenantId: b.id })).entries.every((e) => !e.target.includes(key.apiKey!.id)),
+    ).toBe(true);
   });
 
   it("refuses bad input with field-level errors", async () => {
-    await expect(client.createTenant({ name: "Not Valid!" })).rejects.toMatchObject({ code: "INVALID_ARGUMENT", details: [{ field: "name" }] });
+    await expect(client.createTenant({ name: "Not Valid!" })).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+      details: [{ field: "name" }],
+    });
     await expect(client.createTenant({ name: "acme" })).rejects.toMatchObject({ code: "ALREADY_EXISTS" });
     const t = (await client.createTenant({ name: "inputs" })).tenant!;
     const actor = { tenantId: t.id, subject: "user:x", ip: "" };
-    await expect(client.createApiKey({ actor, name: "", roles: [Role.API] })).rejects.toMatchObject({ code: "INVALID_ARGUMENT", details: [{ field: "name" }] });
-    await expect(client.createApiKey({ actor, name: "x", roles: [] })).rejects.toMatchObject({ code: "INVALID_ARGUMENT", details: [{ field: "roles" }] });
-    await expect(client.createApiKey({ name: "x", roles: [Role.API] })).rejects.toMatchObject({ code: "INVALID_ARGUMENT", details: [{ field: "actor" }] });
-    await expect(client.createWebhook({ actor, url: "http://127.0.0.1/", events: ["nope"] })).rejects.toMatchObject({ code: "INVALID_ARGUMENT", details: [{ field: "events" }] });
-    await expect(client.listAudit({ tenantId: t.id, before: "x" })).rejects.toMatchObject({ code: "INVALID_ARGUMENT", details: [{ field: "before" }] });
+    await expect(client.createApiKey({ actor, name: "", roles: [Role.API] })).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+      details: [{ field: "name" }],
+    });
+    await expect(client.createApiKey({ actor, name: "x", roles: [] })).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+      details: [{ field: "roles" }],
+    });
+    await expect(client.createApiKey({ name: "x", roles: [Role.API] })).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+      details: [{ field: "actor" }],
+    });
+    await expect(
+      client.createWebhook({ actor, url: "http://127.0.0.1/", events: ["nope"] }),
+    ).rejects.toMatchObject({ code: "INVALID_ARGUMENT", details: [{ field: "events" }] });
+    await expect(client.listAudit({ tenantId: t.id, before: "x" })).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+      details: [{ field: "before" }],
+    });
   });
 
   it("maps OIDC subjects to roles: the user record wins over the token's roles", async () => {
     const t = (await client.createTenant({ name: "oidc" })).tenant!;
-    await client.putUser({ actor: { tenantId: t.id, subject: "user:admin", ip: "" }, subject: "auth0|bob", email: "bob@example.com", role: Role.AUDITOR });
-    expect((await client.resolveSubject({ tenant: "oidc", subject: "auth0|bob", tokenRoles: [Role.ADMIN] })).principal!.roles).toEqual([Role.AUDITOR]);
-    expect((await client.resolveSubject({ tenant: t.id, subject: "auth0|carol", tokenRoles: [Role.VIEWER] })).principal!.roles).toEqual([Role.VIEWER]);
-    await expect(client.resolveSubject({ tenant: "oidc", subject: "auth0|dave", tokenRoles: [] })).rejects.toMatchObject({ code: "PERMISSION_DENIED" });
-    await expect(client.resolveSubject({ tenant: "nobody", subject: "x", tokenRoles: [Role.ADMIN] })).rejects.toMatchObject({ code: "UNAUTHENTICATED" });
+    await client.putUser({
+      actor: { tenantId: t.id, subject: "user:admin", ip: "" },
+      subject: "auth0|bob",
+      email: "bob@example.com",
+      role: Role.AUDITOR,
+    });
+    expect(
+      (await client.resolveSubject({ tenant: "oidc", subject: "auth0|bob", tokenRoles: [Role.ADMIN] }))
+        .principal!.roles,
+    ).toEqual([Role.AUDITOR]);
+    expect(
+      (await client.resolveSubject({ tenant: t.id, subject: "auth0|carol", tokenRoles: [Role.VIEWER] }))
+        .principal!.roles,
+    ).toEqual([Role.VIEWER]);
+    await expect(
+      client.resolveSubject({ tenant: "oidc", subject: "auth0|dave", tokenRoles: [] }),
+    ).rejects.toMatchObject({ code: "PERMISSION_DENIED" });
+    await expect(
+      client.resolveSubject({ tenant: "nobody", subject: "x", tokenRoles: [Role.ADMIN] }),
+    ).rejects.toMatchObject({ code: "UNAUTHENTICATED" });
   });
 
   it("delivers signed webhooks once per event id, retrying failures with backoff, and records deliveries", async () => {
     const t = (await client.createTenant({ name: "hooks" })).tenant!;
     const actor = { tenantId: t.id, subject: "user:admin", ip: "" };
     const port = (receiver.address() as AddressInfo).port;
-    const { webhook, secret } = await client.createWebhook({ actor, url: `http://127.0.0.1:${port}/hook`, events: ["job.completed"] });
+    const { webhook, secret } = await client.createWebhook({
+      actor,
+      url: `http://127.0.0.1:${port}/hook`,
+      events: ["job.completed"],
+    });
     failNext = 1;
-    expect((await client.publish({ tenantId: t.id, eventId: "job-1", type: "job.completed", data: { jobId: "1" } })).deliveries).toBe(1);
-    expect((await client.publish({ tenantId: t.id, eventId: "job-1", type: "job.completed", data: { jobId: "1" } })).deliveries).toBe(0);
-    expect((await client.publish({ tenantId: t.id, eventId: "m-1", type: "model.promoted", data: {} })).deliveries).toBe(0);
+    expect(
+      (
+        await client.publish({
+          tenantId: t.id,
+          eventId: "job-1",
+          type: "job.completed",
+          data: { jobId: "1" },
+        })
+      ).deliveries,
+    ).toBe(1);
+    expect(
+      (
+        await client.publish({
+          tenantId: t.id,
+          eventId: "job-1",
+          type: "job.completed",
+          data: { jobId: "1" },
+        })
+      ).deliveries,
+    ).toBe(0);
+    expect(
+      (await client.publish({ tenantId: t.id, eventId: "m-1", type: "model.promoted", data: {} })).deliveries,
+    ).toBe(0);
     const deadline = Date.now() + 10_000;
     while (received.length === 0 && Date.now() < deadline) {
       await app.worker.drain();
@@ -172,10 +291,22 @@ describe.skipIf(!url)("tenant service over gRPC with real Postgres", () => {
     expect(received).toHaveLength(1);
     const got = received[0]!;
     expect(got.headers["valora-event-id"]).toBe("job-1");
-    expect(verifyWebhook(secret, got.body, String(got.headers["valora-signature"]), Math.floor(Date.now() / 1000))).toBe(true);
+    expect(
+      verifyWebhook(secret, got.body, String(got.headers["valora-signature"]), Math.floor(Date.now() / 1000)),
+    ).toBe(true);
     expect(JSON.parse(got.body)).toMatchObject({ id: "job-1", type: "job.completed", data: { jobId: "1" } });
     const [delivery] = (await client.listDeliveries({ tenantId: t.id, webhookId: webhook!.id })).deliveries;
-    expect(delivery).toMatchObject({ eventId: "job-1", status: "delivered", attempts: 2, lastStatusCode: 204 });
-    await expect(client.listDeliveries({ tenantId: (await client.createTenant({ name: "other" })).tenant!.id, webhookId: webhook!.id })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    expect(delivery).toMatchObject({
+      eventId: "job-1",
+      status: "delivered",
+      attempts: 2,
+      lastStatusCode: 204,
+    });
+    await expect(
+      client.listDeliveries({
+        tenantId: (await client.createTenant({ name: "other" })).tenant!.id,
+        webhookId: webhook!.id,
+      }),
+    ).rejects.toMatchObject({ code: "NOT_FOUND" });
   });
 });

@@ -14,7 +14,10 @@ export interface Binned {
 }
 
 export function computeEdges(values: Float64Array, maxBins = 254): Float32Array {
-  const present = Array.from(values).filter((v) => !Number.isNaN(v)).map(Math.fround).sort((a, b) => a - b);
+  const present = Array.from(values)
+    .filter((v) => !Number.isNaN(v))
+    .map(Math.fround)
+    .sort((a, b) => a - b);
   const distinct: number[] = [];
   for (const v of present) if (distinct.at(-1) !== v) distinct.push(v);
   if (distinct.length <= maxBins) return Float32Array.from(distinct);
@@ -42,16 +45,24 @@ export function binIndex(edges: Float32Array, x: number): number {
 }
 
 /** Bins a row-major matrix with edges learnt from the rows given (training rows only). */
-export function binMatrix(features: Float64Array, rows: number, width: number, edges?: Float32Array[]): Binned {
-  const learnt = edges ?? Array.from({ length: width }, (_, f) => {
-    const col = new Float64Array(rows);
-    for (let r = 0; r < rows; r++) col[r] = features[r * width + f]!;
-    return computeEdges(col);
-  });
+export function binMatrix(
+  features: Float64Array,
+  rows: number,
+  width: number,
+  edges?: Float32Array[],
+): Binned {
+  const learnt =
+    edges ??
+    Array.from({ length: width }, (_, f) => {
+      const col = new Float64Array(rows);
+      for (let r = 0; r < rows; r++) col[r] = features[r * width + f]!;
+      return computeEdges(col);
+    });
   const bins = new Uint8Array(rows * width);
   for (let f = 0; f < width; f++) {
     const e = learnt[f]!;
-    for (let r = 0; r < rows; r++) bins[f * rows + r] = e.length === 0 ? MISSING_BIN : binIndex(e, features[r * width + f]!);
+    for (let r = 0; r < rows; r++)
+      bins[f * rows + r] = e.length === 0 ? MISSING_BIN : binIndex(e, features[r * width + f]!);
   }
   return { bins, edges: learnt, rows, features: width };
 }

@@ -4,7 +4,13 @@ import { ValoraError, excludedBy, type RowFilter } from "@valora/kit";
 /** How one CSV column feeds the model. */
 export type ColumnSpec =
   | { name: string; kind: "numeric"; min: number; max: number; missing: number }
-  | { name: string; kind: "categorical"; categories: string[]; codes: Record<string, number>; missing: number };
+  | {
+      name: string;
+      kind: "categorical";
+      categories: string[];
+      codes: Record<string, number>;
+      missing: number;
+    };
 
 export interface Dataset {
   columns: ColumnSpec[];
@@ -23,7 +29,9 @@ export function parseCsv(text: string): { header: string[]; records: string[][] 
     const parsed: unknown = parse(text, { relax_column_count: false, skip_empty_lines: true, trim: true });
     records = parsed as string[][];
   } catch (err) {
-    throw new ValoraError("INVALID_ARGUMENT", `CSV: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new ValoraError("INVALID_ARGUMENT", `CSV: ${err instanceof Error ? err.message : String(err)}`, {
+      cause: err,
+    });
   }
   const header = records.shift();
   if (!header || header.length === 0) throw new ValoraError("INVALID_ARGUMENT", "CSV has no header row");
@@ -40,7 +48,10 @@ export function keepRows(header: string[], records: string[][], filter: RowFilte
   const at = new Map<string, number>();
   for (const column of Object.keys(filter)) {
     const i = header.indexOf(column);
-    if (i < 0) throw new ValoraError("INVALID_ARGUMENT", `row filter column "${column}" is not in the CSV header`, { details: [{ field: "excludeRows", description: "unknown column" }] });
+    if (i < 0)
+      throw new ValoraError("INVALID_ARGUMENT", `row filter column "${column}" is not in the CSV header`, {
+        details: [{ field: "excludeRows", description: "unknown column" }],
+      });
     at.set(column, i);
   }
   return at.size === 0 ? records : records.filter((r) => !excludedBy(filter, (column) => r[at.get(column)!]));
@@ -51,17 +62,38 @@ export function keepRows(header: string[], records: string[][], filter: RowFilte
  * otherwise) and encodes categories by ascending mean target, so one threshold split can separate
  * cheap from dear categories; codes are recorded so a pipeline can map request values.
  */
-export function buildDataset(header: string[], records: string[][], targetName: string, exclude: string[] = []): Dataset {
+export function buildDataset(
+  header: string[],
+  records: string[][],
+  targetName: string,
+  exclude: string[] = [],
+): Dataset {
   const targetIndex = header.indexOf(targetName);
-  if (targetIndex < 0) throw new ValoraError("INVALID_ARGUMENT", `target column "${targetName}" is not in the CSV header (${header.join(", ")})`, { details: [{ field: "target", description: "unknown column" }] });
-  for (const e of exclude) if (!header.includes(e)) throw new ValoraError("INVALID_ARGUMENT", `excluded column "${e}" is not in the CSV header`, { details: [{ field: "exclude", description: "unknown column" }] });
+  if (targetIndex < 0)
+    throw new ValoraError(
+      "INVALID_ARGUMENT",
+      `target column "${targetName}" is not in the CSV header (${header.join(", ")})`,
+      { details: [{ field: "target", description: "unknown column" }] },
+    );
+  for (const e of exclude)
+    if (!header.includes(e))
+      throw new ValoraError("INVALID_ARGUMENT", `excluded column "${e}" is not in the CSV header`, {
+        details: [{ field: "exclude", description: "unknown column" }],
+      });
   const target = new Float64Array(records.length);
   records.forEach((r, i) => {
     const v = Number(r[targetIndex]);
-    if (!Number.isFinite(v)) throw new ValoraError("INVALID_ARGUMENT", `row ${i + 2}: target "${targetName}" is ${JSON.stringify(r[targetIndex])}, not a number`, { details: [{ field: `rows[${i}].${targetName}`, description: "not a number" }] });
+    if (!Number.isFinite(v))
+      throw new ValoraError(
+        "INVALID_ARGUMENT",
+        `row ${i + 2}: target "${targetName}" is ${JSON.stringify(r[targetIndex])}, not a number`,
+        { details: [{ field: `rows[${i}].${targetName}`, description: "not a number" }] },
+      );
     target[i] = v;
   });
-  const used = header.map((name, i) => ({ name, i })).filter(({ name, i }) => i !== targetIndex && !exclude.includes(name));
+  const used = header
+    .map((name, i) => ({ name, i }))
+    .filter(({ name, i }) => i !== targetIndex && !exclude.includes(name));
   const columns: ColumnSpec[] = used.map(({ name, i }) => {
     const values = records.map((r) => r[i] ?? "");
     const present = values.filter((v) => !MISSING.has(v));
@@ -78,8 +110,16 @@ export function buildDataset(header: string[], records: string[][], targetName: 
       s.n += 1;
       sums.set(v, s);
     });
-    const categories = [...sums.entries()].sort((a, b) => a[1].sum / a[1].n - b[1].sum / b[1].n || a[0].localeCompare(b[0])).map(([c]) => c);
-    return { name, kind: "categorical", categories, codes: Object.fromEntries(categories.map((c, k) => [c, k])), missing };
+    const categories = [...sums.entries()]
+      .sort((a, b) => a[1].sum / a[1].n - b[1].sum / b[1].n || a[0].localeCompare(b[0]))
+      .map(([c]) => c);
+    return {
+      name,
+      kind: "categorical",
+      categories,
+      codes: Object.fromEntries(categories.map((c, k) => [c, k])),
+      missing,
+    };
   });
   const features = new Float64Array(records.length * columns.length);
   records.forEach((r, row) => {
@@ -101,7 +141,11 @@ export function encodeRecord(columns: ColumnSpec[], record: Record<string, unkno
     const v = record[c.name];
     if (v === undefined || v === null || v === "") out[k] = Number.NaN;
     else if (c.kind === "numeric") out[k] = Number(v);
-    else out[k] = typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? (c.codes[String(v)] ?? Number.NaN) : Number.NaN;
+    else
+      out[k] =
+        typeof v === "string" || typeof v === "number" || typeof v === "boolean"
+          ? (c.codes[String(v)] ?? Number.NaN)
+          : Number.NaN;
   });
   return out;
 }

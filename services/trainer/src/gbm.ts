@@ -114,7 +114,16 @@ export function trainGbm(input: TrainInput): TrainResult {
       let g = 0;
       for (const r of rows) g += grad[r]!;
       const id = nodes.length;
-      nodes.push({ mode: "LEAF", feature: 0, threshold: 0, trueChild: 0, falseChild: 0, missingTracksTrue: false, value: (-g / (rows.length + params.lambda)) * params.learningRate, cover: rows.length });
+      nodes.push({
+        mode: "LEAF",
+        feature: 0,
+        threshold: 0,
+        trueChild: 0,
+        falseChild: 0,
+        missingTracksTrue: false,
+        value: (-g / (rows.length + params.lambda)) * params.learningRate,
+        cover: rows.length,
+      });
       return { node: { rows, depth, grad: g, count: rows.length }, id };
     };
     stack.push(makeNode(rootRows, 0));
@@ -138,7 +147,8 @@ export function trainGbm(input: TrainInput): TrainResult {
       t.feature = split.feature;
       // Splitting after the last bin separates missing from present values: every present value
       // must go left, including ones above the training range, so the threshold is float32 max.
-      t.threshold = split.bin === nBins[split.feature]! - 1 ? FLOAT32_MAX : train.edges[split.feature]![split.bin]!;
+      t.threshold =
+        split.bin === nBins[split.feature]! - 1 ? FLOAT32_MAX : train.edges[split.feature]![split.bin]!;
       t.trueChild = l.id;
       t.falseChild = rr.id;
       t.missingTracksTrue = split.missingLeft;
@@ -170,7 +180,13 @@ export function trainGbm(input: TrainInput): TrainResult {
   }
   const kept = trees.slice(0, bestRound);
   return {
-    ensemble: { trees: kept, baseValue: base, aggregate: "SUM", featureCount: width, coverSource: "recorded" },
+    ensemble: {
+      trees: kept,
+      baseValue: base,
+      aggregate: "SUM",
+      featureCount: width,
+      coverSource: "recorded",
+    },
     rounds: kept.length,
     trainLoss,
     validLoss,
@@ -187,7 +203,16 @@ function objective(pred: Float64Array, y: Float64Array, delta: number): number {
   return Math.sqrt(s / pred.length);
 }
 
-function bestSplit(node: BuildNode, features: number[], data: Binned, grad: Float64Array, histG: Float64Array, histC: Int32Array, nBins: number[], params: GbmParams): Split | undefined {
+function bestSplit(
+  node: BuildNode,
+  features: number[],
+  data: Binned,
+  grad: Float64Array,
+  histG: Float64Array,
+  histC: Int32Array,
+  nBins: number[],
+  params: GbmParams,
+): Split | undefined {
   const n = data.rows;
   const rows = node.rows;
   const parentScore = (node.grad * node.grad) / (node.count + params.lambda);
@@ -220,7 +245,8 @@ function bestSplit(node: BuildNode, features: number[], data: Binned, grad: Floa
         const cr = node.count - cl;
         if (cl < params.minChildSamples || cr < params.minChildSamples) continue;
         const gain = (gl * gl) / (cl + params.lambda) + (gr * gr) / (cr + params.lambda) - parentScore;
-        if (gain > params.minSplitGain && (!best || gain > best.gain + 1e-12)) best = { feature: f, bin: b, missingLeft, gain };
+        if (gain > params.minSplitGain && (!best || gain > best.gain + 1e-12))
+          best = { feature: f, bin: b, missingLeft, gain };
       }
       if (lc + missC >= node.count) break;
     }
@@ -234,7 +260,8 @@ function updatePredictions(tree: Tree, data: Binned, pred: Float64Array): void {
     let node = tree.nodes[0]!;
     while (node.mode !== "LEAF") {
       const b = data.bins[node.feature * n + r]!;
-      const goLeft = b === MISSING_BIN ? node.missingTracksTrue : data.edges[node.feature]![b]! <= node.threshold;
+      const goLeft =
+        b === MISSING_BIN ? node.missingTracksTrue : data.edges[node.feature]![b]! <= node.threshold;
       node = tree.nodes[goLeft ? node.trueChild : node.falseChild]!;
     }
     pred[r]! += node.value;

@@ -5,7 +5,13 @@ import { createHash } from "node:crypto";
 import { SingleBar } from "cli-progress";
 import { ValoraError, type RowFilter } from "@valora/kit";
 import { keepRows, parseCsv } from "./dataset.js";
-import { columnDefaults, inputFields, isLatitudeColumn, isLongitudeColumn, renderManifests } from "./manifests.js";
+import {
+  columnDefaults,
+  inputFields,
+  isLatitudeColumn,
+  isLongitudeColumn,
+  renderManifests,
+} from "./manifests.js";
 import { trainModel } from "./train.js";
 import { DEFAULT_PARAMS, type GbmParams } from "./gbm.js";
 
@@ -13,7 +19,9 @@ const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCas
 
 const USAGE = `usage: valora train --data FILE.csv --target COLUMN --out DIR [--log-target] [--exclude COL ...] [--exclude-rows COL=V1,V2 ...]
                     [--seed N] [--model-version V] [--emit-manifests --asset-class NAME [--manifests-dir DIR] [--model-uri URI] [--currency USD]]
-                    hyper-parameters: ${Object.entries(DEFAULT_PARAMS).map(([k, v]) => `--${kebab(k)} ${v}`).join(" ")}`;
+                    hyper-parameters: ${Object.entries(DEFAULT_PARAMS)
+                      .map(([k, v]) => `--${kebab(k)} ${v}`)
+                      .join(" ")}`;
 
 /** `valora train`: CSV in, model.onnx and model-card.json out (and CRs with --emit-manifests). */
 export async function main(argv: string[]): Promise<void> {
@@ -38,25 +46,39 @@ export async function main(argv: string[]): Promise<void> {
     },
     strict: true,
   });
-  if (!values.data || !values.target || !values.out) throw new ValoraError("INVALID_ARGUMENT", `--data, --target and --out are required\n${USAGE}`);
-  if (values["emit-manifests"] && !values["asset-class"]) throw new ValoraError("INVALID_ARGUMENT", `--emit-manifests needs --asset-class NAME\n${USAGE}`);
+  if (!values.data || !values.target || !values.out)
+    throw new ValoraError("INVALID_ARGUMENT", `--data, --target and --out are required\n${USAGE}`);
+  if (values["emit-manifests"] && !values["asset-class"])
+    throw new ValoraError("INVALID_ARGUMENT", `--emit-manifests needs --asset-class NAME\n${USAGE}`);
   const seed = Number(values.seed);
-  if (!Number.isInteger(seed)) throw new ValoraError("INVALID_ARGUMENT", `--seed ${values.seed} is not an integer`);
+  if (!Number.isInteger(seed))
+    throw new ValoraError("INVALID_ARGUMENT", `--seed ${values.seed} is not an integer`);
   const params: Partial<GbmParams> = {};
   for (const key of Object.keys(DEFAULT_PARAMS) as (keyof GbmParams)[]) {
     const raw = (values as Record<string, unknown>)[kebab(key)];
     if (typeof raw !== "string") continue;
     const v = Number(raw);
-    if (!Number.isFinite(v) || v < 0) throw new ValoraError("INVALID_ARGUMENT", `--${kebab(key)} ${raw} is not a non-negative number`);
+    if (!Number.isFinite(v) || v < 0)
+      throw new ValoraError("INVALID_ARGUMENT", `--${kebab(key)} ${raw} is not a non-negative number`);
     params[key] = v;
   }
-  const exclude = values.exclude.flatMap((e) => e.split(",")).map((e) => e.trim()).filter(Boolean);
+  const exclude = values.exclude
+    .flatMap((e) => e.split(","))
+    .map((e) => e.trim())
+    .filter(Boolean);
   const excludeRows: RowFilter = {};
   for (const rule of values["exclude-rows"]) {
     const eq = rule.indexOf("=");
     const column = rule.slice(0, eq).trim();
-    const listed = rule.slice(eq + 1).split(",").map((v) => v.trim()).filter(Boolean);
-    if (eq <= 0 || listed.length === 0) throw new ValoraError("INVALID_ARGUMENT", `--exclude-rows ${rule}: expected COLUMN=VALUE[,VALUE...]`, { details: [{ field: "exclude-rows", description: "expected COLUMN=VALUE[,VALUE...]" }] });
+    const listed = rule
+      .slice(eq + 1)
+      .split(",")
+      .map((v) => v.trim())
+      .filter(Boolean);
+    if (eq <= 0 || listed.length === 0)
+      throw new ValoraError("INVALID_ARGUMENT", `--exclude-rows ${rule}: expected COLUMN=VALUE[,VALUE...]`, {
+        details: [{ field: "exclude-rows", description: "expected COLUMN=VALUE[,VALUE...]" }],
+      });
     excludeRows[column] = [...(excludeRows[column] ?? []), ...listed];
   }
   const csv = await readFile(values.data, "utf8").catch((err: NodeJS.ErrnoException) => {
@@ -64,7 +86,12 @@ export async function main(argv: string[]): Promise<void> {
   });
 
   const interactive = process.stderr.isTTY && !process.env["CI"] && !values.quiet;
-  const bar = interactive ? new SingleBar({ format: "{stage} |{bar}| {value}/{total} rounds  valid loss {loss}", hideCursor: true }, undefined) : undefined;
+  const bar = interactive
+    ? new SingleBar(
+        { format: "{stage} |{bar}| {value}/{total} rounds  valid loss {loss}", hideCursor: true },
+        undefined,
+      )
+    : undefined;
   let stage = "";
   const started = Date.now();
   const output = trainModel({
@@ -84,7 +111,8 @@ export async function main(argv: string[]): Promise<void> {
         stage = s;
         bar.start(max, 0, { stage: s.padEnd(10), loss: "-" });
       }
-      if (round % 10 === 0 || round === max) bar.update(round, { stage: s.padEnd(10), loss: loss === undefined ? "-" : loss.toFixed(5) });
+      if (round % 10 === 0 || round === max)
+        bar.update(round, { stage: s.padEnd(10), loss: loss === undefined ? "-" : loss.toFixed(5) });
     },
   });
   bar?.stop();
@@ -106,7 +134,11 @@ export async function main(argv: string[]): Promise<void> {
     const parsed = parseCsv(csv);
     const header = parsed.header;
     const records = keepRows(header, parsed.records, excludeRows);
-    const integerColumns = new Set(header.filter((_, i) => records.every((r) => r[i] === "" || r[i] === "NA" || /^-?\d+$/.test(r[i] ?? ""))));
+    const integerColumns = new Set(
+      header.filter((_, i) =>
+        records.every((r) => r[i] === "" || r[i] === "NA" || /^-?\d+$/.test(r[i] ?? "")),
+      ),
+    );
     const latitude = header.find(isLatitudeColumn);
     const longitude = header.find(isLongitudeColumn);
     const soldYear = header.find((h) => /^(year|yr)_?sold$|^sale_?year$/i.test(h));
@@ -117,7 +149,13 @@ export async function main(argv: string[]): Promise<void> {
       uri: values["model-uri"] ?? `file://${resolve(modelPath)}`,
       sha256,
       currency: values.currency,
-      fields: inputFields(output.card.data.columns, integerColumns, output.ensemble, 5, columnDefaults(header, records, integerColumns)),
+      fields: inputFields(
+        output.card.data.columns,
+        integerColumns,
+        output.ensemble,
+        5,
+        columnDefaults(header, records, integerColumns),
+      ),
       target: values.target,
       ...(latitude && longitude ? { geo: { latitude, longitude } } : {}),
       ...(soldYear && soldMonth ? { soldAt: { year: soldYear, month: soldMonth } } : {}),

@@ -28,7 +28,11 @@ export function splitCounts(ensemble: TreeEnsemble): number[] {
  * the required fields is valued as a typical asset rather than through the trees' missing-value
  * branches, which the training data (with few missing values) never exercised.
  */
-export function columnDefaults(header: string[], records: string[][], integerColumns: Set<string>): Map<string, number | string> {
+export function columnDefaults(
+  header: string[],
+  records: string[][],
+  integerColumns: Set<string>,
+): Map<string, number | string> {
   const out = new Map<string, number | string>();
   header.forEach((name, i) => {
     const present = records.map((r) => r[i] ?? "").filter((v) => v !== "" && v !== "NA");
@@ -55,18 +59,42 @@ export const isLongitudeColumn = (name: string): boolean => /^(lon|lng|longitude
  * Pure: input fields for an AssetPipeline from the training columns. The `requiredCount` most used
  * features are required; a location is one thing, so when latitude or longitude is among them, both are.
  */
-export function inputFields(columns: ColumnSpec[], integerColumns: Set<string>, ensemble: TreeEnsemble, requiredCount = 5, defaults: Map<string, number | string> = new Map()): InputField[] {
+export function inputFields(
+  columns: ColumnSpec[],
+  integerColumns: Set<string>,
+  ensemble: TreeEnsemble,
+  requiredCount = 5,
+  defaults: Map<string, number | string> = new Map(),
+): InputField[] {
   const counts = splitCounts(ensemble);
   const ranked = counts.map((c, i) => ({ c, i })).sort((a, b) => b.c - a.c || a.i - b.i);
-  const required = new Set(ranked.slice(0, requiredCount).filter((r) => r.c > 0).map((r) => r.i));
+  const required = new Set(
+    ranked
+      .slice(0, requiredCount)
+      .filter((r) => r.c > 0)
+      .map((r) => r.i),
+  );
   const geo = columns.flatMap((c, i) => (isLatitudeColumn(c.name) || isLongitudeColumn(c.name) ? [i] : []));
   if (geo.some((i) => required.has(i))) for (const i of geo) required.add(i);
   return columns.map((col, i): InputField => {
     const base = { name: fieldName(col.name), required: required.has(i), feature: col.name };
     const typical = required.has(i) ? undefined : defaults.get(col.name);
-    if (col.kind === "categorical") return { ...base, type: "string", enum: [...col.categories].sort(), ...(typeof typical === "string" ? { default: typical } : {}) };
-    if (col.min === 0 && col.max === 1 && integerColumns.has(col.name)) return { ...base, type: "boolean", ...(typical !== undefined ? { default: typical === 1 } : {}) };
-    return { ...base, type: integerColumns.has(col.name) ? "integer" : "number", min: col.min, max: col.max, ...(typeof typical === "number" ? { default: typical } : {}) };
+    if (col.kind === "categorical")
+      return {
+        ...base,
+        type: "string",
+        enum: [...col.categories].sort(),
+        ...(typeof typical === "string" ? { default: typical } : {}),
+      };
+    if (col.min === 0 && col.max === 1 && integerColumns.has(col.name))
+      return { ...base, type: "boolean", ...(typical !== undefined ? { default: typical === 1 } : {}) };
+    return {
+      ...base,
+      type: integerColumns.has(col.name) ? "integer" : "number",
+      min: col.min,
+      max: col.max,
+      ...(typeof typical === "number" ? { default: typical } : {}),
+    };
   });
 }
 
@@ -93,11 +121,23 @@ export function renderManifests(o: ManifestOptions): string {
     spec: {
       assetClass: o.assetClass,
       champion: { version: o.version, uri: o.uri, sha256: o.sha256 },
-      serving: { minReplicas: 1, maxReplicas: 4, targetCPUUtilization: 70, batching: { maxBatchSize: 64, maxDelayMicros: 500 } },
+      serving: {
+        minReplicas: 1,
+        maxReplicas: 4,
+        targetCPUUtilization: 70,
+        batching: { maxBatchSize: 64, maxDelayMicros: 500 },
+      },
     },
   };
-  const dated = o.soldAt ? { soldAt: { year: fieldName(o.soldAt.year), month: fieldName(o.soldAt.month) }, marketIndex: `sales-index.${o.assetClass}` } : {};
-  const similarity = o.fields.filter((f) => f.required && f.type !== "string" && f.type !== "boolean").map((f) => ({ field: f.name, weight: 1 }));
+  const dated = o.soldAt
+    ? {
+        soldAt: { year: fieldName(o.soldAt.year), month: fieldName(o.soldAt.month) },
+        marketIndex: `sales-index.${o.assetClass}`,
+      }
+    : {};
+  const similarity = o.fields
+    .filter((f) => f.required && f.type !== "string" && f.type !== "boolean")
+    .map((f) => ({ field: f.name, weight: 1 }));
   const assetPipeline = {
     apiVersion: "valora.dev/v1alpha1",
     kind: "AssetPipeline",
@@ -108,7 +148,18 @@ export function renderManifests(o: ManifestOptions): string {
       model: { name: o.assetClass },
       input: { fields: o.fields },
       comparables: o.geo
-        ? { mode: "geo", latitude: fieldName(o.geo.latitude), longitude: fieldName(o.geo.longitude), h3Resolution: 8, maxRings: 6, count: 8, maxAgeMonths: 60, similarity, blend: 0.15, ...dated }
+        ? {
+            mode: "geo",
+            latitude: fieldName(o.geo.latitude),
+            longitude: fieldName(o.geo.longitude),
+            h3Resolution: 8,
+            maxRings: 6,
+            count: 8,
+            maxAgeMonths: 60,
+            similarity,
+            blend: 0.15,
+            ...dated,
+          }
         : { mode: "attributes", count: 8, maxAgeMonths: 60, similarity, blend: 0.1, ...dated },
       explain: { topK: 5 },
       interval: { coverage: 0.8 },

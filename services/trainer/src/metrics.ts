@@ -26,6 +26,11 @@ export function accuracy(actual: ArrayLike<number>, predicted: ArrayLike<number>
   }
   ape.sort((x, y) => x - y);
   const within = (t: number): number => (100 * ape.filter((e) => e <= t).length) / n;
-  return { mdape: 100 * quantile(ape, 0.5), ppe10: within(0.1), ppe20: within(0.2), rmseLog: Math.sqrt(sq / n), n };
+  return {
+    mdape: 100 * quantile(ape, 0.5),
+    ppe10: within(0.1),
+    ppe20: within(0.2),
+    rmseLog: Math.sqrt(sq / n),
+    n,
+  };
 }
-

@@ -40,7 +40,13 @@ export interface ModelCard {
     /** Rows left out by value (sales validation) and how many of the CSV's rows that was. */
     excludedRows?: { filter: RowFilter; count: number };
   };
-  hyperParameters: GbmParams & { seed: number; folds: number; validationShare: number; rounds: number; roundsPerFold: number[] };
+  hyperParameters: GbmParams & {
+    seed: number;
+    folds: number;
+    validationShare: number;
+    rounds: number;
+    roundsPerFold: number[];
+  };
   crossValidation: Accuracy & { folds: number; intervalCoverage80: number };
   residualQuantiles: Record<string, number>;
   features: string[];
@@ -77,7 +83,8 @@ export function trainModel(options: TrainOptions): TrainOutput {
   const full = buildDataset(header, records, options.target, exclude);
   const toModel = (v: number): number => (options.logTarget ? Math.log(v) : v);
   const fromModel = (v: number): number => (options.logTarget ? Math.exp(v) : v);
-  if (options.logTarget && full.target.some((v) => v <= 0)) throw new Error(`--log-target needs a positive target; "${options.target}" has values <= 0`);
+  if (options.logTarget && full.target.some((v) => v <= 0))
+    throw new Error(`--log-target needs a positive target; "${options.target}" has values <= 0`);
 
   const order = shuffled(records.length, random);
   const foldOf = new Int32Array(records.length);
@@ -88,7 +95,12 @@ export function trainModel(options: TrainOptions): TrainOutput {
   for (let k = 0; k < folds; k++) {
     const trainRows = order.filter((r) => foldOf[r] !== k);
     const testRows = order.filter((r) => foldOf[r] === k);
-    const ds = buildDataset(header, trainRows.map((r) => records[r]!), options.target, exclude);
+    const ds = buildDataset(
+      header,
+      trainRows.map((r) => records[r]!),
+      options.target,
+      exclude,
+    );
     const width = ds.columns.length;
     const nValid = Math.max(1, Math.round(ds.rows * validationShare));
     const fit = Array.from({ length: ds.rows - nValid }, (_, i) => i + nValid);
@@ -111,8 +123,14 @@ export function trainModel(options: TrainOptions): TrainOutput {
       onRound: (round, _t, v) => options.onProgress?.(`fold ${k + 1}/${folds}`, round, params.maxRounds, v),
     });
     roundsPerFold.push(result.rounds);
-    const test = encodeRows(ds.columns, header, testRows.map((r) => records[r]!));
-    testRows.forEach((r, i) => (oof[r] = fromModel(predict(result.ensemble, test.subarray(i * width, (i + 1) * width)))));
+    const test = encodeRows(
+      ds.columns,
+      header,
+      testRows.map((r) => records[r]!),
+    );
+    testRows.forEach(
+      (r, i) => (oof[r] = fromModel(predict(result.ensemble, test.subarray(i * width, (i + 1) * width)))),
+    );
   }
 
   const residuals = Float64Array.from(full.target, (a, i) => Math.log(a / oof[i]!));
@@ -151,13 +169,25 @@ export function trainModel(options: TrainOptions): TrainOutput {
       name: options.dataName ?? "data.csv",
       sha256,
       rows: full.rows,
-      target: { name: options.target, transform: options.logTarget ? "log" : "none", min: sortedTarget[0]!, median: sortedTarget[Math.floor(sortedTarget.length / 2)]!, max: sortedTarget.at(-1)! },
+      target: {
+        name: options.target,
+        transform: options.logTarget ? "log" : "none",
+        min: sortedTarget[0]!,
+        median: sortedTarget[Math.floor(sortedTarget.length / 2)]!,
+        max: sortedTarget.at(-1)!,
+      },
       columns: full.columns,
       excluded: exclude,
-      ...(options.excludeRows && Object.keys(options.excludeRows).length > 0 ? { excludedRows: { filter: options.excludeRows, count: parsed.records.length - records.length } } : {}),
+      ...(options.excludeRows && Object.keys(options.excludeRows).length > 0
+        ? { excludedRows: { filter: options.excludeRows, count: parsed.records.length - records.length } }
+        : {}),
     },
     hyperParameters: { ...params, seed: options.seed, folds, validationShare, rounds, roundsPerFold },
-    crossValidation: { ...accuracy(full.target, oof), folds, intervalCoverage80: (100 * covered) / records.length },
+    crossValidation: {
+      ...accuracy(full.target, oof),
+      folds,
+      intervalCoverage80: (100 * covered) / records.length,
+    },
     residualQuantiles: quantiles,
     features,
   };
@@ -168,8 +198,15 @@ export function trainModel(options: TrainOptions): TrainOutput {
     docString: `Gradient-boosted trees predicting ${options.logTarget ? "log " : ""}${options.target}`,
     metadata: {
       [META.features]: JSON.stringify(features),
-      "valora.encodings": JSON.stringify(Object.fromEntries(full.columns.filter((c) => c.kind === "categorical").map((c) => [c.name, c.codes]))),
-      "valora.target": JSON.stringify({ name: options.target, transform: options.logTarget ? "log" : "none" }),
+      "valora.encodings": JSON.stringify(
+        Object.fromEntries(
+          full.columns.filter((c) => c.kind === "categorical").map((c) => [c.name, c.codes]),
+        ),
+      ),
+      "valora.target": JSON.stringify({
+        name: options.target,
+        transform: options.logTarget ? "log" : "none",
+      }),
       "valora.training_data_sha256": sha256,
       "valora.version": version,
       "valora.residual_quantiles": JSON.stringify(quantiles),

@@ -7,7 +7,19 @@ import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import { seededRandom } from "@valora/kit";
 import { locateTreeEnsemble, metadataOf, parseModel, predict } from "@valora/kit/onnx";
-import { accuracy, binIndex, buildDataset, computeEdges, encodeRecord, fieldName, intervalFor, keepRows, parseCsv, residualQuantiles, trainModel } from "../src/index.js";
+import {
+  accuracy,
+  binIndex,
+  buildDataset,
+  computeEdges,
+  encodeRecord,
+  fieldName,
+  intervalFor,
+  keepRows,
+  parseCsv,
+  residualQuantiles,
+  trainModel,
+} from "../src/index.js";
 
 const root = join(import.meta.dirname, "..", "..", "..");
 
@@ -21,7 +33,14 @@ function syntheticCsv(rows: number, seed: number): string {
     const age = Math.round(rnd() * 80);
     const hood = hoods[Math.floor(rnd() * hoods.length)]!;
     const garage = rnd() < 0.1 ? "NA" : String(Math.round(rnd() * 3));
-    const price = Math.round((50000 + sqft * 120 - age * 400 + hoods.indexOf(hood) * 25000 + (garage === "NA" ? 0 : Number(garage) * 8000)) * Math.exp((rnd() - 0.5) * 0.1));
+    const price = Math.round(
+      (50000 +
+        sqft * 120 -
+        age * 400 +
+        hoods.indexOf(hood) * 25000 +
+        (garage === "NA" ? 0 : Number(garage) * 8000)) *
+        Math.exp((rnd() - 0.5) * 0.1),
+    );
     lines.push(`${sqft},${age},${hood},${garage},${price}`);
   }
   return `${lines.join("\n")}\n`;
@@ -31,7 +50,11 @@ describe("dataset and binning", () => {
   it("types columns, orders categories by mean target, treats NA as missing", () => {
     const { header, records } = parseCsv("a,b,c,y\n1,x,NA,10\n2,z,3,30\n3,x,4,12\n");
     const ds = buildDataset(header, records, "y");
-    expect(ds.columns.map((c) => [c.name, c.kind])).toEqual([["a", "numeric"], ["b", "categorical"], ["c", "numeric"]]);
+    expect(ds.columns.map((c) => [c.name, c.kind])).toEqual([
+      ["a", "numeric"],
+      ["b", "categorical"],
+      ["c", "numeric"],
+    ]);
     const b = ds.columns[1]!;
     expect(b.kind === "categorical" && b.categories).toEqual(["x", "z"]);
     expect(Number.isNaN(ds.features[2]!)).toBe(true);
@@ -73,14 +96,22 @@ describe("dataset and binning", () => {
 
 describe("trainModel", () => {
   const csv = syntheticCsv(600, 1);
-  const run = () => trainModel({ csv, target: "price", logTarget: true, exclude: [], seed: 7, params: { maxRounds: 400 } });
+  const run = () =>
+    trainModel({ csv, target: "price", logTarget: true, exclude: [], seed: 7, params: { maxRounds: 400 } });
 
   it("is deterministic: same data and seed give a byte-identical model and card", () => {
     const a = run();
     const b = run();
     expect(Buffer.from(a.onnx).equals(Buffer.from(b.onnx))).toBe(true);
     expect(JSON.stringify(a.card)).toBe(JSON.stringify(b.card));
-    const c = trainModel({ csv, target: "price", logTarget: true, exclude: [], seed: 8, params: { maxRounds: 400 } });
+    const c = trainModel({
+      csv,
+      target: "price",
+      logTarget: true,
+      exclude: [],
+      seed: 8,
+      params: { maxRounds: 400 },
+    });
     expect(Buffer.from(c.onnx).equals(Buffer.from(a.onnx))).toBe(false);
   });
 
@@ -98,8 +129,17 @@ describe("trainModel", () => {
 
     const session = await ort.InferenceSession.create(out.onnx);
     const rnd = seededRandom(5);
-    const rows = Array.from({ length: 200 }, () => [600 + rnd() * 2400, rnd() * 80, Math.floor(rnd() * 5) - 0.0, rnd() < 0.3 ? Number.NaN : Math.round(rnd() * 3)]);
-    const served = (await session.run({ features: new ort.Tensor("float32", Float32Array.from(rows.flat()), [rows.length, 4]) }))["value"]!.data as Float32Array;
+    const rows = Array.from({ length: 200 }, () => [
+      600 + rnd() * 2400,
+      rnd() * 80,
+      Math.floor(rnd() * 5) - 0.0,
+      rnd() < 0.3 ? Number.NaN : Math.round(rnd() * 3),
+    ]);
+    const served = (
+      await session.run({
+        features: new ort.Tensor("float32", Float32Array.from(rows.flat()), [rows.length, 4]),
+      })
+    )["value"]!.data as Float32Array;
     rows.forEach((r, i) => expect(served[i]!).toBeCloseTo(predict(out.ensemble, r), 4));
     await session.release();
   });
@@ -113,11 +153,36 @@ describe("sales validation and robust loss", () => {
     expect(() => keepRows(header, records, { condition: ["x"] })).toThrow(/row filter column "condition"/);
     const lines = syntheticCsv(400, 3).trimEnd().split("\n");
     // A quarter of the sales are family transfers at a third of the price: noise a market model must not learn.
-    const csv = `${lines[0]},cond\n${lines.slice(1).map((l, i) => (i % 4 === 0 ? `${l.replace(/,(\d+)$/, (_, p) => `,${Math.round(Number(p) / 3)}`)},Family` : `${l},Normal`)).join("\n")}\n`;
-    const filtered = trainModel({ csv, target: "price", logTarget: true, exclude: ["cond"], excludeRows: { cond: ["Family"] }, seed: 7, params: { maxRounds: 300 } });
-    expect(filtered.card.data).toMatchObject({ rows: 300, excludedRows: { filter: { cond: ["Family"] }, count: 100 } });
+    const csv = `${lines[0]},cond\n${lines
+      .slice(1)
+      .map((l, i) =>
+        i % 4 === 0
+          ? `${l.replace(/,(\d+)$/, (_, p) => `,${Math.round(Number(p) / 3)}`)},Family`
+          : `${l},Normal`,
+      )
+      .join("\n")}\n`;
+    const filtered = trainModel({
+      csv,
+      target: "price",
+      logTarget: true,
+      exclude: ["cond"],
+      excludeRows: { cond: ["Family"] },
+      seed: 7,
+      params: { maxRounds: 300 },
+    });
+    expect(filtered.card.data).toMatchObject({
+      rows: 300,
+      excludedRows: { filter: { cond: ["Family"] }, count: 100 },
+    });
     expect(filtered.card.crossValidation.mdape).toBeLessThan(6);
-    const unfiltered = trainModel({ csv, target: "price", logTarget: true, exclude: ["cond"], seed: 7, params: { maxRounds: 300 } });
+    const unfiltered = trainModel({
+      csv,
+      target: "price",
+      logTarget: true,
+      exclude: ["cond"],
+      seed: 7,
+      params: { maxRounds: 300 },
+    });
     expect(unfiltered.card.data.excludedRows).toBeUndefined();
     expect(unfiltered.card.crossValidation.mdape).toBeGreaterThan(filtered.card.crossValidation.mdape * 2);
   });
@@ -125,14 +190,38 @@ describe("sales validation and robust loss", () => {
   it("with Huber loss, a few wild prices bend the model less than with squared loss", () => {
     const clean = syntheticCsv(500, 4).trimEnd().split("\n");
     // One sale in ten recorded at five times its price (a data-entry slip), all in one neighbourhood.
-    const dirty = [clean[0], ...clean.slice(1).map((l, i) => (i % 10 === 0 && l.includes("Hilltop") ? l.replace(/,(\d+)$/, (_, p) => `,${Number(p) * 5}`) : l))].join("\n");
+    const dirty = [
+      clean[0],
+      ...clean
+        .slice(1)
+        .map((l, i) =>
+          i % 10 === 0 && l.includes("Hilltop") ? l.replace(/,(\d+)$/, (_, p) => `,${Number(p) * 5}`) : l,
+        ),
+    ].join("\n");
     const truth = parseCsv(`${clean.join("\n")}\n`);
     const errorOf = (huberDelta: number) => {
-      const out = trainModel({ csv: `${dirty}\n`, target: "price", logTarget: true, exclude: [], seed: 7, params: { maxRounds: 600, huberDelta } });
+      const out = trainModel({
+        csv: `${dirty}\n`,
+        target: "price",
+        logTarget: true,
+        exclude: [],
+        seed: 7,
+        params: { maxRounds: 600, huberDelta },
+      });
       const hood = truth.header.indexOf("hood");
       const rows = truth.records.filter((r) => r[hood] === "Hilltop");
-      const predicted = rows.map((r) => Math.exp(predict(out.ensemble, encodeRecord(out.card.data.columns, Object.fromEntries(truth.header.map((h, k) => [h, r[k]]))))));
-      return accuracy(rows.map((r) => Number(r.at(-1))), predicted).mdape;
+      const predicted = rows.map((r) =>
+        Math.exp(
+          predict(
+            out.ensemble,
+            encodeRecord(out.card.data.columns, Object.fromEntries(truth.header.map((h, k) => [h, r[k]]))),
+          ),
+        ),
+      );
+      return accuracy(
+        rows.map((r) => Number(r.at(-1))),
+        predicted,
+      ).mdape;
     };
     const squared = errorOf(0);
     const huber = errorOf(0.05);
@@ -145,12 +234,27 @@ const built = existsSync(join(root, "services", "cli", "dist", "bin.js"));
 describe.skipIf(!built)("default models (make models)", () => {
   it("are reproduced byte-identically from models/data", () => {
     const out = mkdtempSync(join(tmpdir(), "valora-models-"));
-    execFileSync("bash", [join(root, "scripts", "build-models.sh")], { cwd: root, env: { ...process.env, VALORA_MODELS_OUT: out, CI: "true" }, stdio: "pipe" });
-    for (const file of ["real-estate/model.onnx", "real-estate/model-card.json", "autos/model.onnx", "autos/model-card.json"]) {
-      expect(readFileSync(join(out, file)).equals(readFileSync(join(root, "models", file))), `${file} differs: run make models`).toBe(true);
+    execFileSync("bash", [join(root, "scripts", "build-models.sh")], {
+      cwd: root,
+      env: { ...process.env, VALORA_MODELS_OUT: out, CI: "true" },
+      stdio: "pipe",
+    });
+    for (const file of [
+      "real-estate/model.onnx",
+      "real-estate/model-card.json",
+      "autos/model.onnx",
+      "autos/model-card.json",
+    ]) {
+      expect(
+        readFileSync(join(out, file)).equals(readFileSync(join(root, "models", file))),
+        `${file} differs: run make models`,
+      ).toBe(true);
     }
     for (const file of ["real-estate.yaml", "autos.yaml"]) {
-      expect(readFileSync(join(out, "manifests", file)).equals(readFileSync(join(root, "manifests", file))), `manifests/${file} differs: run make models`).toBe(true);
+      expect(
+        readFileSync(join(out, "manifests", file)).equals(readFileSync(join(root, "manifests", file))),
+        `manifests/${file} differs: run make models`,
+      ).toBe(true);
     }
   }, 180_000);
 
@@ -162,16 +266,29 @@ describe.skipIf(!built)("default models (make models)", () => {
     expect(ames.crossValidation.ppe10).toBeGreaterThanOrEqual(75);
     expect(ames.crossValidation.intervalCoverage80).toBeGreaterThanOrEqual(77);
     expect(ames.crossValidation.intervalCoverage80).toBeLessThanOrEqual(83);
-    expect(ames.data.excludedRows).toEqual({ filter: { Sale_Condition: ["Abnorml", "Family", "Alloca", "AdjLand"] }, count: 206 });
+    expect(ames.data.excludedRows).toEqual({
+      filter: { Sale_Condition: ["Abnorml", "Family", "Alloca", "AdjLand"] },
+      count: 206,
+    });
     const autos = JSON.parse(readFileSync(join(root, "models", "autos", "model-card.json"), "utf8"));
     expect(autos.crossValidation.mdape).toBeLessThanOrEqual(6.0);
   });
 
   it("come with a ValuationModel and an AssetPipeline whose fields name their source columns", () => {
-    const docs = readFileSync(join(root, "manifests", "real-estate.yaml"), "utf8").split(/^---$/m).map((d) => parse(d));
+    const docs = readFileSync(join(root, "manifests", "real-estate.yaml"), "utf8")
+      .split(/^---$/m)
+      .map((d) => parse(d));
     expect(docs.map((d) => d.kind)).toEqual(["ValuationModel", "AssetPipeline"]);
     expect(docs[0].spec.champion.sha256).toMatch(/^[0-9a-f]{64}$/);
-    const fields = docs[1].spec.input.fields as { name: string; type: string; feature: string; enum?: string[]; min?: number; max?: number; required: boolean }[];
+    const fields = docs[1].spec.input.fields as {
+      name: string;
+      type: string;
+      feature: string;
+      enum?: string[];
+      min?: number;
+      max?: number;
+      required: boolean;
+    }[];
     const area = fields.find((f) => f.feature === "Gr_Liv_Area")!;
     expect(area).toMatchObject({ name: "gr_liv_area", type: "integer" });
     expect(area.min).toBeGreaterThan(0);

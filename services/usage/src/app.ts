@@ -14,7 +14,10 @@ export interface UsageApp {
  * The usage service from its dependencies; `main` and `valora up` both use it. Idempotency keys
  * are kept `keyRetentionDays` (far longer than any retry) and then forgotten; daily totals stay.
  */
-export function createUsage(base: Pick<ServiceBase, "logger">, o: { pool: Pool; keyRetentionDays?: number }): UsageApp {
+export function createUsage(
+  base: Pick<ServiceBase, "logger">,
+  o: { pool: Pool; keyRetentionDays?: number },
+): UsageApp {
   const store = new UsageStore(o.pool);
   let timer: NodeJS.Timeout | undefined;
   const purge = () =>

@@ -8,7 +8,10 @@ export const dayOf = (d: Date): string => d.toISOString().slice(0, 10);
 /** Pure: a YYYY-MM-DD that is a real calendar date, or INVALID_ARGUMENT naming the field. */
 export function parseDay(value: string, field: string): string {
   const d = new Date(`${value}T00:00:00Z`);
-  if (!DAY.test(value) || Number.isNaN(d.getTime()) || dayOf(d) !== value) throw new ValoraError("INVALID_ARGUMENT", `${field} must be a date YYYY-MM-DD`, { details: [{ field, description: `"${value}" is not a date YYYY-MM-DD` }] });
+  if (!DAY.test(value) || Number.isNaN(d.getTime()) || dayOf(d) !== value)
+    throw new ValoraError("INVALID_ARGUMENT", `${field} must be a date YYYY-MM-DD`, {
+      details: [{ field, description: `"${value}" is not a date YYYY-MM-DD` }],
+    });
   return value;
 }
 
@@ -19,8 +22,14 @@ export function parseDay(value: string, field: string): string {
 export function usageRange(from: string, to: string, now: Date, maxDays = 366): { from: string; to: string } {
   const f = from ? parseDay(from, "from") : `${dayOf(now).slice(0, 7)}-01`;
   const t = to ? parseDay(to, "to") : dayOf(now);
-  if (f > t) throw new ValoraError("INVALID_ARGUMENT", "from is after to", { details: [{ field: "from", description: `must not be after ${t}` }] });
+  if (f > t)
+    throw new ValoraError("INVALID_ARGUMENT", "from is after to", {
+      details: [{ field: "from", description: `must not be after ${t}` }],
+    });
   const days = (Date.parse(t) - Date.parse(f)) / 86_400_000 + 1;
-  if (days > maxDays) throw new ValoraError("INVALID_ARGUMENT", `a usage query spans at most ${maxDays} days`, { details: [{ field: "from", description: `${days} days asked` }] });
+  if (days > maxDays)
+    throw new ValoraError("INVALID_ARGUMENT", `a usage query spans at most ${maxDays} days`, {
+      details: [{ field: "from", description: `${days} days asked` }],
+    });
   return { from: f, to: t };
 }

@@ -15,11 +15,21 @@ export const UsageEnv = z.object({
 /** `valora serve usage`: wiring from environment only. */
 export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
   const c = loadConfig(UsageEnv, env);
-  const base = createServiceBase({ name: "usage", logLevel: c.LOG_LEVEL, drainDelayMs: c.SHUTDOWN_DRAIN_DELAY_MS, exit: (code) => process.exit(code) });
+  const base = createServiceBase({
+    name: "usage",
+    logLevel: c.LOG_LEVEL,
+    drainDelayMs: c.SHUTDOWN_DRAIN_DELAY_MS,
+    exit: (code) => process.exit(code),
+  });
   const pool = createPgPool({ url: c.DATABASE_URL, applicationName: "valora-usage", logger: base.logger });
   const usage = createUsage(base, { pool, keyRetentionDays: c.USAGE_KEY_RETENTION_DAYS });
   await usage.start();
-  const { port, ops } = await serveGrpc(base, { services: [usage.service], host: c.HOST, grpcPort: c.GRPC_PORT, metricsPort: c.METRICS_PORT });
+  const { port, ops } = await serveGrpc(base, {
+    services: [usage.service],
+    host: c.HOST,
+    grpcPort: c.GRPC_PORT,
+    metricsPort: c.METRICS_PORT,
+  });
   base.health.addCheck("postgres", async () => (await pool.query("SELECT 1")).rowCount === 1);
   base.shutdown.register("usage", () => usage.close());
   base.shutdown.register("postgres", () => pool.end());

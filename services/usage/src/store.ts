@@ -39,7 +39,14 @@ export class UsageStore {
          ON CONFLICT (tenant_id, day, asset_class, kind) DO UPDATE SET units = usage_daily.units + EXCLUDED.units
          RETURNING 1)
        SELECT count(*)::int AS n FROM ins`,
-      [events.map((e) => e.tenantId), events.map((e) => e.idempotencyKey), events.map((e) => e.assetClass), events.map((e) => e.kind), events.map((e) => e.units), events.map((e) => e.day)],
+      [
+        events.map((e) => e.tenantId),
+        events.map((e) => e.idempotencyKey),
+        events.map((e) => e.assetClass),
+        events.map((e) => e.kind),
+        events.map((e) => e.units),
+        events.map((e) => e.day),
+      ],
     );
     return rows[0]?.n ?? 0;
   }
@@ -57,7 +64,10 @@ export class UsageStore {
 
   /** Forgets idempotency keys older than the retry window; the daily totals stay. */
   async purgeKeys(olderThanDays: number): Promise<number> {
-    const res = await this.pool.query("DELETE FROM usage_events WHERE recorded_at < now() - make_interval(days => $1)", [olderThanDays]);
+    const res = await this.pool.query(
+      "DELETE FROM usage_events WHERE recorded_at < now() - make_interval(days => $1)",
+      [olderThanDays],
+    );
     return res.rowCount ?? 0;
   }
 }

@@ -1,7 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
-import { UsageRecorder, createClient, createGrpcServer, createPgPool, createServiceBase, type Client, type GrpcServer, type Pool, type ValoraError } from "@valora/kit";
+import {
+  UsageRecorder,
+  createClient,
+  createGrpcServer,
+  createPgPool,
+  createServiceBase,
+  type Client,
+  type GrpcServer,
+  type Pool,
+  type ValoraError,
+} from "@valora/kit";
 import { captureLogs, freshDatabase } from "@valora/kit/testing";
 import { createUsage, parseDay, usageRange, type UsageApp } from "../src/index.js";
 
@@ -63,17 +73,28 @@ describe.skipIf(!url)("usage service over gRPC with real Postgres", () => {
     ];
     const first = await client.recordUsage({ events });
     expect(first).toMatchObject({ recorded: 3, duplicates: 0 });
-    const retries = await Promise.all(Array.from({ length: 8 }, () => client.recordUsage({ events: [...events, events[0]!] })));
+    const retries = await Promise.all(
+      Array.from({ length: 8 }, () => client.recordUsage({ events: [...events, events[0]!] })),
+    );
     expect(retries.every((r) => r.recorded === 0 && r.duplicates === 4)).toBe(true);
     const t1 = await client.queryUsage({ tenantId: "t1", from: "2026-11-01", to: "2026-11-30" });
-    expect(t1.days.map((d) => ({ day: d.day, assetClass: d.assetClass, kind: d.kind, units: Number(d.units) }))).toEqual([
+    expect(
+      t1.days.map((d) => ({ day: d.day, assetClass: d.assetClass, kind: d.kind, units: Number(d.units) })),
+    ).toEqual([
       { day: "2026-11-20", assetClass: "autos", kind: "job_row", units: 100 },
       { day: "2026-11-20", assetClass: "real-estate", kind: "valuation", units: 3 },
     ]);
     expect(t1.total).toBe(103n);
-    expect((await client.queryUsage({ tenantId: "t1", from: "2026-11-01", to: "2026-11-30", assetClass: "autos" })).total).toBe(100n);
-    expect((await client.queryUsage({ tenantId: "t2", from: "2026-11-20", to: "2026-11-20" })).total).toBe(1n);
-    expect((await client.queryUsage({ tenantId: "t1", from: "2026-12-01", to: "2026-12-31" })).days).toEqual([]);
+    expect(
+      (await client.queryUsage({ tenantId: "t1", from: "2026-11-01", to: "2026-11-30", assetClass: "autos" }))
+        .total,
+    ).toBe(100n);
+    expect((await client.queryUsage({ tenantId: "t2", from: "2026-11-20", to: "2026-11-20" })).total).toBe(
+      1n,
+    );
+    expect((await client.queryUsage({ tenantId: "t1", from: "2026-12-01", to: "2026-12-31" })).days).toEqual(
+      [],
+    );
   });
 
   it("refuses bad events naming the field, recording none of the batch", async () => {
@@ -89,14 +110,23 @@ describe.skipIf(!url)("usage service over gRPC with real Postgres", () => {
       expect((err as ValoraError).details[0]?.field).toBe(field);
     }
     expect((await client.queryUsage({ tenantId: "t3", from: today, to: today })).total).toBe(0n);
-    const err = (await client.queryUsage({ tenantId: "t3", from: "2026-13-01" }).catch((e: unknown) => e)) as ValoraError;
+    const err = (await client
+      .queryUsage({ tenantId: "t3", from: "2026-13-01" })
+      .catch((e: unknown) => e)) as ValoraError;
     expect(err.details[0]?.field).toBe("from");
   });
 
   it("group-commits concurrent records into few calls and counts every unit", async () => {
     let calls = 0;
-    const recorder = new UsageRecorder({ send: (events) => (calls++, client.recordUsage({ events })), logger });
-    await Promise.all(Array.from({ length: 500 }, (_, i) => recorder.record("t4", i % 2 ? "autos" : "real-estate", "valuation", 1)));
+    const recorder = new UsageRecorder({
+      send: (events) => (calls++, client.recordUsage({ events })),
+      logger,
+    });
+    await Promise.all(
+      Array.from({ length: 500 }, (_, i) =>
+        recorder.record("t4", i % 2 ? "autos" : "real-estate", "valuation", 1),
+      ),
+    );
     expect(calls).toBeLessThan(20);
     const usage = await client.queryUsage({ tenantId: "t4", from: today, to: today });
     expect(usage.total).toBe(500n);

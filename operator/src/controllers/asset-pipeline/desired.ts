@@ -1,6 +1,13 @@
 import { stringify } from "yaml";
 import { API_VERSION, type AssetPipeline } from "../../api/index.js";
-import { RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY, dnsLabel, hpaFor, ownerRef, type K8sObject } from "../shared.js";
+import {
+  RESTRICTED_CONTAINER_SECURITY,
+  RESTRICTED_POD_SECURITY,
+  dnsLabel,
+  hpaFor,
+  ownerRef,
+  type K8sObject,
+} from "../shared.js";
 
 export interface PipelineDefaults {
   image: string;
@@ -15,7 +22,20 @@ export interface PipelineDefaults {
 
 /** Pure: the rendered pipeline configuration the pipeline pods read from their ConfigMap. */
 export function pipelineConfig(ap: AssetPipeline): string {
-  return stringify({ assetClass: ap.spec.assetClass, model: ap.spec.model, currency: ap.spec.currency, input: ap.spec.input, comparables: ap.spec.comparables ?? null, explain: ap.spec.explain ?? { topK: 5 }, interval: ap.spec.interval ?? { coverage: 0.8 }, fallback: ap.spec.fallback ?? { mode: "comparables" }, cache: ap.spec.cache ?? { ttlSeconds: 3600 } }, { sortMapEntries: true });
+  return stringify(
+    {
+      assetClass: ap.spec.assetClass,
+      model: ap.spec.model,
+      currency: ap.spec.currency,
+      input: ap.spec.input,
+      comparables: ap.spec.comparables ?? null,
+      explain: ap.spec.explain ?? { topK: 5 },
+      interval: ap.spec.interval ?? { coverage: 0.8 },
+      fallback: ap.spec.fallback ?? { mode: "comparables" },
+      cache: ap.spec.cache ?? { ttlSeconds: 3600 },
+    },
+    { sortMapEntries: true },
+  );
 }
 
 /** FNV-1a of the config: a pod-template annotation, so a config change rolls the pods (and only then). */
@@ -33,14 +53,31 @@ export function pipelineObjects(ap: AssetPipeline, defaults: PipelineDefaults): 
   const name = dnsLabel("pipeline", ap.metadata.name);
   const namespace = ap.metadata.namespace ?? "default";
   const selector = { "valora.dev/pipeline": ap.metadata.name };
-  const labels = { "app.kubernetes.io/name": "valora-pipeline", "app.kubernetes.io/instance": name, "app.kubernetes.io/component": "pipeline", "app.kubernetes.io/part-of": "valora", "app.kubernetes.io/managed-by": "valora-operator", ...selector };
+  const labels = {
+    "app.kubernetes.io/name": "valora-pipeline",
+    "app.kubernetes.io/instance": name,
+    "app.kubernetes.io/component": "pipeline",
+    "app.kubernetes.io/part-of": "valora",
+    "app.kubernetes.io/managed-by": "valora-operator",
+    ...selector,
+  };
   const owner = [ownerRef({ apiVersion: API_VERSION, kind: "AssetPipeline", metadata: ap.metadata })];
-  const serving = ap.spec.serving ?? { minReplicas: 1, maxReplicas: 4, targetCPUUtilization: 70, scaleDownStabilizationSeconds: 300 };
+  const serving = ap.spec.serving ?? {
+    minReplicas: 1,
+    maxReplicas: 4,
+    targetCPUUtilization: 70,
+    scaleDownStabilizationSeconds: 300,
+  };
   const config = pipelineConfig(ap);
   const grpcPort = defaults.grpcPort ?? 9090;
   const httpPort = defaults.httpPort ?? 9464;
   return [
-    { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace, labels, ownerReferences: owner }, data: { "pipeline.yaml": config } },
+    {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name, namespace, labels, ownerReferences: owner },
+      data: { "pipeline.yaml": config },
+    },
     {
       apiVersion: "apps/v1",
       kind: "Deployment",
@@ -49,11 +86,21 @@ export function pipelineObjects(ap: AssetPipeline, defaults: PipelineDefaults): 
         selector: { matchLabels: selector },
         strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
         template: {
-          metadata: { labels, annotations: { "valora.dev/config-hash": configHash(config), "prometheus.io/scrape": "true", "prometheus.io/port": String(httpPort) } },
+          metadata: {
+            labels,
+            annotations: {
+              "valora.dev/config-hash": configHash(config),
+              "prometheus.io/scrape": "true",
+              "prometheus.io/port": String(httpPort),
+            },
+          },
           spec: {
             securityContext: RESTRICTED_POD_SECURITY,
             ...(defaults.serviceAccountName ? { serviceAccountName: defaults.serviceAccountName } : {}),
-            volumes: [{ name: "config", configMap: { name } }, { name: "tmp", emptyDir: {} }],
+            volumes: [
+              { name: "config", configMap: { name } },
+              { name: "tmp", emptyDir: {} },
+            ],
             containers: [
               {
                 name: "pipeline",
@@ -66,13 +113,24 @@ export function pipelineObjects(ap: AssetPipeline, defaults: PipelineDefaults): 
                   { name: "METRICS_PORT", value: String(httpPort) },
                   { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
                 ],
-                ...(defaults.envSecret ? { envFrom: [{ secretRef: { name: defaults.envSecret, optional: true } }] } : {}),
-                ports: [{ name: "grpc", containerPort: grpcPort }, { name: "http", containerPort: httpPort }],
+                ...(defaults.envSecret
+                  ? { envFrom: [{ secretRef: { name: defaults.envSecret, optional: true } }] }
+                  : {}),
+                ports: [
+                  { name: "grpc", containerPort: grpcPort },
+                  { name: "http", containerPort: httpPort },
+                ],
                 readinessProbe: { grpc: { port: grpcPort }, periodSeconds: 5 },
                 livenessProbe: { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 10 },
-                resources: serving.resources ?? { requests: { cpu: "200m", memory: "192Mi" }, limits: { memory: "768Mi" } },
+                resources: serving.resources ?? {
+                  requests: { cpu: "200m", memory: "192Mi" },
+                  limits: { memory: "768Mi" },
+                },
                 securityContext: RESTRICTED_CONTAINER_SECURITY,
-                volumeMounts: [{ name: "config", mountPath: "/etc/valora", readOnly: true }, { name: "tmp", mountPath: "/tmp" }],
+                volumeMounts: [
+                  { name: "config", mountPath: "/etc/valora", readOnly: true },
+                  { name: "tmp", mountPath: "/tmp" },
+                ],
               },
             ],
           },
@@ -83,7 +141,14 @@ export function pipelineObjects(ap: AssetPipeline, defaults: PipelineDefaults): 
       apiVersion: "v1",
       kind: "Service",
       metadata: { name, namespace, labels, ownerReferences: owner },
-      spec: { type: "ClusterIP", selector, ports: [{ name: "grpc", port: grpcPort, targetPort: "grpc", appProtocol: "grpc" }, { name: "http", port: httpPort, targetPort: "http" }] },
+      spec: {
+        type: "ClusterIP",
+        selector,
+        ports: [
+          { name: "grpc", port: grpcPort, targetPort: "grpc", appProtocol: "grpc" },
+          { name: "http", port: httpPort, targetPort: "http" },
+        ],
+      },
     },
     hpaFor({ name, namespace, labels, ownerReferences: owner }, serving),
   ];

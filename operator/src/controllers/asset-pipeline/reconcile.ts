@@ -1,4 +1,10 @@
-import { PatchStrategy, type CustomObjectsApi, type KubernetesObject, type KubernetesObjectApi, type V1Deployment } from "@kubernetes/client-node";
+import {
+  PatchStrategy,
+  type CustomObjectsApi,
+  type KubernetesObject,
+  type KubernetesObjectApi,
+  type V1Deployment,
+} from "@kubernetes/client-node";
 import { ValoraError, canonicalJson, type Logger } from "@valora/kit";
 import { GROUP, VERSION, validateObject, type AssetPipeline, type ValuationModel } from "../../api/index.js";
 import { TerminalError } from "../../runtime/errors.js";
@@ -39,12 +45,31 @@ export class AssetPipelineReconciler {
       ap = parsed;
     } catch (err) {
       if (err instanceof ValoraError) {
-        await this.writeStatus(raw, { observedGeneration: raw.metadata.generation, conditions: setConditions(raw.status?.conditions, [{ type: "Ready", status: false, reason: "InvalidSpec", message: err.message }, { type: "Degraded", status: true, reason: "InvalidSpec", message: err.message }], raw.metadata.generation, this.now()) });
+        await this.writeStatus(raw, {
+          observedGeneration: raw.metadata.generation,
+          conditions: setConditions(
+            raw.status?.conditions,
+            [
+              { type: "Ready", status: false, reason: "InvalidSpec", message: err.message },
+              { type: "Degraded", status: true, reason: "InvalidSpec", message: err.message },
+            ],
+            raw.metadata.generation,
+            this.now(),
+          ),
+        });
         throw new TerminalError(err.message);
       }
       throw err;
     }
-    for (const obj of pipelineObjects(ap, this.d.defaults)) await this.d.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+    for (const obj of pipelineObjects(ap, this.d.defaults))
+      await this.d.objects.patch(
+        obj,
+        undefined,
+        undefined,
+        FIELD_MANAGER,
+        true,
+        PatchStrategy.ServerSideApply,
+      );
 
     const model = this.d.models.get(namespace, ap.spec.model.name) as unknown as ValuationModel | undefined;
     const championVersion = model?.status?.champion?.version;
@@ -52,11 +77,34 @@ export class AssetPipelineReconciler {
     const deployment = this.d.deployments.get(namespace, dnsLabel("pipeline", ap.metadata.name));
     const readyReplicas = deployment?.status?.readyReplicas ?? 0;
     const ready = readyReplicas >= 1 && modelReady;
-    const reason = !model ? "ModelNotFound" : !modelReady ? "ModelNotReady" : readyReplicas < 1 ? "PipelineNotReady" : "Available";
-    const message = !model ? `ValuationModel ${ap.spec.model.name} does not exist` : !modelReady ? `ValuationModel ${ap.spec.model.name} is not ready` : `${readyReplicas} ready replicas, model ${ap.spec.model.name}@${championVersion}`;
+    const reason = !model
+      ? "ModelNotFound"
+      : !modelReady
+        ? "ModelNotReady"
+        : readyReplicas < 1
+          ? "PipelineNotReady"
+          : "Available";
+    const message = !model
+      ? `ValuationModel ${ap.spec.model.name} does not exist`
+      : !modelReady
+        ? `ValuationModel ${ap.spec.model.name} is not ready`
+        : `${readyReplicas} ready replicas, model ${ap.spec.model.name}@${championVersion}`;
     await this.writeStatus(raw, {
       observedGeneration: ap.metadata.generation,
-      conditions: setConditions(raw.status?.conditions, [{ type: "Ready", status: ready, reason, message }, { type: "Degraded", status: !model, reason: model ? "AsExpected" : "ModelNotFound", message: model ? "" : message }], ap.metadata.generation, this.now()),
+      conditions: setConditions(
+        raw.status?.conditions,
+        [
+          { type: "Ready", status: ready, reason, message },
+          {
+            type: "Degraded",
+            status: !model,
+            reason: model ? "AsExpected" : "ModelNotFound",
+            message: model ? "" : message,
+          },
+        ],
+        ap.metadata.generation,
+        this.now(),
+      ),
       model: { name: ap.spec.model.name, ...(championVersion ? { championVersion } : {}) },
       readyReplicas,
     });
@@ -65,6 +113,13 @@ export class AssetPipelineReconciler {
 
   private async writeStatus(raw: AssetPipeline, status: Record<string, unknown>): Promise<void> {
     if (canonicalJson(raw.status ?? {}) === canonicalJson(status)) return;
-    await this.d.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace: raw.metadata.namespace!, plural: "assetpipelines", name: raw.metadata.name, body: { ...raw, status } });
+    await this.d.custom.replaceNamespacedCustomObjectStatus({
+      group: GROUP,
+      version: VERSION,
+      namespace: raw.metadata.namespace!,
+      plural: "assetpipelines",
+      name: raw.metadata.name,
+      body: { ...raw, status },
+    });
   }
 }

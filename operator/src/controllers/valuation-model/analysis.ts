@@ -2,7 +2,14 @@ import type { AnalysisInput } from "./rollout.js";
 
 /** Where the canary analysis reads the candidate's and the champion's serving metrics. */
 export interface AnalysisSource {
-  analyse(input: { namespace: string; model: string; candidate: string; champion: string; candidateUrl: string; championUrl: string }): Promise<AnalysisInput | undefined>;
+  analyse(input: {
+    namespace: string;
+    model: string;
+    candidate: string;
+    champion: string;
+    candidateUrl: string;
+    championUrl: string;
+  }): Promise<AnalysisInput | undefined>;
 }
 
 interface Snapshot {
@@ -31,7 +38,8 @@ export function snapshotOf(text: string, model: string): Snapshot {
     const value = Number(m[3]);
     if (m[1] === "valora_model_requests_total" && labels["kind"] === "infer") {
       snap.requests += value;
-      if (labels["code"] !== "OK" && labels["code"] !== "INVALID_ARGUMENT" && labels["code"] !== "NOT_FOUND") snap.errors += value;
+      if (labels["code"] !== "OK" && labels["code"] !== "INVALID_ARGUMENT" && labels["code"] !== "NOT_FOUND")
+        snap.errors += value;
     } else if (m[1] === "valora_model_request_seconds_bucket" && labels["kind"] === "infer") {
       const le = labels["le"] === "+Inf" ? Number.POSITIVE_INFINITY : Number(labels["le"]);
       snap.buckets.set(le, (snap.buckets.get(le) ?? 0) + value);
@@ -53,7 +61,8 @@ export function histogramQuantile(buckets: Map<number, number>, q: number): numb
   return sorted.at(-1)![0];
 }
 
-const diff = (a: Map<number, number>, b: Map<number, number> | undefined): Map<number, number> => new Map([...a].map(([k, v]) => [k, v - (b?.get(k) ?? 0)]));
+const diff = (a: Map<number, number>, b: Map<number, number> | undefined): Map<number, number> =>
+  new Map([...a].map(([k, v]) => [k, v - (b?.get(k) ?? 0)]));
 
 /**
  * Reads each version's own /metrics (the model servers' Prometheus endpoint) and compares it with
@@ -72,7 +81,10 @@ export class PodMetricsAnalysis implements AnalysisSource {
   }
 
   async analyse(i: Parameters<AnalysisSource["analyse"]>[0]): Promise<AnalysisInput | undefined> {
-    const [cand, champ] = await Promise.all([this.read(i.candidateUrl, i.model), this.read(i.championUrl, i.model)]);
+    const [cand, champ] = await Promise.all([
+      this.read(i.candidateUrl, i.model),
+      this.read(i.championUrl, i.model),
+    ]);
     const kc = `${i.namespace}/${i.model}/${i.candidate}`;
     const kh = `${i.namespace}/${i.model}/${i.champion}`;
     const pc = this.previous.get(kc);
@@ -86,7 +98,10 @@ export class PodMetricsAnalysis implements AnalysisSource {
       requests: cand.requests - (pc?.requests ?? 0),
       errors: cand.errors - (pc?.errors ?? 0),
       latencyP99Ms: histogramQuantile(latency, 0.99) * 1000,
-      medianAbsDeltaPct: champMedian !== 0 && Number.isFinite(champMedian) && Number.isFinite(candMedian) ? (100 * Math.abs(candMedian - champMedian)) / Math.abs(champMedian) : 0,
+      medianAbsDeltaPct:
+        champMedian !== 0 && Number.isFinite(champMedian) && Number.isFinite(candMedian)
+          ? (100 * Math.abs(candMedian - champMedian)) / Math.abs(champMedian)
+          : 0,
     };
   }
 }
@@ -107,22 +122,40 @@ export class PrometheusAnalysis implements AnalysisSource {
     url.searchParams.set("query", query);
     const res = await this.fetchFn(url, { signal: AbortSignal.timeout(5000) });
     if (!res.ok) throw new Error(`prometheus ${res.status} for ${query}`);
-    const body = (await res.json()) as { status: string; data?: { resultType: string; result: { value: [number, string] }[] } };
+    const body = (await res.json()) as {
+      status: string;
+      data?: { resultType: string; result: { value: [number, string] }[] };
+    };
     if (body.status !== "success") throw new Error(`prometheus query failed: ${query}`);
     const v = Number(body.data?.result[0]?.value[1] ?? "0");
     return Number.isFinite(v) ? v : 0;
   }
 
   async analyse(i: Parameters<AnalysisSource["analyse"]>[0]): Promise<AnalysisInput | undefined> {
-    const sel = (version: string, extra = "") => `model="${i.model}",version="${version}",namespace="${i.namespace}"${extra}`;
+    const sel = (version: string, extra = "") =>
+      `model="${i.model}",version="${version}",namespace="${i.namespace}"${extra}`;
     const w = this.window;
     const [requests, errors, p99, candMedian, champMedian] = await Promise.all([
       this.scalar(`sum(increase(valora_model_requests_total{${sel(i.candidate, ',kind="infer"')}}[${w}]))`),
-      this.scalar(`sum(increase(valora_model_requests_total{${sel(i.candidate, ',kind="infer",code!~"OK|INVALID_ARGUMENT|NOT_FOUND"')}}[${w}]))`),
-      this.scalar(`histogram_quantile(0.99, sum by (le) (rate(valora_model_request_seconds_bucket{${sel(i.candidate, ',kind="infer"')}}[${w}])))`),
-      this.scalar(`histogram_quantile(0.5, sum by (le) (rate(valora_model_prediction_bucket{${sel(i.candidate)}}[${w}])))`),
-      this.scalar(`histogram_quantile(0.5, sum by (le) (rate(valora_model_prediction_bucket{${sel(i.champion)}}[${w}])))`),
+      this.scalar(
+        `sum(increase(valora_model_requests_total{${sel(i.candidate, ',kind="infer",code!~"OK|INVALID_ARGUMENT|NOT_FOUND"')}}[${w}]))`,
+      ),
+      this.scalar(
+        `histogram_quantile(0.99, sum by (le) (rate(valora_model_request_seconds_bucket{${sel(i.candidate, ',kind="infer"')}}[${w}])))`,
+      ),
+      this.scalar(
+        `histogram_quantile(0.5, sum by (le) (rate(valora_model_prediction_bucket{${sel(i.candidate)}}[${w}])))`,
+      ),
+      this.scalar(
+        `histogram_quantile(0.5, sum by (le) (rate(valora_model_prediction_bucket{${sel(i.champion)}}[${w}])))`,
+      ),
     ]);
-    return { requests: Math.round(requests), errors: Math.round(errors), latencyP99Ms: p99 * 1000, medianAbsDeltaPct: champMedian !== 0 ? (100 * Math.abs(candMedian - champMedian)) / Math.abs(champMedian) : 0 };
+    return {
+      requests: Math.round(requests),
+      errors: Math.round(errors),
+      latencyP99Ms: p99 * 1000,
+      medianAbsDeltaPct:
+        champMedian !== 0 ? (100 * Math.abs(candMedian - champMedian)) / Math.abs(champMedian) : 0,
+    };
   }
 }

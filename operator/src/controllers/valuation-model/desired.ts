@@ -1,6 +1,13 @@
 import { MODEL_SERVER_ENV } from "@valora/kit";
 import { API_VERSION, type ValuationModel } from "../../api/index.js";
-import { RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY, dnsLabel, hpaFor, ownerRef, type K8sObject } from "../shared.js";
+import {
+  RESTRICTED_CONTAINER_SECURITY,
+  RESTRICTED_POD_SECURITY,
+  dnsLabel,
+  hpaFor,
+  ownerRef,
+  type K8sObject,
+} from "../shared.js";
 
 /** Operator-wide settings the builders need (from the operator's configuration, never from a CR). */
 export interface ServingDefaults {
@@ -49,9 +56,22 @@ export function selectorLabels(vm: ValuationModel, version: string): Record<stri
 
 /** The versions the spec asks for: its champion and, when present, its candidate. */
 export function liveVersions(vm: ValuationModel): LiveVersion[] {
-  const out: LiveVersion[] = [{ role: "champion", version: vm.spec.champion.version, uri: vm.spec.champion.uri, ...(vm.spec.champion.sha256 ? { sha256: vm.spec.champion.sha256 } : {}) }];
+  const out: LiveVersion[] = [
+    {
+      role: "champion",
+      version: vm.spec.champion.version,
+      uri: vm.spec.champion.uri,
+      ...(vm.spec.champion.sha256 ? { sha256: vm.spec.champion.sha256 } : {}),
+    },
+  ];
   const c = vm.spec.candidate;
-  if (c) out.push({ role: "candidate", version: c.version, uri: c.uri, ...(c.sha256 ? { sha256: c.sha256 } : {}) });
+  if (c)
+    out.push({
+      role: "candidate",
+      version: c.version,
+      uri: c.uri,
+      ...(c.sha256 ? { sha256: c.sha256 } : {}),
+    });
   return out;
 }
 
@@ -67,19 +87,35 @@ export function retainedVersions(vm: ValuationModel, readyVersions: ReadonlySet<
 }
 
 /** Pure: the Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget of one version. */
-export function versionObjects(vm: ValuationModel, live: LiveVersion, defaults: ServingDefaults): K8sObject[] {
+export function versionObjects(
+  vm: ValuationModel,
+  live: LiveVersion,
+  defaults: ServingDefaults,
+): K8sObject[] {
   const name = versionName(vm, live.version);
   const namespace = vm.metadata.namespace ?? "default";
   const labels = versionLabels(vm, live.version, live.role);
   const selector = selectorLabels(vm, live.version);
   const owner = [ownerRef({ apiVersion: API_VERSION, kind: "ValuationModel", metadata: vm.metadata })];
-  const serving = vm.spec.serving ?? { minReplicas: 1, maxReplicas: 4, targetCPUUtilization: 70, scaleDownStabilizationSeconds: 300 };
+  const serving = vm.spec.serving ?? {
+    minReplicas: 1,
+    maxReplicas: 4,
+    targetCPUUtilization: 70,
+    scaleDownStabilizationSeconds: 300,
+  };
   const grpcPort = defaults.grpcPort ?? GRPC_PORT;
   const httpPort = defaults.httpPort ?? HTTP_PORT;
   const env = Object.entries(defaults.modelEnv ?? {})
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([n, value]) => ({ name: n, value }));
-  const fetchArgs = ["fetch-model", "--uri", live.uri, "--out", "/models/model.onnx", ...(live.sha256 ? ["--sha256", live.sha256] : [])];
+  const fetchArgs = [
+    "fetch-model",
+    "--uri",
+    live.uri,
+    "--out",
+    "/models/model.onnx",
+    ...(live.sha256 ? ["--sha256", live.sha256] : []),
+  ];
   const deployment: K8sObject = {
     apiVersion: "apps/v1",
     kind: "Deployment",
@@ -91,13 +127,20 @@ export function versionObjects(vm: ValuationModel, live: LiveVersion, defaults: 
       template: {
         metadata: {
           labels,
-          annotations: { "prometheus.io/scrape": "true", "prometheus.io/port": String(httpPort), "prometheus.io/path": "/metrics" },
+          annotations: {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": String(httpPort),
+            "prometheus.io/path": "/metrics",
+          },
         },
         spec: {
           securityContext: RESTRICTED_POD_SECURITY,
           automountServiceAccountToken: false,
           terminationGracePeriodSeconds: 30,
-          volumes: [{ name: "models", emptyDir: {} }, { name: "tmp", emptyDir: {} }],
+          volumes: [
+            { name: "models", emptyDir: {} },
+            { name: "tmp", emptyDir: {} },
+          ],
           initContainers: [
             {
               name: "model-fetch",
@@ -107,7 +150,10 @@ export function versionObjects(vm: ValuationModel, live: LiveVersion, defaults: 
               env,
               securityContext: RESTRICTED_CONTAINER_SECURITY,
               resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "512Mi" } },
-              volumeMounts: [{ name: "models", mountPath: "/models" }, { name: "tmp", mountPath: "/tmp" }],
+              volumeMounts: [
+                { name: "models", mountPath: "/models" },
+                { name: "tmp", mountPath: "/tmp" },
+              ],
             },
           ],
           containers: [
@@ -115,7 +161,15 @@ export function versionObjects(vm: ValuationModel, live: LiveVersion, defaults: 
               name: "model-server",
               image: defaults.image,
               imagePullPolicy: defaults.imagePullPolicy ?? "IfNotPresent",
-              args: ["serve", "model-server", "--model", `${vm.metadata.name}=file:///models/model.onnx`, "--model-version", live.version, ...(live.sha256 ? ["--sha256", live.sha256] : [])],
+              args: [
+                "serve",
+                "model-server",
+                "--model",
+                `${vm.metadata.name}=file:///models/model.onnx`,
+                "--model-version",
+                live.version,
+                ...(live.sha256 ? ["--sha256", live.sha256] : []),
+              ],
               env: [
                 ...env,
                 { name: "GRPC_PORT", value: String(grpcPort) },
@@ -129,12 +183,30 @@ export function versionObjects(vm: ValuationModel, live: LiveVersion, defaults: 
                 { name: "grpc", containerPort: grpcPort, protocol: "TCP" },
                 { name: "http", containerPort: httpPort, protocol: "TCP" },
               ],
-              readinessProbe: { httpGet: { path: "/v2/health/ready", port: "http" }, periodSeconds: 5, failureThreshold: 2 },
-              livenessProbe: { httpGet: { path: "/v2/health/live", port: "http" }, periodSeconds: 10, failureThreshold: 3 },
-              startupProbe: { httpGet: { path: "/v2/health/live", port: "http" }, periodSeconds: 2, failureThreshold: 60 },
-              resources: serving.resources ?? { requests: { cpu: "250m", memory: "256Mi" }, limits: { memory: "1Gi" } },
+              readinessProbe: {
+                httpGet: { path: "/v2/health/ready", port: "http" },
+                periodSeconds: 5,
+                failureThreshold: 2,
+              },
+              livenessProbe: {
+                httpGet: { path: "/v2/health/live", port: "http" },
+                periodSeconds: 10,
+                failureThreshold: 3,
+              },
+              startupProbe: {
+                httpGet: { path: "/v2/health/live", port: "http" },
+                periodSeconds: 2,
+                failureThreshold: 60,
+              },
+              resources: serving.resources ?? {
+                requests: { cpu: "250m", memory: "256Mi" },
+                limits: { memory: "1Gi" },
+              },
               securityContext: RESTRICTED_CONTAINER_SECURITY,
-              volumeMounts: [{ name: "models", mountPath: "/models", readOnly: true }, { name: "tmp", mountPath: "/tmp" }],
+              volumeMounts: [
+                { name: "models", mountPath: "/models", readOnly: true },
+                { name: "tmp", mountPath: "/tmp" },
+              ],
             },
           ],
         },

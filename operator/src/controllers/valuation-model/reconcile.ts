@@ -1,13 +1,33 @@
-import { PatchStrategy, type KubernetesObject, type CoreV1Api, type CustomObjectsApi, type KubernetesObjectApi, type V1Deployment } from "@kubernetes/client-node";
+import {
+  PatchStrategy,
+  type KubernetesObject,
+  type CoreV1Api,
+  type CustomObjectsApi,
+  type KubernetesObjectApi,
+  type V1Deployment,
+} from "@kubernetes/client-node";
 import { ValoraError, canonicalJson, resolveServiceAddress, type Logger } from "@valora/kit";
 import { GROUP, VERSION, validateObject, type ValuationModel } from "../../api/index.js";
 import { TerminalError, httpStatusOf } from "../../runtime/errors.js";
 import type { ResilientInformer } from "../../runtime/informer.js";
 import { dnsLabel, durationMs, type K8sObject } from "../shared.js";
 import type { AnalysisSource } from "./analysis.js";
-import { HTTP_PORT, liveVersions, retainedVersions, serviceEndpoint, versionName, versionObjects, type ServingDefaults } from "./desired.js";
+import {
+  HTTP_PORT,
+  liveVersions,
+  retainedVersions,
+  serviceEndpoint,
+  versionName,
+  versionObjects,
+  type ServingDefaults,
+} from "./desired.js";
 import { decideCanary, routing, type AnalysisInput, type RolloutDecision } from "./rollout.js";
-import { setConditions } from "./status.js";
+import {
+  invalidSpecConditions,
+  rolloutConditions,
+  setConditions,
+  type RolloutObservation,
+} from "./status.js";
 
 export const FIELD_MANAGER = "valora-operator";
 export const FINALIZER = "valora.dev/finalizer";
@@ -37,6 +57,10 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
+/** A version's in-cluster metrics address (its Service's HTTP port). */
+const metricsAddress = (vm: ValuationModel, version: string) =>
+  `${versionName(vm, version)}.${vm.metadata.namespace ?? "default"}.svc.cluster.local:${HTTP_PORT}`;
+
 /**
  * One ValuationModel, level-triggered: read it from the cache, apply what it needs, prune what it
  * no longer needs, step its rollout, write status only when it changed. Safe to run again at any
@@ -48,7 +72,8 @@ export class ValuationModelReconciler {
 
   constructor(private readonly d: ValuationModelControllerDeps) {
     this.now = d.now ?? (() => new Date());
-    this.metricsUrl = d.metricsUrl ?? ((vm, v) => `http://${resolveServiceAddress(`${versionName(vm, v)}.${vm.metadata.namespace ?? "default"}.svc.cluster.local:${HTTP_PORT}`)}/metrics`);
+    this.metricsUrl =
+      d.metricsUrl ?? ((vm, v) => `http://${resolveServiceAddress(metricsAddress(vm, v))}/metrics`);
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -68,72 +93,140 @@ export class ValuationModelReconciler {
       vm = parsed;
     } catch (err) {
       if (err instanceof ValoraError) {
-        await this.writeStatus(raw, { ...(raw.status ?? {}), observedGeneration: raw.metadata.generation, conditions: setConditions(raw.status?.conditions, [{ type: "Ready", status: false, reason: "InvalidSpec", message: err.message }, { type: "Progressing", status: false, reason: "InvalidSpec", message: err.message }, { type: "Degraded", status: true, reason: "InvalidSpec", message: err.message }], raw.metadata.generation, this.now()) });
+        await this.writeStatus(raw, {
+          ...(raw.status ?? {}),
+          observedGeneration: raw.metadata.generation,
+          conditions: setConditions(
+            raw.status?.conditions,
+            invalidSpecConditions(err.message),
+            raw.metadata.generation,
+            this.now(),
+          ),
+        });
         throw new TerminalError(err.message);
       }
       throw err;
     }
     if (!(vm.metadata.finalizers ?? []).includes(FINALIZER)) {
-      await this.d.custom.replaceNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: { ...raw, metadata: { ...raw.metadata, finalizers: [...(raw.metadata.finalizers ?? []), FINALIZER] } } });
+      await this.d.custom.replaceNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace,
+        plural: PLURAL,
+        name,
+        body: {
+          ...raw,
+          metadata: { ...raw.metadata, finalizers: [...(raw.metadata.finalizers ?? []), FINALIZER] },
+        },
+      });
       return { requeueAfterMs: 0 };
     }
 
     const ready = this.readyVersions(vm);
     const live = liveVersions(vm);
     for (const v of live) for (const obj of versionObjects(vm, v, this.d.defaults)) await this.apply(obj);
-    const keep = new Set([...live.map((v) => dnsLabel(v.version)), ...retainedVersions(vm, ready.versions).map((v) => dnsLabel(v))]);
+    const keep = new Set([
+      ...live.map((v) => dnsLabel(v.version)),
+      ...retainedVersions(vm, ready.versions).map((v) => dnsLabel(v)),
+    ]);
     await this.prune(vm, keep);
 
     let decision: RolloutDecision | undefined;
     if (vm.spec.candidate) {
       const c = vm.spec.candidate;
       const current = vm.status?.candidate;
-      const due = current?.version === c.version && current.phase === "Progressing" && this.now().getTime() - new Date(current.stepStartedAt ?? 0).getTime() >= durationMs(c.canary?.interval ?? "1m");
+      const due =
+        current?.version === c.version &&
+        current.phase === "Progressing" &&
+        this.now().getTime() - new Date(current.stepStartedAt ?? 0).getTime() >=
+          durationMs(c.canary?.interval ?? "1m");
       let analysis: AnalysisInput | undefined;
       if (due && c.strategy === "Canary") {
-        analysis = await this.d.analysis.analyse({ namespace, model: vm.metadata.name, candidate: c.version, champion: vm.spec.champion.version, candidateUrl: this.metricsUrl(vm, c.version), championUrl: this.metricsUrl(vm, vm.spec.champion.version) }).catch((err: unknown) => {
-          this.d.logger.warn({ vm: key, err: err instanceof Error ? err.message : String(err) }, "canary analysis could not read metrics");
-          return undefined;
-        });
+        analysis = await this.d.analysis
+          .analyse({
+            namespace,
+            model: vm.metadata.name,
+            candidate: c.version,
+            champion: vm.spec.champion.version,
+            candidateUrl: this.metricsUrl(vm, c.version),
+            championUrl: this.metricsUrl(vm, vm.spec.champion.version),
+          })
+          .catch((err: unknown) => {
+            this.d.logger.warn(
+              { vm: key, err: err instanceof Error ? err.message : String(err) },
+              "canary analysis could not read metrics",
+            );
+            return undefined;
+          });
       }
       decision = decideCanary(vm, this.now(), ready.versions.has(c.version), analysis);
-      if (decision.event) await this.event(vm, decision.event.reason, decision.event.message, decision.action === "rollback" ? "Warning" : "Normal");
+      if (decision.event)
+        await this.event(
+          vm,
+          decision.event.reason,
+          decision.event.message,
+          decision.action === "rollback" ? "Warning" : "Normal",
+        );
     }
 
     const routes = routing(vm, ready.versions, decision?.candidate);
     const champion = routes.find((r) => r.role === "champion") ?? routes.find((r) => r.role === "canary");
     const championReady = champion ? ready.versions.has(champion.version) : false;
-    if (vm.status?.champion?.version && champion && vm.status.champion.version !== champion.version && championReady) {
-      await this.event(vm, "ChampionChanged", `traffic moved from ${vm.status.champion.version} to ${champion.version}`, "Normal");
+    if (
+      vm.status?.champion?.version &&
+      champion &&
+      vm.status.champion.version !== champion.version &&
+      championReady
+    ) {
+      await this.event(
+        vm,
+        "ChampionChanged",
+        `traffic moved from ${vm.status.champion.version} to ${champion.version}`,
+        "Normal",
+      );
     }
-    const rolledBack = decision?.candidate.phase === "RolledBack";
-    const progressing = (decision && ["Pending", "Progressing"].includes(decision.candidate.phase)) || vm.spec.champion.version !== champion?.version;
+    const readyReplicas = champion ? (ready.replicas.get(champion.version) ?? 0) : 0;
+    const observation: RolloutObservation = {
+      ...(champion ? { champion: { version: champion.version, readyReplicas, ready: championReady } } : {}),
+      specChampion: vm.spec.champion.version,
+      ...(decision ? { candidate: decision.candidate } : {}),
+    };
+    const conditions = setConditions(
+      vm.status?.conditions,
+      rolloutConditions(observation),
+      vm.metadata.generation,
+      this.now(),
+    );
     const status = {
       observedGeneration: vm.metadata.generation,
-      conditions: setConditions(
-        vm.status?.conditions,
-        [
-          { type: "Ready", status: championReady, reason: championReady ? "ChampionAvailable" : "ChampionNotReady", message: champion ? `${champion.version}: ${ready.replicas.get(champion.version) ?? 0} ready replicas` : "no champion" },
-          { type: "Progressing", status: progressing, reason: progressing ? "Rollout" : "Stable", message: decision ? `candidate ${decision.candidate.version} ${decision.candidate.phase} at ${decision.candidate.trafficPercent}%` : progressing ? `waiting for ${vm.spec.champion.version} to become ready` : "no rollout in progress" },
-          { type: "Degraded", status: rolledBack, reason: rolledBack ? "CanaryRolledBack" : "AsExpected", message: rolledBack ? (decision?.candidate.lastAnalysis?.message ?? "rolled back") : "" },
-        ],
-        vm.metadata.generation,
-        this.now(),
-      ),
-      ...(champion ? { champion: { version: champion.version, readyReplicas: ready.replicas.get(champion.version) ?? 0, endpoint: serviceEndpoint(vm, champion.version) } } : {}),
+      conditions,
+      ...(champion
+        ? {
+            champion: {
+              version: champion.version,
+              readyReplicas,
+              endpoint: serviceEndpoint(vm, champion.version),
+            },
+          }
+        : {}),
       ...(decision ? { candidate: decision.candidate } : {}),
       routing: routes,
     };
     await this.writeStatus(raw, status);
     if (decision?.action === "wait") return { requeueAfterMs: decision.requeueAfterMs };
-    if (decision?.action === "start" || decision?.action === "advance") return { requeueAfterMs: durationMs(vm.spec.candidate?.canary?.interval ?? "1m") };
+    if (decision?.action === "start" || decision?.action === "advance")
+      return { requeueAfterMs: durationMs(vm.spec.candidate?.canary?.interval ?? "1m") };
     if (live.some((v) => !ready.versions.has(v.version))) return { requeueAfterMs: 5000 };
     return {};
   }
 
   private readyVersions(vm: ValuationModel): { versions: Set<string>; replicas: Map<string, number> } {
     const byLabel = new Map<string, string>();
-    for (const v of [...liveVersions(vm).map((l) => l.version), ...(vm.status?.routing ?? []).map((r) => r.version)]) byLabel.set(dnsLabel(v), v);
+    for (const v of [
+      ...liveVersions(vm).map((l) => l.version),
+      ...(vm.status?.routing ?? []).map((r) => r.version),
+    ])
+      byLabel.set(dnsLabel(v), v);
     const versions = new Set<string>();
     const replicas = new Map<string, number>();
     for (const d of this.d.deployments.list(vm.metadata.namespace)) {
@@ -154,17 +247,35 @@ export class ValuationModelReconciler {
 
   private async prune(vm: ValuationModel, keep: Set<string>): Promise<void> {
     for (const t of OWNED) {
-      const list = await this.d.objects.list(t.apiVersion, t.kind, vm.metadata.namespace, undefined, undefined, undefined, undefined, `valora.dev/model=${vm.metadata.name},app.kubernetes.io/managed-by=valora-operator`);
+      const list = await this.d.objects.list(
+        t.apiVersion,
+        t.kind,
+        vm.metadata.namespace,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        `valora.dev/model=${vm.metadata.name},app.kubernetes.io/managed-by=valora-operator`,
+      );
       for (const item of list.items) {
         // The selector already says so; checked again because deleting another model's objects is
         // the one mistake a prune must never make.
         if (item.metadata?.labels?.["valora.dev/model"] !== vm.metadata.name) continue;
         const version = item.metadata.labels["valora.dev/version"];
         if (version && !keep.has(version)) {
-          this.d.logger.info({ vm: `${vm.metadata.namespace}/${vm.metadata.name}`, kind: t.kind, name: item.metadata?.name }, "pruning object of a retired version");
-          await this.d.objects.delete({ apiVersion: t.apiVersion, kind: t.kind, metadata: { name: item.metadata.name!, namespace: vm.metadata.namespace! } }).catch((err: unknown) => {
-            if (httpStatusOf(err) !== 404) throw err;
-          });
+          this.d.logger.info(
+            { vm: `${vm.metadata.namespace}/${vm.metadata.name}`, kind: t.kind, name: item.metadata?.name },
+            "pruning object of a retired version",
+          );
+          await this.d.objects
+            .delete({
+              apiVersion: t.apiVersion,
+              kind: t.kind,
+              metadata: { name: item.metadata.name!, namespace: vm.metadata.namespace! },
+            })
+            .catch((err: unknown) => {
+              if (httpStatusOf(err) !== 404) throw err;
+            });
         }
       }
     }
@@ -172,25 +283,55 @@ export class ValuationModelReconciler {
 
   private async writeStatus(raw: ValuationModel, status: Record<string, unknown>): Promise<void> {
     if (canonicalJson(raw.status ?? {}) === canonicalJson(status)) return;
-    await this.d.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace: raw.metadata.namespace!, plural: PLURAL, name: raw.metadata.name, body: { ...raw, status } });
+    await this.d.custom.replaceNamespacedCustomObjectStatus({
+      group: GROUP,
+      version: VERSION,
+      namespace: raw.metadata.namespace!,
+      plural: PLURAL,
+      name: raw.metadata.name,
+      body: { ...raw, status },
+    });
   }
 
   private async removeFinalizer(raw: ValuationModel): Promise<void> {
     const finalizers = raw.metadata.finalizers ?? [];
     if (!finalizers.includes(FINALIZER)) return;
     // Owned objects carry owner references: the garbage collector removes them with the model.
-    await this.d.custom.replaceNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: raw.metadata.namespace!, plural: PLURAL, name: raw.metadata.name, body: { ...raw, metadata: { ...raw.metadata, finalizers: finalizers.filter((f) => f !== FINALIZER) } } });
+    await this.d.custom.replaceNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: raw.metadata.namespace!,
+      plural: PLURAL,
+      name: raw.metadata.name,
+      body: { ...raw, metadata: { ...raw.metadata, finalizers: finalizers.filter((f) => f !== FINALIZER) } },
+    });
   }
 
-  private async event(vm: ValuationModel, reason: string, message: string, type: "Normal" | "Warning"): Promise<void> {
+  private async event(
+    vm: ValuationModel,
+    reason: string,
+    message: string,
+    type: "Normal" | "Warning",
+  ): Promise<void> {
     const now = this.now();
     this.d.logger.info({ vm: `${vm.metadata.namespace}/${vm.metadata.name}`, reason, message }, "event");
     await this.d.core
       .createNamespacedEvent({
         namespace: vm.metadata.namespace!,
         body: {
-          metadata: { generateName: `${vm.metadata.name}.`, name: `${vm.metadata.name}.${now.getTime().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`, namespace: vm.metadata.namespace! },
-          involvedObject: { apiVersion: `${GROUP}/${VERSION}`, kind: "ValuationModel", name: vm.metadata.name, namespace: vm.metadata.namespace!, uid: vm.metadata.uid!, resourceVersion: vm.metadata.resourceVersion! },
+          metadata: {
+            generateName: `${vm.metadata.name}.`,
+            name: `${vm.metadata.name}.${now.getTime().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`,
+            namespace: vm.metadata.namespace!,
+          },
+          involvedObject: {
+            apiVersion: `${GROUP}/${VERSION}`,
+            kind: "ValuationModel",
+            name: vm.metadata.name,
+            namespace: vm.metadata.namespace!,
+            uid: vm.metadata.uid!,
+            resourceVersion: vm.metadata.resourceVersion!,
+          },
           reason,
           message,
           type,
@@ -201,6 +342,11 @@ export class ValuationModelReconciler {
           reportingComponent: FIELD_MANAGER,
         },
       })
-      .catch((err: unknown) => this.d.logger.warn({ err: err instanceof Error ? err.message : String(err) }, "could not record event"));
+      .catch((err: unknown) =>
+        this.d.logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          "could not record event",
+        ),
+      );
   }
 }

@@ -9,20 +9,64 @@ import { ErrorEnvelope, envelopeOf } from "../schemas.js";
 
 const ROLES_READ = ROLE_SETS.read;
 
-const Field = z.object({ name: z.string(), type: z.string(), required: z.boolean(), enum: z.array(z.string()).optional(), min: z.number().optional(), max: z.number().optional(), feature: z.string() });
-const AssetClass = z.object({ name: z.string(), model: z.string(), currency: z.string(), fields: z.array(Field) });
-const Performance = z.object({ version: z.string(), role: z.string(), requests: z.number(), errors: z.number(), fallbacks: z.number(), latencyP50Ms: z.number(), latencyP99Ms: z.number() });
-const Model = z.object({ name: z.string(), assetClass: z.string(), champion: z.object({ version: z.string() }), candidate: z.object({ version: z.string(), strategy: z.string(), trafficPercent: z.number() }).nullable(), performance: z.array(Performance) });
+const Field = z.object({
+  name: z.string(),
+  type: z.string(),
+  required: z.boolean(),
+  enum: z.array(z.string()).optional(),
+  min: z.number().optional(),
+  max: z.number().optional(),
+  feature: z.string(),
+});
+const AssetClass = z.object({
+  name: z.string(),
+  model: z.string(),
+  currency: z.string(),
+  fields: z.array(Field),
+});
+const Performance = z.object({
+  version: z.string(),
+  role: z.string(),
+  requests: z.number(),
+  errors: z.number(),
+  fallbacks: z.number(),
+  latencyP50Ms: z.number(),
+  latencyP99Ms: z.number(),
+});
+const Model = z.object({
+  name: z.string(),
+  assetClass: z.string(),
+  champion: z.object({ version: z.string() }),
+  candidate: z.object({ version: z.string(), strategy: z.string(), trafficPercent: z.number() }).nullable(),
+  performance: z.array(Performance),
+});
 const NameParam = z.strictObject({ name: z.string().min(1).max(100) });
-const Realised = z.object({ modelVersion: z.string(), month: z.string().nullable(), count: z.number(), mdapePct: z.number(), ppe10Pct: z.number() });
+const Realised = z.object({
+  modelVersion: z.string(),
+  month: z.string().nullable(),
+  count: z.number(),
+  mdapePct: z.number(),
+  ppe10Pct: z.number(),
+});
 const ModelPerformance = Model.extend({
   realised: z
-    .object({ periods: z.array(Realised), overall: z.array(Realised), drift: z.boolean(), driftThresholdMdapePct: z.number() })
+    .object({
+      periods: z.array(Realised),
+      overall: z.array(Realised),
+      drift: z.boolean(),
+      driftThresholdMdapePct: z.number(),
+    })
     .nullable()
-    .describe("Accuracy against real outcomes: valuations of registered assets scored when their sales landed (null without the ingest service)."),
+    .describe(
+      "Accuracy against real outcomes: valuations of registered assets scored when their sales landed (null without the ingest service).",
+    ),
 });
 
-export const catalogRoutes: FastifyPluginAsync<{ valuations: Client<typeof ValuationService>; ingest?: Client<typeof IngestService>; timeoutMs: number }> = async (fastify, o) => {
+export const catalogRoutes: FastifyPluginAsync<{
+  valuations: Client<typeof ValuationService>;
+  ingest?: Client<typeof IngestService>;
+  timeoutMs: number;
+}> = async (fastify, o) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
 
   const models = async () =>
@@ -30,27 +74,115 @@ export const catalogRoutes: FastifyPluginAsync<{ valuations: Client<typeof Valua
       name: m.name,
       assetClass: m.assetClass,
       champion: { version: m.championVersion },
-      candidate: m.candidateVersion ? { version: m.candidateVersion, strategy: m.candidateStrategy, trafficPercent: m.candidateTrafficPercent } : null,
-      performance: m.performance.map((p) => ({ version: p.version, role: p.role, requests: Number(p.requests), errors: Number(p.errors), fallbacks: Number(p.fallbacks), latencyP50Ms: p.latencyP50Ms, latencyP99Ms: p.latencyP99Ms })),
+      candidate: m.candidateVersion
+        ? {
+            version: m.candidateVersion,
+            strategy: m.candidateStrategy,
+            trafficPercent: m.candidateTrafficPercent,
+          }
+        : null,
+      performance: m.performance.map((p) => ({
+        version: p.version,
+        role: p.role,
+        requests: Number(p.requests),
+        errors: Number(p.errors),
+        fallbacks: Number(p.fallbacks),
+        latencyP50Ms: p.latencyP50Ms,
+        latencyP99Ms: p.latencyP99Ms,
+      })),
     }));
 
-  app.get("/v1/asset-classes", { config: { roles: ROLES_READ }, schema: { tags: ["catalog"], summary: "Asset classes and their input fields", response: { 200: envelopeOf(z.array(AssetClass)), "4xx": ErrorEnvelope } } }, async (req) => {
-    const { assetClasses } = await o.valuations.listAssetClasses({}, { timeoutMs: o.timeoutMs });
-    return okEnvelope(
-      assetClasses
-        .filter((a) => mayValue(req.principal!, a.name))
-        .map((a) => ({ name: a.name, model: a.model, currency: a.currency, fields: a.fields.map((f) => ({ name: f.name, type: f.type, required: f.required, ...(f.enum.length ? { enum: f.enum } : {}), ...(f.min !== undefined ? { min: f.min } : {}), ...(f.max !== undefined ? { max: f.max } : {}), feature: f.feature })) })),
-      req.id,
-    );
-  });
+  app.get(
+    "/v1/asset-classes",
+    {
+      config: { roles: ROLES_READ },
+      schema: {
+        tags: ["catalog"],
+        summary: "Asset classes and their input fields",
+        response: { 200: envelopeOf(z.array(AssetClass)), "4xx": ErrorEnvelope },
+      },
+    },
+    async (req) => {
+      const { assetClasses } = await o.valuations.listAssetClasses({}, { timeoutMs: o.timeoutMs });
+      return okEnvelope(
+        assetClasses
+          .filter((a) => mayValue(req.principal!, a.name))
+          .map((a) => ({
+            name: a.name,
+            model: a.model,
+            currency: a.currency,
+            fields: a.fields.map((f) => ({
+              name: f.name,
+              type: f.type,
+              required: f.required,
+              ...(f.enum.length ? { enum: f.enum } : {}),
+              ...(f.min !== undefined ? { min: f.min } : {}),
+              ...(f.max !== undefined ? { max: f.max } : {}),
+              feature: f.feature,
+            })),
+          })),
+        req.id,
+      );
+    },
+  );
 
-  app.get("/v1/models", { config: { roles: ROLES_READ }, schema: { tags: ["catalog"], summary: "Models: champion, candidate rollout and live performance", response: { 200: envelopeOf(z.array(Model)), "4xx": ErrorEnvelope } } }, async (req) => okEnvelope((await models()).filter((m) => mayValue(req.principal!, m.assetClass)), req.id));
+  app.get(
+    "/v1/models",
+    {
+      config: { roles: ROLES_READ },
+      schema: {
+        tags: ["catalog"],
+        summary: "Models: champion, candidate rollout and live performance",
+        response: { 200: envelopeOf(z.array(Model)), "4xx": ErrorEnvelope },
+      },
+    },
+    async (req) =>
+      okEnvelope(
+        (await models()).filter((m) => mayValue(req.principal!, m.assetClass)),
+        req.id,
+      ),
+  );
 
-  app.get("/v1/models/:name/performance", { config: { roles: ROLES_READ }, schema: { tags: ["catalog"], summary: "Live performance of a model's champion and candidate, and its realised accuracy over time", params: NameParam, response: { 200: envelopeOf(ModelPerformance), "4xx": ErrorEnvelope } } }, async (req) => {
-    const m = (await models()).find((x) => x.name === req.params.name && mayValue(req.principal!, x.assetClass));
-    if (!m) throw new ValoraError("NOT_FOUND", `model "${req.params.name}" not found`);
-    const r = o.ingest ? await o.ingest.realisedPerformance({ model: m.name }, { timeoutMs: o.timeoutMs }) : undefined;
-    const row = (p: RealisedPeriod) => ({ modelVersion: p.modelVersion, month: p.month || null, count: p.count, mdapePct: p.mdape, ppe10Pct: p.ppe10 });
-    return okEnvelope({ ...m, realised: r ? { periods: r.periods.map(row), overall: r.overall.map(row), drift: r.drift, driftThresholdMdapePct: r.driftThresholdMdape } : null }, req.id);
-  });
+  app.get(
+    "/v1/models/:name/performance",
+    {
+      config: { roles: ROLES_READ },
+      schema: {
+        tags: ["catalog"],
+        summary: "Live performance of a model's champion and candidate, and its realised accuracy over time",
+        params: NameParam,
+        response: { 200: envelopeOf(ModelPerformance), "4xx": ErrorEnvelope },
+      },
+    },
+    async (req) => {
+      const m = (await models()).find(
+        (x) => x.name === req.params.name && mayValue(req.principal!, x.assetClass),
+      );
+      if (!m) throw new ValoraError("NOT_FOUND", `model "${req.params.name}" not found`);
+      const r = o.ingest
+        ? await o.ingest.realisedPerformance({ model: m.name }, { timeoutMs: o.timeoutMs })
+        : undefined;
+      const row = (p: RealisedPeriod) => ({
+        modelVersion: p.modelVersion,
+        month: p.month || null,
+        count: p.count,
+        mdapePct: p.mdape,
+        ppe10Pct: p.ppe10,
+      });
+      return okEnvelope(
+        {
+          ...m,
+          realised: r
+            ? {
+                periods: r.periods.map(row),
+                overall: r.overall.map(row),
+                drift: r.drift,
+                driftThresholdMdapePct: r.driftThresholdMdape,
+              }
+            : null,
+        },
+        req.id,
+      );
+    },
+  );
 };

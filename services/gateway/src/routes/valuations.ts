@@ -3,7 +3,14 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import type { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
-import { ValoraError, okEnvelope, okEnvelopeText, type Client, type Logger, type PlanCatalog } from "@valora/kit";
+import {
+  ValoraError,
+  okEnvelope,
+  okEnvelopeText,
+  type Client,
+  type Logger,
+  type PlanCatalog,
+} from "@valora/kit";
 import { ROLE_SETS } from "../auth.js";
 import { BatchRequest, ErrorEnvelope, Valuation, ValuationRequest, envelopeOf } from "../schemas.js";
 import { modelJson, valuationJson, valuationText } from "../valuation-json.js";
@@ -38,39 +45,71 @@ class HookInterest {
   }
 }
 
-
 export const valuationRoutes: FastifyPluginAsync<ValuationRoutesOptions> = async (fastify, o) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const hooks = new HookInterest(o.tenants);
   // Plan quotas are checked (and reserved) before any work is done.
-  const reserve = (req: FastifyRequest, units: number) => reserveQuota(o.quota, o.plans, req.principal!, units);
-  const metadata = (req: FastifyRequest) => ({ "x-tenant-id": req.principal!.tenantId, "x-request-id": req.id });
+  const reserve = (req: FastifyRequest, units: number) =>
+    reserveQuota(o.quota, o.plans, req.principal!, units);
+  const metadata = (req: FastifyRequest) => ({
+    "x-tenant-id": req.principal!.tenantId,
+    "x-request-id": req.id,
+  });
   const notify = (req: FastifyRequest, data: Record<string, unknown>) => {
     const tenantId = req.principal!.tenantId;
     void hooks
       .wants(tenantId)
-      .then((wants) => (wants ? o.tenants.publish({ tenantId, eventId: `valuation-${req.id}`, type: "valuation.completed", data: data as never }) : undefined))
-      .catch((err: unknown) => o.logger.warn({ err, requestId: req.id }, "could not publish valuation.completed"));
+      .then((wants) =>
+        wants
+          ? o.tenants.publish({
+              tenantId,
+              eventId: `valuation-${req.id}`,
+              type: "valuation.completed",
+              data: data as never,
+            })
+          : undefined,
+      )
+      .catch((err: unknown) =>
+        o.logger.warn({ err, requestId: req.id }, "could not publish valuation.completed"),
+      );
   };
 
   app.post(
     "/v1/valuations",
     {
       config: { roles: ROLES_VALUE },
-      schema: { tags: ["valuations"], summary: "Value one asset", body: ValuationRequest, response: { 200: envelopeOf(Valuation), "4xx": ErrorEnvelope } },
+      schema: {
+        tags: ["valuations"],
+        summary: "Value one asset",
+        body: ValuationRequest,
+        response: { 200: envelopeOf(Valuation), "4xx": ErrorEnvelope },
+      },
     },
     async (req, reply) => {
       checkAssetClass(o.plans, req.principal!, req.body.assetClass);
       await reserve(req, 1);
       const { valuation } = await o.valuations.value(
-        { assetClass: req.body.assetClass, attributes: req.body.attributes ?? {}, assetId: req.body.assetId ?? "", skipCache: req.body.skipCache ?? false },
+        {
+          assetClass: req.body.assetClass,
+          attributes: req.body.attributes ?? {},
+          assetId: req.body.assetId ?? "",
+          skipCache: req.body.skipCache ?? false,
+        },
         { timeoutMs: o.timeoutMs, metadata: metadata(req) },
       );
       if (!valuation) throw new ValoraError("INTERNAL", "orchestrator returned no valuation");
-      notify(req, { assetClass: valuation.assetClass, assetKey: valuation.assetKey, value: valuation.value, currency: valuation.currency, model: modelJson(valuation) });
+      notify(req, {
+        assetClass: valuation.assetClass,
+        assetKey: valuation.assetKey,
+        value: valuation.value,
+        currency: valuation.currency,
+        model: modelJson(valuation),
+      });
       // Already JSON text of the documented shape (the response schema types objects, hence the
       // cast): fastify sends a JSON-typed string as it is.
-      return reply.type("application/json; charset=utf-8").send(okEnvelopeText(valuationText(valuation), req.id) as never);
+      return reply
+        .type("application/json; charset=utf-8")
+        .send(okEnvelopeText(valuationText(valuation), req.id) as never);
     },
   );
 
@@ -82,14 +121,40 @@ export const valuationRoutes: FastifyPluginAsync<ValuationRoutesOptions> = async
         tags: ["valuations"],
         summary: "Value up to 100 assets of one class; each item succeeds or fails on its own",
         body: BatchRequest,
-        response: { 200: envelopeOf(z.object({ results: z.array(z.object({ index: z.number(), valuation: Valuation.nullable(), error: z.object({ code: z.string(), message: z.string(), details: z.array(z.object({ field: z.string(), description: z.string() })) }).nullable() })) })), "4xx": ErrorEnvelope },
+        response: {
+          200: envelopeOf(
+            z.object({
+              results: z.array(
+                z.object({
+                  index: z.number(),
+                  valuation: Valuation.nullable(),
+                  error: z
+                    .object({
+                      code: z.string(),
+                      message: z.string(),
+                      details: z.array(z.object({ field: z.string(), description: z.string() })),
+                    })
+                    .nullable(),
+                }),
+              ),
+            }),
+          ),
+          "4xx": ErrorEnvelope,
+        },
       },
     },
     async (req) => {
       checkAssetClass(o.plans, req.principal!, req.body.assetClass);
       await reserve(req, req.body.items.length);
       const { results } = await o.valuations.valueBatch(
-        { assetClass: req.body.assetClass, items: req.body.items.map((i) => ({ attributes: (i.attributes ?? {}) as never, assetId: i.assetId ?? "" })), skipCache: req.body.skipCache ?? false },
+        {
+          assetClass: req.body.assetClass,
+          items: req.body.items.map((i) => ({
+            attributes: (i.attributes ?? {}) as never,
+            assetId: i.assetId ?? "",
+          })),
+          skipCache: req.body.skipCache ?? false,
+        },
         { timeoutMs: o.timeoutMs, metadata: metadata(req) },
       );
       return okEnvelope(
@@ -97,7 +162,17 @@ export const valuationRoutes: FastifyPluginAsync<ValuationRoutesOptions> = async
           results: results.map((r) => ({
             index: r.index,
             valuation: r.outcome.case === "valuation" ? valuationJson(r.outcome.value) : null,
-            error: r.outcome.case === "error" ? { code: r.outcome.value.code, message: r.outcome.value.message, details: r.outcome.value.violations.map((v) => ({ field: `items.${r.index}.${v.field}`, description: v.description })) } : null,
+            error:
+              r.outcome.case === "error"
+                ? {
+                    code: r.outcome.value.code,
+                    message: r.outcome.value.message,
+                    details: r.outcome.value.violations.map((v) => ({
+                      field: `items.${r.index}.${v.field}`,
+                      description: v.description,
+                    })),
+                  }
+                : null,
           })),
         },
         req.id,

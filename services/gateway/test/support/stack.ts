@@ -6,20 +6,55 @@ import { parseAllDocuments } from "yaml";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
-import { UsageRecorder, createClient, createGrpcServer, createPgPool, createServiceBase, type Client, type Pool, type ServiceBase } from "@valora/kit";
+import {
+  UsageRecorder,
+  createClient,
+  createGrpcServer,
+  createPgPool,
+  createServiceBase,
+  type Client,
+  type Pool,
+  type ServiceBase,
+} from "@valora/kit";
 import { captureLogs, freshDatabase } from "@valora/kit/testing";
 import { metadataOf, parseModel } from "@valora/kit/onnx";
 import { createModelServer } from "@valora/model-server";
 import { ComparablesIndex, salesFromCsv, type Sale } from "@valora/comparables";
-import { ValuationPipeline, grpcModelClient, localDispatch, modelSchemaFrom, salesResiduals, type PipelineSpec } from "@valora/pipeline";
-import { JobStore, JobWorker, MemoryCache, jobRowUsage, jobService, migrateJobs, valuationService, valuationUsage, valueRowsWith } from "@valora/orchestrator";
+import {
+  ValuationPipeline,
+  grpcModelClient,
+  localDispatch,
+  modelSchemaFrom,
+  salesResiduals,
+  type PipelineSpec,
+} from "@valora/pipeline";
+import {
+  JobStore,
+  JobWorker,
+  MemoryCache,
+  jobRowUsage,
+  jobService,
+  migrateJobs,
+  valuationService,
+  valuationUsage,
+  valueRowsWith,
+} from "@valora/orchestrator";
 import { createUsage } from "@valora/usage";
 import { JobService } from "@valora/proto/valora/v1/jobs_pb";
 import { createTenants, type TenantsApp } from "@valora/tenants";
 
 export const root = join(import.meta.dirname, "..", "..", "..", "..");
 
-type Spec = PipelineSpec & { comparables: PipelineSpec["comparables"] & { h3Resolution: number; maxRings: number; count: number; maxAgeMonths: number; similarity: { field: string; weight: number }[] }; cache: { ttlSeconds: number } };
+type Spec = PipelineSpec & {
+  comparables: PipelineSpec["comparables"] & {
+    h3Resolution: number;
+    maxRings: number;
+    count: number;
+    maxAgeMonths: number;
+    similarity: { field: string; weight: number }[];
+  };
+  cache: { ttlSeconds: number };
+};
 
 export interface Stack {
   base: ServiceBase;
@@ -49,17 +84,40 @@ export async function startStack(databaseUrl: string): Promise<Stack> {
   await usageApp.start();
 
   const modelPath = join(root, "models", "autos", "model.onnx");
-  const spec = parseAllDocuments(readFileSync(join(root, "manifests", "autos.yaml"), "utf8"))[1]!.toJS().spec as Spec;
+  const spec = parseAllDocuments(readFileSync(join(root, "manifests", "autos.yaml"), "utf8"))[1]!.toJS()
+    .spec as Spec;
   const meta = metadataOf(parseModel(readFileSync(modelPath)));
-  const models = createModelServer(base, { models: [{ name: "autos", version: "gm-v1", uri: pathToFileURL(modelPath).href }], source: { cacheDir: mkdtempSync(join(tmpdir(), "valora-gw-")), allowedHosts: [] }, batching: { maxBatchSize: 32, maxDelayMicros: 200 } });
+  const models = createModelServer(base, {
+    models: [{ name: "autos", version: "gm-v1", uri: pathToFileURL(modelPath).href }],
+    source: { cacheDir: mkdtempSync(join(tmpdir(), "valora-gw-")), allowedHosts: [] },
+    batching: { maxBatchSize: 32, maxDelayMicros: 200 },
+  });
   const modelPorts = await models.listen({ host: "127.0.0.1", grpcPort: 0, httpPort: 0 });
   await models.loaded;
-  const route = { version: "gm-v1", role: "champion" as const, endpoint: `127.0.0.1:${modelPorts.grpcPort}`, weight: 100 };
+  const route = {
+    version: "gm-v1",
+    role: "champion" as const,
+    endpoint: `127.0.0.1:${modelPorts.grpcPort}`,
+    weight: 100,
+  };
   const modelClient = grpcModelClient(route.endpoint, "autos", "gm-v1");
   const schema = modelSchemaFrom(meta, 0);
-  const sales = salesFromCsv(readFileSync(join(root, "models", "data", "car_prices.csv"), "utf8"), { idPrefix: "gm", target: "Price", fields: spec.input.fields });
+  const sales = salesFromCsv(readFileSync(join(root, "models", "data", "car_prices.csv"), "utf8"), {
+    idPrefix: "gm",
+    target: "Price",
+    fields: spec.input.fields,
+  });
   const residuals = await salesResiduals(sales, schema, spec.input.fields, modelClient);
-  const pipeline = new ValuationPipeline({ spec, schema, residualQuantiles: JSON.parse(meta["valora.residual_quantiles"]!) as Record<string, number>, routes: () => [route], client: () => modelClient, comparables: new ComparablesIndex(sales, { ...spec.comparables, mode: "attributes" }), residualOf: (id) => residuals.get(id), logger });
+  const pipeline = new ValuationPipeline({
+    spec,
+    schema,
+    residualQuantiles: JSON.parse(meta["valora.residual_quantiles"]!) as Record<string, number>,
+    routes: () => [route],
+    client: () => modelClient,
+    comparables: new ComparablesIndex(sales, { ...spec.comparables, mode: "attributes" }),
+    residualOf: (id) => residuals.get(id),
+    logger,
+  });
 
   await migrateJobs(pool);
   let meter: (tenantId: string, assetClass: string, units: number) => Promise<void> = async () => undefined;
@@ -70,24 +128,47 @@ export async function startStack(databaseUrl: string): Promise<Stack> {
       ...base,
       services: [
         valuationService({
-          catalog: (c) => (c === "autos" ? { model: "autos", currency: "USD", fields: spec.input.fields, cacheTtlSeconds: 60, championVersion: () => "gm-v1", routes: () => [route] } : undefined),
+          catalog: (c) =>
+            c === "autos"
+              ? {
+                  model: "autos",
+                  currency: "USD",
+                  fields: spec.input.fields,
+                  cacheTtlSeconds: 60,
+                  championVersion: () => "gm-v1",
+                  routes: () => [route],
+                }
+              : undefined,
           assetClasses: () => ["autos"],
           dispatch: localDispatch(new Map([["autos", pipeline]])),
           cache: new MemoryCache(),
           usage: (...args) => meter(...args),
         }),
-        jobService({ store: jobStore, fields: (c) => (c === "autos" ? spec.input.fields : undefined), watchIntervalMs: 100 }),
+        jobService({
+          store: jobStore,
+          fields: (c) => (c === "autos" ? spec.input.fields : undefined),
+          watchIntervalMs: 100,
+        }),
       ],
     }),
   ];
-  const [tenantsPort, orchestratorPort] = [await servers[0]!.listen("127.0.0.1:0"), await servers[1]!.listen("127.0.0.1:0")];
+  const [tenantsPort, orchestratorPort] = [
+    await servers[0]!.listen("127.0.0.1:0"),
+    await servers[1]!.listen("127.0.0.1:0"),
+  ];
   const tenants = createClient(TenantService, `127.0.0.1:${tenantsPort}`, { timeoutMs: 5000 });
   const valuations = createClient(ValuationService, `127.0.0.1:${orchestratorPort}`, { timeoutMs: 10_000 });
   const jobs = createClient(JobService, `127.0.0.1:${orchestratorPort}`, { timeoutMs: 10_000 });
   const usage = createClient(UsageService, `127.0.0.1:${tenantsPort}`, { timeoutMs: 10_000 });
   const recorder = new UsageRecorder({ send: (events) => usage.recordUsage({ events }), logger });
   meter = valuationUsage(recorder);
-  const worker = new JobWorker({ store: jobStore, value: valueRowsWith((req, o) => valuations.valueBatch(req, o)), recordUsage: jobRowUsage((req) => usage.recordUsage(req)), logger, idleMs: 50 });
+  const worker = new JobWorker({
+    store: jobStore,
+    value: valueRowsWith((req, o) => valuations.valueBatch(req, o)),
+    recordUsage: jobRowUsage((req) => usage.recordUsage(req)),
+    logger,
+    idleMs: 50,
+  });
   worker.start();
   return {
     base,

@@ -6,10 +6,14 @@ import { implement, type ServiceRegistration } from "../grpc/server.js";
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(timer);
-      reject(new ValoraError("CANCELLED", "cancelled while waiting"));
-    }, { once: true });
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        reject(new ValoraError("CANCELLED", "cancelled while waiting"));
+      },
+      { once: true },
+    );
   });
 }
 

@@ -1,6 +1,12 @@
 import * as grpc from "@grpc/grpc-js";
 import { create, isMessage } from "@bufbuild/protobuf";
-import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import type {
+  DescMessage,
+  DescMethod,
+  DescService,
+  MessageInitShape,
+  MessageShape,
+} from "@bufbuild/protobuf";
 import { SpanKind, SpanStatusCode, context, trace, type Tracer } from "@opentelemetry/api";
 import type { Registry } from "prom-client";
 import { currentRequestContext } from "../context.js";
@@ -41,7 +47,10 @@ export interface ClientOptions {
   registry?: Registry;
 }
 
-function toMessage<D extends DescMessage>(schema: D, value: MessageShape<D> | MessageInitShape<D>): MessageShape<D> {
+function toMessage<D extends DescMessage>(
+  schema: D,
+  value: MessageShape<D> | MessageInitShape<D>,
+): MessageShape<D> {
   return isMessage(value, schema) ? value : create(schema, value);
 }
 
@@ -49,25 +58,46 @@ function toMessage<D extends DescMessage>(schema: D, value: MessageShape<D> | Me
  * Calls a gRPC service described by a protobuf-es descriptor: deadlines on every call, request id
  * and W3C trace context in metadata, a client span, metrics, and errors mapped back to ValoraError.
  */
-export function createClient<S extends DescService>(service: S, address: string, options: ClientOptions = {}): Client<S> {
+export function createClient<S extends DescService>(
+  service: S,
+  address: string,
+  options: ClientOptions = {},
+): Client<S> {
   const GenericClient = grpc.makeGenericClientConstructor(serviceDefinition(service), service.typeName);
-  const raw = new GenericClient(resolveServiceAddress(address), options.credentials ?? grpc.credentials.createInsecure(), {
-    "grpc.max_receive_message_length": 16 * 1024 * 1024,
-    ...options.channelOptions,
-  });
+  const raw = new GenericClient(
+    resolveServiceAddress(address),
+    options.credentials ?? grpc.credentials.createInsecure(),
+    {
+      "grpc.max_receive_message_length": 16 * 1024 * 1024,
+      ...options.channelOptions,
+    },
+  );
   const defaultTimeout = options.timeoutMs ?? 10_000;
   const tracer = options.tracer ?? trace.getTracer("valora-grpc-client");
   const handled = options.registry
-    ? counter(options.registry, "grpc_client_handled_total", "gRPC calls completed by clients, by status code.", ["grpc_service", "grpc_method", "grpc_code"])
+    ? counter(
+        options.registry,
+        "grpc_client_handled_total",
+        "gRPC calls completed by clients, by status code.",
+        ["grpc_service", "grpc_method", "grpc_code"],
+      )
     : undefined;
   const latency = options.registry
-    ? histogram(options.registry, "grpc_client_handling_seconds", "gRPC client call latency.", ["grpc_service", "grpc_method"])
+    ? histogram(options.registry, "grpc_client_handling_seconds", "gRPC client call latency.", [
+        "grpc_service",
+        "grpc_method",
+      ])
     : undefined;
 
   const prepare = (method: DescMethod, callOptions: CallOptions = {}) => {
     const span = tracer.startSpan(`${service.typeName}/${method.name}`, {
       kind: SpanKind.CLIENT,
-      attributes: { "rpc.system": "grpc", "rpc.service": service.typeName, "rpc.method": method.name, "server.address": address },
+      attributes: {
+        "rpc.system": "grpc",
+        "rpc.service": service.typeName,
+        "rpc.method": method.name,
+        "server.address": address,
+      },
     });
     const metadata = new grpc.Metadata();
     for (const [k, v] of Object.entries(callOptions.metadata ?? {})) metadata.set(k, v);
@@ -89,22 +119,33 @@ export function createClient<S extends DescService>(service: S, address: string,
   const target = `${address}${service.typeName}`;
   const methods: Record<string, unknown> = {};
   for (const method of service.methods) {
-    const rawMethod = (raw as unknown as Record<string, (...args: unknown[]) => grpc.ClientUnaryCall & grpc.ClientReadableStream<unknown>>)[method.localName];
+    const rawMethod = (
+      raw as unknown as Record<
+        string,
+        (...args: unknown[]) => grpc.ClientUnaryCall & grpc.ClientReadableStream<unknown>
+      >
+    )[method.localName];
     if (!rawMethod) continue;
     if (method.methodKind === "unary") {
       methods[method.localName] = (req: MessageInitShape<DescMessage>, callOptions?: CallOptions) => {
         const { metadata, deadline, done } = prepare(method, callOptions);
         return new Promise((resolve, reject) => {
-          const call = rawMethod.call(raw, toMessage(method.input, req), metadata, { deadline }, (err: grpc.ServiceError | null, res: unknown) => {
-            callOptions?.signal?.removeEventListener("abort", cancel);
-            if (err) {
-              done(err.code);
-              reject(fromGrpcError(err, target));
-            } else {
-              done(grpc.status.OK);
-              resolve(res);
-            }
-          });
+          const call = rawMethod.call(
+            raw,
+            toMessage(method.input, req),
+            metadata,
+            { deadline },
+            (err: grpc.ServiceError | null, res: unknown) => {
+              callOptions?.signal?.removeEventListener("abort", cancel);
+              if (err) {
+                done(err.code);
+                reject(fromGrpcError(err, target));
+              } else {
+                done(grpc.status.OK);
+                resolve(res);
+              }
+            },
+          );
           const cancel = (): void => call.cancel();
           if (callOptions?.signal?.aborted) cancel();
           callOptions?.signal?.addEventListener("abort", cancel, { once: true });
@@ -123,7 +164,9 @@ export function createClient<S extends DescService>(service: S, address: string,
           } catch (err) {
             const e = err as grpc.ServiceError;
             done(e.code ?? grpc.status.UNKNOWN);
-            throw typeof e.code === "number" ? fromGrpcError(e, target) : new ValoraError("UNAVAILABLE", String(err));
+            throw typeof e.code === "number"
+              ? fromGrpcError(e, target)
+              : new ValoraError("UNAVAILABLE", String(err));
           } finally {
             callOptions?.signal?.removeEventListener("abort", cancel);
             call.cancel();
@@ -135,7 +178,9 @@ export function createClient<S extends DescService>(service: S, address: string,
   methods["close"] = () => raw.close();
   methods["waitForReady"] = (timeoutMs: number) =>
     new Promise<void>((resolve, reject) =>
-      raw.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(new ValoraError("UNAVAILABLE", `${address}: ${err.message}`)) : resolve())),
+      raw.waitForReady(Date.now() + timeoutMs, (err) =>
+        err ? reject(new ValoraError("UNAVAILABLE", `${address}: ${err.message}`)) : resolve(),
+      ),
     );
   return methods as Client<S>;
 }

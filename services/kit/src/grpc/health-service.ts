@@ -1,5 +1,8 @@
 import { on } from "node:events";
-import { HealthCheckResponse_ServingStatus as ServingStatus, Health as HealthService } from "@valora/proto/grpc/health/v1/health_pb";
+import {
+  HealthCheckResponse_ServingStatus as ServingStatus,
+  Health as HealthService,
+} from "@valora/proto/grpc/health/v1/health_pb";
 import { ValoraError } from "../errors.js";
 import type { Health } from "../health.js";
 import { implement, type ServiceRegistration } from "./server.js";
@@ -15,7 +18,8 @@ export function createHealthService(health: Health, serviceNames: string[]): Ser
 
   return implement(HealthService, {
     async check(req) {
-      if (!known.has(req.service)) throw new ValoraError("NOT_FOUND", `unknown service ${JSON.stringify(req.service)}`);
+      if (!known.has(req.service))
+        throw new ValoraError("NOT_FOUND", `unknown service ${JSON.stringify(req.service)}`);
       return { status: await statusOf() };
     },
     async *watch(req, call) {

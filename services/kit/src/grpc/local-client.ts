@@ -5,7 +5,8 @@ import { ValoraError, toValoraError } from "../errors.js";
 import type { CallOptions, Client } from "./client.js";
 import type { CallContext, ServiceRegistration } from "./server.js";
 
-const toMessage = <D extends DescMessage>(schema: D, value: unknown): MessageShape<D> => (isMessage(value, schema) ? value : create(schema, value as never));
+const toMessage = <D extends DescMessage>(schema: D, value: unknown): MessageShape<D> =>
+  isMessage(value, schema) ? value : create(schema, value as never);
 
 /**
  * A client that calls a service implementation in this process directly: the same handler, the
@@ -14,8 +15,13 @@ const toMessage = <D extends DescMessage>(schema: D, value: unknown): MessageSha
  * process; pods talk gRPC. Messages are passed by reference: handlers must not keep or mutate
  * what they receive (Valora's do not). Errors arrive as ValoraError, as from createClient.
  */
-export function createLocalClient<S extends DescService>(service: S, registration: ServiceRegistration, options: { timeoutMs?: number } = {}): Client<S> {
-  if (registration.service.typeName !== service.typeName) throw new Error(`registration is ${registration.service.typeName}, not ${service.typeName}`);
+export function createLocalClient<S extends DescService>(
+  service: S,
+  registration: ServiceRegistration,
+  options: { timeoutMs?: number } = {},
+): Client<S> {
+  if (registration.service.typeName !== service.typeName)
+    throw new Error(`registration is ${registration.service.typeName}, not ${service.typeName}`);
   const client: Record<string, unknown> = {
     close: () => undefined,
     waitForReady: async () => undefined,
@@ -24,7 +30,9 @@ export function createLocalClient<S extends DescService>(service: S, registratio
     const impl = registration.impl[method.localName];
     if (typeof impl !== "function") continue;
     const fn = impl as (input: unknown, ctx: CallContext) => unknown;
-    const context = (o: CallOptions = {}): { ctx: CallContext; expired: Promise<never>; done: () => void } => {
+    const context = (
+      o: CallOptions = {},
+    ): { ctx: CallContext; expired: Promise<never>; done: () => void } => {
       const metadata = new grpc.Metadata();
       for (const [k, v] of Object.entries(o.metadata ?? {})) metadata.set(k, v);
       const requestId = requestIdFrom(o.metadata?.["x-request-id"] ?? currentRequestContext()?.requestId);
@@ -42,7 +50,12 @@ export function createLocalClient<S extends DescService>(service: S, registratio
       // As over gRPC: past the deadline the caller gets DEADLINE_EXCEEDED, and the handler's signal aborts.
       const timer = setTimeout(() => {
         cancel(new Error("deadline exceeded"));
-        expire(new ValoraError("DEADLINE_EXCEEDED", `${service.typeName}/${method.name}: deadline of ${timeoutMs} ms exceeded`));
+        expire(
+          new ValoraError(
+            "DEADLINE_EXCEEDED",
+            `${service.typeName}/${method.name}: deadline of ${timeoutMs} ms exceeded`,
+          ),
+        );
       }, timeoutMs);
       const onAbort = () => cancel(new Error("call cancelled"));
       o.signal?.addEventListener("abort", onAbort, { once: true });
@@ -72,7 +85,16 @@ export function createLocalClient<S extends DescService>(service: S, registratio
       client[method.localName] = async (req: unknown, o?: CallOptions) => {
         const { ctx, expired, done } = context(o);
         try {
-          return toMessage(method.output, await Promise.race([runWithRequestContext({ requestId: ctx.requestId }, () => fn(toMessage(method.input, req), ctx) as Promise<unknown>), expired]));
+          return toMessage(
+            method.output,
+            await Promise.race([
+              runWithRequestContext(
+                { requestId: ctx.requestId },
+                () => fn(toMessage(method.input, req), ctx) as Promise<unknown>,
+              ),
+              expired,
+            ]),
+          );
         } catch (err) {
           throw toValoraError(err);
         } finally {
@@ -84,7 +106,8 @@ export function createLocalClient<S extends DescService>(service: S, registratio
         (async function* () {
           const { ctx, done } = context(o);
           try {
-            for await (const item of fn(toMessage(method.input, req), ctx) as AsyncIterable<unknown>) yield toMessage(method.output, item);
+            for await (const item of fn(toMessage(method.input, req), ctx) as AsyncIterable<unknown>)
+              yield toMessage(method.output, item);
           } catch (err) {
             throw toValoraError(err);
           } finally {

@@ -30,14 +30,19 @@ export function answerReflection(services: DescService[], req: ServerReflectionR
     messageResponse: {
       case: "fileDescriptorResponse",
       value: {
-        fileDescriptorProto: [...withDependencies(file).values()].map((f) => toBinary(FileDescriptorProtoSchema, f.proto)),
+        fileDescriptorProto: [...withDependencies(file).values()].map((f) =>
+          toBinary(FileDescriptorProtoSchema, f.proto),
+        ),
       },
     },
   });
   const notFound = (what: string): ResponseInit => ({
     validHost: req.host,
     originalRequest: req,
-    messageResponse: { case: "errorResponse", value: { errorCode: status.NOT_FOUND, errorMessage: `${what} not found` } },
+    messageResponse: {
+      case: "errorResponse",
+      value: { errorCode: status.NOT_FOUND, errorMessage: `${what} not found` },
+    },
   });
   const r = req.messageRequest;
   switch (r.case) {
@@ -69,14 +74,20 @@ export function answerReflection(services: DescService[], req: ServerReflectionR
       return {
         validHost: req.host,
         originalRequest: req,
-        messageResponse: { case: "allExtensionNumbersResponse", value: { baseTypeName: r.value, extensionNumber: [] } },
+        messageResponse: {
+          case: "allExtensionNumbersResponse",
+          value: { baseTypeName: r.value, extensionNumber: [] },
+        },
       };
     }
     default:
       return {
         validHost: req.host,
         originalRequest: req,
-        messageResponse: { case: "errorResponse", value: { errorCode: status.INVALID_ARGUMENT, errorMessage: "empty request" } },
+        messageResponse: {
+          case: "errorResponse",
+          value: { errorCode: status.INVALID_ARGUMENT, errorMessage: "empty request" },
+        },
       };
   }
 }

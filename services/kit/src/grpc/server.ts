@@ -1,6 +1,12 @@
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, isMessage, toBinary } from "@bufbuild/protobuf";
-import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import type {
+  DescMessage,
+  DescMethod,
+  DescService,
+  MessageInitShape,
+  MessageShape,
+} from "@bufbuild/protobuf";
 import { SpanKind, SpanStatusCode, context, trace, type Tracer } from "@opentelemetry/api";
 import type { Registry } from "prom-client";
 import { requestIdFrom, withRequestContext } from "../context.js";
@@ -69,7 +75,10 @@ export interface GrpcServer {
   shutdown(graceMs?: number): Promise<void>;
 }
 
-function toMessage<D extends DescMessage>(schema: D, value: MessageShape<D> | MessageInitShape<D>): MessageShape<D> {
+function toMessage<D extends DescMessage>(
+  schema: D,
+  value: MessageShape<D> | MessageInitShape<D>,
+): MessageShape<D> {
   return isMessage(value, schema) ? value : create(schema, value);
 }
 
@@ -110,7 +119,11 @@ function forMethod(inst: Instrumentation, service: DescService, method: DescMeth
     latency: inst.latency.labels(labels),
     handled: (code) => {
       let series = byCode.get(code);
-      if (!series) byCode.set(code, (series = inst.handled.labels({ ...labels, grpc_code: grpc.status[code] ?? String(code) })));
+      if (!series)
+        byCode.set(
+          code,
+          (series = inst.handled.labels({ ...labels, grpc_code: grpc.status[code] ?? String(code) })),
+        );
       return series;
     },
   };
@@ -120,7 +133,11 @@ function forMethod(inst: Instrumentation, service: DescService, method: DescMeth
  * Wraps one call: request id, trace context from metadata, a server span, metrics and logs,
  * an AbortSignal for cancellation/deadline, and the mapping of thrown errors to gRPC status.
  */
-function instrument(m: MethodInstrumentation, call: AnyCall, body: (ctx: CallContext) => Promise<void>): void {
+function instrument(
+  m: MethodInstrumentation,
+  call: AnyCall,
+  body: (ctx: CallContext) => Promise<void>,
+): void {
   const started = process.hrtime.bigint();
   const deadline = call.getDeadline();
   const requestId = requestIdFrom(call.metadata.get("x-request-id")[0]);
@@ -136,11 +153,15 @@ function instrument(m: MethodInstrumentation, call: AnyCall, body: (ctx: CallCon
         const c = new AbortController();
         controller = c;
         if (call.cancelled) c.abort(new Error("call cancelled or deadline exceeded"));
-        else (call as unknown as NodeJS.EventEmitter).once("cancelled", () => c.abort(new Error("call cancelled or deadline exceeded")));
+        else
+          (call as unknown as NodeJS.EventEmitter).once("cancelled", () =>
+            c.abort(new Error("call cancelled or deadline exceeded")),
+          );
       }
       return controller.signal;
     },
-    deadline: deadline instanceof Date ? deadline : Number.isFinite(deadline) ? new Date(deadline) : undefined,
+    deadline:
+      deadline instanceof Date ? deadline : Number.isFinite(deadline) ? new Date(deadline) : undefined,
     peer: call.getPeer(),
     requestId,
   };
@@ -150,9 +171,11 @@ function instrument(m: MethodInstrumentation, call: AnyCall, body: (ctx: CallCon
     if (span.isRecording()) {
       span.setAttribute("rpc.grpc.status_code", code);
       if (code !== grpc.status.OK) span.setStatus({ code: SpanStatusCode.ERROR, message: grpc.status[code] });
-      if (err !== undefined && code === grpc.status.INTERNAL) span.recordException(err instanceof Error ? err : new Error(JSON.stringify(err)));
+      if (err !== undefined && code === grpc.status.INTERNAL)
+        span.recordException(err instanceof Error ? err : new Error(JSON.stringify(err)));
     }
-    if (err !== undefined && code === grpc.status.INTERNAL) m.logger.error({ err, method: m.path }, "grpc handler failed");
+    if (err !== undefined && code === grpc.status.INTERNAL)
+      m.logger.error({ err, method: m.path }, "grpc handler failed");
     span.end();
   };
   // One context per call carries both the span and the request context (one AsyncLocalStorage run).
@@ -199,7 +222,12 @@ async function* readStream<T>(stream: NodeJS.ReadableStream): AsyncIterable<T> {
   }
 }
 
-function writeAll(call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, items: AsyncIterable<unknown>, schema: DescMessage, signal: AbortSignal): Promise<void> {
+function writeAll(
+  call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
+  items: AsyncIterable<unknown>,
+  schema: DescMessage,
+  signal: AbortSignal,
+): Promise<void> {
   return (async () => {
     for await (const item of items) {
       if (signal.aborted) return;
@@ -209,7 +237,12 @@ function writeAll(call: grpc.ServerWritableStream<unknown, unknown> | grpc.Serve
   })();
 }
 
-function handlerFor(inst: Instrumentation, service: DescService, method: DescMethod, impl: unknown): grpc.UntypedHandleCall {
+function handlerFor(
+  inst: Instrumentation,
+  service: DescService,
+  method: DescMethod,
+  impl: unknown,
+): grpc.UntypedHandleCall {
   if (typeof impl !== "function") throw new Error(`${service.typeName}.${method.name} has no implementation`);
   const m = forMethod(inst, service, method);
   const fn = impl as (input: unknown, ctx: CallContext) => unknown;
@@ -260,7 +293,12 @@ function handlerFor(inst: Instrumentation, service: DescService, method: DescMet
       return (call: grpc.ServerDuplexStream<unknown, unknown>) => {
         instrument(m, call, async (ctx) => {
           try {
-            await writeAll(call, fn(readStream(call), ctx) as AsyncIterable<unknown>, method.output, ctx.signal);
+            await writeAll(
+              call,
+              fn(readStream(call), ctx) as AsyncIterable<unknown>,
+              method.output,
+              ctx.signal,
+            );
             call.end();
           } catch (err) {
             call.emit("error", toGrpcStatus(err));
@@ -299,16 +337,25 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const inst: Instrumentation = {
     logger: options.logger,
     tracer: options.tracer,
-    handled: counter(options.registry, "grpc_server_handled_total", "gRPC calls completed on the server, by status code.", [
+    handled: counter(
+      options.registry,
+      "grpc_server_handled_total",
+      "gRPC calls completed on the server, by status code.",
+      ["grpc_service", "grpc_method", "grpc_code"],
+    ),
+    latency: histogram(options.registry, "grpc_server_handling_seconds", "gRPC server handling latency.", [
       "grpc_service",
       "grpc_method",
-      "grpc_code",
     ]),
-    latency: histogram(options.registry, "grpc_server_handling_seconds", "gRPC server handling latency.", ["grpc_service", "grpc_method"]),
   };
   const registrations = [...options.services];
   if (options.healthService ?? true) {
-    registrations.push(createHealthService(options.health, registrations.map((r) => r.service.typeName)));
+    registrations.push(
+      createHealthService(
+        options.health,
+        registrations.map((r) => r.service.typeName),
+      ),
+    );
   }
   if (options.reflection ?? true) {
     registrations.push(...createReflectionServices([...registrations.map((r) => r.service)]));
@@ -324,7 +371,9 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     server,
     listen: (address) =>
       new Promise((resolve, reject) => {
-        server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+        server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
+          err ? reject(err) : resolve(port),
+        );
       }),
     shutdown: (graceMs = 10_000) =>
       new Promise((resolve) => {

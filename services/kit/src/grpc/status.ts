@@ -1,4 +1,4 @@
-import type { status as GrpcStatus} from "@grpc/grpc-js";
+import type { status as GrpcStatus } from "@grpc/grpc-js";
 import { Metadata, type ServiceError, type StatusObject } from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { ErrorDetailSchema } from "@valora/proto/valora/v1/common_pb";
@@ -28,7 +28,8 @@ export function toGrpcStatus(err: unknown): Partial<StatusObject> & { code: Grpc
 /** Turns a grpc-js client error back into the ValoraError the server raised. */
 export function fromGrpcError(err: ServiceError, target: string): ValoraError {
   const codeValue = err.metadata?.get(ERROR_CODE_KEY)[0];
-  const code = typeof codeValue === "string" && isErrorCode(codeValue) ? codeValue : errorCodeFromGrpc(err.code);
+  const code =
+    typeof codeValue === "string" && isErrorCode(codeValue) ? codeValue : errorCodeFromGrpc(err.code);
   const detailValue = err.metadata?.get(ERROR_DETAIL_KEY)[0];
   let details: ValoraError["details"] = [];
   if (detailValue instanceof Buffer) {

@@ -63,8 +63,14 @@ function leafPaths(tree: Tree, internalIndex: Map<number, number>): LeafPath[] {
       return;
     }
     const ratio = (child: number) => (n.cover > 0 ? tree.nodes[child]!.cover / n.cover : 0);
-    walk(n.trueChild, [...steps, { node: internalIndex.get(id)!, goesTrue: true, ratio: ratio(n.trueChild), feature: n.feature }]);
-    walk(n.falseChild, [...steps, { node: internalIndex.get(id)!, goesTrue: false, ratio: ratio(n.falseChild), feature: n.feature }]);
+    walk(n.trueChild, [
+      ...steps,
+      { node: internalIndex.get(id)!, goesTrue: true, ratio: ratio(n.trueChild), feature: n.feature },
+    ]);
+    walk(n.falseChild, [
+      ...steps,
+      { node: internalIndex.get(id)!, goesTrue: false, ratio: ratio(n.falseChild), feature: n.feature },
+    ]);
   };
   walk(0, []);
   return out;
@@ -113,7 +119,9 @@ export function compileTreeShap(ensemble: TreeEnsemble): CompiledTreeShap {
       const distinct = [...new Set(p.steps.map((s) => s.feature))];
       const d = distinct.length;
       if (d === 0) continue; // a single-leaf tree contributes nothing
-      const z = distinct.map((f) => p.steps.filter((s) => s.feature === f).reduce((acc, s) => acc * s.ratio, 1));
+      const z = distinct.map((f) =>
+        p.steps.filter((s) => s.feature === f).reduce((acc, s) => acc * s.ratio, 1),
+      );
       leafPathStart.push(pathNode.length);
       leafDistinct.push(d);
       leafFeatureStart.push(features.length);
@@ -167,7 +175,15 @@ export function compileTreeShap(ensemble: TreeEnsemble): CompiledTreeShap {
   };
 }
 
-const MODE_CODES: Record<TreeNode["mode"], number> = { BRANCH_LEQ: 0, BRANCH_LT: 1, BRANCH_GTE: 2, BRANCH_GT: 3, BRANCH_EQ: 4, BRANCH_NEQ: 5, LEAF: 6 };
+const MODE_CODES: Record<TreeNode["mode"], number> = {
+  BRANCH_LEQ: 0,
+  BRANCH_LT: 1,
+  BRANCH_GTE: 2,
+  BRANCH_GT: 3,
+  BRANCH_EQ: 4,
+  BRANCH_NEQ: 5,
+  LEAF: 6,
+};
 
 /** goesTrue on the flat arrays (same float32 comparison and NaN routing). */
 function direction(mode: number, threshold: number, missingTrue: number, x: number): number {
@@ -194,7 +210,13 @@ function direction(mode: number, threshold: number, missingTrue: number, x: numb
 const scratch = { row: new Float32Array(0), directions: new Uint8Array(0) };
 
 /** Every internal node's direction (1 = true branch) for one float32 row, at directions[node * stride + at]. */
-function setDirections(c: CompiledTreeShap, row: Float32Array, directions: Uint8Array, stride: number, at: number): void {
+function setDirections(
+  c: CompiledTreeShap,
+  row: Float32Array,
+  directions: Uint8Array,
+  stride: number,
+  at: number,
+): void {
   const { nodeFeature, nodeThreshold, nodeMissingTrue, nodeMode } = c;
   const nodes = nodeFeature.length;
   if (c.allLeq) {
@@ -203,7 +225,13 @@ function setDirections(c: CompiledTreeShap, row: Float32Array, directions: Uint8
       directions[i * stride + at] = v !== v ? nodeMissingTrue[i]! : v <= nodeThreshold[i]! ? 1 : 0;
     }
   } else {
-    for (let i = 0; i < nodes; i++) directions[i * stride + at] = direction(nodeMode[i]!, nodeThreshold[i]!, nodeMissingTrue[i]!, row[nodeFeature[i]!]!);
+    for (let i = 0; i < nodes; i++)
+      directions[i * stride + at] = direction(
+        nodeMode[i]!,
+        nodeThreshold[i]!,
+        nodeMissingTrue[i]!,
+        row[nodeFeature[i]!]!,
+      );
   }
 }
 
@@ -221,13 +249,24 @@ export function compiledShap(c: CompiledTreeShap, x: ArrayLike<number>, phi: Flo
   for (let i = 0; i < c.featureCount; i++) row[i] = i < x.length ? Number(x[i]) : Number.NaN;
   const directions = scratch.directions;
   setDirections(c, row, directions, 1, 0);
-  const { leafDistinct, leafPathStart, leafTableStart, leafFeatureStart, pathNode, pathTrue, pathSlot, features, table } = c;
+  const {
+    leafDistinct,
+    leafPathStart,
+    leafTableStart,
+    leafFeatureStart,
+    pathNode,
+    pathTrue,
+    pathSlot,
+    features,
+    table,
+  } = c;
   const leaves = leafDistinct.length;
   for (let l = 0; l < leaves; l++) {
     const d = leafDistinct[l]!;
     let pattern = (1 << d) - 1;
     const end = leafPathStart[l + 1]!;
-    for (let s = leafPathStart[l]!; s < end; s++) pattern &= ~((directions[pathNode[s]!]! ^ pathTrue[s]!) << pathSlot[s]!);
+    for (let s = leafPathStart[l]!; s < end; s++)
+      pattern &= ~((directions[pathNode[s]!]! ^ pathTrue[s]!) << pathSlot[s]!);
     const base = leafTableStart[l]! + pattern * d;
     const f = leafFeatureStart[l]!;
     for (let j = 0; j < d; j++) phi[features[f + j]!]! += table[base + j]!;
@@ -251,7 +290,12 @@ export function packedShap(c: CompiledTreeShap, rows: Float64Array, count: numbe
   }
   for (let first = 0; first < count; first += PASS_ROWS) {
     const n = Math.min(PASS_ROWS, count - first);
-    leafMajorShap(c, rows.subarray(first * width, (first + n) * width), n, out.subarray(first * width, (first + n) * width));
+    leafMajorShap(
+      c,
+      rows.subarray(first * width, (first + n) * width),
+      n,
+      out.subarray(first * width, (first + n) * width),
+    );
   }
   return out;
 }
@@ -271,7 +315,17 @@ function leafMajorShap(c: CompiledTreeShap, rows: Float64Array, n: number, out: 
     for (let i = 0; i < width; i++) row[i] = rows[r * width + i]!;
     setDirections(c, row, directions, n, r);
   }
-  const { leafDistinct, leafPathStart, leafTableStart, leafFeatureStart, pathNode, pathTrue, pathSlot, features, table } = c;
+  const {
+    leafDistinct,
+    leafPathStart,
+    leafTableStart,
+    leafFeatureStart,
+    pathNode,
+    pathTrue,
+    pathSlot,
+    features,
+    table,
+  } = c;
   const leaves = leafDistinct.length;
   for (let l = 0; l < leaves; l++) {
     const d = leafDistinct[l]!;

@@ -10,7 +10,13 @@ import {
   type ValueInfoProtoSchema,
 } from "@valora/proto/onnx/onnx_pb";
 import { ValoraError } from "../errors.js";
-import { uniformCovers, type NodeMode, type Tree, type TreeEnsemble, type TreeNode } from "./tree-ensemble.js";
+import {
+  uniformCovers,
+  type NodeMode,
+  type Tree,
+  type TreeEnsemble,
+  type TreeNode,
+} from "./tree-ensemble.js";
 
 export { DataType as OnnxDataType };
 
@@ -24,7 +30,11 @@ export function parseModel(bytes: Uint8Array): ModelProto {
   try {
     return fromBinary(ModelProtoSchema, bytes, { readUnknownFields: true });
   } catch (err) {
-    throw new ValoraError("INVALID_ARGUMENT", `not an ONNX model: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new ValoraError(
+      "INVALID_ARGUMENT",
+      `not an ONNX model: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
   }
 }
 
@@ -38,10 +48,12 @@ export function metadataOf(model: ModelProto): Record<string, string> {
   return out;
 }
 
-const attr = (node: NodeProto, name: string): AttributeProto | undefined => node.attribute.find((a) => a.name === name);
+const attr = (node: NodeProto, name: string): AttributeProto | undefined =>
+  node.attribute.find((a) => a.name === name);
 const ints = (node: NodeProto, name: string): number[] => (attr(node, name)?.ints ?? []).map(Number);
 const floats = (node: NodeProto, name: string): number[] => attr(node, name)?.floats ?? [];
-const strings = (node: NodeProto, name: string): string[] => (attr(node, name)?.strings ?? []).map((s) => new TextDecoder().decode(s));
+const strings = (node: NodeProto, name: string): string[] =>
+  (attr(node, name)?.strings ?? []).map((s) => new TextDecoder().decode(s));
 const string = (node: NodeProto, name: string, def: string): string => {
   const a = attr(node, name);
   return a?.s && a.s.length > 0 ? new TextDecoder().decode(a.s) : def;
@@ -66,7 +78,10 @@ export function locateTreeEnsemble(model: ModelProto): LocatedEnsemble | string 
   const graph = model.graph;
   if (!graph) return "the model has no graph";
   const trees = graph.node.filter((n) => n.opType === "TreeEnsembleRegressor");
-  if (trees.length !== 1) return trees.length === 0 ? "the model has no TreeEnsembleRegressor" : "the model has several tree ensembles";
+  if (trees.length !== 1)
+    return trees.length === 0
+      ? "the model has no TreeEnsembleRegressor"
+      : "the model has several tree ensembles";
   const node = trees[0]!;
   const producers = new Map<string, NodeProto>();
   for (const n of graph.node) for (const o of n.output) producers.set(o, n);
@@ -74,7 +89,8 @@ export function locateTreeEnsemble(model: ModelProto): LocatedEnsemble | string 
   let source = node.input[0] ?? "";
   while (!graphInputs.has(source)) {
     const p = producers.get(source);
-    if (!p || !PASS_THROUGH.has(p.opType)) return `the tree ensemble's input is computed by ${p?.opType ?? "an unknown node"}, not read from a model input`;
+    if (!p || !PASS_THROUGH.has(p.opType))
+      return `the tree ensemble's input is computed by ${p?.opType ?? "an unknown node"}, not read from a model input`;
     source = p.input[0] ?? "";
   }
   const consumers = new Map<string, NodeProto>();
@@ -83,13 +99,15 @@ export function locateTreeEnsemble(model: ModelProto): LocatedEnsemble | string 
   let sink = node.output[0] ?? "";
   while (!graphOutputs.has(sink)) {
     const c = consumers.get(sink);
-    if (!c || !PASS_THROUGH.has(c.opType)) return `the tree ensemble's output is transformed by ${c?.opType ?? "nothing known"} before the model output`;
+    if (!c || !PASS_THROUGH.has(c.opType))
+      return `the tree ensemble's output is transformed by ${c?.opType ?? "nothing known"} before the model output`;
     sink = c.output[0] ?? "";
   }
   const postTransform = string(node, "post_transform", "NONE");
   if (postTransform !== "NONE") return `post_transform ${postTransform} is not additive`;
   const aggregate = string(node, "aggregate_function", "SUM");
-  if (aggregate !== "SUM" && aggregate !== "AVERAGE") return `aggregate_function ${aggregate} is not additive`;
+  if (aggregate !== "SUM" && aggregate !== "AVERAGE")
+    return `aggregate_function ${aggregate} is not additive`;
   if (Number(attr(node, "n_targets")?.i ?? 1n) !== 1) return "only single-target regressors are explained";
 
   const treeIds = ints(node, "nodes_treeids");
@@ -100,7 +118,8 @@ export function locateTreeEnsemble(model: ModelProto): LocatedEnsemble | string 
   const trueIds = ints(node, "nodes_truenodeids");
   const falseIds = ints(node, "nodes_falsenodeids");
   const missingTrue = ints(node, "nodes_missing_value_tracks_true");
-  if (values.length === 0 && attr(node, "nodes_values_as_tensor")) return "tensor-valued thresholds are not supported";
+  if (values.length === 0 && attr(node, "nodes_values_as_tensor"))
+    return "tensor-valued thresholds are not supported";
 
   const byTree = new Map<number, Map<number, TreeNode>>();
   let featureCount = 0;
@@ -133,7 +152,20 @@ export function locateTreeEnsemble(model: ModelProto): LocatedEnsemble | string 
   const treesOut: Tree[] = ids.map((id, i) => {
     const nodesById = byTree.get(id)!;
     const size = Math.max(...nodesById.keys()) + 1;
-    const nodes: TreeNode[] = Array.from({ length: size }, (_, n) => nodesById.get(n) ?? { mode: "LEAF", feature: 0, threshold: 0, trueChild: 0, falseChild: 0, missingTracksTrue: false, value: 0, cover: 0 });
+    const nodes: TreeNode[] = Array.from(
+      { length: size },
+      (_, n) =>
+        nodesById.get(n) ?? {
+          mode: "LEAF",
+          feature: 0,
+          threshold: 0,
+          trueChild: 0,
+          falseChild: 0,
+          missingTracksTrue: false,
+          value: 0,
+          cover: 0,
+        },
+    );
     const tree: Tree = { nodes };
     const covers = recorded?.[i]?.length === size ? recorded[i] : uniformCovers(tree);
     covers.forEach((c, n) => (nodes[n]!.cover = c));
@@ -157,7 +189,11 @@ function parseCovers(raw: string | undefined): number[][] | undefined {
   if (!raw) return undefined;
   try {
     const parsed: unknown = JSON.parse(raw);
-    if (Array.isArray(parsed) && parsed.every((t) => Array.isArray(t) && t.every((c) => typeof c === "number"))) return parsed;
+    if (
+      Array.isArray(parsed) &&
+      parsed.every((t) => Array.isArray(t) && t.every((c) => typeof c === "number"))
+    )
+      return parsed;
   } catch {
     return undefined;
   }
@@ -167,9 +203,17 @@ function parseCovers(raw: string | undefined): number[][] | undefined {
 type AttrInit = MessageInitShape<typeof AttributeProtoSchema>;
 const enc = new TextEncoder();
 export const attrs = {
-  ints: (name: string, v: number[]): AttrInit => ({ name, type: AttrType.INTS, ints: v.map((x) => BigInt(x)) }),
+  ints: (name: string, v: number[]): AttrInit => ({
+    name,
+    type: AttrType.INTS,
+    ints: v.map((x) => BigInt(x)),
+  }),
   floats: (name: string, v: number[]): AttrInit => ({ name, type: AttrType.FLOATS, floats: v }),
-  strings: (name: string, v: string[]): AttrInit => ({ name, type: AttrType.STRINGS, strings: v.map((s) => enc.encode(s)) }),
+  strings: (name: string, v: string[]): AttrInit => ({
+    name,
+    type: AttrType.STRINGS,
+    strings: v.map((s) => enc.encode(s)),
+  }),
   int: (name: string, v: number): AttrInit => ({ name, type: AttrType.INT, i: BigInt(v) }),
   float: (name: string, v: number): AttrInit => ({ name, type: AttrType.FLOAT, f: v }),
   string: (name: string, v: string): AttrInit => ({ name, type: AttrType.STRING, s: enc.encode(v) }),
@@ -191,7 +235,11 @@ export function valueInfo(spec: TensorSpec): MessageInitShape<typeof ValueInfoPr
         value: {
           elemType: spec.type,
           shape: {
-            dim: spec.shape.map((d) => (typeof d === "number" ? { value: { case: "dimValue", value: BigInt(d) } } : { value: { case: "dimParam", value: d } })),
+            dim: spec.shape.map((d) =>
+              typeof d === "number"
+                ? { value: { case: "dimValue", value: BigInt(d) } }
+                : { value: { case: "dimParam", value: d } },
+            ),
           },
         },
       },
@@ -214,8 +262,22 @@ export interface EnsembleModelOptions {
 export function buildEnsembleModel(ensemble: TreeEnsemble, options: EnsembleModelOptions = {}): ModelProto {
   const inputName = options.inputName ?? "features";
   const outputName = options.outputName ?? "value";
-  const n = { treeIds: [] as number[], nodeIds: [] as number[], features: [] as number[], values: [] as number[], modes: [] as string[], trues: [] as number[], falses: [] as number[], missing: [] as number[] };
-  const t = { treeIds: [] as number[], nodeIds: [] as number[], ids: [] as number[], weights: [] as number[] };
+  const n = {
+    treeIds: [] as number[],
+    nodeIds: [] as number[],
+    features: [] as number[],
+    values: [] as number[],
+    modes: [] as string[],
+    trues: [] as number[],
+    falses: [] as number[],
+    missing: [] as number[],
+  };
+  const t = {
+    treeIds: [] as number[],
+    nodeIds: [] as number[],
+    ids: [] as number[],
+    weights: [] as number[],
+  };
   ensemble.trees.forEach((tree, treeId) => {
     tree.nodes.forEach((node, nodeId) => {
       n.treeIds.push(treeId);
@@ -235,7 +297,8 @@ export function buildEnsembleModel(ensemble: TreeEnsemble, options: EnsembleMode
     });
   });
   const metadata: Record<string, string> = { ...options.metadata };
-  if (options.recordCovers) metadata[META.covers] = JSON.stringify(ensemble.trees.map((tr) => tr.nodes.map((nd) => nd.cover)));
+  if (options.recordCovers)
+    metadata[META.covers] = JSON.stringify(ensemble.trees.map((tr) => tr.nodes.map((nd) => nd.cover)));
   return create(ModelProtoSchema, {
     irVersion: 8n,
     producerName: options.producer ?? "valora",

@@ -20,7 +20,12 @@ interface PathBuffers {
 
 function buffersFor(maxDepth: number): PathBuffers {
   const size = ((maxDepth + 2) * (maxDepth + 3)) / 2;
-  return { feature: new Int32Array(size), zero: new Float64Array(size), one: new Float64Array(size), weight: new Float64Array(size) };
+  return {
+    feature: new Int32Array(size),
+    zero: new Float64Array(size),
+    one: new Float64Array(size),
+    weight: new Float64Array(size),
+  };
 }
 
 /** Appends (feature, zero, one) to the path of d elements at offset p. */
@@ -98,7 +103,9 @@ function treeShap(tree: Tree, x: ArrayLike<number>, phi: Float64Array, scale: nu
     let l = d + 1;
     const node = tree.nodes[id]!;
     if (node.mode === "LEAF") {
-      for (let i = 1; i < l; i++) phi[b.feature[p + i]!]! += unwoundSum(b, p, l, i) * (b.one[p + i]! - b.zero[p + i]!) * node.value * scale;
+      for (let i = 1; i < l; i++)
+        phi[b.feature[p + i]!]! +=
+          unwoundSum(b, p, l, i) * (b.one[p + i]! - b.zero[p + i]!) * node.value * scale;
       return;
     }
     const hot = goesTrue(node, x[node.feature] ?? Number.NaN) ? node.trueChild : node.falseChild;
@@ -117,7 +124,14 @@ function treeShap(tree: Tree, x: ArrayLike<number>, phi: Float64Array, scale: nu
     const cover = node.cover;
     const next = p + l;
     copySegment(b, p, next, l);
-    recurse(hot, next, l, cover > 0 ? (incomingZero * tree.nodes[hot]!.cover) / cover : 0, incomingOne, node.feature);
+    recurse(
+      hot,
+      next,
+      l,
+      cover > 0 ? (incomingZero * tree.nodes[hot]!.cover) / cover : 0,
+      incomingOne,
+      node.feature,
+    );
     copySegment(b, p, next, l);
     recurse(cold, next, l, cover > 0 ? (incomingZero * tree.nodes[cold]!.cover) / cover : 0, 0, node.feature);
   };
@@ -164,7 +178,11 @@ export function compiledFor(ensemble: TreeEnsemble): CompiledTreeShap | null {
 }
 
 /** SHAP values of one row with the recursive algorithm (Lundberg et al., Algorithm 2). */
-export function recursiveShapValues(ensemble: TreeEnsemble, x: ArrayLike<number>, baseValue = ensembleBaseValue(ensemble)): ShapResult {
+export function recursiveShapValues(
+  ensemble: TreeEnsemble,
+  x: ArrayLike<number>,
+  baseValue = ensembleBaseValue(ensemble),
+): ShapResult {
   const phi = new Float64Array(ensemble.featureCount);
   const scale = ensemble.aggregate === "AVERAGE" ? 1 / ensemble.trees.length : 1;
   const buffers = buffersFor(maxDepthOf(ensemble));
@@ -174,7 +192,11 @@ export function recursiveShapValues(ensemble: TreeEnsemble, x: ArrayLike<number>
 }
 
 /** SHAP values of one row; `baseValue` may be passed in when explaining many rows. */
-export function shapValues(ensemble: TreeEnsemble, x: ArrayLike<number>, baseValue = ensembleBaseValue(ensemble)): ShapResult {
+export function shapValues(
+  ensemble: TreeEnsemble,
+  x: ArrayLike<number>,
+  baseValue = ensembleBaseValue(ensemble),
+): ShapResult {
   const c = compiledFor(ensemble);
   if (!c) return recursiveShapValues(ensemble, x, baseValue);
   const phi = new Float64Array(ensemble.featureCount);

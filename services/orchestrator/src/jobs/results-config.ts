@@ -13,7 +13,17 @@ export const JobResultsEnv = z.object({
   AWS_REGION: z.string().default("us-east-1"),
 });
 
-export function jobResultsFrom(c: z.infer<typeof JobResultsEnv>): { objects: ResultsObjectStore; minRows: number; prefix: string } | undefined {
+export function jobResultsFrom(
+  c: z.infer<typeof JobResultsEnv>,
+): { objects: ResultsObjectStore; minRows: number; prefix: string } | undefined {
   if (!c.JOB_RESULTS_S3_BUCKET) return undefined;
-  return { objects: s3ResultsStore({ bucket: c.JOB_RESULTS_S3_BUCKET, region: c.AWS_REGION, ...(c.VALORA_S3_ENDPOINT ? { endpoint: c.VALORA_S3_ENDPOINT } : {}) }), minRows: c.JOB_RESULTS_S3_MIN_ROWS, prefix: c.JOB_RESULTS_S3_PREFIX };
+  return {
+    objects: s3ResultsStore({
+      bucket: c.JOB_RESULTS_S3_BUCKET,
+      region: c.AWS_REGION,
+      ...(c.VALORA_S3_ENDPOINT ? { endpoint: c.VALORA_S3_ENDPOINT } : {}),
+    }),
+    minRows: c.JOB_RESULTS_S3_MIN_ROWS,
+    prefix: c.JOB_RESULTS_S3_PREFIX,
+  };
 }

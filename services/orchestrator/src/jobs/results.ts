@@ -4,14 +4,30 @@ import { stringify } from "csv-stringify/sync";
 import { ValoraError } from "@valora/kit";
 import type { JobRow, JobStore } from "./store.js";
 
-export const RESULT_COLUMNS = ["row", "value", "interval_low", "interval_high", "coverage", "confidence", "model_version", "route", "error_code", "error"];
+export const RESULT_COLUMNS = [
+  "row",
+  "value",
+  "interval_low",
+  "interval_high",
+  "coverage",
+  "confidence",
+  "model_version",
+  "route",
+  "error_code",
+  "error",
+];
 
 /**
  * A job's results as CSV from Postgres, header first, in input row order, a page at a time. When
  * the rows leave Postgres mid-read (the job's results were just exported), the rest comes from
  * `moved`, which continues after the last row sent.
  */
-export async function* resultsCsv(store: JobStore, jobId: string, signal?: AbortSignal, o: { totalRows?: number; moved?: (afterRow: number) => AsyncIterable<Buffer>; pageSize?: number } = {}): AsyncGenerator<Buffer> {
+export async function* resultsCsv(
+  store: JobStore,
+  jobId: string,
+  signal?: AbortSignal,
+  o: { totalRows?: number; moved?: (afterRow: number) => AsyncIterable<Buffer>; pageSize?: number } = {},
+): AsyncGenerator<Buffer> {
   yield Buffer.from(stringify([RESULT_COLUMNS]));
   let after = 0;
   for (;;) {
@@ -33,7 +49,10 @@ export async function* resultsCsv(store: JobStore, jobId: string, signal?: Abort
 }
 
 /** The rows after `afterRow` of an exported results CSV (header dropped), re-encoded a few hundred at a time. */
-export async function* exportedRowsAfter(object: AsyncIterable<Uint8Array>, afterRow: number): AsyncGenerator<Buffer> {
+export async function* exportedRowsAfter(
+  object: AsyncIterable<Uint8Array>,
+  afterRow: number,
+): AsyncGenerator<Buffer> {
   const records = Readable.from(object).pipe(parse({ from_line: 2 }));
   let batch: string[][] = [];
   for await (const rec of records as AsyncIterable<string[]>) {
@@ -51,9 +70,19 @@ export async function* exportedRowsAfter(object: AsyncIterable<Uint8Array>, afte
  * A job's results wherever they are: the exported object when the job's results moved to object
  * storage, else Postgres — continuing from the object if they move while being read.
  */
-export async function* jobResults(store: JobStore, objects: ResultsObjectStore | undefined, job: JobRow, signal?: AbortSignal, pageSize?: number): AsyncGenerator<Buffer> {
+export async function* jobResults(
+  store: JobStore,
+  objects: ResultsObjectStore | undefined,
+  job: JobRow,
+  signal?: AbortSignal,
+  pageSize?: number,
+): AsyncGenerator<Buffer> {
   const fromObject = async (url: string) => {
-    if (!objects) throw new ValoraError("UNAVAILABLE", `the results of job ${job.id} are in object storage, which this service is not configured for`);
+    if (!objects)
+      throw new ValoraError(
+        "UNAVAILABLE",
+        `the results of job ${job.id} are in object storage, which this service is not configured for`,
+      );
     return objects.get(url);
   };
   if (job.resultsUrl) {
@@ -65,10 +94,18 @@ export async function* jobResults(store: JobStore, objects: ResultsObjectStore |
   }
   const moved = async function* (afterRow: number): AsyncGenerator<Buffer> {
     const now = await store.get(job.tenantId, job.id);
-    if (!now.resultsUrl) throw new ValoraError("UNAVAILABLE", `the results of job ${job.id} changed while being read; read them again`);
+    if (!now.resultsUrl)
+      throw new ValoraError(
+        "UNAVAILABLE",
+        `the results of job ${job.id} changed while being read; read them again`,
+      );
     yield* exportedRowsAfter(await fromObject(now.resultsUrl), afterRow);
   };
-  yield* resultsCsv(store, job.id, signal, { totalRows: job.totalRows, moved, ...(pageSize ? { pageSize } : {}) });
+  yield* resultsCsv(store, job.id, signal, {
+    totalRows: job.totalRows,
+    moved,
+    ...(pageSize ? { pageSize } : {}),
+  });
 }
 
 /** Where large jobs' results go once the job ends (S3-compatible object storage). */
@@ -80,4 +117,5 @@ export interface ResultsObjectStore {
 }
 
 /** Pure: the object key of a job's results. */
-export const resultsKey = (prefix: string, tenantId: string, jobId: string): string => `${prefix.replace(/\/+$/, "")}${prefix ? "/" : ""}${encodeURIComponent(tenantId)}/${jobId}.csv`;
+export const resultsKey = (prefix: string, tenantId: string, jobId: string): string =>
+  `${prefix.replace(/\/+$/, "")}${prefix ? "/" : ""}${encodeURIComponent(tenantId)}/${jobId}.csv`;

@@ -21,11 +21,18 @@ const parse = (url: string): { bucket: string; key: string } => {
 
 /** Job results in an S3-compatible bucket, through the AWS SDK (multipart upload for large files). */
 export function s3ResultsStore(o: S3ResultsOptions): ResultsObjectStore & { client: S3Client } {
-  const client = new S3Client({ region: o.region ?? "us-east-1", ...(o.endpoint ? { endpoint: o.endpoint, forcePathStyle: true } : {}), ...(o.credentials ? { credentials: o.credentials } : {}) });
+  const client = new S3Client({
+    region: o.region ?? "us-east-1",
+    ...(o.endpoint ? { endpoint: o.endpoint, forcePathStyle: true } : {}),
+    ...(o.credentials ? { credentials: o.credentials } : {}),
+  });
   return {
     client,
     async put(key, body: Readable) {
-      await new Upload({ client, params: { Bucket: o.bucket, Key: key, Body: body, ContentType: "text/csv; charset=utf-8" } }).done();
+      await new Upload({
+        client,
+        params: { Bucket: o.bucket, Key: key, Body: body, ContentType: "text/csv; charset=utf-8" },
+      }).done();
       return `s3://${o.bucket}/${key}`;
     },
     async get(url) {

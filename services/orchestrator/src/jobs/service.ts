@@ -1,12 +1,23 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { JobService, JobStatus } from "@valora/proto/valora/v1/jobs_pb";
-import { ValoraError, implement, type CallContext, type InputField, type ServiceRegistration } from "@valora/kit";
+import {
+  ValoraError,
+  implement,
+  type CallContext,
+  type InputField,
+  type ServiceRegistration,
+} from "@valora/kit";
 import { parseJobCsv } from "./csv-input.js";
 import { TERMINAL, type JobRow, type JobStore } from "./store.js";
 import { jobResults, type ResultsObjectStore } from "./results.js";
 
-const STATUS: Record<JobRow["status"], JobStatus> = { queued: JobStatus.QUEUED, running: JobStatus.RUNNING, succeeded: JobStatus.SUCCEEDED, failed: JobStatus.FAILED, cancelled: JobStatus.CANCELLED };
-
+const STATUS: Record<JobRow["status"], JobStatus> = {
+  queued: JobStatus.QUEUED,
+  running: JobStatus.RUNNING,
+  succeeded: JobStatus.SUCCEEDED,
+  failed: JobStatus.FAILED,
+  cancelled: JobStatus.CANCELLED,
+};
 
 export function jobMessage(j: JobRow) {
   return {
@@ -47,7 +58,10 @@ export function jobService(d: JobServiceDeps): ServiceRegistration {
     async createJob(req, call) {
       const tenant = tenantOf(call);
       const fields = d.fields(req.assetClass);
-      if (!fields) throw new ValoraError("NOT_FOUND", `unknown asset class "${req.assetClass}"`, { details: [{ field: "assetClass", description: "no AssetPipeline with this name" }] });
+      if (!fields)
+        throw new ValoraError("NOT_FOUND", `unknown asset class "${req.assetClass}"`, {
+          details: [{ field: "assetClass", description: "no AssetPipeline with this name" }],
+        });
       const { rows } = parseJobCsv(Buffer.from(req.csv), fields, d.maxRows ?? 100_000);
       const { job } = await d.store.create(tenant, req.assetClass, rows, req.idempotencyKey || undefined);
       d.onCreated?.();

@@ -63,7 +63,21 @@ interface JobDb {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const jobOf = (r: JobDb): JobRow => ({ id: r.id, tenantId: r.tenant_id, assetClass: r.asset_class, status: r.status, totalRows: r.total_rows, doneRows: r.done_rows, failedRows: r.failed_rows, invalidRows: r.invalid_rows, error: r.error, createdAt: r.created_at, startedAt: r.started_at, finishedAt: r.finished_at, resultsUrl: r.results_url ?? null });
+const jobOf = (r: JobDb): JobRow => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  assetClass: r.asset_class,
+  status: r.status,
+  totalRows: r.total_rows,
+  doneRows: r.done_rows,
+  failedRows: r.failed_rows,
+  invalidRows: r.invalid_rows,
+  error: r.error,
+  createdAt: r.created_at,
+  startedAt: r.started_at,
+  finishedAt: r.finished_at,
+  resultsUrl: r.results_url ?? null,
+});
 const notFound = (id: string) => new ValoraError("NOT_FOUND", `job "${id}" not found`);
 
 export const TERMINAL: readonly JobStatusName[] = ["succeeded", "failed", "cancelled"];
@@ -79,7 +93,12 @@ export class JobStore {
   ) {}
 
   /** Creates a job with its rows and chunks in one transaction; the same idempotency key returns the first job. */
-  async create(tenantId: string, assetClass: string, rows: Record<string, string>[], idempotencyKey?: string): Promise<{ job: JobRow; created: boolean }> {
+  async create(
+    tenantId: string,
+    assetClass: string,
+    rows: Record<string, string>[],
+    idempotencyKey?: string,
+  ): Promise<{ job: JobRow; created: boolean }> {
     return withTransaction(this.pool, async (c) => {
       const inserted = await c.query<JobDb>(
         `INSERT INTO jobs (tenant_id, asset_class, total_rows, idempotency_key) VALUES ($1, $2, $3, $4)
@@ -87,13 +106,19 @@ export class JobStore {
         [tenantId, assetClass, rows.length, idempotencyKey ?? null],
       );
       if (inserted.rows.length === 0) {
-        const existing = await c.query<JobDb>("SELECT * FROM jobs WHERE tenant_id = $1 AND idempotency_key = $2", [tenantId, idempotencyKey]);
+        const existing = await c.query<JobDb>(
+          "SELECT * FROM jobs WHERE tenant_id = $1 AND idempotency_key = $2",
+          [tenantId, idempotencyKey],
+        );
         return { job: jobOf(existing.rows[0]!), created: false };
       }
       const job = jobOf(inserted.rows[0]!);
       for (let i = 0; i < rows.length; i += 2000) {
         const slice = rows.slice(i, i + 2000);
-        await c.query(`INSERT INTO job_rows (job_id, row_no, attributes) SELECT $1, t.n, t.a FROM jsonb_to_recordset($2::jsonb) AS t(n int, a jsonb)`, [job.id, JSON.stringify(slice.map((a, k) => ({ n: i + k + 1, a })))]);
+        await c.query(
+          `INSERT INTO job_rows (job_id, row_no, attributes) SELECT $1, t.n, t.a FROM jsonb_to_recordset($2::jsonb) AS t(n int, a jsonb)`,
+          [job.id, JSON.stringify(slice.map((a, k) => ({ n: i + k + 1, a })))],
+        );
       }
       const chunks = Math.ceil(rows.length / this.chunkSize);
       await c.query(
@@ -107,7 +132,10 @@ export class JobStore {
 
   async get(tenantId: string, id: string): Promise<JobRow> {
     if (!UUID.test(id)) throw notFound(id);
-    const { rows } = await this.pool.query<JobDb>("SELECT * FROM jobs WHERE id = $1 AND tenant_id = $2", [id, tenantId]);
+    const { rows } = await this.pool.query<JobDb>("SELECT * FROM jobs WHERE id = $1 AND tenant_id = $2", [
+      id,
+      tenantId,
+    ]);
     if (!rows[0]) throw notFound(id);
     return jobOf(rows[0]);
   }
@@ -125,8 +153,15 @@ export class JobStore {
   }
 
   /** Results in row order, a page at a time (row numbers after `afterRow`). */
-  async results(jobId: string, afterRow: number, limit: number): Promise<{ rowNo: number; status: string; result: RowResult | null }[]> {
-    const { rows } = await this.pool.query<{ row_no: number; status: string; result: RowResult | null }>("SELECT row_no, status, result FROM job_rows WHERE job_id = $1 AND row_no > $2 ORDER BY row_no LIMIT $3", [jobId, afterRow, limit]);
+  async results(
+    jobId: string,
+    afterRow: number,
+    limit: number,
+  ): Promise<{ rowNo: number; status: string; result: RowResult | null }[]> {
+    const { rows } = await this.pool.query<{ row_no: number; status: string; result: RowResult | null }>(
+      "SELECT row_no, status, result FROM job_rows WHERE job_id = $1 AND row_no > $2 ORDER BY row_no LIMIT $3",
+      [jobId, afterRow, limit],
+    );
     return rows.map((r) => ({ rowNo: r.row_no, status: r.status, result: r.result }));
   }
 
@@ -136,7 +171,14 @@ export class JobStore {
    */
   async claim(worker: string, leaseSeconds: number): Promise<ClaimedChunk | undefined> {
     return withTransaction(this.pool, async (c) => {
-      const { rows } = await c.query<{ job_id: string; chunk_no: number; first_row: number; last_row: number; tenant_id: string; asset_class: string }>(
+      const { rows } = await c.query<{
+        job_id: string;
+        chunk_no: number;
+        first_row: number;
+        last_row: number;
+        tenant_id: string;
+        asset_class: string;
+      }>(
         `SELECT c.job_id, c.chunk_no, c.first_row, c.last_row, j.tenant_id, j.asset_class
            FROM job_chunks c JOIN jobs j ON j.id = c.job_id
           WHERE j.status IN ('queued', 'running')
@@ -146,11 +188,26 @@ export class JobStore {
       );
       const chunk = rows[0];
       if (!chunk) return undefined;
-      await c.query(`UPDATE job_chunks SET status = 'running', worker = $3, lease_until = now() + make_interval(secs => $4), attempts = attempts + 1 WHERE job_id = $1 AND chunk_no = $2`, [chunk.job_id, chunk.chunk_no, worker, leaseSeconds]);
-      await c.query(`UPDATE jobs SET status = 'running', started_at = coalesce(started_at, now()) WHERE id = $1 AND status = 'queued'`, [chunk.job_id]);
+      await c.query(
+        `UPDATE job_chunks SET status = 'running', worker = $3, lease_until = now() + make_interval(secs => $4), attempts = attempts + 1 WHERE job_id = $1 AND chunk_no = $2`,
+        [chunk.job_id, chunk.chunk_no, worker, leaseSeconds],
+      );
+      await c.query(
+        `UPDATE jobs SET status = 'running', started_at = coalesce(started_at, now()) WHERE id = $1 AND status = 'queued'`,
+        [chunk.job_id],
+      );
       // Rows already valued by an earlier attempt keep their result and are not valued again.
-      const pending = await c.query<{ row_no: number; attributes: Record<string, string> }>(`SELECT row_no, attributes FROM job_rows WHERE job_id = $1 AND row_no BETWEEN $2 AND $3 AND status = 'pending' ORDER BY row_no`, [chunk.job_id, chunk.first_row, chunk.last_row]);
-      return { jobId: chunk.job_id, tenantId: chunk.tenant_id, assetClass: chunk.asset_class, chunkNo: chunk.chunk_no, rows: pending.rows.map((r) => ({ rowNo: r.row_no, attributes: r.attributes })) };
+      const pending = await c.query<{ row_no: number; attributes: Record<string, string> }>(
+        `SELECT row_no, attributes FROM job_rows WHERE job_id = $1 AND row_no BETWEEN $2 AND $3 AND status = 'pending' ORDER BY row_no`,
+        [chunk.job_id, chunk.first_row, chunk.last_row],
+      );
+      return {
+        jobId: chunk.job_id,
+        tenantId: chunk.tenant_id,
+        assetClass: chunk.asset_class,
+        chunkNo: chunk.chunk_no,
+        rows: pending.rows.map((r) => ({ rowNo: r.row_no, attributes: r.attributes })),
+      };
     });
   }
 
@@ -166,7 +223,13 @@ export class JobStore {
    * before the mark sends them again — the keys make each count once.
    */
   async meterChunks(record: (usage: ChunkUsage[]) => Promise<void>, limit = 500): Promise<number> {
-    const { rows } = await this.pool.query<{ job_id: string; chunk_no: number; usage_units: number; tenant_id: string; asset_class: string }>(
+    const { rows } = await this.pool.query<{
+      job_id: string;
+      chunk_no: number;
+      usage_units: number;
+      tenant_id: string;
+      asset_class: string;
+    }>(
       `SELECT c.job_id, c.chunk_no, c.usage_units, j.tenant_id, j.asset_class
          FROM job_chunks c JOIN jobs j ON j.id = c.job_id
         WHERE c.usage_units > 0 AND c.metered_at IS NULL
@@ -174,18 +237,40 @@ export class JobStore {
       [limit],
     );
     if (rows.length === 0) return 0;
-    await record(rows.map((r) => ({ idempotencyKey: `job:${r.job_id}:${r.chunk_no}`, tenantId: r.tenant_id, assetClass: r.asset_class, units: r.usage_units })));
-    await this.pool.query(`UPDATE job_chunks c SET metered_at = now() FROM unnest($1::uuid[], $2::int[]) AS t(job_id, chunk_no) WHERE c.job_id = t.job_id AND c.chunk_no = t.chunk_no`, [rows.map((r) => r.job_id), rows.map((r) => r.chunk_no)]);
+    await record(
+      rows.map((r) => ({
+        idempotencyKey: `job:${r.job_id}:${r.chunk_no}`,
+        tenantId: r.tenant_id,
+        assetClass: r.asset_class,
+        units: r.usage_units,
+      })),
+    );
+    await this.pool.query(
+      `UPDATE job_chunks c SET metered_at = now() FROM unnest($1::uuid[], $2::int[]) AS t(job_id, chunk_no) WHERE c.job_id = t.job_id AND c.chunk_no = t.chunk_no`,
+      [rows.map((r) => r.job_id), rows.map((r) => r.chunk_no)],
+    );
     return rows.length;
   }
 
-  async complete(worker: string, chunk: ClaimedChunk, results: Map<number, RowResult>): Promise<{ finished?: JobRow }> {
+  async complete(
+    worker: string,
+    chunk: ClaimedChunk,
+    results: Map<number, RowResult>,
+  ): Promise<{ finished?: JobRow }> {
     return withTransaction(this.pool, async (c) => {
       // Completions of one job take turns, so the last chunk always sees the others done.
       await c.query("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", [chunk.jobId]);
-      const held = await c.query(`SELECT 1 FROM job_chunks WHERE job_id = $1 AND chunk_no = $2 AND status = 'running' AND worker = $3 FOR UPDATE`, [chunk.jobId, chunk.chunkNo, worker]);
+      const held = await c.query(
+        `SELECT 1 FROM job_chunks WHERE job_id = $1 AND chunk_no = $2 AND status = 'running' AND worker = $3 FOR UPDATE`,
+        [chunk.jobId, chunk.chunkNo, worker],
+      );
       if (held.rowCount === 0) return {};
-      const payload = [...results.entries()].map(([n, r]) => ({ n, r, ok: r.error ? 0 : 1, invalid: r.error?.code === "INVALID_ARGUMENT" ? 1 : 0 }));
+      const payload = [...results.entries()].map(([n, r]) => ({
+        n,
+        r,
+        ok: r.error ? 0 : 1,
+        invalid: r.error?.code === "INVALID_ARGUMENT" ? 1 : 0,
+      }));
       const numbers = payload.map((p) => p.n);
       // The row-number range lets the planner read only this chunk's rows through the primary key;
       // without it a bitmap scan over all the job's rows ran per chunk (a 10,000-row job: 100x).
@@ -194,12 +279,23 @@ export class JobStore {
            FROM jsonb_to_recordset($2::jsonb) AS t(n int, r jsonb, ok int, invalid int)
           WHERE r.job_id = $1 AND r.row_no BETWEEN $3 AND $4 AND r.row_no = t.n AND r.status = 'pending'
           RETURNING t.ok, t.invalid`,
-        [chunk.jobId, JSON.stringify(payload), numbers.length ? Math.min(...numbers) : 0, numbers.length ? Math.max(...numbers) : -1],
+        [
+          chunk.jobId,
+          JSON.stringify(payload),
+          numbers.length ? Math.min(...numbers) : 0,
+          numbers.length ? Math.max(...numbers) : -1,
+        ],
       );
       const ok = written.rows.filter((w) => w.ok === 1).length;
       const invalid = written.rows.filter((w) => w.invalid === 1).length;
-      await c.query(`UPDATE job_chunks SET status = 'done', lease_until = NULL, usage_units = $3 WHERE job_id = $1 AND chunk_no = $2`, [chunk.jobId, chunk.chunkNo, ok]);
-      const open = await c.query<{ open: boolean }>(`SELECT EXISTS (SELECT 1 FROM job_chunks WHERE job_id = $1 AND status <> 'done') AS open`, [chunk.jobId]);
+      await c.query(
+        `UPDATE job_chunks SET status = 'done', lease_until = NULL, usage_units = $3 WHERE job_id = $1 AND chunk_no = $2`,
+        [chunk.jobId, chunk.chunkNo, ok],
+      );
+      const open = await c.query<{ open: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM job_chunks WHERE job_id = $1 AND status <> 'done') AS open`,
+        [chunk.jobId],
+      );
       const last = !open.rows[0]!.open;
       const { rows } = await c.query<JobDb>(
         `UPDATE jobs SET done_rows = done_rows + $2, failed_rows = failed_rows + $3, invalid_rows = invalid_rows + $4,
@@ -220,16 +316,25 @@ export class JobStore {
    */
   async purge(days: number, removeObject?: (url: string) => Promise<void>): Promise<number> {
     if (removeObject) {
-      const { rows } = await this.pool.query<{ id: string; results_url: string }>(`SELECT id, results_url FROM jobs WHERE finished_at < now() - make_interval(days => $1) AND results_url IS NOT NULL`, [days]);
+      const { rows } = await this.pool.query<{ id: string; results_url: string }>(
+        `SELECT id, results_url FROM jobs WHERE finished_at < now() - make_interval(days => $1) AND results_url IS NOT NULL`,
+        [days],
+      );
       for (const r of rows) await removeObject(r.results_url);
     }
-    const res = await this.pool.query(`DELETE FROM jobs WHERE finished_at < now() - make_interval(days => $1)`, [days]);
+    const res = await this.pool.query(
+      `DELETE FROM jobs WHERE finished_at < now() - make_interval(days => $1)`,
+      [days],
+    );
     return res.rowCount ?? 0;
   }
 
   /** Ended jobs of at least `minRows` rows whose results are still in Postgres. */
   async unexported(minRows: number, limit = 10): Promise<JobRow[]> {
-    const { rows } = await this.pool.query<JobDb>(`SELECT * FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND results_url IS NULL AND total_rows >= $1 ORDER BY finished_at LIMIT $2`, [minRows, limit]);
+    const { rows } = await this.pool.query<JobDb>(
+      `SELECT * FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND results_url IS NULL AND total_rows >= $1 ORDER BY finished_at LIMIT $2`,
+      [minRows, limit],
+    );
     return rows.map(jobOf);
   }
 
@@ -239,7 +344,10 @@ export class JobStore {
    */
   async markExported(jobId: string, url: string): Promise<boolean> {
     return withTransaction(this.pool, async (c) => {
-      const res = await c.query(`UPDATE jobs SET results_url = $2 WHERE id = $1 AND results_url IS NULL AND status IN ('succeeded', 'failed', 'cancelled')`, [jobId, url]);
+      const res = await c.query(
+        `UPDATE jobs SET results_url = $2 WHERE id = $1 AND results_url IS NULL AND status IN ('succeeded', 'failed', 'cancelled')`,
+        [jobId, url],
+      );
       if (res.rowCount === 0) return false;
       await c.query(`DELETE FROM job_rows WHERE job_id = $1`, [jobId]);
       return true;

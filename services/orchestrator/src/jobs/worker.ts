@@ -5,7 +5,11 @@ import type { ChunkUsage, JobRow, JobStore, RowResult } from "./store.js";
 import { resultsCsv, resultsKey, type ResultsObjectStore } from "./results.js";
 
 /** Values one chunk's rows (up to a batch) for a tenant: the orchestrator's ValueBatch. */
-export type ValueRows = (tenantId: string, assetClass: string, rows: Record<string, string>[]) => Promise<RowResult[]>;
+export type ValueRows = (
+  tenantId: string,
+  assetClass: string,
+  rows: Record<string, string>[],
+) => Promise<RowResult[]>;
 
 export interface JobWorkerOptions {
   store: JobStore;
@@ -52,7 +56,9 @@ export class JobWorker {
   private sleepers = new Set<() => void>();
 
   constructor(private readonly o: JobWorkerOptions) {
-    this.rows = o.registry ? counter(o.registry, "valora_job_rows_total", "Job rows valued, by outcome.", ["outcome"]) : undefined;
+    this.rows = o.registry
+      ? counter(o.registry, "valora_job_rows_total", "Job rows valued, by outcome.", ["outcome"])
+      : undefined;
   }
 
   start(): void {
@@ -91,7 +97,10 @@ export class JobWorker {
           /* next batch */
         }
       } catch (err) {
-        this.o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, "could not meter job rows; retrying");
+        this.o.logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          "could not meter job rows; retrying",
+        );
       }
     })();
     await this.metering;
@@ -126,7 +135,10 @@ export class JobWorker {
     if (!r) return 0;
     let exported = 0;
     for (const job of await this.o.store.unexported(r.minRows)) {
-      const url = await r.objects.put(resultsKey(r.prefix ?? "jobs", job.tenantId, job.id), Readable.from(resultsCsv(this.o.store, job.id)));
+      const url = await r.objects.put(
+        resultsKey(r.prefix ?? "jobs", job.tenantId, job.id),
+        Readable.from(resultsCsv(this.o.store, job.id)),
+      );
       if (await this.o.store.markExported(job.id, url)) {
         exported++;
         this.o.logger.info({ job: job.id, url, rows: job.totalRows }, "job results moved to object storage");
@@ -147,11 +159,17 @@ export class JobWorker {
         if (this.o.retentionDays && Date.now() - this.lastPurge > 3_600_000) {
           this.lastPurge = Date.now();
           const objects = this.o.results?.objects;
-          const purged = await this.o.store.purge(this.o.retentionDays, objects ? (url) => objects.remove(url) : undefined);
+          const purged = await this.o.store.purge(
+            this.o.retentionDays,
+            objects ? (url) => objects.remove(url) : undefined,
+          );
           if (purged > 0) this.o.logger.info({ purged }, "purged expired jobs");
         }
       } catch (err) {
-        this.o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, "job worker step failed; retrying");
+        this.o.logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          "job worker step failed; retrying",
+        );
       }
       if (!worked && this.running) {
         await new Promise<void>((resolve) => {
@@ -172,16 +190,33 @@ export class JobWorker {
     if (!chunk) return false;
     const results = new Map<number, RowResult>();
     if (chunk.rows.length > 0) {
-      const answers = await this.o.value(chunk.tenantId, chunk.assetClass, chunk.rows.map((r) => r.attributes));
-      chunk.rows.forEach((r, i) => results.set(r.rowNo, answers[i] ?? { error: { code: "INTERNAL", message: "no result" } }));
+      const answers = await this.o.value(
+        chunk.tenantId,
+        chunk.assetClass,
+        chunk.rows.map((r) => r.attributes),
+      );
+      chunk.rows.forEach((r, i) =>
+        results.set(r.rowNo, answers[i] ?? { error: { code: "INTERNAL", message: "no result" } }),
+      );
     }
     const { finished } = await this.o.store.complete(this.id, chunk, results);
     this.meterSoon();
-    if (finished) await this.exportResults().catch((err: unknown) => this.o.logger.warn({ err: err instanceof Error ? err.message : String(err), job: finished.id }, "could not export job results; retrying later"));
+    if (finished)
+      await this.exportResults().catch((err: unknown) =>
+        this.o.logger.warn(
+          { err: err instanceof Error ? err.message : String(err), job: finished.id },
+          "could not export job results; retrying later",
+        ),
+      );
     for (const r of results.values()) this.rows?.inc({ outcome: r.error ? "failed" : "valued" });
     if (finished) {
-      this.o.logger.info({ job: finished.id, rows: finished.totalRows, failed: finished.failedRows }, "job finished");
-      await this.o.onFinished?.(finished).catch((err: unknown) => this.o.logger.warn({ err, job: finished.id }, "job completion hook failed"));
+      this.o.logger.info(
+        { job: finished.id, rows: finished.totalRows, failed: finished.failedRows },
+        "job finished",
+      );
+      await this.o
+        .onFinished?.(finished)
+        .catch((err: unknown) => this.o.logger.warn({ err, job: finished.id }, "job completion hook failed"));
     }
     return true;
   }
