@@ -51,7 +51,12 @@ export async function main(env: Record<string, string | undefined> = process.env
       details: [{ field: "STRIPE_WEBHOOK_SECRET", description: "the endpoint's signing secret (whsec_...)" }],
     });
   const api = c.STRIPE_API_URL ? new URL(c.STRIPE_API_URL) : undefined;
-  const pool = createPgPool({ url: c.DATABASE_URL, applicationName: "valora-billing", logger: base.logger });
+  const pool = createPgPool({
+    url: c.DATABASE_URL,
+    applicationName: "valora-billing",
+    logger: base.logger,
+    degraded: base.degraded,
+  });
   const tenants = createClient(TenantService, c.TENANTS_ADDR, { timeoutMs: 10_000, registry: base.registry });
   const usage = createClient(UsageService, c.USAGE_ADDR, { timeoutMs: 10_000, registry: base.registry });
   const billing = createBilling(base, {

@@ -143,6 +143,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     max: embedded ? 1 : 10,
     applicationName: "valora-up",
     logger: log,
+    degraded: base.degraded,
   });
   closers.push(["postgres", () => pool.end()]);
   log.info(
@@ -256,6 +257,10 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     ).every((p) => p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")),
   );
 
+  // Dependencies the platform serves without for a while (cached valuations, resolved keys,
+  // comparables in memory, buffered usage): /readyz names them when down and stays ready.
+  base.health.addDependency("postgres", async () => (await pool.query("SELECT 1")).rowCount === 1);
+
   // The orchestrator's catalog follows the CRs as they change (pods poll the API; here it is in-process).
   let catalog = new Map<string, CatalogClass>();
   const refreshCatalog = () => {
@@ -278,6 +283,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   closers.push(["pipeline-clients", async () => pipelines.close()]);
 
   const redis = o.redisUrl ? createRedis({ url: o.redisUrl, logger: log }) : undefined;
+  if (redis) base.health.addDependency("redis", async () => (await redis.ping()) === "PONG");
   if (redis) closers.push(["redis", async () => redis.disconnect()]);
   await migrateJobs(pool);
   const jobStore = new JobStore(pool);
@@ -340,6 +346,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     recordUsage: jobRowUsage((req) => usage.recordUsage(req)),
     logger: log,
     registry: base.registry,
+    degraded: base.degraded,
     // Enough chunks in flight to keep the pipeline and model-server processes busy while this one
     // prepares and commits the next (16: 2,400 rows/s against 2,200 with 8, see bench:jobs).
     concurrency: o.jobWorkers ?? 16,
@@ -379,8 +386,8 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   closers.push(["job-worker", () => worker.stop()]);
 
   const limiter = redis ? new RedisRateLimiter(redis, log, base.registry) : new LocalRateLimiter();
-  const auth = new Authenticator({ tenants: tenantsClient });
-  const quota = redis ? new RedisQuotaCounter(redis, log) : new LocalQuotaCounter();
+  const auth = new Authenticator({ tenants: tenantsClient, degraded: base.degraded });
+  const quota = redis ? new RedisQuotaCounter(redis, base.degraded) : new LocalQuotaCounter();
   const app = await buildGateway({
     base,
     valuations,

@@ -1,4 +1,4 @@
-import type { Logger, Pool, PoolClient } from "@valora/kit";
+import { DegradedLog, listenWithReconnect, type Logger, type Pool } from "@valora/kit";
 import type { Sale } from "./engine.js";
 import { SALES_CHANNEL, loadSalesSince } from "./store.js";
 
@@ -10,7 +10,8 @@ export interface SalesFollower {
 
 /**
  * Follows the gold `sales` of an asset class as they land: LISTEN on SALES_CHANNEL for an
- * immediate read, and a poll as the safety net (a notification sent while the connection was
+ * immediate read (re-established after a database restart, with a read of what was missed), and a
+ * poll as the safety net (a notification sent while the connection was
  * down is never redelivered; some servers, like the embedded one, do not deliver them across
  * connections). Reads are incremental by landing sequence, so nothing is read twice.
  */
@@ -21,6 +22,8 @@ export async function followSales(o: {
   onSales: (sales: Sale[]) => void;
   logger: Logger;
   pollMs?: number;
+  /** Rate-limited warnings while the database is away (default: one on `logger`). */
+  degraded?: DegradedLog;
 }): Promise<SalesFollower> {
   let seq = o.fromSeq;
   let reading: Promise<number> | undefined;
@@ -37,17 +40,17 @@ export async function followSales(o: {
     })();
     return reading;
   };
+  const degraded = o.degraded ?? new DegradedLog({ logger: o.logger });
   const safeCatchUp = () =>
-    void catchUp().catch((err: unknown) =>
-      o.logger.warn(
-        { err: err instanceof Error ? err.message : String(err), assetClass: o.assetClass },
-        "could not read new sales; retrying",
-      ),
+    void catchUp().then(
+      () => degraded.recovered("postgres-sales", "reading new sales again"),
+      (err: unknown) => degraded.note("postgres-sales", "could not read new sales; retrying", err),
     );
-  let listener: PoolClient | undefined;
-  try {
-    listener = await o.pool.connect();
-    listener.on("notification", (n) => {
+  const listener = listenWithReconnect({
+    pool: o.pool,
+    channels: [SALES_CHANNEL],
+    degraded,
+    onNotification: (n) => {
       if (n.channel !== SALES_CHANNEL) return;
       try {
         if ((JSON.parse(n.payload ?? "{}") as { assetClass?: string }).assetClass !== o.assetClass) return;
@@ -55,17 +58,10 @@ export async function followSales(o: {
         return;
       }
       safeCatchUp();
-    });
-    listener.on("error", () => undefined);
-    await listener.query(`LISTEN ${SALES_CHANNEL}`);
-  } catch (err) {
-    listener?.release(true);
-    listener = undefined;
-    o.logger.warn(
-      { err: err instanceof Error ? err.message : String(err) },
-      "LISTEN unavailable: new sales are picked up by polling",
-    );
-  }
+    },
+    // Sales that landed while the connection was down were announced to nobody: read them now.
+    onListening: safeCatchUp,
+  });
   const timer = setInterval(safeCatchUp, o.pollMs ?? 5000);
   timer.unref();
   return {
@@ -73,7 +69,7 @@ export async function followSales(o: {
     async stop() {
       clearInterval(timer);
       await reading?.catch(() => undefined);
-      listener?.release(true);
+      await listener.stop();
     },
   };
 }

@@ -22,6 +22,7 @@ import type { IngestService } from "@valora/proto/valora/v1/ingest_pb";
 import type { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import {
   PlanCatalog,
+  UNAVAILABLE_RETRY_AFTER_SECONDS,
   ValoraError,
   errorEnvelope,
   histogram,
@@ -54,7 +55,7 @@ declare module "fastify" {
 }
 
 export interface GatewayDeps {
-  base: Pick<ServiceBase, "logger" | "registry" | "health">;
+  base: Pick<ServiceBase, "logger" | "registry" | "health" | "degraded">;
   valuations: Client<typeof ValuationService>;
   tenants: Client<typeof TenantService>;
   /** Bulk jobs (the orchestrator's JobService); the job routes are absent without it. */
@@ -224,9 +225,14 @@ export async function buildGateway(d: GatewayDeps): Promise<FastifyInstance & { 
 
   app.setErrorHandler((err, req, reply) => {
     const e = toGatewayError(err);
-    if (e.code === "INTERNAL" || e.code === "UNAVAILABLE")
+    if (e.code === "INTERNAL")
       d.base.logger.error({ err: e.cause ?? e, requestId: req.id, url: req.url }, "request failed");
+    // An outage fails many requests alike: one line per 30 s with a count, the detail in it.
+    if (e.code === "UNAVAILABLE")
+      d.base.degraded.note("rest", "requests failing: a dependency is unavailable", e.cause ?? e);
     const { status, body } = errorEnvelope(e, req.id);
+    // A dependency is down: tell clients when to come back rather than have them hammer it.
+    if (e.code === "UNAVAILABLE") void reply.header("retry-after", String(UNAVAILABLE_RETRY_AFTER_SECONDS));
     return reply.code(status).send(body);
   });
   app.setNotFoundHandler((req, reply) => {
@@ -264,8 +270,11 @@ export async function buildGateway(d: GatewayDeps): Promise<FastifyInstance & { 
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   app.get("/healthz", { schema: { hide: true } }, async () => ({ status: "ok" }));
   app.get("/readyz", { schema: { hide: true } }, async (_req, reply) => {
-    const ready = await d.base.health.ready();
-    return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not ready" });
+    const report = await d.base.health.report();
+    // This port is public: name what is down, not its address (the ops port's /readyz has the detail).
+    const degraded = report.degraded.map((c) => ({ dependency: c.name, status: "unavailable" }));
+    const status = report.ready ? (degraded.length > 0 ? "degraded" : "ready") : "not ready";
+    return reply.code(report.ready ? 200 : 503).send({ status, degraded });
   });
   app.get("/metrics", { schema: { hide: true } }, async (_req, reply) =>
     reply.type(d.base.registry.contentType).send(await d.base.registry.metrics()),

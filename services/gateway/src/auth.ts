@@ -1,6 +1,10 @@
 import { jwtVerify, type JWTVerifyGetKey } from "jose";
-import { Role, type TenantService } from "@valora/proto/valora/v1/tenants_pb";
-import { ValoraError, type Client } from "@valora/kit";
+import {
+  Role,
+  type Principal as ProtoPrincipal,
+  type TenantService,
+} from "@valora/proto/valora/v1/tenants_pb";
+import { ValoraError, type Client, type DegradedLog } from "@valora/kit";
 
 export type RoleName = "admin" | "manager" | "viewer" | "api" | "auditor";
 
@@ -42,8 +46,18 @@ export interface AuthenticatorOptions {
   oidc?: OidcOptions;
   /** How long a resolved API key is trusted before asking the tenants service again. */
   cacheTtlMs?: number;
+  /**
+   * Stale-if-error: how long past its TTL a resolved credential keeps working while the tenants
+   * service (or its database) cannot answer (default 5 minutes; 0 refuses at once).
+   */
+  staleIfErrorMs?: number;
+  /** Told about each request let in on a stale credential (rate-limited warnings, a metric). */
+  degraded?: DegradedLog;
   now?: () => number;
 }
+
+/** Errors that say the tenants service could not answer, as opposed to a refused credential. */
+const OUTAGE_CODES = new Set(["UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL"]);
 
 const unauthenticated = (message: string) => new ValoraError("UNAUTHENTICATED", message);
 
@@ -66,11 +80,36 @@ export const roleEnum = (name: string): Role | undefined => {
 export class Authenticator {
   private readonly cache = new Map<string, { principal: Principal; expires: number }>();
   private readonly ttl: number;
+  private readonly staleMs: number;
   private readonly now: () => number;
 
   constructor(private readonly o: AuthenticatorOptions) {
     this.ttl = o.cacheTtlMs ?? 5000;
+    this.staleMs = o.staleIfErrorMs ?? 300_000;
     this.now = o.now ?? Date.now;
+  }
+
+  /**
+   * Resolves `key` through the cache: fresh hits at once, misses by `resolve`; when `resolve`
+   * fails for want of the tenants service, a hit at most `staleIfErrorMs` past its TTL still
+   * answers (an outage must not lock out callers already known), anything older is refused.
+   */
+  private async cached(key: string, ttl: number, resolve: () => Promise<Principal>): Promise<Principal> {
+    const hit = this.cache.get(key);
+    const now = this.now();
+    if (hit && hit.expires > now) return hit.principal;
+    let principal: Principal;
+    try {
+      principal = await resolve();
+    } catch (err) {
+      const outage = err instanceof ValoraError ? OUTAGE_CODES.has(err.code) : true;
+      if (!outage || !hit || now - hit.expires > this.staleMs) throw err;
+      this.o.degraded?.note("tenants", "tenants service unavailable: serving resolved credentials", err);
+      return hit.principal;
+    }
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(key, { principal, expires: now + ttl });
+    return principal;
   }
 
   async authenticate(authorization: string | undefined, ip: string): Promise<Principal> {
@@ -83,22 +122,11 @@ export class Authenticator {
   }
 
   private async apiKey(key: string, ip: string): Promise<Principal> {
-    const hit = this.cache.get(key);
-    if (hit && hit.expires > this.now()) return hit.principal;
-    const { principal } = await this.o.tenants.authenticate({ apiKey: key, ip });
-    if (!principal) throw unauthenticated("invalid API key");
-    const p: Principal = {
-      tenantId: principal.tenantId,
-      tenantName: principal.tenantName,
-      subject: principal.subject,
-      roles: roleNames(principal.roles),
-      assetClasses: principal.assetClasses,
-      platformAdmin: principal.platformAdmin,
-      plan: principal.plan,
-    };
-    if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(key, { principal: p, expires: this.now() + this.ttl });
-    return p;
+    return this.cached(key, this.ttl, async () => {
+      const { principal } = await this.o.tenants.authenticate({ apiKey: key, ip });
+      if (!principal) throw unauthenticated("invalid API key");
+      return toPrincipal(principal);
+    });
   }
 
   /** Forgets the cached principals of a tenant (its plan or keys changed): the next request asks again. */
@@ -128,18 +156,27 @@ export class Authenticator {
     )
       .map((r) => roleEnum(String(r)))
       .filter((r): r is Role => r !== undefined);
-    const { principal } = await this.o.tenants.resolveSubject({ tenant, subject: sub, tokenRoles });
-    if (!principal) throw unauthenticated("unknown subject");
-    return {
-      tenantId: principal.tenantId,
-      tenantName: principal.tenantName,
-      subject: principal.subject,
-      roles: roleNames(principal.roles),
-      assetClasses: principal.assetClasses,
-      platformAdmin: principal.platformAdmin,
-      plan: principal.plan,
-    };
+    // The token was verified above. Its subject is resolved on every request (a role change applies
+    // at once), and the last answer is kept only to serve through an outage (stale-if-error).
+    return this.cached(`oidc:${tenant}:${sub}:${tokenRoles.join(",")}`, 0, async () => {
+      const { principal } = await this.o.tenants.resolveSubject({ tenant, subject: sub, tokenRoles });
+      if (!principal) throw unauthenticated("unknown subject");
+      return toPrincipal(principal);
+    });
   }
+}
+
+/** Pure: the gateway's principal of the tenants service's answer. */
+function toPrincipal(principal: ProtoPrincipal): Principal {
+  return {
+    tenantId: principal.tenantId,
+    tenantName: principal.tenantName,
+    subject: principal.subject,
+    roles: roleNames(principal.roles),
+    assetClasses: principal.assetClasses,
+    platformAdmin: principal.platformAdmin,
+    plan: principal.plan,
+  };
 }
 
 /** Pure: may this principal call a route that needs one of `allowed`? */

@@ -44,6 +44,8 @@ export const GatewayEnv = z.object({
   OIDC_ROLES_CLAIM: z.string().default("roles"),
   BODY_LIMIT_BYTES: vars.int(1024 * 1024, 1024),
   AUTH_CACHE_TTL_MS: vars.int(5000),
+  /** How long past the TTL a resolved key keeps working while the tenants service cannot answer. */
+  AUTH_STALE_IF_ERROR_MS: vars.int(300_000),
   UPSTREAM_TIMEOUT_MS: vars.int(10_000, 1),
   SHUTDOWN_DRAIN_DELAY_MS: vars.int(0),
   /** Proxies whose X-Forwarded-For is believed: "true" or comma-separated addresses/CIDRs. */
@@ -83,6 +85,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   const market = optional(MarketDataService, c.MARKET_DATA_ADDR);
   const ingest = optional(IngestService, c.INGEST_ADDR);
   const redis = c.REDIS_URL ? createRedis({ url: c.REDIS_URL, logger: base.logger }) : undefined;
+  if (redis) base.health.addDependency("redis", async () => (await redis.ping()) === "PONG");
   if (!redis) base.logger.warn("REDIS_URL not set: rate limits are per replica");
   const limiter = redis ? new RedisRateLimiter(redis, base.logger, base.registry) : new LocalRateLimiter();
   const oidc = c.OIDC_ISSUER
@@ -102,8 +105,14 @@ export async function main(env: Record<string, string | undefined> = process.env
         ...(c.OIDC_AUDIENCE ? { audience: c.OIDC_AUDIENCE } : {}),
       }
     : undefined;
-  const auth = new Authenticator({ tenants, cacheTtlMs: c.AUTH_CACHE_TTL_MS, ...(oidc ? { oidc } : {}) });
-  const quota = redis ? new RedisQuotaCounter(redis, base.logger) : new LocalQuotaCounter();
+  const auth = new Authenticator({
+    tenants,
+    cacheTtlMs: c.AUTH_CACHE_TTL_MS,
+    staleIfErrorMs: c.AUTH_STALE_IF_ERROR_MS,
+    degraded: base.degraded,
+    ...(oidc ? { oidc } : {}),
+  });
+  const quota = redis ? new RedisQuotaCounter(redis, base.degraded) : new LocalQuotaCounter();
   const trustProxy = c.TRUST_PROXY === undefined ? false : c.TRUST_PROXY === "true" ? true : c.TRUST_PROXY;
   // A plan change seen by one replica reaches every replica's principal cache over Redis.
   const subscriber = redis?.duplicate();

@@ -60,7 +60,11 @@ export const Valuation = z.object({
     route: z.enum(["champion", "canary", "fallback"]),
   }),
   cached: z.boolean(),
-  fallbackReason: z.string().nullable(),
+  fallbackReason: z
+    .enum(["MODEL_UNAVAILABLE", "MODEL_TIMEOUT"])
+    .nullable()
+    .describe("Why comparables alone valued the asset (route fallback): a stable code"),
+  fallbackMessage: z.string().nullable().describe("The fallback reason in a sentence"),
 });
 
 const Meta = z.object({ requestId: z.string(), timestamp: z.string() });

@@ -10,6 +10,14 @@ const ROUTE_NAMES: Record<Route, "champion" | "canary" | "fallback"> = {
   [Route.FALLBACK]: "fallback",
 };
 
+type FallbackReason = "MODEL_UNAVAILABLE" | "MODEL_TIMEOUT";
+
+/** Pure: the REST fallback code of a valuation's (a code the API does not document reads as unavailable). */
+const fallbackReasonOf = (reason: string): FallbackReason | null => {
+  if (!reason) return null;
+  return reason === "MODEL_TIMEOUT" ? reason : "MODEL_UNAVAILABLE";
+};
+
 /** Pure: a protobuf timestamp as ISO 8601, null when absent (REST answers). */
 export const iso = (t: Timestamp | undefined): string | null => (t ? timestampDate(t).toISOString() : null);
 
@@ -54,7 +62,8 @@ export const modelJson = (v: Valuation) => ({
 const tailJson = (v: Valuation) => ({
   model: modelJson(v),
   cached: v.cached,
-  fallbackReason: v.fallbackReason || null,
+  fallbackReason: fallbackReasonOf(v.fallbackReason),
+  fallbackMessage: v.fallbackMessage || null,
 });
 
 /** Pure: the REST shape of a valuation (camelCase, ISO dates, route names rather than enum numbers). */

@@ -68,7 +68,7 @@ describe.skipIf(!url)("gateway over real tenants, orchestrator, pipeline and mod
         : new LocalRateLimiter(),
       bodyLimit: 64 * 1024,
       quota: redis
-        ? new RedisQuotaCounter(redis, stack.base.logger, `valora-test-quota-${process.pid}:`)
+        ? new RedisQuotaCounter(redis, stack.base.degraded, `valora-test-quota-${process.pid}:`)
         : new LocalQuotaCounter(),
       usage: stack.usage,
       plans: new PlanCatalog([

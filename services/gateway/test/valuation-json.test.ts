@@ -42,7 +42,8 @@ describe("REST valuation text", () => {
           ? {}
           : { model: { name: "real-estate", version: "v1", route: i % 2 ? Route.CANARY : Route.FALLBACK } }),
         cached: i % 2 === 0,
-        fallbackReason: i % 7 === 0 ? "model unavailable" : "",
+        fallbackReason: i % 7 === 0 ? "MODEL_UNAVAILABLE" : "",
+        fallbackMessage: i % 7 === 0 ? "the model is unavailable; valued from comparable sales" : "",
       });
       const expected = JSON.stringify(valuationJson(v));
       expect(valuationText(v)).toBe(expected);

@@ -40,7 +40,12 @@ export async function main(env: Record<string, string | undefined> = process.env
     exit: (code) => process.exit(code),
   });
   const log = base.logger;
-  const pool = createPgPool({ url: c.DATABASE_URL, applicationName: "valora-ingest", logger: log });
+  const pool = createPgPool({
+    url: c.DATABASE_URL,
+    applicationName: "valora-ingest",
+    logger: log,
+    degraded: base.degraded,
+  });
   const kube = kubeReader(c.KUBE_API_URL ? { url: c.KUBE_API_URL } : {});
   let specs: PipelineContractSpec[] = [];
   let loaded = false;

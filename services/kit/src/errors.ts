@@ -74,8 +74,44 @@ export function isErrorCode(value: string): value is ErrorCode {
 /** Normalises anything thrown into a ValoraError; unknown errors become INTERNAL with a generic message. */
 export function toValoraError(err: unknown): ValoraError {
   if (err instanceof ValoraError) return err;
+  const unavailable = unavailableReason(err);
+  if (unavailable) return new ValoraError("UNAVAILABLE", unavailable, { cause: err });
   return new ValoraError("INTERNAL", "internal error", { cause: err });
 }
+
+/** SQLSTATE classes and codes of a database that cannot serve now (connection lost, shutting down, starting). */
+const DATABASE_STATES = /^(08|57P0[1-3]$|53300$)/;
+/** What `pg` says when its connection goes away (its errors carry no SQLSTATE then). */
+const DATABASE_MESSAGES =
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended)/;
+/** Socket errors: the peer is down or unreachable, which a retry later can fix. */
+const SOCKET_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "EAI_AGAIN",
+]);
+
+/**
+ * Pure: the sentence a client sees when `err` means a dependency cannot be reached (so the request
+ * may succeed if retried), or undefined. The error's own text stays in logs: it names hosts and
+ * ports a client has no business knowing.
+ */
+export function unavailableReason(err: unknown): string | undefined {
+  if (!err || typeof err !== "object") return undefined;
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e.code === "string" ? e.code : "";
+  const message = typeof e.message === "string" ? e.message : "";
+  if (DATABASE_STATES.test(code) || DATABASE_MESSAGES.test(message))
+    return "the database is unavailable; retry shortly";
+  if (SOCKET_CODES.has(code)) return "a service this request needs is unavailable; retry shortly";
+  return undefined;
+}
+
+/** Seconds a client should wait before retrying an UNAVAILABLE answer (REST `Retry-After`). */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
 /** The gRPC status code name (e.g. 5 -> "NOT_FOUND") for codes that have a Valora equivalent. */
 export function errorCodeFromGrpc(code: GrpcStatus): ErrorCode {

@@ -10,6 +10,8 @@ export interface HealthReport {
   live: boolean;
   ready: boolean;
   checks: CheckResult[];
+  /** Dependencies that are down while the instance still serves (degraded, yet ready). */
+  degraded: CheckResult[];
 }
 
 export type ReadinessCheck = () => boolean | Promise<boolean>;
@@ -21,6 +23,7 @@ export type ReadinessCheck = () => boolean | Promise<boolean>;
  */
 export class Health extends EventEmitter<{ change: [boolean] }> {
   private readonly checks = new Map<string, ReadinessCheck>();
+  private readonly dependencies = new Map<string, ReadinessCheck>();
   private shuttingDown = false;
   private lastReady: boolean | undefined;
   private checkTimeoutMs: number;
@@ -39,6 +42,16 @@ export class Health extends EventEmitter<{ change: [boolean] }> {
     this.checks.delete(name);
   }
 
+  /**
+   * A dependency the instance can serve without for a while (cached answers, buffered writes): when
+   * its check fails the report lists it under `degraded` and readiness stays as the checks say, so
+   * an outage of it does not take every replica out of its Service at once.
+   */
+  addDependency(name: string, check: ReadinessCheck): this {
+    this.dependencies.set(name, check);
+    return this;
+  }
+
   setShuttingDown(): void {
     this.shuttingDown = true;
     this.publish(false);
@@ -49,11 +62,14 @@ export class Health extends EventEmitter<{ change: [boolean] }> {
   }
 
   async report(): Promise<HealthReport> {
-    const checks = await Promise.all([...this.checks].map(([name, check]) => this.run(name, check)));
+    const [checks, dependencies] = await Promise.all([
+      Promise.all([...this.checks].map(([name, check]) => this.run(name, check))),
+      Promise.all([...this.dependencies].map(([name, check]) => this.run(name, check))),
+    ]);
     if (this.shuttingDown) checks.push({ name: "shutdown", ok: false, message: "shutting down" });
     const ready = checks.every((c) => c.ok);
     this.publish(ready);
-    return { live: true, ready, checks };
+    return { live: true, ready, checks, degraded: dependencies.filter((d) => !d.ok) };
   }
 
   async ready(): Promise<boolean> {

@@ -32,3 +32,5 @@ export * from "./service-map.js";
 export * from "./canonical-json.js";
 export * from "./row-filter.js";
 export * from "./runtime-env.js";
+export * from "./degraded.js";
+export * from "./pg-listen.js";

@@ -1,4 +1,6 @@
 import pg from "pg";
+import { DegradedLog } from "./degraded.js";
+import { unavailableReason } from "./errors.js";
 import type { Logger } from "./logger.js";
 
 export type { Pool, PoolClient } from "pg";
@@ -10,6 +12,8 @@ export interface PgOptions {
   /** Server-side limit for each statement, so one runaway query cannot hold a connection forever. */
   statementTimeoutMs?: number;
   logger?: Logger;
+  /** Where connection losses are reported, rate-limited (default: one built on `logger`). */
+  degraded?: DegradedLog;
 }
 
 export function createPgPool(options: PgOptions): pg.Pool {
@@ -21,10 +25,21 @@ export function createPgPool(options: PgOptions): pg.Pool {
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
   });
+  const degraded =
+    options.degraded ?? (options.logger ? new DegradedLog({ logger: options.logger }) : undefined);
+  const lost = (err: Error) =>
+    degraded?.note("postgres", "postgres connection lost; reconnecting on demand", err);
   // An idle client losing its connection emits on the pool; without a listener Node would crash.
-  pool.on("error", (err) => options.logger?.warn({ err }, "idle postgres client error"));
+  pool.on("error", lost);
+  // A checked-out client (a transaction in flight, a LISTEN connection) has no pool listener: pg
+  // emits its connection loss as an 'error' event there too, which would end the process. The
+  // query in flight still rejects, and the pool drops the broken client when it is released.
+  pool.on("connect", (client) => client.on("error", lost));
   return pool;
 }
+
+/** Whether `err` means Postgres could not be reached (as opposed to a query it refused). */
+export const isDatabaseUnavailable = (err: unknown): boolean => unavailableReason(err) !== undefined;
 
 /** Runs fn in a transaction on one client: COMMIT when it resolves, ROLLBACK when it throws. */
 export async function withTransaction<T>(
@@ -32,17 +47,22 @@ export async function withTransaction<T>(
   fn: (client: pg.PoolClient) => Promise<T>,
 ): Promise<T> {
   const client = await pool.connect();
+  let result: T;
   try {
     await client.query("BEGIN");
-    const result = await fn(client);
+    result = await fn(client);
     await client.query("COMMIT");
-    return result;
   } catch (err) {
-    await client.query("ROLLBACK").catch(() => undefined);
+    // A client whose connection broke cannot roll back: hand it back as broken so it is closed.
+    const broken = await client.query("ROLLBACK").then(
+      () => undefined,
+      (rollbackErr: Error) => rollbackErr,
+    );
+    client.release(broken);
     throw err;
-  } finally {
-    client.release();
   }
+  client.release();
+  return result;
 }
 
 export interface Migration {

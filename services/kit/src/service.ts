@@ -1,6 +1,7 @@
 import type { Tracer } from "@opentelemetry/api";
 import type { LevelWithSilent } from "pino";
 import type { Registry } from "prom-client";
+import { DegradedLog } from "./degraded.js";
 import { Health } from "./health.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createRegistry } from "./metrics.js";
@@ -15,6 +16,8 @@ export interface ServiceBase {
   tracer: Tracer;
   health: Health;
   shutdown: Shutdown;
+  /** Rate-limited warnings of degraded modes (a dependency down), one per process. */
+  degraded: DegradedLog;
 }
 
 export interface ServiceBaseOptions {
@@ -39,7 +42,8 @@ export function createServiceBase(options: ServiceBaseOptions): ServiceBase {
     finalize: () => tracing.shutdown(),
   });
   exitWithParent(shutdown, logger);
-  return { name: options.name, logger, registry, tracer: tracing.tracer, health, shutdown };
+  const degraded = new DegradedLog({ logger, registry });
+  return { name: options.name, logger, registry, tracer: tracing.tracer, health, shutdown, degraded };
 }
 
 /**

@@ -28,7 +28,12 @@ export async function main(env: Record<string, string | undefined> = process.env
     exit: (code) => process.exit(code),
   });
   const pool = c.DATABASE_URL
-    ? createPgPool({ url: c.DATABASE_URL, applicationName: "valora-market-data", logger: base.logger })
+    ? createPgPool({
+        url: c.DATABASE_URL,
+        applicationName: "valora-market-data",
+        logger: base.logger,
+        degraded: base.degraded,
+      })
     : undefined;
   const market = createMarketData(base, {
     ...(pool ? { pool } : {}),

@@ -99,6 +99,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   const dispatch = pipelines.dispatch;
 
   const redis = c.REDIS_URL ? createRedis({ url: c.REDIS_URL, logger: log }) : undefined;
+  if (redis) base.health.addDependency("redis", async () => (await redis.ping()) === "PONG");
   const usage = c.USAGE_ADDR
     ? createClient(UsageService, c.USAGE_ADDR, { timeoutMs: 10_000, registry: base.registry })
     : undefined;
@@ -117,8 +118,15 @@ export async function main(env: Record<string, string | undefined> = process.env
     ? createClient(IngestService, c.INGEST_ADDR, { timeoutMs: 5000, registry: base.registry })
     : undefined;
   const pool = c.DATABASE_URL
-    ? createPgPool({ url: c.DATABASE_URL, applicationName: "valora-orchestrator", logger: log })
+    ? createPgPool({
+        url: c.DATABASE_URL,
+        applicationName: "valora-orchestrator",
+        logger: log,
+        degraded: base.degraded,
+      })
     : undefined;
+  // Jobs pause while Postgres is away; valuations go on: a dependency, not a readiness check.
+  if (pool) base.health.addDependency("postgres", async () => (await pool.query("SELECT 1")).rowCount === 1);
   if (pool) await migrateJobs(pool);
   const store = pool ? new JobStore(pool) : undefined;
   const results = jobResultsFrom(c);

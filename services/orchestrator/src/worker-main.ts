@@ -31,6 +31,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     url: c.DATABASE_URL,
     applicationName: "valora-job-worker",
     logger: base.logger,
+    degraded: base.degraded,
   });
   await migrateJobs(pool);
   const valuations = createClient(ValuationService, c.ORCHESTRATOR_ADDR, {

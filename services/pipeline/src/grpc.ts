@@ -32,6 +32,7 @@ export function toValuationMessage(v: ValuationOut): MessageInitShape<typeof Val
     model: { name: v.model.name, version: v.model.version, route: ROUTES[v.model.route] },
     cached: false,
     fallbackReason: v.fallbackReason ?? "",
+    fallbackMessage: v.fallbackMessage ?? "",
     assetKey: v.assetKey,
     assetClass: v.assetClass,
   };

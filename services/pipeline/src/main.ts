@@ -106,8 +106,16 @@ export async function main(env: Record<string, string | undefined> = process.env
     routes = next;
   };
   const pool = c.DATABASE_URL
-    ? createPgPool({ url: c.DATABASE_URL, max: 2, applicationName: "valora-pipeline", logger: log })
+    ? createPgPool({
+        url: c.DATABASE_URL,
+        max: 2,
+        applicationName: "valora-pipeline",
+        logger: log,
+        degraded: base.degraded,
+      })
     : undefined;
+  // Comparables are in memory: valuations go on while Postgres is away (new sales wait for it).
+  if (pool) base.health.addDependency("postgres", async () => (await pool.query("SELECT 1")).rowCount === 1);
   const market = c.MARKET_DATA_ADDR
     ? createClient(MarketDataService, c.MARKET_DATA_ADDR, { timeoutMs: 10_000 })
     : undefined;

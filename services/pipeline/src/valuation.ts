@@ -57,8 +57,24 @@ export interface ValuationOut {
   comparables: Comparable[];
   explanation?: ExplanationOut;
   model: { name: string; version: string; route: "champion" | "canary" | "fallback" };
-  fallbackReason?: string;
+  /** A stable code when the fallback answered (FALLBACK_REASONS), with its sentence. */
+  fallbackReason?: FallbackReason;
+  fallbackMessage?: string;
 }
+
+/**
+ * Why a valuation came from comparables alone, as clients see it: a stable code and a sentence.
+ * What actually failed (addresses, transport errors) goes to logs and traces, never to clients.
+ */
+export const FALLBACK_REASONS = {
+  MODEL_UNAVAILABLE: "the model is unavailable; valued from comparable sales",
+  MODEL_TIMEOUT: "the model did not answer in time; valued from comparable sales",
+} as const;
+export type FallbackReason = keyof typeof FALLBACK_REASONS;
+
+/** Pure: the fallback reason of a failed model call's error code. */
+export const fallbackReasonOf = (code: string): FallbackReason =>
+  code === "DEADLINE_EXCEEDED" ? "MODEL_TIMEOUT" : "MODEL_UNAVAILABLE";
 
 export interface PipelineDeps {
   spec: PipelineSpec;
@@ -212,13 +228,8 @@ export class ValuationPipeline {
             if (e.code !== "UNAVAILABLE" && e.code !== "DEADLINE_EXCEEDED") out[m.index] = e;
             else {
               try {
-                out[m.index] = this.fallback(
-                  spec,
-                  m.assetKey,
-                  m.comps,
-                  coverage,
-                  `model ${spec.model.name}@${serve.version} unavailable: ${e.message}`,
-                );
+                const failure = { version: serve.version, code: e.code, detail: e.message };
+                out[m.index] = this.fallback(spec, m.assetKey, m.comps, coverage, failure);
               } catch (fallbackErr) {
                 out[m.index] = toValoraError(fallbackErr);
               }
@@ -256,14 +267,18 @@ export class ValuationPipeline {
     assetKey: string,
     comps: Comparable[],
     coverage: number,
-    reason: string,
+    failure: { version: string; code: string; detail: string },
   ): ValuationOut {
-    this.d.metrics?.fallbacks.inc({ asset_class: spec.assetClass, reason: "model_unavailable" });
+    const reason = fallbackReasonOf(failure.code);
+    this.d.metrics?.fallbacks.inc({ asset_class: spec.assetClass, reason: reason.toLowerCase() });
     if ((spec.fallback?.mode ?? "comparables") === "none" || comps.length === 0) {
-      throw new ValoraError(
-        "UNAVAILABLE",
-        `${reason}; no fallback${comps.length === 0 ? " (no comparable sales)" : ""}`,
+      this.d.logger.warn(
+        { assetClass: spec.assetClass, ...failure },
+        "model failed and no fallback answered",
       );
+      const why =
+        comps.length === 0 ? "there are no comparable sales to value from" : "no fallback is configured";
+      throw new ValoraError("UNAVAILABLE", `the model is unavailable and ${why}; retry shortly`);
     }
     const w = comps.reduce((s, x) => s + x.similarity, 0);
     const mean = comps.reduce((s, x) => s + x.similarity * Math.log(x.adjustedPrice), 0) / w;
@@ -273,7 +288,7 @@ export class ValuationPipeline {
     const z = Math.SQRT2 * inverseErf(coverage);
     const value = Math.exp(mean);
     const interval = { low: Math.exp(mean - z * sd), high: Math.exp(mean + z * sd), coverage };
-    this.d.logger.warn({ assetClass: spec.assetClass, reason }, "answered from comparables");
+    this.d.logger.warn({ assetClass: spec.assetClass, reason, ...failure }, "answered from comparables");
     return {
       assetClass: spec.assetClass,
       assetKey,
@@ -284,6 +299,7 @@ export class ValuationPipeline {
       comparables: this.shown(comps),
       model: { name: spec.model.name, version: "", route: "fallback" },
       fallbackReason: reason,
+      fallbackMessage: FALLBACK_REASONS[reason],
     };
   }
 

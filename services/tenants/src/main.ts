@@ -27,6 +27,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     url: config.DATABASE_URL,
     applicationName: "valora-tenants",
     logger: base.logger,
+    degraded: base.degraded,
   });
   const tenants = createTenants(base, {
     pool,

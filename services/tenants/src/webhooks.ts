@@ -1,6 +1,14 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
-import { ValoraError, counter, withTransaction, type Logger, type Pool, type Registry } from "@valora/kit";
+import {
+  DegradedLog,
+  ValoraError,
+  counter,
+  withTransaction,
+  type Logger,
+  type Pool,
+  type Registry,
+} from "@valora/kit";
 
 export const WEBHOOK_EVENTS = ["valuation.completed", "job.completed", "model.promoted"] as const;
 
@@ -79,6 +87,8 @@ export function checkWebhookUrl(raw: string, options: { allowHttp: boolean; allo
 export interface DeliveryWorkerOptions {
   pool: Pool;
   logger: Logger;
+  /** Rate-limited warnings while the database is away (default: one of its own on `logger`). */
+  degraded?: DegradedLog;
   registry?: Registry;
   fetch?: typeof fetch;
   /** Attempts before a delivery is marked failed. */
@@ -111,8 +121,11 @@ export class DeliveryWorker {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private readonly outcomes;
+  private readonly degraded: DegradedLog;
 
   constructor(private readonly o: DeliveryWorkerOptions) {
+    this.degraded =
+      o.degraded ?? new DegradedLog({ logger: o.logger, ...(o.registry ? { registry: o.registry } : {}) });
     this.outcomes = o.registry
       ? counter(o.registry, "valora_webhook_deliveries_total", "Webhook delivery attempts by outcome.", [
           "outcome",
@@ -126,7 +139,7 @@ export class DeliveryWorker {
       this.running = this.drain()
         .then(
           () => undefined,
-          (err: unknown) => this.o.logger.warn({ err }, "webhook delivery pass failed"),
+          (err: unknown) => this.degraded.note("webhook-deliveries", "webhook delivery pass failed", err),
         )
         .finally(() => {
           if (this.timer !== undefined) this.timer = setTimeout(tick, this.o.pollMs ?? 1000);

@@ -21,7 +21,12 @@ export async function main(env: Record<string, string | undefined> = process.env
     drainDelayMs: c.SHUTDOWN_DRAIN_DELAY_MS,
     exit: (code) => process.exit(code),
   });
-  const pool = createPgPool({ url: c.DATABASE_URL, applicationName: "valora-usage", logger: base.logger });
+  const pool = createPgPool({
+    url: c.DATABASE_URL,
+    applicationName: "valora-usage",
+    logger: base.logger,
+    degraded: base.degraded,
+  });
   const usage = createUsage(base, { pool, keyRetentionDays: c.USAGE_KEY_RETENTION_DAYS });
   await usage.start();
   const { port, ops } = await serveGrpc(base, {

@@ -14,7 +14,7 @@ import { ValoraError } from "../errors.js";
 import { counter, histogram } from "../metrics.js";
 import { injectIntoMetadata } from "../tracing.js";
 import { serviceDefinition } from "./server.js";
-import { fromGrpcError } from "./status.js";
+import { fromGrpcError, transportMessage } from "./status.js";
 import { resolveServiceAddress } from "../service-map.js";
 
 export interface CallOptions {
@@ -166,7 +166,7 @@ export function createClient<S extends DescService>(
             done(e.code ?? grpc.status.UNKNOWN);
             throw typeof e.code === "number"
               ? fromGrpcError(e, target)
-              : new ValoraError("UNAVAILABLE", String(err));
+              : new ValoraError("UNAVAILABLE", transportMessage("UNAVAILABLE"), { cause: err });
           } finally {
             callOptions?.signal?.removeEventListener("abort", cancel);
             call.cancel();

@@ -42,5 +42,15 @@ export function fromGrpcError(err: ServiceError, target: string): ValoraError {
       details = [];
     }
   }
-  return new ValoraError(code, err.details || err.message, { details, cause: err, context: { target } });
+  // No Valora code: grpc-js itself failed the call (no connection, deadline, reset). Its words name
+  // addresses and balancer state, which are for logs (the cause), not for whoever gets this error.
+  const message = typeof codeValue === "string" ? err.details || err.message : transportMessage(code);
+  return new ValoraError(code, message, { details, cause: err, context: { target } });
+}
+
+/** Pure: what a client is told when an internal call failed in transport, by code. */
+export function transportMessage(code: string): string {
+  if (code === "DEADLINE_EXCEEDED") return "an internal call timed out; retry shortly";
+  if (code === "CANCELLED") return "the call was cancelled";
+  return "an internal service is unavailable; retry shortly";
 }

@@ -1,5 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { counter, type Logger, type Registry } from "@valora/kit";
+import {
+  DegradedLog,
+  backoffDelayMs,
+  counter,
+  isDatabaseUnavailable,
+  type Logger,
+  type Registry,
+} from "@valora/kit";
 import { Readable } from "node:stream";
 import type { ChunkUsage, JobRow, JobStore, RowResult } from "./store.js";
 import { resultsCsv, resultsKey, type ResultsObjectStore } from "./results.js";
@@ -16,6 +23,8 @@ export interface JobWorkerOptions {
   value: ValueRows;
   logger: Logger;
   registry?: Registry;
+  /** Rate-limited warnings while the database is away (default: one of its own on `logger`). */
+  degraded?: DegradedLog;
   /** Parallel chunks per worker process. */
   concurrency?: number;
   leaseSeconds?: number;
@@ -54,8 +63,11 @@ export class JobWorker {
   private metering: Promise<void> | undefined;
   private meterQueued = false;
   private sleepers = new Set<() => void>();
+  private readonly degraded: DegradedLog;
 
   constructor(private readonly o: JobWorkerOptions) {
+    this.degraded =
+      o.degraded ?? new DegradedLog({ logger: o.logger, ...(o.registry ? { registry: o.registry } : {}) });
     this.rows = o.registry
       ? counter(o.registry, "valora_job_rows_total", "Job rows valued, by outcome.", ["outcome"])
       : undefined;
@@ -97,10 +109,7 @@ export class JobWorker {
           /* next batch */
         }
       } catch (err) {
-        this.o.logger.warn(
-          { err: err instanceof Error ? err.message : String(err) },
-          "could not meter job rows; retrying",
-        );
+        this.degraded.note("job-metering", "could not meter job rows; retrying", err);
       }
     })();
     await this.metering;
@@ -166,10 +175,8 @@ export class JobWorker {
           if (purged > 0) this.o.logger.info({ purged }, "purged expired jobs");
         }
       } catch (err) {
-        this.o.logger.warn(
-          { err: err instanceof Error ? err.message : String(err) },
-          "job worker step failed; retrying",
-        );
+        // While the database is away every loop fails each poll: one line per 30 s says so.
+        this.degraded.note("job-worker", "job worker step failed; retrying", err);
       }
       if (!worked && this.running) {
         await new Promise<void>((resolve) => {
@@ -181,6 +188,32 @@ export class JobWorker {
           const timer = setTimeout(done, this.o.idleMs ?? 250);
           this.sleepers.add(done);
         });
+      }
+    }
+  }
+
+  /**
+   * Commits a valued chunk, retrying (backoff with jitter) while the database is unreachable for
+   * up to the chunk's lease: the results are in hand, and valuing the rows again after the lease
+   * expired would only cost time. Safe to repeat: a row's result is written only while it is
+   * pending, so a commit that landed before the connection broke changes nothing the second time.
+   */
+  private async completeThroughOutage(
+    chunk: Parameters<JobStore["complete"]>[1],
+    results: Map<number, RowResult>,
+  ): ReturnType<JobStore["complete"]> {
+    const deadline = Date.now() + (this.o.leaseSeconds ?? 30) * 1000;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.o.store.complete(this.id, chunk, results);
+      } catch (err) {
+        if (!isDatabaseUnavailable(err) || !this.running || Date.now() > deadline) throw err;
+        this.degraded.note(
+          "job-worker",
+          "database unavailable: holding a valued chunk until it returns",
+          err,
+        );
+        await new Promise((r) => setTimeout(r, backoffDelayMs(attempt, { initialMs: 250, maxMs: 2000 })));
       }
     }
   }
@@ -199,7 +232,7 @@ export class JobWorker {
         results.set(r.rowNo, answers[i] ?? { error: { code: "INTERNAL", message: "no result" } }),
       );
     }
-    const { finished } = await this.o.store.complete(this.id, chunk, results);
+    const { finished } = await this.completeThroughOutage(chunk, results);
     this.meterSoon();
     if (finished)
       await this.exportResults().catch((err: unknown) =>
