@@ -15,9 +15,11 @@ export {
   PodMetricsAnalysis,
   PrometheusAnalysis,
   snapshotOf,
+  pairedSnapshotOf,
   histogramQuantile,
   type AnalysisSource,
 } from "./controllers/valuation-model/analysis.js";
+export * from "./controllers/valuation-model/paired.js";
 export {
   ValuationModelReconciler,
   FINALIZER,

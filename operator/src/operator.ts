@@ -23,6 +23,7 @@ export interface OperatorOptions {
   registry: Registry;
   analysis?: AnalysisSource;
   metricsUrl?: ValuationModelControllerDeps["metricsUrl"];
+  pipelineMetricsUrl?: ValuationModelControllerDeps["pipelineMetricsUrl"];
   now?: () => Date;
   workers?: number;
   renewIntervalMs?: number;
@@ -117,7 +118,9 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     core: c.core,
     defaults: o.defaults,
     analysis: o.analysis ?? new PodMetricsAnalysis(),
+    pipelines,
     ...(o.metricsUrl ? { metricsUrl: o.metricsUrl } : {}),
+    ...(o.pipelineMetricsUrl ? { pipelineMetricsUrl: o.pipelineMetricsUrl } : {}),
     ...(o.now ? { now: o.now } : {}),
     logger: o.logger,
   });

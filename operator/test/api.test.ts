@@ -71,6 +71,8 @@ describe("CRDs", () => {
       "Candidate",
       "Traffic",
       "Phase",
+      "Bias%",
+      "AbsDeltaP90%",
       "Ready",
       "Age",
     ]);

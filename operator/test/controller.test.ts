@@ -7,8 +7,9 @@ import { FakeApiServer } from "./support/fake-apiserver.js";
 
 const NS = "valuation";
 const defaults = { image: "valora:test" };
-const good: AnalysisInput = { requests: 500, errors: 0, latencyP99Ms: 8, medianAbsDeltaPct: 1 };
-const bad: AnalysisInput = { requests: 500, errors: 60, latencyP99Ms: 8, medianAbsDeltaPct: 1 };
+const paired = { pairs: 100, biasPct: 0.2, medianAbsDeltaPct: 1, absDeltaP90Pct: 2.5 };
+const good: AnalysisInput = { requests: 500, errors: 0, latencyP99Ms: 8, paired };
+const bad: AnalysisInput = { requests: 500, errors: 60, latencyP99Ms: 8, paired };
 
 function vm(name: string, spec: Record<string, unknown> = {}) {
   return {
@@ -139,6 +140,7 @@ describe("ValuationModel controller against an API server double (via @kubernete
         role: "canary",
         endpoint: "canary-ok-v2.valuation.svc.cluster.local:8001",
         weight: 100,
+        pairedSamplePercent: 20,
       },
     ]);
     expect(events("canary-ok")).toEqual(expect.arrayContaining(["CanaryStepAdvanced", "CanaryPromoted"]));

@@ -37,8 +37,9 @@ const candidate = {
   uri: "https://models.example.com/v2.onnx",
   canary: { steps: [10, 50, 100], interval: "1m" },
 };
-const good: AnalysisInput = { requests: 500, errors: 1, latencyP99Ms: 12, medianAbsDeltaPct: 2 };
-const bad: AnalysisInput = { requests: 500, errors: 40, latencyP99Ms: 12, medianAbsDeltaPct: 2 };
+const unbiased = { pairs: 120, biasPct: 0.1, medianAbsDeltaPct: 1.2, absDeltaP90Pct: 3.5 };
+const good: AnalysisInput = { requests: 500, errors: 1, latencyP99Ms: 12, paired: unbiased };
+const bad: AnalysisInput = { requests: 500, errors: 40, latencyP99Ms: 12, paired: unbiased };
 
 describe("desired state (pure)", () => {
   it("builds a Deployment, Service, HPA and PDB per live version, owned by the ValuationModel", () => {
@@ -199,7 +200,71 @@ describe("canary rollout (pure)", () => {
     expect(routing(after, new Set(["v1", "v2"]), d.candidate)).toEqual([
       { version: "v1", role: "champion", endpoint: "homes-v1.valuation.svc.cluster.local:8001", weight: 100 },
     ]);
+    expect(d.candidate.lastAnalysis).toMatchObject({ requests: 500, errorRatePct: 8 });
     expect(decideCanary(after, later(200_000), true, good).action).toBe("none");
+  });
+
+  it("rolls back a candidate that values every asset 6 % too high, healthy as it otherwise is", () => {
+    const vm = model(
+      { candidate },
+      {
+        candidate: {
+          version: "v2",
+          phase: "Progressing",
+          trafficPercent: 10,
+          step: 0,
+          stepStartedAt: t0.toISOString(),
+        },
+      },
+    );
+    const biased = {
+      ...good,
+      paired: { pairs: 150, biasPct: 6.02, medianAbsDeltaPct: 6.02, absDeltaP90Pct: 6.1 },
+    };
+    const d = decideCanary(vm, later(61_000), true, biased);
+    expect(d.action).toBe("rollback");
+    expect(d.event?.message).toContain("bias 6.02% beyond ±2%");
+    expect(d.candidate.lastAnalysis).toMatchObject({
+      passed: false,
+      biasPct: 6.02,
+      absDeltaP90Pct: 6.1,
+      pairs: 150,
+    });
+    // A spread too wide fails on its p90 even without a bias.
+    const wide = { ...good, paired: { pairs: 150, biasPct: 0, medianAbsDeltaPct: 5, absDeltaP90Pct: 14 } };
+    expect(decideCanary(vm, later(61_000), true, wide).event?.message).toContain("|delta| p90 14.00% > 10%");
+  });
+
+  it("never passes a step on no evidence: too few pairs waits, then fails with the reason", () => {
+    let vm = model(
+      { candidate },
+      {
+        candidate: {
+          version: "v2",
+          phase: "Progressing",
+          trafficPercent: 10,
+          step: 0,
+          stepStartedAt: t0.toISOString(),
+        },
+      },
+    );
+    const noPairs = { ...good, paired: { pairs: 3, biasPct: 0, medianAbsDeltaPct: 0, absDeltaP90Pct: 0 } };
+    let d = decideCanary(vm, later(61_000), true, noPairs);
+    expect(d).toMatchObject({
+      action: "wait",
+      candidate: { inconclusiveIntervals: 1, lastAnalysis: { passed: false } },
+    });
+    expect(d.candidate.lastAnalysis!.message).toBe("3 paired assets, fewer than the 50 an analysis needs");
+    // No pipeline readings at all is no evidence either.
+    expect(decideCanary(vm, later(61_000), true, { requests: 500, errors: 0, latencyP99Ms: 5 }).action).toBe(
+      "wait",
+    );
+    for (let i = 2; i <= 5; i++) {
+      vm = model({ candidate }, { candidate: d.candidate });
+      d = decideCanary(vm, later(61_000 * i), true, noPairs);
+    }
+    expect(d.action).toBe("rollback");
+    expect(d.event?.message).toContain("not enough evidence after 5 intervals");
   });
 
   it("waits for the interval, for readiness and for enough requests", () => {

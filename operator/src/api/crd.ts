@@ -117,6 +117,19 @@ export const VALUATION_MODEL_CRD = (): Json =>
         description: "Candidate traffic %",
       },
       { name: "Phase", type: "string", jsonPath: ".status.candidate.phase" },
+      {
+        name: "Bias%",
+        type: "number",
+        jsonPath: ".status.candidate.lastAnalysis.biasPct",
+        description: "Median (candidate − champion) / champion over the last step's paired assets",
+      },
+      {
+        name: "AbsDeltaP90%",
+        type: "number",
+        jsonPath: ".status.candidate.lastAnalysis.absDeltaP90Pct",
+        description:
+          "90th percentile of |candidate − champion| / champion over the last step's paired assets",
+      },
       { name: "Ready", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
       { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
     ],

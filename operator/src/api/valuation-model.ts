@@ -29,13 +29,47 @@ export const CanaryAnalysis = z
       .number()
       .min(0)
       .default(10)
-      .describe("Highest median absolute difference between candidate and champion predictions, in %."),
+      .describe("Highest median |candidate − champion| / champion over the interval's paired assets, in %."),
     minRequests: z
       .number()
       .int()
       .min(0)
       .default(50)
       .describe("Fewest candidate requests an interval needs before it can pass."),
+    pairedSamplePercent: z
+      .number()
+      .int()
+      .min(0)
+      .max(100)
+      .default(20)
+      .describe(
+        "Share of requests that pipelines also value with the other version (never awaited on the answer) " +
+          "to compare candidate and champion on the same assets.",
+      ),
+    maxBiasPct: z
+      .number()
+      .min(0)
+      .default(2)
+      .describe("Highest |median (candidate − champion) / champion| over the paired assets, in %: the bias."),
+    maxAbsDeltaP90Pct: z
+      .number()
+      .min(0)
+      .default(10)
+      .describe("Highest 90th percentile of |candidate − champion| / champion over the paired assets, in %."),
+    minPairs: z
+      .number()
+      .int()
+      .min(0)
+      .default(50)
+      .describe(
+        "Fewest paired assets an interval needs before it can pass; a step never passes on no evidence.",
+      ),
+    maxInconclusiveIntervals: z
+      .number()
+      .int()
+      .min(1)
+      .default(5)
+      .describe("Intervals a step may wait for enough requests and pairs before the canary fails."),
   })
   .describe("Checks every step must pass, read from real metrics.");
 
@@ -90,6 +124,29 @@ export const RouteWeight = z.object({
   role: z.enum(["champion", "canary", "shadow"]),
   endpoint: z.string().describe("host:port of the version's gRPC Service."),
   weight: z.number().int().min(0).max(100).describe("Share of traffic in %, 0 for shadow."),
+  pairedSamplePercent: z
+    .number()
+    .int()
+    .min(0)
+    .max(100)
+    .optional()
+    .describe("On a canary route: the share of requests pipelines also value with the other version."),
+});
+
+export const AnalysisFigures = z.object({
+  passed: z.boolean(),
+  message: z.string(),
+  at: z.string(),
+  requests: z.number().int().optional(),
+  errorRatePct: z.number().optional(),
+  latencyP99Ms: z.number().optional(),
+  pairs: z.number().int().optional().describe("Assets valued by both versions in the interval."),
+  biasPct: z.number().optional().describe("Median (candidate − champion) / champion over the pairs, in %."),
+  medianAbsDeltaPct: z.number().optional(),
+  absDeltaP90Pct: z
+    .number()
+    .optional()
+    .describe("90th percentile of |candidate − champion| / champion, in %."),
 });
 
 export const ValuationModelStatus = z.object({
@@ -105,7 +162,12 @@ export const ValuationModelStatus = z.object({
       trafficPercent: z.number().int(),
       step: z.number().int(),
       stepStartedAt: z.string().optional(),
-      lastAnalysis: z.object({ passed: z.boolean(), message: z.string(), at: z.string() }).optional(),
+      inconclusiveIntervals: z
+        .number()
+        .int()
+        .optional()
+        .describe("Intervals this step has waited for enough requests and pairs."),
+      lastAnalysis: AnalysisFigures.optional(),
     })
     .optional(),
   routing: z

@@ -34,3 +34,4 @@ export * from "./row-filter.js";
 export * from "./runtime-env.js";
 export * from "./degraded.js";
 export * from "./pg-listen.js";
+export * from "./paired.js";

@@ -1,6 +1,7 @@
 import {
   ValoraError,
   intervalFor,
+  pairedDeltaPct,
   toValoraError,
   type Counter,
   type Histogram,
@@ -9,7 +10,7 @@ import {
 import { featureRow, toValue, type ModelSchema } from "./features.js";
 import type { InputField, Normalised } from "./input.js";
 import type { ExplanationOut, ModelClient } from "./model-client.js";
-import { chooseRoute, type Route } from "./routing.js";
+import { chooseRoute, pairedRoute, type Route } from "./routing.js";
 import type { MarketIndex } from "./market-index.js";
 
 export interface Comparable {
@@ -91,6 +92,9 @@ export interface PipelineDeps {
   metrics?: {
     shadowDelta: Histogram<"model" | "version">;
     shadowErrors: Counter<"model" | "version">;
+    pairedDelta: Histogram<"model" | "version" | "champion">;
+    pairedAbsDelta: Histogram<"model" | "version" | "champion">;
+    pairedErrors: Counter<"model" | "version">;
     fallbacks: Counter<"asset_class" | "reason">;
   };
   timeoutMs?: number;
@@ -198,7 +202,8 @@ export class ValuationPipeline {
               : Promise.resolve(undefined),
           ]);
           const modelValues = members.map((_, k) => toValue(this.d.schema, predictions[k]!));
-          for (const s of shadows) this.shadow(s, rows, width, modelValues);
+          for (const s of shadows) this.shadow(s, rows, width, modelValues, serve);
+          this.pair(serve, members, width, modelValues);
           members.forEach((m, k) => {
             const value =
               this.d.residualOf && c
@@ -303,21 +308,69 @@ export class ValuationPipeline {
     };
   }
 
-  /** Mirrors rows to a shadow version; never awaited, never changes the answers; records |delta| % per row. */
-  private shadow(route: Route, rows: Float32Array, width: number, served: number[]): void {
+  /**
+   * Mirrors rows to a shadow version; never awaited, never changes the answers; records |delta| %
+   * per row, and the signed pair against the version that served (what the operator reports).
+   */
+  private shadow(route: Route, rows: Float32Array, width: number, served: number[], by: Route): void {
     const labels = { model: this.d.spec.model.name, version: route.version };
     this.d
       .client(route)
       .predict(rows, width, (this.d.timeoutMs ?? 1000) * Math.max(1, Math.ceil(served.length / 20)))
       .then((out) =>
-        served.forEach((v, k) =>
-          this.d.metrics?.shadowDelta.observe(
-            labels,
-            (100 * Math.abs(toValue(this.d.schema, out[k]!) - v)) / v,
-          ),
-        ),
+        served.forEach((v, k) => {
+          const shadowValue = toValue(this.d.schema, out[k]!);
+          this.d.metrics?.shadowDelta.observe(labels, (100 * Math.abs(shadowValue - v)) / v);
+          this.recordPair(route, by, shadowValue, v);
+        }),
       )
       .catch(() => this.d.metrics?.shadowErrors.inc(labels));
+  }
+
+  /**
+   * The paired sample of a canary: the members in the sample are also valued by the other version
+   * (never awaited, never changing an answer), and each pair's signed delta is recorded.
+   */
+  private pair(
+    serve: Route,
+    members: { row: Float32Array; assetKey: string }[],
+    width: number,
+    served: number[],
+  ) {
+    const routes = this.d.routes();
+    let pair: ReturnType<typeof pairedRoute>;
+    const sample: number[] = [];
+    members.forEach((m, k) => {
+      const p = pairedRoute(routes, serve, m.assetKey);
+      if (!p) return;
+      pair = p;
+      sample.push(k);
+    });
+    if (!pair) return;
+    const { other: o, candidate: c, champion: h } = pair;
+    const rows = new Float32Array(sample.length * width);
+    sample.forEach((k, i) => rows.set(members[k]!.row, i * width));
+    const timeoutMs = (this.d.timeoutMs ?? 1000) * Math.max(1, Math.ceil(sample.length / 20));
+    this.d
+      .client(o)
+      .predict(rows, width, timeoutMs)
+      .then((out) =>
+        sample.forEach((k, i) => {
+          const otherValue = toValue(this.d.schema, out[i]!);
+          const [candidateValue, championValue] =
+            o === c ? [otherValue, served[k]!] : [served[k]!, otherValue];
+          this.recordPair(c, h, candidateValue, championValue);
+        }),
+      )
+      .catch(() => this.d.metrics?.pairedErrors.inc({ model: this.d.spec.model.name, version: o.version }));
+  }
+
+  private recordPair(candidate: Route, champion: Route, candidateValue: number, championValue: number): void {
+    if (!(championValue > 0) || !Number.isFinite(candidateValue)) return;
+    const labels = { model: this.d.spec.model.name, version: candidate.version, champion: champion.version };
+    const delta = pairedDeltaPct(candidateValue, championValue);
+    this.d.metrics?.pairedDelta.observe(labels, delta);
+    this.d.metrics?.pairedAbsDelta.observe(labels, Math.abs(delta));
   }
 }
 

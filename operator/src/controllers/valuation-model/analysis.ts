@@ -1,6 +1,7 @@
+import { pairedFigures } from "./paired.js";
 import type { AnalysisInput } from "./rollout.js";
 
-/** Where the canary analysis reads the candidate's and the champion's serving metrics. */
+/** Where the canary analysis reads the candidate's serving metrics and the pipelines' paired sample. */
 export interface AnalysisSource {
   analyse(input: {
     namespace: string;
@@ -9,6 +10,8 @@ export interface AnalysisSource {
     champion: string;
     candidateUrl: string;
     championUrl: string;
+    /** The /metrics of the pipelines that route to this model (they record the paired deltas). */
+    pipelineUrls: string[];
   }): Promise<AnalysisInput | undefined>;
 }
 
@@ -16,7 +19,12 @@ interface Snapshot {
   requests: number;
   errors: number;
   buckets: Map<number, number>;
-  predictions: Map<number, number>;
+}
+
+/** The paired-delta histograms of one candidate against one champion, summed over pipelines. */
+interface PairedSnapshot {
+  signed: Map<number, number>;
+  absolute: Map<number, number>;
 }
 
 const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}\s+([-+0-9.eE]+|NaN|\+Inf)$/;
@@ -29,7 +37,7 @@ function labelsOf(s: string): Record<string, string> {
 
 /** Pure: the counters a canary analysis needs from one model server's Prometheus text. */
 export function snapshotOf(text: string, model: string): Snapshot {
-  const snap: Snapshot = { requests: 0, errors: 0, buckets: new Map(), predictions: new Map() };
+  const snap: Snapshot = { requests: 0, errors: 0, buckets: new Map() };
   for (const line of text.split("\n")) {
     const m = LINE.exec(line);
     if (!m) continue;
@@ -43,13 +51,45 @@ export function snapshotOf(text: string, model: string): Snapshot {
     } else if (m[1] === "valora_model_request_seconds_bucket" && labels["kind"] === "infer") {
       const le = labels["le"] === "+Inf" ? Number.POSITIVE_INFINITY : Number(labels["le"]);
       snap.buckets.set(le, (snap.buckets.get(le) ?? 0) + value);
-    } else if (m[1] === "valora_model_prediction_bucket") {
-      const le = labels["le"] === "+Inf" ? Number.POSITIVE_INFINITY : Number(labels["le"]);
-      snap.predictions.set(le, (snap.predictions.get(le) ?? 0) + value);
     }
   }
   return snap;
 }
+
+const leOf = (labels: Record<string, string>) =>
+  labels["le"] === "+Inf" ? Number.POSITIVE_INFINITY : Number(labels["le"]);
+
+/** Pure: the paired-delta histograms of `candidate` against `champion` in a pipeline's Prometheus text. */
+export function pairedSnapshotOf(
+  text: string,
+  model: string,
+  candidate: string,
+  champion: string,
+): PairedSnapshot {
+  const snap: PairedSnapshot = { signed: new Map(), absolute: new Map() };
+  for (const line of text.split("\n")) {
+    const m = LINE.exec(line);
+    if (!m) continue;
+    const target =
+      m[1] === "valora_paired_delta_percent_bucket"
+        ? snap.signed
+        : m[1] === "valora_paired_abs_delta_percent_bucket"
+          ? snap.absolute
+          : undefined;
+    if (!target) continue;
+    const labels = labelsOf(m[2]!);
+    if (labels["model"] !== model || labels["version"] !== candidate || labels["champion"] !== champion)
+      continue;
+    const le = leOf(labels);
+    target.set(le, (target.get(le) ?? 0) + Number(m[3]));
+  }
+  return snap;
+}
+
+const addInto = (into: Map<number, number>, from: Map<number, number>) => {
+  for (const [k, v] of from) into.set(k, (into.get(k) ?? 0) + v);
+  return into;
+};
 
 /** Quantile from cumulative histogram bucket counts (upper bound of the bucket that holds it). */
 export function histogramQuantile(buckets: Map<number, number>, q: number): number {
@@ -71,6 +111,7 @@ const diff = (a: Map<number, number>, b: Map<number, number> | undefined): Map<n
  */
 export class PodMetricsAnalysis implements AnalysisSource {
   private readonly previous = new Map<string, Snapshot>();
+  private readonly previousPaired = new Map<string, PairedSnapshot>();
 
   constructor(private readonly fetchFn: typeof fetch = fetch) {}
 
@@ -81,28 +122,39 @@ export class PodMetricsAnalysis implements AnalysisSource {
   }
 
   async analyse(i: Parameters<AnalysisSource["analyse"]>[0]): Promise<AnalysisInput | undefined> {
-    const [cand, champ] = await Promise.all([
-      this.read(i.candidateUrl, i.model),
-      this.read(i.championUrl, i.model),
-    ]);
+    const cand = await this.read(i.candidateUrl, i.model);
     const kc = `${i.namespace}/${i.model}/${i.candidate}`;
-    const kh = `${i.namespace}/${i.model}/${i.champion}`;
     const pc = this.previous.get(kc);
-    const ph = this.previous.get(kh);
     this.previous.set(kc, cand);
-    this.previous.set(kh, champ);
     const latency = diff(cand.buckets, pc?.buckets);
-    const candMedian = histogramQuantile(diff(cand.predictions, pc?.predictions), 0.5);
-    const champMedian = histogramQuantile(diff(champ.predictions, ph?.predictions), 0.5);
+    const paired = await this.readPaired(i);
+    const kp = `${kc}/paired/${i.champion}`;
+    const pp = this.previousPaired.get(kp);
+    this.previousPaired.set(kp, paired);
     return {
       requests: cand.requests - (pc?.requests ?? 0),
       errors: cand.errors - (pc?.errors ?? 0),
       latencyP99Ms: histogramQuantile(latency, 0.99) * 1000,
-      medianAbsDeltaPct:
-        champMedian !== 0 && Number.isFinite(champMedian) && Number.isFinite(candMedian)
-          ? (100 * Math.abs(candMedian - champMedian)) / Math.abs(champMedian)
-          : 0,
+      paired: pairedFigures(diff(paired.signed, pp?.signed), diff(paired.absolute, pp?.absolute)),
     };
+  }
+
+  /** Sums the paired histograms over every pipeline that routes to the model (any unreachable one fails the read). */
+  private async readPaired(i: Parameters<AnalysisSource["analyse"]>[0]): Promise<PairedSnapshot> {
+    const texts = await Promise.all(
+      i.pipelineUrls.map(async (url) => {
+        const res = await this.fetchFn(url, { signal: AbortSignal.timeout(5000) });
+        if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+        return res.text();
+      }),
+    );
+    const total: PairedSnapshot = { signed: new Map(), absolute: new Map() };
+    for (const text of texts) {
+      const one = pairedSnapshotOf(text, i.model, i.candidate, i.champion);
+      addInto(total.signed, one.signed);
+      addInto(total.absolute, one.absolute);
+    }
+    return total;
   }
 }
 
@@ -135,7 +187,8 @@ export class PrometheusAnalysis implements AnalysisSource {
     const sel = (version: string, extra = "") =>
       `model="${i.model}",version="${version}",namespace="${i.namespace}"${extra}`;
     const w = this.window;
-    const [requests, errors, p99, candMedian, champMedian] = await Promise.all([
+    const pairSel = `model="${i.model}",version="${i.candidate}",champion="${i.champion}",namespace="${i.namespace}"`;
+    const [requests, errors, p99, signed, absolute] = await Promise.all([
       this.scalar(`sum(increase(valora_model_requests_total{${sel(i.candidate, ',kind="infer"')}}[${w}]))`),
       this.scalar(
         `sum(increase(valora_model_requests_total{${sel(i.candidate, ',kind="infer",code!~"OK|INVALID_ARGUMENT|NOT_FOUND"')}}[${w}]))`,
@@ -143,19 +196,35 @@ export class PrometheusAnalysis implements AnalysisSource {
       this.scalar(
         `histogram_quantile(0.99, sum by (le) (rate(valora_model_request_seconds_bucket{${sel(i.candidate, ',kind="infer"')}}[${w}])))`,
       ),
-      this.scalar(
-        `histogram_quantile(0.5, sum by (le) (rate(valora_model_prediction_bucket{${sel(i.candidate)}}[${w}])))`,
-      ),
-      this.scalar(
-        `histogram_quantile(0.5, sum by (le) (rate(valora_model_prediction_bucket{${sel(i.champion)}}[${w}])))`,
-      ),
+      this.buckets(`sum by (le) (increase(valora_paired_delta_percent_bucket{${pairSel}}[${w}]))`),
+      this.buckets(`sum by (le) (increase(valora_paired_abs_delta_percent_bucket{${pairSel}}[${w}]))`),
     ]);
     return {
       requests: Math.round(requests),
       errors: Math.round(errors),
       latencyP99Ms: p99 * 1000,
-      medianAbsDeltaPct:
-        champMedian !== 0 ? (100 * Math.abs(candMedian - champMedian)) / Math.abs(champMedian) : 0,
+      // The same buckets and the same interpolation as the pod reading: the same figures.
+      paired: pairedFigures(signed, absolute),
     };
+  }
+
+  /** A cumulative histogram (`le` → count) from a `sum by (le)` query. */
+  private async buckets(query: string): Promise<Map<number, number>> {
+    const url = new URL("/api/v1/query", this.baseUrl);
+    url.searchParams.set("query", query);
+    const res = await this.fetchFn(url, { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) throw new Error(`prometheus ${res.status} for ${query}`);
+    const body = (await res.json()) as {
+      status: string;
+      data?: { result: { metric: { le?: string }; value: [number, string] }[] };
+    };
+    if (body.status !== "success") throw new Error(`prometheus query failed: ${query}`);
+    const out = new Map<number, number>();
+    for (const r of body.data?.result ?? []) {
+      const le = r.metric.le === "+Inf" ? Number.POSITIVE_INFINITY : Number(r.metric.le);
+      // increase() extrapolates to fractions: counts of pairs are whole.
+      out.set(le, Math.round(Number(r.value[1])));
+    }
+    return out;
   }
 }

@@ -49,6 +49,10 @@ export interface ValuationModelControllerDeps {
   analysis: AnalysisSource;
   /** Where a version's /metrics is (the Service in a cluster; loopback in tests). */
   metricsUrl?: (vm: ValuationModel, version: string) => string;
+  /** AssetPipelines: those that route to a model record its paired comparison. */
+  pipelines?: ResilientInformer<KubernetesObject>;
+  /** Where an AssetPipeline's /metrics is (its Service's http port in a cluster; loopback in tests). */
+  pipelineMetricsUrl?: (namespace: string, pipeline: string) => string;
   now?: () => Date;
   logger: Logger;
 }
@@ -69,11 +73,16 @@ const metricsAddress = (vm: ValuationModel, version: string) =>
 export class ValuationModelReconciler {
   private readonly now: () => Date;
   private readonly metricsUrl: (vm: ValuationModel, version: string) => string;
+  private readonly pipelineMetricsUrl: (namespace: string, pipeline: string) => string;
 
   constructor(private readonly d: ValuationModelControllerDeps) {
     this.now = d.now ?? (() => new Date());
     this.metricsUrl =
       d.metricsUrl ?? ((vm, v) => `http://${resolveServiceAddress(metricsAddress(vm, v))}/metrics`);
+    this.pipelineMetricsUrl =
+      d.pipelineMetricsUrl ??
+      ((ns, p) =>
+        `http://${resolveServiceAddress(`${dnsLabel("pipeline", p)}.${ns}.svc.cluster.local:9464`)}/metrics`);
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -150,6 +159,7 @@ export class ValuationModelReconciler {
             champion: vm.spec.champion.version,
             candidateUrl: this.metricsUrl(vm, c.version),
             championUrl: this.metricsUrl(vm, vm.spec.champion.version),
+            pipelineUrls: this.pipelinesOf(vm).map((p) => this.pipelineMetricsUrl(namespace, p)),
           })
           .catch((err: unknown) => {
             this.d.logger.warn(
@@ -218,6 +228,14 @@ export class ValuationModelReconciler {
       return { requeueAfterMs: durationMs(vm.spec.candidate?.canary?.interval ?? "1m") };
     if (live.some((v) => !ready.versions.has(v.version))) return { requeueAfterMs: 5000 };
     return {};
+  }
+
+  /** The AssetPipelines (names) whose spec.model names this ValuationModel. */
+  private pipelinesOf(vm: ValuationModel): string[] {
+    const namespace = vm.metadata.namespace ?? "default";
+    return (this.d.pipelines?.list(namespace) ?? [])
+      .filter((p) => (p as { spec?: { model?: { name?: string } } }).spec?.model?.name === vm.metadata.name)
+      .map((p) => p.metadata!.name!);
   }
 
   private readyVersions(vm: ValuationModel): { versions: Set<string>; replicas: Map<string, number> } {

@@ -1,4 +1,5 @@
-import type { ValuationModel, ValuationModelStatus } from "../../api/index.js";
+import { CanaryAnalysis, type ValuationModel, type ValuationModelStatus } from "../../api/index.js";
+import type { PairedFigures } from "./paired.js";
 import { durationMs } from "../shared.js";
 import { serviceEndpoint } from "./desired.js";
 
@@ -7,12 +8,13 @@ export interface AnalysisInput {
   requests: number;
   errors: number;
   latencyP99Ms: number;
-  /** Median absolute % difference between candidate and champion predictions. */
-  medianAbsDeltaPct: number;
+  /** The same assets valued by both versions (pipelines' paired sample); undefined when unreadable. */
+  paired?: PairedFigures;
 }
 
 export type CandidateStatus = NonNullable<ValuationModelStatus["candidate"]>;
 export type Route = NonNullable<ValuationModelStatus["routing"]>[number];
+type Figures = NonNullable<CandidateStatus["lastAnalysis"]>;
 
 export type RolloutDecision =
   | { action: "start"; candidate: CandidateStatus; event?: undefined }
@@ -27,36 +29,72 @@ export type RolloutDecision =
   | { action: "rollback"; candidate: CandidateStatus; event: { reason: "CanaryRolledBack"; message: string } }
   | { action: "none"; candidate: CandidateStatus; event?: undefined };
 
-/** Pure: judges one interval's analysis against the spec's thresholds. */
+/** The analysis thresholds when a ValuationModel names none (the CRD's defaults). */
+export const DEFAULT_ANALYSIS = CanaryAnalysis.parse({});
+
+const pct = (x: number, digits = 2) => `${x.toFixed(digits)}%`;
+
+/** Pure: the figures of an interval as status records them (rounded for people, not for the checks). */
+function figuresOf(a: AnalysisInput): Omit<Figures, "passed" | "message" | "at"> {
+  const errorRatePct = a.requests > 0 ? (100 * a.errors) / a.requests : 0;
+  return {
+    requests: a.requests,
+    errorRatePct: Math.round(errorRatePct * 100) / 100,
+    latencyP99Ms: Math.round(a.latencyP99Ms * 10) / 10,
+    ...(a.paired
+      ? {
+          pairs: a.paired.pairs,
+          biasPct: Math.round(a.paired.biasPct * 100) / 100,
+          medianAbsDeltaPct: Math.round(a.paired.medianAbsDeltaPct * 100) / 100,
+          absDeltaP90Pct: Math.round(a.paired.absDeltaP90Pct * 100) / 100,
+        }
+      : {}),
+  };
+}
+
+/**
+ * Pure: judges one interval's analysis against the spec's thresholds. A candidate is judged on
+ * valuations — how its values differ from the champion's on the same assets (bias, |delta| median
+ * and p90) — as well as on errors and latency; an interval without enough requests or pairs is
+ * inconclusive, never a pass.
+ */
 export function judge(
   vm: ValuationModel,
   a: AnalysisInput,
 ): { passed: boolean | "inconclusive"; message: string } {
-  const t = vm.spec.candidate?.canary?.analysis ?? {
-    maxErrorRate: 0.01,
-    maxLatencyP99Ms: 50,
-    maxMedianAbsDeltaPct: 10,
-    minRequests: 50,
-  };
+  const t = { ...DEFAULT_ANALYSIS, ...vm.spec.candidate?.canary?.analysis };
   if (a.requests < t.minRequests)
     return {
       passed: "inconclusive",
       message: `${a.requests} requests, fewer than the ${t.minRequests} an analysis needs`,
     };
+  const pairs = a.paired?.pairs ?? 0;
+  if (pairs < t.minPairs || (t.minPairs > 0 && !a.paired))
+    return {
+      passed: "inconclusive",
+      message: `${pairs} paired assets, fewer than the ${t.minPairs} an analysis needs`,
+    };
   const errorRate = a.requests > 0 ? a.errors / a.requests : 0;
   const failures: string[] = [];
   if (errorRate > t.maxErrorRate)
-    failures.push(`error rate ${(100 * errorRate).toFixed(2)}% > ${(100 * t.maxErrorRate).toFixed(2)}%`);
+    failures.push(`error rate ${pct(100 * errorRate)} > ${pct(100 * t.maxErrorRate)}`);
   if (a.latencyP99Ms > t.maxLatencyP99Ms)
     failures.push(`p99 ${a.latencyP99Ms.toFixed(1)} ms > ${t.maxLatencyP99Ms} ms`);
-  if (a.medianAbsDeltaPct > t.maxMedianAbsDeltaPct)
-    failures.push(`median |delta| ${a.medianAbsDeltaPct.toFixed(2)}% > ${t.maxMedianAbsDeltaPct}%`);
-  return failures.length > 0
-    ? { passed: false, message: failures.join("; ") }
-    : {
-        passed: true,
-        message: `error rate ${(100 * errorRate).toFixed(2)}%, p99 ${a.latencyP99Ms.toFixed(1)} ms, median |delta| ${a.medianAbsDeltaPct.toFixed(2)}% over ${a.requests} requests`,
-      };
+  const p = a.paired;
+  if (p && Math.abs(p.biasPct) > t.maxBiasPct)
+    failures.push(`bias ${pct(p.biasPct)} beyond ±${t.maxBiasPct}%`);
+  if (p && p.absDeltaP90Pct > t.maxAbsDeltaP90Pct)
+    failures.push(`|delta| p90 ${pct(p.absDeltaP90Pct)} > ${t.maxAbsDeltaP90Pct}%`);
+  if (p && p.medianAbsDeltaPct > t.maxMedianAbsDeltaPct)
+    failures.push(`median |delta| ${pct(p.medianAbsDeltaPct)} > ${t.maxMedianAbsDeltaPct}%`);
+  if (failures.length > 0) return { passed: false, message: failures.join("; ") };
+  const paired = p
+    ? `, bias ${pct(p.biasPct)}, |delta| median ${pct(p.medianAbsDeltaPct)} p90 ${pct(p.absDeltaP90Pct)} over ${p.pairs} pairs`
+    : "";
+  return {
+    passed: true,
+    message: `error rate ${pct(100 * errorRate)}, p99 ${a.latencyP99Ms.toFixed(1)} ms over ${a.requests} requests${paired}`,
+  };
 }
 
 /**
@@ -109,9 +147,37 @@ export function decideCanary(
   if (elapsed < interval || !analysis)
     return { action: "wait", candidate: current, requeueAfterMs: Math.max(1000, interval - elapsed) };
   const verdict = judge(vm, analysis);
-  const lastAnalysis = { passed: verdict.passed === true, message: verdict.message, at };
-  if (verdict.passed === "inconclusive")
-    return { action: "wait", candidate: { ...current, lastAnalysis }, requeueAfterMs: interval };
+  const lastAnalysis = {
+    passed: verdict.passed === true,
+    message: verdict.message,
+    at,
+    ...figuresOf(analysis),
+  };
+  if (verdict.passed === "inconclusive") {
+    const waited = (current.inconclusiveIntervals ?? 0) + 1;
+    const limit = c.canary?.analysis?.maxInconclusiveIntervals ?? DEFAULT_ANALYSIS.maxInconclusiveIntervals;
+    if (waited < limit)
+      return {
+        action: "wait",
+        candidate: { ...current, inconclusiveIntervals: waited, lastAnalysis },
+        requeueAfterMs: interval,
+      };
+    const message = `not enough evidence after ${waited} intervals: ${verdict.message}`;
+    return {
+      action: "rollback",
+      candidate: {
+        ...current,
+        phase: "RolledBack",
+        trafficPercent: 0,
+        inconclusiveIntervals: waited,
+        lastAnalysis: { ...lastAnalysis, message },
+      },
+      event: {
+        reason: "CanaryRolledBack",
+        message: `candidate ${c.version} rolled back at ${current.trafficPercent}%: ${message}`,
+      },
+    };
+  }
   if (!verdict.passed) {
     return {
       action: "rollback",
@@ -144,7 +210,14 @@ export function decideCanary(
   }
   return {
     action: "advance",
-    candidate: { ...current, step: next, trafficPercent: steps[next]!, stepStartedAt: at, lastAnalysis },
+    candidate: {
+      ...current,
+      step: next,
+      trafficPercent: steps[next]!,
+      stepStartedAt: at,
+      inconclusiveIntervals: 0,
+      lastAnalysis,
+    },
     event: {
       reason: "CanaryStepAdvanced",
       message: `candidate ${c.version} at ${steps[next]}% after passing ${current.trafficPercent}%: ${verdict.message}`,
@@ -174,7 +247,9 @@ export function routing(
     readyVersions.has(c.version)
       ? candidate.trafficPercent
       : 0;
-  if (canaryWeight < 100)
+  // At 100 % the champion stays listed with weight 0 while the step runs: it serves nothing, but
+  // pipelines still value the paired sample with it, so the last step is judged on evidence too.
+  if (canaryWeight < 100 || candidate?.phase === "Progressing")
     routes.push({
       version: champion,
       role: "champion",
@@ -195,6 +270,7 @@ export function routing(
         role: "canary",
         endpoint: serviceEndpoint(vm, c.version),
         weight: canaryWeight,
+        pairedSamplePercent: c.canary?.analysis?.pairedSamplePercent ?? DEFAULT_ANALYSIS.pairedSamplePercent,
       });
   }
   return routes;
