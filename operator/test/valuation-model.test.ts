@@ -267,6 +267,35 @@ describe("canary rollout (pure)", () => {
     expect(d.event?.message).toContain("not enough evidence after 5 intervals");
   });
 
+  it("records a shadow's paired figures every interval, and never promotes or rolls it back", () => {
+    const shadow = { ...candidate, strategy: "Shadow" as const };
+    const vm = model(
+      { candidate: shadow },
+      {
+        candidate: {
+          version: "v2",
+          phase: "Shadowing",
+          trafficPercent: 0,
+          step: 0,
+          stepStartedAt: t0.toISOString(),
+        },
+      },
+    );
+    expect(decideCanary(vm, later(30_000), true, good)).toMatchObject({
+      action: "wait",
+      requeueAfterMs: 30_000,
+    });
+    const biased = { ...good, paired: { pairs: 400, biasPct: 6, medianAbsDeltaPct: 6, absDeltaP90Pct: 6.1 } };
+    const d = decideCanary(vm, later(61_000), true, biased);
+    expect(d.action).toBe("wait");
+    expect(d.candidate).toMatchObject({
+      phase: "Shadowing",
+      trafficPercent: 0,
+      stepStartedAt: later(61_000).toISOString(),
+      lastAnalysis: { passed: false, biasPct: 6, pairs: 400 },
+    });
+  });
+
   it("waits for the interval, for readiness and for enough requests", () => {
     const vm = model(
       { candidate },

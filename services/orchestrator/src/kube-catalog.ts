@@ -1,5 +1,5 @@
 import { dnsLabel, type InputField } from "@valora/kit";
-import type { AssetClassEntry } from "./service.js";
+import type { AssetClassEntry, CandidateStatusObject } from "./service.js";
 
 /** The parts of the custom resources the orchestrator reads (what the operator and users write). */
 export interface AssetPipelineObject {
@@ -18,6 +18,7 @@ export interface ValuationModelObject {
   status?: {
     champion?: { version: string };
     routing?: { version: string; role: "champion" | "canary" | "shadow"; endpoint: string; weight: number }[];
+    candidate?: CandidateStatusObject;
   };
 }
 
@@ -51,6 +52,7 @@ export function catalogFrom(
         championVersion: () => vm?.status?.champion?.version ?? vm?.spec.champion.version,
         routes: () => routes,
         candidateStrategy: () => vm?.spec.candidate?.strategy,
+        candidateStatus: () => vm?.status?.candidate,
       },
     });
   }

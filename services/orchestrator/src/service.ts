@@ -33,6 +33,23 @@ export interface AssetClassEntry {
   routes(): { version: string; role: "champion" | "canary" | "shadow"; weight: number }[];
   /** Candidate strategy when a rollout is in progress ("Canary" | "Shadow"). */
   candidateStrategy?(): string | undefined;
+  /** The operator's status of the candidate: its phase and last analysis. */
+  candidateStatus?(): CandidateStatusObject | undefined;
+}
+
+/** ValuationModel status.candidate, as far as the catalog reports it. */
+export interface CandidateStatusObject {
+  version: string;
+  phase: string;
+  lastAnalysis?: {
+    passed: boolean;
+    message: string;
+    at: string;
+    pairs?: number;
+    biasPct?: number;
+    medianAbsDeltaPct?: number;
+    absDeltaP90Pct?: number;
+  };
 }
 
 type ResultInit = MessageInitShape<typeof ValuationResultSchema>;
@@ -322,6 +339,7 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
                         ),
                     )
                   : 0,
+              ...candidateAnalysisOf(e.candidateStatus?.()),
               performance: perf.of(e.model).map((p) => ({
                 ...p,
                 role: served.get(p.version) ?? p.role,
@@ -336,4 +354,23 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
       };
     },
   });
+}
+
+/** Pure: the ListModels candidate_analysis of a ValuationModel's status.candidate (none without one). */
+function candidateAnalysisOf(c: CandidateStatusObject | undefined) {
+  if (!c) return {};
+  const a = c.lastAnalysis;
+  return {
+    candidateAnalysis: {
+      version: c.version,
+      phase: c.phase,
+      passed: a?.passed ?? false,
+      message: a?.message ?? "",
+      at: a?.at ?? "",
+      pairs: a?.pairs ?? 0,
+      biasPct: a?.biasPct ?? 0,
+      medianAbsDeltaPct: a?.medianAbsDeltaPct ?? 0,
+      absDeltaP90Pct: a?.absDeltaP90Pct ?? 0,
+    },
+  };
 }

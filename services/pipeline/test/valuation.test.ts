@@ -148,6 +148,44 @@ describe.skipIf(!existsSync(bin))("valuation pipeline against real model servers
     expect(canary / n).toBeLessThan(0.4);
   });
 
+  it("values a sticky sample of assets with the other version too, off the answer path, and records each pair", async () => {
+    // The same model serves v1 and v2: every pair's delta is exactly 0, whichever version served.
+    const series = 'model="real-estate",version="v2",champion="v1"';
+    const count = async () => {
+      const lines = (await registry.metrics()).split("\n").filter((l) => l.includes(series));
+      const value = (prefix: string, le?: string) =>
+        Number(
+          lines
+            .find((l) => l.startsWith(prefix) && (le === undefined || l.includes(`le="${le}"`)))
+            ?.split(" ")
+            .at(-1) ?? 0,
+        );
+      return {
+        total: value("valora_paired_delta_percent_count"),
+        zero: value("valora_paired_delta_percent_bucket", "0"),
+        below: value("valora_paired_delta_percent_bucket", "-0.1"),
+      };
+    };
+    const before = (await count()).total;
+    routes = routes.map((r) => (r.role === "canary" ? { ...r, pairedSamplePercent: 50 } : r));
+    const n = 200;
+    for (let i = 300; i < 300 + n; i++) {
+      const attrs = house(i);
+      await pipeline.value(attrs, assetKey(attrs));
+    }
+    await expect
+      .poll(async () => (await count()).total - before, { timeout: 5000 })
+      .toBeGreaterThan(0.35 * n);
+    const after = await count();
+    expect(after.total - before).toBeLessThan(0.65 * n);
+    expect(after.zero).toBe(after.total);
+    expect(after.below).toBe(0);
+    routes = routes.map((r) => (r.role === "canary" ? { ...r, pairedSamplePercent: 0 } : r));
+    const still = (await count()).total;
+    for (let i = 500; i < 520; i++) await pipeline.value(house(i), assetKey(house(i)));
+    expect((await count()).total).toBe(still);
+  });
+
   it("isolates shadows: a dead shadow neither delays nor changes the answer, and its failures are counted", async () => {
     const attrs = house(3);
     const before = await pipeline.value(attrs, assetKey(attrs));

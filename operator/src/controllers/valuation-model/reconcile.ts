@@ -144,13 +144,15 @@ export class ValuationModelReconciler {
     if (vm.spec.candidate) {
       const c = vm.spec.candidate;
       const current = vm.status?.candidate;
+      // A canary step is analysed when its interval is over; a shadow every interval too, so a
+      // data scientist sees the same paired figures before editing spec.champion.
       const due =
         current?.version === c.version &&
-        current.phase === "Progressing" &&
+        (current.phase === "Progressing" || current.phase === "Shadowing") &&
         this.now().getTime() - new Date(current.stepStartedAt ?? 0).getTime() >=
           durationMs(c.canary?.interval ?? "1m");
       let analysis: AnalysisInput | undefined;
-      if (due && c.strategy === "Canary") {
+      if (due) {
         analysis = await this.d.analysis
           .analyse({
             namespace,

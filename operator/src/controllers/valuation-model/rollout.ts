@@ -125,12 +125,8 @@ export function decideCanary(
       },
     };
   }
-  if (
-    current.phase === "RolledBack" ||
-    current.phase === "Promoted" ||
-    current.phase === "Paused" ||
-    current.phase === "Shadowing"
-  )
+  if (current.phase === "Shadowing") return shadowFigures(vm, current, now, analysis);
+  if (current.phase === "RolledBack" || current.phase === "Promoted" || current.phase === "Paused")
     return { action: "none", candidate: current };
   if (!candidateReady)
     return {
@@ -156,10 +152,12 @@ export function decideCanary(
   if (verdict.passed === "inconclusive") {
     const waited = (current.inconclusiveIntervals ?? 0) + 1;
     const limit = c.canary?.analysis?.maxInconclusiveIntervals ?? DEFAULT_ANALYSIS.maxInconclusiveIntervals;
+    // A new interval starts now: the next analysis reads a whole interval's traffic, not what
+    // arrived since this reading.
     if (waited < limit)
       return {
         action: "wait",
-        candidate: { ...current, inconclusiveIntervals: waited, lastAnalysis },
+        candidate: { ...current, inconclusiveIntervals: waited, stepStartedAt: at, lastAnalysis },
         requeueAfterMs: interval,
       };
     const message = `not enough evidence after ${waited} intervals: ${verdict.message}`;
@@ -222,6 +220,35 @@ export function decideCanary(
       reason: "CanaryStepAdvanced",
       message: `candidate ${c.version} at ${steps[next]}% after passing ${current.trafficPercent}%: ${verdict.message}`,
     },
+  };
+}
+
+/**
+ * Pure: a shadow candidate is never promoted or rolled back by analysis (promotion is a spec edit);
+ * each interval's paired figures and verdict are recorded in status for whoever decides.
+ */
+function shadowFigures(
+  vm: ValuationModel,
+  current: CandidateStatus,
+  now: Date,
+  analysis: AnalysisInput | undefined,
+): RolloutDecision {
+  const interval = durationMs(vm.spec.candidate?.canary?.interval ?? "1m");
+  const elapsed = now.getTime() - new Date(current.stepStartedAt ?? now.toISOString()).getTime();
+  if (!analysis || elapsed < interval)
+    return { action: "wait", candidate: current, requeueAfterMs: Math.max(1000, interval - elapsed) };
+  const at = now.toISOString();
+  const verdict = judge(vm, analysis);
+  const lastAnalysis = {
+    passed: verdict.passed === true,
+    message: verdict.message,
+    at,
+    ...figuresOf(analysis),
+  };
+  return {
+    action: "wait",
+    candidate: { ...current, stepStartedAt: at, lastAnalysis },
+    requeueAfterMs: interval,
   };
 }
 

@@ -17,10 +17,11 @@ export interface Banner {
 export function up(
   dataDir: string,
   env: Record<string, string | undefined> = {},
+  args: string[] = [],
 ): Promise<{ child: ChildProcess; banner: Banner; lines: Record<string, unknown>[] }> {
   const child = spawn(
     process.execPath,
-    [bin, "up", "--data-dir", dataDir, "--port", "0", "--grpc-port", "0", "--kube-port", "0"],
+    [bin, "up", "--data-dir", dataDir, "--port", "0", "--grpc-port", "0", "--kube-port", "0", ...args],
     {
       cwd: root,
       env: {

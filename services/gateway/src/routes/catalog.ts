@@ -38,6 +38,20 @@ const Model = z.object({
   assetClass: z.string(),
   champion: z.object({ version: z.string() }),
   candidate: z.object({ version: z.string(), strategy: z.string(), trafficPercent: z.number() }).nullable(),
+  candidateAnalysis: z
+    .object({
+      version: z.string(),
+      phase: z.string(),
+      passed: z.boolean(),
+      message: z.string(),
+      at: z.string(),
+      pairs: z.number(),
+      biasPct: z.number().describe("Median (candidate − champion) / champion over the paired assets, in %"),
+      medianAbsDeltaPct: z.number(),
+      absDeltaP90Pct: z.number().describe("90th percentile of |candidate − champion| / champion, in %"),
+    })
+    .nullable()
+    .describe("The operator's last judgement of the candidate (also after a rollback or promotion)"),
   performance: z.array(Performance),
 });
 const NameParam = z.strictObject({ name: z.string().min(1).max(100) });
@@ -79,6 +93,19 @@ export const catalogRoutes: FastifyPluginAsync<{
             version: m.candidateVersion,
             strategy: m.candidateStrategy,
             trafficPercent: m.candidateTrafficPercent,
+          }
+        : null,
+      candidateAnalysis: m.candidateAnalysis
+        ? {
+            version: m.candidateAnalysis.version,
+            phase: m.candidateAnalysis.phase,
+            passed: m.candidateAnalysis.passed,
+            message: m.candidateAnalysis.message,
+            at: m.candidateAnalysis.at,
+            pairs: m.candidateAnalysis.pairs,
+            biasPct: m.candidateAnalysis.biasPct,
+            medianAbsDeltaPct: m.candidateAnalysis.medianAbsDeltaPct,
+            absDeltaP90Pct: m.candidateAnalysis.absDeltaP90Pct,
           }
         : null,
       performance: m.performance.map((p) => ({

@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file valora/v1/valuation.proto.
  */
 export const file_valora_v1_valuation: GenFile = /*@__PURE__*/
-  fileDesc("Chl2YWxvcmEvdjEvdmFsdWF0aW9uLnByb3RvEgl2YWxvcmEudjEiGQoXTGlzdEFzc2V0Q2xhc3Nlc1JlcXVlc3QiSAoYTGlzdEFzc2V0Q2xhc3Nlc1Jlc3BvbnNlEiwKDWFzc2V0X2NsYXNzZXMYASADKAsyFS52YWxvcmEudjEuQXNzZXRDbGFzcyJmCgpBc3NldENsYXNzEgwKBG5hbWUYASABKAkSDQoFbW9kZWwYAiABKAkSKQoGZmllbGRzGAMgAygLMhkudmFsb3JhLnYxLklucHV0RmllbGRTcGVjEhAKCGN1cnJlbmN5GAQgASgJIpEBCg5JbnB1dEZpZWxkU3BlYxIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSEAoIcmVxdWlyZWQYAyABKAgSDAoEZW51bRgEIAMoCRIQCgNtaW4YBSABKAFIAIgBARIQCgNtYXgYBiABKAFIAYgBARIPCgdmZWF0dXJlGAcgASgJQgYKBF9taW5CBgoEX21heCITChFMaXN0TW9kZWxzUmVxdWVzdCI8ChJMaXN0TW9kZWxzUmVzcG9uc2USJgoGbW9kZWxzGAEgAygLMhYudmFsb3JhLnYxLk1vZGVsU3RhdHVzItgBCgtNb2RlbFN0YXR1cxIMCgRuYW1lGAEgASgJEhMKC2Fzc2V0X2NsYXNzGAIgASgJEhgKEGNoYW1waW9uX3ZlcnNpb24YAyABKAkSGQoRY2FuZGlkYXRlX3ZlcnNpb24YBCABKAkSGgoSY2FuZGlkYXRlX3N0cmF0ZWd5GAUgASgJEiEKGWNhbmRpZGF0ZV90cmFmZmljX3BlcmNlbnQYBiABKAUSMgoLcGVyZm9ybWFuY2UYByADKAsyHS52YWxvcmEudjEuVmVyc2lvblBlcmZvcm1hbmNlIrYBChJWZXJzaW9uUGVyZm9ybWFuY2USDwoHdmVyc2lvbhgBIAEoCRIMCgRyb2xlGAIgASgJEhAKCHJlcXVlc3RzGAMgASgDEg4KBmVycm9ycxgEIAEoAxIWCg5sYXRlbmN5X3A1MF9tcxgFIAEoARIWCg5sYXRlbmN5X3A5OV9tcxgGIAEoARIcChRtZWRpYW5fYWJzX2RlbHRhX3BjdBgHIAEoARIRCglmYWxsYmFja3MYCCABKAMidgoMVmFsdWVSZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEisKCmF0dHJpYnV0ZXMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhAKCGFzc2V0X2lkGAMgASgJEhIKCnNraXBfY2FjaGUYBCABKAgiOAoNVmFsdWVSZXNwb25zZRInCgl2YWx1YXRpb24YASABKAsyFC52YWxvcmEudjEuVmFsdWF0aW9uInQKEVZhbHVlQmF0Y2hSZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEigKBWl0ZW1zGAIgAygLMhkudmFsb3JhLnYxLlZhbHVlQmF0Y2hJdGVtEhIKCnNraXBfY2FjaGUYAyABKAgSDAoEbGVhbhgEIAEoCCJPCg5WYWx1ZUJhdGNoSXRlbRIrCgphdHRyaWJ1dGVzGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCghhc3NldF9pZBgCIAEoCSJBChJWYWx1ZUJhdGNoUmVzcG9uc2USKwoHcmVzdWx0cxgBIAMoCzIaLnZhbG9yYS52MS5WYWx1YXRpb25SZXN1bHQifwoPVmFsdWF0aW9uUmVzdWx0Eg0KBWluZGV4GAEgASgFEikKCXZhbHVhdGlvbhgCIAEoCzIULnZhbG9yYS52MS5WYWx1YXRpb25IABInCgVlcnJvchgDIAEoCzIWLnZhbG9yYS52MS5FcnJvckRldGFpbEgAQgkKB291dGNvbWUizwIKCVZhbHVhdGlvbhINCgV2YWx1ZRgBIAEoARIQCghjdXJyZW5jeRgCIAEoCRIlCghpbnRlcnZhbBgDIAEoCzITLnZhbG9yYS52MS5JbnRlcnZhbBISCgpjb25maWRlbmNlGAQgASgBEioKC2NvbXBhcmFibGVzGAUgAygLMhUudmFsb3JhLnYxLkNvbXBhcmFibGUSKwoLZXhwbGFuYXRpb24YBiABKAsyFi52YWxvcmEudjEuRXhwbGFuYXRpb24SIgoFbW9kZWwYByABKAsyEy52YWxvcmEudjEuTW9kZWxSZWYSDgoGY2FjaGVkGAggASgIEhcKD2ZhbGxiYWNrX3JlYXNvbhgJIAEoCRIRCglhc3NldF9rZXkYCiABKAkSEwoLYXNzZXRfY2xhc3MYCyABKAkSGAoQZmFsbGJhY2tfbWVzc2FnZRgMIAEoCSI3CghJbnRlcnZhbBILCgNsb3cYASABKAESDAoEaGlnaBgCIAEoARIQCghjb3ZlcmFnZRgDIAEoASLCAQoKQ29tcGFyYWJsZRIKCgJpZBgBIAEoCRINCgVwcmljZRgCIAEoARIWCg5hZGp1c3RlZF9wcmljZRgDIAEoARITCgtkaXN0YW5jZV9rbRgEIAEoARISCgpzaW1pbGFyaXR5GAUgASgBEisKB3NvbGRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCmF0dHJpYnV0ZXMYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IkoKCE1vZGVsUmVmEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIfCgVyb3V0ZRgDIAEoDjIQLnZhbG9yYS52MS5Sb3V0ZSpYCgVSb3V0ZRIVChFST1VURV9VTlNQRUNJRklFRBAAEhIKDlJPVVRFX0NIQU1QSU9OEAESEAoMUk9VVEVfQ0FOQVJZEAISEgoOUk9VVEVfRkFMTEJBQ0sQAzLBAgoQVmFsdWF0aW9uU2VydmljZRI6CgVWYWx1ZRIXLnZhbG9yYS52MS5WYWx1ZVJlcXVlc3QaGC52YWxvcmEudjEuVmFsdWVSZXNwb25zZRJJCgpWYWx1ZUJhdGNoEhwudmFsb3JhLnYxLlZhbHVlQmF0Y2hSZXF1ZXN0Gh0udmFsb3JhLnYxLlZhbHVlQmF0Y2hSZXNwb25zZRJbChBMaXN0QXNzZXRDbGFzc2VzEiIudmFsb3JhLnYxLkxpc3RBc3NldENsYXNzZXNSZXF1ZXN0GiMudmFsb3JhLnYxLkxpc3RBc3NldENsYXNzZXNSZXNwb25zZRJJCgpMaXN0TW9kZWxzEhwudmFsb3JhLnYxLkxpc3RNb2RlbHNSZXF1ZXN0Gh0udmFsb3JhLnYxLkxpc3RNb2RlbHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_valora_v1_common]);
+  fileDesc("Chl2YWxvcmEvdjEvdmFsdWF0aW9uLnByb3RvEgl2YWxvcmEudjEiGQoXTGlzdEFzc2V0Q2xhc3Nlc1JlcXVlc3QiSAoYTGlzdEFzc2V0Q2xhc3Nlc1Jlc3BvbnNlEiwKDWFzc2V0X2NsYXNzZXMYASADKAsyFS52YWxvcmEudjEuQXNzZXRDbGFzcyJmCgpBc3NldENsYXNzEgwKBG5hbWUYASABKAkSDQoFbW9kZWwYAiABKAkSKQoGZmllbGRzGAMgAygLMhkudmFsb3JhLnYxLklucHV0RmllbGRTcGVjEhAKCGN1cnJlbmN5GAQgASgJIpEBCg5JbnB1dEZpZWxkU3BlYxIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSEAoIcmVxdWlyZWQYAyABKAgSDAoEZW51bRgEIAMoCRIQCgNtaW4YBSABKAFIAIgBARIQCgNtYXgYBiABKAFIAYgBARIPCgdmZWF0dXJlGAcgASgJQgYKBF9taW5CBgoEX21heCITChFMaXN0TW9kZWxzUmVxdWVzdCI8ChJMaXN0TW9kZWxzUmVzcG9uc2USJgoGbW9kZWxzGAEgAygLMhYudmFsb3JhLnYxLk1vZGVsU3RhdHVzIpICCgtNb2RlbFN0YXR1cxIMCgRuYW1lGAEgASgJEhMKC2Fzc2V0X2NsYXNzGAIgASgJEhgKEGNoYW1waW9uX3ZlcnNpb24YAyABKAkSGQoRY2FuZGlkYXRlX3ZlcnNpb24YBCABKAkSGgoSY2FuZGlkYXRlX3N0cmF0ZWd5GAUgASgJEiEKGWNhbmRpZGF0ZV90cmFmZmljX3BlcmNlbnQYBiABKAUSMgoLcGVyZm9ybWFuY2UYByADKAsyHS52YWxvcmEudjEuVmVyc2lvblBlcmZvcm1hbmNlEjgKEmNhbmRpZGF0ZV9hbmFseXNpcxgIIAEoCzIcLnZhbG9yYS52MS5DYW5kaWRhdGVBbmFseXNpcyK6AQoRQ2FuZGlkYXRlQW5hbHlzaXMSDQoFcGhhc2UYASABKAkSDgoGcGFzc2VkGAIgASgIEg8KB21lc3NhZ2UYAyABKAkSCgoCYXQYBCABKAkSDQoFcGFpcnMYBSABKAUSEAoIYmlhc19wY3QYBiABKAESHAoUbWVkaWFuX2Fic19kZWx0YV9wY3QYByABKAESGQoRYWJzX2RlbHRhX3A5MF9wY3QYCCABKAESDwoHdmVyc2lvbhgJIAEoCSK2AQoSVmVyc2lvblBlcmZvcm1hbmNlEg8KB3ZlcnNpb24YASABKAkSDAoEcm9sZRgCIAEoCRIQCghyZXF1ZXN0cxgDIAEoAxIOCgZlcnJvcnMYBCABKAMSFgoObGF0ZW5jeV9wNTBfbXMYBSABKAESFgoObGF0ZW5jeV9wOTlfbXMYBiABKAESHAoUbWVkaWFuX2Fic19kZWx0YV9wY3QYByABKAESEQoJZmFsbGJhY2tzGAggASgDInYKDFZhbHVlUmVxdWVzdBITCgthc3NldF9jbGFzcxgBIAEoCRIrCgphdHRyaWJ1dGVzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCghhc3NldF9pZBgDIAEoCRISCgpza2lwX2NhY2hlGAQgASgIIjgKDVZhbHVlUmVzcG9uc2USJwoJdmFsdWF0aW9uGAEgASgLMhQudmFsb3JhLnYxLlZhbHVhdGlvbiJ0ChFWYWx1ZUJhdGNoUmVxdWVzdBITCgthc3NldF9jbGFzcxgBIAEoCRIoCgVpdGVtcxgCIAMoCzIZLnZhbG9yYS52MS5WYWx1ZUJhdGNoSXRlbRISCgpza2lwX2NhY2hlGAMgASgIEgwKBGxlYW4YBCABKAgiTwoOVmFsdWVCYXRjaEl0ZW0SKwoKYXR0cmlidXRlcxgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEAoIYXNzZXRfaWQYAiABKAkiQQoSVmFsdWVCYXRjaFJlc3BvbnNlEisKB3Jlc3VsdHMYASADKAsyGi52YWxvcmEudjEuVmFsdWF0aW9uUmVzdWx0In8KD1ZhbHVhdGlvblJlc3VsdBINCgVpbmRleBgBIAEoBRIpCgl2YWx1YXRpb24YAiABKAsyFC52YWxvcmEudjEuVmFsdWF0aW9uSAASJwoFZXJyb3IYAyABKAsyFi52YWxvcmEudjEuRXJyb3JEZXRhaWxIAEIJCgdvdXRjb21lIs8CCglWYWx1YXRpb24SDQoFdmFsdWUYASABKAESEAoIY3VycmVuY3kYAiABKAkSJQoIaW50ZXJ2YWwYAyABKAsyEy52YWxvcmEudjEuSW50ZXJ2YWwSEgoKY29uZmlkZW5jZRgEIAEoARIqCgtjb21wYXJhYmxlcxgFIAMoCzIVLnZhbG9yYS52MS5Db21wYXJhYmxlEisKC2V4cGxhbmF0aW9uGAYgASgLMhYudmFsb3JhLnYxLkV4cGxhbmF0aW9uEiIKBW1vZGVsGAcgASgLMhMudmFsb3JhLnYxLk1vZGVsUmVmEg4KBmNhY2hlZBgIIAEoCBIXCg9mYWxsYmFja19yZWFzb24YCSABKAkSEQoJYXNzZXRfa2V5GAogASgJEhMKC2Fzc2V0X2NsYXNzGAsgASgJEhgKEGZhbGxiYWNrX21lc3NhZ2UYDCABKAkiNwoISW50ZXJ2YWwSCwoDbG93GAEgASgBEgwKBGhpZ2gYAiABKAESEAoIY292ZXJhZ2UYAyABKAEiwgEKCkNvbXBhcmFibGUSCgoCaWQYASABKAkSDQoFcHJpY2UYAiABKAESFgoOYWRqdXN0ZWRfcHJpY2UYAyABKAESEwoLZGlzdGFuY2Vfa20YBCABKAESEgoKc2ltaWxhcml0eRgFIAEoARIrCgdzb2xkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgphdHRyaWJ1dGVzGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJKCghNb2RlbFJlZhIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSHwoFcm91dGUYAyABKA4yEC52YWxvcmEudjEuUm91dGUqWAoFUm91dGUSFQoRUk9VVEVfVU5TUEVDSUZJRUQQABISCg5ST1VURV9DSEFNUElPThABEhAKDFJPVVRFX0NBTkFSWRACEhIKDlJPVVRFX0ZBTExCQUNLEAMywQIKEFZhbHVhdGlvblNlcnZpY2USOgoFVmFsdWUSFy52YWxvcmEudjEuVmFsdWVSZXF1ZXN0GhgudmFsb3JhLnYxLlZhbHVlUmVzcG9uc2USSQoKVmFsdWVCYXRjaBIcLnZhbG9yYS52MS5WYWx1ZUJhdGNoUmVxdWVzdBodLnZhbG9yYS52MS5WYWx1ZUJhdGNoUmVzcG9uc2USWwoQTGlzdEFzc2V0Q2xhc3NlcxIiLnZhbG9yYS52MS5MaXN0QXNzZXRDbGFzc2VzUmVxdWVzdBojLnZhbG9yYS52MS5MaXN0QXNzZXRDbGFzc2VzUmVzcG9uc2USSQoKTGlzdE1vZGVscxIcLnZhbG9yYS52MS5MaXN0TW9kZWxzUmVxdWVzdBodLnZhbG9yYS52MS5MaXN0TW9kZWxzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_valora_v1_common]);
 
 /**
  * @generated from message valora.v1.ListAssetClassesRequest
@@ -207,6 +207,13 @@ export type ModelStatus = Message<"valora.v1.ModelStatus"> & {
    * @generated from field: repeated valora.v1.VersionPerformance performance = 7;
    */
   performance: VersionPerformance[];
+
+  /**
+   * The operator's judgement of the candidate (ValuationModel status.candidate), when there is one.
+   *
+   * @generated from field: valora.v1.CandidateAnalysis candidate_analysis = 8;
+   */
+  candidateAnalysis?: CandidateAnalysis | undefined;
 };
 
 /**
@@ -215,6 +222,77 @@ export type ModelStatus = Message<"valora.v1.ModelStatus"> & {
  */
 export const ModelStatusSchema: GenMessage<ModelStatus> = /*@__PURE__*/
   messageDesc(file_valora_v1_valuation, 6);
+
+/**
+ * A canary step's or a shadow interval's analysis: the candidate judged on paired valuations.
+ *
+ * @generated from message valora.v1.CandidateAnalysis
+ */
+export type CandidateAnalysis = Message<"valora.v1.CandidateAnalysis"> & {
+  /**
+   * Pending, Progressing, Paused, Promoted, RolledBack or Shadowing.
+   *
+   * @generated from field: string phase = 1;
+   */
+  phase: string;
+
+  /**
+   * @generated from field: bool passed = 2;
+   */
+  passed: boolean;
+
+  /**
+   * @generated from field: string message = 3;
+   */
+  message: string;
+
+  /**
+   * When the analysis ran (RFC 3339).
+   *
+   * @generated from field: string at = 4;
+   */
+  at: string;
+
+  /**
+   * Assets valued by both versions in the interval.
+   *
+   * @generated from field: int32 pairs = 5;
+   */
+  pairs: number;
+
+  /**
+   * Median (candidate - champion) / champion over the pairs, in %.
+   *
+   * @generated from field: double bias_pct = 6;
+   */
+  biasPct: number;
+
+  /**
+   * @generated from field: double median_abs_delta_pct = 7;
+   */
+  medianAbsDeltaPct: number;
+
+  /**
+   * 90th percentile of |candidate - champion| / champion over the pairs, in %.
+   *
+   * @generated from field: double abs_delta_p90_pct = 8;
+   */
+  absDeltaP90Pct: number;
+
+  /**
+   * The candidate version judged.
+   *
+   * @generated from field: string version = 9;
+   */
+  version: string;
+};
+
+/**
+ * Describes the message valora.v1.CandidateAnalysis.
+ * Use `create(CandidateAnalysisSchema)` to create a new message.
+ */
+export const CandidateAnalysisSchema: GenMessage<CandidateAnalysis> = /*@__PURE__*/
+  messageDesc(file_valora_v1_valuation, 7);
 
 /**
  * Live metrics of one model version, measured by this orchestrator since it started.
@@ -272,7 +350,7 @@ export type VersionPerformance = Message<"valora.v1.VersionPerformance"> & {
  * Use `create(VersionPerformanceSchema)` to create a new message.
  */
 export const VersionPerformanceSchema: GenMessage<VersionPerformance> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 7);
+  messageDesc(file_valora_v1_valuation, 8);
 
 /**
  * @generated from message valora.v1.ValueRequest
@@ -312,7 +390,7 @@ export type ValueRequest = Message<"valora.v1.ValueRequest"> & {
  * Use `create(ValueRequestSchema)` to create a new message.
  */
 export const ValueRequestSchema: GenMessage<ValueRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 8);
+  messageDesc(file_valora_v1_valuation, 9);
 
 /**
  * @generated from message valora.v1.ValueResponse
@@ -329,7 +407,7 @@ export type ValueResponse = Message<"valora.v1.ValueResponse"> & {
  * Use `create(ValueResponseSchema)` to create a new message.
  */
 export const ValueResponseSchema: GenMessage<ValueResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 9);
+  messageDesc(file_valora_v1_valuation, 10);
 
 /**
  * @generated from message valora.v1.ValueBatchRequest
@@ -369,7 +447,7 @@ export type ValueBatchRequest = Message<"valora.v1.ValueBatchRequest"> & {
  * Use `create(ValueBatchRequestSchema)` to create a new message.
  */
 export const ValueBatchRequestSchema: GenMessage<ValueBatchRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 10);
+  messageDesc(file_valora_v1_valuation, 11);
 
 /**
  * @generated from message valora.v1.ValueBatchItem
@@ -391,7 +469,7 @@ export type ValueBatchItem = Message<"valora.v1.ValueBatchItem"> & {
  * Use `create(ValueBatchItemSchema)` to create a new message.
  */
 export const ValueBatchItemSchema: GenMessage<ValueBatchItem> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 11);
+  messageDesc(file_valora_v1_valuation, 12);
 
 /**
  * @generated from message valora.v1.ValueBatchResponse
@@ -410,7 +488,7 @@ export type ValueBatchResponse = Message<"valora.v1.ValueBatchResponse"> & {
  * Use `create(ValueBatchResponseSchema)` to create a new message.
  */
 export const ValueBatchResponseSchema: GenMessage<ValueBatchResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 12);
+  messageDesc(file_valora_v1_valuation, 13);
 
 /**
  * The outcome for one item: a valuation or an error.
@@ -448,7 +526,7 @@ export type ValuationResult = Message<"valora.v1.ValuationResult"> & {
  * Use `create(ValuationResultSchema)` to create a new message.
  */
 export const ValuationResultSchema: GenMessage<ValuationResult> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 13);
+  messageDesc(file_valora_v1_valuation, 14);
 
 /**
  * @generated from message valora.v1.Valuation
@@ -545,7 +623,7 @@ export type Valuation = Message<"valora.v1.Valuation"> & {
  * Use `create(ValuationSchema)` to create a new message.
  */
 export const ValuationSchema: GenMessage<Valuation> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 14);
+  messageDesc(file_valora_v1_valuation, 15);
 
 /**
  * @generated from message valora.v1.Interval
@@ -574,7 +652,7 @@ export type Interval = Message<"valora.v1.Interval"> & {
  * Use `create(IntervalSchema)` to create a new message.
  */
 export const IntervalSchema: GenMessage<Interval> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 15);
+  messageDesc(file_valora_v1_valuation, 16);
 
 /**
  * @generated from message valora.v1.Comparable
@@ -635,7 +713,7 @@ export type Comparable = Message<"valora.v1.Comparable"> & {
  * Use `create(ComparableSchema)` to create a new message.
  */
 export const ComparableSchema: GenMessage<Comparable> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 16);
+  messageDesc(file_valora_v1_valuation, 17);
 
 /**
  * @generated from message valora.v1.ModelRef
@@ -662,7 +740,7 @@ export type ModelRef = Message<"valora.v1.ModelRef"> & {
  * Use `create(ModelRefSchema)` to create a new message.
  */
 export const ModelRefSchema: GenMessage<ModelRef> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 17);
+  messageDesc(file_valora_v1_valuation, 18);
 
 /**
  * Which traffic route produced a valuation.
