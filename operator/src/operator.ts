@@ -2,6 +2,7 @@ import type { KubernetesListObject, KubernetesObject, V1Deployment } from "@kube
 import { counter, histogram, type Logger, type Registry } from "@valora/kit";
 import { GROUP, VERSION } from "./api/index.js";
 import { PodMetricsAnalysis, type AnalysisSource } from "./controllers/valuation-model/analysis.js";
+import { GrpcBacktest, type BacktestSource } from "./controllers/valuation-model/backtest.js";
 import type { ServingDefaults } from "./controllers/valuation-model/desired.js";
 import {
   ValuationModelReconciler,
@@ -22,6 +23,7 @@ export interface OperatorOptions {
   logger: Logger;
   registry: Registry;
   analysis?: AnalysisSource;
+  backtest?: BacktestSource;
   metricsUrl?: ValuationModelControllerDeps["metricsUrl"];
   pipelineMetricsUrl?: ValuationModelControllerDeps["pipelineMetricsUrl"];
   now?: () => Date;
@@ -118,6 +120,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
     core: c.core,
     defaults: o.defaults,
     analysis: o.analysis ?? new PodMetricsAnalysis(),
+    backtest: o.backtest ?? new GrpcBacktest(),
     pipelines,
     ...(o.metricsUrl ? { metricsUrl: o.metricsUrl } : {}),
     ...(o.pipelineMetricsUrl ? { pipelineMetricsUrl: o.pipelineMetricsUrl } : {}),

@@ -73,6 +73,8 @@ describe("CRDs", () => {
       "Phase",
       "Bias%",
       "AbsDeltaP90%",
+      "Champ-MdAPE%",
+      "Cand-MdAPE%",
       "Ready",
       "Age",
     ]);

@@ -5,7 +5,12 @@ import {
   retainedVersions,
   versionObjects,
 } from "../src/controllers/valuation-model/desired.js";
-import { decideCanary, routing, type AnalysisInput } from "../src/controllers/valuation-model/rollout.js";
+import {
+  decideCanary,
+  judgeBacktest,
+  routing,
+  type AnalysisInput,
+} from "../src/controllers/valuation-model/rollout.js";
 import { MODEL_SERVER_ENV, canonicalJson as canonical } from "@valora/kit";
 import { setConditions } from "../src/controllers/valuation-model/status.js";
 import { dnsLabel } from "../src/controllers/shared.js";
@@ -294,6 +299,59 @@ describe("canary rollout (pure)", () => {
       stepStartedAt: later(61_000).toISOString(),
       lastAnalysis: { passed: false, biasPct: 6, pairs: 400 },
     });
+  });
+
+  it("refuses a candidate less accurate on recent sales before it gets any traffic; too few sales skip the gate", () => {
+    const vm = model({ candidate });
+    const at = t0.toISOString();
+    const accurate = { mdapePct: 5.5, ppe10Pct: 78, biasPct: 0.3 };
+    const worse = judgeBacktest(
+      vm,
+      {
+        sales: 120,
+        excludedAsTraining: 0,
+        champion: accurate,
+        candidate: { mdapePct: 26.1, ppe10Pct: 20, biasPct: -1 },
+      },
+      at,
+    );
+    expect(worse).toMatchObject({ passed: false, skipped: false, sales: 120 });
+    expect(worse.message).toContain("MdAPE 26.10% vs the champion's 5.50% (+20.60 points > 0.5)");
+    const d = decideCanary(vm, t0, true, undefined, worse);
+    expect(d).toMatchObject({
+      action: "rollback",
+      candidate: { phase: "RolledBack", trafficPercent: 0, backtest: worse },
+    });
+    expect(d.event?.message).toContain("refused before any traffic");
+    const biased = judgeBacktest(
+      vm,
+      {
+        sales: 120,
+        excludedAsTraining: 0,
+        champion: accurate,
+        candidate: { mdapePct: 5.6, ppe10Pct: 77, biasPct: 6 },
+      },
+      at,
+    );
+    expect(biased).toMatchObject({ passed: false });
+    expect(biased.message).toContain("bias on sales 6.00% beyond ±2%");
+    const few = judgeBacktest(vm, { sales: 12, excludedAsTraining: 3 }, at);
+    expect(few).toMatchObject({ passed: true, skipped: true, excludedAsTraining: 3 });
+    expect(decideCanary(vm, t0, true, undefined, few)).toMatchObject({
+      action: "start",
+      candidate: { phase: "Progressing", trafficPercent: 10, backtest: few },
+    });
+    const fine = judgeBacktest(
+      vm,
+      {
+        sales: 120,
+        excludedAsTraining: 0,
+        champion: accurate,
+        candidate: { mdapePct: 5.8, ppe10Pct: 76, biasPct: 0.5 },
+      },
+      at,
+    );
+    expect(fine).toMatchObject({ passed: true, skipped: false, candidate: { mdapePct: 5.8 } });
   });
 
   it("waits for the interval, for readiness and for enough requests", () => {

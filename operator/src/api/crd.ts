@@ -130,6 +130,18 @@ export const VALUATION_MODEL_CRD = (): Json =>
         description:
           "90th percentile of |candidate − champion| / champion over the last step's paired assets",
       },
+      {
+        name: "Champ-MdAPE%",
+        type: "number",
+        jsonPath: ".status.candidate.backtest.champion.mdapePct",
+        description: "The champion's MdAPE on recent landed sales (backtest)",
+      },
+      {
+        name: "Cand-MdAPE%",
+        type: "number",
+        jsonPath: ".status.candidate.backtest.candidate.mdapePct",
+        description: "The candidate's MdAPE on the same sales, before it got traffic (backtest)",
+      },
       { name: "Ready", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
       { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
     ],

@@ -73,6 +73,36 @@ export const CanaryAnalysis = z
   })
   .describe("Checks every step must pass, read from real metrics.");
 
+export const Backtest = z
+  .object({
+    sales: z
+      .number()
+      .int()
+      .min(1)
+      .max(100_000)
+      .default(500)
+      .describe("Most recent landed sales to value with both versions before any traffic moves."),
+    since: z
+      .string()
+      .regex(/^\d{4}-\d{2}-\d{2}$/)
+      .optional()
+      .describe("Only sales on or after this day (YYYY-MM-DD)."),
+    minSales: z
+      .number()
+      .int()
+      .min(1)
+      .default(30)
+      .describe("Fewer eligible sales than this skips the backtest (reported in status), never blocks."),
+    maxMdapeIncrease: z
+      .number()
+      .min(0)
+      .default(0.5)
+      .describe("Refuse the candidate when its MdAPE exceeds the champion's by more than this, in points."),
+  })
+  .describe(
+    "Accuracy on recent sales before traffic: sales the versions were trained on (training lineage) are left out.",
+  );
+
 export const Candidate = ModelRef.extend({
   strategy: z
     .enum(["Canary", "Shadow"])
@@ -103,6 +133,7 @@ export const Candidate = ModelRef.extend({
         .describe("Promote when the last step passes; otherwise wait for a spec edit."),
     })
     .optional(),
+  backtest: Backtest.optional(),
 });
 
 export const ValuationModelSpec = z
@@ -132,6 +163,21 @@ export const RouteWeight = z.object({
     .optional()
     .describe("On a canary route: the share of requests pipelines also value with the other version."),
 });
+
+const Accuracy = z.object({ mdapePct: z.number(), ppe10Pct: z.number(), biasPct: z.number() });
+
+export const BacktestStatus = z
+  .object({
+    passed: z.boolean(),
+    skipped: z.boolean().describe("True when the backtest could not judge (too few sales, no pipeline)."),
+    message: z.string(),
+    at: z.string(),
+    sales: z.number().int().describe("Recent landed sales valued by both versions."),
+    excludedAsTraining: z.number().int().optional(),
+    champion: Accuracy.optional(),
+    candidate: Accuracy.optional(),
+  })
+  .describe("Both versions' accuracy on recent landed sales, measured before the candidate got traffic.");
 
 export const AnalysisFigures = z.object({
   passed: z.boolean(),
@@ -168,6 +214,7 @@ export const ValuationModelStatus = z.object({
         .optional()
         .describe("Intervals this step has waited for enough requests and pairs."),
       lastAnalysis: AnalysisFigures.optional(),
+      backtest: BacktestStatus.optional(),
     })
     .optional(),
   routing: z

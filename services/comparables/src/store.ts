@@ -79,6 +79,57 @@ export async function loadSales(pool: Pool, assetClass: string): Promise<Sale[]>
 }
 
 /** Sales that landed after sequence number `seq`, and the highest sequence number seen. */
+/**
+ * The most recent landed sales of an asset class a backtest may use: sales that came through
+ * ingestion (the seed is the default models' training data), minus those in a gold snapshot that
+ * training lineage records for one of `versions` of `model` (what they were trained on). Newest
+ * first, at most `limit`, sold on or after `since` (YYYY-MM-DD) when given.
+ */
+export async function loadBacktestSales(
+  pool: Pool,
+  o: { assetClass: string; model: string; versions: string[]; limit: number; since?: string },
+): Promise<{ sales: Sale[]; excludedAsTraining: number }> {
+  // Lineage lives in the ingest service's tables; without them nothing is excluded.
+  const lineage = await pool
+    .query<{ batch_ids: string[] }>(
+      `SELECT g.batch_ids FROM model_lineage l JOIN gold_snapshots g ON g.id = l.data_sha256
+        WHERE l.model = $1 AND l.version = ANY($2)`,
+      [o.model, o.versions],
+    )
+    .then((r) => r.rows.flatMap((x) => x.batch_ids))
+    .catch(() => [] as string[]);
+  const { rows } = await pool.query<{
+    id: string;
+    price: number;
+    sold_at: string | null;
+    lat: number | null;
+    lon: number | null;
+    attributes: Record<string, AttributeValue>;
+  }>(
+    `SELECT id, price, to_char(sold_at, 'YYYY-MM-DD') AS sold_at, lat, lon, attributes
+       FROM sales
+      WHERE asset_class = $1 AND batch_id IS NOT NULL AND NOT (batch_id = ANY($2::uuid[]))
+        AND ($4::date IS NULL OR sold_at >= $4::date)
+      ORDER BY sold_at DESC NULLS LAST, seq DESC
+      LIMIT $3`,
+    [o.assetClass, lineage, o.limit, o.since ?? null],
+  );
+  const trained = await pool.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM sales WHERE asset_class = $1 AND batch_id = ANY($2::uuid[])",
+    [o.assetClass, lineage],
+  );
+  return {
+    excludedAsTraining: trained.rows[0]?.n ?? 0,
+    sales: rows.map((r) => ({
+      id: r.id,
+      price: r.price,
+      ...(r.sold_at ? { soldAt: r.sold_at } : {}),
+      ...(r.lat !== null && r.lon !== null ? { lat: r.lat, lon: r.lon } : {}),
+      attributes: r.attributes,
+    })),
+  };
+}
+
 export async function loadSalesSince(
   pool: Pool,
   assetClass: string,

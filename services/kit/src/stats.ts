@@ -30,3 +30,29 @@ export function intervalFor(
   if (lo === undefined || hi === undefined) throw new Error(`no residual quantiles for coverage ${coverage}`);
   return { low: prediction * Math.exp(lo), high: prediction * Math.exp(hi) };
 }
+
+/** How close values came to the prices assets sold for (pure): what a backtest reports. */
+export interface ValuationAccuracy {
+  /** Median |value − price| / price, in %. */
+  mdapePct: number;
+  /** Share of values within 10 % of the price, in %. */
+  ppe10Pct: number;
+  /** Median (value − price) / price, in %: above 0, values run high. */
+  biasPct: number;
+  n: number;
+}
+
+export function valuationAccuracy(values: ArrayLike<number>, prices: ArrayLike<number>): ValuationAccuracy {
+  const signed: number[] = [];
+  for (let i = 0; i < values.length; i++) signed.push((values[i]! - prices[i]!) / prices[i]!);
+  const absolute = signed.map(Math.abs).sort((a, b) => a - b);
+  signed.sort((a, b) => a - b);
+  const n = signed.length;
+  if (n === 0) return { mdapePct: 0, ppe10Pct: 0, biasPct: 0, n };
+  return {
+    mdapePct: 100 * quantile(absolute, 0.5),
+    ppe10Pct: (100 * absolute.filter((e) => e <= 0.1).length) / n,
+    biasPct: 100 * quantile(signed, 0.5),
+    n,
+  };
+}

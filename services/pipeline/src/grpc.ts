@@ -2,7 +2,13 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { PipelineService } from "@valora/proto/valora/v1/pipeline_pb";
 import { Route as RouteEnum, ValuationSchema } from "@valora/proto/valora/v1/valuation_pb";
-import { ValoraError, implement, toValoraError, type ServiceRegistration } from "@valora/kit";
+import {
+  ValoraError,
+  implement,
+  invalidArgument,
+  toValoraError,
+  type ServiceRegistration,
+} from "@valora/kit";
 import type { Normalised } from "./input.js";
 import type { ValuationOut, ValuationPipeline } from "./valuation.js";
 
@@ -71,13 +77,56 @@ const unknownClass = (assetClass: string) =>
     details: [{ field: "asset_class", description: "unknown asset class" }],
   });
 
+/** Where a backtest's sales come from (the gold `sales` table in pods). */
+export type BacktestSales = (o: {
+  assetClass: string;
+  versions: string[];
+  limit: number;
+  since?: string;
+}) => Promise<{
+  sales: { price: number; attributes: Record<string, number | string | boolean> }[];
+  excludedAsTraining: number;
+}>;
+
 /** valora.v1.PipelineService over the pipelines this process runs, by asset class. */
-export function pipelineService(pipelines: ReadonlyMap<string, ValuationPipeline>): ServiceRegistration {
+export function pipelineService(
+  pipelines: ReadonlyMap<string, ValuationPipeline>,
+  backtestSales?: BacktestSales,
+): ServiceRegistration {
   return implement(PipelineService, {
     async run(req) {
       const pipeline = pipelines.get(req.assetClass);
       if (!pipeline) throw unknownClass(req.assetClass);
       return { results: await runItems(pipeline, req.items, req.lean) };
+    },
+    async backtest(req) {
+      const pipeline = pipelines.get(req.assetClass);
+      if (!pipeline) throw unknownClass(req.assetClass);
+      if (!req.champion || !req.candidate)
+        throw invalidArgument("a backtest needs a champion and a candidate", [
+          { field: req.champion ? "candidate" : "champion", description: "required" },
+        ]);
+      if (!backtestSales)
+        throw new ValoraError("FAILED_PRECONDITION", "this pipeline has no sales to backtest on");
+      const route = (v: { version: string; endpoint: string }, role: "champion" | "canary") => ({
+        version: v.version,
+        endpoint: v.endpoint,
+        role,
+        weight: 0,
+      });
+      const { sales, excludedAsTraining } = await backtestSales({
+        assetClass: req.assetClass,
+        versions: [req.champion.version, req.candidate.version],
+        limit: req.maxSales > 0 ? req.maxSales : 500,
+        ...(req.since ? { since: req.since } : {}),
+      });
+      if (sales.length === 0) return { sales: 0, excludedAsTraining };
+      const scores = await pipeline.backtest(
+        sales,
+        route(req.champion, "champion"),
+        route(req.candidate, "canary"),
+      );
+      return { sales: sales.length, excludedAsTraining, ...scores };
     },
   });
 }

@@ -14,7 +14,7 @@ import {
   serveGrpc,
   pollEvery,
 } from "@valora/kit";
-import { followSales, loadSalesSince, type SalesFollower } from "@valora/comparables";
+import { followSales, loadBacktestSales, loadSalesSince, type SalesFollower } from "@valora/comparables";
 import { assemblePipeline, type AssetPipelineSpec } from "./assemble.js";
 import { pipelineService } from "./grpc.js";
 import { MarketIndexFeed } from "./market-index.js";
@@ -203,7 +203,12 @@ export async function main(env: Record<string, string | undefined> = process.env
     async () => pipelines.has(spec.assetClass) && routes.some((r) => r.role === "champion"),
   );
   const { port, opsPort, ops } = await serveGrpc(base, {
-    services: [pipelineService(pipelines)],
+    services: [
+      pipelineService(
+        pipelines,
+        pool ? (o) => loadBacktestSales(pool, { ...o, model: spec.model.name }) : undefined,
+      ),
+    ],
     host: c.HOST,
     grpcPort: c.GRPC_PORT,
     metricsPort: c.METRICS_PORT,

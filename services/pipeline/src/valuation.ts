@@ -2,6 +2,8 @@ import {
   ValoraError,
   intervalFor,
   pairedDeltaPct,
+  valuationAccuracy,
+  type ValuationAccuracy,
   toValoraError,
   type Counter,
   type Histogram,
@@ -363,6 +365,33 @@ export class ValuationPipeline {
         }),
       )
       .catch(() => this.d.metrics?.pairedErrors.inc({ model: this.d.spec.model.name, version: o.version }));
+  }
+
+  /**
+   * Values sales that happened with two versions of the model (as served: features from the
+   * spec, model value before the comparables' correction, which both would get alike) and scores
+   * each against the prices: a candidate's accuracy before it gets traffic.
+   */
+  async backtest(
+    sales: { price: number; attributes: Record<string, number | string | boolean> }[],
+    champion: Route,
+    candidate: Route,
+  ): Promise<{ champion: ValuationAccuracy; candidate: ValuationAccuracy }> {
+    const width = this.d.schema.features.length;
+    const rows = new Float32Array(sales.length * width);
+    sales.forEach((s, k) =>
+      rows.set(featureRow(this.d.schema, this.d.spec.input.fields, s.attributes), k * width),
+    );
+    const prices = sales.map((s) => s.price);
+    const score = async (route: Route) => {
+      const out = await this.d.client(route).predict(rows, width, 30_000);
+      return valuationAccuracy(
+        sales.map((_, k) => toValue(this.d.schema, out[k]!)),
+        prices,
+      );
+    };
+    const [a, b] = await Promise.all([score(champion), score(candidate)]);
+    return { champion: a, candidate: b };
   }
 
   private recordPair(candidate: Route, champion: Route, candidateValue: number, championValue: number): void {

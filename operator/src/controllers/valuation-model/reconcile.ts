@@ -12,6 +12,7 @@ import { TerminalError, httpStatusOf } from "../../runtime/errors.js";
 import type { ResilientInformer } from "../../runtime/informer.js";
 import { dnsLabel, durationMs, type K8sObject } from "../shared.js";
 import type { AnalysisSource } from "./analysis.js";
+import type { BacktestSource } from "./backtest.js";
 import {
   HTTP_PORT,
   liveVersions,
@@ -21,7 +22,15 @@ import {
   versionObjects,
   type ServingDefaults,
 } from "./desired.js";
-import { decideCanary, routing, type AnalysisInput, type RolloutDecision } from "./rollout.js";
+import {
+  DEFAULT_BACKTEST,
+  decideCanary,
+  judgeBacktest,
+  routing,
+  type AnalysisInput,
+  type CandidateBacktest,
+  type RolloutDecision,
+} from "./rollout.js";
 import {
   invalidSpecConditions,
   rolloutConditions,
@@ -53,6 +62,8 @@ export interface ValuationModelControllerDeps {
   pipelines?: ResilientInformer<KubernetesObject>;
   /** Where an AssetPipeline's /metrics is (its Service's http port in a cluster; loopback in tests). */
   pipelineMetricsUrl?: (namespace: string, pipeline: string) => string;
+  /** Values recent landed sales with champion and candidate before the candidate gets traffic. */
+  backtest?: BacktestSource;
   now?: () => Date;
   logger: Logger;
 }
@@ -171,7 +182,24 @@ export class ValuationModelReconciler {
             return undefined;
           });
       }
-      decision = decideCanary(vm, this.now(), ready.versions.has(c.version), analysis);
+      const candidateReady = ready.versions.has(c.version);
+      let backtest = current?.version === c.version ? current.backtest : undefined;
+      const beforeTraffic =
+        !current ||
+        current.version !== c.version ||
+        current.phase === "Pending" ||
+        current.phase === "Shadowing";
+      if (!backtest && candidateReady && beforeTraffic && this.d.backtest) {
+        backtest = await this.runBacktest(vm, c.version);
+        if (backtest.passed)
+          await this.event(
+            vm,
+            backtest.skipped ? "BacktestSkipped" : "BacktestPassed",
+            backtest.message,
+            "Normal",
+          );
+      }
+      decision = decideCanary(vm, this.now(), candidateReady, analysis, backtest);
       if (decision.event)
         await this.event(
           vm,
@@ -230,6 +258,54 @@ export class ValuationModelReconciler {
       return { requeueAfterMs: durationMs(vm.spec.candidate?.canary?.interval ?? "1m") };
     if (live.some((v) => !ready.versions.has(v.version))) return { requeueAfterMs: 5000 };
     return {};
+  }
+
+  /** Both versions on recent landed sales, through the first pipeline that routes to the model. */
+  private async runBacktest(vm: ValuationModel, version: string): Promise<CandidateBacktest> {
+    const at = this.now().toISOString();
+    const skipped = (message: string): CandidateBacktest => ({
+      passed: true,
+      skipped: true,
+      message,
+      at,
+      sales: 0,
+    });
+    const namespace = vm.metadata.namespace ?? "default";
+    const pipeline = this.pipelineObjectsOf(vm)[0];
+    if (!pipeline) return skipped("no AssetPipeline routes to this model: backtest skipped");
+    const b = vm.spec.candidate?.backtest;
+    try {
+      const result = await this.d.backtest!.run({
+        endpoint: resolveServiceAddress(
+          `${dnsLabel("pipeline", pipeline.name)}.${namespace}.svc.cluster.local:9090`,
+        ),
+        assetClass: pipeline.assetClass,
+        champion: {
+          version: vm.spec.champion.version,
+          endpoint: serviceEndpoint(vm, vm.spec.champion.version),
+        },
+        candidate: { version, endpoint: serviceEndpoint(vm, version) },
+        maxSales: b?.sales ?? DEFAULT_BACKTEST.sales,
+        ...(b?.since ? { since: b.since } : {}),
+      });
+      return judgeBacktest(vm, result, at);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.d.logger.warn({ vm: `${namespace}/${vm.metadata.name}`, err: message }, "backtest could not run");
+      return skipped(`backtest could not run (${message}): skipped`);
+    }
+  }
+
+  /** The AssetPipelines (names and asset classes) whose spec.model names this ValuationModel. */
+  private pipelineObjectsOf(vm: ValuationModel): { name: string; assetClass: string }[] {
+    const namespace = vm.metadata.namespace ?? "default";
+    return (this.d.pipelines?.list(namespace) ?? [])
+      .map(
+        (p) =>
+          p as { metadata?: { name?: string }; spec?: { assetClass?: string; model?: { name?: string } } },
+      )
+      .filter((p) => p.spec?.model?.name === vm.metadata.name)
+      .map((p) => ({ name: p.metadata!.name!, assetClass: p.spec?.assetClass ?? "" }));
   }
 
   /** The AssetPipelines (names) whose spec.model names this ValuationModel. */

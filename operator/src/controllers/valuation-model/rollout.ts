@@ -1,4 +1,4 @@
-import { CanaryAnalysis, type ValuationModel, type ValuationModelStatus } from "../../api/index.js";
+import { Backtest, CanaryAnalysis, type ValuationModel, type ValuationModelStatus } from "../../api/index.js";
 import type { PairedFigures } from "./paired.js";
 import { durationMs } from "../shared.js";
 import { serviceEndpoint } from "./desired.js";
@@ -29,8 +29,55 @@ export type RolloutDecision =
   | { action: "rollback"; candidate: CandidateStatus; event: { reason: "CanaryRolledBack"; message: string } }
   | { action: "none"; candidate: CandidateStatus; event?: undefined };
 
+export type CandidateBacktest = NonNullable<CandidateStatus["backtest"]>;
+
+/** What the pipeline answered to a backtest (both versions on the same recent sales). */
+export interface BacktestResult {
+  sales: number;
+  excludedAsTraining: number;
+  champion?: { mdapePct: number; ppe10Pct: number; biasPct: number };
+  candidate?: { mdapePct: number; ppe10Pct: number; biasPct: number };
+}
+
+/**
+ * Pure: the backtest's verdict. Refused when the candidate's MdAPE exceeds the champion's by more
+ * than `maxMdapeIncrease` points or its |bias| exceeds the analysis's bias limit; too few eligible
+ * sales skip the gate (reported), they never block.
+ */
+export function judgeBacktest(vm: ValuationModel, r: BacktestResult, at: string): CandidateBacktest {
+  const b = { ...DEFAULT_BACKTEST, ...vm.spec.candidate?.backtest };
+  const maxBias = vm.spec.candidate?.canary?.analysis?.maxBiasPct ?? DEFAULT_ANALYSIS.maxBiasPct;
+  const base = { at, sales: r.sales, excludedAsTraining: r.excludedAsTraining };
+  if (r.sales < b.minSales || !r.champion || !r.candidate)
+    return {
+      ...base,
+      passed: true,
+      skipped: true,
+      message: `${r.sales} eligible landed sales, fewer than the ${b.minSales} a backtest needs: skipped`,
+    };
+  const round = (a: { mdapePct: number; ppe10Pct: number; biasPct: number }) => ({
+    mdapePct: Math.round(a.mdapePct * 100) / 100,
+    ppe10Pct: Math.round(a.ppe10Pct * 10) / 10,
+    biasPct: Math.round(a.biasPct * 100) / 100,
+  });
+  const figures = { ...base, champion: round(r.champion), candidate: round(r.candidate) };
+  const increase = r.candidate.mdapePct - r.champion.mdapePct;
+  const failures: string[] = [];
+  if (increase > b.maxMdapeIncrease)
+    failures.push(
+      `MdAPE ${pct(r.candidate.mdapePct)} vs the champion's ${pct(r.champion.mdapePct)} (+${increase.toFixed(2)} points > ${b.maxMdapeIncrease})`,
+    );
+  if (Math.abs(r.candidate.biasPct) > maxBias)
+    failures.push(`bias on sales ${pct(r.candidate.biasPct)} beyond ±${maxBias}%`);
+  const summary = `MdAPE ${pct(r.candidate.mdapePct)} (champion ${pct(r.champion.mdapePct)}), PPE10 ${r.candidate.ppe10Pct.toFixed(1)}%, bias ${pct(r.candidate.biasPct)} on ${r.sales} sales`;
+  return failures.length > 0
+    ? { ...figures, passed: false, skipped: false, message: `backtest: ${failures.join("; ")}` }
+    : { ...figures, passed: true, skipped: false, message: `backtest: ${summary}` };
+}
+
 /** The analysis thresholds when a ValuationModel names none (the CRD's defaults). */
 export const DEFAULT_ANALYSIS = CanaryAnalysis.parse({});
+export const DEFAULT_BACKTEST = Backtest.parse({});
 
 const pct = (x: number, digits = 2) => `${x.toFixed(digits)}%`;
 
@@ -106,26 +153,60 @@ export function decideCanary(
   now: Date,
   candidateReady: boolean,
   analysis: AnalysisInput | undefined,
+  backtest?: CandidateBacktest,
 ): RolloutDecision {
   const c = vm.spec.candidate!;
   const steps = c.canary?.steps ?? [10, 25, 50, 100];
   const interval = durationMs(c.canary?.interval ?? "1m");
   const current = vm.status?.candidate;
   const at = now.toISOString();
-  if (!current || current.version !== c.version) {
-    const phase = c.strategy === "Shadow" ? "Shadowing" : candidateReady ? "Progressing" : "Pending";
+  /** A ready candidate's first traffic (or mirroring), unless its backtest refused it first. */
+  const begin = (from: CandidateStatus): RolloutDecision => {
+    const withBacktest = { ...from, ...(backtest ? { backtest } : {}) };
+    // A shadow is only compared (promotion is a spec edit): its backtest is recorded, not enforced.
+    if (backtest && !backtest.passed && c.strategy !== "Shadow")
+      return {
+        action: "rollback",
+        candidate: { ...withBacktest, phase: "RolledBack", trafficPercent: 0 },
+        event: {
+          reason: "CanaryRolledBack",
+          message: `candidate ${c.version} refused before any traffic: ${backtest.message}`,
+        },
+      };
+    if (c.strategy === "Shadow")
+      return {
+        action: "start",
+        candidate: { ...withBacktest, phase: "Shadowing", trafficPercent: 0, stepStartedAt: at },
+      };
     return {
       action: "start",
       candidate: {
-        version: c.version,
-        phase,
-        trafficPercent: c.strategy === "Canary" && candidateReady ? steps[0]! : 0,
+        ...withBacktest,
+        phase: "Progressing",
+        trafficPercent: steps[0]!,
         step: 0,
         stepStartedAt: at,
       },
     };
+  };
+  if (!current || current.version !== c.version) {
+    const fresh = {
+      version: c.version,
+      phase: "Pending" as const,
+      trafficPercent: 0,
+      step: 0,
+      stepStartedAt: at,
+    };
+    if (!candidateReady && c.strategy !== "Shadow") return { action: "start", candidate: fresh };
+    return begin(fresh);
   }
-  if (current.phase === "Shadowing") return shadowFigures(vm, current, now, analysis);
+  if (current.phase === "Shadowing")
+    return shadowFigures(
+      vm,
+      backtest && !current.backtest ? { ...current, backtest } : current,
+      now,
+      analysis,
+    );
   if (current.phase === "RolledBack" || current.phase === "Promoted" || current.phase === "Paused")
     return { action: "none", candidate: current };
   if (!candidateReady)
@@ -134,11 +215,7 @@ export function decideCanary(
       candidate: { ...current, phase: "Pending", trafficPercent: 0 },
       requeueAfterMs: 5000,
     };
-  if (current.phase === "Pending")
-    return {
-      action: "start",
-      candidate: { ...current, phase: "Progressing", trafficPercent: steps[0]!, step: 0, stepStartedAt: at },
-    };
+  if (current.phase === "Pending") return begin(current);
   const elapsed = now.getTime() - new Date(current.stepStartedAt ?? at).getTime();
   if (elapsed < interval || !analysis)
     return { action: "wait", candidate: current, requeueAfterMs: Math.max(1000, interval - elapsed) };

@@ -13,7 +13,137 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file valora/v1/pipeline.proto.
  */
 export const file_valora_v1_pipeline: GenFile = /*@__PURE__*/
-  fileDesc("Chh2YWxvcmEvdjEvcGlwZWxpbmUucHJvdG8SCXZhbG9yYS52MSJXCgpSdW5SZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEiYKBWl0ZW1zGAIgAygLMhcudmFsb3JhLnYxLlBpcGVsaW5lSXRlbRIMCgRsZWFuGAMgASgIIk4KDFBpcGVsaW5lSXRlbRIRCglhc3NldF9rZXkYASABKAkSKwoKYXR0cmlidXRlcxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiOgoLUnVuUmVzcG9uc2USKwoHcmVzdWx0cxgBIAMoCzIaLnZhbG9yYS52MS5WYWx1YXRpb25SZXN1bHQyRwoPUGlwZWxpbmVTZXJ2aWNlEjQKA1J1bhIVLnZhbG9yYS52MS5SdW5SZXF1ZXN0GhYudmFsb3JhLnYxLlJ1blJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_valora_v1_valuation]);
+  fileDesc("Chh2YWxvcmEvdjEvcGlwZWxpbmUucHJvdG8SCXZhbG9yYS52MSKlAQoPQmFja3Rlc3RSZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEiwKCGNoYW1waW9uGAIgASgLMhoudmFsb3JhLnYxLkJhY2t0ZXN0VmVyc2lvbhItCgljYW5kaWRhdGUYAyABKAsyGi52YWxvcmEudjEuQmFja3Rlc3RWZXJzaW9uEhEKCW1heF9zYWxlcxgEIAEoBRINCgVzaW5jZRgFIAEoCSI0Cg9CYWNrdGVzdFZlcnNpb24SDwoHdmVyc2lvbhgBIAEoCRIQCghlbmRwb2ludBgCIAEoCSKeAQoQQmFja3Rlc3RSZXNwb25zZRINCgVzYWxlcxgBIAEoBRItCghjaGFtcGlvbhgCIAEoCzIbLnZhbG9yYS52MS5CYWNrdGVzdEFjY3VyYWN5Ei4KCWNhbmRpZGF0ZRgDIAEoCzIbLnZhbG9yYS52MS5CYWNrdGVzdEFjY3VyYWN5EhwKFGV4Y2x1ZGVkX2FzX3RyYWluaW5nGAQgASgFIkoKEEJhY2t0ZXN0QWNjdXJhY3kSEQoJbWRhcGVfcGN0GAEgASgBEhEKCXBwZTEwX3BjdBgCIAEoARIQCghiaWFzX3BjdBgDIAEoASJXCgpSdW5SZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEiYKBWl0ZW1zGAIgAygLMhcudmFsb3JhLnYxLlBpcGVsaW5lSXRlbRIMCgRsZWFuGAMgASgIIk4KDFBpcGVsaW5lSXRlbRIRCglhc3NldF9rZXkYASABKAkSKwoKYXR0cmlidXRlcxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiOgoLUnVuUmVzcG9uc2USKwoHcmVzdWx0cxgBIAMoCzIaLnZhbG9yYS52MS5WYWx1YXRpb25SZXN1bHQyjAEKD1BpcGVsaW5lU2VydmljZRI0CgNSdW4SFS52YWxvcmEudjEuUnVuUmVxdWVzdBoWLnZhbG9yYS52MS5SdW5SZXNwb25zZRJDCghCYWNrdGVzdBIaLnZhbG9yYS52MS5CYWNrdGVzdFJlcXVlc3QaGy52YWxvcmEudjEuQmFja3Rlc3RSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_valora_v1_valuation]);
+
+/**
+ * @generated from message valora.v1.BacktestRequest
+ */
+export type BacktestRequest = Message<"valora.v1.BacktestRequest"> & {
+  /**
+   * Asset class (AssetPipeline name).
+   *
+   * @generated from field: string asset_class = 1;
+   */
+  assetClass: string;
+
+  /**
+   * @generated from field: valora.v1.BacktestVersion champion = 2;
+   */
+  champion?: BacktestVersion | undefined;
+
+  /**
+   * @generated from field: valora.v1.BacktestVersion candidate = 3;
+   */
+  candidate?: BacktestVersion | undefined;
+
+  /**
+   * At most this many of the most recent eligible sales.
+   *
+   * @generated from field: int32 max_sales = 4;
+   */
+  maxSales: number;
+
+  /**
+   * Only sales on or after this day (YYYY-MM-DD), when set.
+   *
+   * @generated from field: string since = 5;
+   */
+  since: string;
+};
+
+/**
+ * Describes the message valora.v1.BacktestRequest.
+ * Use `create(BacktestRequestSchema)` to create a new message.
+ */
+export const BacktestRequestSchema: GenMessage<BacktestRequest> = /*@__PURE__*/
+  messageDesc(file_valora_v1_pipeline, 0);
+
+/**
+ * @generated from message valora.v1.BacktestVersion
+ */
+export type BacktestVersion = Message<"valora.v1.BacktestVersion"> & {
+  /**
+   * @generated from field: string version = 1;
+   */
+  version: string;
+
+  /**
+   * host:port of the version's gRPC Service.
+   *
+   * @generated from field: string endpoint = 2;
+   */
+  endpoint: string;
+};
+
+/**
+ * Describes the message valora.v1.BacktestVersion.
+ * Use `create(BacktestVersionSchema)` to create a new message.
+ */
+export const BacktestVersionSchema: GenMessage<BacktestVersion> = /*@__PURE__*/
+  messageDesc(file_valora_v1_pipeline, 1);
+
+/**
+ * @generated from message valora.v1.BacktestResponse
+ */
+export type BacktestResponse = Message<"valora.v1.BacktestResponse"> & {
+  /**
+   * Sales valued by both versions.
+   *
+   * @generated from field: int32 sales = 1;
+   */
+  sales: number;
+
+  /**
+   * @generated from field: valora.v1.BacktestAccuracy champion = 2;
+   */
+  champion?: BacktestAccuracy | undefined;
+
+  /**
+   * @generated from field: valora.v1.BacktestAccuracy candidate = 3;
+   */
+  candidate?: BacktestAccuracy | undefined;
+
+  /**
+   * Landed sales left out because training lineage says one of the versions was trained on them.
+   *
+   * @generated from field: int32 excluded_as_training = 4;
+   */
+  excludedAsTraining: number;
+};
+
+/**
+ * Describes the message valora.v1.BacktestResponse.
+ * Use `create(BacktestResponseSchema)` to create a new message.
+ */
+export const BacktestResponseSchema: GenMessage<BacktestResponse> = /*@__PURE__*/
+  messageDesc(file_valora_v1_pipeline, 2);
+
+/**
+ * @generated from message valora.v1.BacktestAccuracy
+ */
+export type BacktestAccuracy = Message<"valora.v1.BacktestAccuracy"> & {
+  /**
+   * @generated from field: double mdape_pct = 1;
+   */
+  mdapePct: number;
+
+  /**
+   * @generated from field: double ppe10_pct = 2;
+   */
+  ppe10Pct: number;
+
+  /**
+   * @generated from field: double bias_pct = 3;
+   */
+  biasPct: number;
+};
+
+/**
+ * Describes the message valora.v1.BacktestAccuracy.
+ * Use `create(BacktestAccuracySchema)` to create a new message.
+ */
+export const BacktestAccuracySchema: GenMessage<BacktestAccuracy> = /*@__PURE__*/
+  messageDesc(file_valora_v1_pipeline, 3);
 
 /**
  * @generated from message valora.v1.RunRequest
@@ -46,7 +176,7 @@ export type RunRequest = Message<"valora.v1.RunRequest"> & {
  * Use `create(RunRequestSchema)` to create a new message.
  */
 export const RunRequestSchema: GenMessage<RunRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_pipeline, 0);
+  messageDesc(file_valora_v1_pipeline, 4);
 
 /**
  * @generated from message valora.v1.PipelineItem
@@ -72,7 +202,7 @@ export type PipelineItem = Message<"valora.v1.PipelineItem"> & {
  * Use `create(PipelineItemSchema)` to create a new message.
  */
 export const PipelineItemSchema: GenMessage<PipelineItem> = /*@__PURE__*/
-  messageDesc(file_valora_v1_pipeline, 1);
+  messageDesc(file_valora_v1_pipeline, 5);
 
 /**
  * @generated from message valora.v1.RunResponse
@@ -91,7 +221,7 @@ export type RunResponse = Message<"valora.v1.RunResponse"> & {
  * Use `create(RunResponseSchema)` to create a new message.
  */
 export const RunResponseSchema: GenMessage<RunResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_pipeline, 2);
+  messageDesc(file_valora_v1_pipeline, 6);
 
 /**
  * PipelineService runs one AssetPipeline on inputs the orchestrator already validated and normalised.
@@ -108,6 +238,16 @@ export const PipelineService: GenService<{
     methodKind: "unary";
     input: typeof RunRequestSchema;
     output: typeof RunResponseSchema;
+  },
+  /**
+   * Value recent landed sales with two versions of the model (a candidate before it gets traffic).
+   *
+   * @generated from rpc valora.v1.PipelineService.Backtest
+   */
+  backtest: {
+    methodKind: "unary";
+    input: typeof BacktestRequestSchema;
+    output: typeof BacktestResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_valora_v1_pipeline, 0);
