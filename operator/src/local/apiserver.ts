@@ -1,4 +1,5 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { toTable, wantsTable } from "./printers.js";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
@@ -436,13 +437,23 @@ export class LocalApiServer {
     const name = rest[1];
     const sub = rest[2];
     if (!name) {
+      const table = wantsTable(req.headers["accept"]);
       if (req.method === "GET" && url.searchParams.get("watch") === "true")
-        return this.watch(type, namespace, url, res);
+        return this.watch(type, namespace, url, res, table);
       if (req.method === "GET") {
         const matches = labelMatcher(url.searchParams.get("labelSelector"));
         const items = this.list(type.plural, namespace).filter((o) =>
           matches(o.metadata["labels"] as Record<string, string> | undefined),
         );
+        if (table)
+          return this.json(
+            res,
+            200,
+            toTable(type.kind, items, new Date(), {
+              resourceVersion: String(this.rv),
+              includeObject: url.searchParams.get("includeObject"),
+            }),
+          );
         return this.json(res, 200, {
           kind: `${type.kind}List`,
           apiVersion: gv(type),
@@ -470,6 +481,12 @@ export class LocalApiServer {
     }
     const k = this.key(type.plural, namespace, name);
     const existing = this.store.get(k);
+    if (req.method === "GET" && existing && wantsTable(req.headers["accept"]))
+      return this.json(
+        res,
+        200,
+        toTable(type.kind, [existing], new Date(), { includeObject: url.searchParams.get("includeObject") }),
+      );
     if (req.method === "GET")
       return existing
         ? this.json(res, 200, existing)
@@ -573,7 +590,13 @@ export class LocalApiServer {
     return this.status(res, 405, "MethodNotAllowed", req.method ?? "");
   }
 
-  private watch(type: ResourceType, namespace: string | undefined, url: URL, res: ServerResponse): void {
+  private watch(
+    type: ResourceType,
+    namespace: string | undefined,
+    url: URL,
+    res: ServerResponse,
+    table = false,
+  ): void {
     const from = Number(url.searchParams.get("resourceVersion") ?? "0");
     if (from && from < this.compactedBefore - 1) {
       res.writeHead(200, { "content-type": "application/json" });
@@ -584,8 +607,11 @@ export class LocalApiServer {
     }
     res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
     res.flushHeaders();
+    // `kubectl get -w` watches in the Table form: each event carries a one-row Table.
+    const includeObject = url.searchParams.get("includeObject");
     const sendAll = (e: WatchEvent): void => {
-      res.write(`${JSON.stringify({ type: e.type, object: e.object })}\n`);
+      const object = table ? toTable(type.kind, [e.object], new Date(), { includeObject }) : e.object;
+      res.write(`${JSON.stringify({ type: e.type, object })}\n`);
     };
     const matches = labelMatcher(url.searchParams.get("labelSelector"));
     const send = (e: WatchEvent): void => {

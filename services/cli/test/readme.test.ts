@@ -80,6 +80,10 @@ describe.skipIf(!existsSync(bin))("the README's tour, run as written against val
     expect((JSON.parse(car!) as { value: number }).value).toBeGreaterThan(1_000);
     expect(objects).toContain("valuationmodel.valora.dev/real-estate");
     expect(objects).toContain("deployment.apps/real-estate-ames-v1");
+    // kubectl's columns, printed by the local API server (server-side printing, as a cluster's does).
+    expect(objects).toMatch(/NAME\s+CHAMPION\s+CANDIDATE\s+TRAFFIC\s+PHASE\s+BIAS%/);
+    expect(objects).toMatch(/NAME\s+READY\s+UP-TO-DATE\s+AVAILABLE\s+AGE/);
+    expect(objects).toMatch(/valuationmodel\.valora\.dev\/real-estate\s+ames-v1\s/);
     expect(canary).toContain('"version":"ames-v2"');
   });
 });
