@@ -52,9 +52,12 @@ const platform = await startService(
 /** Waits until pipelines are told the sample size (status.routing) and the candidate serves. */
 async function routed(percent: number): Promise<void> {
   for (let i = 0; i < 240; i++) {
-    const vm = (await (
-      await fetch(`${kube}/apis/valora.dev/v1alpha1/namespaces/default/valuationmodels/real-estate`)
-    ).json()) as { status?: { routing?: { role: string; weight: number; pairedSamplePercent?: number }[] } };
+    // A kept-alive connection the server has just closed fails a fetch now and then: ask again.
+    const vm = (await fetch(`${kube}/apis/valora.dev/v1alpha1/namespaces/default/valuationmodels/real-estate`)
+      .then((r) => r.json())
+      .catch(() => ({}))) as {
+      status?: { routing?: { role: string; weight: number; pairedSamplePercent?: number }[] };
+    };
     const canary = vm.status?.routing?.find((r) => r.role === "canary");
     if (canary && canary.weight === 50 && canary.pairedSamplePercent === percent) return;
     await new Promise((r) => setTimeout(r, 500));
@@ -95,6 +98,7 @@ for (const percent of [0, 100, 0, 100]) {
   });
 }
 platform.kill("SIGTERM");
+await new Promise((r) => setTimeout(r, 2000));
 rmSync(dir, { recursive: true, force: true });
 console.log(
   `\nPaired sample vs the answer: real-estate canary at 50 %, uncached, wrk c8, ${seconds} s per run`,

@@ -165,3 +165,13 @@ describe("valora value: attributes from the command line", () => {
     expect(r.stderr).toContain("no API key");
   });
 });
+
+describe.skipIf(!existsSync(bin))("valora train --help", () => {
+  it("answers with its options and an example, exit code 0", () => {
+    const r = spawnSync(process.execPath, [bin, "train", "--help"], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain("usage: valora train --data FILE.csv --target COLUMN --out DIR");
+    expect(r.stdout).toContain("--max-rounds");
+    expect(r.stdout).toContain("example:");
+  });
+});

@@ -79,6 +79,27 @@ export async function loadSales(pool: Pool, assetClass: string): Promise<Sale[]>
 }
 
 /** Sales that landed after sequence number `seq`, and the highest sequence number seen. */
+/** A `sales` row as the readers below select it. */
+interface SaleRow {
+  id: string;
+  price: number;
+  sold_at: string | null;
+  lat: number | null;
+  lon: number | null;
+  attributes: Record<string, AttributeValue>;
+}
+
+const SALE_COLUMNS = "id, price, to_char(sold_at, 'YYYY-MM-DD') AS sold_at, lat, lon, attributes";
+
+/** Pure: a comparable sale of its row. */
+const toSale = (r: SaleRow): Sale => ({
+  id: r.id,
+  price: r.price,
+  ...(r.sold_at ? { soldAt: r.sold_at } : {}),
+  ...(r.lat !== null && r.lon !== null ? { lat: r.lat, lon: r.lon } : {}),
+  attributes: r.attributes,
+});
+
 /**
  * The most recent landed sales of an asset class a backtest may use: sales that came through
  * ingestion (the seed is the default models' training data), minus those in a gold snapshot that
@@ -98,15 +119,8 @@ export async function loadBacktestSales(
     )
     .then((r) => r.rows.flatMap((x) => x.batch_ids))
     .catch(() => [] as string[]);
-  const { rows } = await pool.query<{
-    id: string;
-    price: number;
-    sold_at: string | null;
-    lat: number | null;
-    lon: number | null;
-    attributes: Record<string, AttributeValue>;
-  }>(
-    `SELECT id, price, to_char(sold_at, 'YYYY-MM-DD') AS sold_at, lat, lon, attributes
+  const { rows } = await pool.query<SaleRow>(
+    `SELECT ${SALE_COLUMNS}
        FROM sales
       WHERE asset_class = $1 AND batch_id IS NOT NULL AND NOT (batch_id = ANY($2::uuid[]))
         AND ($4::date IS NULL OR sold_at >= $4::date)
@@ -120,13 +134,7 @@ export async function loadBacktestSales(
   );
   return {
     excludedAsTraining: trained.rows[0]?.n ?? 0,
-    sales: rows.map((r) => ({
-      id: r.id,
-      price: r.price,
-      ...(r.sold_at ? { soldAt: r.sold_at } : {}),
-      ...(r.lat !== null && r.lon !== null ? { lat: r.lat, lon: r.lon } : {}),
-      attributes: r.attributes,
-    })),
+    sales: rows.map(toSale),
   };
 }
 
@@ -135,26 +143,12 @@ export async function loadSalesSince(
   assetClass: string,
   seq: number,
 ): Promise<{ sales: Sale[]; seq: number }> {
-  const { rows } = await pool.query<{
-    id: string;
-    price: number;
-    sold_at: string | null;
-    lat: number | null;
-    lon: number | null;
-    attributes: Record<string, AttributeValue>;
-    seq: string;
-  }>(
-    "SELECT id, price, to_char(sold_at, 'YYYY-MM-DD') AS sold_at, lat, lon, attributes, seq FROM sales WHERE asset_class = $1 AND seq > $2 ORDER BY seq",
+  const { rows } = await pool.query<SaleRow & { seq: string }>(
+    `SELECT ${SALE_COLUMNS}, seq FROM sales WHERE asset_class = $1 AND seq > $2 ORDER BY seq`,
     [assetClass, seq],
   );
   return {
     seq: rows.reduce((m, r) => Math.max(m, Number(r.seq)), seq),
-    sales: rows.map((r) => ({
-      id: r.id,
-      price: r.price,
-      ...(r.sold_at ? { soldAt: r.sold_at } : {}),
-      ...(r.lat !== null && r.lon !== null ? { lat: r.lat, lon: r.lon } : {}),
-      attributes: r.attributes,
-    })),
+    sales: rows.map(toSale),
   };
 }

@@ -169,17 +169,22 @@ export class PrometheusAnalysis implements AnalysisSource {
     private readonly fetchFn: typeof fetch = fetch,
   ) {}
 
-  private async scalar(query: string): Promise<number> {
+  /** One instant query's result vector (`/api/v1/query`). */
+  private async query(query: string): Promise<{ metric: { le?: string }; value: [number, string] }[]> {
     const url = new URL("/api/v1/query", this.baseUrl);
     url.searchParams.set("query", query);
     const res = await this.fetchFn(url, { signal: AbortSignal.timeout(5000) });
     if (!res.ok) throw new Error(`prometheus ${res.status} for ${query}`);
     const body = (await res.json()) as {
       status: string;
-      data?: { resultType: string; result: { value: [number, string] }[] };
+      data?: { result: { metric: { le?: string }; value: [number, string] }[] };
     };
     if (body.status !== "success") throw new Error(`prometheus query failed: ${query}`);
-    const v = Number(body.data?.result[0]?.value[1] ?? "0");
+    return body.data?.result ?? [];
+  }
+
+  private async scalar(query: string): Promise<number> {
+    const v = Number((await this.query(query))[0]?.value[1] ?? "0");
     return Number.isFinite(v) ? v : 0;
   }
 
@@ -210,17 +215,8 @@ export class PrometheusAnalysis implements AnalysisSource {
 
   /** A cumulative histogram (`le` → count) from a `sum by (le)` query. */
   private async buckets(query: string): Promise<Map<number, number>> {
-    const url = new URL("/api/v1/query", this.baseUrl);
-    url.searchParams.set("query", query);
-    const res = await this.fetchFn(url, { signal: AbortSignal.timeout(5000) });
-    if (!res.ok) throw new Error(`prometheus ${res.status} for ${query}`);
-    const body = (await res.json()) as {
-      status: string;
-      data?: { result: { metric: { le?: string }; value: [number, string] }[] };
-    };
-    if (body.status !== "success") throw new Error(`prometheus query failed: ${query}`);
     const out = new Map<number, number>();
-    for (const r of body.data?.result ?? []) {
+    for (const r of await this.query(query)) {
       const le = r.metric.le === "+Inf" ? Number.POSITIVE_INFINITY : Number(r.metric.le);
       // increase() extrapolates to fractions: counts of pairs are whole.
       out.set(le, Math.round(Number(r.value[1])));

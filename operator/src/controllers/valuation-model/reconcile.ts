@@ -29,6 +29,7 @@ import {
   routing,
   type AnalysisInput,
   type CandidateBacktest,
+  type CandidateStatus,
   type RolloutDecision,
 } from "./rollout.js";
 import {
@@ -189,9 +190,13 @@ export class ValuationModelReconciler {
         current.version !== c.version ||
         current.phase === "Pending" ||
         current.phase === "Shadowing";
+      let holdForBacktest = false;
       if (!backtest && candidateReady && beforeTraffic && this.d.backtest) {
-        backtest = await this.runBacktest(vm, c.version);
-        if (backtest.passed)
+        const pendingSince = current?.version === c.version ? current.stepStartedAt : undefined;
+        const outcome = await this.runBacktest(vm, c.version, pendingSince);
+        holdForBacktest = outcome === "retry";
+        backtest = outcome === "retry" ? undefined : outcome;
+        if (backtest?.passed)
           await this.event(
             vm,
             backtest.skipped ? "BacktestSkipped" : "BacktestPassed",
@@ -199,7 +204,15 @@ export class ValuationModelReconciler {
             "Normal",
           );
       }
-      decision = decideCanary(vm, this.now(), candidateReady, analysis, backtest);
+      // The pipeline that runs the backtest is not up yet (a platform starting with a candidate):
+      // no traffic moves; the backtest is tried again shortly.
+      decision = holdForBacktest
+        ? {
+            action: "wait",
+            candidate: current?.version === c.version ? current : pendingCandidate(c.version, this.now()),
+            requeueAfterMs: 5000,
+          }
+        : decideCanary(vm, this.now(), candidateReady, analysis, backtest);
       if (decision.event)
         await this.event(
           vm,
@@ -261,7 +274,11 @@ export class ValuationModelReconciler {
   }
 
   /** Both versions on recent landed sales, through the first pipeline that routes to the model. */
-  private async runBacktest(vm: ValuationModel, version: string): Promise<CandidateBacktest> {
+  private async runBacktest(
+    vm: ValuationModel,
+    version: string,
+    pendingSince: string | undefined,
+  ): Promise<CandidateBacktest | "retry"> {
     const at = this.now().toISOString();
     const skipped = (message: string): CandidateBacktest => ({
       passed: true,
@@ -291,6 +308,9 @@ export class ValuationModelReconciler {
       return judgeBacktest(vm, result, at);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
+      // A pipeline that is not reachable yet gets two minutes from the candidate's readiness.
+      const waitedMs = this.now().getTime() - Date.parse(pendingSince ?? this.now().toISOString());
+      if (err instanceof ValoraError && err.code === "UNAVAILABLE" && waitedMs < 120_000) return "retry";
       this.d.logger.warn({ vm: `${namespace}/${vm.metadata.name}`, err: message }, "backtest could not run");
       return skipped(`backtest could not run (${message}): skipped`);
     }
@@ -446,3 +466,12 @@ export class ValuationModelReconciler {
       );
   }
 }
+
+/** A candidate that waits, without traffic, for what must happen before its first step. */
+const pendingCandidate = (version: string, now: Date): CandidateStatus => ({
+  version,
+  phase: "Pending",
+  trafficPercent: 0,
+  step: 0,
+  stepStartedAt: now.toISOString(),
+});
