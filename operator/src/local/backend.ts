@@ -23,6 +23,8 @@ export interface LocalBackendOptions {
   /** Passed to every container (e.g. PATH, HOME); the backend adds KUBE_API_URL, VALORA_SERVICE_MAP, HOST, VALORA_EXIT_WITH_PARENT. */
   env?: Record<string, string>;
   logger: Logger;
+  /** Where containers' output lines go (default: this process's stdout and stderr). */
+  podOutput?: PodRuntime["output"];
   /** Pods per Deployment at most (default 1: one machine, few cores). */
   maxReplicas?: number;
   probePeriodMs?: number;
@@ -66,6 +68,7 @@ export class LocalProcessBackend {
       o.logger,
     );
     this.runtime = {
+      ...(o.podOutput ? { output: o.podOutput } : {}),
       entrypoint: o.entrypoint,
       imagePaths: o.imagePaths,
       baseEnv: {

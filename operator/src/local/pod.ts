@@ -24,6 +24,8 @@ export interface PodRuntime {
   baseEnv: Record<string, string>;
   sources: Omit<EnvSources, "podName">;
   logger: Logger;
+  /** Where containers' output lines go (JSON lines with the pod added); stdout / stderr by default. */
+  output?: (line: string, stream: "stdout" | "stderr") => void;
   probePeriodMs: number;
 }
 
@@ -145,16 +147,21 @@ export class LocalPod {
       stdio: ["ignore", "pipe", "pipe"],
       cwd: this.dir,
     });
-    const forward = (stream: NodeJS.ReadableStream, out: NodeJS.WriteStream) =>
-      createInterface({ input: stream }).on("line", (line) => {
-        out.write(
+    const write =
+      this.rt.output ??
+      ((line: string, stream: "stdout" | "stderr") =>
+        (stream === "stdout" ? process.stdout : process.stderr).write(line));
+    const forward = (input: NodeJS.ReadableStream, stream: "stdout" | "stderr") =>
+      createInterface({ input }).on("line", (line) => {
+        write(
           line.startsWith("{") && line.endsWith("}")
             ? `{"pod":${JSON.stringify(this.name)},"container":${JSON.stringify(c.name)},${line.slice(1)}\n`
             : `[${this.name}/${c.name}] ${line}\n`,
+          stream,
         );
       });
-    forward(child.stdout, process.stdout);
-    forward(child.stderr, process.stderr);
+    forward(child.stdout, "stdout");
+    forward(child.stderr, "stderr");
     return child;
   }
 

@@ -22,6 +22,8 @@ export interface LocalClusterOptions {
   kubePort: number;
   logger: Logger;
   registry: Registry;
+  /** Where pods' output lines go (a terminal's pretty printer; stdout / stderr by default). */
+  podOutput?: (line: string, stream: "stdout" | "stderr") => void;
 }
 
 export interface LocalCluster {
@@ -66,6 +68,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
       ),
     ),
     logger: o.logger,
+    ...(o.podOutput ? { podOutput: o.podOutput } : {}),
   });
   // This process resolves Service names (pipelines, model servers) through the same map as the pods.
   process.env["VALORA_SERVICE_MAP"] = backend.serviceMapFile;

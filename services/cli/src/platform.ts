@@ -64,6 +64,8 @@ import { startLocalCluster, waitForPipelines, type LocalCluster } from "./local-
 import { seedSales } from "./seed-sales.js";
 
 export interface PlatformOptions {
+  /** Where pods' output lines go (see LocalClusterOptions.podOutput). */
+  podOutput?: (line: string, stream: "stdout" | "stderr") => void;
   modelsDir: string;
   /** The CRs the local operator reconciles (VALORA_MANIFESTS, default manifests/). */
   manifestsDir: string;
@@ -236,6 +238,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     kubePort: o.kubePort,
     logger: log,
     registry: base.registry,
+    ...(o.podOutput ? { podOutput: o.podOutput } : {}),
   });
   started.cluster = local;
   closers.push(["local-cluster", () => local.close()]);

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { createServiceBase, loadConfig } from "@valora/kit";
 import { JobResultsEnv, jobResultsFrom } from "@valora/orchestrator";
 import { startPlatform } from "./platform.js";
+import { forPeople, readyBox, terminalLogger } from "./terminal.js";
 
 export interface UpOptions {
   modelsDir: string;
@@ -17,11 +18,17 @@ export interface UpOptions {
 export async function up(o: UpOptions, env: Record<string, string | undefined> = process.env): Promise<void> {
   const started = Date.now();
   let failed = false;
-  const base = createServiceBase({ name: "valora", exit: (code) => process.exit(failed ? 1 : code) });
+  const terminal = forPeople(env, process.stdout.isTTY) ? terminalLogger("valora") : undefined;
+  const base = createServiceBase({
+    name: "valora",
+    exit: (code) => process.exit(failed ? 1 : code),
+    ...(terminal ? { logger: terminal.logger } : {}),
+  });
   base.shutdown.installSignalHandlers();
   const jobResults = jobResultsFrom(loadConfig(JobResultsEnv, env));
   const p = await startPlatform(base, {
     ...(jobResults ? { jobResults } : {}),
+    ...(terminal ? { podOutput: terminal.podOutput } : {}),
     ...o,
     ...(env["DATABASE_URL"] ? { databaseUrl: env["DATABASE_URL"] } : {}),
     ...(env["REDIS_URL"] ? { redisUrl: env["REDIS_URL"] } : {}),
@@ -51,6 +58,9 @@ export async function up(o: UpOptions, env: Record<string, string | undefined> =
     p.generatedKey ?? env["VALORA_BOOTSTRAP_API_KEY"] ?? "<the bootstrap key printed on the first start>";
   const example = p.assetClasses[0]!;
   const body = JSON.stringify({ assetClass: example.name, attributes: example.sample });
+  const curl = `curl -s ${p.restUrl}/v1/valuations -H "authorization: Bearer $KEY" -H 'content-type: application/json' -d '${body}'`;
+  const database =
+    p.database === "embedded" ? `embedded PostgreSQL in ${join(o.dataDir, "pg")}` : "DATABASE_URL";
   base.logger.info(
     {
       rest: p.restUrl,
@@ -74,4 +84,18 @@ export async function up(o: UpOptions, env: Record<string, string | undefined> =
     },
     "valora is up",
   );
+  if (terminal)
+    process.stdout.write(
+      `\n${readyBox({
+        rest: p.restUrl,
+        grpc: p.grpcAddress,
+        kubernetes: p.kubernetesUrl,
+        ...(p.generatedKey ? { apiKey: p.generatedKey } : {}),
+        curl,
+        database,
+        cache: p.cache,
+        assetClasses: p.assetClasses.map((c) => `${c.name}@${c.version}`),
+        readyInMs: Date.now() - started,
+      })}\n\n`,
+    );
 }

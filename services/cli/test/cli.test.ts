@@ -175,3 +175,36 @@ describe.skipIf(!existsSync(bin))("valora train --help", () => {
     expect(r.stdout).toContain("example:");
   });
 });
+
+describe("a first run people can read", () => {
+  it("writes for people only on a terminal, unless JSON is asked for", async () => {
+    const { forPeople } = await import("../src/terminal.js");
+    expect(forPeople({}, true)).toBe(true);
+    expect(forPeople({}, undefined)).toBe(false);
+    expect(forPeople({ VALORA_LOG_FORMAT: "json" }, true)).toBe(false);
+  });
+
+  it("boxes the URLs, the key and the kubectl line, with the curl to paste below", async () => {
+    const { readyBox } = await import("../src/terminal.js");
+    const text = readyBox({
+      rest: "http://127.0.0.1:8080",
+      grpc: "127.0.0.1:9090",
+      kubernetes: "http://127.0.0.1:6443",
+      apiKey: "vk_abc_def",
+      curl: "curl -s http://127.0.0.1:8080/v1/valuations",
+      database: "embedded PostgreSQL in .valora/pg",
+      cache: "memory",
+      assetClasses: ["autos@gm-v1"],
+      readyInMs: 12_345,
+    });
+    const lines = text.split("\n");
+    expect(lines[0]).toMatch(/^┌─+┐$/);
+    expect(text).toContain("Valora is up in 12.3 s: autos@gm-v1");
+    expect(text).toContain("export KEY=vk_abc_def");
+    expect(text).toContain("kubectl --server http://127.0.0.1:6443 get vm,ap,deploy");
+    expect(lines.at(-1)).toBe("  curl -s http://127.0.0.1:8080/v1/valuations");
+    // Every line of the box is as wide as its border.
+    const box = lines.slice(0, lines.findIndex((l) => l.startsWith("└")) + 1);
+    expect(new Set(box.map((l) => l.length)).size).toBe(1);
+  });
+});
