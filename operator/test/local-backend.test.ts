@@ -31,6 +31,17 @@ describe("local pods, pure parts", () => {
     expect(rewritePaths("--out=/tmp/x", mounts)).toBe("--out=/tmp/run/p1/volumes/tmp/x");
     expect(rewritePaths("/tmpfile", mounts)).toBe("/tmpfile");
     expect(rewritePaths("see /etc/valora", mounts)).toBe("see /etc/valora");
+    // A model URI may name this machine's file (where `valora train --out /tmp/x` wrote it) rather
+    // than one in the pod's /tmp volume: the file that exists wins, the pod's first.
+    const files = new Set(["/tmp/x/model.onnx", "/tmp/run/p1/volumes/tmp/fetched.onnx"]);
+    const exists = (p: string) => files.has(p);
+    expect(rewritePaths("file:///tmp/x/model.onnx", mounts, exists)).toBe("file:///tmp/x/model.onnx");
+    expect(rewritePaths("file:///tmp/fetched.onnx", mounts, exists)).toBe(
+      "file:///tmp/run/p1/volumes/tmp/fetched.onnx",
+    );
+    expect(rewritePaths("autos=file:///tmp/nowhere.onnx", mounts, exists)).toBe(
+      "autos=file:///tmp/run/p1/volumes/tmp/nowhere.onnx",
+    );
   });
 
   it("builds a container's environment as the kubelet does, with declared ports mapped to local ones", () => {

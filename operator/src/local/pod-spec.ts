@@ -132,14 +132,25 @@ export function deploymentStatus(
  * folders, e.g. /opt/valora/models) are matched longest first, on whole path segments, wherever
  * the path starts a value, follows `=`, or follows `file://`.
  */
-export function rewritePaths(value: string, mounts: Record<string, string>): string {
+export function rewritePaths(
+  value: string,
+  mounts: Record<string, string>,
+  exists?: (path: string) => boolean,
+): string {
   const froms = Object.keys(mounts).sort((a, b) => b.length - a.length);
   if (froms.length === 0) return value;
   // One pass: a rewritten path (e.g. under /tmp on this machine) is never rewritten again.
   const alternation = froms.map((f) => f.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|");
   return value.replace(
-    new RegExp(`(^|=|file://)(${alternation})(?=/|$)`, "g"),
-    (_m, lead: string, from: string) => `${lead}${mounts[from]}`,
+    new RegExp(`(^|=|file://)(${alternation})(?=/|$)([^\\s,]*)`, "g"),
+    (_m, lead: string, from: string, rest: string) => {
+      const local = `${mounts[from]}${rest}`;
+      // A file:// URI in a CR may name a file of this machine (where `valora train --out /tmp/x`
+      // wrote it) rather than one in the pod's volumes: the file that exists wins, the pod's first.
+      if (lead === "file://" && exists && !exists(local) && exists(`${from}${rest}`))
+        return `${lead}${from}${rest}`;
+      return `${lead}${local}`;
+    },
   );
 }
 

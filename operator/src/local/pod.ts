@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -139,8 +139,8 @@ export class LocalPod {
     // Paths in the pod spec name the container's filesystem and are mapped; the image's own
     // entrypoint is a path on this machine (which may well lie under /tmp) and is not.
     const argv = [
-      ...(c.command?.map((a) => rewritePaths(a, mounts)) ?? this.rt.entrypoint),
-      ...(c.args ?? []).map((a) => rewritePaths(a, mounts)),
+      ...(c.command?.map((a) => rewritePaths(a, mounts, existsSync)) ?? this.rt.entrypoint),
+      ...(c.args ?? []).map((a) => rewritePaths(a, mounts, existsSync)),
     ];
     const child = spawn(argv[0]!, argv.slice(1), {
       env: { ...this.rt.baseEnv, ...env },
