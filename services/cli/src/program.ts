@@ -115,6 +115,16 @@ export function buildProgram(): Command {
     .allowExcessArguments(true)
     .helpOption(false)
     .action(async (name: string, _opts: unknown, cmd: Command) => {
+      if (name === "--help" || name === "-h") {
+        const rows = Object.entries(SERVICES).map(([n, s]) => `  ${n.padEnd(14)} ${s.description}`);
+        process.stdout.write(
+          `Usage: valora serve <service> [service options]\n\nRuns one service in this process, as its pod does;` +
+            ` configuration comes from the environment (a bad value exits with 78 naming it).\n\n` +
+            `Services:\n${rows.join("\n")}\n\nExample:\n  GRPC_PORT=8001 valora serve model-server` +
+            ` --model homes=file://$PWD/models/real-estate/model.onnx\n`,
+        );
+        return;
+      }
       const entry = SERVICES[name];
       if (!entry) {
         throw new CommanderError(

@@ -167,6 +167,14 @@ describe("valora value: attributes from the command line", () => {
 });
 
 describe.skipIf(!existsSync(bin))("valora train --help", () => {
+  it("valora serve --help lists every service with an example", () => {
+    const r = spawnSync(process.execPath, [bin, "serve", "--help"], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    for (const service of ["gateway", "pipeline", "model-server", "operator"])
+      expect(r.stdout).toContain(`  ${service} `);
+    expect(r.stdout).toContain("Example:");
+  });
+
   it("answers with its options and an example, exit code 0", () => {
     const r = spawnSync(process.execPath, [bin, "train", "--help"], { encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
