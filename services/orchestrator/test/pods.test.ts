@@ -92,6 +92,14 @@ describe("orchestrator catalog from custom resources (pure)", () => {
 });
 
 /** Starts a `valora serve` process and resolves with its "listening" log line. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 function serve(
   args: string[],
   env: Record<string, string>,
@@ -119,6 +127,8 @@ describe.skipIf(!url || !existsSync(bin))(
     let models: ModelServer;
     let kube: Server;
     let usageServer: GrpcServer;
+    let orchestratorEnv: Record<string, string>;
+    let orchestratorChild: ChildProcess;
     let valuations: Client<typeof ValuationService>;
     let jobs: Client<typeof JobService>;
     let usage: Client<typeof UsageService>;
@@ -215,20 +225,20 @@ describe.skipIf(!url || !existsSync(bin))(
         "pipeline listening",
       );
       children.push(pipeline.child);
-      const orchestrator = await serve(
-        ["orchestrator"],
-        {
-          ...common,
-          GRPC_PORT: "0",
-          DATABASE_URL: db.url,
-          USAGE_ADDR: usageAddr,
-          INGEST_ADDR: ingestAddr,
-          CATALOG_POLL_MS: "200",
-          PIPELINE_ADDR_TEMPLATE: `127.0.0.1:${String(pipeline.line["port"])}`,
-          JOB_WORKER_CONCURRENCY: "2",
-        },
-        "orchestrator listening",
-      );
+      // A fixed port, so the chaos case can restart the pod where its clients look for it.
+      orchestratorEnv = {
+        ...common,
+        GRPC_PORT: String(await freePort()),
+        DATABASE_URL: db.url,
+        USAGE_ADDR: usageAddr,
+        INGEST_ADDR: ingestAddr,
+        CATALOG_POLL_MS: "200",
+        PIPELINE_ADDR_TEMPLATE: `127.0.0.1:${String(pipeline.line["port"])}`,
+        JOB_WORKER_CONCURRENCY: "2",
+        JOB_LEASE_SECONDS: "3",
+      };
+      const orchestrator = await serve(["orchestrator"], orchestratorEnv, "orchestrator listening");
+      orchestratorChild = orchestrator.child;
       children.push(orchestrator.child);
       const address = `127.0.0.1:${String(orchestrator.line["port"])}`;
       valuations = createClient(ValuationService, address, { timeoutMs: 10_000 });
@@ -239,7 +249,7 @@ describe.skipIf(!url || !existsSync(bin))(
       // Wait for the pods to drain and exit while their stdout is still read, then make sure.
       await Promise.all(
         children.map((c) =>
-          c.exitCode !== null
+          c.exitCode !== null || c.signalCode !== null
             ? Promise.resolve()
             : new Promise<void>((resolve) => {
                 const force = setTimeout(() => c.kill("SIGKILL"), 10_000);
@@ -412,5 +422,59 @@ describe.skipIf(!url || !existsSync(bin))(
       expect(perf.overall[0]).toMatchObject({ modelVersion: valuation!.model!.version, count: 1 });
       expect(perf.overall[0]!.mdape).toBeCloseTo((100 * Math.abs(valuation!.value - 17500)) / 17500, 9);
     }, 30_000);
+
+    it("chaos: the orchestrator pod killed with SIGKILL mid-job comes back; every row valued once, metered once", async () => {
+      const rows = Array.from({ length: 3000 }, (_, i) => `${5000 + i},6,4,1,1,${i % 2}`);
+      const csv = Buffer.from(`mileage,cylinder,doors,cruise,sound,leather\n${rows.join("\n")}\n`);
+      const { job } = await jobs.createJob({ assetClass: "autos", csv }, tenant);
+      await new Promise((r) => setTimeout(r, 400));
+      const killedAt = Date.now();
+      orchestratorChild.kill("SIGKILL");
+      await new Promise((r) => orchestratorChild.once("exit", r));
+      // While it is down valuations fail fast; a new pod takes its place on the same port.
+      const down = await valuations
+        .value({ assetClass: "autos", attributes: car, skipCache: true }, tenant)
+        .then(() => "answered")
+        .catch((e: { code: string }) => e.code);
+      const restarted = await serve(["orchestrator"], orchestratorEnv, "orchestrator listening");
+      orchestratorChild = restarted.child;
+      children.push(restarted.child);
+      await expect
+        .poll(
+          async () =>
+            await valuations
+              .value({ assetClass: "autos", attributes: car, skipCache: true }, tenant)
+              .then(() => true)
+              .catch(() => false),
+          { timeout: 30_000, interval: 200 },
+        )
+        .toBe(true);
+      const valuingAgainAfter = (Date.now() - killedAt) / 1000;
+      await expect
+        .poll(async () => (await jobs.getJob({ id: job!.id }, tenant)).job!.status, {
+          timeout: 60_000,
+          interval: 250,
+        })
+        .toBe(JobStatus.SUCCEEDED);
+      const done = (await jobs.getJob({ id: job!.id }, tenant)).job!;
+      const jobDoneAfter = (Date.now() - killedAt) / 1000;
+      const { rows: results } = await pool.query<{ n: number; distinct: number }>(
+        "SELECT count(*)::int AS n, count(DISTINCT row_no)::int AS distinct FROM job_rows WHERE job_id = $1 AND result IS NOT NULL",
+        [job!.id],
+      );
+      const today = new Date().toISOString().slice(0, 10);
+      const metered = async () =>
+        (await usage.queryUsage({ tenantId: "acme", from: today, to: today })).days.find(
+          (d) => d.kind === "job_row",
+        )?.units ?? 0n;
+      // 2 job rows were metered by the earlier job case.
+      await expect.poll(metered, { timeout: 15_000, interval: 250 }).toBe(2n + done.doneRows);
+      process.stdout.write(
+        `chaos orchestrator-sigkill: ${JSON.stringify({ whileDown: down, valuingAgainAfter, jobDoneAfter, rows: 3000, results: results[0], doneRows: Number(done.doneRows), failedRows: Number(done.failedRows) })}\n`,
+      );
+      expect(down).toBe("UNAVAILABLE");
+      expect(Number(done.doneRows + done.failedRows)).toBe(3000);
+      expect(results[0]).toEqual({ n: 3000, distinct: 3000 });
+    }, 120_000);
   },
 );
