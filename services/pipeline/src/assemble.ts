@@ -1,5 +1,5 @@
 import { ComparablesIndex, type ComparablesSpec, type Sale } from "@valora/comparables";
-import type { Logger } from "@valora/kit";
+import type { DegradedLog, Logger } from "@valora/kit";
 import { modelSchemaFrom } from "./features.js";
 import type { MarketIndex } from "./market-index.js";
 import type { pipelineMetrics } from "./metrics.js";
@@ -28,6 +28,7 @@ export interface AssembleOptions {
   logger: Logger;
   metrics?: ReturnType<typeof pipelineMetrics>;
   timeoutMs?: number;
+  degraded?: DegradedLog;
 }
 
 export interface AssembledPipeline {
@@ -60,6 +61,7 @@ export async function assemblePipeline(o: AssembleOptions): Promise<AssembledPip
     logger: o.logger,
     ...(o.metrics ? { metrics: o.metrics } : {}),
     ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
+    ...(o.degraded ? { degraded: o.degraded } : {}),
   });
   return {
     pipeline,

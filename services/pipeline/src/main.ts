@@ -161,6 +161,7 @@ export async function main(env: Record<string, string | undefined> = process.env
         logger: log,
         metrics,
         timeoutMs: c.MODEL_TIMEOUT_MS,
+        degraded: base.degraded,
       });
       pipelines.set(spec.assetClass, assembled.pipeline);
       // Sales landed from now on (ingest) join the comparables at once, without a restart.

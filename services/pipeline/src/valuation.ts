@@ -1,4 +1,5 @@
 import {
+  DegradedLog,
   ValoraError,
   intervalFor,
   pairedDeltaPct,
@@ -100,6 +101,8 @@ export interface PipelineDeps {
     fallbacks: Counter<"asset_class" | "reason">;
   };
   timeoutMs?: number;
+  /** Rate-limited warnings of degraded answers (default: one on `logger`). */
+  degraded?: DegradedLog;
 }
 
 /** Pure: confidence in (0, 1] from the interval's log width — narrow intervals, high confidence. */
@@ -131,7 +134,11 @@ export function residualCorrected(
 
 /** One asset class's valuation: route, model + explanation, comparables, correction, interval, fallback. */
 export class ValuationPipeline {
-  constructor(private readonly d: PipelineDeps) {}
+  private readonly degraded: DegradedLog;
+
+  constructor(private readonly d: PipelineDeps) {
+    this.degraded = d.degraded ?? new DegradedLog({ logger: d.logger });
+  }
 
   async value(attrs: Normalised, assetKey: string): Promise<ValuationOut> {
     const [one] = await this.valueMany([{ attributes: attrs, assetKey }]);
@@ -295,7 +302,12 @@ export class ValuationPipeline {
     const z = Math.SQRT2 * inverseErf(coverage);
     const value = Math.exp(mean);
     const interval = { low: Math.exp(mean - z * sd), high: Math.exp(mean + z * sd), coverage };
-    this.d.logger.warn({ assetClass: spec.assetClass, reason, ...failure }, "answered from comparables");
+    // While a model is down every valuation takes this path: one line per 30 s, with a count.
+    this.degraded.note(
+      `model:${spec.model.name}@${failure.version}`,
+      `answered from comparables (${reason})`,
+      failure.detail,
+    );
     return {
       assetClass: spec.assetClass,
       assetKey,
