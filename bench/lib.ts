@@ -184,3 +184,15 @@ export function table(rows: Record<string, string | number>[]): void {
   console.log(line(cols));
   for (const r of rows) console.log(line(cols.map((c) => String(r[c]))));
 }
+
+/** A house as clients send it (the real-estate AssetPipeline's field names) from a row of the bundled Ames data. */
+export const amesHouse = (r: Record<string, string>) => ({
+  gr_liv_area: Number(r["Gr_Liv_Area"]),
+  lot_area: Number(r["Lot_Area"]),
+  total_bsmt_sf: Number(r["Total_Bsmt_SF"]),
+  first_flr_sf: Number(r["First_Flr_SF"]),
+  latitude: Number(r["Latitude"]),
+  longitude: Number(r["Longitude"]),
+  year_built: Number(r["Year_Built"]),
+  neighborhood: r["Neighborhood"],
+});

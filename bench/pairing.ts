@@ -10,7 +10,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
-import { requireTool, startService, table, wrk } from "./lib.js";
+import { amesHouse, requireTool, startService, table, wrk } from "./lib.js";
 
 requireTool("wrk", "wrk");
 const BENCH_KEY = "vk_benchbench_benchmarkbenchmarkbenchmarkbench";
@@ -70,14 +70,7 @@ const bodies = rows.slice(0, 1000).map((r) =>
   JSON.stringify({
     assetClass: "real-estate",
     skipCache: true,
-    attributes: {
-      gr_liv_area: Number(r["Gr_Liv_Area"]),
-      lot_area: Number(r["Lot_Area"]),
-      total_bsmt_sf: Number(r["Total_Bsmt_SF"]),
-      first_flr_sf: Number(r["First_Flr_SF"]),
-      latitude: Number(r["Latitude"]),
-      longitude: Number(r["Longitude"]),
-    },
+    attributes: amesHouse(r),
   }),
 );
 const url = "http://127.0.0.1:18081/v1/valuations";

@@ -99,6 +99,18 @@ function figuresOf(a: AnalysisInput): Omit<Figures, "passed" | "message" | "at">
   };
 }
 
+/** Pure: an interval's verdict and the status record of it (the figures beside the verdict). */
+function verdictOf(vm: ValuationModel, analysis: AnalysisInput, at: string) {
+  const verdict = judge(vm, analysis);
+  const lastAnalysis = {
+    passed: verdict.passed === true,
+    message: verdict.message,
+    at,
+    ...figuresOf(analysis),
+  };
+  return { verdict, lastAnalysis };
+}
+
 /**
  * Pure: judges one interval's analysis against the spec's thresholds. A candidate is judged on
  * valuations — how its values differ from the champion's on the same assets (bias, |delta| median
@@ -219,13 +231,7 @@ export function decideCanary(
   const elapsed = now.getTime() - new Date(current.stepStartedAt ?? at).getTime();
   if (elapsed < interval || !analysis)
     return { action: "wait", candidate: current, requeueAfterMs: Math.max(1000, interval - elapsed) };
-  const verdict = judge(vm, analysis);
-  const lastAnalysis = {
-    passed: verdict.passed === true,
-    message: verdict.message,
-    at,
-    ...figuresOf(analysis),
-  };
+  const { verdict, lastAnalysis } = verdictOf(vm, analysis, at);
   if (verdict.passed === "inconclusive") {
     const waited = (current.inconclusiveIntervals ?? 0) + 1;
     const limit = c.canary?.analysis?.maxInconclusiveIntervals ?? DEFAULT_ANALYSIS.maxInconclusiveIntervals;
@@ -315,13 +321,7 @@ function shadowFigures(
   if (!analysis || elapsed < interval)
     return { action: "wait", candidate: current, requeueAfterMs: Math.max(1000, interval - elapsed) };
   const at = now.toISOString();
-  const verdict = judge(vm, analysis);
-  const lastAnalysis = {
-    passed: verdict.passed === true,
-    message: verdict.message,
-    at,
-    ...figuresOf(analysis),
-  };
+  const { lastAnalysis } = verdictOf(vm, analysis, at);
   return {
     action: "wait",
     candidate: { ...current, stepStartedAt: at, lastAnalysis },
