@@ -499,22 +499,18 @@ export class LocalApiServer {
     const body = await this.body(req);
     if (req.method === "PUT") {
       if (!existing) return this.status(res, 404, "NotFound", `${type.plural} "${name}" not found`);
-      if (this.injectConflict(type.plural)) {
+      // An injected conflict (tests) and a stale resourceVersion answer alike, as the API server does.
+      const rv = body.metadata?.resourceVersion;
+      if (this.injectConflict(type.plural) || (rv && rv !== existing.metadata["resourceVersion"])) {
+        const modified =
+          "the object has been modified; please apply your changes to the latest version and try again";
         return this.status(
           res,
           409,
           "Conflict",
-          `Operation cannot be fulfilled on ${type.plural} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+          `Operation cannot be fulfilled on ${type.plural} "${name}": ${modified}`,
         );
       }
-      const rv = body.metadata?.resourceVersion;
-      if (rv && rv !== existing.metadata["resourceVersion"])
-        return this.status(
-          res,
-          409,
-          "Conflict",
-          `Operation cannot be fulfilled on ${type.plural} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
-        );
       const next: Obj =
         sub === "status"
           ? { ...existing, status: body["status"] }

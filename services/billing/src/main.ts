@@ -10,6 +10,7 @@ import {
   vars,
   z,
   serveGrpc,
+  pgReady,
 } from "@valora/kit";
 import { createBilling } from "./app.js";
 import { parsePrices } from "./decisions.js";
@@ -91,7 +92,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     grpcPort: c.GRPC_PORT,
     metricsPort: c.METRICS_PORT,
   });
-  base.health.addCheck("postgres", async () => (await pool.query("SELECT 1")).rowCount === 1);
+  base.health.addCheck("postgres", () => pgReady(pool));
   base.shutdown.register("billing", () => billing.close());
   base.shutdown.register("clients", async () => {
     tenants.close();

@@ -17,11 +17,14 @@ import {
   createRedis,
   planCatalogFrom,
   type ServiceBase,
+  pgReady,
+  redisReady,
 } from "@valora/kit";
 import type { AssetPipelineSpec } from "@valora/pipeline";
 import {
   JobStore,
   JobWorker,
+  jobCompletedEvent,
   MemoryCache,
   RedisCache,
   catalogFrom,
@@ -262,7 +265,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
 
   // Dependencies the platform serves without for a while (cached valuations, resolved keys,
   // comparables in memory, buffered usage): /readyz names them when down and stays ready.
-  base.health.addDependency("postgres", async () => (await pool.query("SELECT 1")).rowCount === 1);
+  base.health.addDependency("postgres", () => pgReady(pool));
 
   // The orchestrator's catalog follows the CRs as they change (pods poll the API; here it is in-process).
   let catalog = new Map<string, CatalogClass>();
@@ -286,7 +289,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   closers.push(["pipeline-clients", async () => pipelines.close()]);
 
   const redis = o.redisUrl ? createRedis({ url: o.redisUrl, logger: log }) : undefined;
-  if (redis) base.health.addDependency("redis", async () => (await redis.ping()) === "PONG");
+  if (redis) base.health.addDependency("redis", () => redisReady(redis));
   if (redis) closers.push(["redis", async () => redis.disconnect()]);
   await migrateJobs(pool);
   const jobStore = new JobStore(pool);
@@ -356,18 +359,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     retentionDays: 30,
     ...(o.jobResults ? { results: o.jobResults } : {}),
     onFinished: async (job) => {
-      await tenantsClient.publish({
-        tenantId: job.tenantId,
-        eventId: `job-${job.id}`,
-        type: "job.completed",
-        data: {
-          jobId: job.id,
-          assetClass: job.assetClass,
-          totalRows: job.totalRows,
-          doneRows: job.doneRows,
-          failedRows: job.failedRows,
-        },
-      });
+      await tenantsClient.publish(jobCompletedEvent(job));
     },
   });
   worker.start();

@@ -15,6 +15,7 @@ import {
   planCatalogFrom,
   vars,
   z,
+  redisReady,
 } from "@valora/kit";
 import { buildGateway } from "./app.js";
 import { Authenticator } from "./auth.js";
@@ -85,7 +86,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   const market = optional(MarketDataService, c.MARKET_DATA_ADDR);
   const ingest = optional(IngestService, c.INGEST_ADDR);
   const redis = c.REDIS_URL ? createRedis({ url: c.REDIS_URL, logger: base.logger }) : undefined;
-  if (redis) base.health.addDependency("redis", async () => (await redis.ping()) === "PONG");
+  if (redis) base.health.addDependency("redis", () => redisReady(redis));
   if (!redis) base.logger.warn("REDIS_URL not set: rate limits are per replica");
   const limiter = redis ? new RedisRateLimiter(redis, base.logger, base.registry) : new LocalRateLimiter();
   const oidc = c.OIDC_ISSUER

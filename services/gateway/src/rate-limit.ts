@@ -1,4 +1,4 @@
-import { counter, type Logger, type Redis, type Registry } from "@valora/kit";
+import { DegradedLog, counter, type Logger, type Redis, type Registry } from "@valora/kit";
 
 export interface Bucket {
   /** Tokens per second added back. */
@@ -118,15 +118,16 @@ export class LocalRateLimiter implements RateLimiter {
 export class RedisRateLimiter implements RateLimiter {
   private readonly local = new LocalRateLimiter();
   private readonly fallbacks;
-  private lastLog = 0;
+  private readonly degraded: DegradedLog;
 
   constructor(
     private readonly redis: Redis,
-    private readonly logger: Logger,
+    logger: Logger,
     registry?: Registry,
     private readonly prefix = "valora:rl:",
   ) {
     redis.defineCommand("valoraTakeTokens", { numberOfKeys: 1, lua: SCRIPT });
+    this.degraded = new DegradedLog({ logger, ...(registry ? { registry } : {}) });
     this.fallbacks = registry
       ? counter(
           registry,
@@ -157,13 +158,11 @@ export class RedisRateLimiter implements RateLimiter {
       return decisionOf(Number(tokens), allowed === 1, bucket, cost, "redis");
     } catch (err) {
       this.fallbacks?.inc();
-      if (Date.now() - this.lastLog > 30_000) {
-        this.lastLog = Date.now();
-        this.logger.warn(
-          { err: err instanceof Error ? err.message : String(err) },
-          "rate limiter: Redis unreachable, limiting with this replica's local buckets",
-        );
-      }
+      this.degraded.note(
+        "redis-rate-limit",
+        "rate limiter: Redis unreachable, limiting with this replica's local buckets",
+        err,
+      );
       return this.local.take(key, bucket, cost);
     }
   }

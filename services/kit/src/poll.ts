@@ -1,3 +1,4 @@
+import { DegradedLog } from "./degraded.js";
 import type { Logger } from "./logger.js";
 
 /**
@@ -12,16 +13,13 @@ export function pollEvery(
 ): { stop(): Promise<void> } {
   let stopped = false;
   let wake: (() => void) | undefined;
+  const failures = new DegradedLog({ logger: o.logger });
   const loop = (async () => {
-    let lastWarn = 0;
     while (!stopped) {
       try {
         await step();
       } catch (err) {
-        if (Date.now() - lastWarn > 30_000) {
-          lastWarn = Date.now();
-          o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, o.message);
-        }
+        failures.note(o.message, o.message, err);
       }
       if (!stopped) await new Promise<void>((r) => ((wake = r), setTimeout(r, o.intervalMs)));
     }

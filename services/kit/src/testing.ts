@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import type { Tree, TreeEnsemble, TreeNode } from "./onnx/tree-ensemble.js";
 import { seededRandom } from "./random.js";
@@ -109,4 +110,13 @@ export async function freshDatabase(url: string): Promise<{ url: string; drop: (
       }
     },
   };
+}
+
+/** A loopback port free a moment ago (for a server a test must restart on the same port). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

@@ -14,11 +14,13 @@ import {
   loadConfig,
   vars,
   z,
+  pgReady,
+  redisReady,
 } from "@valora/kit";
 import { MemoryCache, RedisCache } from "./cache.js";
 import { jobService } from "./jobs/service.js";
 import { JobStore } from "./jobs/store.js";
-import { JobWorker } from "./jobs/worker.js";
+import { JobWorker, jobCompletedEvent } from "./jobs/worker.js";
 import { migrateJobs } from "./jobs/migrations.js";
 import { JobResultsEnv, jobResultsFrom } from "./jobs/results-config.js";
 import { valueRowsWith } from "./jobs/value-rows.js";
@@ -99,7 +101,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   const dispatch = pipelines.dispatch;
 
   const redis = c.REDIS_URL ? createRedis({ url: c.REDIS_URL, logger: log }) : undefined;
-  if (redis) base.health.addDependency("redis", async () => (await redis.ping()) === "PONG");
+  if (redis) base.health.addDependency("redis", () => redisReady(redis));
   const usage = c.USAGE_ADDR
     ? createClient(UsageService, c.USAGE_ADDR, { timeoutMs: 10_000, registry: base.registry })
     : undefined;
@@ -126,7 +128,7 @@ export async function main(env: Record<string, string | undefined> = process.env
       })
     : undefined;
   // Jobs pause while Postgres is away; valuations go on: a dependency, not a readiness check.
-  if (pool) base.health.addDependency("postgres", async () => (await pool.query("SELECT 1")).rowCount === 1);
+  if (pool) base.health.addDependency("postgres", () => pgReady(pool));
   if (pool) await migrateJobs(pool);
   const store = pool ? new JobStore(pool) : undefined;
   const results = jobResultsFrom(c);
@@ -176,19 +178,7 @@ export async function main(env: Record<string, string | undefined> = process.env
           ...(results ? { results } : {}),
           ...(tenants
             ? {
-                onFinished: async (job) =>
-                  void (await tenants.publish({
-                    tenantId: job.tenantId,
-                    eventId: `job-${job.id}`,
-                    type: "job.completed",
-                    data: {
-                      jobId: job.id,
-                      assetClass: job.assetClass,
-                      totalRows: job.totalRows,
-                      doneRows: job.doneRows,
-                      failedRows: job.failedRows,
-                    },
-                  })),
+                onFinished: async (job) => void (await tenants.publish(jobCompletedEvent(job))),
               }
             : {}),
         })

@@ -21,7 +21,7 @@ import {
   type GrpcServer,
   type Pool,
 } from "@valora/kit";
-import { captureLogs, freshDatabase } from "@valora/kit/testing";
+import { captureLogs, freePort, freshDatabase } from "@valora/kit/testing";
 import { createModelServer, type ModelServer } from "@valora/model-server";
 import { insertSales, migrateSales, salesFromCsv } from "@valora/comparables";
 import { pipelineConfig, pipelineObjects } from "@valora/operator";
@@ -92,14 +92,6 @@ describe("orchestrator catalog from custom resources (pure)", () => {
 });
 
 /** Starts a `valora serve` process and resolves with its "listening" log line. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 function serve(
   args: string[],
   env: Record<string, string>,
@@ -469,9 +461,16 @@ describe.skipIf(!url || !existsSync(bin))(
         )?.units ?? 0n;
       // 2 job rows were metered by the earlier job case.
       await expect.poll(metered, { timeout: 15_000, interval: 250 }).toBe(2n + done.doneRows);
-      process.stdout.write(
-        `chaos orchestrator-sigkill: ${JSON.stringify({ whileDown: down, valuingAgainAfter, jobDoneAfter, rows: 3000, results: results[0], doneRows: Number(done.doneRows), failedRows: Number(done.failedRows) })}\n`,
-      );
+      const figures = {
+        whileDown: down,
+        valuingAgainAfter,
+        jobDoneAfter,
+        rows: 3000,
+        results: results[0],
+        doneRows: Number(done.doneRows),
+        failedRows: Number(done.failedRows),
+      };
+      process.stdout.write(`chaos orchestrator-sigkill: ${JSON.stringify(figures)}\n`);
       expect(down).toBe("UNAVAILABLE");
       expect(Number(done.doneRows + done.failedRows)).toBe(3000);
       expect(results[0]).toEqual({ n: 3000, distinct: 3000 });

@@ -13,6 +13,7 @@ import {
   z,
   serveGrpc,
   pollEvery,
+  pgReady,
 } from "@valora/kit";
 import { followSales, loadBacktestSales, loadSalesSince, type SalesFollower } from "@valora/comparables";
 import { assemblePipeline, type AssetPipelineSpec } from "./assemble.js";
@@ -115,7 +116,7 @@ export async function main(env: Record<string, string | undefined> = process.env
       })
     : undefined;
   // Comparables are in memory: valuations go on while Postgres is away (new sales wait for it).
-  if (pool) base.health.addDependency("postgres", async () => (await pool.query("SELECT 1")).rowCount === 1);
+  if (pool) base.health.addDependency("postgres", () => pgReady(pool));
   const market = c.MARKET_DATA_ADDR
     ? createClient(MarketDataService, c.MARKET_DATA_ADDR, { timeoutMs: 10_000 })
     : undefined;

@@ -1,4 +1,4 @@
-import { createPgPool, createServiceBase, loadConfig, vars, z, serveGrpc } from "@valora/kit";
+import { createPgPool, createServiceBase, loadConfig, vars, z, serveGrpc, pgReady } from "@valora/kit";
 import { createTenants } from "./app.js";
 
 export const TenantsEnv = z.object({
@@ -49,7 +49,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     grpcPort: config.GRPC_PORT,
     metricsPort: config.METRICS_PORT,
   });
-  base.health.addCheck("postgres", async () => (await pool.query("SELECT 1")).rowCount === 1);
+  base.health.addCheck("postgres", () => pgReady(pool));
   base.shutdown.register("webhooks", () => tenants.close());
   base.shutdown.register("postgres", () => pool.end());
   base.shutdown.register("ops", () => ops.close());

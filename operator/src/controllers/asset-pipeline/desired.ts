@@ -9,6 +9,10 @@ import {
   type K8sObject,
 } from "../shared.js";
 
+/** The pipeline pods' ports: gRPC (PipelineService) and HTTP (/metrics, health). */
+export const PIPELINE_GRPC_PORT = 9090;
+export const PIPELINE_HTTP_PORT = 9464;
+
 export interface PipelineDefaults {
   image: string;
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
@@ -69,8 +73,8 @@ export function pipelineObjects(ap: AssetPipeline, defaults: PipelineDefaults): 
     scaleDownStabilizationSeconds: 300,
   };
   const config = pipelineConfig(ap);
-  const grpcPort = defaults.grpcPort ?? 9090;
-  const httpPort = defaults.httpPort ?? 9464;
+  const grpcPort = defaults.grpcPort ?? PIPELINE_GRPC_PORT;
+  const httpPort = defaults.httpPort ?? PIPELINE_HTTP_PORT;
   return [
     {
       apiVersion: "v1",

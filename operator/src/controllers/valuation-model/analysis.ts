@@ -15,6 +15,10 @@ export interface AnalysisSource {
   }): Promise<AnalysisInput | undefined>;
 }
 
+/** Pure: a histogram bucket's upper bound from its `le` label (Prometheus text or query result). */
+const leOf = (labels: { le?: string }) =>
+  labels.le === "+Inf" ? Number.POSITIVE_INFINITY : Number(labels.le);
+
 interface Snapshot {
   requests: number;
   errors: number;
@@ -49,15 +53,12 @@ export function snapshotOf(text: string, model: string): Snapshot {
       if (labels["code"] !== "OK" && labels["code"] !== "INVALID_ARGUMENT" && labels["code"] !== "NOT_FOUND")
         snap.errors += value;
     } else if (m[1] === "valora_model_request_seconds_bucket" && labels["kind"] === "infer") {
-      const le = labels["le"] === "+Inf" ? Number.POSITIVE_INFINITY : Number(labels["le"]);
+      const le = leOf(labels);
       snap.buckets.set(le, (snap.buckets.get(le) ?? 0) + value);
     }
   }
   return snap;
 }
-
-const leOf = (labels: Record<string, string>) =>
-  labels["le"] === "+Inf" ? Number.POSITIVE_INFINITY : Number(labels["le"]);
 
 /** Pure: the paired-delta histograms of `candidate` against `champion` in a pipeline's Prometheus text. */
 export function pairedSnapshotOf(
@@ -217,7 +218,7 @@ export class PrometheusAnalysis implements AnalysisSource {
   private async buckets(query: string): Promise<Map<number, number>> {
     const out = new Map<number, number>();
     for (const r of await this.query(query)) {
-      const le = r.metric.le === "+Inf" ? Number.POSITIVE_INFINITY : Number(r.metric.le);
+      const le = leOf(r.metric);
       // increase() extrapolates to fractions: counts of pairs are whole.
       out.set(le, Math.round(Number(r.value[1])));
     }

@@ -11,6 +11,7 @@ import { GROUP, VERSION, validateObject, type ValuationModel } from "../../api/i
 import { TerminalError, httpStatusOf } from "../../runtime/errors.js";
 import type { ResilientInformer } from "../../runtime/informer.js";
 import { dnsLabel, durationMs, type K8sObject } from "../shared.js";
+import { PIPELINE_GRPC_PORT, PIPELINE_HTTP_PORT } from "../asset-pipeline/desired.js";
 import type { AnalysisSource } from "./analysis.js";
 import type { BacktestSource } from "./backtest.js";
 import {
@@ -73,6 +74,10 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
+/** An AssetPipeline's in-cluster Service address on one of its ports. */
+const pipelineAddress = (namespace: string, pipeline: string, port: number) =>
+  `${dnsLabel("pipeline", pipeline)}.${namespace}.svc.cluster.local:${port}`;
+
 /** A version's in-cluster metrics address (its Service's HTTP port). */
 const metricsAddress = (vm: ValuationModel, version: string) =>
   `${versionName(vm, version)}.${vm.metadata.namespace ?? "default"}.svc.cluster.local:${HTTP_PORT}`;
@@ -93,8 +98,7 @@ export class ValuationModelReconciler {
       d.metricsUrl ?? ((vm, v) => `http://${resolveServiceAddress(metricsAddress(vm, v))}/metrics`);
     this.pipelineMetricsUrl =
       d.pipelineMetricsUrl ??
-      ((ns, p) =>
-        `http://${resolveServiceAddress(`${dnsLabel("pipeline", p)}.${ns}.svc.cluster.local:9464`)}/metrics`);
+      ((ns, p) => `http://${resolveServiceAddress(pipelineAddress(ns, p, PIPELINE_HTTP_PORT))}/metrics`);
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -173,7 +177,7 @@ export class ValuationModelReconciler {
             champion: vm.spec.champion.version,
             candidateUrl: this.metricsUrl(vm, c.version),
             championUrl: this.metricsUrl(vm, vm.spec.champion.version),
-            pipelineUrls: this.pipelinesOf(vm).map((p) => this.pipelineMetricsUrl(namespace, p)),
+            pipelineUrls: this.pipelineObjectsOf(vm).map((p) => this.pipelineMetricsUrl(namespace, p.name)),
           })
           .catch((err: unknown) => {
             this.d.logger.warn(
@@ -293,9 +297,7 @@ export class ValuationModelReconciler {
     const b = vm.spec.candidate?.backtest;
     try {
       const result = await this.d.backtest!.run({
-        endpoint: resolveServiceAddress(
-          `${dnsLabel("pipeline", pipeline.name)}.${namespace}.svc.cluster.local:9090`,
-        ),
+        endpoint: resolveServiceAddress(pipelineAddress(namespace, pipeline.name, PIPELINE_GRPC_PORT)),
         assetClass: pipeline.assetClass,
         champion: {
           version: vm.spec.champion.version,
@@ -326,14 +328,6 @@ export class ValuationModelReconciler {
       )
       .filter((p) => p.spec?.model?.name === vm.metadata.name)
       .map((p) => ({ name: p.metadata!.name!, assetClass: p.spec?.assetClass ?? "" }));
-  }
-
-  /** The AssetPipelines (names) whose spec.model names this ValuationModel. */
-  private pipelinesOf(vm: ValuationModel): string[] {
-    const namespace = vm.metadata.namespace ?? "default";
-    return (this.d.pipelines?.list(namespace) ?? [])
-      .filter((p) => (p as { spec?: { model?: { name?: string } } }).spec?.model?.name === vm.metadata.name)
-      .map((p) => p.metadata!.name!);
   }
 
   private readyVersions(vm: ValuationModel): { versions: Set<string>; replicas: Map<string, number> } {

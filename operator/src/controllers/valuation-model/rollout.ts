@@ -69,7 +69,8 @@ export function judgeBacktest(vm: ValuationModel, r: BacktestResult, at: string)
     );
   if (Math.abs(r.candidate.biasPct) > maxBias)
     failures.push(`bias on sales ${pct(r.candidate.biasPct)} beyond ±${maxBias}%`);
-  const summary = `MdAPE ${pct(r.candidate.mdapePct)} (champion ${pct(r.champion.mdapePct)}), PPE10 ${r.candidate.ppe10Pct.toFixed(1)}%, bias ${pct(r.candidate.biasPct)} on ${r.sales} sales`;
+  const mdape = `MdAPE ${pct(r.candidate.mdapePct)} (champion ${pct(r.champion.mdapePct)})`;
+  const summary = `${mdape}, PPE10 ${r.candidate.ppe10Pct.toFixed(1)}%, bias ${pct(r.candidate.biasPct)} on ${r.sales} sales`;
   return failures.length > 0
     ? { ...figures, passed: false, skipped: false, message: `backtest: ${failures.join("; ")}` }
     : { ...figures, passed: true, skipped: false, message: `backtest: ${summary}` };

@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
+import { freePort } from "@valora/kit/testing";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -15,14 +15,6 @@ export function postgresBin(): string | undefined {
 
 export const redisServerBin = (): string | undefined =>
   spawnSync("which", ["redis-server"], { encoding: "utf8" }).stdout.trim() || undefined;
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** PostgreSQL refuses to run as root: run its tools as the `postgres` user then. */
 const asOwner = (cmd: string, args: string[]): [string, string[]] =>

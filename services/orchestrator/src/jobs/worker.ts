@@ -47,6 +47,20 @@ export interface JobWorkerOptions {
   results?: { objects: ResultsObjectStore; minRows: number; prefix?: string };
 }
 
+/** Pure: the `job.completed` webhook event of a finished job (what every worker's host publishes). */
+export const jobCompletedEvent = (job: JobRow) => ({
+  tenantId: job.tenantId,
+  eventId: `job-${job.id}`,
+  type: "job.completed",
+  data: {
+    jobId: job.id,
+    assetClass: job.assetClass,
+    totalRows: job.totalRows,
+    doneRows: job.doneRows,
+    failedRows: job.failedRows,
+  },
+});
+
 /**
  * Claims chunks and values them until stopped. Crash-safe by construction: a chunk's results and
  * its completion commit together; a dead worker's lease expires and another worker takes the
