@@ -50,8 +50,8 @@ export const CAR = {
   cruise: true,
   sound: true,
   leather: true,
-  buick: true,
-  sedan: true,
+  make: "Buick",
+  body: "sedan",
 };
 export const HOUSE = {
   gr_liv_area: 1656,

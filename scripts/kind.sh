@@ -37,7 +37,7 @@ Valora is running on kind cluster "$cluster" (namespace $namespace).
   kubectl -n $namespace get vm,ap
   curl -s localhost:8080/v1/asset-classes -H 'authorization: Bearer $key'
   curl -s localhost:8080/v1/valuations -H 'authorization: Bearer $key' -H 'content-type: application/json' \\
-    -d '{"assetClass":"autos","attributes":{"mileage":8221,"cylinder":6,"cruise":true,"sound":true,"leather":true}}'
+    -d '{"assetClass":"autos","attributes":{"mileage":8221,"cylinder":6,"cruise":true,"sound":true,"leather":true,"make":"Buick","body":"sedan"}}'
   npm run e2e     # the end-to-end suites against this cluster
 MSG
     ;;

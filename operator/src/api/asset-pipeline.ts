@@ -9,20 +9,64 @@ export const InputField = z
       .describe("Field name in requests (snake_case)."),
     type: z.enum(["number", "integer", "string", "boolean"]),
     required: z.boolean().default(false),
-    min: z.number().optional(),
-    max: z.number().optional(),
-    enum: z.array(z.string()).optional().describe("Allowed values of a string field."),
-    feature: z.string().min(1).describe("Model feature (training column) the field feeds."),
+    min: z.number().optional().describe("Validity: the least value such an asset can have; below it, a 400."),
+    max: z
+      .number()
+      .optional()
+      .describe("Validity: the greatest value such an asset can have; above it, a 400."),
+    enum: z
+      .array(z.string())
+      .optional()
+      .describe(
+        "Validity of a string field whose domain is closed: the values it can take; others are a 400.",
+      ),
+    feature: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("Model feature (training column) the field feeds; absent when oneHot maps the field."),
+    oneHot: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe(
+        "A categorical field the model sees as one-hot features: value -> feature (1 for the value's feature, 0 for the others; all 0 when absent or unseen).",
+      ),
+    aliases: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe(
+        "Deprecated attribute names read as a value of this field when true (buick: true reads as make: Buick), answered with a DEPRECATED_ATTRIBUTE warning.",
+      ),
+    training: z
+      .object({
+        min: z.number().optional(),
+        max: z.number().optional(),
+        categories: z.array(z.string()).optional(),
+      })
+      .optional()
+      .describe(
+        "The training domain (what the model saw), written by valora train: outside it an asset is still valued, with an OUTSIDE_TRAINING_RANGE or UNSEEN_CATEGORY warning, a wider interval and a lower confidence.",
+      ),
+    strict: z
+      .boolean()
+      .optional()
+      .describe("Refuse (400) values outside the training domain instead of valuing them with a warning."),
     default: z
       .union([z.number(), z.string(), z.boolean()])
       .optional()
       .meta({ "x-kubernetes-int-or-string": true }),
   })
   .meta(
-    cel({
-      rule: "!has(self.min) || !has(self.max) || self.min <= self.max",
-      message: "min must not exceed max",
-    }),
+    cel(
+      {
+        rule: "!has(self.min) || !has(self.max) || self.min <= self.max",
+        message: "min must not exceed max",
+      },
+      {
+        rule: "has(self.feature) || has(self.oneHot)",
+        message: "a field feeds a model feature: set feature or oneHot",
+      },
+    ),
   );
 
 export const Comparables = z
@@ -97,6 +141,12 @@ export const DataContract = z
       .max(100)
       .default(15)
       .describe("Realised MdAPE (percent, latest month) above which drift is reported."),
+    onViolation: z
+      .enum(["quarantineBatch", "dropRecords"])
+      .default("quarantineBatch")
+      .describe(
+        "quarantineBatch: a batch with any invalid record lands nothing; dropRecords: the valid records land, the refused ones stay in bronze and are reported. Records outside the training domain are valid: they land, flagged.",
+      ),
   })
   .describe(
     "Data contract for ingested sales and listings: types, enums and required fields come from spec.input.fields, ids must be unique within a batch.",

@@ -35,6 +35,11 @@ function celViolations(kind: string, obj: Record<string, unknown>): FieldViolati
     ap.spec.input.fields.forEach((f, i) => {
       if (f.min !== undefined && f.max !== undefined && f.min > f.max)
         out.push({ field: `spec.input.fields[${i}]`, description: "min must not exceed max" });
+      if (f.feature === undefined && f.oneHot === undefined)
+        out.push({
+          field: `spec.input.fields[${i}]`,
+          description: "a field feeds a model feature: set feature or oneHot",
+        });
     });
     const names = ap.spec.input.fields.map((f) => f.name);
     names.forEach((n, i) => {

@@ -115,6 +115,27 @@ describe.skipIf(!existsSync(bin))(
         );
         expect(valuation!.value).toBeGreaterThan(1000);
         expect(valuation!.model!.version).toBe("gm-v1");
+        // The old one-hot attributes still value (as make: Buick, body: sedan), each with a deprecation warning.
+        expect(valuation!.warnings.map((w) => w.code)).toEqual(Array(11).fill("DEPRECATED_ATTRIBUTE"));
+        expect(valuation!.warnings[0]!.message).toMatch(/send make: "Buick"/);
+        const modern = await client.value(
+          {
+            assetClass: "autos",
+            attributes: {
+              mileage: 8221,
+              cylinder: 6,
+              doors: 4,
+              cruise: true,
+              sound: true,
+              leather: true,
+              make: "Buick",
+              body: "sedan",
+            },
+          },
+          { metadata: { authorization: `Bearer ${key}` } },
+        );
+        expect(modern.valuation!.value).toBe(valuation!.value);
+        expect(modern.valuation!.warnings).toEqual([]);
         const err = (await client
           .value({ assetClass: "autos", attributes: car })
           .catch((e: unknown) => e)) as ValoraError;
@@ -172,7 +193,7 @@ describe.skipIf(!existsSync(bin))(
       expect(job).toMatchObject({ status: "succeeded", doneRows: 120, failedRows: 1 });
       const lines = readFileSync(out, "utf8").trim().split("\n");
       expect(lines[0]).toBe(
-        "row,value,interval_low,interval_high,coverage,confidence,model_version,route,error_code,error",
+        "row,value,interval_low,interval_high,coverage,confidence,model_version,route,error_code,error,warnings",
       );
       expect(lines).toHaveLength(122);
       expect(lines[121]).toContain("INVALID_ARGUMENT");
@@ -368,7 +389,15 @@ describe.skipIf(!existsSync(bin))(
       expect(
         lines.some((l) => l["msg"] === "manifest changed: applied" && l["manifest"] === "autos.yaml"),
       ).toBe(true);
-      const car = { mileage: 8221, cylinder: 6, cruise: true, sound: true, leather: true };
+      const car = {
+        mileage: 8221,
+        cylinder: 6,
+        cruise: true,
+        sound: true,
+        leather: true,
+        make: "Chevy",
+        body: "sedan",
+      };
       await expect
         .poll(
           async () =>

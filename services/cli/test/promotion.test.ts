@@ -213,6 +213,8 @@ function startLoad(rest: string, key: string) {
         cruise: true,
         sound: true,
         leather: sent % 2 === 0,
+        make: "Chevy",
+        body: "sedan",
       };
       const body = JSON.stringify({ assetClass: "autos", attributes: car, skipCache: true });
       await fetch(`${rest}/v1/valuations`, { method: "POST", headers, body })

@@ -5,7 +5,9 @@ import type { AttributeValue, Sale } from "./engine.js";
 export interface SeedField {
   name: string;
   type: "number" | "integer" | "string" | "boolean";
-  feature: string;
+  feature?: string;
+  /** One-hot field: value → column; the value whose column holds 1. */
+  oneHot?: Record<string, string>;
 }
 
 export interface SeedOptions {
@@ -32,7 +34,12 @@ export function salesFromCsv(text: string, o: SeedOptions): Sale[] {
     if (!Number.isFinite(price) || price <= 0) return [];
     const attributes: Record<string, AttributeValue> = {};
     for (const f of o.fields) {
-      const raw = row[f.feature];
+      if (f.oneHot) {
+        const hot = Object.entries(f.oneHot).find(([, column]) => row[column] === "1");
+        if (hot) attributes[f.name] = hot[0];
+        continue;
+      }
+      const raw = f.feature === undefined ? undefined : row[f.feature];
       if (raw === undefined || raw === "" || raw === "NA") continue;
       if (f.type === "boolean") attributes[f.name] = raw === "1" || raw.toLowerCase() === "true";
       else if (f.type === "string") attributes[f.name] = raw;

@@ -65,6 +65,17 @@ export const Valuation = z.object({
     .nullable()
     .describe("Why comparables alone valued the asset (route fallback): a stable code"),
   fallbackMessage: z.string().nullable().describe("The fallback reason in a sentence"),
+  warnings: z
+    .array(
+      z.object({
+        field: z.string().describe("The attribute at fault, e.g. attributes.mileage"),
+        code: z.enum(["OUTSIDE_TRAINING_RANGE", "UNSEEN_CATEGORY", "DEPRECATED_ATTRIBUTE"]),
+        message: z.string(),
+      }),
+    )
+    .describe(
+      "Valued anyway, but: attributes outside the training domain (wider interval, lower confidence) or deprecated attribute names",
+    ),
 });
 
 const Meta = z.object({ requestId: z.string(), timestamp: z.string() });

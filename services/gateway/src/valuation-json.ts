@@ -18,6 +18,12 @@ const fallbackReasonOf = (reason: string): FallbackReason | null => {
   return reason === "MODEL_TIMEOUT" ? reason : "MODEL_UNAVAILABLE";
 };
 
+type WarningCode = "OUTSIDE_TRAINING_RANGE" | "UNSEEN_CATEGORY" | "DEPRECATED_ATTRIBUTE";
+const WARNING_CODES = new Set<string>(["OUTSIDE_TRAINING_RANGE", "UNSEEN_CATEGORY", "DEPRECATED_ATTRIBUTE"]);
+/** Pure: a warning's REST code (one the API does not document reads as outside the training range). */
+const warningCodeOf = (code: string): WarningCode =>
+  WARNING_CODES.has(code) ? (code as WarningCode) : "OUTSIDE_TRAINING_RANGE";
+
 /** Pure: a protobuf timestamp as ISO 8601, null when absent (REST answers). */
 export const iso = (t: Timestamp | undefined): string | null => (t ? timestampDate(t).toISOString() : null);
 
@@ -64,6 +70,7 @@ const tailJson = (v: Valuation) => ({
   cached: v.cached,
   fallbackReason: fallbackReasonOf(v.fallbackReason),
   fallbackMessage: v.fallbackMessage || null,
+  warnings: v.warnings.map((w) => ({ field: w.field, code: warningCodeOf(w.code), message: w.message })),
 });
 
 /** Pure: the REST shape of a valuation (camelCase, ISO dates, route names rather than enum numbers). */

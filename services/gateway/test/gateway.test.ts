@@ -568,8 +568,7 @@ describe.skipIf(!url)("gateway over real tenants, orchestrator, pipeline and mod
 
   it("runs bulk CSV jobs: 202, progress events, results CSV, idempotency, tenant isolation", async () => {
     const k = { ...bearer(keys["a"]!["api"]!), "content-type": "text/csv" };
-    const header =
-      "mileage,cylinder,doors,cruise,sound,leather,buick,cadillac,chevy,pontiac,saab,saturn,convertible,coupe,hatchback,sedan,wagon";
+    const header = "mileage,cylinder,doors,cruise,sound,leather,make,body";
     const rows = stack.sales.slice(0, 30).map((s) =>
       header
         .split(",")
@@ -683,7 +682,13 @@ describe.skipIf(!url)("gateway over real tenants, orchestrator, pipeline and mod
       type: "integer",
       required: true,
       feature: "Mileage",
-      min: 266,
+      min: 0,
+      training: { min: 266, max: 50387 },
+    });
+    expect(autos.fields.find((f) => f.name === "make")).toMatchObject({
+      type: "string",
+      training: { categories: ["Buick", "Cadillac", "Chevy", "Pontiac", "Saab", "Saturn"] },
+      deprecatedAliases: ["buick", "cadillac", "chevy", "pontiac", "saab", "saturn"],
     });
     const perf = await app.inject({
       method: "GET",

@@ -2,8 +2,13 @@ import { createHash } from "node:crypto";
 import {
   ValoraError,
   canonicalJson,
+  attributeColumns,
+  columnKey,
+  domainWarnings,
   normaliseAttributes,
+  putColumn,
   type InputField,
+  type ValuationWarning,
   type Normalised,
 } from "@valora/kit";
 
@@ -15,6 +20,8 @@ export interface DataContract {
   maxAgeDays?: number;
   maxFutureDays?: number;
   driftMdapePct?: number;
+  /** quarantineBatch (default): any invalid record lands nothing; dropRecords: the valid ones land. */
+  onViolation?: "quarantineBatch" | "dropRecords";
 }
 
 /** What an asset class's records are checked against: its input fields and its contract. */
@@ -60,6 +67,8 @@ export interface Violation {
 }
 
 export interface CheckedRecord {
+  /** 1-based record number in the batch. */
+  record: number;
   /** The sale id (sales) or the asset id (listings). */
   id: string;
   assetId?: string;
@@ -70,6 +79,18 @@ export interface CheckedRecord {
   attributes: Normalised;
   raw: Record<string, unknown>;
   sha256: string;
+  /** Valid, but outside the training domain (flagged in silver and in the batch report). */
+  flags: ValuationWarning[];
+}
+
+export interface CheckedBatch {
+  /** The records that may land: all of them, none (quarantine), or the valid ones (dropRecords). */
+  records: CheckedRecord[];
+  violations: Violation[];
+  /** Records refused while the rest land (dropRecords). */
+  dropped: number;
+  /** The contract's onViolation is dropRecords: refused records are dropped, not the batch. */
+  dropRecords: boolean;
 }
 
 /** A scalar as text; "" for anything else (an object where an id belongs is no id). */
@@ -77,7 +98,7 @@ const text = (v: unknown): string =>
   typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? String(v).trim() : "";
 
 /** Pure: a column name as compared with field names and features (case and separators ignored). */
-export const columnKey = (name: string): string => name.toLowerCase().replace(/[^a-z0-9]/g, "");
+export { columnKey };
 
 const RESERVED = {
   id: "id",
@@ -112,18 +133,21 @@ export function recordHash(v: unknown): string {
  * names or model features, any case), typed, within the contract's ranges (the field's own when
  * the contract names none), required fields present, enums canonical; a positive price within
  * the contract's range; sales dated, and fresh as the contract says; ids unique in the batch.
- * Defaults are not applied: a record says what was observed, nothing more.
+ * Defaults are not applied: a record says what was observed, nothing more. Validity is checked,
+ * not the training domain: a record the model never saw the like of lands, flagged (a field's
+ * `strict` is about valuations, not data). Invalid records quarantine the batch, or with
+ * `onViolation: dropRecords` are left in bronze while the rest land.
  */
 export function checkBatch(
   kind: RecordKind,
   rows: Record<string, unknown>[],
   schema: ClassSchema,
   now: Date,
-): { records: CheckedRecord[]; violations: Violation[] } {
+): CheckedBatch {
   const c = schema.contract;
   const fields: InputField[] = schema.fields.map((f) => {
     const range = c.ranges?.[f.name];
-    const { default: _default, ...rest } = f;
+    const { default: _default, strict: _strict, ...rest } = f;
     return {
       ...rest,
       ...(range?.min !== undefined ? { min: range.min } : {}),
@@ -131,11 +155,7 @@ export function checkBatch(
       required: f.required || (c.required ?? []).includes(f.name),
     };
   });
-  const byKey = new Map<string, string>();
-  for (const f of schema.fields) {
-    byKey.set(columnKey(f.feature), f.name);
-    byKey.set(columnKey(f.name), f.name);
-  }
+  const byKey = attributeColumns(schema.fields);
   const violations: Violation[] = [];
   const records: CheckedRecord[] = [];
   const seen = new Map<string, number>();
@@ -150,7 +170,7 @@ export function checkBatch(
       const reserved = RESERVED[k as keyof typeof RESERVED];
       if (reserved) meta[reserved] = value;
       else if (value !== "" && value !== null && value !== undefined && value !== "NA")
-        attrs[byKey.get(k) ?? key] = value;
+        putColumn(attrs, byKey.get(k) ?? { attribute: key }, value);
     }
     const id = text(meta.id);
     if (!id) bad("id", "is required");
@@ -191,6 +211,7 @@ export function checkBatch(
     const lon = schema.longitude ? attributes[schema.longitude] : undefined;
     const assetId = kind === "listings" ? id : text(meta.assetId) || undefined;
     records.push({
+      record: n,
       id,
       ...(assetId ? { assetId } : {}),
       price,
@@ -199,7 +220,14 @@ export function checkBatch(
       attributes,
       raw,
       sha256: recordHash(raw),
+      flags: domainWarnings(fields, attributes),
     });
   });
-  return { records: violations.length > 0 ? [] : records, violations };
+  const dropRecords = c.onViolation === "dropRecords";
+  if (violations.length === 0) return { records, violations, dropped: 0, dropRecords };
+  const refused = new Set(violations.map((v) => v.record));
+  // A batch-level violation (record 0) leaves nothing to land on its own.
+  if (!dropRecords || refused.has(0)) return { records: [], violations, dropped: 0, dropRecords };
+  const kept = records.filter((r) => !refused.has(r.record));
+  return { records: kept, violations, dropped: records.length - kept.length, dropRecords };
 }

@@ -57,6 +57,9 @@ const toProto = (b: BatchRow) => ({
   receivedAt: timestampFromDate(b.receivedAt),
   duplicateOf: b.duplicateOf ?? "",
   outcomes: b.outcomes,
+  dropped: b.dropped,
+  flagged: b.flagged,
+  flags: b.flags,
 });
 
 /** valora.v1.IngestService. Callers are trusted services (the gateway checks roles and tenants). */

@@ -1,7 +1,13 @@
 import { createHash, randomUUID } from "node:crypto";
 import { canonicalJson, migrate, withTransaction, type Pool, type PoolClient } from "@valora/kit";
 import { SALES_CHANNEL, migrateSales } from "@valora/comparables";
-import { recordHash, type CheckedRecord, type RecordKind, type Violation } from "./contract.js";
+import {
+  recordHash,
+  type CheckedBatch,
+  type CheckedRecord,
+  type RecordKind,
+  type Violation,
+} from "./contract.js";
 
 const MIGRATIONS = [
   {
@@ -99,6 +105,14 @@ const MIGRATIONS = [
         registered_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (model, version))`,
   },
+  {
+    // Records outside the training domain land flagged; dropRecords contracts land the valid part of a batch.
+    id: "003_flags",
+    sql: `ALTER TABLE ingest_silver ADD COLUMN IF NOT EXISTS flags jsonb NOT NULL DEFAULT '[]';
+      ALTER TABLE ingest_batches ADD COLUMN IF NOT EXISTS dropped int NOT NULL DEFAULT 0;
+      ALTER TABLE ingest_batches ADD COLUMN IF NOT EXISTS flagged int NOT NULL DEFAULT 0;
+      ALTER TABLE ingest_batches ADD COLUMN IF NOT EXISTS flags jsonb NOT NULL DEFAULT '[]'`,
+  },
 ];
 
 export async function migrateIngest(pool: Pool): Promise<string[]> {
@@ -119,8 +133,21 @@ export interface BatchRow {
   outcomes: number;
   violationCount: number;
   violations: Violation[];
+  /** Records refused and left in bronze while the rest landed (dropRecords). */
+  dropped: number;
+  /** Records landed outside the training domain, and the first of their flags. */
+  flagged: number;
+  flags: RecordFlag[];
   duplicateOf?: string;
   receivedAt: Date;
+}
+
+/** A landed record's field outside the training domain. */
+export interface RecordFlag {
+  record: number;
+  field: string;
+  code: string;
+  message: string;
 }
 
 type DbBatch = {
@@ -136,6 +163,9 @@ type DbBatch = {
   outcomes: number;
   violation_count: number;
   violations: Violation[];
+  dropped: number;
+  flagged: number;
+  flags: RecordFlag[];
   duplicate_of: string | null;
   received_at: Date;
 };
@@ -152,6 +182,9 @@ const toBatch = (r: DbBatch): BatchRow => ({
   outcomes: r.outcomes,
   violationCount: r.violation_count,
   violations: r.violations,
+  dropped: r.dropped,
+  flagged: r.flagged,
+  flags: r.flags,
   ...(r.duplicate_of ? { duplicateOf: r.duplicate_of } : {}),
   receivedAt: r.received_at,
 });
@@ -166,7 +199,7 @@ export interface LandInput {
   content: Buffer;
   rows: Record<string, unknown>[];
   /** The contract check (pure); run inside the transaction, after de-duplication. */
-  check: (rows: Record<string, unknown>[]) => { records: CheckedRecord[]; violations: Violation[] };
+  check: (rows: Record<string, unknown>[]) => CheckedBatch;
 }
 
 /**
@@ -208,13 +241,18 @@ export async function landBatch(pool: Pool, input: LandInput): Promise<BatchRow>
        SELECT $1, t.record, t.sha, t.raw FROM jsonb_to_recordset($2::jsonb) AS t(record int, sha text, raw jsonb)`,
       [id, JSON.stringify(input.rows.map((raw, i) => ({ record: i + 1, sha: recordHash(raw), raw })))],
     );
-    const violations =
-      checked.violations.length > 0
-        ? checked.violations
-        : input.kind === "sales"
-          ? await goldConflicts(db, input.assetClass, checked.records)
-          : [];
-    if (violations.length > 0) {
+    let { records, violations, dropped } = checked;
+    if (records.length > 0 && input.kind === "sales") {
+      const conflicts = await goldConflicts(db, input.assetClass, records);
+      if (conflicts.length > 0) {
+        violations = [...violations, ...conflicts];
+        const refused = new Set(conflicts.map((v) => v.record));
+        const kept = checked.dropRecords ? records.filter((r) => !refused.has(r.record)) : [];
+        dropped += records.length - kept.length;
+        records = kept;
+      }
+    }
+    if (violations.length > 0 && (!checked.dropRecords || records.length === 0)) {
       return toBatch(
         (
           await db.query<DbBatch>(
@@ -224,26 +262,34 @@ export async function landBatch(pool: Pool, input: LandInput): Promise<BatchRow>
         ).rows[0]!,
       );
     }
-    const records = checked.records;
     await db.query(
-      `INSERT INTO ingest_silver (batch_id, record, asset_class, kind, id, asset_id, price, sold_at, attributes, record_sha256)
-       SELECT $1, t.record, $2, $3, t.id, t.asset_id, t.price, t.sold_at::date, t.attributes, t.sha FROM jsonb_to_recordset($4::jsonb) AS t(record int, id text, asset_id text, price double precision, sold_at text, attributes jsonb, sha text)`,
+      `INSERT INTO ingest_silver (batch_id, record, asset_class, kind, id, asset_id, price, sold_at, attributes, record_sha256, flags)
+       SELECT $1, t.record, $2, $3, t.id, t.asset_id, t.price, t.sold_at::date, t.attributes, t.sha, t.flags FROM jsonb_to_recordset($4::jsonb) AS t(record int, id text, asset_id text, price double precision, sold_at text, attributes jsonb, sha text, flags jsonb)`,
       [
         id,
         input.assetClass,
         input.kind,
         JSON.stringify(
-          records.map((r, i) => ({
-            record: i + 1,
+          records.map((r) => ({
+            record: r.record,
             id: r.id,
             asset_id: r.assetId ?? null,
             price: r.price,
             sold_at: r.soldAt ?? null,
             attributes: r.attributes,
             sha: r.sha256,
+            flags: r.flags,
           })),
         ),
       ],
+    );
+    const flags: RecordFlag[] = records.flatMap((r) =>
+      r.flags.map((f) => ({
+        record: r.record,
+        field: f.field.replace(/^attributes\./, ""),
+        code: f.code,
+        message: f.message,
+      })),
     );
     let landed: number;
     let outcomes = 0;
@@ -293,8 +339,19 @@ export async function landBatch(pool: Pool, input: LandInput): Promise<BatchRow>
     return toBatch(
       (
         await db.query<DbBatch>(
-          "UPDATE ingest_batches SET status = 'landed', landed = $2, unchanged = $3, outcomes = $4 WHERE id = $1 RETURNING *",
-          [id, landed, records.length - landed, outcomes],
+          `UPDATE ingest_batches SET status = 'landed', landed = $2, unchanged = $3, outcomes = $4, dropped = $5,
+             violation_count = $6, violations = $7, flagged = $8, flags = $9 WHERE id = $1 RETURNING *`,
+          [
+            id,
+            landed,
+            records.length - landed,
+            outcomes,
+            dropped,
+            violations.length,
+            JSON.stringify(violations.slice(0, REPORT_LIMIT)),
+            flags.length === 0 ? 0 : new Set(flags.map((f) => f.record)).size,
+            JSON.stringify(flags.slice(0, REPORT_LIMIT)),
+          ],
         )
       ).rows[0]!,
     );
@@ -318,7 +375,7 @@ async function goldConflicts(
   );
   const landed = new Map(rows.map((r) => [r.id, r]));
   const out: Violation[] = [];
-  records.forEach((r, i) => {
+  records.forEach((r) => {
     const g = landed.get(r.id);
     if (
       g &&
@@ -327,7 +384,7 @@ async function goldConflicts(
         canonicalJson(g.attributes) !== canonicalJson(r.attributes))
     ) {
       out.push({
-        record: i + 1,
+        record: r.record,
         field: "id",
         description: `sale ${r.id} already landed with different content; landed sales are immutable (send a new sale id)`,
       });

@@ -94,7 +94,7 @@ describe("data contract (pure)", () => {
       house("d", { sold_at: "2027-01-01" }),
       house("e", { sold_at: "yesterday" }),
       house("", {}),
-      house("g", { neighborhood: "Atlantis" }),
+      house("g", { latitude: "91.5" }),
     ];
     const { records, violations } = checkBatch("sales", rows, schema, NOW);
     expect(records).toEqual([]);
@@ -107,7 +107,7 @@ describe("data contract (pure)", () => {
         "4:sold_at",
         "5:sold_at",
         "6:id",
-        "7:neighborhood",
+        "7:latitude",
       ]),
     );
     const { violations: stale } = checkBatch(
@@ -164,6 +164,8 @@ describe.skipIf(!url)(
     const { logger, lines } = captureLogs();
     const base = createServiceBase({ name: "ingest-test", logger });
     const drifts: { model: string; mdape: number }[] = [];
+    // What a test sets of the contract on top of the manifest's (read at every batch, as a CR change would be).
+    let contract: Partial<ClassSchema["contract"]> = {};
     const csv = (rows: Record<string, unknown>[]) => {
       const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
       return Buffer.from(
@@ -183,7 +185,8 @@ describe.skipIf(!url)(
       pool = createPgPool({ url: db.url, logger });
       app = createIngest(base, {
         pool,
-        schema: (c) => (c === "real-estate" ? schema : undefined),
+        schema: (c) =>
+          c === "real-estate" ? { ...schema, contract: { ...schema.contract, ...contract } } : undefined,
         classOfModel: (m) => (m === "real-estate" ? "real-estate" : undefined),
         onDrift: (e) => drifts.push(e),
       });
@@ -227,6 +230,80 @@ describe.skipIf(!url)(
       );
       expect(bronze.rows.map((r) => r.raw["Gr_Liv_Area"])).toEqual(["1656", "huge"]);
       expect(lines.some((l) => l["msg"] === "batch quarantined: contract broken")).toBe(true);
+    });
+
+    it("lands records outside the training domain, flagged in silver and the report; dropRecords lands the valid rest", async () => {
+      const area = schema.fields.find((f) => f.name === "gr_liv_area")!.training!.max!;
+      const rows = Array.from({ length: 300 }, (_, i) =>
+        house(`d-${i + 1}`, {
+          lot_area: 8000 + i,
+          ...(i % 60 === 5 ? { Gr_Liv_Area: area + 500 } : {}),
+          ...(i === 7 ? { functional: "Storm_Damaged" } : {}),
+        }),
+      );
+      const batch = await ingest("listings", csv(rows));
+      expect(batch).toMatchObject({
+        status: "landed",
+        records: 300,
+        landed: 300,
+        violationCount: 0,
+        dropped: 0,
+        flagged: 6,
+      });
+      expect(batch.flags.map((f) => [f.record, f.field, f.code])).toEqual([
+        [6, "gr_liv_area", "OUTSIDE_TRAINING_RANGE"],
+        [8, "functional", "UNSEEN_CATEGORY"],
+        [66, "gr_liv_area", "OUTSIDE_TRAINING_RANGE"],
+        [126, "gr_liv_area", "OUTSIDE_TRAINING_RANGE"],
+        [186, "gr_liv_area", "OUTSIDE_TRAINING_RANGE"],
+        [246, "gr_liv_area", "OUTSIDE_TRAINING_RANGE"],
+      ]);
+      const silver = await pool.query<{ id: string; flags: { code: string }[] }>(
+        "SELECT id, flags FROM ingest_silver WHERE batch_id = $1 AND jsonb_array_length(flags) > 0 ORDER BY record",
+        [batch.id],
+      );
+      expect(silver.rows.map((r) => r.id)).toEqual(["d-6", "d-8", "d-66", "d-126", "d-186", "d-246"]);
+
+      // Invalid records: the whole batch by default, only they with dropRecords (kept in bronze, reported).
+      const mixed = csv([
+        house("x-1"),
+        house("x-2", { latitude: 95 }),
+        house("x-3", { Gr_Liv_Area: -1 }),
+        house("x-4"),
+      ]);
+      expect(await ingest("listings", mixed)).toMatchObject({
+        status: "quarantined",
+        landed: 0,
+        violationCount: 2,
+      });
+      contract = { onViolation: "dropRecords" };
+      try {
+        const dropped = await ingest("listings", mixed);
+        expect(dropped).toMatchObject({
+          status: "landed",
+          records: 4,
+          landed: 2,
+          dropped: 2,
+          violationCount: 2,
+        });
+        expect(dropped.violations.map((v) => [v.record, v.field])).toEqual([
+          [2, "latitude"],
+          [3, "gr_liv_area"],
+        ]);
+        const registry = await pool.query<{ id: string }>(
+          "SELECT id FROM assets WHERE id LIKE 'x-%' ORDER BY id",
+        );
+        expect(registry.rows.map((r) => r.id)).toEqual(["x-1", "x-4"]);
+        const bronze = await pool.query("SELECT record FROM ingest_bronze WHERE batch_id = $1", [dropped.id]);
+        expect(bronze.rowCount).toBe(4);
+        const silverRecords = await pool.query<{ record: number }>(
+          "SELECT record FROM ingest_silver WHERE batch_id = $1 ORDER BY record",
+          [dropped.id],
+        );
+        expect(silverRecords.rows.map((r) => r.record)).toEqual([1, 4]);
+      } finally {
+        contract = {};
+      }
     });
 
     it("lands a valid batch into gold with lineage, announces it, and a following comparables index has it at once", async () => {

@@ -31,6 +31,61 @@ export function intervalFor(
   return { low: prediction * Math.exp(lo), high: prediction * Math.exp(hi) };
 }
 
+/**
+ * Residual quantiles per band of predicted value (Mondrian split-conformal): errors are not the
+ * same across a market (cheap houses and rare cars err more in relative terms), so each band gets
+ * its own interval width and confidence tells assets apart. `edges` are the predicted values
+ * between bands (ascending); `quantiles[i]` are band i's residual quantiles.
+ */
+export interface ResidualBands {
+  edges: number[];
+  quantiles: Record<string, number>[];
+}
+
+/** Pure: bands of about equal size over predictions, each with at least `minPerBand` residuals (one band when too few). */
+export function residualBands(
+  predictions: ArrayLike<number>,
+  residuals: ArrayLike<number>,
+  bands = 3,
+  minPerBand = 120,
+): ResidualBands {
+  const n = predictions.length;
+  const count = Math.max(1, Math.min(bands, Math.floor(n / minPerBand)));
+  const sorted = Array.from(predictions).sort((a, b) => a - b);
+  const edges = Array.from({ length: count - 1 }, (_, i) => quantile(sorted, (i + 1) / count));
+  const groups = Array.from({ length: count }, () => [] as number[]);
+  for (let i = 0; i < n; i++) groups[bandOf(edges, predictions[i]!)]!.push(residuals[i]!);
+  return { edges, quantiles: groups.map((g) => residualQuantiles(g)) };
+}
+
+const bandOf = (edges: number[], prediction: number): number => {
+  let b = 0;
+  while (b < edges.length && prediction > edges[b]!) b++;
+  return b;
+};
+
+/** Pure: the residual quantiles for a prediction — its band's when the model has bands, else the model's. */
+export function quantilesFor(
+  prediction: number,
+  quantiles: Record<string, number>,
+  bands?: ResidualBands,
+): Record<string, number> {
+  return bands && bands.quantiles.length > 0 ? bands.quantiles[bandOf(bands.edges, prediction)]! : quantiles;
+}
+
+/** Pure: an interval's log half-widths scaled by `widen` (≥ 1) around the prediction, for answers the model is less sure of. */
+export function widened(
+  prediction: number,
+  interval: { low: number; high: number },
+  widen: number,
+): { low: number; high: number } {
+  if (widen <= 1) return interval;
+  return {
+    low: prediction * Math.exp(Math.log(interval.low / prediction) * widen),
+    high: prediction * Math.exp(Math.log(interval.high / prediction) * widen),
+  };
+}
+
 /** How close values came to the prices assets sold for (pure): what a backtest reports. */
 export interface ValuationAccuracy {
   /** Median |value − price| / price, in %. */

@@ -1,11 +1,12 @@
-import { fromBinary, toBinary, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
 import {
+  Route,
   ValuationService,
   ValuationSchema,
+  ValuationWarningSchema,
   type Valuation,
   type ValuationResultSchema,
 } from "@valora/proto/valora/v1/valuation_pb";
-import { Route } from "@valora/proto/valora/v1/valuation_pb";
 import {
   ValoraError,
   counter,
@@ -14,6 +15,7 @@ import {
   normaliseWithKey,
   toValoraError,
   type InputField,
+  type ValuationWarning,
   type Normalised,
   type Registry,
   type ServiceRegistration,
@@ -158,6 +160,8 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
     const version = entry.championVersion() ?? "unknown";
     const results = new Array<ResultInit>(items.length);
     const pending: { index: number; assetKey: string; attributes: Normalised; key: string }[] = [];
+    // Deprecated attribute names per item: warned in the answer, cached or not (the cache key is the normalised asset).
+    const deprecations = new Map<number, ValuationWarning[]>();
     await Promise.all(
       items.map(async (item, index) => {
         try {
@@ -170,11 +174,12 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
               { details: [{ field: "assetId", description: "not registered" }] },
             );
           }
-          const { attributes, key } = normaliseWithKey(
+          const { attributes, key, warnings } = normaliseWithKey(
             entry.fields,
             registered ? { ...registered, ...given } : given,
             item.assetId || undefined,
           );
+          if (warnings) deprecations.set(index, warnings);
           const ck = cacheKey(assetClass, version, key);
           const cached = skipCache ? undefined : await d.cache.get(ck);
           hits?.inc({ asset_class: assetClass, result: skipCache ? "skipped" : cached ? "hit" : "miss" });
@@ -230,6 +235,14 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
           }
         }),
       );
+    }
+    for (const [index, warnings] of deprecations) {
+      const r = results[index]!;
+      if (r.outcome?.case !== "valuation") continue;
+      // Cached and dispatched answers alike are decoded messages.
+      const v = r.outcome.value as Valuation;
+      const added = warnings.map((w) => create(ValuationWarningSchema, w));
+      r.outcome = { case: "valuation", value: { ...v, warnings: [...v.warnings, ...added] } };
     }
     if (d.outcomes) {
       const valued = items.flatMap((item, i): ValuedAsset[] => {
@@ -303,9 +316,14 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
                 type: f.type,
                 required: f.required,
                 enum: f.enum ?? [],
-                feature: f.feature,
+                feature: f.feature ?? "",
                 ...(f.min !== undefined ? { min: f.min } : {}),
                 ...(f.max !== undefined ? { max: f.max } : {}),
+                ...(f.training?.min !== undefined ? { trainingMin: f.training.min } : {}),
+                ...(f.training?.max !== undefined ? { trainingMax: f.training.max } : {}),
+                categories: f.oneHot ? Object.keys(f.oneHot) : (f.training?.categories ?? []),
+                strict: f.strict ?? false,
+                deprecatedAliases: Object.keys(f.aliases ?? {}),
               })),
             },
           ];

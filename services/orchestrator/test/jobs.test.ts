@@ -55,12 +55,21 @@ const spec = parseAllDocuments(readFileSync(join(root, "manifests", "autos.yaml"
 describe("job CSV input (pure)", () => {
   it("maps header cells by field or feature name in any style, and refuses what cannot be a job", () => {
     const { rows, ignored } = parseJobCsv(
-      "Mileage,cylinder,CRUISE,sound,Leather,colour\n8221,6,1,1,1,red\n,4,0,0,0,blue\n",
+      "Mileage,cylinder,CRUISE,sound,Leather,colour,Buick,Saab,body\n8221,6,1,1,1,red,1,0,sedan\n,4,0,0,0,blue,0,0,coupe\n",
       spec.input.fields,
       10,
     );
-    expect(rows[0]).toEqual({ mileage: "8221", cylinder: "6", cruise: "1", sound: "1", leather: "1" });
-    expect(rows[1]).toEqual({ cylinder: "4", cruise: "0", sound: "0", leather: "0" });
+    // A one-hot training column (Buick) reads as its field's value when 1 (make: Buick), nothing when 0.
+    expect(rows[0]).toEqual({
+      mileage: "8221",
+      cylinder: "6",
+      cruise: "1",
+      sound: "1",
+      leather: "1",
+      make: "Buick",
+      body: "sedan",
+    });
+    expect(rows[1]).toEqual({ cylinder: "4", cruise: "0", sound: "0", leather: "0", body: "coupe" });
     expect(ignored).toEqual(["colour"]);
     expect(() => parseJobCsv("mileage\n1\n", spec.input.fields, 10)).toThrow(
       /lacks required fields: cylinder/,
@@ -195,6 +204,7 @@ describe.skipIf(!url || !existsSync(bin))(
       const lines = Array.from({ length: 10_000 }, (_, i) => {
         const car: Record<string, string> = { ...cars[i % cars.length]!, Mileage: String(1000 + i * 4) };
         if (i % 1000 === 7) car["Mileage"] = "lots";
+        if (i % 1000 === 9) car["Mileage"] = "150000"; // valid, beyond the ~50,000 miles the model saw
         return header.map((h) => car[h]).join(",");
       });
       const csv = Buffer.from([header.join(","), ...lines].join("\n"));
@@ -237,6 +247,13 @@ describe.skipIf(!url || !existsSync(bin))(
       const bad = results.filter((r) => r["error_code"]);
       expect(bad.map((r) => Number(r["row"]))).toEqual(Array.from({ length: 10 }, (_, k) => k * 1000 + 8));
       expect(bad[0]!["error"]).toContain("attributes.mileage");
+      // Valued anyway, with the warning in its own column; training-format columns (Buick, sedan) read as make and body.
+      const warned = results.filter((r) => r["warnings"]);
+      expect(warned.map((r) => Number(r["row"]))).toEqual(
+        Array.from({ length: 10 }, (_, k) => k * 1000 + 10),
+      );
+      expect(new Set(warned.map((r) => r["warnings"]))).toEqual(new Set(["mileage OUTSIDE_TRAINING_RANGE"]));
+      expect(warned.every((r) => Number(r["value"]) > 0)).toBe(true);
       expect(
         results
           .filter((r) => !r["error_code"])
@@ -270,7 +287,7 @@ describe.skipIf(!url || !existsSync(bin))(
     }, 180_000);
 
     it("keeps tenants apart and cancels", async () => {
-      const csv = Buffer.from("mileage,cylinder,cruise,sound,leather\n8221,6,1,1,1\n");
+      const csv = Buffer.from("mileage,cylinder,cruise,sound,leather,make,body\n8221,6,1,1,1,Saab,sedan\n");
       const { job } = await jobs.createJob({ assetClass: "autos", csv }, tenant);
       await expect(
         jobs.getJob({ id: job!.id }, { metadata: { "x-tenant-id": "tenant-2" } }),

@@ -328,7 +328,7 @@ describe.skipIf(!url || !existsSync(bin))(
         {
           assetClass: "autos",
           csv: Buffer.from(
-            "mileage,cylinder,doors,cruise,sound,leather\n8221,6,4,1,1,1\n12000,4,2,0,1,0\nlots,4,2,0,1,0\n",
+            "mileage,cylinder,doors,cruise,sound,leather,make,body\n8221,6,4,1,1,1,Buick,sedan\n12000,4,2,0,1,0,Saturn,coupe\nlots,4,2,0,1,0,Saturn,coupe\n",
           ),
         },
         tenant,
@@ -357,7 +357,16 @@ describe.skipIf(!url || !existsSync(bin))(
     }, 40_000);
 
     it("lands feeds in the ingest pod: a listing values by assetId, a sale reaches the pipeline pod's comparables at once", async () => {
-      const car = { mileage: 1234, cylinder: 4, doors: 2, cruise: 1, sound: 1, leather: 0 };
+      const car = {
+        mileage: 1234,
+        cylinder: 4,
+        doors: 2,
+        cruise: 1,
+        sound: 1,
+        leather: 0,
+        make: "Saturn",
+        body: "coupe",
+      };
       const listing = Buffer.from(JSON.stringify([{ id: "vin-1", asking_price: 18000, ...car }]));
       // The pod knows the autos contract once it has read the AssetPipelines (NOT_FOUND until then).
       await expect
@@ -416,8 +425,8 @@ describe.skipIf(!url || !existsSync(bin))(
     }, 30_000);
 
     it("chaos: the orchestrator pod killed with SIGKILL mid-job comes back; every row valued once, metered once", async () => {
-      const rows = Array.from({ length: 3000 }, (_, i) => `${5000 + i},6,4,1,1,${i % 2}`);
-      const csv = Buffer.from(`mileage,cylinder,doors,cruise,sound,leather\n${rows.join("\n")}\n`);
+      const rows = Array.from({ length: 3000 }, (_, i) => `${5000 + i},6,4,1,1,${i % 2},Chevy,sedan`);
+      const csv = Buffer.from(`mileage,cylinder,doors,cruise,sound,leather,make,body\n${rows.join("\n")}\n`);
       const { job } = await jobs.createJob({ assetClass: "autos", csv }, tenant);
       await new Promise((r) => setTimeout(r, 400));
       const killedAt = Date.now();

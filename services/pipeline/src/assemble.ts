@@ -1,5 +1,5 @@
 import { ComparablesIndex, type ComparablesSpec, type Sale } from "@valora/comparables";
-import type { DegradedLog, Logger } from "@valora/kit";
+import type { DegradedLog, Logger, ResidualBands } from "@valora/kit";
 import { modelSchemaFrom } from "./features.js";
 import type { MarketIndex } from "./market-index.js";
 import type { pipelineMetrics } from "./metrics.js";
@@ -54,6 +54,9 @@ export async function assemblePipeline(o: AssembleOptions): Promise<AssembledPip
     spec: o.spec,
     schema,
     residualQuantiles: JSON.parse(o.metadata["valora.residual_quantiles"] ?? "{}") as Record<string, number>,
+    ...(o.metadata["valora.residual_bands"]
+      ? { residualBands: JSON.parse(o.metadata["valora.residual_bands"]) as ResidualBands }
+      : {}),
     routes: o.routes,
     client: o.client,
     ...(index ? { comparables: index, residualOf: (id: string) => residuals.get(id) } : {}),

@@ -31,16 +31,36 @@ export function modelSchemaFrom(metadata: Record<string, string>, width: number)
   };
 }
 
+/** How each model feature is read from attributes: a field's value, or one value of a one-hot field. */
+type FeatureSource = { field: string; hot?: string } | undefined;
+
+const sources = new WeakMap<InputField[], Map<string, FeatureSource>>();
+
+function sourcesOf(fields: InputField[]): Map<string, FeatureSource> {
+  let m = sources.get(fields);
+  if (m) return m;
+  m = new Map();
+  for (const f of fields) {
+    if (f.feature) m.set(f.feature, { field: f.name });
+    for (const [value, feature] of Object.entries(f.oneHot ?? {}))
+      m.set(feature, { field: f.name, hot: value });
+  }
+  sources.set(fields, m);
+  return m;
+}
+
 /**
  * Pure: the model input row for normalised attributes. Each feature takes the value of the field
  * declaring it (`feature:`); categories become their training codes, booleans 1/0, and anything
- * absent or unseen NaN, which the trees route as missing.
+ * absent or unseen NaN, which the trees route as missing. A one-hot field sets its value's
+ * feature to 1 and the others of its group to 0 (all 0 when absent or unseen: none of the known values).
  */
 export function featureRow(schema: ModelSchema, fields: InputField[], attrs: Normalised): Float32Array {
-  const byFeature = new Map(fields.map((f) => [f.feature, f]));
+  const bySource = sourcesOf(fields);
   return Float32Array.from(schema.features, (feature) => {
-    const field = byFeature.get(feature);
-    const v = field ? attrs[field.name] : undefined;
+    const source = bySource.get(feature);
+    const v = source ? attrs[source.field] : undefined;
+    if (source?.hot !== undefined) return v === source.hot ? 1 : 0;
     if (v === undefined) return Number.NaN;
     if (typeof v === "boolean") return v ? 1 : 0;
     if (typeof v === "number") return v;

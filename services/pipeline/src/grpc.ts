@@ -41,6 +41,7 @@ export function toValuationMessage(v: ValuationOut): MessageInitShape<typeof Val
     fallbackMessage: v.fallbackMessage ?? "",
     assetKey: v.assetKey,
     assetClass: v.assetClass,
+    warnings: v.warnings,
   };
 }
 

@@ -1,7 +1,12 @@
 import {
   DegradedLog,
   ValoraError,
+  domainWarnings,
   intervalFor,
+  quantilesFor,
+  widened,
+  type ResidualBands,
+  type ValuationWarning,
   pairedDeltaPct,
   valuationAccuracy,
   type ValuationAccuracy,
@@ -64,6 +69,8 @@ export interface ValuationOut {
   /** A stable code when the fallback answered (FALLBACK_REASONS), with its sentence. */
   fallbackReason?: FallbackReason;
   fallbackMessage?: string;
+  /** Attributes outside the training domain (the interval is widened for them). */
+  warnings: ValuationWarning[];
 }
 
 /**
@@ -84,6 +91,8 @@ export interface PipelineDeps {
   spec: PipelineSpec;
   schema: ModelSchema;
   residualQuantiles: Record<string, number>;
+  /** Residual quantiles per band of value (the model's valora.residual_bands), when it has them. */
+  residualBands?: ResidualBands;
   routes: () => Route[];
   client: (route: Route) => ModelClient;
   comparables?: ComparablesProvider;
@@ -104,6 +113,14 @@ export interface PipelineDeps {
   /** Rate-limited warnings of degraded answers (default: one on `logger`). */
   degraded?: DegradedLog;
 }
+
+/**
+ * Pure: how much wider an interval is made for an asset with `outside` fields outside the training
+ * domain — half as wide again per field, at most three times. Held-out assets outside the domain
+ * err more (bench:accuracy reports their coverage); the widening keeps their interval honest and,
+ * through the width, lowers their confidence.
+ */
+export const domainWidening = (outside: number): number => Math.min(3, 1 + 0.5 * outside);
 
 /** Pure: confidence in (0, 1] from the interval's log width — narrow intervals, high confidence. */
 export function confidenceOf(value: number, low: number, high: number): number {
@@ -164,7 +181,13 @@ export class ValuationPipeline {
     const out = new Array<ValuationOut | Error>(items.length);
     const groups = new Map<
       Route,
-      { index: number; comps: Comparable[]; row: Float32Array; assetKey: string }[]
+      {
+        index: number;
+        comps: Comparable[];
+        row: Float32Array;
+        assetKey: string;
+        warnings: ValuationWarning[];
+      }[]
     >();
     let shadows: Route[] = [];
     const market = this.d.marketIndex?.();
@@ -185,7 +208,8 @@ export class ValuationPipeline {
         const route = chooseRoute(this.d.routes(), item.assetKey);
         shadows = route.shadows;
         const g = groups.get(route.serve) ?? [];
-        g.push({ index, comps, row, assetKey: item.assetKey });
+        const warnings = domainWarnings(spec.input.fields, attrs);
+        g.push({ index, comps, row, assetKey: item.assetKey, warnings });
         groups.set(route.serve, g);
       } catch (err) {
         out[index] = err instanceof Error ? err : new Error(String(err));
@@ -218,7 +242,12 @@ export class ValuationPipeline {
               this.d.residualOf && c
                 ? residualCorrected(modelValues[k]!, m.comps, this.d.residualOf, c.blend)
                 : modelValues[k]!;
-            const iv = intervalFor(value, this.d.residualQuantiles, coverage);
+            const quantiles = quantilesFor(value, this.d.residualQuantiles, this.d.residualBands);
+            const iv = widened(
+              value,
+              intervalFor(value, quantiles, coverage),
+              domainWidening(m.warnings.length),
+            );
             const explanation = explanations?.[k];
             out[m.index] = {
               assetClass: spec.assetClass,
@@ -234,6 +263,7 @@ export class ValuationPipeline {
                 version: serve.version,
                 route: serve.role === "canary" ? "canary" : "champion",
               },
+              warnings: m.warnings,
             };
           });
         } catch (err) {
@@ -243,7 +273,10 @@ export class ValuationPipeline {
             else {
               try {
                 const failure = { version: serve.version, code: e.code, detail: e.message };
-                out[m.index] = this.fallback(spec, m.assetKey, m.comps, coverage, failure);
+                out[m.index] = {
+                  ...this.fallback(spec, m.assetKey, m.comps, coverage, failure),
+                  warnings: m.warnings,
+                };
               } catch (fallbackErr) {
                 out[m.index] = toValoraError(fallbackErr);
               }
@@ -282,7 +315,7 @@ export class ValuationPipeline {
     comps: Comparable[],
     coverage: number,
     failure: { version: string; code: string; detail: string },
-  ): ValuationOut {
+  ): Omit<ValuationOut, "warnings"> {
     const reason = fallbackReasonOf(failure.code);
     this.d.metrics?.fallbacks.inc({ asset_class: spec.assetClass, reason: reason.toLowerCase() });
     if ((spec.fallback?.mode ?? "comparables") === "none" || comps.length === 0) {

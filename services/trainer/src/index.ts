@@ -11,4 +11,14 @@ export {
 } from "./dataset.js";
 export { binMatrix, binIndex, computeEdges } from "./binning.js";
 export { accuracy, intervalFor, residualQuantiles, quantile } from "./metrics.js";
-export { inputFields, renderManifests, fieldName } from "./manifests.js";
+export {
+  inputFields,
+  renderManifests,
+  fieldName,
+  detectOneHotGroups,
+  oneHotGroup,
+  validityOf,
+  pipelineFields,
+  type OneHotGroup,
+} from "./manifests.js";
+export { heldOutSplit, type HeldOutSplit } from "./split.js";

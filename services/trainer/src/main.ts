@@ -5,27 +5,24 @@ import { createHash } from "node:crypto";
 import { SingleBar } from "cli-progress";
 import { ValoraError, type RowFilter } from "@valora/kit";
 import { keepRows, parseCsv } from "./dataset.js";
-import {
-  columnDefaults,
-  inputFields,
-  isLatitudeColumn,
-  isLongitudeColumn,
-  renderManifests,
-} from "./manifests.js";
+import { pipelineFields, isLatitudeColumn, isLongitudeColumn, renderManifests } from "./manifests.js";
 import { trainModel } from "./train.js";
 import { DEFAULT_PARAMS, type GbmParams } from "./gbm.js";
 
 const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
 const USAGE = `usage: valora train --data FILE.csv --target COLUMN --out DIR [--log-target] [--exclude COL ...] [--exclude-rows COL=V1,V2 ...]
-                    [--seed N] [--model-version V] [--emit-manifests --asset-class NAME [--manifests-dir DIR] [--model-uri URI] [--currency USD]]
+                    [--seed N] [--model-version V] [--emit-manifests --asset-class NAME [--manifests-dir DIR] [--model-uri URI] [--currency USD]
+                    [--one-hot NAME=COL1,COL2,... ...]]
                     hyper-parameters: ${Object.entries(DEFAULT_PARAMS)
                       .map(([k, v]) => `--${kebab(k)} ${v}`)
                       .join(" ")}`;
 
 const EXAMPLE = `Trains gradient-boosted trees on a CSV into ONNX with a model card (5-fold cross-validated
 accuracy, residual quantiles for intervals); with --emit-manifests, also a ValuationModel and an
-AssetPipeline for the asset class.
+AssetPipeline for the asset class. Each field gets its validity (breaking it is a 400) and its
+training domain (outside it, a valuation with a warning); groups of 0/1 columns with one 1 per
+row become one categorical field (detected, or named with --one-hot make=Buick,Cadillac,...).
 
 example:
   valora train --data models/data/car_prices.csv --target Price --log-target --seed 42 \\
@@ -42,6 +39,7 @@ export async function main(argv: string[]): Promise<void> {
       "log-target": { type: "boolean", default: false },
       exclude: { type: "string", multiple: true, default: [] },
       "exclude-rows": { type: "string", multiple: true, default: [] },
+      "one-hot": { type: "string", multiple: true, default: [] },
       seed: { type: "string", default: "42" },
       "model-version": { type: "string" },
       "emit-manifests": { type: "boolean", default: false },
@@ -147,11 +145,29 @@ export async function main(argv: string[]): Promise<void> {
     const parsed = parseCsv(csv);
     const header = parsed.header;
     const records = keepRows(header, parsed.records, excludeRows);
-    const integerColumns = new Set(
-      header.filter((_, i) =>
-        records.every((r) => r[i] === "" || r[i] === "NA" || /^-?\d+$/.test(r[i] ?? "")),
-      ),
-    );
+    const oneHot = values["one-hot"].map((rule) => {
+      const eq = rule.indexOf("=");
+      const columns = rule
+        .slice(eq + 1)
+        .split(",")
+        .map((c) => c.trim())
+        .filter(Boolean);
+      if (eq <= 0 || columns.length < 2)
+        throw new ValoraError("INVALID_ARGUMENT", `--one-hot ${rule}: expected NAME=COLUMN,COLUMN[,...]`, {
+          details: [{ field: "one-hot", description: "expected NAME=COLUMN,COLUMN[,...]" }],
+        });
+      return { name: rule.slice(0, eq).trim(), columns };
+    });
+    let emitted: ReturnType<typeof pipelineFields>;
+    try {
+      emitted = pipelineFields(header, records, output, { target: values.target, exclude, oneHot });
+    } catch (err) {
+      throw new ValoraError("INVALID_ARGUMENT", `--one-hot: ${(err as Error).message}`, {
+        details: [{ field: "one-hot", description: (err as Error).message }],
+      });
+    }
+    for (const g of emitted.groups)
+      process.stdout.write(`one-hot field ${g.name}: ${g.columns.join(", ")}\n`);
     const latitude = header.find(isLatitudeColumn);
     const longitude = header.find(isLongitudeColumn);
     const soldYear = header.find((h) => /^(year|yr)_?sold$|^sale_?year$/i.test(h));
@@ -162,13 +178,7 @@ export async function main(argv: string[]): Promise<void> {
       uri: values["model-uri"] ?? `file://${resolve(modelPath)}`,
       sha256,
       currency: values.currency,
-      fields: inputFields(
-        output.card.data.columns,
-        integerColumns,
-        output.ensemble,
-        5,
-        columnDefaults(header, records, integerColumns),
-      ),
+      fields: emitted.fields,
       target: values.target,
       ...(latitude && longitude ? { geo: { latitude, longitude } } : {}),
       ...(soldYear && soldMonth ? { soldAt: { year: soldYear, month: soldMonth } } : {}),

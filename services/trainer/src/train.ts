@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { seededRandom } from "@valora/kit";
+import { quantilesFor, residualBands, seededRandom, type ResidualBands } from "@valora/kit";
 import { buildEnsembleModel, predict, serializeModel, META, type TreeEnsemble } from "@valora/kit/onnx";
 import { binMatrix } from "./binning.js";
 import { buildDataset, encodeRows, keepRows, parseCsv, type ColumnSpec, type RowFilter } from "./dataset.js";
@@ -47,8 +47,15 @@ export interface ModelCard {
     rounds: number;
     roundsPerFold: number[];
   };
-  crossValidation: Accuracy & { folds: number; intervalCoverage80: number };
+  crossValidation: Accuracy & {
+    folds: number;
+    intervalCoverage80: number;
+    /** The same per band of predicted value (residualBands), lowest first. */
+    intervalCoverage80ByBand: number[];
+  };
   residualQuantiles: Record<string, number>;
+  /** Residual quantiles per band of predicted value: what intervals are served from. */
+  residualBands: ResidualBands;
   features: string[];
 }
 
@@ -135,14 +142,22 @@ export function trainModel(options: TrainOptions): TrainOutput {
 
   const residuals = Float64Array.from(full.target, (a, i) => Math.log(a / oof[i]!));
   const quantiles = residualQuantiles(residuals);
+  const bands = residualBands(oof, residuals);
   // Coverage of the 80% interval, each fold calibrated only on the other folds' residuals.
   let covered = 0;
+  const byBand = bands.quantiles.map(() => ({ n: 0, covered: 0 }));
   for (let k = 0; k < folds; k++) {
-    const q = residualQuantiles(residuals.filter((_, i) => foldOf[i] !== k));
+    const others = (_: number, i: number) => foldOf[i] !== k;
+    const q = residualQuantiles(residuals.filter(others));
+    const b = residualBands(oof.filter(others), residuals.filter(others));
     for (let i = 0; i < records.length; i++) {
       if (foldOf[i] !== k) continue;
-      const { low, high } = intervalFor(oof[i]!, q, 0.8);
-      if (full.target[i]! >= low && full.target[i]! <= high) covered++;
+      const { low, high } = intervalFor(oof[i]!, quantilesFor(oof[i]!, q, b), 0.8);
+      const hit = full.target[i]! >= low && full.target[i]! <= high;
+      if (hit) covered++;
+      const band = byBand[bands.edges.filter((e) => oof[i]! > e).length]!;
+      band.n++;
+      if (hit) band.covered++;
     }
   }
 
@@ -187,8 +202,10 @@ export function trainModel(options: TrainOptions): TrainOutput {
       ...accuracy(full.target, oof),
       folds,
       intervalCoverage80: (100 * covered) / records.length,
+      intervalCoverage80ByBand: byBand.map((b) => (b.n ? (100 * b.covered) / b.n : 0)),
     },
     residualQuantiles: quantiles,
+    residualBands: bands,
     features,
   };
   const model = buildEnsembleModel(final.ensemble, {
@@ -210,6 +227,7 @@ export function trainModel(options: TrainOptions): TrainOutput {
       "valora.training_data_sha256": sha256,
       "valora.version": version,
       "valora.residual_quantiles": JSON.stringify(quantiles),
+      "valora.residual_bands": JSON.stringify(bands),
     },
   });
   return { onnx: serializeModel(model), card, ensemble: final.ensemble };

@@ -10,6 +10,8 @@ import { locateTreeEnsemble, metadataOf, parseModel, predict } from "@valora/kit
 import {
   accuracy,
   binIndex,
+  detectOneHotGroups,
+  oneHotGroup,
   buildDataset,
   computeEdges,
   encodeRecord,
@@ -287,17 +289,83 @@ describe.skipIf(!built)("default models (make models)", () => {
       enum?: string[];
       min?: number;
       max?: number;
+      training?: { min?: number; max?: number; categories?: string[] };
       required: boolean;
     }[];
+    // Validity (what any house can be) apart from the training domain (what the model saw).
     const area = fields.find((f) => f.feature === "Gr_Liv_Area")!;
-    expect(area).toMatchObject({ name: "gr_liv_area", type: "integer" });
-    expect(area.min).toBeGreaterThan(0);
-    expect(fields.find((f) => f.feature === "Neighborhood")?.enum).toContain("North_Ames");
+    expect(area).toMatchObject({ name: "gr_liv_area", type: "integer", min: 0 });
+    expect(area.max).toBeUndefined();
+    expect(area.training!.min).toBeGreaterThan(0);
+    expect(area.training!.max).toBeGreaterThan(area.training!.min!);
+    expect(fields.find((f) => f.feature === "Latitude")).toMatchObject({ min: -90, max: 90 });
+    const neighborhood = fields.find((f) => f.feature === "Neighborhood")!;
+    expect(neighborhood.enum).toBeUndefined();
+    expect(neighborhood.training?.categories).toContain("North_Ames");
     expect(fields.some((f) => f.feature === "Sale_Condition")).toBe(false);
     // The five most used features, and a location whole: latitude and longitude together.
     const required = fields.filter((f) => f.required).map((f) => f.feature);
     expect(required.length).toBeGreaterThanOrEqual(5);
     expect(required.includes("Latitude")).toBe(required.includes("Longitude"));
     expect(docs[1].spec.comparables.mode).toBe("geo");
+  });
+});
+
+describe("one-hot groups (pure)", () => {
+  const cars = parseCsv(readFileSync(join(root, "models", "data", "car_prices.csv"), "utf8"));
+
+  it("finds runs of 0/1 columns with one 1 per row, named by a shared prefix or numbered", () => {
+    const groups = detectOneHotGroups(cars.header, cars.records, new Set(["Price"]));
+    expect(groups.map((g) => [g.name, g.columns])).toEqual([
+      ["one_hot_1", ["Buick", "Cadillac", "Chevy", "Pontiac", "Saab", "Saturn"]],
+      ["one_hot_2", ["convertible", "coupe", "hatchback", "sedan", "wagon"]],
+    ]);
+    // Plain 0/1 columns (Cruise, Sound, Leather) are booleans, not a group: rows hold several 1s.
+    expect(groups.flatMap((g) => g.columns)).not.toContain("Cruise");
+    const dummies = parseCsv(
+      "price,make_Saab,make_Buick,colour_red,colour_blue\n1,1,0,0,1\n2,0,1,1,0\n3,0,1,1,0\n",
+    );
+    expect(detectOneHotGroups(dummies.header, dummies.records, new Set(["price"]))).toEqual([
+      { name: "make", columns: ["make_Saab", "make_Buick"], typical: "Buick" },
+      { name: "colour", columns: ["colour_red", "colour_blue"], typical: "red" },
+    ]);
+  });
+
+  it("checks a named group against the data and says what is wrong", () => {
+    const make = oneHotGroup(
+      "make",
+      ["Buick", "Cadillac", "Chevy", "Pontiac", "Saab", "Saturn"],
+      cars.header,
+      cars.records,
+    );
+    expect(make.typical).toBe("Chevy");
+    expect(() => oneHotGroup("x", ["Buick", "Ford"], cars.header, cars.records)).toThrow(/no column Ford/);
+    expect(() => oneHotGroup("x", ["Buick", "Mileage"], cars.header, cars.records)).toThrow(
+      /Mileage not 0\/1/,
+    );
+    expect(() => oneHotGroup("x", ["Buick", "Cruise"], cars.header, cars.records)).toThrow(/more than one/);
+  });
+
+  it("the default autos manifest asks for make and body, with the old one-hot names as aliases", () => {
+    const docs = readFileSync(join(root, "manifests", "autos.yaml"), "utf8")
+      .split(/^---$/m)
+      .map((d) => parse(d));
+    const fields = docs[1].spec.input.fields as {
+      name: string;
+      oneHot?: Record<string, string>;
+      aliases?: Record<string, string>;
+      training?: { min?: number; max?: number };
+      min?: number;
+      max?: number;
+    }[];
+    expect(fields.map((f) => f.name)).toEqual(expect.arrayContaining(["mileage", "make", "body"]));
+    expect(fields.some((f) => f.name === "buick" || f.name === "sedan")).toBe(false);
+    const make = fields.find((f) => f.name === "make")!;
+    expect(make.oneHot).toMatchObject({ Saab: "Saab", Buick: "Buick" });
+    expect(make.aliases).toMatchObject({ saab: "Saab" });
+    // Mileage: any car has at least 0 miles; the model saw up to ~50,000 (a warning beyond, not a refusal).
+    const mileage = fields.find((f) => f.name === "mileage")!;
+    expect(mileage).toMatchObject({ min: 0, training: { min: 266, max: 50387 } });
+    expect(mileage.max).toBeUndefined();
   });
 });

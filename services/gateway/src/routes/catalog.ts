@@ -13,10 +13,23 @@ const Field = z.object({
   name: z.string(),
   type: z.string(),
   required: z.boolean(),
-  enum: z.array(z.string()).optional(),
-  min: z.number().optional(),
-  max: z.number().optional(),
-  feature: z.string(),
+  enum: z.array(z.string()).optional().describe("Validity: the values a closed domain allows"),
+  min: z.number().optional().describe("Validity: below it, a 400"),
+  max: z.number().optional().describe("Validity: above it, a 400"),
+  feature: z.string().optional().describe("The model feature it feeds (absent for a one-hot field)"),
+  training: z
+    .object({
+      min: z.number().optional(),
+      max: z.number().optional(),
+      categories: z.array(z.string()).optional(),
+    })
+    .optional()
+    .describe("The training domain: outside it, valued with a warning (refused when strict)"),
+  strict: z.boolean().optional(),
+  deprecatedAliases: z
+    .array(z.string())
+    .optional()
+    .describe("Old attribute names still read, with a warning"),
 });
 const AssetClass = z.object({
   name: z.string(),
@@ -145,7 +158,18 @@ export const catalogRoutes: FastifyPluginAsync<{
               ...(f.enum.length ? { enum: f.enum } : {}),
               ...(f.min !== undefined ? { min: f.min } : {}),
               ...(f.max !== undefined ? { max: f.max } : {}),
-              feature: f.feature,
+              ...(f.feature ? { feature: f.feature } : {}),
+              ...(f.trainingMin !== undefined || f.trainingMax !== undefined || f.categories.length
+                ? {
+                    training: {
+                      ...(f.trainingMin !== undefined ? { min: f.trainingMin } : {}),
+                      ...(f.trainingMax !== undefined ? { max: f.trainingMax } : {}),
+                      ...(f.categories.length ? { categories: f.categories } : {}),
+                    },
+                  }
+                : {}),
+              ...(f.strict ? { strict: true } : {}),
+              ...(f.deprecatedAliases.length ? { deprecatedAliases: f.deprecatedAliases } : {}),
             })),
           })),
         req.id,

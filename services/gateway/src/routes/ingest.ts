@@ -25,6 +25,18 @@ const Batch = z.object({
   outcomes: z.number(),
   violationCount: z.number(),
   violations: z.array(Violation),
+  dropped: z
+    .number()
+    .describe("Records refused and left in bronze while the rest landed (onViolation: dropRecords)"),
+  flagged: z.number().describe("Records landed outside the training domain"),
+  flags: z.array(
+    z.object({
+      record: z.number(),
+      field: z.string(),
+      code: z.enum(["OUTSIDE_TRAINING_RANGE", "UNSEEN_CATEGORY"]),
+      message: z.string(),
+    }),
+  ),
   duplicateOf: z.string().nullable(),
   receivedAt: z.string().nullable(),
 });
@@ -44,6 +56,14 @@ const batchJson = (b: IngestBatch | undefined) => ({
     record: v.record,
     field: v.field,
     description: v.description,
+  })),
+  dropped: b?.dropped ?? 0,
+  flagged: b?.flagged ?? 0,
+  flags: (b?.flags ?? []).map((f) => ({
+    record: f.record,
+    field: f.field,
+    code: f.code === "UNSEEN_CATEGORY" ? ("UNSEEN_CATEGORY" as const) : ("OUTSIDE_TRAINING_RANGE" as const),
+    message: f.message,
   })),
   duplicateOf: b?.duplicateOf || null,
   receivedAt: b?.receivedAt ? timestampDate(b.receivedAt).toISOString() : null,

@@ -1,5 +1,5 @@
 import { parse } from "csv-parse/sync";
-import { ValoraError, type InputField } from "@valora/kit";
+import { ValoraError, attributeColumns, columnKey, putColumn, type InputField } from "@valora/kit";
 
 export interface ParsedJobCsv {
   /** Attributes per row, keyed by field name; cells left empty are absent. */
@@ -7,8 +7,6 @@ export interface ParsedJobCsv {
   /** CSV columns that match no input field (ignored). */
   ignored: string[];
 }
-
-const key = (s: string) => s.toLowerCase().replace(/[^a-z0-9]/g, "");
 
 /**
  * Pure: a job's CSV mapped to the asset class's input fields. A header cell may name a field
@@ -48,22 +46,23 @@ export function parseJobCsv(csv: Buffer | string, fields: InputField[], maxRows:
       `${data.length} rows is more than the ${maxRows} a job may hold`,
       { details: [{ field: "body", description: `at most ${maxRows} rows` }] },
     );
-  const byKey = new Map<string, string>();
-  for (const f of fields) {
-    byKey.set(key(f.name), f.name);
-    byKey.set(key(f.feature), f.name);
-  }
-  const mapped = header.map((h) => byKey.get(key(h)));
-  const missing = fields.filter((f) => f.required && !mapped.includes(f.name)).map((f) => f.name);
+  const byKey = attributeColumns(fields);
+  const mapped = header.map((h) => byKey.get(columnKey(h)));
+  const named = new Set(mapped.map((m) => m?.attribute));
+  const aliasOwner = new Map(
+    fields.flatMap((f) => Object.keys(f.aliases ?? {}).map((a) => [a, f.name] as const)),
+  );
+  for (const a of [...named]) if (a && aliasOwner.has(a)) named.add(aliasOwner.get(a));
+  const missing = fields.filter((f) => f.required && !named.has(f.name)).map((f) => f.name);
   if (missing.length > 0)
     throw new ValoraError("INVALID_ARGUMENT", `the CSV header lacks required fields: ${missing.join(", ")}`, {
       details: missing.map((m) => ({ field: `header.${m}`, description: "required column missing" })),
     });
   const rows = data.map((r) => {
     const out: Record<string, string> = {};
-    mapped.forEach((name, i) => {
+    mapped.forEach((target, i) => {
       const v = r[i];
-      if (name && v !== undefined && v !== "") out[name] = v;
+      if (target && v !== undefined && v !== "") putColumn(out, target, v);
     });
     return out;
   });

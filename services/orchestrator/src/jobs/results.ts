@@ -15,7 +15,12 @@ export const RESULT_COLUMNS = [
   "route",
   "error_code",
   "error",
+  "warnings",
 ];
+
+/** Pure: a row's warnings as one cell, `mileage OUTSIDE_TRAINING_RANGE; make UNSEEN_CATEGORY`. */
+export const warningsCell = (warnings: { field: string; code: string }[] | undefined): string =>
+  (warnings ?? []).map((w) => `${w.field.replace(/^attributes\./, "")} ${w.code}`).join("; ");
 
 /**
  * A job's results as CSV from Postgres, header first, in input row order, a page at a time. When
@@ -40,9 +45,10 @@ export async function* resultsCsv(
     after = page.at(-1)!.rowNo;
     const lines = page.map((p) => {
       const r = p.result;
-      if (!r) return [p.rowNo, "", "", "", "", "", "", "", "PENDING", "not valued yet"];
-      if (r.error) return [p.rowNo, "", "", "", "", "", "", "", r.error.code, r.error.message];
-      return [p.rowNo, r.value, r.low, r.high, r.coverage, r.confidence, r.modelVersion, r.route, "", ""];
+      if (!r) return [p.rowNo, "", "", "", "", "", "", "", "PENDING", "not valued yet", ""];
+      if (r.error) return [p.rowNo, "", "", "", "", "", "", "", r.error.code, r.error.message, ""];
+      const valued = [r.value, r.low, r.high, r.coverage, r.confidence, r.modelVersion, r.route];
+      return [p.rowNo, ...valued, "", "", warningsCell(r.warnings)];
     });
     yield Buffer.from(stringify(lines));
   }

@@ -27,6 +27,8 @@ export interface RowResult {
   confidence?: number;
   modelVersion?: string;
   route?: string;
+  /** What the answer warned about: the attribute and the code (OUTSIDE_TRAINING_RANGE, ...). */
+  warnings?: { field: string; code: string }[];
   error?: { code: string; message: string };
 }
 

@@ -43,6 +43,9 @@ export function valueRowsWith(
           confidence: v.confidence,
           modelVersion: v.model?.version ?? "",
           route: ROUTES[v.model?.route ?? Route.UNSPECIFIED],
+          ...(v.warnings.length
+            ? { warnings: v.warnings.map((w) => ({ field: w.field, code: w.code })) }
+            : {}),
         };
       } else if (r.outcome.case === "error") {
         const e = r.outcome.value;

@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file valora/v1/ingest.proto.
  */
 export const file_valora_v1_ingest: GenFile = /*@__PURE__*/
-  fileDesc("ChZ2YWxvcmEvdjEvaW5nZXN0LnByb3RvEgl2YWxvcmEudjEimwEKCFNuYXBzaG90EgoKAmlkGAEgASgJEhMKC2Fzc2V0X2NsYXNzGAIgASgJEg4KBnNvdXJjZRgDIAEoCRINCgVzYWxlcxgEIAEoBRIMCgRzZWVkGAUgASgIEhEKCWJhdGNoX2lkcxgGIAMoCRIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI4ChFFeHBvcnRHb2xkUmVxdWVzdBITCgthc3NldF9jbGFzcxgBIAEoCRIOCgZ0YXJnZXQYAiABKAkiSAoSRXhwb3J0R29sZFJlc3BvbnNlEgsKA2NzdhgBIAEoDBIlCghzbmFwc2hvdBgCIAEoCzITLnZhbG9yYS52MS5TbmFwc2hvdCJyChRSZWdpc3Rlck1vZGVsUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEhMKC2Fzc2V0X2NsYXNzGAMgASgJEiUKBGNhcmQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IiwKFVJlZ2lzdGVyTW9kZWxSZXNwb25zZRITCgtzbmFwc2hvdF9pZBgBIAEoCSI1ChNNb2RlbExpbmVhZ2VSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEg8KB3ZlcnNpb24YAiABKAki9gEKFE1vZGVsTGluZWFnZVJlc3BvbnNlEg0KBW1vZGVsGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSEwoLYXNzZXRfY2xhc3MYAyABKAkSJQoIc25hcHNob3QYBCABKAsyEy52YWxvcmEudjEuU25hcHNob3QSJwoHYmF0Y2hlcxgFIAMoCzIWLnZhbG9yYS52MS5Jbmdlc3RCYXRjaBITCgtkYXRhX3NoYTI1NhgGIAEoCRIRCglkYXRhX25hbWUYByABKAkSMQoNcmVnaXN0ZXJlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiYwoNSW5nZXN0UmVxdWVzdBITCgthc3NldF9jbGFzcxgBIAEoCRIMCgRraW5kGAIgASgJEg4KBmZvcm1hdBgDIAEoCRIPCgdjb250ZW50GAQgASgMEg4KBnNvdXJjZRgFIAEoCSJHChFDb250cmFjdFZpb2xhdGlvbhIOCgZyZWNvcmQYASABKAUSDQoFZmllbGQYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkizAIKC0luZ2VzdEJhdGNoEgoKAmlkGAEgASgJEhMKC2Fzc2V0X2NsYXNzGAIgASgJEgwKBGtpbmQYAyABKAkSDgoGc291cmNlGAQgASgJEhYKDmNvbnRlbnRfc2hhMjU2GAUgASgJEg4KBnN0YXR1cxgGIAEoCRIPCgdyZWNvcmRzGAcgASgFEg4KBmxhbmRlZBgIIAEoBRIRCgl1bmNoYW5nZWQYCSABKAUSMAoKdmlvbGF0aW9ucxgKIAMoCzIcLnZhbG9yYS52MS5Db250cmFjdFZpb2xhdGlvbhIXCg92aW9sYXRpb25fY291bnQYCyABKAUSLwoLcmVjZWl2ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGR1cGxpY2F0ZV9vZhgNIAEoCRIQCghvdXRjb21lcxgOIAEoBSI3Cg5Jbmdlc3RSZXNwb25zZRIlCgViYXRjaBgBIAEoCzIWLnZhbG9yYS52MS5Jbmdlc3RCYXRjaCIdCg9HZXRCYXRjaFJlcXVlc3QSCgoCaWQYASABKAkiOQoQR2V0QmF0Y2hSZXNwb25zZRIlCgViYXRjaBgBIAEoCzIWLnZhbG9yYS52MS5Jbmdlc3RCYXRjaCJIChJMaXN0QmF0Y2hlc1JlcXVlc3QSEwoLYXNzZXRfY2xhc3MYASABKAkSDgoGc3RhdHVzGAIgASgJEg0KBWxpbWl0GAMgASgFIj4KE0xpc3RCYXRjaGVzUmVzcG9uc2USJwoHYmF0Y2hlcxgBIAMoCzIWLnZhbG9yYS52MS5Jbmdlc3RCYXRjaCI6ChJTYWxlTGluZWFnZVJlcXVlc3QSEwoLYXNzZXRfY2xhc3MYASABKAkSDwoHc2FsZV9pZBgCIAEoCSKvAQoTU2FsZUxpbmVhZ2VSZXNwb25zZRITCgthc3NldF9jbGFzcxgBIAEoCRIPCgdzYWxlX2lkGAIgASgJEg4KBm9yaWdpbhgDIAEoCRIlCgViYXRjaBgEIAEoCzIWLnZhbG9yYS52MS5Jbmdlc3RCYXRjaBIkCgNyYXcYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhUKDXJlY29yZF9zaGEyNTYYBiABKAkiOAoPR2V0QXNzZXRSZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEhAKCGFzc2V0X2lkGAIgASgJIjMKEEdldEFzc2V0UmVzcG9uc2USHwoFYXNzZXQYASABKAsyEC52YWxvcmEudjEuQXNzZXQiswEKBUFzc2V0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEhAKCGFzc2V0X2lkGAIgASgJEisKCmF0dHJpYnV0ZXMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhQKDGFza2luZ19wcmljZRgEIAEoARIQCghiYXRjaF9pZBgFIAEoCRIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKvAQoPVmFsdWF0aW9uUmVjb3JkEhMKC2Fzc2V0X2NsYXNzGAEgASgJEhAKCGFzc2V0X2lkGAIgASgJEg0KBW1vZGVsGAMgASgJEhUKDW1vZGVsX3ZlcnNpb24YBCABKAkSDQoFdmFsdWUYBSABKAESLQoJdmFsdWVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgl0ZW5hbnRfaWQYByABKAkiSQoXUmVjb3JkVmFsdWF0aW9uc1JlcXVlc3QSLgoKdmFsdWF0aW9ucxgBIAMoCzIaLnZhbG9yYS52MS5WYWx1YXRpb25SZWNvcmQiLAoYUmVjb3JkVmFsdWF0aW9uc1Jlc3BvbnNlEhAKCHJlY29yZGVkGAEgASgFIisKGlJlYWxpc2VkUGVyZm9ybWFuY2VSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJImMKDlJlYWxpc2VkUGVyaW9kEhUKDW1vZGVsX3ZlcnNpb24YASABKAkSDQoFbW9udGgYAiABKAkSDQoFY291bnQYAyABKAUSDQoFbWRhcGUYBCABKAESDQoFcHBlMTAYBSABKAEisgEKG1JlYWxpc2VkUGVyZm9ybWFuY2VSZXNwb25zZRINCgVtb2RlbBgBIAEoCRIqCgdwZXJpb2RzGAIgAygLMhkudmFsb3JhLnYxLlJlYWxpc2VkUGVyaW9kEioKB292ZXJhbGwYAyADKAsyGS52YWxvcmEudjEuUmVhbGlzZWRQZXJpb2QSDQoFZHJpZnQYBCABKAgSHQoVZHJpZnRfdGhyZXNob2xkX21kYXBlGAUgASgBMqcGCg1Jbmdlc3RTZXJ2aWNlEj0KBkluZ2VzdBIYLnZhbG9yYS52MS5Jbmdlc3RSZXF1ZXN0GhkudmFsb3JhLnYxLkluZ2VzdFJlc3BvbnNlEkMKCEdldEJhdGNoEhoudmFsb3JhLnYxLkdldEJhdGNoUmVxdWVzdBobLnZhbG9yYS52MS5HZXRCYXRjaFJlc3BvbnNlEkwKC0xpc3RCYXRjaGVzEh0udmFsb3JhLnYxLkxpc3RCYXRjaGVzUmVxdWVzdBoeLnZhbG9yYS52MS5MaXN0QmF0Y2hlc1Jlc3BvbnNlEkwKC1NhbGVMaW5lYWdlEh0udmFsb3JhLnYxLlNhbGVMaW5lYWdlUmVxdWVzdBoeLnZhbG9yYS52MS5TYWxlTGluZWFnZVJlc3BvbnNlEkMKCEdldEFzc2V0EhoudmFsb3JhLnYxLkdldEFzc2V0UmVxdWVzdBobLnZhbG9yYS52MS5HZXRBc3NldFJlc3BvbnNlElsKEFJlY29yZFZhbHVhdGlvbnMSIi52YWxvcmEudjEuUmVjb3JkVmFsdWF0aW9uc1JlcXVlc3QaIy52YWxvcmEudjEuUmVjb3JkVmFsdWF0aW9uc1Jlc3BvbnNlEmQKE1JlYWxpc2VkUGVyZm9ybWFuY2USJS52YWxvcmEudjEuUmVhbGlzZWRQZXJmb3JtYW5jZVJlcXVlc3QaJi52YWxvcmEudjEuUmVhbGlzZWRQZXJmb3JtYW5jZVJlc3BvbnNlEkkKCkV4cG9ydEdvbGQSHC52YWxvcmEudjEuRXhwb3J0R29sZFJlcXVlc3QaHS52YWxvcmEudjEuRXhwb3J0R29sZFJlc3BvbnNlElIKDVJlZ2lzdGVyTW9kZWwSHy52YWxvcmEudjEuUmVnaXN0ZXJNb2RlbFJlcXVlc3QaIC52YWxvcmEudjEuUmVnaXN0ZXJNb2RlbFJlc3BvbnNlEk8KDE1vZGVsTGluZWFnZRIeLnZhbG9yYS52MS5Nb2RlbExpbmVhZ2VSZXF1ZXN0Gh8udmFsb3JhLnYxLk1vZGVsTGluZWFnZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChZ2YWxvcmEvdjEvaW5nZXN0LnByb3RvEgl2YWxvcmEudjEimwEKCFNuYXBzaG90EgoKAmlkGAEgASgJEhMKC2Fzc2V0X2NsYXNzGAIgASgJEg4KBnNvdXJjZRgDIAEoCRINCgVzYWxlcxgEIAEoBRIMCgRzZWVkGAUgASgIEhEKCWJhdGNoX2lkcxgGIAMoCRIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI4ChFFeHBvcnRHb2xkUmVxdWVzdBITCgthc3NldF9jbGFzcxgBIAEoCRIOCgZ0YXJnZXQYAiABKAkiSAoSRXhwb3J0R29sZFJlc3BvbnNlEgsKA2NzdhgBIAEoDBIlCghzbmFwc2hvdBgCIAEoCzITLnZhbG9yYS52MS5TbmFwc2hvdCJyChRSZWdpc3Rlck1vZGVsUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEhMKC2Fzc2V0X2NsYXNzGAMgASgJEiUKBGNhcmQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IiwKFVJlZ2lzdGVyTW9kZWxSZXNwb25zZRITCgtzbmFwc2hvdF9pZBgBIAEoCSI1ChNNb2RlbExpbmVhZ2VSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEg8KB3ZlcnNpb24YAiABKAki9gEKFE1vZGVsTGluZWFnZVJlc3BvbnNlEg0KBW1vZGVsGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSEwoLYXNzZXRfY2xhc3MYAyABKAkSJQoIc25hcHNob3QYBCABKAsyEy52YWxvcmEudjEuU25hcHNob3QSJwoHYmF0Y2hlcxgFIAMoCzIWLnZhbG9yYS52MS5Jbmdlc3RCYXRjaBITCgtkYXRhX3NoYTI1NhgGIAEoCRIRCglkYXRhX25hbWUYByABKAkSMQoNcmVnaXN0ZXJlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiYwoNSW5nZXN0UmVxdWVzdBITCgthc3NldF9jbGFzcxgBIAEoCRIMCgRraW5kGAIgASgJEg4KBmZvcm1hdBgDIAEoCRIPCgdjb250ZW50GAQgASgMEg4KBnNvdXJjZRgFIAEoCSJHChFDb250cmFjdFZpb2xhdGlvbhIOCgZyZWNvcmQYASABKAUSDQoFZmllbGQYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkilAMKC0luZ2VzdEJhdGNoEgoKAmlkGAEgASgJEhMKC2Fzc2V0X2NsYXNzGAIgASgJEgwKBGtpbmQYAyABKAkSDgoGc291cmNlGAQgASgJEhYKDmNvbnRlbnRfc2hhMjU2GAUgASgJEg4KBnN0YXR1cxgGIAEoCRIPCgdyZWNvcmRzGAcgASgFEg4KBmxhbmRlZBgIIAEoBRIRCgl1bmNoYW5nZWQYCSABKAUSMAoKdmlvbGF0aW9ucxgKIAMoCzIcLnZhbG9yYS52MS5Db250cmFjdFZpb2xhdGlvbhIXCg92aW9sYXRpb25fY291bnQYCyABKAUSLwoLcmVjZWl2ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGR1cGxpY2F0ZV9vZhgNIAEoCRIQCghvdXRjb21lcxgOIAEoBRIPCgdkcm9wcGVkGA8gASgFEg8KB2ZsYWdnZWQYECABKAUSJAoFZmxhZ3MYESADKAsyFS52YWxvcmEudjEuUmVjb3JkRmxhZyJKCgpSZWNvcmRGbGFnEg4KBnJlY29yZBgBIAEoBRINCgVmaWVsZBgCIAEoCRIMCgRjb2RlGAMgASgJEg8KB21lc3NhZ2UYBCABKAkiNwoOSW5nZXN0UmVzcG9uc2USJQoFYmF0Y2gYASABKAsyFi52YWxvcmEudjEuSW5nZXN0QmF0Y2giHQoPR2V0QmF0Y2hSZXF1ZXN0EgoKAmlkGAEgASgJIjkKEEdldEJhdGNoUmVzcG9uc2USJQoFYmF0Y2gYASABKAsyFi52YWxvcmEudjEuSW5nZXN0QmF0Y2giSAoSTGlzdEJhdGNoZXNSZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEg4KBnN0YXR1cxgCIAEoCRINCgVsaW1pdBgDIAEoBSI+ChNMaXN0QmF0Y2hlc1Jlc3BvbnNlEicKB2JhdGNoZXMYASADKAsyFi52YWxvcmEudjEuSW5nZXN0QmF0Y2giOgoSU2FsZUxpbmVhZ2VSZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEg8KB3NhbGVfaWQYAiABKAkirwEKE1NhbGVMaW5lYWdlUmVzcG9uc2USEwoLYXNzZXRfY2xhc3MYASABKAkSDwoHc2FsZV9pZBgCIAEoCRIOCgZvcmlnaW4YAyABKAkSJQoFYmF0Y2gYBCABKAsyFi52YWxvcmEudjEuSW5nZXN0QmF0Y2gSJAoDcmF3GAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCg1yZWNvcmRfc2hhMjU2GAYgASgJIjgKD0dldEFzc2V0UmVxdWVzdBITCgthc3NldF9jbGFzcxgBIAEoCRIQCghhc3NldF9pZBgCIAEoCSIzChBHZXRBc3NldFJlc3BvbnNlEh8KBWFzc2V0GAEgASgLMhAudmFsb3JhLnYxLkFzc2V0IrMBCgVBc3NldBITCgthc3NldF9jbGFzcxgBIAEoCRIQCghhc3NldF9pZBgCIAEoCRIrCgphdHRyaWJ1dGVzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIUCgxhc2tpbmdfcHJpY2UYBCABKAESEAoIYmF0Y2hfaWQYBSABKAkSLgoKdXBkYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirwEKD1ZhbHVhdGlvblJlY29yZBITCgthc3NldF9jbGFzcxgBIAEoCRIQCghhc3NldF9pZBgCIAEoCRINCgVtb2RlbBgDIAEoCRIVCg1tb2RlbF92ZXJzaW9uGAQgASgJEg0KBXZhbHVlGAUgASgBEi0KCXZhbHVlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdGVuYW50X2lkGAcgASgJIkkKF1JlY29yZFZhbHVhdGlvbnNSZXF1ZXN0Ei4KCnZhbHVhdGlvbnMYASADKAsyGi52YWxvcmEudjEuVmFsdWF0aW9uUmVjb3JkIiwKGFJlY29yZFZhbHVhdGlvbnNSZXNwb25zZRIQCghyZWNvcmRlZBgBIAEoBSIrChpSZWFsaXNlZFBlcmZvcm1hbmNlUmVxdWVzdBINCgVtb2RlbBgBIAEoCSJjCg5SZWFsaXNlZFBlcmlvZBIVCg1tb2RlbF92ZXJzaW9uGAEgASgJEg0KBW1vbnRoGAIgASgJEg0KBWNvdW50GAMgASgFEg0KBW1kYXBlGAQgASgBEg0KBXBwZTEwGAUgASgBIrIBChtSZWFsaXNlZFBlcmZvcm1hbmNlUmVzcG9uc2USDQoFbW9kZWwYASABKAkSKgoHcGVyaW9kcxgCIAMoCzIZLnZhbG9yYS52MS5SZWFsaXNlZFBlcmlvZBIqCgdvdmVyYWxsGAMgAygLMhkudmFsb3JhLnYxLlJlYWxpc2VkUGVyaW9kEg0KBWRyaWZ0GAQgASgIEh0KFWRyaWZ0X3RocmVzaG9sZF9tZGFwZRgFIAEoATKnBgoNSW5nZXN0U2VydmljZRI9CgZJbmdlc3QSGC52YWxvcmEudjEuSW5nZXN0UmVxdWVzdBoZLnZhbG9yYS52MS5Jbmdlc3RSZXNwb25zZRJDCghHZXRCYXRjaBIaLnZhbG9yYS52MS5HZXRCYXRjaFJlcXVlc3QaGy52YWxvcmEudjEuR2V0QmF0Y2hSZXNwb25zZRJMCgtMaXN0QmF0Y2hlcxIdLnZhbG9yYS52MS5MaXN0QmF0Y2hlc1JlcXVlc3QaHi52YWxvcmEudjEuTGlzdEJhdGNoZXNSZXNwb25zZRJMCgtTYWxlTGluZWFnZRIdLnZhbG9yYS52MS5TYWxlTGluZWFnZVJlcXVlc3QaHi52YWxvcmEudjEuU2FsZUxpbmVhZ2VSZXNwb25zZRJDCghHZXRBc3NldBIaLnZhbG9yYS52MS5HZXRBc3NldFJlcXVlc3QaGy52YWxvcmEudjEuR2V0QXNzZXRSZXNwb25zZRJbChBSZWNvcmRWYWx1YXRpb25zEiIudmFsb3JhLnYxLlJlY29yZFZhbHVhdGlvbnNSZXF1ZXN0GiMudmFsb3JhLnYxLlJlY29yZFZhbHVhdGlvbnNSZXNwb25zZRJkChNSZWFsaXNlZFBlcmZvcm1hbmNlEiUudmFsb3JhLnYxLlJlYWxpc2VkUGVyZm9ybWFuY2VSZXF1ZXN0GiYudmFsb3JhLnYxLlJlYWxpc2VkUGVyZm9ybWFuY2VSZXNwb25zZRJJCgpFeHBvcnRHb2xkEhwudmFsb3JhLnYxLkV4cG9ydEdvbGRSZXF1ZXN0Gh0udmFsb3JhLnYxLkV4cG9ydEdvbGRSZXNwb25zZRJSCg1SZWdpc3Rlck1vZGVsEh8udmFsb3JhLnYxLlJlZ2lzdGVyTW9kZWxSZXF1ZXN0GiAudmFsb3JhLnYxLlJlZ2lzdGVyTW9kZWxSZXNwb25zZRJPCgxNb2RlbExpbmVhZ2USHi52YWxvcmEudjEuTW9kZWxMaW5lYWdlUmVxdWVzdBofLnZhbG9yYS52MS5Nb2RlbExpbmVhZ2VSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message valora.v1.Snapshot
@@ -393,6 +393,25 @@ export type IngestBatch = Message<"valora.v1.IngestBatch"> & {
    * @generated from field: int32 outcomes = 14;
    */
   outcomes: number;
+
+  /**
+   * Records refused and left in bronze while the rest landed (contract onViolation: dropRecords).
+   *
+   * @generated from field: int32 dropped = 15;
+   */
+  dropped: number;
+
+  /**
+   * Records landed outside the training domain (flagged in silver), and the first of their flags.
+   *
+   * @generated from field: int32 flagged = 16;
+   */
+  flagged: number;
+
+  /**
+   * @generated from field: repeated valora.v1.RecordFlag flags = 17;
+   */
+  flags: RecordFlag[];
 };
 
 /**
@@ -401,6 +420,44 @@ export type IngestBatch = Message<"valora.v1.IngestBatch"> & {
  */
 export const IngestBatchSchema: GenMessage<IngestBatch> = /*@__PURE__*/
   messageDesc(file_valora_v1_ingest, 9);
+
+/**
+ * A landed record outside the training domain: valid, but the model never saw its like.
+ *
+ * @generated from message valora.v1.RecordFlag
+ */
+export type RecordFlag = Message<"valora.v1.RecordFlag"> & {
+  /**
+   * 1-based record number in the batch.
+   *
+   * @generated from field: int32 record = 1;
+   */
+  record: number;
+
+  /**
+   * @generated from field: string field = 2;
+   */
+  field: string;
+
+  /**
+   * OUTSIDE_TRAINING_RANGE or UNSEEN_CATEGORY.
+   *
+   * @generated from field: string code = 3;
+   */
+  code: string;
+
+  /**
+   * @generated from field: string message = 4;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message valora.v1.RecordFlag.
+ * Use `create(RecordFlagSchema)` to create a new message.
+ */
+export const RecordFlagSchema: GenMessage<RecordFlag> = /*@__PURE__*/
+  messageDesc(file_valora_v1_ingest, 10);
 
 /**
  * @generated from message valora.v1.IngestResponse
@@ -417,7 +474,7 @@ export type IngestResponse = Message<"valora.v1.IngestResponse"> & {
  * Use `create(IngestResponseSchema)` to create a new message.
  */
 export const IngestResponseSchema: GenMessage<IngestResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 10);
+  messageDesc(file_valora_v1_ingest, 11);
 
 /**
  * @generated from message valora.v1.GetBatchRequest
@@ -434,7 +491,7 @@ export type GetBatchRequest = Message<"valora.v1.GetBatchRequest"> & {
  * Use `create(GetBatchRequestSchema)` to create a new message.
  */
 export const GetBatchRequestSchema: GenMessage<GetBatchRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 11);
+  messageDesc(file_valora_v1_ingest, 12);
 
 /**
  * @generated from message valora.v1.GetBatchResponse
@@ -451,7 +508,7 @@ export type GetBatchResponse = Message<"valora.v1.GetBatchResponse"> & {
  * Use `create(GetBatchResponseSchema)` to create a new message.
  */
 export const GetBatchResponseSchema: GenMessage<GetBatchResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 12);
+  messageDesc(file_valora_v1_ingest, 13);
 
 /**
  * @generated from message valora.v1.ListBatchesRequest
@@ -478,7 +535,7 @@ export type ListBatchesRequest = Message<"valora.v1.ListBatchesRequest"> & {
  * Use `create(ListBatchesRequestSchema)` to create a new message.
  */
 export const ListBatchesRequestSchema: GenMessage<ListBatchesRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 13);
+  messageDesc(file_valora_v1_ingest, 14);
 
 /**
  * @generated from message valora.v1.ListBatchesResponse
@@ -495,7 +552,7 @@ export type ListBatchesResponse = Message<"valora.v1.ListBatchesResponse"> & {
  * Use `create(ListBatchesResponseSchema)` to create a new message.
  */
 export const ListBatchesResponseSchema: GenMessage<ListBatchesResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 14);
+  messageDesc(file_valora_v1_ingest, 15);
 
 /**
  * @generated from message valora.v1.SaleLineageRequest
@@ -517,7 +574,7 @@ export type SaleLineageRequest = Message<"valora.v1.SaleLineageRequest"> & {
  * Use `create(SaleLineageRequestSchema)` to create a new message.
  */
 export const SaleLineageRequestSchema: GenMessage<SaleLineageRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 15);
+  messageDesc(file_valora_v1_ingest, 16);
 
 /**
  * @generated from message valora.v1.SaleLineageResponse
@@ -561,7 +618,7 @@ export type SaleLineageResponse = Message<"valora.v1.SaleLineageResponse"> & {
  * Use `create(SaleLineageResponseSchema)` to create a new message.
  */
 export const SaleLineageResponseSchema: GenMessage<SaleLineageResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 16);
+  messageDesc(file_valora_v1_ingest, 17);
 
 /**
  * @generated from message valora.v1.GetAssetRequest
@@ -583,7 +640,7 @@ export type GetAssetRequest = Message<"valora.v1.GetAssetRequest"> & {
  * Use `create(GetAssetRequestSchema)` to create a new message.
  */
 export const GetAssetRequestSchema: GenMessage<GetAssetRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 17);
+  messageDesc(file_valora_v1_ingest, 18);
 
 /**
  * @generated from message valora.v1.GetAssetResponse
@@ -600,7 +657,7 @@ export type GetAssetResponse = Message<"valora.v1.GetAssetResponse"> & {
  * Use `create(GetAssetResponseSchema)` to create a new message.
  */
 export const GetAssetResponseSchema: GenMessage<GetAssetResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 18);
+  messageDesc(file_valora_v1_ingest, 19);
 
 /**
  * @generated from message valora.v1.Asset
@@ -642,7 +699,7 @@ export type Asset = Message<"valora.v1.Asset"> & {
  * Use `create(AssetSchema)` to create a new message.
  */
 export const AssetSchema: GenMessage<Asset> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 19);
+  messageDesc(file_valora_v1_ingest, 20);
 
 /**
  * @generated from message valora.v1.ValuationRecord
@@ -689,7 +746,7 @@ export type ValuationRecord = Message<"valora.v1.ValuationRecord"> & {
  * Use `create(ValuationRecordSchema)` to create a new message.
  */
 export const ValuationRecordSchema: GenMessage<ValuationRecord> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 20);
+  messageDesc(file_valora_v1_ingest, 21);
 
 /**
  * @generated from message valora.v1.RecordValuationsRequest
@@ -706,7 +763,7 @@ export type RecordValuationsRequest = Message<"valora.v1.RecordValuationsRequest
  * Use `create(RecordValuationsRequestSchema)` to create a new message.
  */
 export const RecordValuationsRequestSchema: GenMessage<RecordValuationsRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 21);
+  messageDesc(file_valora_v1_ingest, 22);
 
 /**
  * @generated from message valora.v1.RecordValuationsResponse
@@ -723,7 +780,7 @@ export type RecordValuationsResponse = Message<"valora.v1.RecordValuationsRespon
  * Use `create(RecordValuationsResponseSchema)` to create a new message.
  */
 export const RecordValuationsResponseSchema: GenMessage<RecordValuationsResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 22);
+  messageDesc(file_valora_v1_ingest, 23);
 
 /**
  * @generated from message valora.v1.RealisedPerformanceRequest
@@ -740,7 +797,7 @@ export type RealisedPerformanceRequest = Message<"valora.v1.RealisedPerformanceR
  * Use `create(RealisedPerformanceRequestSchema)` to create a new message.
  */
 export const RealisedPerformanceRequestSchema: GenMessage<RealisedPerformanceRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 23);
+  messageDesc(file_valora_v1_ingest, 24);
 
 /**
  * @generated from message valora.v1.RealisedPeriod
@@ -779,7 +836,7 @@ export type RealisedPeriod = Message<"valora.v1.RealisedPeriod"> & {
  * Use `create(RealisedPeriodSchema)` to create a new message.
  */
 export const RealisedPeriodSchema: GenMessage<RealisedPeriod> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 24);
+  messageDesc(file_valora_v1_ingest, 25);
 
 /**
  * @generated from message valora.v1.RealisedPerformanceResponse
@@ -820,7 +877,7 @@ export type RealisedPerformanceResponse = Message<"valora.v1.RealisedPerformance
  * Use `create(RealisedPerformanceResponseSchema)` to create a new message.
  */
 export const RealisedPerformanceResponseSchema: GenMessage<RealisedPerformanceResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_ingest, 25);
+  messageDesc(file_valora_v1_ingest, 26);
 
 /**
  * IngestService lands sales and listings feeds through bronze (raw, content-hashed), silver

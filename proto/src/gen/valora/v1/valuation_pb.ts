@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file valora/v1/valuation.proto.
  */
 export const file_valora_v1_valuation: GenFile = /*@__PURE__*/
-  fileDesc("Chl2YWxvcmEvdjEvdmFsdWF0aW9uLnByb3RvEgl2YWxvcmEudjEiGQoXTGlzdEFzc2V0Q2xhc3Nlc1JlcXVlc3QiSAoYTGlzdEFzc2V0Q2xhc3Nlc1Jlc3BvbnNlEiwKDWFzc2V0X2NsYXNzZXMYASADKAsyFS52YWxvcmEudjEuQXNzZXRDbGFzcyJmCgpBc3NldENsYXNzEgwKBG5hbWUYASABKAkSDQoFbW9kZWwYAiABKAkSKQoGZmllbGRzGAMgAygLMhkudmFsb3JhLnYxLklucHV0RmllbGRTcGVjEhAKCGN1cnJlbmN5GAQgASgJIpEBCg5JbnB1dEZpZWxkU3BlYxIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSEAoIcmVxdWlyZWQYAyABKAgSDAoEZW51bRgEIAMoCRIQCgNtaW4YBSABKAFIAIgBARIQCgNtYXgYBiABKAFIAYgBARIPCgdmZWF0dXJlGAcgASgJQgYKBF9taW5CBgoEX21heCITChFMaXN0TW9kZWxzUmVxdWVzdCI8ChJMaXN0TW9kZWxzUmVzcG9uc2USJgoGbW9kZWxzGAEgAygLMhYudmFsb3JhLnYxLk1vZGVsU3RhdHVzIpICCgtNb2RlbFN0YXR1cxIMCgRuYW1lGAEgASgJEhMKC2Fzc2V0X2NsYXNzGAIgASgJEhgKEGNoYW1waW9uX3ZlcnNpb24YAyABKAkSGQoRY2FuZGlkYXRlX3ZlcnNpb24YBCABKAkSGgoSY2FuZGlkYXRlX3N0cmF0ZWd5GAUgASgJEiEKGWNhbmRpZGF0ZV90cmFmZmljX3BlcmNlbnQYBiABKAUSMgoLcGVyZm9ybWFuY2UYByADKAsyHS52YWxvcmEudjEuVmVyc2lvblBlcmZvcm1hbmNlEjgKEmNhbmRpZGF0ZV9hbmFseXNpcxgIIAEoCzIcLnZhbG9yYS52MS5DYW5kaWRhdGVBbmFseXNpcyK6AQoRQ2FuZGlkYXRlQW5hbHlzaXMSDQoFcGhhc2UYASABKAkSDgoGcGFzc2VkGAIgASgIEg8KB21lc3NhZ2UYAyABKAkSCgoCYXQYBCABKAkSDQoFcGFpcnMYBSABKAUSEAoIYmlhc19wY3QYBiABKAESHAoUbWVkaWFuX2Fic19kZWx0YV9wY3QYByABKAESGQoRYWJzX2RlbHRhX3A5MF9wY3QYCCABKAESDwoHdmVyc2lvbhgJIAEoCSK2AQoSVmVyc2lvblBlcmZvcm1hbmNlEg8KB3ZlcnNpb24YASABKAkSDAoEcm9sZRgCIAEoCRIQCghyZXF1ZXN0cxgDIAEoAxIOCgZlcnJvcnMYBCABKAMSFgoObGF0ZW5jeV9wNTBfbXMYBSABKAESFgoObGF0ZW5jeV9wOTlfbXMYBiABKAESHAoUbWVkaWFuX2Fic19kZWx0YV9wY3QYByABKAESEQoJZmFsbGJhY2tzGAggASgDInYKDFZhbHVlUmVxdWVzdBITCgthc3NldF9jbGFzcxgBIAEoCRIrCgphdHRyaWJ1dGVzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCghhc3NldF9pZBgDIAEoCRISCgpza2lwX2NhY2hlGAQgASgIIjgKDVZhbHVlUmVzcG9uc2USJwoJdmFsdWF0aW9uGAEgASgLMhQudmFsb3JhLnYxLlZhbHVhdGlvbiJ0ChFWYWx1ZUJhdGNoUmVxdWVzdBITCgthc3NldF9jbGFzcxgBIAEoCRIoCgVpdGVtcxgCIAMoCzIZLnZhbG9yYS52MS5WYWx1ZUJhdGNoSXRlbRISCgpza2lwX2NhY2hlGAMgASgIEgwKBGxlYW4YBCABKAgiTwoOVmFsdWVCYXRjaEl0ZW0SKwoKYXR0cmlidXRlcxgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEAoIYXNzZXRfaWQYAiABKAkiQQoSVmFsdWVCYXRjaFJlc3BvbnNlEisKB3Jlc3VsdHMYASADKAsyGi52YWxvcmEudjEuVmFsdWF0aW9uUmVzdWx0In8KD1ZhbHVhdGlvblJlc3VsdBINCgVpbmRleBgBIAEoBRIpCgl2YWx1YXRpb24YAiABKAsyFC52YWxvcmEudjEuVmFsdWF0aW9uSAASJwoFZXJyb3IYAyABKAsyFi52YWxvcmEudjEuRXJyb3JEZXRhaWxIAEIJCgdvdXRjb21lIs8CCglWYWx1YXRpb24SDQoFdmFsdWUYASABKAESEAoIY3VycmVuY3kYAiABKAkSJQoIaW50ZXJ2YWwYAyABKAsyEy52YWxvcmEudjEuSW50ZXJ2YWwSEgoKY29uZmlkZW5jZRgEIAEoARIqCgtjb21wYXJhYmxlcxgFIAMoCzIVLnZhbG9yYS52MS5Db21wYXJhYmxlEisKC2V4cGxhbmF0aW9uGAYgASgLMhYudmFsb3JhLnYxLkV4cGxhbmF0aW9uEiIKBW1vZGVsGAcgASgLMhMudmFsb3JhLnYxLk1vZGVsUmVmEg4KBmNhY2hlZBgIIAEoCBIXCg9mYWxsYmFja19yZWFzb24YCSABKAkSEQoJYXNzZXRfa2V5GAogASgJEhMKC2Fzc2V0X2NsYXNzGAsgASgJEhgKEGZhbGxiYWNrX21lc3NhZ2UYDCABKAkiNwoISW50ZXJ2YWwSCwoDbG93GAEgASgBEgwKBGhpZ2gYAiABKAESEAoIY292ZXJhZ2UYAyABKAEiwgEKCkNvbXBhcmFibGUSCgoCaWQYASABKAkSDQoFcHJpY2UYAiABKAESFgoOYWRqdXN0ZWRfcHJpY2UYAyABKAESEwoLZGlzdGFuY2Vfa20YBCABKAESEgoKc2ltaWxhcml0eRgFIAEoARIrCgdzb2xkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgphdHRyaWJ1dGVzGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJKCghNb2RlbFJlZhIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSHwoFcm91dGUYAyABKA4yEC52YWxvcmEudjEuUm91dGUqWAoFUm91dGUSFQoRUk9VVEVfVU5TUEVDSUZJRUQQABISCg5ST1VURV9DSEFNUElPThABEhAKDFJPVVRFX0NBTkFSWRACEhIKDlJPVVRFX0ZBTExCQUNLEAMywQIKEFZhbHVhdGlvblNlcnZpY2USOgoFVmFsdWUSFy52YWxvcmEudjEuVmFsdWVSZXF1ZXN0GhgudmFsb3JhLnYxLlZhbHVlUmVzcG9uc2USSQoKVmFsdWVCYXRjaBIcLnZhbG9yYS52MS5WYWx1ZUJhdGNoUmVxdWVzdBodLnZhbG9yYS52MS5WYWx1ZUJhdGNoUmVzcG9uc2USWwoQTGlzdEFzc2V0Q2xhc3NlcxIiLnZhbG9yYS52MS5MaXN0QXNzZXRDbGFzc2VzUmVxdWVzdBojLnZhbG9yYS52MS5MaXN0QXNzZXRDbGFzc2VzUmVzcG9uc2USSQoKTGlzdE1vZGVscxIcLnZhbG9yYS52MS5MaXN0TW9kZWxzUmVxdWVzdBodLnZhbG9yYS52MS5MaXN0TW9kZWxzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_valora_v1_common]);
+  fileDesc("Chl2YWxvcmEvdjEvdmFsdWF0aW9uLnByb3RvEgl2YWxvcmEudjEiGQoXTGlzdEFzc2V0Q2xhc3Nlc1JlcXVlc3QiSAoYTGlzdEFzc2V0Q2xhc3Nlc1Jlc3BvbnNlEiwKDWFzc2V0X2NsYXNzZXMYASADKAsyFS52YWxvcmEudjEuQXNzZXRDbGFzcyJmCgpBc3NldENsYXNzEgwKBG5hbWUYASABKAkSDQoFbW9kZWwYAiABKAkSKQoGZmllbGRzGAMgAygLMhkudmFsb3JhLnYxLklucHV0RmllbGRTcGVjEhAKCGN1cnJlbmN5GAQgASgJIqkCCg5JbnB1dEZpZWxkU3BlYxIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSEAoIcmVxdWlyZWQYAyABKAgSDAoEZW51bRgEIAMoCRIQCgNtaW4YBSABKAFIAIgBARIQCgNtYXgYBiABKAFIAYgBARIPCgdmZWF0dXJlGAcgASgJEhkKDHRyYWluaW5nX21pbhgIIAEoAUgCiAEBEhkKDHRyYWluaW5nX21heBgJIAEoAUgDiAEBEhIKCmNhdGVnb3JpZXMYCiADKAkSDgoGc3RyaWN0GAsgASgIEhoKEmRlcHJlY2F0ZWRfYWxpYXNlcxgMIAMoCUIGCgRfbWluQgYKBF9tYXhCDwoNX3RyYWluaW5nX21pbkIPCg1fdHJhaW5pbmdfbWF4IhMKEUxpc3RNb2RlbHNSZXF1ZXN0IjwKEkxpc3RNb2RlbHNSZXNwb25zZRImCgZtb2RlbHMYASADKAsyFi52YWxvcmEudjEuTW9kZWxTdGF0dXMikgIKC01vZGVsU3RhdHVzEgwKBG5hbWUYASABKAkSEwoLYXNzZXRfY2xhc3MYAiABKAkSGAoQY2hhbXBpb25fdmVyc2lvbhgDIAEoCRIZChFjYW5kaWRhdGVfdmVyc2lvbhgEIAEoCRIaChJjYW5kaWRhdGVfc3RyYXRlZ3kYBSABKAkSIQoZY2FuZGlkYXRlX3RyYWZmaWNfcGVyY2VudBgGIAEoBRIyCgtwZXJmb3JtYW5jZRgHIAMoCzIdLnZhbG9yYS52MS5WZXJzaW9uUGVyZm9ybWFuY2USOAoSY2FuZGlkYXRlX2FuYWx5c2lzGAggASgLMhwudmFsb3JhLnYxLkNhbmRpZGF0ZUFuYWx5c2lzIroBChFDYW5kaWRhdGVBbmFseXNpcxINCgVwaGFzZRgBIAEoCRIOCgZwYXNzZWQYAiABKAgSDwoHbWVzc2FnZRgDIAEoCRIKCgJhdBgEIAEoCRINCgVwYWlycxgFIAEoBRIQCghiaWFzX3BjdBgGIAEoARIcChRtZWRpYW5fYWJzX2RlbHRhX3BjdBgHIAEoARIZChFhYnNfZGVsdGFfcDkwX3BjdBgIIAEoARIPCgd2ZXJzaW9uGAkgASgJIrYBChJWZXJzaW9uUGVyZm9ybWFuY2USDwoHdmVyc2lvbhgBIAEoCRIMCgRyb2xlGAIgASgJEhAKCHJlcXVlc3RzGAMgASgDEg4KBmVycm9ycxgEIAEoAxIWCg5sYXRlbmN5X3A1MF9tcxgFIAEoARIWCg5sYXRlbmN5X3A5OV9tcxgGIAEoARIcChRtZWRpYW5fYWJzX2RlbHRhX3BjdBgHIAEoARIRCglmYWxsYmFja3MYCCABKAMidgoMVmFsdWVSZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEisKCmF0dHJpYnV0ZXMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhAKCGFzc2V0X2lkGAMgASgJEhIKCnNraXBfY2FjaGUYBCABKAgiOAoNVmFsdWVSZXNwb25zZRInCgl2YWx1YXRpb24YASABKAsyFC52YWxvcmEudjEuVmFsdWF0aW9uInQKEVZhbHVlQmF0Y2hSZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEigKBWl0ZW1zGAIgAygLMhkudmFsb3JhLnYxLlZhbHVlQmF0Y2hJdGVtEhIKCnNraXBfY2FjaGUYAyABKAgSDAoEbGVhbhgEIAEoCCJPCg5WYWx1ZUJhdGNoSXRlbRIrCgphdHRyaWJ1dGVzGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCghhc3NldF9pZBgCIAEoCSJBChJWYWx1ZUJhdGNoUmVzcG9uc2USKwoHcmVzdWx0cxgBIAMoCzIaLnZhbG9yYS52MS5WYWx1YXRpb25SZXN1bHQifwoPVmFsdWF0aW9uUmVzdWx0Eg0KBWluZGV4GAEgASgFEikKCXZhbHVhdGlvbhgCIAEoCzIULnZhbG9yYS52MS5WYWx1YXRpb25IABInCgVlcnJvchgDIAEoCzIWLnZhbG9yYS52MS5FcnJvckRldGFpbEgAQgkKB291dGNvbWUi/gIKCVZhbHVhdGlvbhINCgV2YWx1ZRgBIAEoARIQCghjdXJyZW5jeRgCIAEoCRIlCghpbnRlcnZhbBgDIAEoCzITLnZhbG9yYS52MS5JbnRlcnZhbBISCgpjb25maWRlbmNlGAQgASgBEioKC2NvbXBhcmFibGVzGAUgAygLMhUudmFsb3JhLnYxLkNvbXBhcmFibGUSKwoLZXhwbGFuYXRpb24YBiABKAsyFi52YWxvcmEudjEuRXhwbGFuYXRpb24SIgoFbW9kZWwYByABKAsyEy52YWxvcmEudjEuTW9kZWxSZWYSDgoGY2FjaGVkGAggASgIEhcKD2ZhbGxiYWNrX3JlYXNvbhgJIAEoCRIRCglhc3NldF9rZXkYCiABKAkSEwoLYXNzZXRfY2xhc3MYCyABKAkSGAoQZmFsbGJhY2tfbWVzc2FnZRgMIAEoCRItCgh3YXJuaW5ncxgNIAMoCzIbLnZhbG9yYS52MS5WYWx1YXRpb25XYXJuaW5nIkAKEFZhbHVhdGlvbldhcm5pbmcSDQoFZmllbGQYASABKAkSDAoEY29kZRgCIAEoCRIPCgdtZXNzYWdlGAMgASgJIjcKCEludGVydmFsEgsKA2xvdxgBIAEoARIMCgRoaWdoGAIgASgBEhAKCGNvdmVyYWdlGAMgASgBIsIBCgpDb21wYXJhYmxlEgoKAmlkGAEgASgJEg0KBXByaWNlGAIgASgBEhYKDmFkanVzdGVkX3ByaWNlGAMgASgBEhMKC2Rpc3RhbmNlX2ttGAQgASgBEhIKCnNpbWlsYXJpdHkYBSABKAESKwoHc29sZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoKYXR0cmlidXRlcxgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiSgoITW9kZWxSZWYSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEh8KBXJvdXRlGAMgASgOMhAudmFsb3JhLnYxLlJvdXRlKlgKBVJvdXRlEhUKEVJPVVRFX1VOU1BFQ0lGSUVEEAASEgoOUk9VVEVfQ0hBTVBJT04QARIQCgxST1VURV9DQU5BUlkQAhISCg5ST1VURV9GQUxMQkFDSxADMsECChBWYWx1YXRpb25TZXJ2aWNlEjoKBVZhbHVlEhcudmFsb3JhLnYxLlZhbHVlUmVxdWVzdBoYLnZhbG9yYS52MS5WYWx1ZVJlc3BvbnNlEkkKClZhbHVlQmF0Y2gSHC52YWxvcmEudjEuVmFsdWVCYXRjaFJlcXVlc3QaHS52YWxvcmEudjEuVmFsdWVCYXRjaFJlc3BvbnNlElsKEExpc3RBc3NldENsYXNzZXMSIi52YWxvcmEudjEuTGlzdEFzc2V0Q2xhc3Nlc1JlcXVlc3QaIy52YWxvcmEudjEuTGlzdEFzc2V0Q2xhc3Nlc1Jlc3BvbnNlEkkKCkxpc3RNb2RlbHMSHC52YWxvcmEudjEuTGlzdE1vZGVsc1JlcXVlc3QaHS52YWxvcmEudjEuTGlzdE1vZGVsc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_valora_v1_common]);
 
 /**
  * @generated from message valora.v1.ListAssetClassesRequest
@@ -119,11 +119,42 @@ export type InputFieldSpec = Message<"valora.v1.InputFieldSpec"> & {
   max?: number | undefined;
 
   /**
-   * The model feature (training column) this field feeds.
+   * The model feature (training column) this field feeds; empty for a one-hot field.
    *
    * @generated from field: string feature = 7;
    */
   feature: string;
+
+  /**
+   * The training domain: outside it an asset is valued with a warning (refused when strict).
+   *
+   * @generated from field: optional double training_min = 8;
+   */
+  trainingMin?: number | undefined;
+
+  /**
+   * @generated from field: optional double training_max = 9;
+   */
+  trainingMax?: number | undefined;
+
+  /**
+   * Categories the model knows (its training categories, or a one-hot field's values).
+   *
+   * @generated from field: repeated string categories = 10;
+   */
+  categories: string[];
+
+  /**
+   * @generated from field: bool strict = 11;
+   */
+  strict: boolean;
+
+  /**
+   * Deprecated attribute names still read as a value of this field.
+   *
+   * @generated from field: repeated string deprecated_aliases = 12;
+   */
+  deprecatedAliases: string[];
 };
 
 /**
@@ -616,6 +647,15 @@ export type Valuation = Message<"valora.v1.Valuation"> & {
    * @generated from field: string fallback_message = 12;
    */
   fallbackMessage: string;
+
+  /**
+   * What the answer warns about, valued anyway: attributes outside the training domain
+   * (OUTSIDE_TRAINING_RANGE, UNSEEN_CATEGORY: the interval is wider, the confidence lower) and
+   * deprecated attribute names (DEPRECATED_ATTRIBUTE).
+   *
+   * @generated from field: repeated valora.v1.ValuationWarning warnings = 13;
+   */
+  warnings: ValuationWarning[];
 };
 
 /**
@@ -624,6 +664,37 @@ export type Valuation = Message<"valora.v1.Valuation"> & {
  */
 export const ValuationSchema: GenMessage<Valuation> = /*@__PURE__*/
   messageDesc(file_valora_v1_valuation, 15);
+
+/**
+ * @generated from message valora.v1.ValuationWarning
+ */
+export type ValuationWarning = Message<"valora.v1.ValuationWarning"> & {
+  /**
+   * The attribute at fault, e.g. "attributes.mileage".
+   *
+   * @generated from field: string field = 1;
+   */
+  field: string;
+
+  /**
+   * Stable code: OUTSIDE_TRAINING_RANGE, UNSEEN_CATEGORY or DEPRECATED_ATTRIBUTE.
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+
+  /**
+   * @generated from field: string message = 3;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message valora.v1.ValuationWarning.
+ * Use `create(ValuationWarningSchema)` to create a new message.
+ */
+export const ValuationWarningSchema: GenMessage<ValuationWarning> = /*@__PURE__*/
+  messageDesc(file_valora_v1_valuation, 16);
 
 /**
  * @generated from message valora.v1.Interval
@@ -652,7 +723,7 @@ export type Interval = Message<"valora.v1.Interval"> & {
  * Use `create(IntervalSchema)` to create a new message.
  */
 export const IntervalSchema: GenMessage<Interval> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 16);
+  messageDesc(file_valora_v1_valuation, 17);
 
 /**
  * @generated from message valora.v1.Comparable
@@ -713,7 +784,7 @@ export type Comparable = Message<"valora.v1.Comparable"> & {
  * Use `create(ComparableSchema)` to create a new message.
  */
 export const ComparableSchema: GenMessage<Comparable> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 17);
+  messageDesc(file_valora_v1_valuation, 18);
 
 /**
  * @generated from message valora.v1.ModelRef
@@ -740,7 +811,7 @@ export type ModelRef = Message<"valora.v1.ModelRef"> & {
  * Use `create(ModelRefSchema)` to create a new message.
  */
 export const ModelRefSchema: GenMessage<ModelRef> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 18);
+  messageDesc(file_valora_v1_valuation, 19);
 
 /**
  * Which traffic route produced a valuation.
