@@ -1,7 +1,14 @@
 import type { TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import type { UsageService } from "@valora/proto/valora/v1/usage_pb";
-import type { Client, Pool, PlanCatalog, ServiceBase, ServiceRegistration } from "@valora/kit";
-import { migrateBilling } from "./migrations.js";
+import type {
+  Client,
+  Pool,
+  PlanCatalog,
+  ServiceBase,
+  ServiceRegistration,
+  TenantDataOptions,
+} from "@valora/kit";
+import { BILLING_TENANT_TABLES, migrateBilling } from "./migrations.js";
 import { UsageReporter } from "./reporter.js";
 import { billingService } from "./service.js";
 import { BillingStore } from "./store.js";
@@ -23,6 +30,8 @@ export interface BillingOptions {
 
 export interface BillingApp {
   service: ServiceRegistration;
+  /** Billing's share of a tenant's export and erasure (an erased tenant's subscription is cancelled first). */
+  data: TenantDataOptions;
   store: BillingStore;
   reporter?: UsageReporter;
   start(): Promise<void>;
@@ -61,6 +70,17 @@ export function createBilling(base: Pick<ServiceBase, "logger" | "registry">, o:
           }
         : {}),
     }),
+    data: {
+      pool: o.pool,
+      tables: BILLING_TENANT_TABLES,
+      purgeObjects: async (tenantId) => {
+        const subscription = (await store.account(tenantId))?.subscriptionId;
+        if (!subscription) return [];
+        if (!api) throw new Error("the tenant has a Stripe subscription but Stripe is not configured");
+        await api.cancelSubscription(subscription);
+        return [{ name: "billing.stripe_subscription_cancelled", rows: 1 }];
+      },
+    },
     store,
     ...(reporter ? { reporter } : {}),
     async start() {

@@ -11,6 +11,7 @@ import {
   z,
   serveGrpc,
   pgReady,
+  tenantDataService,
 } from "@valora/kit";
 import { createBilling } from "./app.js";
 import { parsePrices } from "./decisions.js";
@@ -87,7 +88,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   });
   await billing.start();
   const { port, ops } = await serveGrpc(base, {
-    services: [billing.service],
+    services: [billing.service, tenantDataService(billing.data)],
     host: c.HOST,
     grpcPort: c.GRPC_PORT,
     metricsPort: c.METRICS_PORT,

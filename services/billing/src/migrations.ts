@@ -1,4 +1,4 @@
-import { migrate, type Migration, type Pool } from "@valora/kit";
+import { migrate, type Migration, type Pool, type TenantTable } from "@valora/kit";
 
 /** Versioned schema of the billing service. Never edit an applied migration: add the next one. */
 export const BILLING_MIGRATIONS: Migration[] = [
@@ -38,3 +38,17 @@ export const BILLING_MIGRATIONS: Migration[] = [
 export async function migrateBilling(pool: Pool): Promise<string[]> {
   return migrate(pool, "billing", BILLING_MIGRATIONS);
 }
+
+/** What billing holds of a tenant: its Stripe account link and usage reports (exports, erasure). */
+export const BILLING_TENANT_TABLES: TenantTable[] = [
+  {
+    name: "billing.billing_usage_reports",
+    select: "SELECT * FROM billing_usage_reports WHERE tenant_id = $1 ORDER BY day",
+    delete: "DELETE FROM billing_usage_reports WHERE tenant_id = $1",
+  },
+  {
+    name: "billing.billing_accounts",
+    select: "SELECT * FROM billing_accounts WHERE tenant_id = $1",
+    delete: "DELETE FROM billing_accounts WHERE tenant_id = $1",
+  },
+];

@@ -7,6 +7,7 @@ import { MarketDataService } from "@valora/proto/valora/v1/market_pb";
 import { IngestService } from "@valora/proto/valora/v1/ingest_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
+import { TenantDataService } from "@valora/proto/valora/v1/tenant_data_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import {
   UsageRecorder,
@@ -19,6 +20,8 @@ import {
   type ServiceBase,
   pgReady,
   redisReady,
+  combineTenantData,
+  tenantDataService,
 } from "@valora/kit";
 import type { AssetPipelineSpec } from "@valora/pipeline";
 import {
@@ -30,6 +33,7 @@ import {
   catalogFrom,
   jobRowUsage,
   jobService,
+  jobTenantData,
   migrateJobs,
   pipelineAddress,
   pipelineDispatch,
@@ -43,10 +47,11 @@ import {
   type ValuationModelObject,
 } from "@valora/orchestrator";
 import { createTenants } from "@valora/tenants";
-import { createUsage } from "@valora/usage";
+import { USAGE_TENANT_TABLES, createUsage } from "@valora/usage";
 import { createBilling, parsePrices } from "@valora/billing";
 import { createMarketData } from "@valora/market-data";
 import {
+  INGEST_TENANT_TABLES,
   createIngest,
   driftAnnouncer,
   registerSnapshot,
@@ -61,6 +66,7 @@ import {
   RedisRateLimiter,
   buildGateway,
   grpcIngress,
+  startPurger,
 } from "@valora/gateway";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
 import { startLocalCluster, waitForPipelines, type LocalCluster } from "./local-cluster.js";
@@ -85,6 +91,8 @@ export interface PlatformOptions {
   jobResults?: { objects: ResultsObjectStore; minRows: number; prefix: string };
   /** Bulk-job chunks in flight (VALORA_JOB_WORKERS, default 16). */
   jobWorkers?: number;
+  /** How often due tenant erasures are purged (default a minute). */
+  tenantPurgeIntervalMs?: number;
   /** Plan catalog as JSON (VALORA_PLANS); the defaults when absent. */
   plans?: string;
   /** Stripe billing (STRIPE_*); off when absent. */
@@ -380,6 +388,23 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   // Stops before the clients it values through are closed.
   closers.push(["job-worker", () => worker.stop()]);
 
+  // One database: one tenant-data service over every service's tables (exports, erasure).
+  const tenantData = createLocalClient(
+    TenantDataService,
+    tenantDataService(
+      combineTenantData(
+        [
+          jobTenantData(pool, o.jobResults?.objects),
+          { pool, tables: INGEST_TENANT_TABLES },
+          { pool, tables: USAGE_TENANT_TABLES },
+          billingApp.data,
+        ],
+        tenants.dataOptions,
+      ),
+    ),
+    { timeoutMs: 120_000 },
+  );
+  closers.push(["tenant-data", async () => tenantData.close()]);
   const limiter = redis ? new RedisRateLimiter(redis, log, base.registry) : new LocalRateLimiter();
   const auth = new Authenticator({ tenants: tenantsClient, degraded: base.degraded });
   const quota = redis ? new RedisQuotaCounter(redis, base.degraded) : new LocalQuotaCounter();
@@ -396,9 +421,12 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     auth,
     limiter,
     quota,
+    tenantData: { tenants: tenantData, others: [] },
   });
   await app.listen({ host: o.host, port: o.port });
   closers.push(["gateway", () => app.close()]);
+  const purger = startPurger(app.valoraLifecycle, o.tenantPurgeIntervalMs ?? 60_000, log);
+  closers.push(["erasure-sweep", async () => purger.stop()]);
   const edge = createGrpcServer({
     ...base,
     services: [grpcIngress({ auth, limiter, valuations, plans, quota })],

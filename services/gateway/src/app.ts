@@ -38,6 +38,8 @@ import { accountRoutes } from "./routes/account.js";
 import { marketRoutes } from "./routes/market.js";
 import { ingestRoutes } from "./routes/ingest.js";
 import { adminRoutes } from "./routes/admin.js";
+import { tenantRoutes } from "./routes/tenants.js";
+import { TenantLifecycleOps, type TenantDataClients } from "./tenant-lifecycle.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { catalogRoutes } from "./routes/catalog.js";
 import { valuationRoutes } from "./routes/valuations.js";
@@ -78,6 +80,8 @@ export interface GatewayDeps {
   plans?: PlanCatalog;
   /** Monthly valuation quotas; in-process counters when absent. */
   quota?: QuotaCounter;
+  /** Every service holding tenant data: exports gather from them, erasures purge them. */
+  tenantData?: TenantDataClients;
   /** A tenant's plan changed: drop cached principals (the default drops this replica's; main also tells the others over Redis). */
   tenantChanged?: (tenantId: string) => void;
   /** Largest accepted request body in bytes. */
@@ -148,7 +152,9 @@ export function toGatewayError(err: unknown): ValoraError {
  * authenticates, authorises and rate-limits before any body is read, so a refused request costs
  * nothing and writes nothing. Errors of every kind leave as the envelope with a stable code.
  */
-export async function buildGateway(d: GatewayDeps): Promise<FastifyInstance & { valoraRoutes: RouteInfo[] }> {
+export async function buildGateway(
+  d: GatewayDeps,
+): Promise<FastifyInstance & { valoraRoutes: RouteInfo[]; valoraLifecycle: TenantLifecycleOps }> {
   const plans = d.plans ?? new PlanCatalog();
   const app = Fastify({
     logger: false,
@@ -296,6 +302,21 @@ export async function buildGateway(d: GatewayDeps): Promise<FastifyInstance & { 
     timeoutMs,
   });
   await app.register(adminRoutes, { tenants: d.tenants, timeoutMs });
+  const tenantChanged = d.tenantChanged ?? ((id: string) => d.auth.invalidateTenant(id));
+  const lifecycle = new TenantLifecycleOps({
+    tenants: d.tenants,
+    ...(d.jobs ? { jobs: d.jobs } : {}),
+    ...(d.tenantData ? { data: d.tenantData } : {}),
+    tenantChanged,
+    logger: d.base.logger,
+    timeoutMs,
+  });
+  await app.register(tenantRoutes, {
+    tenants: d.tenants,
+    ...(d.usage ? { usage: d.usage } : {}),
+    ops: lifecycle,
+    timeoutMs,
+  });
   if (d.jobs)
     await app.register(jobRoutes, {
       jobs: d.jobs,
@@ -309,7 +330,7 @@ export async function buildGateway(d: GatewayDeps): Promise<FastifyInstance & { 
     tenants: d.tenants,
     ...(d.usage ? { usage: d.usage } : {}),
     ...(d.billing ? { billing: d.billing } : {}),
-    tenantChanged: d.tenantChanged ?? ((id) => d.auth.invalidateTenant(id)),
+    tenantChanged,
     timeoutMs,
     logger: d.base.logger,
   });
@@ -321,5 +342,5 @@ export async function buildGateway(d: GatewayDeps): Promise<FastifyInstance & { 
       maxBytes: d.ingestBodyLimit ?? 20 * 1024 * 1024,
     });
   await app.ready();
-  return Object.assign(app, { valoraRoutes: routes });
+  return Object.assign(app, { valoraRoutes: routes, valoraLifecycle: lifecycle });
 }

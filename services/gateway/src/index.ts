@@ -5,3 +5,4 @@ export * from "./rate-limit.js";
 export * from "./grpc-ingress.js";
 export * from "./valuation-json.js";
 export * from "./quota.js";
+export * from "./tenant-lifecycle.js";

@@ -5,6 +5,7 @@ import { MarketDataService } from "@valora/proto/valora/v1/market_pb";
 import { IngestService } from "@valora/proto/valora/v1/ingest_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { TenantService } from "@valora/proto/valora/v1/tenants_pb";
+import { TenantDataService } from "@valora/proto/valora/v1/tenant_data_pb";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import {
   createClient,
@@ -20,6 +21,7 @@ import {
 import { buildGateway } from "./app.js";
 import { Authenticator } from "./auth.js";
 import { grpcIngress } from "./grpc-ingress.js";
+import { startPurger } from "./tenant-lifecycle.js";
 import { LocalRateLimiter, RedisRateLimiter } from "./rate-limit.js";
 import { LocalQuotaCounter, RedisQuotaCounter } from "./quota.js";
 
@@ -35,6 +37,8 @@ export const GatewayEnv = z.object({
   MARKET_DATA_ADDR: z.string().min(1).optional(),
   /** valora.v1.IngestService: data feeds, lineage, the asset registry, realised accuracy. */
   INGEST_ADDR: z.string().min(1).optional(),
+  /** How often erasures whose grace period passed are looked for and purged. */
+  TENANT_PURGE_INTERVAL_MS: z.coerce.number().int().min(1000).default(60_000),
   /** The plan catalog as JSON (the same value billing gets); the defaults when unset. */
   VALORA_PLANS: z.string().optional(),
   REDIS_URL: vars.url().optional(),
@@ -85,6 +89,15 @@ export async function main(env: Record<string, string | undefined> = process.env
   const billing = optional(BillingService, c.BILLING_ADDR);
   const market = optional(MarketDataService, c.MARKET_DATA_ADDR);
   const ingest = optional(IngestService, c.INGEST_ADDR);
+  // Tenant data (exports, erasure): one client per distinct address holding some; the tenants service's last.
+  const dataAt = (addr: string) =>
+    createClient(TenantDataService, addr, { timeoutMs: c.UPSTREAM_TIMEOUT_MS, registry: base.registry });
+  const otherDataAddrs = [
+    ...new Set(
+      [c.ORCHESTRATOR_ADDR, c.USAGE_ADDR, c.BILLING_ADDR, c.INGEST_ADDR].filter((a) => a !== undefined),
+    ),
+  ].filter((a) => a !== c.TENANTS_ADDR);
+  const tenantData = { tenants: dataAt(c.TENANTS_ADDR), others: otherDataAddrs.map(dataAt) };
   const redis = c.REDIS_URL ? createRedis({ url: c.REDIS_URL, logger: base.logger }) : undefined;
   if (redis) base.health.addDependency("redis", () => redisReady(redis));
   if (!redis) base.logger.warn("REDIS_URL not set: rate limits are per replica");
@@ -138,6 +151,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     ...(ingest ? { ingest } : {}),
     plans,
     tenantChanged,
+    tenantData,
     auth,
     limiter,
     quota,
@@ -146,6 +160,9 @@ export async function main(env: Record<string, string | undefined> = process.env
     upstreamTimeoutMs: c.UPSTREAM_TIMEOUT_MS,
   });
   await app.listen({ host: c.HOST, port: c.PORT });
+  // Erasures whose grace period has passed are purged by a sweep every replica runs (purges are idempotent).
+  const purger = startPurger(app.valoraLifecycle, c.TENANT_PURGE_INTERVAL_MS, base.logger);
+  base.shutdown.register("erasure-sweep", async () => purger.stop());
   const grpc = createGrpcServer({
     ...base,
     services: [grpcIngress({ auth, limiter, valuations, plans, quota, timeoutMs: c.UPSTREAM_TIMEOUT_MS })],
@@ -161,6 +178,8 @@ export async function main(env: Record<string, string | undefined> = process.env
     billing?.close();
     market?.close();
     ingest?.close();
+    tenantData.tenants.close();
+    for (const d of tenantData.others) d.close();
     subscriber?.disconnect();
     redis?.disconnect();
   });

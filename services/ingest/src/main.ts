@@ -9,9 +9,11 @@ import {
   serveGrpc,
   vars,
   z,
+  tenantDataService,
 } from "@valora/kit";
 import { createIngest, driftAnnouncer } from "./app.js";
 import { schemaOf, type PipelineContractSpec } from "./contract.js";
+import { INGEST_TENANT_TABLES } from "./store.js";
 
 export const IngestEnv = z.object({
   DATABASE_URL: vars.url(),
@@ -79,7 +81,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   );
   base.health.addCheck("contracts", async () => loaded);
   const { port, ops } = await serveGrpc(base, {
-    services: [app.service],
+    services: [app.service, tenantDataService({ pool, tables: INGEST_TENANT_TABLES })],
     host: c.HOST,
     grpcPort: c.GRPC_PORT,
     metricsPort: c.METRICS_PORT,

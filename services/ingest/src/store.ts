@@ -1,5 +1,12 @@
 import { createHash, randomUUID } from "node:crypto";
-import { canonicalJson, migrate, withTransaction, type Pool, type PoolClient } from "@valora/kit";
+import {
+  canonicalJson,
+  migrate,
+  withTransaction,
+  type Pool,
+  type PoolClient,
+  type TenantTable,
+} from "@valora/kit";
 import { SALES_CHANNEL, migrateSales } from "@valora/comparables";
 import {
   recordHash,
@@ -112,6 +119,22 @@ const MIGRATIONS = [
       ALTER TABLE ingest_batches ADD COLUMN IF NOT EXISTS dropped int NOT NULL DEFAULT 0;
       ALTER TABLE ingest_batches ADD COLUMN IF NOT EXISTS flagged int NOT NULL DEFAULT 0;
       ALTER TABLE ingest_batches ADD COLUMN IF NOT EXISTS flags jsonb NOT NULL DEFAULT '[]'`,
+  },
+];
+
+/** What ingestion holds of a tenant: the valuations it logged of registered assets, and their scores. */
+export const INGEST_TENANT_TABLES: TenantTable[] = [
+  {
+    name: "ingest.valuation_outcomes",
+    select:
+      "SELECT o.* FROM valuation_outcomes o JOIN valuation_log l ON l.id = o.valuation_id WHERE l.tenant_id = $1",
+    delete:
+      "DELETE FROM valuation_outcomes o USING valuation_log l WHERE l.id = o.valuation_id AND l.tenant_id = $1",
+  },
+  {
+    name: "ingest.valuation_log",
+    select: "SELECT * FROM valuation_log WHERE tenant_id = $1 ORDER BY id",
+    delete: "DELETE FROM valuation_log WHERE tenant_id = $1",
   },
 ];
 

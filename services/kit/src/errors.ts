@@ -10,6 +10,8 @@ export const ERROR_CODES = {
   OUT_OF_RANGE: { grpc: GrpcStatus.OUT_OF_RANGE, http: 400 },
   UNAUTHENTICATED: { grpc: GrpcStatus.UNAUTHENTICATED, http: 401 },
   PERMISSION_DENIED: { grpc: GrpcStatus.PERMISSION_DENIED, http: 403 },
+  /** The caller's tenant is suspended by the platform's administrators (it may be resumed). */
+  TENANT_SUSPENDED: { grpc: GrpcStatus.PERMISSION_DENIED, http: 403 },
   NOT_FOUND: { grpc: GrpcStatus.NOT_FOUND, http: 404 },
   ALREADY_EXISTS: { grpc: GrpcStatus.ALREADY_EXISTS, http: 409 },
   ABORTED: { grpc: GrpcStatus.ABORTED, http: 409 },

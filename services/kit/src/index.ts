@@ -35,3 +35,4 @@ export * from "./runtime-env.js";
 export * from "./degraded.js";
 export * from "./pg-listen.js";
 export * from "./paired.js";
+export * from "./tenant-data.js";

@@ -16,6 +16,7 @@ import {
   z,
   pgReady,
   redisReady,
+  tenantDataService,
 } from "@valora/kit";
 import { MemoryCache, RedisCache } from "./cache.js";
 import { jobService } from "./jobs/service.js";
@@ -24,6 +25,7 @@ import { JobWorker, jobCompletedEvent } from "./jobs/worker.js";
 import { migrateJobs } from "./jobs/migrations.js";
 import { JobResultsEnv, jobResultsFrom } from "./jobs/results-config.js";
 import { valueRowsWith } from "./jobs/value-rows.js";
+import { jobTenantData } from "./jobs/tenant-data.js";
 import {
   catalogFrom,
   pipelineAddress,
@@ -151,6 +153,7 @@ export async function main(env: Record<string, string | undefined> = process.env
             ...(results ? { objects: results.objects } : {}),
             onCreated: () => worker?.wake(),
           }),
+          tenantDataService(jobTenantData(pool!, results?.objects)),
         ]
       : []),
   ];

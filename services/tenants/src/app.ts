@@ -1,4 +1,11 @@
-import { type Pool, type ServiceBase, type ServiceRegistration } from "@valora/kit";
+import {
+  tenantDataService,
+  type Pool,
+  type ServiceBase,
+  type ServiceRegistration,
+  type TenantDataOptions,
+} from "@valora/kit";
+import { TENANT_TABLES, TenantLifecycle } from "./lifecycle.js";
 import { bootstrap } from "./bootstrap.js";
 import { migrateTenants } from "./migrations.js";
 import { tenantService } from "./service.js";
@@ -13,7 +20,12 @@ export interface TenantsOptions {
 
 export interface TenantsApp {
   service: ServiceRegistration;
+  /** valora.v1.TenantDataService: the tenant's rows for exports, and its purge once due. */
+  data: ServiceRegistration;
+  /** The same as options, to combine with other services' shares of one database. */
+  dataOptions: TenantDataOptions;
   store: TenantStore;
+  lifecycle: TenantLifecycle;
   worker: DeliveryWorker;
   /** Migrates, bootstraps the default tenant, starts webhook delivery. Returns a generated bootstrap key, if any. */
   start(): Promise<{ generatedKey?: string }>;
@@ -30,9 +42,19 @@ export function createTenants(base: Pick<ServiceBase, "logger" | "registry">, o:
     ...(o.webhooks.maxAttempts ? { maxAttempts: o.webhooks.maxAttempts } : {}),
     ...(o.webhooks.baseDelaySeconds ? { baseDelaySeconds: o.webhooks.baseDelaySeconds } : {}),
   });
+  const lifecycle = new TenantLifecycle(o.pool);
+  const dataOptions: TenantDataOptions = {
+    pool: o.pool,
+    tables: TENANT_TABLES,
+    guard: (id) => lifecycle.checkDue(id),
+    afterPurge: (db, id, counts) => TenantLifecycle.recordErasure(db, id, counts),
+  };
   return {
-    service: tenantService({ store, webhooks: o.webhooks, worker }),
+    service: tenantService({ store, lifecycle, webhooks: o.webhooks, worker }),
+    data: tenantDataService(dataOptions),
+    dataOptions,
     store,
+    lifecycle,
     worker,
     async start() {
       const applied = await migrateTenants(o.pool);

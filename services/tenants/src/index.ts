@@ -6,3 +6,4 @@ export * from "./service.js";
 export * from "./webhooks.js";
 export * from "./bootstrap.js";
 export * from "./app.js";
+export * from "./lifecycle.js";

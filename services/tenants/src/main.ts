@@ -44,7 +44,7 @@ export async function main(env: Record<string, string | undefined> = process.env
       "bootstrap admin API key for tenant 'default' (shown once; store it now)",
     );
   const { port, ops } = await serveGrpc(base, {
-    services: [tenants.service],
+    services: [tenants.service, tenants.data],
     host: config.HOST,
     grpcPort: config.GRPC_PORT,
     metricsPort: config.METRICS_PORT,

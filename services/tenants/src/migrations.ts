@@ -75,6 +75,29 @@ export const TENANT_MIGRATIONS: Migration[] = [
         FOREIGN KEY (tenant_id, event_id) REFERENCES webhook_events (tenant_id, event_id) ON DELETE CASCADE);
       CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';`,
   },
+  {
+    // Tenant lifecycle: suspension, erasure after a grace period, exports of everything held.
+    id: "003_lifecycle",
+    sql: `
+      ALTER TABLE tenants
+        ADD COLUMN status text NOT NULL DEFAULT 'active',
+        ADD COLUMN suspended_at timestamptz,
+        ADD COLUMN suspend_reason text NOT NULL DEFAULT '',
+        ADD COLUMN erase_after timestamptz;
+      CREATE INDEX tenants_erasing ON tenants (erase_after) WHERE status = 'erasing';
+      CREATE TABLE tenant_exports (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        tenant_id uuid NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        status text NOT NULL DEFAULT 'running',
+        requested_by text NOT NULL DEFAULT '',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        finished_at timestamptz,
+        archive bytea,
+        size bigint NOT NULL DEFAULT 0,
+        counts jsonb NOT NULL DEFAULT '{}',
+        error text NOT NULL DEFAULT '');
+      CREATE INDEX tenant_exports_tenant ON tenant_exports (tenant_id, created_at DESC);`,
+  },
 ];
 
 export async function migrateTenants(pool: Pool): Promise<string[]> {

@@ -3,11 +3,13 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { TenantService, type Actor } from "@valora/proto/valora/v1/tenants_pb";
 import { ValoraError, implement, type ServiceRegistration } from "@valora/kit";
 import { roleName, roleOf } from "./roles.js";
-import type { ActorRef, ApiKeyRow, PrincipalRow, TenantRow, TenantStore } from "./store.js";
+import type { ActorRef, ApiKeyRow, PrincipalRow, TenantRow, TenantStore, UserRow } from "./store.js";
 import { WEBHOOK_EVENTS, checkWebhookUrl, type DeliveryWorker } from "./webhooks.js";
+import { TenantLifecycle, type ExportRow } from "./lifecycle.js";
 
 export interface TenantServiceDeps {
   store: TenantStore;
+  lifecycle: TenantLifecycle;
   webhooks: { allowHttp: boolean; allowPrivate: boolean };
   /** Woken after a publish so deliveries go out at once rather than at the next poll. */
   worker?: Pick<DeliveryWorker, "drain">;
@@ -28,6 +30,18 @@ const tenant = (t: TenantRow) => ({
   plan: t.plan,
   platformAdmin: t.platformAdmin,
   createdAt: ts(t.createdAt),
+  status: t.status,
+  suspendedAt: ts(t.suspendedAt),
+  suspendReason: t.suspendReason,
+  eraseAfter: ts(t.eraseAfter),
+  keyCount: t.keyCount,
+});
+const exported = (e: ExportRow) => ({
+  ...e,
+  createdAt: ts(e.createdAt),
+  finishedAt: ts(e.finishedAt),
+  size: BigInt(e.size),
+  counts: Object.fromEntries(Object.entries(e.counts).map(([k, v]) => [k, BigInt(v)])),
 });
 const apiKey = (k: ApiKeyRow) => ({
   id: k.id,
@@ -53,11 +67,87 @@ export function tenantService(d: TenantServiceDeps): ServiceRegistration {
       };
     },
     async createTenant(req) {
+      const actor = req.actor ? actorOf(req.actor) : undefined;
+      // The first way in: an admin key shown once, or with OIDC an invitation of a named subject.
+      type Added = { invitation: UserRow } | { first: { key: ApiKeyRow; secret: string } };
+      const { tenant: t, added } = await s.onboardTenant<Added>(
+        actor,
+        req.name,
+        req.plan || "free",
+        false,
+        (c, created) =>
+          req.adminSubject
+            ? TenantLifecycle.invite(
+                c,
+                actor,
+                created,
+                req.adminSubject,
+                req.adminRole ? roleName(req.adminRole) : "admin",
+                req.adminEmail,
+              ).then((invitation) => ({ invitation }))
+            : TenantLifecycle.firstKey(c, actor, created).then((first) => ({ first })),
+      );
+      return {
+        tenant: tenant(t),
+        ...("first" in added
+          ? { firstKey: apiKey(added.first.key), firstKeySecret: added.first.secret }
+          : {}),
+        ...("invitation" in added
+          ? {
+              invitation: {
+                ...added.invitation,
+                role: roleOf(added.invitation.role),
+                createdAt: ts(added.invitation.createdAt),
+              },
+            }
+          : {}),
+      };
+    },
+    async updateTenant(req) {
       return {
         tenant: tenant(
-          await s.createTenant(req.actor ? actorOf(req.actor) : undefined, req.name, req.plan || "free"),
+          await d.lifecycle.update(actorOf(req.actor), req.tenantId, {
+            ...(req.name !== undefined ? { name: req.name } : {}),
+            ...(req.plan !== undefined ? { plan: req.plan } : {}),
+          }),
         ),
       };
+    },
+    async createTenantApiKey(req) {
+      const { key, secret } = await d.lifecycle.createKeyFor(
+        actorOf(req.actor),
+        req.tenantId,
+        req.name,
+        req.roles.map(roleName),
+        req.assetClasses,
+      );
+      return { apiKey: apiKey(key), secret };
+    },
+    async suspendTenant(req) {
+      return { tenant: tenant(await d.lifecycle.suspend(actorOf(req.actor), req.tenantId, req.reason)) };
+    },
+    async resumeTenant(req) {
+      return { tenant: tenant(await d.lifecycle.resume(actorOf(req.actor), req.tenantId)) };
+    },
+    async eraseTenant(req) {
+      const grace = req.graceSeconds === undefined ? undefined : Number(req.graceSeconds);
+      return { tenant: tenant(await d.lifecycle.erase(actorOf(req.actor), req.tenantId, grace)) };
+    },
+    async cancelErasure(req) {
+      return { tenant: tenant(await d.lifecycle.cancelErasure(actorOf(req.actor), req.tenantId)) };
+    },
+    async startExport(req) {
+      return { export: exported(await d.lifecycle.startExport(actorOf(req.actor), req.tenantId)) };
+    },
+    async finishExport(req) {
+      const counts = Object.fromEntries(Object.entries(req.counts).map(([k, v]) => [k, Number(v)]));
+      return {
+        export: exported(await d.lifecycle.finishExport(req.id, Buffer.from(req.archive), req.error, counts)),
+      };
+    },
+    async getExport(req) {
+      const got = await d.lifecycle.getExport(req.tenantId, req.id, req.withArchive);
+      return { export: exported(got.export), ...(got.archive ? { archive: got.archive } : {}) };
     },
     async getTenant(req) {
       const t = await s.tenant(req.tenantId);
@@ -77,8 +167,16 @@ export function tenantService(d: TenantServiceDeps): ServiceRegistration {
       );
       return { tenant: tenant(t), previousPlan };
     },
-    async listTenants() {
-      return { tenants: (await s.listTenants()).map(tenant) };
+    async listTenants(req) {
+      const { tenants, nextPageToken } = await d.lifecycle.list({
+        name: req.name,
+        plan: req.plan,
+        status: req.status,
+        dueForErasure: req.dueForErasure,
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      });
+      return { tenants: tenants.map(tenant), nextPageToken };
     },
     async putUser(req) {
       const u = await s.putUser(actorOf(req.actor), req.subject, req.email, roleName(req.role));

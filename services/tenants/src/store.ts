@@ -2,12 +2,20 @@ import { ValoraError, withTransaction, type Pool, type PoolClient } from "@valor
 import { apiKeyMatches, apiKeyPrefix, generateApiKey, hashApiKey, webhookSecret } from "./keys.js";
 import type { RoleName } from "./roles.js";
 
+export type TenantStatus = "active" | "suspended" | "erasing";
+
 export interface TenantRow {
   id: string;
   name: string;
   plan: string;
   platformAdmin: boolean;
   createdAt: Date;
+  status: TenantStatus;
+  suspendedAt: Date | null;
+  suspendReason: string;
+  eraseAfter: Date | null;
+  /** API keys not revoked (when the query counted them). */
+  keyCount: number;
 }
 
 export interface PrincipalRow {
@@ -74,16 +82,17 @@ export interface ActorRef {
   ip: string;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const TENANT_NAME = /^[a-z0-9][a-z0-9-]{1,62}$/;
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const TENANT_NAME = /^[a-z0-9][a-z0-9-]{1,62}$/;
 const unauthenticated = () => new ValoraError("UNAUTHENTICATED", "invalid or revoked API key");
 /** Ids from other tenants or malformed ids are simply not found: no existence leak, no 403. */
-const notFound = (what: string, id: string) => new ValoraError("NOT_FOUND", `${what} "${id}" not found`);
+export const notFound = (what: string, id: string) =>
+  new ValoraError("NOT_FOUND", `${what} "${id}" not found`);
 
 /** How often a key's use is written (last_used_at and an `apikey.use` audit row) at most. */
 export const KEY_USE_RECORD_INTERVAL_SECONDS = 60;
 
-async function audit(
+export async function audit(
   c: PoolClient | Pool,
   actor: ActorRef,
   action: string,
@@ -96,14 +105,36 @@ async function audit(
   );
 }
 
-interface TenantDb {
+export interface TenantDb {
   id: string;
   name: string;
   plan: string;
   platform_admin: boolean;
   created_at: Date;
+  status: TenantStatus;
+  suspended_at: Date | null;
+  suspend_reason: string;
+  erase_after: Date | null;
+  key_count?: number;
 }
-interface KeyDb {
+
+/** Columns of a tenant with its live key count, for `SELECT ${TENANT_COLUMNS} FROM tenants t`. */
+export const TENANT_COLUMNS =
+  "t.*, (SELECT count(*) FROM api_keys k WHERE k.tenant_id = t.id AND k.revoked_at IS NULL)::int AS key_count";
+
+/**
+ * Pure: whether a tenant's credentials work. Suspended: 403 TENANT_SUSPENDED (the tenant exists and
+ * may come back); marked for erasure: refused as unknown credentials.
+ */
+export function checkTenantStatus(status: TenantStatus, reason = ""): void {
+  if (status === "suspended")
+    throw new ValoraError(
+      "TENANT_SUSPENDED",
+      `the tenant is suspended${reason ? ` (${reason})` : ""}; contact the platform administrators`,
+    );
+  if (status === "erasing") throw new ValoraError("UNAUTHENTICATED", "the tenant is being erased");
+}
+export interface KeyDb {
   id: string;
   name: string;
   prefix: string;
@@ -113,14 +144,19 @@ interface KeyDb {
   last_used_at: Date | null;
   revoked_at: Date | null;
 }
-const tenantOf = (r: TenantDb): TenantRow => ({
+export const tenantOf = (r: TenantDb): TenantRow => ({
   id: r.id,
   name: r.name,
   plan: r.plan,
   platformAdmin: r.platform_admin,
   createdAt: r.created_at,
+  status: r.status,
+  suspendedAt: r.suspended_at,
+  suspendReason: r.suspend_reason,
+  eraseAfter: r.erase_after,
+  keyCount: r.key_count ?? 0,
 });
-const keyOf = (r: KeyDb): ApiKeyRow => ({
+export const keyOf = (r: KeyDb): ApiKeyRow => ({
   id: r.id,
   name: r.name,
   prefix: r.prefix,
@@ -130,6 +166,34 @@ const keyOf = (r: KeyDb): ApiKeyRow => ({
   lastUsedAt: r.last_used_at,
   revokedAt: r.revoked_at,
 });
+
+/** Checks a key's name and roles (the same for a tenant's own keys and those minted for it). */
+export function checkKeyRequest(name: string, roles: RoleName[]): void {
+  if (name.trim().length === 0 || name.length > 100)
+    throw new ValoraError("INVALID_ARGUMENT", "invalid key name", {
+      details: [{ field: "name", description: "1-100 characters" }],
+    });
+  if (roles.length === 0)
+    throw new ValoraError("INVALID_ARGUMENT", "a key needs at least one role", {
+      details: [{ field: "roles", description: "at least one role" }],
+    });
+}
+
+/** Inserts a new key for a tenant (the caller audits); the secret is returned once. */
+export async function insertApiKey(
+  c: PoolClient,
+  tenantId: string,
+  name: string,
+  roles: RoleName[],
+  assetClasses: string[],
+): Promise<{ key: ApiKeyRow; secret: string }> {
+  const generated = generateApiKey();
+  const { rows } = await c.query<KeyDb>(
+    "INSERT INTO api_keys (tenant_id, name, prefix, hash, roles, asset_classes) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+    [tenantId, name, generated.prefix, generated.hash, roles, assetClasses],
+  );
+  return { key: keyOf(rows[0]!), secret: generated.key };
+}
 
 /** Postgres access of the tenants service; every administrative change writes its audit row in the same transaction. */
 export class TenantStore {
@@ -141,6 +205,17 @@ export class TenantStore {
     plan: string,
     platformAdmin = false,
   ): Promise<TenantRow> {
+    return (await this.onboardTenant(actor, name, plan, platformAdmin, async () => undefined)).tenant;
+  }
+
+  /** Creates a tenant and, in the same transaction, whatever `then` adds (its first key or user). */
+  async onboardTenant<T>(
+    actor: ActorRef | undefined,
+    name: string,
+    plan: string,
+    platformAdmin: boolean,
+    then: (c: PoolClient, tenant: TenantRow) => Promise<T>,
+  ): Promise<{ tenant: TenantRow; added: T }> {
     if (!TENANT_NAME.test(name))
       throw new ValoraError("INVALID_ARGUMENT", "invalid tenant name", {
         details: [
@@ -168,13 +243,17 @@ export class TenantStore {
         `tenant/${t.id}`,
         { name, plan },
       );
-      return t;
+      const added = await then(c, t);
+      const reread = await c.query<TenantDb>(`SELECT ${TENANT_COLUMNS} FROM tenants t WHERE t.id = $1`, [
+        t.id,
+      ]);
+      return { tenant: tenantOf(reread.rows[0]!), added };
     });
   }
 
   async tenant(idOrName: string): Promise<TenantRow | undefined> {
     const { rows } = await this.pool.query<TenantDb>(
-      UUID.test(idOrName) ? "SELECT * FROM tenants WHERE id = $1" : "SELECT * FROM tenants WHERE name = $1",
+      `SELECT ${TENANT_COLUMNS} FROM tenants t WHERE ${UUID.test(idOrName) ? "t.id = $1" : "t.name = $1"}`,
       [idOrName],
     );
     return rows[0] ? tenantOf(rows[0]) : undefined;
@@ -205,7 +284,9 @@ export class TenantStore {
   }
 
   async listTenants(): Promise<TenantRow[]> {
-    const { rows } = await this.pool.query<TenantDb>("SELECT * FROM tenants ORDER BY created_at, name");
+    const { rows } = await this.pool.query<TenantDb>(
+      `SELECT ${TENANT_COLUMNS} FROM tenants t ORDER BY t.created_at, t.name`,
+    );
     return rows.map(tenantOf);
   }
 
@@ -214,7 +295,8 @@ export class TenantStore {
     const prefix = apiKeyPrefix(key);
     if (!prefix) throw unauthenticated();
     const { rows } = await this.pool.query(
-      `SELECT k.id, k.hash, k.roles, k.asset_classes, k.revoked_at, k.last_used_at, t.id AS tenant_id, t.name AS tenant_name, t.plan, t.platform_admin
+      `SELECT k.id, k.hash, k.roles, k.asset_classes, k.revoked_at, k.last_used_at, t.id AS tenant_id, t.name AS tenant_name, t.plan, t.platform_admin,
+              t.status, t.suspend_reason
          FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.prefix = $1`,
       [prefix],
     );
@@ -230,9 +312,12 @@ export class TenantStore {
           tenant_name: string;
           plan: string;
           platform_admin: boolean;
+          status: TenantStatus;
+          suspend_reason: string;
         }
       | undefined;
     if (!r || r.revoked_at || !apiKeyMatches(key, r.hash)) throw unauthenticated();
+    checkTenantStatus(r.status, r.suspend_reason);
     if (!r.last_used_at || Date.now() - r.last_used_at.getTime() > KEY_USE_RECORD_INTERVAL_SECONDS * 1000) {
       await withTransaction(this.pool, async (c) => {
         const used = await c.query(
@@ -263,6 +348,7 @@ export class TenantStore {
   async resolveSubject(tenant: string, subject: string, tokenRoles: RoleName[]): Promise<PrincipalRow> {
     const t = await this.tenant(tenant);
     if (!t) throw new ValoraError("UNAUTHENTICATED", "token names an unknown tenant");
+    checkTenantStatus(t.status, t.suspendReason);
     const { rows } = await this.pool.query<{ role: RoleName }>(
       "SELECT role FROM tenant_users WHERE tenant_id = $1 AND subject = $2",
       [t.id, subject],
@@ -287,23 +373,11 @@ export class TenantStore {
     roles: RoleName[],
     assetClasses: string[],
   ): Promise<{ key: ApiKeyRow; secret: string }> {
-    if (name.trim().length === 0 || name.length > 100)
-      throw new ValoraError("INVALID_ARGUMENT", "invalid key name", {
-        details: [{ field: "name", description: "1-100 characters" }],
-      });
-    if (roles.length === 0)
-      throw new ValoraError("INVALID_ARGUMENT", "a key needs at least one role", {
-        details: [{ field: "roles", description: "at least one role" }],
-      });
-    const generated = generateApiKey();
+    checkKeyRequest(name, roles);
     return withTransaction(this.pool, async (c) => {
-      const { rows } = await c.query<KeyDb>(
-        "INSERT INTO api_keys (tenant_id, name, prefix, hash, roles, asset_classes) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
-        [actor.tenantId, name, generated.prefix, generated.hash, roles, assetClasses],
-      );
-      const key = keyOf(rows[0]!);
-      await audit(c, actor, "apikey.create", `apikey/${key.id}`, { name, roles, assetClasses });
-      return { key, secret: generated.key };
+      const created = await insertApiKey(c, actor.tenantId, name, roles, assetClasses);
+      await audit(c, actor, "apikey.create", `apikey/${created.key.id}`, { name, roles, assetClasses });
+      return created;
     });
   }
 

@@ -172,6 +172,7 @@ export class DeliveryWorker {
            FROM webhook_deliveries d
            JOIN webhooks w ON w.id = d.webhook_id
            JOIN webhook_events e ON e.tenant_id = d.tenant_id AND e.event_id = d.event_id
+           JOIN tenants t ON t.id = d.tenant_id AND t.status = 'active'
           WHERE d.status = 'pending' AND d.next_attempt_at <= now()
           ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED`,
         [limit],

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Role, TenantService } from "@valora/proto/valora/v1/tenants_pb";
+import { TenantDataService } from "@valora/proto/valora/v1/tenant_data_pb";
 import {
   createClient,
   createGrpcServer,
@@ -17,6 +18,7 @@ import {
   apiKeyPrefix,
   checkWebhookUrl,
   createTenants,
+  erasedTarget,
   generateApiKey,
   retryDelaySeconds,
   signWebhook,
@@ -78,6 +80,7 @@ describe.skipIf(!url)("tenant service over gRPC with real Postgres", () => {
   let server: GrpcServer;
   let client: Client<typeof TenantService>;
   let bootstrapKey: string;
+  let serverPort: number;
   const received: { headers: IncomingMessage["headers"]; body: string }[] = [];
   let failNext = 0;
   const receiver = createServer((req, res) => {
@@ -105,8 +108,9 @@ describe.skipIf(!url)("tenant service over gRPC with real Postgres", () => {
     });
     const started = await app.start();
     bootstrapKey = started.generatedKey!;
-    server = createGrpcServer({ ...base, services: [app.service] });
-    client = createClient(TenantService, `127.0.0.1:${await server.listen("127.0.0.1:0")}`, {
+    server = createGrpcServer({ ...base, services: [app.service, app.data] });
+    serverPort = await server.listen("127.0.0.1:0");
+    client = createClient(TenantService, `127.0.0.1:${serverPort}`, {
       timeoutMs: 5000,
     });
     await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
@@ -157,9 +161,10 @@ describe.skipIf(!url)("tenant service over gRPC with real Postgres", () => {
       platformAdmin: false,
     });
     await client.authenticate({ apiKey: created.secret, ip: "203.0.113.9" });
+    // The tenant's first admin key (minted when it was created) and this one.
     const listed = (await client.listApiKeys({ tenantId: tenant!.id })).apiKeys;
-    expect(listed).toHaveLength(1);
-    expect(listed[0]!.lastUsedAt).toBeDefined();
+    expect(listed.map((k) => k.name).sort()).toEqual(["first admin key", created.apiKey!.name].sort());
+    expect(listed.find((k) => k.id === created.apiKey!.id)!.lastUsedAt).toBeDefined();
     const uses = (await client.listAudit({ tenantId: tenant!.id, action: "apikey.use" })).entries;
     expect(uses).toHaveLength(1); // at most one use row a minute
     expect(uses[0]).toMatchObject({ actor: `key:${created.apiKey!.id}`, ip: "203.0.113.9" });
@@ -173,7 +178,13 @@ describe.skipIf(!url)("tenant service over gRPC with real Postgres", () => {
       code: "UNAUTHENTICATED",
     });
     const actions = (await client.listAudit({ tenantId: tenant!.id })).entries.map((e) => e.action);
-    expect(actions).toEqual(["apikey.revoke", "apikey.use", "apikey.create", "tenant.create"]);
+    expect(actions).toEqual([
+      "apikey.revoke",
+      "apikey.use",
+      "apikey.create",
+      "apikey.create",
+      "tenant.create",
+    ]);
   });
 
   it("hides other tenants' objects as not found", async () => {
@@ -191,7 +202,9 @@ describe.skipIf(!url)("tenant service over gRPC with real Postgres", () => {
     await expect(
       client.revokeApiKey({ actor: { tenantId: b.id, subject: "user:y", ip: "" }, id: "not-a-uuid" }),
     ).rejects.toMatchObject({ code: "NOT_FOUND" });
-    expect((await client.listApiKeys({ tenantId: b.id })).apiKeys).toHaveLength(0);
+    expect((await client.listApiKeys({ tenantId: b.id })).apiKeys.map((k) => k.name)).toEqual([
+      "first admin key",
+    ]);
     expect(
       (await client.listAudit({ tenantId: b.id })).entries.every((e) => !e.target.includes(key.apiKey!.id)),
     ).toBe(true);
@@ -308,5 +321,195 @@ describe.skipIf(!url)("tenant service over gRPC with real Postgres", () => {
         webhookId: webhook!.id,
       }),
     ).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+
+  it("onboards a tenant with a first admin key shown once, or an invitation; a platform admin mints keys for it", async () => {
+    const platform = (await client.authenticate({ apiKey: bootstrapKey, ip: "" })).principal!;
+    const admin = { tenantId: platform.tenantId, subject: "user:root", ip: "198.51.100.1" };
+    const made = await client.createTenant({ actor: admin, name: "onboarded", plan: "pro" });
+    expect(made.tenant).toMatchObject({ name: "onboarded", plan: "pro", status: "active", keyCount: 1 });
+    expect(made.firstKey).toMatchObject({ roles: [Role.ADMIN] });
+    const first = await client.authenticate({ apiKey: made.firstKeySecret, ip: "" });
+    expect(first.principal).toMatchObject({
+      tenantId: made.tenant!.id,
+      roles: [Role.ADMIN],
+      platformAdmin: false,
+    });
+    // With OIDC: an invitation instead of a key; the subject's first token gets its role.
+    const invited = await client.createTenant({
+      actor: admin,
+      name: "invited",
+      adminSubject: "auth0|ann",
+      adminRole: Role.ADMIN,
+    });
+    expect(invited.firstKeySecret).toBe("");
+    expect(invited.invitation).toMatchObject({ subject: "auth0|ann", role: Role.ADMIN });
+    expect(
+      (await client.resolveSubject({ tenant: "invited", subject: "auth0|ann" })).principal!.roles,
+    ).toEqual([Role.ADMIN]);
+    // A tenant that lost its admins' keys gets one from the platform, audited in both logs.
+    const minted = await client.createTenantApiKey({
+      actor: admin,
+      tenantId: invited.tenant!.id,
+      name: "recovery",
+      roles: [Role.ADMIN],
+    });
+    expect((await client.authenticate({ apiKey: minted.secret, ip: "" })).principal!.tenantId).toBe(
+      invited.tenant!.id,
+    );
+    const theirs = (await client.listAudit({ tenantId: invited.tenant!.id })).entries;
+    expect(theirs.find((e) => e.action === "apikey.create")).toMatchObject({ actor: "platform:user:root" });
+    const ours = (await client.listAudit({ tenantId: platform.tenantId })).entries;
+    expect(ours.find((e) => e.action === "apikey.create")?.target).toBe(
+      `tenant/${invited.tenant!.id}/apikey/${minted.apiKey!.id}`,
+    );
+  });
+
+  it("lists tenants paged and filtered, and changes name and plan (audited)", async () => {
+    const platform = (await client.authenticate({ apiKey: bootstrapKey, ip: "" })).principal!;
+    const admin = { tenantId: platform.tenantId, subject: "user:root", ip: "" };
+    for (const n of ["page-a", "page-b", "page-c"])
+      await client.createTenant({ actor: admin, name: n, plan: "enterprise" });
+    const first = await client.listTenants({ name: "page-", pageSize: 2 });
+    expect(first.tenants.map((t) => t.name)).toEqual(["page-a", "page-b"]);
+    const second = await client.listTenants({ name: "page-", pageSize: 2, pageToken: first.nextPageToken });
+    expect(second.tenants.map((t) => t.name)).toEqual(["page-c"]);
+    expect(second.nextPageToken).toBe("");
+    expect(
+      (await client.listTenants({ name: "page-", plan: "enterprise" })).tenants.map((t) => t.name),
+    ).toEqual(["page-a", "page-b", "page-c"]);
+    const renamed = await client.updateTenant({
+      actor: admin,
+      tenantId: first.tenants[0]!.id,
+      name: "page-z",
+      plan: "free",
+    });
+    expect(renamed.tenant).toMatchObject({ name: "page-z", plan: "free" });
+    expect(
+      (await client.listAudit({ tenantId: first.tenants[0]!.id, action: "tenant.update" })).entries[0]!
+        .details,
+    ).toMatchObject({
+      name: { from: "page-a", to: "page-z" },
+      plan: { from: "enterprise", to: "free" },
+    });
+    await expect(
+      client.updateTenant({ actor: admin, tenantId: first.tenants[1]!.id, name: "page-z" }),
+    ).rejects.toMatchObject({
+      code: "ALREADY_EXISTS",
+    });
+  });
+
+  it("suspends: keys and tokens refused with TENANT_SUSPENDED, webhooks held; resume restores both", async () => {
+    const platform = (await client.authenticate({ apiKey: bootstrapKey, ip: "" })).principal!;
+    const admin = { tenantId: platform.tenantId, subject: "user:root", ip: "" };
+    const made = await client.createTenant({ actor: admin, name: "paused-co" });
+    const id = made.tenant!.id;
+    await client.putUser({
+      actor: { tenantId: id, subject: "user:x", ip: "" },
+      subject: "sso|bob",
+      role: Role.VIEWER,
+    });
+    const port = (receiver.address() as AddressInfo).port;
+    await client.createWebhook({
+      actor: { tenantId: id, subject: "user:x", ip: "" },
+      url: `http://127.0.0.1:${port}/paused`,
+      events: ["job.completed"],
+    });
+    const suspended = await client.suspendTenant({ actor: admin, tenantId: id, reason: "unpaid invoice" });
+    expect(suspended.tenant).toMatchObject({ status: "suspended", suspendReason: "unpaid invoice" });
+    await expect(client.authenticate({ apiKey: made.firstKeySecret, ip: "" })).rejects.toMatchObject({
+      code: "TENANT_SUSPENDED",
+      message: expect.stringContaining("unpaid invoice"),
+    });
+    await expect(client.resolveSubject({ tenant: "paused-co", subject: "sso|bob" })).rejects.toMatchObject({
+      code: "TENANT_SUSPENDED",
+    });
+    const before = received.length;
+    await client.publish({ tenantId: id, eventId: "held-1", type: "job.completed", data: {} });
+    await app.worker.drain();
+    await new Promise((r) => setTimeout(r, 300));
+    await app.worker.drain();
+    expect(received.length).toBe(before); // held while suspended
+    await client.resumeTenant({ actor: admin, tenantId: id });
+    expect((await client.authenticate({ apiKey: made.firstKeySecret, ip: "" })).principal!.tenantId).toBe(id);
+    const deadline = Date.now() + 5000;
+    while (received.length === before && Date.now() < deadline) {
+      await app.worker.drain();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(received.at(-1)!.headers["valora-event-id"]).toBe("held-1");
+    const actions = (await client.listAudit({ tenantId: id })).entries.map((e) => e.action);
+    expect(actions).toEqual(expect.arrayContaining(["tenant.suspend", "tenant.resume"]));
+    await expect(client.suspendTenant({ actor: admin, tenantId: platform.tenantId })).rejects.toMatchObject({
+      code: "FAILED_PRECONDITION",
+    });
+    await expect(client.eraseTenant({ actor: admin, tenantId: platform.tenantId })).rejects.toMatchObject({
+      code: "FAILED_PRECONDITION",
+    });
+  });
+
+  it("erases: credentials refused at once, cancellable in the grace period, purged after it with one record left", async () => {
+    const platform = (await client.authenticate({ apiKey: bootstrapKey, ip: "" })).principal!;
+    const admin = { tenantId: platform.tenantId, subject: "user:root", ip: "" };
+    const made = await client.createTenant({ actor: admin, name: "leaving" });
+    const id = made.tenant!.id;
+    const marked = await client.eraseTenant({ actor: admin, tenantId: id });
+    expect(marked.tenant!.status).toBe("erasing");
+    const week = marked.tenant!.eraseAfter!.seconds - BigInt(Math.floor(Date.now() / 1000));
+    expect(Number(week)).toBeGreaterThan(7 * 86400 - 60);
+    await expect(client.authenticate({ apiKey: made.firstKeySecret, ip: "" })).rejects.toMatchObject({
+      code: "UNAUTHENTICATED",
+    });
+    const data = createClient(TenantDataService, `127.0.0.1:${serverPort}`, { timeoutMs: 5000 });
+    try {
+      await expect(data.purgeTenantData({ tenantId: id })).rejects.toMatchObject({
+        code: "FAILED_PRECONDITION",
+      });
+      expect((await client.cancelErasure({ actor: admin, tenantId: id })).tenant!.status).toBe("active");
+      expect((await client.authenticate({ apiKey: made.firstKeySecret, ip: "" })).principal!.tenantId).toBe(
+        id,
+      );
+      await client.eraseTenant({ actor: admin, tenantId: id, graceSeconds: 0n });
+      expect((await client.listTenants({ dueForErasure: true })).tenants.map((t) => t.id)).toEqual([id]);
+      const exported = await data.exportTenantData({ tenantId: id });
+      expect(exported.sections.find((x) => x.name === "tenants.api_keys")!.rows).toBe(1n);
+      expect(
+        Buffer.from(exported.sections.find((x) => x.name === "tenants.api_keys")!.ndjson).toString(),
+      ).not.toMatch(/hash/);
+      const { counts } = await data.purgeTenantData({
+        tenantId: id,
+        purgedElsewhere: [{ name: "jobs.jobs", rows: 2n }],
+      });
+      expect(counts.find((c) => c.name === "tenants.tenant")!.rows).toBe(1n);
+      expect(await client.getTenant({ tenantId: id }).catch((e: ValoraError) => e.code)).toBe("NOT_FOUND");
+      const leftovers = await pool.query(
+        "SELECT count(*)::int AS n FROM audit_log WHERE tenant_id::text = $1 OR target LIKE '%' || $1 || '%' OR details::text LIKE '%' || $1 || '%'",
+        [id],
+      );
+      expect(leftovers.rows[0].n).toBe(0);
+      // The platform's own audit rows about it remain, naming it by the digest (no id, no name).
+      const platformRows = (await client.listAudit({ tenantId: platform.tenantId })).entries.filter(
+        (e) => e.target === erasedTarget(id),
+      );
+      expect(platformRows.map((e) => e.action)).toEqual(
+        expect.arrayContaining([
+          "tenant.create",
+          "tenant.erase.requested",
+          "tenant.erase.cancelled",
+          "tenant.erase.purged",
+        ]),
+      );
+      expect(JSON.stringify(platformRows.map((e) => [e.target, e.details]))).not.toContain('"leaving"');
+      const record = (await client.listAudit({ tenantId: platform.tenantId, action: "tenant.erase.purged" }))
+        .entries[0]!;
+      expect(record.target).toBe(erasedTarget(id));
+      expect(record.details).toMatchObject({
+        counts: { "jobs.jobs": 2, "tenants.tenant": 1, "tenants.api_keys": 1 },
+      });
+      // Idempotent: a second purge of a tenant already gone finds nothing and records nothing.
+      expect((await data.purgeTenantData({ tenantId: id })).counts.every((c) => c.rows === 0n)).toBe(true);
+    } finally {
+      data.close();
+    }
   });
 });

@@ -1,5 +1,15 @@
-import { createPgPool, createServiceBase, loadConfig, vars, z, serveGrpc, pgReady } from "@valora/kit";
+import {
+  createPgPool,
+  createServiceBase,
+  loadConfig,
+  vars,
+  z,
+  serveGrpc,
+  pgReady,
+  tenantDataService,
+} from "@valora/kit";
 import { createUsage } from "./app.js";
+import { USAGE_TENANT_TABLES } from "./migrations.js";
 
 export const UsageEnv = z.object({
   DATABASE_URL: vars.url(),
@@ -30,7 +40,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   const usage = createUsage(base, { pool, keyRetentionDays: c.USAGE_KEY_RETENTION_DAYS });
   await usage.start();
   const { port, ops } = await serveGrpc(base, {
-    services: [usage.service],
+    services: [usage.service, tenantDataService({ pool, tables: USAGE_TENANT_TABLES })],
     host: c.HOST,
     grpcPort: c.GRPC_PORT,
     metricsPort: c.METRICS_PORT,

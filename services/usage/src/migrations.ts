@@ -1,4 +1,4 @@
-import { migrate, type Migration, type Pool } from "@valora/kit";
+import { migrate, type Migration, type Pool, type TenantTable } from "@valora/kit";
 
 /** Versioned schema of the usage service. Never edit an applied migration: add the next one. */
 export const USAGE_MIGRATIONS: Migration[] = [
@@ -30,3 +30,17 @@ export const USAGE_MIGRATIONS: Migration[] = [
 export async function migrateUsage(pool: Pool): Promise<string[]> {
   return migrate(pool, "usage", USAGE_MIGRATIONS);
 }
+
+/** What the usage service holds of a tenant: metered events and daily sums (exports, erasure). */
+export const USAGE_TENANT_TABLES: TenantTable[] = [
+  {
+    name: "usage.usage_daily",
+    select: "SELECT * FROM usage_daily WHERE tenant_id = $1 ORDER BY day",
+    delete: "DELETE FROM usage_daily WHERE tenant_id = $1",
+  },
+  {
+    name: "usage.usage_events",
+    select: "SELECT * FROM usage_events WHERE tenant_id = $1",
+    delete: "DELETE FROM usage_events WHERE tenant_id = $1",
+  },
+];

@@ -9,7 +9,6 @@ import { iso } from "../valuation-json.js";
 import {
   AuditQuery,
   CreateKey,
-  CreateTenant,
   CreateWebhook,
   ErrorEnvelope,
   IdParam,
@@ -80,28 +79,6 @@ export const adminRoutes: FastifyPluginAsync<{
         },
         req.id,
       );
-    },
-  );
-
-  app.post(
-    "/v1/tenants",
-    {
-      config: { roles: ROLES.admin, platformAdmin: true },
-      schema: doc("tenant", "Create a tenant (platform administrators)", { body: CreateTenant }),
-    },
-    async (req, reply) => {
-      const { tenant } = await t.createTenant(
-        { actor: actor(req), name: req.body.name, plan: req.body.plan ?? "free" },
-        opts,
-      );
-      return reply
-        .code(201)
-        .send(
-          okEnvelope(
-            { id: tenant!.id, name: tenant!.name, plan: tenant!.plan, createdAt: iso(tenant!.createdAt) },
-            req.id,
-          ),
-        );
     },
   );
 

@@ -7,3 +7,4 @@ export * from "./value-rows.js";
 export * from "./results.js";
 export * from "./s3-results.js";
 export * from "./results-config.js";
+export * from "./tenant-data.js";

@@ -1,4 +1,4 @@
-import { migrate, type Migration, type Pool } from "@valora/kit";
+import { migrate, type Migration, type Pool, type TenantTable } from "@valora/kit";
 
 export const JOB_MIGRATIONS: Migration[] = [
   {
@@ -52,6 +52,31 @@ export const JOB_MIGRATIONS: Migration[] = [
     id: "003_results_url",
     sql: `ALTER TABLE jobs ADD COLUMN results_url text;`,
   },
+  {
+    // Held tenants (suspended): none of their chunks is claimed until released.
+    id: "004_tenant_holds",
+    sql: `CREATE TABLE job_tenant_holds (tenant_id text PRIMARY KEY, held_at timestamptz NOT NULL DEFAULT now());`,
+  },
+];
+
+/** What the jobs hold of a tenant: jobs, their rows and results, chunks, a hold (exports, erasure). */
+export const JOB_TENANT_TABLES: TenantTable[] = [
+  {
+    name: "jobs.job_rows",
+    select:
+      "SELECT r.job_id, r.row_no, r.attributes, r.status, r.result FROM job_rows r JOIN jobs j ON j.id = r.job_id WHERE j.tenant_id = $1 ORDER BY r.job_id, r.row_no",
+    delete: "DELETE FROM job_rows r USING jobs j WHERE j.id = r.job_id AND j.tenant_id = $1",
+  },
+  {
+    name: "jobs.job_chunks",
+    delete: "DELETE FROM job_chunks c USING jobs j WHERE j.id = c.job_id AND j.tenant_id = $1",
+  },
+  {
+    name: "jobs.jobs",
+    select: "SELECT * FROM jobs WHERE tenant_id = $1 ORDER BY created_at",
+    delete: "DELETE FROM jobs WHERE tenant_id = $1",
+  },
+  { name: "jobs.job_tenant_holds", delete: "DELETE FROM job_tenant_holds WHERE tenant_id = $1" },
 ];
 
 export async function migrateJobs(pool: Pool): Promise<string[]> {

@@ -73,6 +73,15 @@ export function jobService(d: JobServiceDeps): ServiceRegistration {
     async cancelJob(req, call) {
       return { job: jobMessage(await d.store.cancel(tenantOf(call), req.id)) };
     },
+    async holdTenant(req) {
+      if (!req.tenantId)
+        throw new ValoraError("INVALID_ARGUMENT", "tenant_id required", {
+          details: [{ field: "tenant_id", description: "the tenant to hold or release" }],
+        });
+      const jobs = await d.store.hold(req.tenantId, req.held);
+      if (!req.held) d.onCreated?.(); // released chunks are work for the workers at once
+      return { jobs };
+    },
     async *watchJob(req, call) {
       const tenant = tenantOf(call);
       let last = "";

@@ -142,6 +142,21 @@ export class JobStore {
     return jobOf(rows[0]);
   }
 
+  /** Holds (or releases) a tenant's jobs: held tenants' chunks are not claimed. Returns its unfinished jobs. */
+  async hold(tenantId: string, held: boolean): Promise<number> {
+    await this.pool.query(
+      held
+        ? "INSERT INTO job_tenant_holds (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING"
+        : "DELETE FROM job_tenant_holds WHERE tenant_id = $1",
+      [tenantId],
+    );
+    const { rows } = await this.pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM jobs WHERE tenant_id = $1 AND status IN ('queued', 'running')",
+      [tenantId],
+    );
+    return rows[0]!.n;
+  }
+
   async cancel(tenantId: string, id: string): Promise<JobRow> {
     if (!UUID.test(id)) throw notFound(id);
     const { rows } = await this.pool.query<JobDb>(
@@ -185,6 +200,7 @@ export class JobStore {
            FROM job_chunks c JOIN jobs j ON j.id = c.job_id
           WHERE j.status IN ('queued', 'running')
             AND (c.status = 'pending' OR (c.status = 'running' AND c.lease_until < now()))
+            AND NOT EXISTS (SELECT 1 FROM job_tenant_holds h WHERE h.tenant_id = j.tenant_id)
           ORDER BY j.created_at, c.chunk_no
           LIMIT 1 FOR UPDATE OF c SKIP LOCKED`,
       );

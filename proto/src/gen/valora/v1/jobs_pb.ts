@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file valora/v1/jobs.proto.
  */
 export const file_valora_v1_jobs: GenFile = /*@__PURE__*/
-  fileDesc("ChR2YWxvcmEvdjEvam9icy5wcm90bxIJdmFsb3JhLnYxIiIKFEdldEpvYlJlc3VsdHNSZXF1ZXN0EgoKAmlkGAEgASgJIiQKFUdldEpvYlJlc3VsdHNSZXNwb25zZRILCgNjc3YYASABKAwivgIKA0pvYhIKCgJpZBgBIAEoCRITCgthc3NldF9jbGFzcxgCIAEoCRIkCgZzdGF0dXMYAyABKA4yFC52YWxvcmEudjEuSm9iU3RhdHVzEhIKCnRvdGFsX3Jvd3MYBCABKAMSEQoJZG9uZV9yb3dzGAUgASgDEhMKC2ZhaWxlZF9yb3dzGAYgASgDEi4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVlcnJvchgKIAEoCRIUCgxpbnZhbGlkX3Jvd3MYCyABKAMiTQoQQ3JlYXRlSm9iUmVxdWVzdBITCgthc3NldF9jbGFzcxgBIAEoCRILCgNjc3YYAiABKAwSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJIjAKEUNyZWF0ZUpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnZhbG9yYS52MS5Kb2IiGwoNR2V0Sm9iUmVxdWVzdBIKCgJpZBgBIAEoCSItCg5HZXRKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi52YWxvcmEudjEuSm9iIh4KEENhbmNlbEpvYlJlcXVlc3QSCgoCaWQYASABKAkiMAoRQ2FuY2VsSm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4udmFsb3JhLnYxLkpvYiIdCg9XYXRjaEpvYlJlcXVlc3QSCgoCaWQYASABKAkiLwoQV2F0Y2hKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi52YWxvcmEudjEuSm9iKqEBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFUVVNfUVVFVUVEEAESFgoSSk9CX1NUQVRVU19SVU5OSU5HEAISGAoUSk9CX1NUQVRVU19TVUNDRUVERUQQAxIVChFKT0JfU1RBVFVTX0ZBSUxFRBAEEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAUy+AIKCkpvYlNlcnZpY2USRgoJQ3JlYXRlSm9iEhsudmFsb3JhLnYxLkNyZWF0ZUpvYlJlcXVlc3QaHC52YWxvcmEudjEuQ3JlYXRlSm9iUmVzcG9uc2USPQoGR2V0Sm9iEhgudmFsb3JhLnYxLkdldEpvYlJlcXVlc3QaGS52YWxvcmEudjEuR2V0Sm9iUmVzcG9uc2USRgoJQ2FuY2VsSm9iEhsudmFsb3JhLnYxLkNhbmNlbEpvYlJlcXVlc3QaHC52YWxvcmEudjEuQ2FuY2VsSm9iUmVzcG9uc2USRQoIV2F0Y2hKb2ISGi52YWxvcmEudjEuV2F0Y2hKb2JSZXF1ZXN0GhsudmFsb3JhLnYxLldhdGNoSm9iUmVzcG9uc2UwARJUCg1HZXRKb2JSZXN1bHRzEh8udmFsb3JhLnYxLkdldEpvYlJlc3VsdHNSZXF1ZXN0GiAudmFsb3JhLnYxLkdldEpvYlJlc3VsdHNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChR2YWxvcmEvdjEvam9icy5wcm90bxIJdmFsb3JhLnYxIiIKFEdldEpvYlJlc3VsdHNSZXF1ZXN0EgoKAmlkGAEgASgJIiQKFUdldEpvYlJlc3VsdHNSZXNwb25zZRILCgNjc3YYASABKAwivgIKA0pvYhIKCgJpZBgBIAEoCRITCgthc3NldF9jbGFzcxgCIAEoCRIkCgZzdGF0dXMYAyABKA4yFC52YWxvcmEudjEuSm9iU3RhdHVzEhIKCnRvdGFsX3Jvd3MYBCABKAMSEQoJZG9uZV9yb3dzGAUgASgDEhMKC2ZhaWxlZF9yb3dzGAYgASgDEi4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVlcnJvchgKIAEoCRIUCgxpbnZhbGlkX3Jvd3MYCyABKAMiTQoQQ3JlYXRlSm9iUmVxdWVzdBITCgthc3NldF9jbGFzcxgBIAEoCRILCgNjc3YYAiABKAwSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJIjAKEUNyZWF0ZUpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnZhbG9yYS52MS5Kb2IiGwoNR2V0Sm9iUmVxdWVzdBIKCgJpZBgBIAEoCSItCg5HZXRKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi52YWxvcmEudjEuSm9iIh4KEENhbmNlbEpvYlJlcXVlc3QSCgoCaWQYASABKAkiMAoRQ2FuY2VsSm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4udmFsb3JhLnYxLkpvYiIdCg9XYXRjaEpvYlJlcXVlc3QSCgoCaWQYASABKAkiLwoQV2F0Y2hKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi52YWxvcmEudjEuSm9iIjQKEUhvbGRUZW5hbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRoZWxkGAIgASgIIiIKEkhvbGRUZW5hbnRSZXNwb25zZRIMCgRqb2JzGAEgASgFKqEBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFUVVNfUVVFVUVEEAESFgoSSk9CX1NUQVRVU19SVU5OSU5HEAISGAoUSk9CX1NUQVRVU19TVUNDRUVERUQQAxIVChFKT0JfU1RBVFVTX0ZBSUxFRBAEEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAUywwMKCkpvYlNlcnZpY2USRgoJQ3JlYXRlSm9iEhsudmFsb3JhLnYxLkNyZWF0ZUpvYlJlcXVlc3QaHC52YWxvcmEudjEuQ3JlYXRlSm9iUmVzcG9uc2USPQoGR2V0Sm9iEhgudmFsb3JhLnYxLkdldEpvYlJlcXVlc3QaGS52YWxvcmEudjEuR2V0Sm9iUmVzcG9uc2USRgoJQ2FuY2VsSm9iEhsudmFsb3JhLnYxLkNhbmNlbEpvYlJlcXVlc3QaHC52YWxvcmEudjEuQ2FuY2VsSm9iUmVzcG9uc2USRQoIV2F0Y2hKb2ISGi52YWxvcmEudjEuV2F0Y2hKb2JSZXF1ZXN0GhsudmFsb3JhLnYxLldhdGNoSm9iUmVzcG9uc2UwARJUCg1HZXRKb2JSZXN1bHRzEh8udmFsb3JhLnYxLkdldEpvYlJlc3VsdHNSZXF1ZXN0GiAudmFsb3JhLnYxLkdldEpvYlJlc3VsdHNSZXNwb25zZTABEkkKCkhvbGRUZW5hbnQSHC52YWxvcmEudjEuSG9sZFRlbmFudFJlcXVlc3QaHS52YWxvcmEudjEuSG9sZFRlbmFudFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message valora.v1.GetJobResultsRequest
@@ -272,6 +272,47 @@ export const WatchJobResponseSchema: GenMessage<WatchJobResponse> = /*@__PURE__*
   messageDesc(file_valora_v1_jobs, 10);
 
 /**
+ * @generated from message valora.v1.HoldTenantRequest
+ */
+export type HoldTenantRequest = Message<"valora.v1.HoldTenantRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: bool held = 2;
+   */
+  held: boolean;
+};
+
+/**
+ * Describes the message valora.v1.HoldTenantRequest.
+ * Use `create(HoldTenantRequestSchema)` to create a new message.
+ */
+export const HoldTenantRequestSchema: GenMessage<HoldTenantRequest> = /*@__PURE__*/
+  messageDesc(file_valora_v1_jobs, 11);
+
+/**
+ * @generated from message valora.v1.HoldTenantResponse
+ */
+export type HoldTenantResponse = Message<"valora.v1.HoldTenantResponse"> & {
+  /**
+   * The tenant's unfinished jobs, now held or released.
+   *
+   * @generated from field: int32 jobs = 1;
+   */
+  jobs: number;
+};
+
+/**
+ * Describes the message valora.v1.HoldTenantResponse.
+ * Use `create(HoldTenantResponseSchema)` to create a new message.
+ */
+export const HoldTenantResponseSchema: GenMessage<HoldTenantResponse> = /*@__PURE__*/
+  messageDesc(file_valora_v1_jobs, 12);
+
+/**
  * @generated from enum valora.v1.JobStatus
  */
 export enum JobStatus {
@@ -367,6 +408,16 @@ export const JobService: GenService<{
     methodKind: "server_streaming";
     input: typeof GetJobResultsRequestSchema;
     output: typeof GetJobResultsResponseSchema;
+  },
+  /**
+   * Hold (or release) a tenant's jobs: no chunk of a held tenant is claimed (a suspended tenant).
+   *
+   * @generated from rpc valora.v1.JobService.HoldTenant
+   */
+  holdTenant: {
+    methodKind: "unary";
+    input: typeof HoldTenantRequestSchema;
+    output: typeof HoldTenantResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_valora_v1_jobs, 0);

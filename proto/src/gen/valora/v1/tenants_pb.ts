@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file valora/v1/tenants.proto.
  */
 export const file_valora_v1_tenants: GenFile = /*@__PURE__*/
-  fileDesc("Chd2YWxvcmEvdjEvdGVuYW50cy5wcm90bxIJdmFsb3JhLnYxIjcKBUFjdG9yEhEKCXRlbmFudF9pZBgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEgoKAmlwGAMgASgJIqEBCglQcmluY2lwYWwSEQoJdGVuYW50X2lkGAEgASgJEhMKC3RlbmFudF9uYW1lGAIgASgJEg8KB3N1YmplY3QYAyABKAkSHgoFcm9sZXMYBCADKA4yDy52YWxvcmEudjEuUm9sZRIVCg1hc3NldF9jbGFzc2VzGAUgAygJEhYKDnBsYXRmb3JtX2FkbWluGAYgASgIEgwKBHBsYW4YByABKAkiMgoTQXV0aGVudGljYXRlUmVxdWVzdBIPCgdhcGlfa2V5GAEgASgJEgoKAmlwGAIgASgJIj8KFEF1dGhlbnRpY2F0ZVJlc3BvbnNlEicKCXByaW5jaXBhbBgBIAEoCzIULnZhbG9yYS52MS5QcmluY2lwYWwiXgoVUmVzb2x2ZVN1YmplY3RSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEiQKC3Rva2VuX3JvbGVzGAMgAygOMg8udmFsb3JhLnYxLlJvbGUiQQoWUmVzb2x2ZVN1YmplY3RSZXNwb25zZRInCglwcmluY2lwYWwYASABKAsyFC52YWxvcmEudjEuUHJpbmNpcGFsIngKBlRlbmFudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBHBsYW4YAyABKAkSFgoOcGxhdGZvcm1fYWRtaW4YBCABKAgSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiUgoTQ3JlYXRlVGVuYW50UmVxdWVzdBIfCgVhY3RvchgBIAEoCzIQLnZhbG9yYS52MS5BY3RvchIMCgRuYW1lGAIgASgJEgwKBHBsYW4YAyABKAkiOQoUQ3JlYXRlVGVuYW50UmVzcG9uc2USIQoGdGVuYW50GAEgASgLMhEudmFsb3JhLnYxLlRlbmFudCIlChBHZXRUZW5hbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCSI2ChFHZXRUZW5hbnRSZXNwb25zZRIhCgZ0ZW5hbnQYASABKAsyES52YWxvcmEudjEuVGVuYW50InUKBFVzZXISDwoHc3ViamVjdBgBIAEoCRINCgVlbWFpbBgCIAEoCRIdCgRyb2xlGAMgASgOMg8udmFsb3JhLnYxLlJvbGUSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicAoOUHV0VXNlclJlcXVlc3QSHwoFYWN0b3IYASABKAsyEC52YWxvcmEudjEuQWN0b3ISDwoHc3ViamVjdBgCIAEoCRINCgVlbWFpbBgDIAEoCRIdCgRyb2xlGAQgASgOMg8udmFsb3JhLnYxLlJvbGUiMAoPUHV0VXNlclJlc3BvbnNlEh0KBHVzZXIYASABKAsyDy52YWxvcmEudjEuVXNlciIlChBMaXN0VXNlcnNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCSIzChFMaXN0VXNlcnNSZXNwb25zZRIeCgV1c2VycxgBIAMoCzIPLnZhbG9yYS52MS5Vc2VyIkUKEURlbGV0ZVVzZXJSZXF1ZXN0Eh8KBWFjdG9yGAEgASgLMhAudmFsb3JhLnYxLkFjdG9yEg8KB3N1YmplY3QYAiABKAkiFAoSRGVsZXRlVXNlclJlc3BvbnNlIvsBCgZBcGlLZXkSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZwcmVmaXgYAyABKAkSHgoFcm9sZXMYBCADKA4yDy52YWxvcmEudjEuUm9sZRIVCg1hc3NldF9jbGFzc2VzGAUgAygJEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3RfdXNlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcmV2b2tlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiewoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIfCgVhY3RvchgBIAEoCzIQLnZhbG9yYS52MS5BY3RvchIMCgRuYW1lGAIgASgJEh4KBXJvbGVzGAMgAygOMg8udmFsb3JhLnYxLlJvbGUSFQoNYXNzZXRfY2xhc3NlcxgEIAMoCSJKChRDcmVhdGVBcGlLZXlSZXNwb25zZRIiCgdhcGlfa2V5GAEgASgLMhEudmFsb3JhLnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiJwoSTGlzdEFwaUtleXNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCSI6ChNMaXN0QXBpS2V5c1Jlc3BvbnNlEiMKCGFwaV9rZXlzGAEgAygLMhEudmFsb3JhLnYxLkFwaUtleSJCChNSZXZva2VBcGlLZXlSZXF1ZXN0Eh8KBWFjdG9yGAEgASgLMhAudmFsb3JhLnYxLkFjdG9yEgoKAmlkGAIgASgJIjoKFFJldm9rZUFwaUtleVJlc3BvbnNlEiIKB2FwaV9rZXkYASABKAsyES52YWxvcmEudjEuQXBpS2V5IqUBCgpBdWRpdEVudHJ5EgoKAmlkGAEgASgJEg0KBWFjdG9yGAIgASgJEg4KBmFjdGlvbhgDIAEoCRIOCgZ0YXJnZXQYBCABKAkSCgoCaXAYBSABKAkSJgoCYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEigKB2RldGFpbHMYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IlQKEExpc3RBdWRpdFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg0KBWxpbWl0GAIgASgFEg4KBmJlZm9yZRgDIAEoCRIOCgZhY3Rpb24YBCABKAkiOwoRTGlzdEF1ZGl0UmVzcG9uc2USJgoHZW50cmllcxgBIAMoCzIVLnZhbG9yYS52MS5BdWRpdEVudHJ5ImIKB1dlYmhvb2sSCgoCaWQYASABKAkSCwoDdXJsGAIgASgJEg4KBmV2ZW50cxgDIAMoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJUChRDcmVhdGVXZWJob29rUmVxdWVzdBIfCgVhY3RvchgBIAEoCzIQLnZhbG9yYS52MS5BY3RvchILCgN1cmwYAiABKAkSDgoGZXZlbnRzGAMgAygJIkwKFUNyZWF0ZVdlYmhvb2tSZXNwb25zZRIjCgd3ZWJob29rGAEgASgLMhIudmFsb3JhLnYxLldlYmhvb2sSDgoGc2VjcmV0GAIgASgJIigKE0xpc3RXZWJob29rc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJIjwKFExpc3RXZWJob29rc1Jlc3BvbnNlEiQKCHdlYmhvb2tzGAEgAygLMhIudmFsb3JhLnYxLldlYmhvb2siQwoURGVsZXRlV2ViaG9va1JlcXVlc3QSHwoFYWN0b3IYASABKAsyEC52YWxvcmEudjEuQWN0b3ISCgoCaWQYAiABKAkiFwoVRGVsZXRlV2ViaG9va1Jlc3BvbnNlIvMBCghEZWxpdmVyeRIKCgJpZBgBIAEoCRIQCghldmVudF9pZBgCIAEoCRISCgpldmVudF90eXBlGAMgASgJEg4KBnN0YXR1cxgEIAEoCRIQCghhdHRlbXB0cxgFIAEoBRIYChBsYXN0X3N0YXR1c19jb2RlGAYgASgFEhIKCmxhc3RfZXJyb3IYByABKAkSMwoPbmV4dF9hdHRlbXB0X2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj4KFUxpc3REZWxpdmVyaWVzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKd2ViaG9va19pZBgCIAEoCSJBChZMaXN0RGVsaXZlcmllc1Jlc3BvbnNlEicKCmRlbGl2ZXJpZXMYASADKAsyEy52YWxvcmEudjEuRGVsaXZlcnkiagoOUHVibGlzaFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEgwKBHR5cGUYAyABKAkSJQoEZGF0YRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiJQoPUHVibGlzaFJlc3BvbnNlEhIKCmRlbGl2ZXJpZXMYASABKAUiYgoOU2V0UGxhblJlcXVlc3QSHwoFYWN0b3IYASABKAsyEC52YWxvcmEudjEuQWN0b3ISEQoJdGVuYW50X2lkGAIgASgJEgwKBHBsYW4YAyABKAkSDgoGcmVhc29uGAQgASgJIksKD1NldFBsYW5SZXNwb25zZRIhCgZ0ZW5hbnQYASABKAsyES52YWxvcmEudjEuVGVuYW50EhUKDXByZXZpb3VzX3BsYW4YAiABKAkiFAoSTGlzdFRlbmFudHNSZXF1ZXN0IjkKE0xpc3RUZW5hbnRzUmVzcG9uc2USIgoHdGVuYW50cxgBIAMoCzIRLnZhbG9yYS52MS5UZW5hbnQqbwoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDgoKUk9MRV9BRE1JThABEhAKDFJPTEVfTUFOQUdFUhACEg8KC1JPTEVfVklFV0VSEAMSDAoIUk9MRV9BUEkQBBIQCgxST0xFX0FVRElUT1IQBTL/CgoNVGVuYW50U2VydmljZRJPCgxBdXRoZW50aWNhdGUSHi52YWxvcmEudjEuQXV0aGVudGljYXRlUmVxdWVzdBofLnZhbG9yYS52MS5BdXRoZW50aWNhdGVSZXNwb25zZRJVCg5SZXNvbHZlU3ViamVjdBIgLnZhbG9yYS52MS5SZXNvbHZlU3ViamVjdFJlcXVlc3QaIS52YWxvcmEudjEuUmVzb2x2ZVN1YmplY3RSZXNwb25zZRJPCgxDcmVhdGVUZW5hbnQSHi52YWxvcmEudjEuQ3JlYXRlVGVuYW50UmVxdWVzdBofLnZhbG9yYS52MS5DcmVhdGVUZW5hbnRSZXNwb25zZRJGCglHZXRUZW5hbnQSGy52YWxvcmEudjEuR2V0VGVuYW50UmVxdWVzdBocLnZhbG9yYS52MS5HZXRUZW5hbnRSZXNwb25zZRJACgdTZXRQbGFuEhkudmFsb3JhLnYxLlNldFBsYW5SZXF1ZXN0GhoudmFsb3JhLnYxLlNldFBsYW5SZXNwb25zZRJMCgtMaXN0VGVuYW50cxIdLnZhbG9yYS52MS5MaXN0VGVuYW50c1JlcXVlc3QaHi52YWxvcmEudjEuTGlzdFRlbmFudHNSZXNwb25zZRJACgdQdXRVc2VyEhkudmFsb3JhLnYxLlB1dFVzZXJSZXF1ZXN0GhoudmFsb3JhLnYxLlB1dFVzZXJSZXNwb25zZRJGCglMaXN0VXNlcnMSGy52YWxvcmEudjEuTGlzdFVzZXJzUmVxdWVzdBocLnZhbG9yYS52MS5MaXN0VXNlcnNSZXNwb25zZRJJCgpEZWxldGVVc2VyEhwudmFsb3JhLnYxLkRlbGV0ZVVzZXJSZXF1ZXN0Gh0udmFsb3JhLnYxLkRlbGV0ZVVzZXJSZXNwb25zZRJPCgxDcmVhdGVBcGlLZXkSHi52YWxvcmEudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBofLnZhbG9yYS52MS5DcmVhdGVBcGlLZXlSZXNwb25zZRJMCgtMaXN0QXBpS2V5cxIdLnZhbG9yYS52MS5MaXN0QXBpS2V5c1JlcXVlc3QaHi52YWxvcmEudjEuTGlzdEFwaUtleXNSZXNwb25zZRJPCgxSZXZva2VBcGlLZXkSHi52YWxvcmEudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBofLnZhbG9yYS52MS5SZXZva2VBcGlLZXlSZXNwb25zZRJGCglMaXN0QXVkaXQSGy52YWxvcmEudjEuTGlzdEF1ZGl0UmVxdWVzdBocLnZhbG9yYS52MS5MaXN0QXVkaXRSZXNwb25zZRJSCg1DcmVhdGVXZWJob29rEh8udmFsb3JhLnYxLkNyZWF0ZVdlYmhvb2tSZXF1ZXN0GiAudmFsb3JhLnYxLkNyZWF0ZVdlYmhvb2tSZXNwb25zZRJPCgxMaXN0V2ViaG9va3MSHi52YWxvcmEudjEuTGlzdFdlYmhvb2tzUmVxdWVzdBofLnZhbG9yYS52MS5MaXN0V2ViaG9va3NSZXNwb25zZRJSCg1EZWxldGVXZWJob29rEh8udmFsb3JhLnYxLkRlbGV0ZVdlYmhvb2tSZXF1ZXN0GiAudmFsb3JhLnYxLkRlbGV0ZVdlYmhvb2tSZXNwb25zZRJVCg5MaXN0RGVsaXZlcmllcxIgLnZhbG9yYS52MS5MaXN0RGVsaXZlcmllc1JlcXVlc3QaIS52YWxvcmEudjEuTGlzdERlbGl2ZXJpZXNSZXNwb25zZRJACgdQdWJsaXNoEhkudmFsb3JhLnYxLlB1Ymxpc2hSZXF1ZXN0GhoudmFsb3JhLnYxLlB1Ymxpc2hSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chd2YWxvcmEvdjEvdGVuYW50cy5wcm90bxIJdmFsb3JhLnYxIjcKBUFjdG9yEhEKCXRlbmFudF9pZBgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEgoKAmlwGAMgASgJIqEBCglQcmluY2lwYWwSEQoJdGVuYW50X2lkGAEgASgJEhMKC3RlbmFudF9uYW1lGAIgASgJEg8KB3N1YmplY3QYAyABKAkSHgoFcm9sZXMYBCADKA4yDy52YWxvcmEudjEuUm9sZRIVCg1hc3NldF9jbGFzc2VzGAUgAygJEhYKDnBsYXRmb3JtX2FkbWluGAYgASgIEgwKBHBsYW4YByABKAkiMgoTQXV0aGVudGljYXRlUmVxdWVzdBIPCgdhcGlfa2V5GAEgASgJEgoKAmlwGAIgASgJIj8KFEF1dGhlbnRpY2F0ZVJlc3BvbnNlEicKCXByaW5jaXBhbBgBIAEoCzIULnZhbG9yYS52MS5QcmluY2lwYWwiXgoVUmVzb2x2ZVN1YmplY3RSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEiQKC3Rva2VuX3JvbGVzGAMgAygOMg8udmFsb3JhLnYxLlJvbGUiQQoWUmVzb2x2ZVN1YmplY3RSZXNwb25zZRInCglwcmluY2lwYWwYASABKAsyFC52YWxvcmEudjEuUHJpbmNpcGFsIpYCCgZUZW5hbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIMCgRwbGFuGAMgASgJEhYKDnBsYXRmb3JtX2FkbWluGAQgASgIEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnN0YXR1cxgGIAEoCRIwCgxzdXNwZW5kZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDnN1c3BlbmRfcmVhc29uGAggASgJEi8KC2VyYXNlX2FmdGVyGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglrZXlfY291bnQYCiABKAUiowEKE0NyZWF0ZVRlbmFudFJlcXVlc3QSHwoFYWN0b3IYASABKAsyEC52YWxvcmEudjEuQWN0b3ISDAoEbmFtZRgCIAEoCRIMCgRwbGFuGAMgASgJEhUKDWFkbWluX3N1YmplY3QYBCABKAkSIwoKYWRtaW5fcm9sZRgFIAEoDjIPLnZhbG9yYS52MS5Sb2xlEhMKC2FkbWluX2VtYWlsGAYgASgJIp4BChRDcmVhdGVUZW5hbnRSZXNwb25zZRIhCgZ0ZW5hbnQYASABKAsyES52YWxvcmEudjEuVGVuYW50EiQKCWZpcnN0X2tleRgCIAEoCzIRLnZhbG9yYS52MS5BcGlLZXkSGAoQZmlyc3Rfa2V5X3NlY3JldBgDIAEoCRIjCgppbnZpdGF0aW9uGAQgASgLMg8udmFsb3JhLnYxLlVzZXIigQEKE1VwZGF0ZVRlbmFudFJlcXVlc3QSHwoFYWN0b3IYASABKAsyEC52YWxvcmEudjEuQWN0b3ISEQoJdGVuYW50X2lkGAIgASgJEhEKBG5hbWUYAyABKAlIAIgBARIRCgRwbGFuGAQgASgJSAGIAQFCBwoFX25hbWVCBwoFX3BsYW4iOQoUVXBkYXRlVGVuYW50UmVzcG9uc2USIQoGdGVuYW50GAEgASgLMhEudmFsb3JhLnYxLlRlbmFudCKUAQoZQ3JlYXRlVGVuYW50QXBpS2V5UmVxdWVzdBIfCgVhY3RvchgBIAEoCzIQLnZhbG9yYS52MS5BY3RvchIRCgl0ZW5hbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIeCgVyb2xlcxgEIAMoDjIPLnZhbG9yYS52MS5Sb2xlEhUKDWFzc2V0X2NsYXNzZXMYBSADKAkiUAoaQ3JlYXRlVGVuYW50QXBpS2V5UmVzcG9uc2USIgoHYXBpX2tleRgBIAEoCzIRLnZhbG9yYS52MS5BcGlLZXkSDgoGc2VjcmV0GAIgASgJIloKFFN1c3BlbmRUZW5hbnRSZXF1ZXN0Eh8KBWFjdG9yGAEgASgLMhAudmFsb3JhLnYxLkFjdG9yEhEKCXRlbmFudF9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiOgoVU3VzcGVuZFRlbmFudFJlc3BvbnNlEiEKBnRlbmFudBgBIAEoCzIRLnZhbG9yYS52MS5UZW5hbnQiSQoTUmVzdW1lVGVuYW50UmVxdWVzdBIfCgVhY3RvchgBIAEoCzIQLnZhbG9yYS52MS5BY3RvchIRCgl0ZW5hbnRfaWQYAiABKAkiOQoUUmVzdW1lVGVuYW50UmVzcG9uc2USIQoGdGVuYW50GAEgASgLMhEudmFsb3JhLnYxLlRlbmFudCJ2ChJFcmFzZVRlbmFudFJlcXVlc3QSHwoFYWN0b3IYASABKAsyEC52YWxvcmEudjEuQWN0b3ISEQoJdGVuYW50X2lkGAIgASgJEhoKDWdyYWNlX3NlY29uZHMYAyABKANIAIgBAUIQCg5fZ3JhY2Vfc2Vjb25kcyI4ChNFcmFzZVRlbmFudFJlc3BvbnNlEiEKBnRlbmFudBgBIAEoCzIRLnZhbG9yYS52MS5UZW5hbnQiSgoUQ2FuY2VsRXJhc3VyZVJlcXVlc3QSHwoFYWN0b3IYASABKAsyEC52YWxvcmEudjEuQWN0b3ISEQoJdGVuYW50X2lkGAIgASgJIjoKFUNhbmNlbEVyYXN1cmVSZXNwb25zZRIhCgZ0ZW5hbnQYASABKAsyES52YWxvcmEudjEuVGVuYW50Ip8CCgxUZW5hbnRFeHBvcnQSCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEg4KBnN0YXR1cxgDIAEoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEc2l6ZRgGIAEoAxINCgVlcnJvchgHIAEoCRIzCgZjb3VudHMYCCADKAsyIy52YWxvcmEudjEuVGVuYW50RXhwb3J0LkNvdW50c0VudHJ5Gi0KC0NvdW50c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEiSAoSU3RhcnRFeHBvcnRSZXF1ZXN0Eh8KBWFjdG9yGAEgASgLMhAudmFsb3JhLnYxLkFjdG9yEhEKCXRlbmFudF9pZBgCIAEoCSI+ChNTdGFydEV4cG9ydFJlc3BvbnNlEicKBmV4cG9ydBgBIAEoCzIXLnZhbG9yYS52MS5UZW5hbnRFeHBvcnQirAEKE0ZpbmlzaEV4cG9ydFJlcXVlc3QSCgoCaWQYASABKAkSDwoHYXJjaGl2ZRgCIAEoDBINCgVlcnJvchgDIAEoCRI6CgZjb3VudHMYBCADKAsyKi52YWxvcmEudjEuRmluaXNoRXhwb3J0UmVxdWVzdC5Db3VudHNFbnRyeRotCgtDb3VudHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBIj8KFEZpbmlzaEV4cG9ydFJlc3BvbnNlEicKBmV4cG9ydBgBIAEoCzIXLnZhbG9yYS52MS5UZW5hbnRFeHBvcnQiRwoQR2V0RXhwb3J0UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSCgoCaWQYAiABKAkSFAoMd2l0aF9hcmNoaXZlGAMgASgIIk0KEUdldEV4cG9ydFJlc3BvbnNlEicKBmV4cG9ydBgBIAEoCzIXLnZhbG9yYS52MS5UZW5hbnRFeHBvcnQSDwoHYXJjaGl2ZRgCIAEoDCIlChBHZXRUZW5hbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCSI2ChFHZXRUZW5hbnRSZXNwb25zZRIhCgZ0ZW5hbnQYASABKAsyES52YWxvcmEudjEuVGVuYW50InUKBFVzZXISDwoHc3ViamVjdBgBIAEoCRINCgVlbWFpbBgCIAEoCRIdCgRyb2xlGAMgASgOMg8udmFsb3JhLnYxLlJvbGUSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicAoOUHV0VXNlclJlcXVlc3QSHwoFYWN0b3IYASABKAsyEC52YWxvcmEudjEuQWN0b3ISDwoHc3ViamVjdBgCIAEoCRINCgVlbWFpbBgDIAEoCRIdCgRyb2xlGAQgASgOMg8udmFsb3JhLnYxLlJvbGUiMAoPUHV0VXNlclJlc3BvbnNlEh0KBHVzZXIYASABKAsyDy52YWxvcmEudjEuVXNlciIlChBMaXN0VXNlcnNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCSIzChFMaXN0VXNlcnNSZXNwb25zZRIeCgV1c2VycxgBIAMoCzIPLnZhbG9yYS52MS5Vc2VyIkUKEURlbGV0ZVVzZXJSZXF1ZXN0Eh8KBWFjdG9yGAEgASgLMhAudmFsb3JhLnYxLkFjdG9yEg8KB3N1YmplY3QYAiABKAkiFAoSRGVsZXRlVXNlclJlc3BvbnNlIvsBCgZBcGlLZXkSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZwcmVmaXgYAyABKAkSHgoFcm9sZXMYBCADKA4yDy52YWxvcmEudjEuUm9sZRIVCg1hc3NldF9jbGFzc2VzGAUgAygJEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3RfdXNlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcmV2b2tlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiewoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIfCgVhY3RvchgBIAEoCzIQLnZhbG9yYS52MS5BY3RvchIMCgRuYW1lGAIgASgJEh4KBXJvbGVzGAMgAygOMg8udmFsb3JhLnYxLlJvbGUSFQoNYXNzZXRfY2xhc3NlcxgEIAMoCSJKChRDcmVhdGVBcGlLZXlSZXNwb25zZRIiCgdhcGlfa2V5GAEgASgLMhEudmFsb3JhLnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiJwoSTGlzdEFwaUtleXNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCSI6ChNMaXN0QXBpS2V5c1Jlc3BvbnNlEiMKCGFwaV9rZXlzGAEgAygLMhEudmFsb3JhLnYxLkFwaUtleSJCChNSZXZva2VBcGlLZXlSZXF1ZXN0Eh8KBWFjdG9yGAEgASgLMhAudmFsb3JhLnYxLkFjdG9yEgoKAmlkGAIgASgJIjoKFFJldm9rZUFwaUtleVJlc3BvbnNlEiIKB2FwaV9rZXkYASABKAsyES52YWxvcmEudjEuQXBpS2V5IqUBCgpBdWRpdEVudHJ5EgoKAmlkGAEgASgJEg0KBWFjdG9yGAIgASgJEg4KBmFjdGlvbhgDIAEoCRIOCgZ0YXJnZXQYBCABKAkSCgoCaXAYBSABKAkSJgoCYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEigKB2RldGFpbHMYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IlQKEExpc3RBdWRpdFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg0KBWxpbWl0GAIgASgFEg4KBmJlZm9yZRgDIAEoCRIOCgZhY3Rpb24YBCABKAkiOwoRTGlzdEF1ZGl0UmVzcG9uc2USJgoHZW50cmllcxgBIAMoCzIVLnZhbG9yYS52MS5BdWRpdEVudHJ5ImIKB1dlYmhvb2sSCgoCaWQYASABKAkSCwoDdXJsGAIgASgJEg4KBmV2ZW50cxgDIAMoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJUChRDcmVhdGVXZWJob29rUmVxdWVzdBIfCgVhY3RvchgBIAEoCzIQLnZhbG9yYS52MS5BY3RvchILCgN1cmwYAiABKAkSDgoGZXZlbnRzGAMgAygJIkwKFUNyZWF0ZVdlYmhvb2tSZXNwb25zZRIjCgd3ZWJob29rGAEgASgLMhIudmFsb3JhLnYxLldlYmhvb2sSDgoGc2VjcmV0GAIgASgJIigKE0xpc3RXZWJob29rc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJIjwKFExpc3RXZWJob29rc1Jlc3BvbnNlEiQKCHdlYmhvb2tzGAEgAygLMhIudmFsb3JhLnYxLldlYmhvb2siQwoURGVsZXRlV2ViaG9va1JlcXVlc3QSHwoFYWN0b3IYASABKAsyEC52YWxvcmEudjEuQWN0b3ISCgoCaWQYAiABKAkiFwoVRGVsZXRlV2ViaG9va1Jlc3BvbnNlIvMBCghEZWxpdmVyeRIKCgJpZBgBIAEoCRIQCghldmVudF9pZBgCIAEoCRISCgpldmVudF90eXBlGAMgASgJEg4KBnN0YXR1cxgEIAEoCRIQCghhdHRlbXB0cxgFIAEoBRIYChBsYXN0X3N0YXR1c19jb2RlGAYgASgFEhIKCmxhc3RfZXJyb3IYByABKAkSMwoPbmV4dF9hdHRlbXB0X2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj4KFUxpc3REZWxpdmVyaWVzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKd2ViaG9va19pZBgCIAEoCSJBChZMaXN0RGVsaXZlcmllc1Jlc3BvbnNlEicKCmRlbGl2ZXJpZXMYASADKAsyEy52YWxvcmEudjEuRGVsaXZlcnkiagoOUHVibGlzaFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEgwKBHR5cGUYAyABKAkSJQoEZGF0YRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiJQoPUHVibGlzaFJlc3BvbnNlEhIKCmRlbGl2ZXJpZXMYASABKAUiYgoOU2V0UGxhblJlcXVlc3QSHwoFYWN0b3IYASABKAsyEC52YWxvcmEudjEuQWN0b3ISEQoJdGVuYW50X2lkGAIgASgJEgwKBHBsYW4YAyABKAkSDgoGcmVhc29uGAQgASgJIksKD1NldFBsYW5SZXNwb25zZRIhCgZ0ZW5hbnQYASABKAsyES52YWxvcmEudjEuVGVuYW50EhUKDXByZXZpb3VzX3BsYW4YAiABKAkigAEKEkxpc3RUZW5hbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIMCgRuYW1lGAMgASgJEgwKBHBsYW4YBCABKAkSDgoGc3RhdHVzGAUgASgJEhcKD2R1ZV9mb3JfZXJhc3VyZRgGIAEoCCJSChNMaXN0VGVuYW50c1Jlc3BvbnNlEiIKB3RlbmFudHMYASADKAsyES52YWxvcmEudjEuVGVuYW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSpvCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIOCgpST0xFX0FETUlOEAESEAoMUk9MRV9NQU5BR0VSEAISDwoLUk9MRV9WSUVXRVIQAxIMCghST0xFX0FQSRAEEhAKDFJPTEVfQVVESVRPUhAFMuEQCg1UZW5hbnRTZXJ2aWNlEk8KDEF1dGhlbnRpY2F0ZRIeLnZhbG9yYS52MS5BdXRoZW50aWNhdGVSZXF1ZXN0Gh8udmFsb3JhLnYxLkF1dGhlbnRpY2F0ZVJlc3BvbnNlElUKDlJlc29sdmVTdWJqZWN0EiAudmFsb3JhLnYxLlJlc29sdmVTdWJqZWN0UmVxdWVzdBohLnZhbG9yYS52MS5SZXNvbHZlU3ViamVjdFJlc3BvbnNlEk8KDENyZWF0ZVRlbmFudBIeLnZhbG9yYS52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0Gh8udmFsb3JhLnYxLkNyZWF0ZVRlbmFudFJlc3BvbnNlEkYKCUdldFRlbmFudBIbLnZhbG9yYS52MS5HZXRUZW5hbnRSZXF1ZXN0GhwudmFsb3JhLnYxLkdldFRlbmFudFJlc3BvbnNlEkAKB1NldFBsYW4SGS52YWxvcmEudjEuU2V0UGxhblJlcXVlc3QaGi52YWxvcmEudjEuU2V0UGxhblJlc3BvbnNlEkwKC0xpc3RUZW5hbnRzEh0udmFsb3JhLnYxLkxpc3RUZW5hbnRzUmVxdWVzdBoeLnZhbG9yYS52MS5MaXN0VGVuYW50c1Jlc3BvbnNlEkAKB1B1dFVzZXISGS52YWxvcmEudjEuUHV0VXNlclJlcXVlc3QaGi52YWxvcmEudjEuUHV0VXNlclJlc3BvbnNlEkYKCUxpc3RVc2VycxIbLnZhbG9yYS52MS5MaXN0VXNlcnNSZXF1ZXN0GhwudmFsb3JhLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlEkkKCkRlbGV0ZVVzZXISHC52YWxvcmEudjEuRGVsZXRlVXNlclJlcXVlc3QaHS52YWxvcmEudjEuRGVsZXRlVXNlclJlc3BvbnNlEk8KDENyZWF0ZUFwaUtleRIeLnZhbG9yYS52MS5DcmVhdGVBcGlLZXlSZXF1ZXN0Gh8udmFsb3JhLnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlEkwKC0xpc3RBcGlLZXlzEh0udmFsb3JhLnYxLkxpc3RBcGlLZXlzUmVxdWVzdBoeLnZhbG9yYS52MS5MaXN0QXBpS2V5c1Jlc3BvbnNlEk8KDFJldm9rZUFwaUtleRIeLnZhbG9yYS52MS5SZXZva2VBcGlLZXlSZXF1ZXN0Gh8udmFsb3JhLnYxLlJldm9rZUFwaUtleVJlc3BvbnNlEkYKCUxpc3RBdWRpdBIbLnZhbG9yYS52MS5MaXN0QXVkaXRSZXF1ZXN0GhwudmFsb3JhLnYxLkxpc3RBdWRpdFJlc3BvbnNlElIKDUNyZWF0ZVdlYmhvb2sSHy52YWxvcmEudjEuQ3JlYXRlV2ViaG9va1JlcXVlc3QaIC52YWxvcmEudjEuQ3JlYXRlV2ViaG9va1Jlc3BvbnNlEk8KDExpc3RXZWJob29rcxIeLnZhbG9yYS52MS5MaXN0V2ViaG9va3NSZXF1ZXN0Gh8udmFsb3JhLnYxLkxpc3RXZWJob29rc1Jlc3BvbnNlElIKDURlbGV0ZVdlYmhvb2sSHy52YWxvcmEudjEuRGVsZXRlV2ViaG9va1JlcXVlc3QaIC52YWxvcmEudjEuRGVsZXRlV2ViaG9va1Jlc3BvbnNlElUKDkxpc3REZWxpdmVyaWVzEiAudmFsb3JhLnYxLkxpc3REZWxpdmVyaWVzUmVxdWVzdBohLnZhbG9yYS52MS5MaXN0RGVsaXZlcmllc1Jlc3BvbnNlEkAKB1B1Ymxpc2gSGS52YWxvcmEudjEuUHVibGlzaFJlcXVlc3QaGi52YWxvcmEudjEuUHVibGlzaFJlc3BvbnNlEk8KDFVwZGF0ZVRlbmFudBIeLnZhbG9yYS52MS5VcGRhdGVUZW5hbnRSZXF1ZXN0Gh8udmFsb3JhLnYxLlVwZGF0ZVRlbmFudFJlc3BvbnNlEmEKEkNyZWF0ZVRlbmFudEFwaUtleRIkLnZhbG9yYS52MS5DcmVhdGVUZW5hbnRBcGlLZXlSZXF1ZXN0GiUudmFsb3JhLnYxLkNyZWF0ZVRlbmFudEFwaUtleVJlc3BvbnNlElIKDVN1c3BlbmRUZW5hbnQSHy52YWxvcmEudjEuU3VzcGVuZFRlbmFudFJlcXVlc3QaIC52YWxvcmEudjEuU3VzcGVuZFRlbmFudFJlc3BvbnNlEk8KDFJlc3VtZVRlbmFudBIeLnZhbG9yYS52MS5SZXN1bWVUZW5hbnRSZXF1ZXN0Gh8udmFsb3JhLnYxLlJlc3VtZVRlbmFudFJlc3BvbnNlEkwKC0VyYXNlVGVuYW50Eh0udmFsb3JhLnYxLkVyYXNlVGVuYW50UmVxdWVzdBoeLnZhbG9yYS52MS5FcmFzZVRlbmFudFJlc3BvbnNlElIKDUNhbmNlbEVyYXN1cmUSHy52YWxvcmEudjEuQ2FuY2VsRXJhc3VyZVJlcXVlc3QaIC52YWxvcmEudjEuQ2FuY2VsRXJhc3VyZVJlc3BvbnNlEkwKC1N0YXJ0RXhwb3J0Eh0udmFsb3JhLnYxLlN0YXJ0RXhwb3J0UmVxdWVzdBoeLnZhbG9yYS52MS5TdGFydEV4cG9ydFJlc3BvbnNlEk8KDEZpbmlzaEV4cG9ydBIeLnZhbG9yYS52MS5GaW5pc2hFeHBvcnRSZXF1ZXN0Gh8udmFsb3JhLnYxLkZpbmlzaEV4cG9ydFJlc3BvbnNlEkYKCUdldEV4cG9ydBIbLnZhbG9yYS52MS5HZXRFeHBvcnRSZXF1ZXN0GhwudmFsb3JhLnYxLkdldEV4cG9ydFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Who performs a call, for authorisation already decided by the gateway and for the audit log.
@@ -217,6 +217,35 @@ export type Tenant = Message<"valora.v1.Tenant"> & {
    * @generated from field: google.protobuf.Timestamp created_at = 5;
    */
   createdAt?: Timestamp | undefined;
+
+  /**
+   * "active", "suspended" or "erasing" (marked for erasure; purged after erase_after).
+   *
+   * @generated from field: string status = 6;
+   */
+  status: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp suspended_at = 7;
+   */
+  suspendedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string suspend_reason = 8;
+   */
+  suspendReason: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp erase_after = 9;
+   */
+  eraseAfter?: Timestamp | undefined;
+
+  /**
+   * API keys not revoked.
+   *
+   * @generated from field: int32 key_count = 10;
+   */
+  keyCount: number;
 };
 
 /**
@@ -244,6 +273,25 @@ export type CreateTenantRequest = Message<"valora.v1.CreateTenantRequest"> & {
    * @generated from field: string plan = 3;
    */
   plan: string;
+
+  /**
+   * With OIDC: invite this subject as the tenant's first user (no key is minted).
+   *
+   * @generated from field: string admin_subject = 4;
+   */
+  adminSubject: string;
+
+  /**
+   * The invited subject's role (admin when unspecified).
+   *
+   * @generated from field: valora.v1.Role admin_role = 5;
+   */
+  adminRole: Role;
+
+  /**
+   * @generated from field: string admin_email = 6;
+   */
+  adminEmail: string;
 };
 
 /**
@@ -261,6 +309,25 @@ export type CreateTenantResponse = Message<"valora.v1.CreateTenantResponse"> & {
    * @generated from field: valora.v1.Tenant tenant = 1;
    */
   tenant?: Tenant | undefined;
+
+  /**
+   * The tenant's first admin API key (when no subject was invited); its secret is shown once.
+   *
+   * @generated from field: valora.v1.ApiKey first_key = 2;
+   */
+  firstKey?: ApiKey | undefined;
+
+  /**
+   * @generated from field: string first_key_secret = 3;
+   */
+  firstKeySecret: string;
+
+  /**
+   * The invited user, when admin_subject was given.
+   *
+   * @generated from field: valora.v1.User invitation = 4;
+   */
+  invitation?: User | undefined;
 };
 
 /**
@@ -269,6 +336,481 @@ export type CreateTenantResponse = Message<"valora.v1.CreateTenantResponse"> & {
  */
 export const CreateTenantResponseSchema: GenMessage<CreateTenantResponse> = /*@__PURE__*/
   messageDesc(file_valora_v1_tenants, 8);
+
+/**
+ * @generated from message valora.v1.UpdateTenantRequest
+ */
+export type UpdateTenantRequest = Message<"valora.v1.UpdateTenantRequest"> & {
+  /**
+   * @generated from field: valora.v1.Actor actor = 1;
+   */
+  actor?: Actor | undefined;
+
+  /**
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: optional string name = 3;
+   */
+  name?: string | undefined;
+
+  /**
+   * @generated from field: optional string plan = 4;
+   */
+  plan?: string | undefined;
+};
+
+/**
+ * Describes the message valora.v1.UpdateTenantRequest.
+ * Use `create(UpdateTenantRequestSchema)` to create a new message.
+ */
+export const UpdateTenantRequestSchema: GenMessage<UpdateTenantRequest> = /*@__PURE__*/
+  messageDesc(file_valora_v1_tenants, 9);
+
+/**
+ * @generated from message valora.v1.UpdateTenantResponse
+ */
+export type UpdateTenantResponse = Message<"valora.v1.UpdateTenantResponse"> & {
+  /**
+   * @generated from field: valora.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message valora.v1.UpdateTenantResponse.
+ * Use `create(UpdateTenantResponseSchema)` to create a new message.
+ */
+export const UpdateTenantResponseSchema: GenMessage<UpdateTenantResponse> = /*@__PURE__*/
+  messageDesc(file_valora_v1_tenants, 10);
+
+/**
+ * @generated from message valora.v1.CreateTenantApiKeyRequest
+ */
+export type CreateTenantApiKeyRequest = Message<"valora.v1.CreateTenantApiKeyRequest"> & {
+  /**
+   * A platform administrator.
+   *
+   * @generated from field: valora.v1.Actor actor = 1;
+   */
+  actor?: Actor | undefined;
+
+  /**
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * @generated from field: repeated valora.v1.Role roles = 4;
+   */
+  roles: Role[];
+
+  /**
+   * @generated from field: repeated string asset_classes = 5;
+   */
+  assetClasses: string[];
+};
+
+/**
+ * Describes the message valora.v1.CreateTenantApiKeyRequest.
+ * Use `create(CreateTenantApiKeyRequestSchema)` to create a new message.
+ */
+export const CreateTenantApiKeyRequestSchema: GenMessage<CreateTenantApiKeyRequest> = /*@__PURE__*/
+  messageDesc(file_valora_v1_tenants, 11);
+
+/**
+ * @generated from message valora.v1.CreateTenantApiKeyResponse
+ */
+export type CreateTenantApiKeyResponse = Message<"valora.v1.CreateTenantApiKeyResponse"> & {
+  /**
+   * @generated from field: valora.v1.ApiKey api_key = 1;
+   */
+  apiKey?: ApiKey | undefined;
+
+  /**
+   * The secret, shown once.
+   *
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+};
+
+/**
+ * Describes the message valora.v1.CreateTenantApiKeyResponse.
+ * Use `create(CreateTenantApiKeyResponseSchema)` to create a new message.
+ */
+export const CreateTenantApiKeyResponseSchema: GenMessage<CreateTenantApiKeyResponse> = /*@__PURE__*/
+  messageDesc(file_valora_v1_tenants, 12);
+
+/**
+ * @generated from message valora.v1.SuspendTenantRequest
+ */
+export type SuspendTenantRequest = Message<"valora.v1.SuspendTenantRequest"> & {
+  /**
+   * @generated from field: valora.v1.Actor actor = 1;
+   */
+  actor?: Actor | undefined;
+
+  /**
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message valora.v1.SuspendTenantRequest.
+ * Use `create(SuspendTenantRequestSchema)` to create a new message.
+ */
+export const SuspendTenantRequestSchema: GenMessage<SuspendTenantRequest> = /*@__PURE__*/
+  messageDesc(file_valora_v1_tenants, 13);
+
+/**
+ * @generated from message valora.v1.SuspendTenantResponse
+ */
+export type SuspendTenantResponse = Message<"valora.v1.SuspendTenantResponse"> & {
+  /**
+   * @generated from field: valora.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message valora.v1.SuspendTenantResponse.
+ * Use `create(SuspendTenantResponseSchema)` to create a new message.
+ */
+export const SuspendTenantResponseSchema: GenMessage<SuspendTenantResponse> = /*@__PURE__*/
+  messageDesc(file_valora_v1_tenants, 14);
+
+/**
+ * @generated from message valora.v1.ResumeTenantRequest
+ */
+export type ResumeTenantRequest = Message<"valora.v1.ResumeTenantRequest"> & {
+  /**
+   * @generated from field: valora.v1.Actor actor = 1;
+   */
+  actor?: Actor | undefined;
+
+  /**
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message valora.v1.ResumeTenantRequest.
+ * Use `create(ResumeTenantRequestSchema)` to create a new message.
+ */
+export const ResumeTenantRequestSchema: GenMessage<ResumeTenantRequest> = /*@__PURE__*/
+  messageDesc(file_valora_v1_tenants, 15);
+
+/**
+ * @generated from message valora.v1.ResumeTenantResponse
+ */
+export type ResumeTenantResponse = Message<"valora.v1.ResumeTenantResponse"> & {
+  /**
+   * @generated from field: valora.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message valora.v1.ResumeTenantResponse.
+ * Use `create(ResumeTenantResponseSchema)` to create a new message.
+ */
+export const ResumeTenantResponseSchema: GenMessage<ResumeTenantResponse> = /*@__PURE__*/
+  messageDesc(file_valora_v1_tenants, 16);
+
+/**
+ * @generated from message valora.v1.EraseTenantRequest
+ */
+export type EraseTenantRequest = Message<"valora.v1.EraseTenantRequest"> & {
+  /**
+   * @generated from field: valora.v1.Actor actor = 1;
+   */
+  actor?: Actor | undefined;
+
+  /**
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * Grace period before the purge; the service's default (7 days) when unset.
+   *
+   * @generated from field: optional int64 grace_seconds = 3;
+   */
+  graceSeconds?: bigint | undefined;
+};
+
+/**
+ * Describes the message valora.v1.EraseTenantRequest.
+ * Use `create(EraseTenantRequestSchema)` to create a new message.
+ */
+export const EraseTenantRequestSchema: GenMessage<EraseTenantRequest> = /*@__PURE__*/
+  messageDesc(file_valora_v1_tenants, 17);
+
+/**
+ * @generated from message valora.v1.EraseTenantResponse
+ */
+export type EraseTenantResponse = Message<"valora.v1.EraseTenantResponse"> & {
+  /**
+   * @generated from field: valora.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message valora.v1.EraseTenantResponse.
+ * Use `create(EraseTenantResponseSchema)` to create a new message.
+ */
+export const EraseTenantResponseSchema: GenMessage<EraseTenantResponse> = /*@__PURE__*/
+  messageDesc(file_valora_v1_tenants, 18);
+
+/**
+ * @generated from message valora.v1.CancelErasureRequest
+ */
+export type CancelErasureRequest = Message<"valora.v1.CancelErasureRequest"> & {
+  /**
+   * @generated from field: valora.v1.Actor actor = 1;
+   */
+  actor?: Actor | undefined;
+
+  /**
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message valora.v1.CancelErasureRequest.
+ * Use `create(CancelErasureRequestSchema)` to create a new message.
+ */
+export const CancelErasureRequestSchema: GenMessage<CancelErasureRequest> = /*@__PURE__*/
+  messageDesc(file_valora_v1_tenants, 19);
+
+/**
+ * @generated from message valora.v1.CancelErasureResponse
+ */
+export type CancelErasureResponse = Message<"valora.v1.CancelErasureResponse"> & {
+  /**
+   * @generated from field: valora.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message valora.v1.CancelErasureResponse.
+ * Use `create(CancelErasureResponseSchema)` to create a new message.
+ */
+export const CancelErasureResponseSchema: GenMessage<CancelErasureResponse> = /*@__PURE__*/
+  messageDesc(file_valora_v1_tenants, 20);
+
+/**
+ * @generated from message valora.v1.TenantExport
+ */
+export type TenantExport = Message<"valora.v1.TenantExport"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * "running", "succeeded" or "failed".
+   *
+   * @generated from field: string status = 3;
+   */
+  status: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 4;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp finished_at = 5;
+   */
+  finishedAt?: Timestamp | undefined;
+
+  /**
+   * Size of the archive (gzip) in bytes.
+   *
+   * @generated from field: int64 size = 6;
+   */
+  size: bigint;
+
+  /**
+   * @generated from field: string error = 7;
+   */
+  error: string;
+
+  /**
+   * Rows per section of the archive.
+   *
+   * @generated from field: map<string, int64> counts = 8;
+   */
+  counts: { [key: string]: bigint };
+};
+
+/**
+ * Describes the message valora.v1.TenantExport.
+ * Use `create(TenantExportSchema)` to create a new message.
+ */
+export const TenantExportSchema: GenMessage<TenantExport> = /*@__PURE__*/
+  messageDesc(file_valora_v1_tenants, 21);
+
+/**
+ * @generated from message valora.v1.StartExportRequest
+ */
+export type StartExportRequest = Message<"valora.v1.StartExportRequest"> & {
+  /**
+   * @generated from field: valora.v1.Actor actor = 1;
+   */
+  actor?: Actor | undefined;
+
+  /**
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message valora.v1.StartExportRequest.
+ * Use `create(StartExportRequestSchema)` to create a new message.
+ */
+export const StartExportRequestSchema: GenMessage<StartExportRequest> = /*@__PURE__*/
+  messageDesc(file_valora_v1_tenants, 22);
+
+/**
+ * @generated from message valora.v1.StartExportResponse
+ */
+export type StartExportResponse = Message<"valora.v1.StartExportResponse"> & {
+  /**
+   * @generated from field: valora.v1.TenantExport export = 1;
+   */
+  export?: TenantExport | undefined;
+};
+
+/**
+ * Describes the message valora.v1.StartExportResponse.
+ * Use `create(StartExportResponseSchema)` to create a new message.
+ */
+export const StartExportResponseSchema: GenMessage<StartExportResponse> = /*@__PURE__*/
+  messageDesc(file_valora_v1_tenants, 23);
+
+/**
+ * @generated from message valora.v1.FinishExportRequest
+ */
+export type FinishExportRequest = Message<"valora.v1.FinishExportRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: bytes archive = 2;
+   */
+  archive: Uint8Array;
+
+  /**
+   * @generated from field: string error = 3;
+   */
+  error: string;
+
+  /**
+   * @generated from field: map<string, int64> counts = 4;
+   */
+  counts: { [key: string]: bigint };
+};
+
+/**
+ * Describes the message valora.v1.FinishExportRequest.
+ * Use `create(FinishExportRequestSchema)` to create a new message.
+ */
+export const FinishExportRequestSchema: GenMessage<FinishExportRequest> = /*@__PURE__*/
+  messageDesc(file_valora_v1_tenants, 24);
+
+/**
+ * @generated from message valora.v1.FinishExportResponse
+ */
+export type FinishExportResponse = Message<"valora.v1.FinishExportResponse"> & {
+  /**
+   * @generated from field: valora.v1.TenantExport export = 1;
+   */
+  export?: TenantExport | undefined;
+};
+
+/**
+ * Describes the message valora.v1.FinishExportResponse.
+ * Use `create(FinishExportResponseSchema)` to create a new message.
+ */
+export const FinishExportResponseSchema: GenMessage<FinishExportResponse> = /*@__PURE__*/
+  messageDesc(file_valora_v1_tenants, 25);
+
+/**
+ * @generated from message valora.v1.GetExportRequest
+ */
+export type GetExportRequest = Message<"valora.v1.GetExportRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * @generated from field: bool with_archive = 3;
+   */
+  withArchive: boolean;
+};
+
+/**
+ * Describes the message valora.v1.GetExportRequest.
+ * Use `create(GetExportRequestSchema)` to create a new message.
+ */
+export const GetExportRequestSchema: GenMessage<GetExportRequest> = /*@__PURE__*/
+  messageDesc(file_valora_v1_tenants, 26);
+
+/**
+ * @generated from message valora.v1.GetExportResponse
+ */
+export type GetExportResponse = Message<"valora.v1.GetExportResponse"> & {
+  /**
+   * @generated from field: valora.v1.TenantExport export = 1;
+   */
+  export?: TenantExport | undefined;
+
+  /**
+   * @generated from field: bytes archive = 2;
+   */
+  archive: Uint8Array;
+};
+
+/**
+ * Describes the message valora.v1.GetExportResponse.
+ * Use `create(GetExportResponseSchema)` to create a new message.
+ */
+export const GetExportResponseSchema: GenMessage<GetExportResponse> = /*@__PURE__*/
+  messageDesc(file_valora_v1_tenants, 27);
 
 /**
  * @generated from message valora.v1.GetTenantRequest
@@ -285,7 +827,7 @@ export type GetTenantRequest = Message<"valora.v1.GetTenantRequest"> & {
  * Use `create(GetTenantRequestSchema)` to create a new message.
  */
 export const GetTenantRequestSchema: GenMessage<GetTenantRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 9);
+  messageDesc(file_valora_v1_tenants, 28);
 
 /**
  * @generated from message valora.v1.GetTenantResponse
@@ -302,7 +844,7 @@ export type GetTenantResponse = Message<"valora.v1.GetTenantResponse"> & {
  * Use `create(GetTenantResponseSchema)` to create a new message.
  */
 export const GetTenantResponseSchema: GenMessage<GetTenantResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 10);
+  messageDesc(file_valora_v1_tenants, 29);
 
 /**
  * @generated from message valora.v1.User
@@ -334,7 +876,7 @@ export type User = Message<"valora.v1.User"> & {
  * Use `create(UserSchema)` to create a new message.
  */
 export const UserSchema: GenMessage<User> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 11);
+  messageDesc(file_valora_v1_tenants, 30);
 
 /**
  * @generated from message valora.v1.PutUserRequest
@@ -366,7 +908,7 @@ export type PutUserRequest = Message<"valora.v1.PutUserRequest"> & {
  * Use `create(PutUserRequestSchema)` to create a new message.
  */
 export const PutUserRequestSchema: GenMessage<PutUserRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 12);
+  messageDesc(file_valora_v1_tenants, 31);
 
 /**
  * @generated from message valora.v1.PutUserResponse
@@ -383,7 +925,7 @@ export type PutUserResponse = Message<"valora.v1.PutUserResponse"> & {
  * Use `create(PutUserResponseSchema)` to create a new message.
  */
 export const PutUserResponseSchema: GenMessage<PutUserResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 13);
+  messageDesc(file_valora_v1_tenants, 32);
 
 /**
  * @generated from message valora.v1.ListUsersRequest
@@ -400,7 +942,7 @@ export type ListUsersRequest = Message<"valora.v1.ListUsersRequest"> & {
  * Use `create(ListUsersRequestSchema)` to create a new message.
  */
 export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 14);
+  messageDesc(file_valora_v1_tenants, 33);
 
 /**
  * @generated from message valora.v1.ListUsersResponse
@@ -417,7 +959,7 @@ export type ListUsersResponse = Message<"valora.v1.ListUsersResponse"> & {
  * Use `create(ListUsersResponseSchema)` to create a new message.
  */
 export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 15);
+  messageDesc(file_valora_v1_tenants, 34);
 
 /**
  * @generated from message valora.v1.DeleteUserRequest
@@ -439,7 +981,7 @@ export type DeleteUserRequest = Message<"valora.v1.DeleteUserRequest"> & {
  * Use `create(DeleteUserRequestSchema)` to create a new message.
  */
 export const DeleteUserRequestSchema: GenMessage<DeleteUserRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 16);
+  messageDesc(file_valora_v1_tenants, 35);
 
 /**
  * @generated from message valora.v1.DeleteUserResponse
@@ -452,7 +994,7 @@ export type DeleteUserResponse = Message<"valora.v1.DeleteUserResponse"> & {
  * Use `create(DeleteUserResponseSchema)` to create a new message.
  */
 export const DeleteUserResponseSchema: GenMessage<DeleteUserResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 17);
+  messageDesc(file_valora_v1_tenants, 36);
 
 /**
  * @generated from message valora.v1.ApiKey
@@ -506,7 +1048,7 @@ export type ApiKey = Message<"valora.v1.ApiKey"> & {
  * Use `create(ApiKeySchema)` to create a new message.
  */
 export const ApiKeySchema: GenMessage<ApiKey> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 18);
+  messageDesc(file_valora_v1_tenants, 37);
 
 /**
  * @generated from message valora.v1.CreateApiKeyRequest
@@ -538,7 +1080,7 @@ export type CreateApiKeyRequest = Message<"valora.v1.CreateApiKeyRequest"> & {
  * Use `create(CreateApiKeyRequestSchema)` to create a new message.
  */
 export const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 19);
+  messageDesc(file_valora_v1_tenants, 38);
 
 /**
  * @generated from message valora.v1.CreateApiKeyResponse
@@ -562,7 +1104,7 @@ export type CreateApiKeyResponse = Message<"valora.v1.CreateApiKeyResponse"> & {
  * Use `create(CreateApiKeyResponseSchema)` to create a new message.
  */
 export const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 20);
+  messageDesc(file_valora_v1_tenants, 39);
 
 /**
  * @generated from message valora.v1.ListApiKeysRequest
@@ -579,7 +1121,7 @@ export type ListApiKeysRequest = Message<"valora.v1.ListApiKeysRequest"> & {
  * Use `create(ListApiKeysRequestSchema)` to create a new message.
  */
 export const ListApiKeysRequestSchema: GenMessage<ListApiKeysRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 21);
+  messageDesc(file_valora_v1_tenants, 40);
 
 /**
  * @generated from message valora.v1.ListApiKeysResponse
@@ -596,7 +1138,7 @@ export type ListApiKeysResponse = Message<"valora.v1.ListApiKeysResponse"> & {
  * Use `create(ListApiKeysResponseSchema)` to create a new message.
  */
 export const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 22);
+  messageDesc(file_valora_v1_tenants, 41);
 
 /**
  * @generated from message valora.v1.RevokeApiKeyRequest
@@ -618,7 +1160,7 @@ export type RevokeApiKeyRequest = Message<"valora.v1.RevokeApiKeyRequest"> & {
  * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
  */
 export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 23);
+  messageDesc(file_valora_v1_tenants, 42);
 
 /**
  * @generated from message valora.v1.RevokeApiKeyResponse
@@ -635,7 +1177,7 @@ export type RevokeApiKeyResponse = Message<"valora.v1.RevokeApiKeyResponse"> & {
  * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
  */
 export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 24);
+  messageDesc(file_valora_v1_tenants, 43);
 
 /**
  * @generated from message valora.v1.AuditEntry
@@ -688,7 +1230,7 @@ export type AuditEntry = Message<"valora.v1.AuditEntry"> & {
  * Use `create(AuditEntrySchema)` to create a new message.
  */
 export const AuditEntrySchema: GenMessage<AuditEntry> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 25);
+  messageDesc(file_valora_v1_tenants, 44);
 
 /**
  * @generated from message valora.v1.ListAuditRequest
@@ -726,7 +1268,7 @@ export type ListAuditRequest = Message<"valora.v1.ListAuditRequest"> & {
  * Use `create(ListAuditRequestSchema)` to create a new message.
  */
 export const ListAuditRequestSchema: GenMessage<ListAuditRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 26);
+  messageDesc(file_valora_v1_tenants, 45);
 
 /**
  * @generated from message valora.v1.ListAuditResponse
@@ -743,7 +1285,7 @@ export type ListAuditResponse = Message<"valora.v1.ListAuditResponse"> & {
  * Use `create(ListAuditResponseSchema)` to create a new message.
  */
 export const ListAuditResponseSchema: GenMessage<ListAuditResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 27);
+  messageDesc(file_valora_v1_tenants, 46);
 
 /**
  * @generated from message valora.v1.Webhook
@@ -777,7 +1319,7 @@ export type Webhook = Message<"valora.v1.Webhook"> & {
  * Use `create(WebhookSchema)` to create a new message.
  */
 export const WebhookSchema: GenMessage<Webhook> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 28);
+  messageDesc(file_valora_v1_tenants, 47);
 
 /**
  * @generated from message valora.v1.CreateWebhookRequest
@@ -804,7 +1346,7 @@ export type CreateWebhookRequest = Message<"valora.v1.CreateWebhookRequest"> & {
  * Use `create(CreateWebhookRequestSchema)` to create a new message.
  */
 export const CreateWebhookRequestSchema: GenMessage<CreateWebhookRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 29);
+  messageDesc(file_valora_v1_tenants, 48);
 
 /**
  * @generated from message valora.v1.CreateWebhookResponse
@@ -828,7 +1370,7 @@ export type CreateWebhookResponse = Message<"valora.v1.CreateWebhookResponse"> &
  * Use `create(CreateWebhookResponseSchema)` to create a new message.
  */
 export const CreateWebhookResponseSchema: GenMessage<CreateWebhookResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 30);
+  messageDesc(file_valora_v1_tenants, 49);
 
 /**
  * @generated from message valora.v1.ListWebhooksRequest
@@ -845,7 +1387,7 @@ export type ListWebhooksRequest = Message<"valora.v1.ListWebhooksRequest"> & {
  * Use `create(ListWebhooksRequestSchema)` to create a new message.
  */
 export const ListWebhooksRequestSchema: GenMessage<ListWebhooksRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 31);
+  messageDesc(file_valora_v1_tenants, 50);
 
 /**
  * @generated from message valora.v1.ListWebhooksResponse
@@ -862,7 +1404,7 @@ export type ListWebhooksResponse = Message<"valora.v1.ListWebhooksResponse"> & {
  * Use `create(ListWebhooksResponseSchema)` to create a new message.
  */
 export const ListWebhooksResponseSchema: GenMessage<ListWebhooksResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 32);
+  messageDesc(file_valora_v1_tenants, 51);
 
 /**
  * @generated from message valora.v1.DeleteWebhookRequest
@@ -884,7 +1426,7 @@ export type DeleteWebhookRequest = Message<"valora.v1.DeleteWebhookRequest"> & {
  * Use `create(DeleteWebhookRequestSchema)` to create a new message.
  */
 export const DeleteWebhookRequestSchema: GenMessage<DeleteWebhookRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 33);
+  messageDesc(file_valora_v1_tenants, 52);
 
 /**
  * @generated from message valora.v1.DeleteWebhookResponse
@@ -897,7 +1439,7 @@ export type DeleteWebhookResponse = Message<"valora.v1.DeleteWebhookResponse"> &
  * Use `create(DeleteWebhookResponseSchema)` to create a new message.
  */
 export const DeleteWebhookResponseSchema: GenMessage<DeleteWebhookResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 34);
+  messageDesc(file_valora_v1_tenants, 53);
 
 /**
  * @generated from message valora.v1.Delivery
@@ -956,7 +1498,7 @@ export type Delivery = Message<"valora.v1.Delivery"> & {
  * Use `create(DeliverySchema)` to create a new message.
  */
 export const DeliverySchema: GenMessage<Delivery> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 35);
+  messageDesc(file_valora_v1_tenants, 54);
 
 /**
  * @generated from message valora.v1.ListDeliveriesRequest
@@ -978,7 +1520,7 @@ export type ListDeliveriesRequest = Message<"valora.v1.ListDeliveriesRequest"> &
  * Use `create(ListDeliveriesRequestSchema)` to create a new message.
  */
 export const ListDeliveriesRequestSchema: GenMessage<ListDeliveriesRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 36);
+  messageDesc(file_valora_v1_tenants, 55);
 
 /**
  * @generated from message valora.v1.ListDeliveriesResponse
@@ -995,7 +1537,7 @@ export type ListDeliveriesResponse = Message<"valora.v1.ListDeliveriesResponse">
  * Use `create(ListDeliveriesResponseSchema)` to create a new message.
  */
 export const ListDeliveriesResponseSchema: GenMessage<ListDeliveriesResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 37);
+  messageDesc(file_valora_v1_tenants, 56);
 
 /**
  * @generated from message valora.v1.PublishRequest
@@ -1029,7 +1571,7 @@ export type PublishRequest = Message<"valora.v1.PublishRequest"> & {
  * Use `create(PublishRequestSchema)` to create a new message.
  */
 export const PublishRequestSchema: GenMessage<PublishRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 38);
+  messageDesc(file_valora_v1_tenants, 57);
 
 /**
  * @generated from message valora.v1.PublishResponse
@@ -1048,7 +1590,7 @@ export type PublishResponse = Message<"valora.v1.PublishResponse"> & {
  * Use `create(PublishResponseSchema)` to create a new message.
  */
 export const PublishResponseSchema: GenMessage<PublishResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 39);
+  messageDesc(file_valora_v1_tenants, 58);
 
 /**
  * @generated from message valora.v1.SetPlanRequest
@@ -1082,7 +1624,7 @@ export type SetPlanRequest = Message<"valora.v1.SetPlanRequest"> & {
  * Use `create(SetPlanRequestSchema)` to create a new message.
  */
 export const SetPlanRequestSchema: GenMessage<SetPlanRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 40);
+  messageDesc(file_valora_v1_tenants, 59);
 
 /**
  * @generated from message valora.v1.SetPlanResponse
@@ -1106,12 +1648,51 @@ export type SetPlanResponse = Message<"valora.v1.SetPlanResponse"> & {
  * Use `create(SetPlanResponseSchema)` to create a new message.
  */
 export const SetPlanResponseSchema: GenMessage<SetPlanResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 41);
+  messageDesc(file_valora_v1_tenants, 60);
 
 /**
  * @generated from message valora.v1.ListTenantsRequest
  */
 export type ListTenantsRequest = Message<"valora.v1.ListTenantsRequest"> & {
+  /**
+   * At most this many (all when 0), by name.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * Name contains this (case-insensitive).
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string plan = 4;
+   */
+  plan: string;
+
+  /**
+   * "active", "suspended" or "erasing".
+   *
+   * @generated from field: string status = 5;
+   */
+  status: string;
+
+  /**
+   * Only tenants marked for erasure whose grace period has passed.
+   *
+   * @generated from field: bool due_for_erasure = 6;
+   */
+  dueForErasure: boolean;
 };
 
 /**
@@ -1119,7 +1700,7 @@ export type ListTenantsRequest = Message<"valora.v1.ListTenantsRequest"> & {
  * Use `create(ListTenantsRequestSchema)` to create a new message.
  */
 export const ListTenantsRequestSchema: GenMessage<ListTenantsRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 42);
+  messageDesc(file_valora_v1_tenants, 61);
 
 /**
  * @generated from message valora.v1.ListTenantsResponse
@@ -1129,6 +1710,11 @@ export type ListTenantsResponse = Message<"valora.v1.ListTenantsResponse"> & {
    * @generated from field: repeated valora.v1.Tenant tenants = 1;
    */
   tenants: Tenant[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -1136,7 +1722,7 @@ export type ListTenantsResponse = Message<"valora.v1.ListTenantsResponse"> & {
  * Use `create(ListTenantsResponseSchema)` to create a new message.
  */
 export const ListTenantsResponseSchema: GenMessage<ListTenantsResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_tenants, 43);
+  messageDesc(file_valora_v1_tenants, 62);
 
 /**
  * @generated from enum valora.v1.Role
@@ -1375,6 +1961,96 @@ export const TenantService: GenService<{
     methodKind: "unary";
     input: typeof PublishRequestSchema;
     output: typeof PublishResponseSchema;
+  },
+  /**
+   * Change a tenant's name or plan (platform administration; audited).
+   *
+   * @generated from rpc valora.v1.TenantService.UpdateTenant
+   */
+  updateTenant: {
+    methodKind: "unary";
+    input: typeof UpdateTenantRequestSchema;
+    output: typeof UpdateTenantResponseSchema;
+  },
+  /**
+   * Mint an API key for another tenant (one that lost its admins' keys); audited in both tenants' logs.
+   *
+   * @generated from rpc valora.v1.TenantService.CreateTenantApiKey
+   */
+  createTenantApiKey: {
+    methodKind: "unary";
+    input: typeof CreateTenantApiKeyRequestSchema;
+    output: typeof CreateTenantApiKeyResponseSchema;
+  },
+  /**
+   * Suspend a tenant: its keys and tokens are refused with TENANT_SUSPENDED, its webhooks held.
+   *
+   * @generated from rpc valora.v1.TenantService.SuspendTenant
+   */
+  suspendTenant: {
+    methodKind: "unary";
+    input: typeof SuspendTenantRequestSchema;
+    output: typeof SuspendTenantResponseSchema;
+  },
+  /**
+   * Resume a suspended tenant.
+   *
+   * @generated from rpc valora.v1.TenantService.ResumeTenant
+   */
+  resumeTenant: {
+    methodKind: "unary";
+    input: typeof ResumeTenantRequestSchema;
+    output: typeof ResumeTenantResponseSchema;
+  },
+  /**
+   * Mark a tenant for erasure after a grace period: its credentials are refused at once.
+   *
+   * @generated from rpc valora.v1.TenantService.EraseTenant
+   */
+  eraseTenant: {
+    methodKind: "unary";
+    input: typeof EraseTenantRequestSchema;
+    output: typeof EraseTenantResponseSchema;
+  },
+  /**
+   * Cancel a pending erasure: the tenant is back as it was (suspended if it was).
+   *
+   * @generated from rpc valora.v1.TenantService.CancelErasure
+   */
+  cancelErasure: {
+    methodKind: "unary";
+    input: typeof CancelErasureRequestSchema;
+    output: typeof CancelErasureResponseSchema;
+  },
+  /**
+   * Record the start of a tenant export (the gateway gathers it from every service).
+   *
+   * @generated from rpc valora.v1.TenantService.StartExport
+   */
+  startExport: {
+    methodKind: "unary";
+    input: typeof StartExportRequestSchema;
+    output: typeof StartExportResponseSchema;
+  },
+  /**
+   * Store a finished export's archive, or why it failed.
+   *
+   * @generated from rpc valora.v1.TenantService.FinishExport
+   */
+  finishExport: {
+    methodKind: "unary";
+    input: typeof FinishExportRequestSchema;
+    output: typeof FinishExportResponseSchema;
+  },
+  /**
+   * Read an export (and its archive when asked).
+   *
+   * @generated from rpc valora.v1.TenantService.GetExport
+   */
+  getExport: {
+    methodKind: "unary";
+    input: typeof GetExportRequestSchema;
+    output: typeof GetExportResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_valora_v1_tenants, 0);
