@@ -1,18 +1,20 @@
 import { exportJWK, generateKeyPair, SignJWT, createLocalJWKSet } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { FastifyInstance } from "fastify";
 import { Role } from "@valora/proto/valora/v1/tenants_pb";
 import { DEFAULT_PLANS, PlanCatalog, createRedis, type Redis } from "@valora/kit";
 import { seededRandom } from "@valora/kit/testing";
+import { gunzipSync } from "node:zlib";
+import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
+import { createClient, createGrpcServer, type ValoraError } from "@valora/kit";
 import {
   Authenticator,
+  grpcIngress,
   LocalQuotaCounter,
   LocalRateLimiter,
   RedisQuotaCounter,
   RedisRateLimiter,
   buildGateway,
   quotaPeriod,
-  type RouteInfo,
 } from "../src/index.js";
 import { startStack, type Stack } from "./support/stack.js";
 
@@ -21,7 +23,7 @@ const redisUrl = process.env["REDIS_URL"];
 const ROLES = ["admin", "manager", "viewer", "api", "auditor"] as const;
 const ISSUER = "https://issuer.test/";
 
-type Gateway = FastifyInstance & { valoraRoutes: RouteInfo[] };
+type Gateway = Awaited<ReturnType<typeof buildGateway>>;
 const concrete = (route: string, id = "00000000-0000-4000-8000-000000000000") =>
   route
     .replace("::", "\u0000")
@@ -71,6 +73,7 @@ describe.skipIf(!url)("gateway over real tenants, orchestrator, pipeline and mod
         ? new RedisQuotaCounter(redis, stack.base.degraded, `valora-test-quota-${process.pid}:`)
         : new LocalQuotaCounter(),
       usage: stack.usage,
+      tenantData: stack.tenantData,
       plans: new PlanCatalog([
         { ...DEFAULT_PLANS[0]!, monthlyValuations: 3 },
         {
@@ -919,6 +922,249 @@ describe.skipIf(!url)("gateway over real tenants, orchestrator, pipeline and mod
     expect((await app.inject({ method: "GET", url: "/healthz" })).statusCode).toBe(200);
     expect(await count()).toEqual(before);
   }, 120_000);
+
+  it("runs a tenant's whole lifecycle: onboard, isolation, suspend and resume (REST and gRPC), export, erasure", async () => {
+    const root = bearer(stack.bootstrapKey);
+    const json = <T>(r: { json: <U>() => U }) => r.json<{ data: T; error: { code: string } | null }>();
+    // Onboard: the first admin key comes back once, and works.
+    const made = await app.inject({
+      method: "POST",
+      url: "/v1/tenants",
+      headers: root,
+      payload: { name: `life-${process.pid}`, plan: "enterprise" },
+    });
+    expect(made.statusCode, made.body).toBe(201);
+    const { tenant, apiKey } = json<{ tenant: { id: string; name: string }; apiKey: { secret: string } }>(
+      made,
+    ).data;
+    const id = tenant.id;
+    const mine = bearer(apiKey.secret);
+    expect(
+      json<{ id: string }>(await app.inject({ method: "GET", url: "/v1/tenant", headers: mine })).data.id,
+    ).toBe(id);
+
+    // It sees nothing of another tenant: jobs, audit, keys, webhooks, usage.
+    const theirJob = await app.inject({
+      method: "POST",
+      url: "/v1/jobs?assetClass=autos",
+      headers: { ...bearer(keys["a"]!["api"]!), "content-type": "text/csv" },
+      payload: "mileage,cylinder,cruise,sound,leather,make,body\n8221,6,1,1,1,Saab,sedan\n",
+    });
+    const theirJobId = json<{ id: string }>(theirJob).data.id;
+    expect(
+      (await app.inject({ method: "GET", url: `/v1/jobs/${theirJobId}`, headers: mine })).statusCode,
+    ).toBe(404);
+    const audit = json<{ target: string }[]>(
+      await app.inject({ method: "GET", url: "/v1/audit", headers: mine }),
+    ).data;
+    expect(audit.every((e) => !e.target.includes(tenantIds["a"]!) && !e.target.includes(theirJobId))).toBe(
+      true,
+    );
+    expect(
+      json<{ name: string }[]>(
+        await app.inject({ method: "GET", url: "/v1/api-keys", headers: mine }),
+      ).data.map((k) => k.name),
+    ).toEqual(["first admin key"]);
+    expect(
+      json<unknown[]>(await app.inject({ method: "GET", url: "/v1/webhooks", headers: mine })).data,
+    ).toEqual([]);
+    expect(
+      json<{ days: unknown[] }>(await app.inject({ method: "GET", url: "/v1/usage", headers: mine })).data
+        .days,
+    ).toEqual([]);
+
+    // Its data: a valuation (usage), a user, a webhook and a delivery, a job and its results,
+    // a logged valuation of a registered asset, a billing account.
+    const car = {
+      mileage: 8221,
+      cylinder: 6,
+      cruise: true,
+      sound: true,
+      leather: true,
+      make: "Saab",
+      body: "sedan",
+    };
+    const valued = await app.inject({
+      method: "POST",
+      url: "/v1/valuations",
+      headers: mine,
+      payload: { assetClass: "autos", attributes: car },
+    });
+    expect(valued.statusCode, valued.body).toBe(200);
+    await app.inject({
+      method: "PUT",
+      url: "/v1/users/sso%7Cann",
+      headers: mine,
+      payload: { role: "viewer", email: "ann@example.com" },
+    });
+    await app.inject({
+      method: "POST",
+      url: "/v1/webhooks",
+      headers: mine,
+      payload: { url: "http://127.0.0.1:9/hook", events: ["job.completed"] },
+    });
+    await stack.tenants.publish({
+      tenantId: id,
+      eventId: "life-1",
+      type: "job.completed",
+      data: { jobId: "x" },
+    });
+    await stack.pool.query(
+      "INSERT INTO valuation_log (asset_class, asset_id, model, model_version, value, tenant_id) VALUES ('autos', 'vin-1', 'autos', 'gm-v1', 1, $1)",
+      [id],
+    );
+    await stack.pool.query("INSERT INTO billing_accounts (tenant_id, stripe_customer_id) VALUES ($1, $2)", [
+      id,
+      `cus_${process.pid}`,
+    ]);
+    const jobMeta = { metadata: { "x-tenant-id": id } };
+
+    // Suspend: 403 TENANT_SUSPENDED on REST and gRPC at once; its jobs wait.
+    const suspended = await app.inject({
+      method: "POST",
+      url: `/v1/tenants/${id}/suspend`,
+      headers: root,
+      payload: { reason: "unpaid" },
+    });
+    expect(json<{ status: string }>(suspended).data.status).toBe("suspended");
+    const refused = await app.inject({
+      method: "POST",
+      url: "/v1/valuations",
+      headers: mine,
+      payload: { assetClass: "autos", attributes: car },
+    });
+    expect(refused.statusCode).toBe(403);
+    expect(json(refused).error!.code).toBe("TENANT_SUSPENDED");
+    const edge = createGrpcServer({
+      ...stack.base,
+      services: [
+        grpcIngress({
+          auth: new Authenticator({ tenants: stack.tenants, cacheTtlMs: 0 }),
+          limiter: new LocalRateLimiter(),
+          valuations: stack.valuations,
+        }),
+      ],
+    });
+    const grpc = createClient(ValuationService, `127.0.0.1:${await edge.listen("127.0.0.1:0")}`, {
+      timeoutMs: 10_000,
+    });
+    try {
+      const viaGrpc = await grpc
+        .value(
+          { assetClass: "autos", attributes: car },
+          { metadata: { authorization: `Bearer ${apiKey.secret}` } },
+        )
+        .catch((e: unknown) => e as ValoraError);
+      expect((viaGrpc as ValoraError).code).toBe("TENANT_SUSPENDED");
+      const { job } = await stack.jobs.createJob(
+        {
+          assetClass: "autos",
+          csv: Buffer.from(
+            "mileage,cylinder,cruise,sound,leather,make,body\n1000,4,1,1,0,Chevy,coupe\n2000,4,1,1,0,Chevy,coupe\n",
+          ),
+        },
+        jobMeta,
+      );
+      await new Promise((r) => setTimeout(r, 600));
+      expect((await stack.jobs.getJob({ id: job!.id }, jobMeta)).job!.doneRows).toBe(0n);
+
+      // Resume: all of it back; the held job runs.
+      await app.inject({ method: "POST", url: `/v1/tenants/${id}/resume`, headers: root });
+      await expect
+        .poll(async () => (await stack.jobs.getJob({ id: job!.id }, jobMeta)).job!.doneRows, {
+          timeout: 15_000,
+        })
+        .toBe(2n);
+      const back = await grpc.value(
+        { assetClass: "autos", attributes: car },
+        { metadata: { authorization: `Bearer ${apiKey.secret}` } },
+      );
+      expect(back.valuation!.value).toBeGreaterThan(0);
+    } finally {
+      grpc.close();
+      await edge.shutdown(1000);
+    }
+    const read = json<{
+      keyCount: number;
+      status: string;
+      usageThisMonth: { units: Record<string, number> };
+    }>(await app.inject({ method: "GET", url: `/v1/tenants/${id}`, headers: root })).data;
+    expect(read).toMatchObject({ keyCount: 1, status: "active" });
+    expect(read.usageThisMonth.units["valuation"]).toBeGreaterThanOrEqual(1);
+
+    // Export: a job whose archive holds every kind of data held for the tenant, keys without secrets.
+    const started = await app.inject({ method: "POST", url: `/v1/tenants/${id}/exports`, headers: root });
+    expect(started.statusCode, started.body).toBe(202);
+    const exportId = json<{ id: string }>(started).data.id;
+    await expect
+      .poll(
+        async () =>
+          json<{ status: string }>(
+            await app.inject({ method: "GET", url: `/v1/tenants/${id}/exports/${exportId}`, headers: root }),
+          ).data.status,
+        { timeout: 15_000 },
+      )
+      .toBe("succeeded");
+    const archive = await app.inject({
+      method: "GET",
+      url: `/v1/tenants/${id}/exports/${exportId}/archive`,
+      headers: root,
+    });
+    expect(archive.headers["content-type"]).toBe("application/gzip");
+    const doc = JSON.parse(gunzipSync(archive.rawPayload).toString()) as {
+      format: string;
+      sections: Record<string, unknown[]>;
+    };
+    expect(doc.format).toBe("valora.tenant-export/v1");
+    for (const kind of [
+      "tenants.users",
+      "tenants.api_keys",
+      "tenants.audit_log",
+      "tenants.webhooks",
+      "tenants.webhook_deliveries",
+      "jobs.jobs",
+      "jobs.job_rows",
+      "ingest.valuation_log",
+      "usage.usage_events",
+      "usage.usage_daily",
+      "billing.billing_accounts",
+    ])
+      expect(doc.sections[kind]?.length, kind).toBeGreaterThan(0);
+    expect(JSON.stringify(doc.sections["tenants.api_keys"])).not.toMatch(/"hash"|vk_/);
+    expect(JSON.stringify(doc.sections["tenants.webhooks"])).not.toMatch(/whsec_|"secret"/);
+
+    // Erase: refused at once, then after the (zero) grace period every row of it is gone.
+    const erased = await app.inject({
+      method: "DELETE",
+      url: `/v1/tenants/${id}?graceSeconds=0`,
+      headers: root,
+    });
+    expect(erased.statusCode, erased.body).toBe(202);
+    expect((await app.inject({ method: "GET", url: "/v1/tenant", headers: mine })).statusCode).toBe(401);
+    const defaultDelete = await app.inject({
+      method: "DELETE",
+      url: `/v1/tenants/${(await stack.tenants.authenticate({ apiKey: stack.bootstrapKey, ip: "" })).principal!.tenantId}`,
+      headers: root,
+    });
+    expect(defaultDelete.statusCode).toBe(400);
+    expect(await app.valoraLifecycle.purgeDue()).toContain(id);
+    const tables = await stack.pool.query<{ table_name: string }>(
+      "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+    );
+    expect(tables.rows.length).toBeGreaterThanOrEqual(20);
+    const holding: string[] = [];
+    for (const { table_name: t } of tables.rows) {
+      const { rows } = await stack.pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM "${t}" x WHERE x::text LIKE $1`,
+        [`%${id}%`],
+      );
+      if (rows[0]!.n > 0) holding.push(`${t}: ${rows[0]!.n}`);
+    }
+    expect(holding).toEqual([]);
+    expect((await app.inject({ method: "GET", url: `/v1/tenants/${id}`, headers: root })).statusCode).toBe(
+      404,
+    );
+  }, 60_000);
 });
 
 describe("principal cache", () => {

@@ -8,6 +8,7 @@ import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import {
   UsageRecorder,
+  combineTenantData,
   createClient,
   createGrpcServer,
   createPgPool,
@@ -15,6 +16,7 @@ import {
   type Client,
   type Pool,
   type ServiceBase,
+  tenantDataService,
 } from "@valora/kit";
 import { captureLogs, freshDatabase } from "@valora/kit/testing";
 import { metadataOf, parseModel } from "@valora/kit/onnx";
@@ -34,12 +36,17 @@ import {
   MemoryCache,
   jobRowUsage,
   jobService,
+  jobTenantData,
   migrateJobs,
   valuationService,
   valuationUsage,
   valueRowsWith,
 } from "@valora/orchestrator";
-import { createUsage } from "@valora/usage";
+import { USAGE_TENANT_TABLES, createUsage } from "@valora/usage";
+import { INGEST_TENANT_TABLES, migrateIngest } from "@valora/ingest";
+import { BILLING_TENANT_TABLES, migrateBilling } from "@valora/billing";
+import { TenantDataService } from "@valora/proto/valora/v1/tenant_data_pb";
+import type { TenantDataClients } from "../../src/index.js";
 import { JobService } from "@valora/proto/valora/v1/jobs_pb";
 import { createTenants, type TenantsApp } from "@valora/tenants";
 
@@ -66,6 +73,7 @@ export interface Stack {
   usage: Client<typeof UsageService>;
   bootstrapKey: string;
   sales: Sale[];
+  tenantData: TenantDataClients;
   close(): Promise<void>;
 }
 
@@ -123,7 +131,14 @@ export async function startStack(databaseUrl: string): Promise<Stack> {
   let meter: (tenantId: string, assetClass: string, units: number) => Promise<void> = async () => undefined;
   const jobStore = new JobStore(pool);
   const servers = [
-    createGrpcServer({ ...base, services: [tenantsApp.service, usageApp.service] }),
+    createGrpcServer({
+      ...base,
+      services: [
+        tenantsApp.service,
+        usageApp.service,
+        tenantDataService(combineTenantData([{ pool, tables: USAGE_TENANT_TABLES }], tenantsApp.dataOptions)),
+      ],
+    }),
     createGrpcServer({
       ...base,
       services: [
@@ -149,13 +164,27 @@ export async function startStack(databaseUrl: string): Promise<Stack> {
           fields: (c) => (c === "autos" ? spec.input.fields : undefined),
           watchIntervalMs: 100,
         }),
+        tenantDataService(jobTenantData(pool)),
       ],
     }),
   ];
-  const [tenantsPort, orchestratorPort] = [
+  // Tenant data as a cluster spreads it: the tenants service (with usage), the orchestrator's jobs,
+  // and ingest with billing, each serving its own share (exports gather them, erasures purge them).
+  await migrateIngest(pool);
+  await migrateBilling(pool);
+  const ingestServer = createGrpcServer({
+    ...base,
+    services: [tenantDataService({ pool, tables: [...INGEST_TENANT_TABLES, ...BILLING_TENANT_TABLES] })],
+  });
+  servers.push(ingestServer);
+  const [tenantsPort, orchestratorPort, ingestPort] = [
     await servers[0]!.listen("127.0.0.1:0"),
     await servers[1]!.listen("127.0.0.1:0"),
+    await ingestServer.listen("127.0.0.1:0"),
   ];
+  const dataAt = (port: number) =>
+    createClient(TenantDataService, `127.0.0.1:${port}`, { timeoutMs: 30_000 });
+  const tenantData = { tenants: dataAt(tenantsPort), others: [dataAt(orchestratorPort), dataAt(ingestPort)] };
   const tenants = createClient(TenantService, `127.0.0.1:${tenantsPort}`, { timeoutMs: 5000 });
   const valuations = createClient(ValuationService, `127.0.0.1:${orchestratorPort}`, { timeoutMs: 10_000 });
   const jobs = createClient(JobService, `127.0.0.1:${orchestratorPort}`, { timeoutMs: 10_000 });
@@ -180,7 +209,10 @@ export async function startStack(databaseUrl: string): Promise<Stack> {
     usage,
     bootstrapKey: generatedKey!,
     sales,
+    tenantData,
     async close() {
+      tenantData.tenants.close();
+      for (const d of tenantData.others) d.close();
       await worker.stop();
       await recorder.close();
       usage.close();
