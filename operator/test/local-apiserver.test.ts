@@ -1,10 +1,12 @@
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { createLogger } from "@valora/kit";
-import { LocalApiServer, labelMatcher } from "../src/local/apiserver.js";
+import { LocalApiServer, fieldMatcher, labelMatcher } from "../src/local/apiserver.js";
 import { ManifestSync, SOURCE_ANNOTATION } from "../src/local/manifests.js";
+const kubectlScript = join(import.meta.dirname, "..", "..", "scripts", "kubectl.mjs");
 
 describe("the local API server's label selectors", () => {
   it("reads equality-based selectors as the API server does", () => {
@@ -16,6 +18,15 @@ describe("the local API server's label selectors", () => {
     expect(labelMatcher("!tier")(labels)).toBe(false);
     expect(labelMatcher(null)(undefined)).toBe(true);
     expect(labelMatcher("a=b")(undefined)).toBe(false);
+  });
+
+  it("reads field selectors as the API server does: dotted paths, = == !=", () => {
+    const event = { involvedObject: { kind: "ValuationModel", name: "cars" }, type: "Warning", count: 2 };
+    expect(fieldMatcher("involvedObject.name=cars,involvedObject.kind==ValuationModel")(event)).toBe(true);
+    expect(fieldMatcher("involvedObject.name=homes")(event)).toBe(false);
+    expect(fieldMatcher("type!=Normal,count=2")(event)).toBe(true);
+    expect(fieldMatcher("involvedObject.uid=")(event)).toBe(true);
+    expect(fieldMatcher(null)(event)).toBe(true);
   });
 });
 
@@ -92,5 +103,93 @@ kind: Cluster
     expect(await res.text()).toContain('"code":410');
     await second.stop();
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe("the local API server enforces the CRDs' schemas and CEL rules on writes (real kubectl)", () => {
+  // The API server answers in this process: kubectl runs alongside it, not blocking it.
+  const kubectl = (server: string, args: string[], input?: string) =>
+    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [kubectlScript, "--server", server, ...args], {
+        timeout: 30_000,
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      child.on("close", (status) => resolve({ status, stdout, stderr }));
+      child.stdin.end(input ?? "");
+    });
+  const vm = (steps: number[]) => `apiVersion: valora.dev/v1alpha1
+kind: ValuationModel
+metadata: {name: cars, namespace: default}
+spec:
+  assetClass: cars
+  champion: {version: v1, uri: "file:///models/cars.onnx"}
+  candidate:
+    version: v2
+    uri: "file:///models/cars-v2.onnx"
+    canary: {steps: [${steps.join(", ")}]}
+`;
+
+  it("refuses a ValuationModel whose canary steps descend as the API server does: 422 Invalid, exit 1", async () => {
+    const api = new LocalApiServer();
+    const server = await api.start();
+    try {
+      const bad = await kubectl(server, ["apply", "-f", "-"], vm([60, 20]));
+      expect(bad.status, bad.stderr).toBe(1);
+      expect(bad.stderr).toMatch(
+        /The ValuationModel "cars" is invalid: spec\.candidate\.canary\.steps: Invalid value: canary steps must be ascending/,
+      );
+      expect(api.get("valuationmodels", "default", "cars")).toBeUndefined();
+      const good = await kubectl(server, ["apply", "-f", "-"], vm([20, 60]));
+      expect(good.status, good.stderr).toBe(0);
+      expect(good.stdout).toMatch(/valuationmodel.valora.dev\/cars created/);
+      // An edit that breaks a rule is refused too, and the stored object stays as it was.
+      const edit = await kubectl(server, [
+        "patch",
+        "vm",
+        "cars",
+        "--type=merge",
+        "-p",
+        '{"spec":{"candidate":{"version":"v1"}}}',
+      ]);
+      expect(edit.status).toBe(1);
+      expect(edit.stderr).toMatch(/candidate.version must differ from champion.version/);
+      expect(api.get("valuationmodels", "default", "cars")).toMatchObject({
+        spec: { candidate: { version: "v2" } },
+      });
+    } finally {
+      await api.stop();
+    }
+  });
+});
+
+describe("the local API server's OpenAPI v3 (real kubectl)", () => {
+  it("answers kubectl explain from the CRDs' schemas", async () => {
+    const api = new LocalApiServer();
+    const server = await api.start();
+    try {
+      const r = await new Promise<{ status: number | null; out: string }>((resolve) => {
+        const child = spawn(process.execPath, [
+          kubectlScript,
+          "--server",
+          server,
+          "explain",
+          "valuationmodel.spec.candidate",
+        ]);
+        let out = "";
+        child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+        child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+        child.on("close", (status) => resolve({ status, out }));
+      });
+      expect(r.status, r.out).toBe(0);
+      expect(r.out).toMatch(/GROUP:\s+valora\.dev/);
+      expect(r.out).toMatch(/KIND:\s+ValuationModel/);
+      expect(r.out).toMatch(/FIELD: candidate/);
+      expect(r.out).toMatch(/canary\s+<Object>/);
+    } finally {
+      await api.stop();
+    }
   });
 });

@@ -1,5 +1,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { toTable, wantsTable } from "./printers.js";
+import { InvalidObject, invalidStatus } from "./admission.js";
+import { openApiV3Document, openApiV3Index } from "./openapi.js";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
@@ -163,7 +165,11 @@ export class LocalApiServer {
 
   constructor(private readonly options: LocalApiServerOptions = {}) {
     this.server = createServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => this.status(res, 500, "InternalError", String(err)));
+      this.handle(req, res).catch((err: unknown) =>
+        err instanceof InvalidObject
+          ? this.json(res, 422, err.status)
+          : this.status(res, 500, "InternalError", String(err)),
+      );
     });
     if (options.stateFile) this.load(options.stateFile);
   }
@@ -293,13 +299,19 @@ export class LocalApiServer {
     return `${plural}/${ns ?? ""}/${name}`;
   }
 
-  private write(plural: string, obj: Obj, type: WatchEvent["type"]): Obj {
+  /** Stores a change; `admit` (writes from API clients) enforces the CRDs' schemas and CEL rules first. */
+  private write(plural: string, obj: Obj, type: WatchEvent["type"], admit = false): Obj {
     const k = this.key(plural, obj.metadata.namespace, obj.metadata.name);
     const prev = this.store.get(k);
     const meta = obj.metadata;
     meta["uid"] ??= prev?.metadata["uid"] ?? randomUUID();
     meta["creationTimestamp"] ??= prev?.metadata["creationTimestamp"] ?? new Date().toISOString();
     const specChanged = JSON.stringify(prev?.["spec"]) !== JSON.stringify(obj["spec"]);
+    // The CRD's schema and CEL rules, enforced on every write of a spec as the API server does.
+    if (admit && specChanged && type !== "DELETED") {
+      const invalid = invalidStatus(obj);
+      if (invalid) throw new InvalidObject(invalid);
+    }
     meta["generation"] = prev ? Number(prev.metadata["generation"] ?? 1) + (specChanged ? 1 : 0) : 1;
     meta["resourceVersion"] = String(++this.rv);
     if (type === "DELETED") this.store.delete(k);
@@ -378,6 +390,13 @@ export class LocalApiServer {
     const url = new URL(req.url ?? "/", "http://x");
     this.onRequest(req.method ?? "", url.pathname + url.search, req.headers["content-type"]);
     const parts = url.pathname.split("/").filter(Boolean);
+    // OpenAPI v3, for kubectl explain and server-side field validation.
+    if (parts[0] === "openapi" && parts[1] === "v3" && req.method === "GET") {
+      if (parts.length === 2) return this.json(res, 200, openApiV3Index(TYPES));
+      const [g, v] = parts[2] === "api" ? ["", parts[3] ?? ""] : [parts[3] ?? "", parts[4] ?? ""];
+      const doc = openApiV3Document(TYPES, g, v);
+      return doc ? this.json(res, 200, doc) : this.status(res, 404, "NotFound", url.pathname);
+    }
     // Discovery: /api/v1 and /apis/{group}/{version}
     let group = "";
     let version: string;
@@ -442,8 +461,9 @@ export class LocalApiServer {
         return this.watch(type, namespace, url, res, table);
       if (req.method === "GET") {
         const matches = labelMatcher(url.searchParams.get("labelSelector"));
-        const items = this.list(type.plural, namespace).filter((o) =>
-          matches(o.metadata["labels"] as Record<string, string> | undefined),
+        const fields = fieldMatcher(url.searchParams.get("fieldSelector"));
+        const items = this.list(type.plural, namespace).filter(
+          (o) => matches(o.metadata["labels"] as Record<string, string> | undefined) && fields(o),
         );
         if (table)
           return this.json(
@@ -474,7 +494,7 @@ export class LocalApiServer {
         return this.json(
           res,
           201,
-          this.write(type.plural, { ...obj, apiVersion: gv(type), kind: type.kind }, "ADDED"),
+          this.write(type.plural, { ...obj, apiVersion: gv(type), kind: type.kind }, "ADDED", true),
         );
       }
       return this.status(res, 405, "MethodNotAllowed", req.method ?? "");
@@ -521,7 +541,7 @@ export class LocalApiServer {
               metadata: { ...body.metadata, namespace },
               ...(type.status ? { status: existing["status"] } : {}),
             };
-      const written = this.write(type.plural, next, "MODIFIED");
+      const written = this.write(type.plural, next, "MODIFIED", true);
       if (
         written.metadata["deletionTimestamp"] &&
         ((written.metadata["finalizers"] as string[] | undefined) ?? []).length === 0
@@ -539,7 +559,7 @@ export class LocalApiServer {
           return this.json(
             res,
             200,
-            this.write(type.plural, { ...existing, status: body["status"] }, "MODIFIED"),
+            this.write(type.plural, { ...existing, status: body["status"] }, "MODIFIED", true),
           );
         }
         // One field manager owns everything it applies: the applied object replaces its fields;
@@ -564,7 +584,7 @@ export class LocalApiServer {
         return this.json(
           res,
           existing ? 200 : 201,
-          this.write(type.plural, next, existing ? "MODIFIED" : "ADDED"),
+          this.write(type.plural, next, existing ? "MODIFIED" : "ADDED", true),
         );
       }
       if (!existing) return this.status(res, 404, "NotFound", `${type.plural} "${name}" not found`);
@@ -576,7 +596,7 @@ export class LocalApiServer {
         if (rv && rv !== existing.metadata["resourceVersion"])
           return this.status(res, 409, "Conflict", "the object has been modified");
         const next = mergePatch(existing, sub === "status" ? { status: body["status"] } : body) as Obj;
-        const written = this.write(type.plural, next, "MODIFIED");
+        const written = this.write(type.plural, next, "MODIFIED", true);
         const fin = (written.metadata["finalizers"] as string[] | undefined) ?? [];
         if (written.metadata["deletionTimestamp"] && fin.length === 0) this.remove(type.plural, written);
         return this.json(res, 200, written);
@@ -610,8 +630,10 @@ export class LocalApiServer {
       res.write(`${JSON.stringify({ type: e.type, object })}\n`);
     };
     const matches = labelMatcher(url.searchParams.get("labelSelector"));
+    const fields = fieldMatcher(url.searchParams.get("fieldSelector"));
     const send = (e: WatchEvent): void => {
-      if (matches(e.object.metadata["labels"] as Record<string, string> | undefined)) sendAll(e);
+      if (matches(e.object.metadata["labels"] as Record<string, string> | undefined) && fields(e.object))
+        sendAll(e);
     };
     const w = { plural: type.plural, ...(namespace ? { namespace } : {}), res, send };
     for (const e of this.log)
@@ -659,6 +681,25 @@ export function labelMatcher(
       if (t.startsWith("!")) return !(t.slice(1) in labels);
       return t in labels;
     });
+}
+
+/**
+ * Pure: a field selector as the API server reads it — `involvedObject.name=x,type!=Normal`, dotted
+ * paths into the object compared as strings (what `kubectl describe` asks for an object's events).
+ */
+export function fieldMatcher(selector: string | null): (obj: Record<string, unknown>) => boolean {
+  const terms = (selector ?? "")
+    .split(",")
+    .map((t) => /^([^!=]+)(!=|==|=)(.*)$/.exec(t.trim()))
+    .filter((m): m is RegExpExecArray => m !== null);
+  const at = (obj: unknown, path: string): string => {
+    let v: unknown = obj;
+    for (const p of path.split("."))
+      v = v && typeof v === "object" ? (v as Record<string, unknown>)[p] : undefined;
+    return v === undefined || v === null ? "" : String(v as string | number | boolean);
+  };
+  return (obj) =>
+    terms.every(([, path, op, value]) => (at(obj, path!.trim()) === value!.trim()) === (op !== "!="));
 }
 
 /** RFC 7386 JSON merge patch. */
