@@ -24,7 +24,7 @@ export function invalidStatus(obj: {
     return undefined;
   } catch (err) {
     if (!(err instanceof ValoraError)) throw err;
-    const name = String(obj.metadata["name"] ?? "");
+    const name = typeof obj.metadata["name"] === "string" ? obj.metadata["name"] : "";
     const causes = err.details.map((d) => ({
       reason: "FieldValueInvalid",
       message: `Invalid value: ${d.description}`,
