@@ -696,11 +696,7 @@ export function fieldMatcher(selector: string | null): (obj: Record<string, unkn
     let v: unknown = obj;
     for (const p of path.split("."))
       v = v && typeof v === "object" ? (v as Record<string, unknown>)[p] : undefined;
-    return v === undefined || v === null
-      ? ""
-      : typeof v === "object"
-        ? JSON.stringify(v)
-        : String(v as string | number | boolean);
+    return v === undefined || v === null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
   };
   return (obj) =>
     terms.every(([, path, op, value]) => (at(obj, path!.trim()) === value!.trim()) === (op !== "!="));
