@@ -696,8 +696,11 @@ export function fieldMatcher(selector: string | null): (obj: Record<string, unkn
     let v: unknown = obj;
     for (const p of path.split("."))
       v = v && typeof v === "object" ? (v as Record<string, unknown>)[p] : undefined;
-    return v === undefined || v === null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
+    if (typeof v === "string") return v;
+    if (typeof v === "number" || typeof v === "boolean") return String(v);
+    return v === undefined || v === null ? "" : JSON.stringify(v);
   };
+
   return (obj) =>
     terms.every(([, path, op, value]) => (at(obj, path!.trim()) === value!.trim()) === (op !== "!="));
 }
