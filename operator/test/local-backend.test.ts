@@ -1,11 +1,13 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { get } from "node:http";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "@valora/kit";
 import { LocalApiServer, type Obj } from "../src/local/apiserver.js";
 import { LocalProcessBackend } from "../src/local/backend.js";
+import { PodPorts, ephemeralRange, podPortRange } from "../src/local/ports.js";
 import {
   containerEnv,
   localReplicas,
@@ -157,6 +159,17 @@ describe("the local process backend (Deployments as processes, Services as loopb
   let backend: LocalProcessBackend;
   const app = join(dir, "app.cjs");
   writeFileSync(app, APP);
+  // Pods' ports as the backend gets them, except that a test may hand the next pod a taken one.
+  const realPorts = new PodPorts();
+  let forced: number | undefined;
+  const ports = {
+    reserve: async () => {
+      const p = forced;
+      forced = undefined;
+      return p ?? realPorts.reserve();
+    },
+    release: (p: number) => realPorts.release(p),
+  };
 
   const deployment = (version: string): Obj => ({
     apiVersion: "apps/v1",
@@ -238,6 +251,7 @@ describe("the local process backend (Deployments as processes, Services as loopb
       imagePaths: {},
       logger: createLogger({ service: "test", level: "silent" }),
       probePeriodMs: 100,
+      ports,
     });
     await backend.start();
     api.put({
@@ -305,9 +319,49 @@ describe("the local process backend (Deployments as processes, Services as loopb
     expect(await proxied()).toMatchObject({ version: "v2" });
   });
 
+  it("moves a pod whose port something else took to another port; its Service follows", async () => {
+    const held = await realPorts.reserve();
+    const squatter = createServer().listen(held, "127.0.0.1");
+    try {
+      forced = held;
+      api.put(deployment("v3"));
+      await expect
+        .poll(
+          async () => {
+            const r = await proxied();
+            return typeof r === "string" ? r : r.version;
+          },
+          { timeout: 20_000, interval: 100 },
+        )
+        .toBe("v3");
+      const [pod] = backend.podsOf("ns/demo");
+      expect(pod!.ports.get(8080)).not.toBe(held);
+    } finally {
+      squatter.close();
+    }
+  });
+
   it("stops the pods of a deleted Deployment; its Service then refuses connections", async () => {
     api.delete("deployments", "ns", "demo");
     await expect.poll(() => backend.podsOf("ns/demo").length, { timeout: 5000 }).toBe(0);
     await expect.poll(async () => typeof (await proxied()) === "string", { timeout: 5000 }).toBe(true);
+  });
+});
+
+describe("pods' ports (pure)", () => {
+  it("come from outside the kernel's ephemeral range, so no listen(0) of ours can take one first", () => {
+    expect(ephemeralRange(() => "32768\t60999\n")).toEqual([32768, 60999]);
+    expect(ephemeralRange(() => "garbage")).toEqual([49152, 65535]);
+    expect(podPortRange([32768, 60999])).toEqual([20000, 32767]);
+    expect(podPortRange([10000, 60000])).toEqual([60001, 65535]);
+  });
+
+  it("are never handed to two pods at once", async () => {
+    const ports = new PodPorts([29000, 29003]);
+    const got = await Promise.all([ports.reserve(), ports.reserve(), ports.reserve(), ports.reserve()]);
+    expect(new Set(got).size).toBe(4);
+    await expect(ports.reserve()).rejects.toThrow(/no free port/);
+    ports.release(got[0]!);
+    expect(await ports.reserve()).toBe(got[0]);
   });
 });

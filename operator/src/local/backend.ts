@@ -28,6 +28,8 @@ export interface LocalBackendOptions {
   /** Pods per Deployment at most (default 1: one machine, few cores). */
   maxReplicas?: number;
   probePeriodMs?: number;
+  /** Where pods' ports come from (default: outside the ephemeral range, see PodPorts). */
+  ports?: PodRuntime["ports"];
 }
 
 const decode = (o: Obj | undefined): Record<string, string> | undefined => {
@@ -86,6 +88,7 @@ export class LocalProcessBackend {
       },
       logger: o.logger,
       probePeriodMs: o.probePeriodMs ?? 1000,
+      ...(o.ports ? { ports: o.ports } : {}),
     };
   }
 

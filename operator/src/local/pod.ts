@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, connect } from "node:net";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { HealthCheckResponse_ServingStatus, Health } from "@valora/proto/grpc/health/v1/health_pb";
 import { createClient, type Logger } from "@valora/kit";
+import { PodPorts } from "./ports.js";
 import {
   containerEnv,
   rewritePaths,
@@ -27,16 +28,11 @@ export interface PodRuntime {
   /** Where containers' output lines go (JSON lines with the pod added); stdout / stderr by default. */
   output?: (line: string, stream: "stdout" | "stderr") => void;
   probePeriodMs: number;
+  /** Where pods' ports come from (one per process: no two pods get the same port). */
+  ports?: { reserve(): Promise<number>; release(port: number): void };
 }
 
-/** A free TCP port on loopback (the kernel's choice; released for the pod to bind). */
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
+const defaultPorts = new PodPorts();
 
 /**
  * One pod run as processes on this machine: volumes as folders (emptyDir, ConfigMap and Secret
@@ -52,6 +48,10 @@ export class LocalPod {
   private stopping = false;
   private probeTimer: NodeJS.Timeout | undefined;
   private restarts = 0;
+  /** Containers whose last run could not bind a port (EADDRINUSE): they get new ports on restart. */
+  private bindFailed = new Set<string>();
+  private src?: EnvSources;
+  private mounts: Record<string, string> = {};
 
   constructor(
     readonly name: string,
@@ -67,11 +67,17 @@ export class LocalPod {
     return this.template.spec.containers.flatMap((c) => c.ports ?? []);
   }
 
+  private get portSource() {
+    return this.rt.ports ?? defaultPorts;
+  }
+
   async start(): Promise<void> {
     for (const p of this.declaredPorts)
-      if (!this.ports.has(p.containerPort)) this.ports.set(p.containerPort, await freePort());
+      if (!this.ports.has(p.containerPort)) this.ports.set(p.containerPort, await this.portSource.reserve());
     const mounts = this.prepareVolumes();
     const src: EnvSources = { ...this.rt.sources, podName: this.name };
+    this.src = src;
+    this.mounts = mounts;
     for (const init of this.template.spec.initContainers ?? []) {
       if (this.stopping) return;
       const code = await this.runToEnd(init, containerEnv(init, src, this.ports, mounts), mounts);
@@ -106,6 +112,7 @@ export class LocalPod {
           }),
       ),
     );
+    for (const port of this.ports.values()) this.portSource.release(port);
     rmSync(this.dir, { recursive: true, force: true });
   }
 
@@ -153,6 +160,7 @@ export class LocalPod {
         (stream === "stdout" ? process.stdout : process.stderr).write(line));
     const forward = (input: NodeJS.ReadableStream, stream: "stdout" | "stderr") =>
       createInterface({ input }).on("line", (line) => {
+        if (line.includes("EADDRINUSE")) this.bindFailed.add(c.name);
         write(
           line.startsWith("{") && line.endsWith("}")
             ? `{"pod":${JSON.stringify(this.name)},"container":${JSON.stringify(c.name)},${line.slice(1)}\n`
@@ -196,8 +204,36 @@ export class LocalPod {
         { pod: this.name, container: c.name, code, signal, restartInMs: delay },
         "container exited; restarting (CrashLoopBackOff)",
       );
-      setTimeout(() => !this.stopping && this.run(c, env, mounts), delay).unref();
+      setTimeout(() => void this.restart(c, env, mounts), delay).unref();
     });
+  }
+
+  /**
+   * Starts a container again; one that could not bind its port gets new ports first (the pod's
+   * port map changes, and Services and the service map follow it), rather than crash-looping on a
+   * port something else holds.
+   */
+  private async restart(
+    c: Container,
+    env: Record<string, string>,
+    mounts: Record<string, string>,
+  ): Promise<void> {
+    if (this.stopping) return;
+    if (this.bindFailed.delete(c.name) && this.src) {
+      for (const p of c.ports ?? []) {
+        const old = this.ports.get(p.containerPort);
+        const port = await this.portSource.reserve();
+        this.ports.set(p.containerPort, port);
+        if (old !== undefined) this.portSource.release(old);
+        this.rt.logger.warn(
+          { pod: this.name, container: c.name, containerPort: p.containerPort, from: old, to: port },
+          "port taken: container moved to another port",
+        );
+      }
+      env = containerEnv(c, this.src, this.ports, this.mounts);
+      this.onReadyChange();
+    }
+    if (!this.stopping) this.run(c, env, mounts);
   }
 
   private async probe(p: Probe | undefined, declared: Container["ports"] & object): Promise<void> {
