@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { createLogger } from "@valora/kit";
 import { LocalApiServer, fieldMatcher, labelMatcher } from "../src/local/apiserver.js";
 import { ManifestSync, SOURCE_ANNOTATION } from "../src/local/manifests.js";
-const kubectlScript = join(import.meta.dirname, "..", "..", "scripts", "kubectl.mjs");
+import { kubectl } from "./support/kubectl.js";
 
 describe("the local API server's label selectors", () => {
   it("reads equality-based selectors as the API server does", () => {
@@ -107,19 +106,6 @@ kind: Cluster
 });
 
 describe("the local API server enforces the CRDs' schemas and CEL rules on writes (real kubectl)", () => {
-  // The API server answers in this process: kubectl runs alongside it, not blocking it.
-  const kubectl = (server: string, args: string[], input?: string) =>
-    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [kubectlScript, "--server", server, ...args], {
-        timeout: 30_000,
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-      child.on("close", (status) => resolve({ status, stdout, stderr }));
-      child.stdin.end(input ?? "");
-    });
   const vm = (steps: number[]) => `apiVersion: valora.dev/v1alpha1
 kind: ValuationModel
 metadata: {name: cars, namespace: default}
@@ -170,19 +156,8 @@ describe("the local API server's OpenAPI v3 (real kubectl)", () => {
     const api = new LocalApiServer();
     const server = await api.start();
     try {
-      const r = await new Promise<{ status: number | null; out: string }>((resolve) => {
-        const child = spawn(process.execPath, [
-          kubectlScript,
-          "--server",
-          server,
-          "explain",
-          "valuationmodel.spec.candidate",
-        ]);
-        let out = "";
-        child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-        child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-        child.on("close", (status) => resolve({ status, out }));
-      });
+      const explained = await kubectl(server, ["explain", "valuationmodel.spec.candidate"]);
+      const r = { status: explained.status, out: explained.stdout + explained.stderr };
       expect(r.status, r.out).toBe(0);
       expect(r.out).toMatch(/GROUP:\s+valora\.dev/);
       expect(r.out).toMatch(/KIND:\s+ValuationModel/);

@@ -8,6 +8,7 @@ import { createLogger } from "@valora/kit";
 import { LocalApiServer, type Obj } from "../src/local/apiserver.js";
 import { LocalProcessBackend } from "../src/local/backend.js";
 import { PodPorts, ephemeralRange, podPortRange } from "../src/local/ports.js";
+import { kubectl } from "./support/kubectl.js";
 import {
   containerEnv,
   localReplicas,
@@ -148,7 +149,7 @@ const message = fs.readFileSync(process.env.CONFIG, "utf8").trim();
 const server = http.createServer((req, res) => {
   if (req.url === "/crash") { res.end("bye"); setTimeout(() => process.exit(3), 10); return; }
   res.end(JSON.stringify({ version: process.env.VERSION, message, secret: process.env.TOKEN, host: process.env.HOST, tmp: process.env.TMPDIR }));
-}).listen(Number(process.env.PORT), process.env.HOST);
+}).listen(Number(process.env.PORT), process.env.HOST, () => console.log("demo " + process.env.VERSION + " listening"));
 // Drains as Valora's services do: no new connections, idle keep-alive ones closed, then exit.
 process.on("SIGTERM", () => { server.close(() => process.exit(0)); server.closeIdleConnections(); });
 `;
@@ -241,8 +242,10 @@ describe("the local process backend (Deployments as processes, Services as loopb
     api.get("deployments", "ns", "demo")?.["status"] as
       { readyReplicas?: number; replicas?: number; updatedReplicas?: number } | undefined;
 
+  let server = "";
   beforeAll(async () => {
     const url = await api.start();
+    server = url;
     backend = new LocalProcessBackend({
       api,
       apiUrl: url,
@@ -294,6 +297,31 @@ describe("the local process backend (Deployments as processes, Services as loopb
     );
   });
 
+  it("shows its pods to kubectl: get pods, logs (deploy/ and pod), describe with events, delete restarts", async () => {
+    const [pod] = backend.podsOf("ns/demo");
+    const got = await kubectl(server, ["get", "pods", "-n", "ns"]);
+    expect(got.stdout).toMatch(/NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE/);
+    expect(got.stdout).toMatch(new RegExp(`${pod!.name}\\s+1/1\\s+Running\\s+0\\s`));
+    const logs = await kubectl(server, ["logs", "-n", "ns", "deploy/demo"]);
+    expect(logs.status, logs.stderr).toBe(0);
+    expect(logs.stdout).toContain("demo v1 listening");
+    const described = await kubectl(server, ["describe", "pod", "-n", "ns", pod!.name]);
+    expect(described.stdout).toMatch(/Status:\s+Running/);
+    expect(described.stdout).toMatch(/Controlled By:\s+Deployment\/demo/);
+    expect(described.stdout).toMatch(
+      /Events:[\s\S]*Scheduled[\s\S]*Started\s+\S+\s+kubelet\s+Started container app/,
+    );
+    // Deleted, the pod is replaced (another name), as its ReplicaSet would.
+    expect((await kubectl(server, ["delete", "pod", "-n", "ns", pod!.name, "--wait=false"])).status).toBe(0);
+    await expect
+      .poll(() => backend.podsOf("ns/demo").map((p) => p.name), { timeout: 10_000 })
+      .not.toContain(pod!.name);
+    await expect.poll(() => status()?.readyReplicas, { timeout: 10_000 }).toBe(1);
+    expect(api.list("pods", "ns").map((p) => p.metadata.name)).toEqual(
+      backend.podsOf("ns/demo").map((p) => p.name),
+    );
+  });
+
   it("rolls a template change: the new pod serves before the old one stops", async () => {
     api.put(deployment("v2"));
     const seen = new Set<string>();
@@ -317,6 +345,18 @@ describe("the local process backend (Deployments as processes, Services as loopb
     await expect.poll(() => status()?.readyReplicas, { timeout: 5000, interval: 20 }).toBe(0);
     await expect.poll(() => status()?.readyReplicas, { timeout: 10_000 }).toBe(1);
     expect(await proxied()).toMatchObject({ version: "v2" });
+    // kubectl sees the restart: its count, the previous run's log, the back-off event.
+    const [pod] = backend.podsOf("ns/demo");
+    await expect
+      .poll(async () => (await kubectl(server, ["get", "pods", "-n", "ns", "--no-headers"])).stdout, {
+        timeout: 5000,
+      })
+      .toMatch(new RegExp(`${pod!.name}\\s+1/1\\s+Running\\s+1 \\(`));
+    const previous = await kubectl(server, ["logs", "-n", "ns", pod!.name, "--previous"]);
+    expect(previous.stdout).toContain("demo v2 listening");
+    expect((await kubectl(server, ["get", "events", "-n", "ns"])).stdout).toMatch(
+      /Warning\s+BackOff\s+pod\/\S+\s+Back-off restarting failed container app/,
+    );
   });
 
   it("moves a pod whose port something else took to another port; its Service follows", async () => {

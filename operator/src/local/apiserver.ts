@@ -1,4 +1,14 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { toTable, wantsTable } from "./printers.js";
 import { InvalidObject, invalidStatus } from "./admission.js";
 import { openApiV3Document, openApiV3Index } from "./openapi.js";
@@ -32,6 +42,14 @@ export interface LocalApiServerOptions {
   eventLimit?: number;
 }
 
+/** The log file of a pod's container (the previous run's with `previous`), when there is one. */
+export type PodLogs = (
+  namespace: string,
+  pod: string,
+  container: string | undefined,
+  previous: boolean,
+) => string | undefined;
+
 export type StoreListener = (type: "ADDED" | "MODIFIED" | "DELETED", plural: string, obj: Obj) => void;
 
 interface ResourceType {
@@ -45,6 +63,15 @@ interface ResourceType {
 }
 
 const TYPES: ResourceType[] = [
+  {
+    group: "",
+    version: "v1",
+    plural: "pods",
+    kind: "Pod",
+    namespaced: true,
+    status: true,
+    shortNames: ["po"],
+  },
   {
     group: "",
     version: "v1",
@@ -160,6 +187,7 @@ export class LocalApiServer {
     send: (e: WatchEvent) => void;
   }>();
   private listeners: StoreListener[] = [];
+  private podLogs: PodLogs | undefined;
   private saveTimer: NodeJS.Timeout | undefined;
   port = 0;
 
@@ -203,6 +231,58 @@ export class LocalApiServer {
     return true;
   }
 
+  /** Where pods' logs are (the local backend's containers' files), for `kubectl logs`. */
+  setPodLogs(provider: PodLogs): void {
+    this.podLogs = provider;
+  }
+
+  /** GET .../pods/{name}/log: the container's log file, its last `tailLines`, followed with `follow=true`. */
+  private async servePodLog(namespace: string, name: string, url: URL, res: ServerResponse): Promise<void> {
+    const q = url.searchParams;
+    const file = this.podLogs?.(
+      namespace,
+      name,
+      q.get("container") ?? undefined,
+      q.get("previous") === "true",
+    );
+    if (!file)
+      return this.status(
+        res,
+        q.get("previous") === "true" ? 400 : 404,
+        q.get("previous") === "true" ? "BadRequest" : "NotFound",
+        `no logs for pod "${name}"${q.get("container") ? ` container "${q.get("container")}"` : ""}`,
+      );
+    res.writeHead(200, { "content-type": "text/plain" });
+    let text = readFileSync(file, "utf8");
+    const tail = Number(q.get("tailLines") ?? "-1");
+    if (tail >= 0)
+      text = text
+        .split("\n")
+        .slice(-(tail + 1))
+        .join("\n");
+    res.write(text);
+    if (q.get("follow") !== "true") return void res.end();
+    // Follow: what the file gains, until the client goes or the pod is gone.
+    let offset = statSync(file).size;
+    const timer = setInterval(() => {
+      if (!existsSync(file) || !this.store.has(this.key("pods", namespace, name))) {
+        clearInterval(timer);
+        return void res.end();
+      }
+      const size = statSync(file).size;
+      if (size < offset) offset = 0; // rotated
+      if (size > offset) {
+        const fd = openSync(file, "r");
+        const chunk = Buffer.alloc(size - offset);
+        readSync(fd, chunk, 0, chunk.length, offset);
+        closeSync(fd);
+        offset = size;
+        res.write(chunk);
+      }
+    }, 200);
+    res.on("close", () => clearInterval(timer));
+  }
+
   /** Fault injection for tests: true makes an update fail with 409 as a concurrent writer would. */
   protected injectConflict(_plural: string): boolean {
     return false;
@@ -234,7 +314,9 @@ export class LocalApiServer {
     const file = this.options.stateFile;
     if (!file) return;
     mkdirSync(dirname(file), { recursive: true });
-    const objects = [...this.store.values()].filter((o) => o.kind !== "Event" && o.kind !== "Lease");
+    const objects = [...this.store.values()].filter(
+      (o) => o.kind !== "Event" && o.kind !== "Lease" && o.kind !== "Pod",
+    );
     writeFileSync(`${file}.tmp`, JSON.stringify({ resourceVersion: this.rv, objects }));
     renameSync(`${file}.tmp`, file);
   }
@@ -455,6 +537,8 @@ export class LocalApiServer {
       );
     const name = rest[1];
     const sub = rest[2];
+    if (type.plural === "pods" && name && sub === "log" && req.method === "GET")
+      return this.servePodLog(namespace ?? "default", name, url, res);
     if (!name) {
       const table = wantsTable(req.headers["accept"]);
       if (req.method === "GET" && url.searchParams.get("watch") === "true")

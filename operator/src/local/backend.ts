@@ -11,6 +11,7 @@ import {
   type DeploymentLike,
 } from "./pod-spec.js";
 import { ServiceProxies } from "./service-proxy.js";
+import { podObject } from "./pod-object.js";
 
 export interface LocalBackendOptions {
   api: LocalApiServer;
@@ -87,6 +88,7 @@ export class LocalProcessBackend {
         configMap: () => undefined,
       },
       logger: o.logger,
+      event: (pod, reason, message, type) => this.podEvent(pod, reason, message, type),
       probePeriodMs: o.probePeriodMs ?? 1000,
       ...(o.ports ? { ports: o.ports } : {}),
     };
@@ -98,8 +100,15 @@ export class LocalProcessBackend {
   }
 
   async start(): Promise<void> {
-    this.unsubscribe = this.o.api.subscribe((_type, plural, obj) => {
-      if (plural === "deployments") this.enqueue(`${obj.metadata.namespace}/${obj.metadata.name}`);
+    // Pods of an earlier run are gone with it.
+    for (const p of this.o.api.list("pods")) this.o.api.delete("pods", p.metadata.namespace, p.metadata.name);
+    this.o.api.setPodLogs((namespace, name, container, previous) =>
+      this.findPod(namespace, name)?.pod.logFile(container, previous),
+    );
+    this.unsubscribe = this.o.api.subscribe((type, plural, obj) => {
+      if (plural === "pods" && type === "DELETED")
+        this.podDeleted(obj.metadata.namespace ?? "", obj.metadata.name);
+      else if (plural === "deployments") this.enqueue(`${obj.metadata.namespace}/${obj.metadata.name}`);
       else if (plural === "horizontalpodautoscalers") {
         const target = (obj["spec"] as { scaleTargetRef?: { name?: string } } | undefined)?.scaleTargetRef
           ?.name;
@@ -120,6 +129,82 @@ export class LocalProcessBackend {
     await Promise.all([...this.pods.values()].flat().map((p) => p.stop()));
     this.pods.clear();
     await this.proxies.close();
+  }
+
+  private findPod(namespace: string, name: string): { key: string; pod: LocalPod } | undefined {
+    for (const [key, pods] of this.pods) {
+      if (!key.startsWith(`${namespace}/`)) continue;
+      const pod = pods.find((p) => p.name === name);
+      if (pod) return { key, pod };
+    }
+    return undefined;
+  }
+
+  /** `kubectl delete pod`: the pod is stopped and its Deployment gets a new one, as a ReplicaSet would. */
+  private podDeleted(namespace: string, name: string): void {
+    const found = this.findPod(namespace, name);
+    if (!found) return; // one this backend removed itself
+    const list = this.pods.get(found.key)!;
+    list.splice(list.indexOf(found.pod), 1);
+    this.o.logger.info({ pod: name }, "pod deleted; its Deployment gets a new one");
+    void found.pod.stop();
+    this.enqueue(found.key);
+  }
+
+  /** An Event about a pod, as the kubelet records them (shown by kubectl describe and get events). */
+  private podEvent(pod: LocalPod, reason: string, message: string, type: "Normal" | "Warning"): void {
+    const namespace = pod.namespace;
+    if (!namespace || this.stopped) return;
+    const now = new Date().toISOString();
+    try {
+      this.o.api.put({
+        apiVersion: "v1",
+        kind: "Event",
+        metadata: {
+          name: `${pod.name}.${Date.now().toString(36)}${randomBytes(3).toString("hex")}`,
+          namespace,
+        },
+        involvedObject: { apiVersion: "v1", kind: "Pod", name: pod.name, namespace, uid: pod.uid },
+        reason,
+        message,
+        type,
+        count: 1,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        source: { component: "kubelet", host: "local" },
+        reportingComponent: "kubelet",
+      });
+    } catch (err) {
+      this.o.logger.warn(
+        { err: err instanceof Error ? err.message : String(err) },
+        "could not record a pod event",
+      );
+    }
+  }
+
+  /** The Deployment's pods as `v1` Pod objects; those it no longer has are removed. */
+  private publishPods(namespace: string, deployment: Obj, pods: LocalPod[]): void {
+    const owner = {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      name: deployment.metadata.name,
+      uid: typeof deployment.metadata["uid"] === "string" ? deployment.metadata["uid"] : "",
+    };
+    const names = new Set(pods.map((p) => p.name));
+    for (const o of this.o.api.list("pods", namespace)) {
+      const refs = (o.metadata["ownerReferences"] as { uid?: string }[] | undefined) ?? [];
+      if (refs[0]?.uid === owner.uid && !names.has(o.metadata.name))
+        this.o.api.delete("pods", namespace, o.metadata.name);
+    }
+    for (const p of pods) {
+      const next = podObject(p.facts(namespace, owner));
+      const prev = this.o.api.get("pods", namespace, p.name);
+      const same =
+        prev &&
+        JSON.stringify(prev["status"]) === JSON.stringify(next["status"]) &&
+        Boolean(prev.metadata["deletionTimestamp"]) === Boolean(next.metadata["deletionTimestamp"]);
+      if (!same) this.o.api.put(next as Obj);
+    }
   }
 
   /** Pods per Deployment key (namespace/name), for tests and `valora up`'s summary. */
@@ -154,6 +239,7 @@ export class LocalProcessBackend {
     if (!obj || obj.metadata["deletionTimestamp"]) {
       this.pods.delete(key);
       await Promise.all(pods.map((p) => p.stop()));
+      for (const p of pods) this.o.api.delete("pods", namespace, p.name);
       if (pods.length > 0) this.o.logger.info({ deployment: key }, "deployment gone; pods stopped");
       return;
     }
@@ -172,7 +258,7 @@ export class LocalProcessBackend {
       const pod = pods.find((p) => p.name === podName)!;
       pods.splice(pods.indexOf(pod), 1);
       this.o.logger.info({ deployment: key, pod: podName }, "stopping pod");
-      void pod.stop();
+      void pod.stop().then(() => this.o.api.delete("pods", namespace, podName));
     }
     for (let i = 0; i < step.start; i++) {
       const podName = `${name}-${hash.slice(0, 6)}-${randomBytes(3).toString("hex")}`;
@@ -199,6 +285,7 @@ export class LocalProcessBackend {
       });
     }
     this.pods.set(key, pods);
+    this.publishPods(namespace, obj, pods);
     const status = deploymentStatus(d, pods, hash, replicas);
     if (JSON.stringify(status) !== JSON.stringify(obj["status"] ?? {}))
       this.o.api.setStatus("deployments", namespace, name, status);

@@ -1,11 +1,22 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  type WriteStream,
+} from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { HealthCheckResponse_ServingStatus, Health } from "@valora/proto/grpc/health/v1/health_pb";
 import { createClient, type Logger } from "@valora/kit";
 import { PodPorts } from "./ports.js";
+import type { ContainerState, PodFacts } from "./pod-object.js";
 import {
   containerEnv,
   rewritePaths,
@@ -28,6 +39,10 @@ export interface PodRuntime {
   /** Where containers' output lines go (JSON lines with the pod added); stdout / stderr by default. */
   output?: (line: string, stream: "stdout" | "stderr") => void;
   probePeriodMs: number;
+  /** Events of what happens to the pod (Scheduled, Started, BackOff, Killing, Unhealthy), as a kubelet records them. */
+  event?: (pod: LocalPod, reason: string, message: string, type: "Normal" | "Warning") => void;
+  /** Bytes a container's log file may reach before it is rotated (the previous one kept). */
+  logLimitBytes?: number;
   /** Where pods' ports come from (one per process: no two pods get the same port). */
   ports?: { reserve(): Promise<number>; release(port: number): void };
 }
@@ -52,6 +67,12 @@ export class LocalPod {
   private bindFailed = new Set<string>();
   private src?: EnvSources;
   private mounts: Record<string, string> = {};
+  readonly uid = randomUUID();
+  readonly createdAt = new Date().toISOString();
+  private startedAt: string | undefined;
+  /** Each container's state, restart count and last termination, by name. */
+  private readonly states = new Map<string, ContainerState>();
+  private readonly logs = new Map<string, { stream: WriteStream; bytes: number }>();
 
   constructor(
     readonly name: string,
@@ -63,6 +84,11 @@ export class LocalPod {
     private readonly onReadyChange: () => void,
   ) {}
 
+  /** The namespace the pod runs in. */
+  get namespace(): string {
+    return this.rt.sources.namespace;
+  }
+
   get declaredPorts() {
     return this.template.spec.containers.flatMap((c) => c.ports ?? []);
   }
@@ -71,7 +97,51 @@ export class LocalPod {
     return this.rt.ports ?? defaultPorts;
   }
 
+  /** What `v1` Pod object this pod is (see podObject). */
+  facts(namespace: string, owner?: PodFacts["owner"]): PodFacts {
+    const waiting = (c: Container): ContainerState => ({
+      name: c.name,
+      image: c.image ?? "",
+      restartCount: 0,
+      ready: false,
+      state: { waiting: { reason: "PodInitializing" } },
+    });
+    const spec = this.template.spec;
+    return {
+      name: this.name,
+      namespace,
+      uid: this.uid,
+      labels: this.labels,
+      ...(owner ? { owner } : {}),
+      spec: spec,
+      createdAt: this.createdAt,
+      ...(this.startedAt ? { startedAt: this.startedAt } : {}),
+      ready: this.ready,
+      stopping: this.stopping,
+      initContainers: (spec.initContainers ?? []).map((c) => this.states.get(c.name) ?? waiting(c)),
+      containers: spec.containers.map((c) => {
+        const st = this.states.get(c.name) ?? waiting(c);
+        return { ...st, ready: this.ready && "running" in st.state };
+      }),
+    };
+  }
+
+  /** A container's log file (the one before its last restart with `previous`), when it has one. */
+  logFile(container: string | undefined, previous = false): string | undefined {
+    const name = container ?? this.template.spec.containers[0]?.name;
+    if (!name) return undefined;
+    const file = join(this.dir, "logs", `${name}${previous ? ".previous" : ""}.log`);
+    return existsSync(file) ? file : undefined;
+  }
+
+  private setState(name: string, change: (prev: ContainerState | undefined) => ContainerState): void {
+    this.states.set(name, change(this.states.get(name)));
+    this.onReadyChange();
+  }
+
   async start(): Promise<void> {
+    this.startedAt = new Date().toISOString();
+    this.rt.event?.(this, "Scheduled", `Successfully assigned ${this.name} to local`, "Normal");
     for (const p of this.declaredPorts)
       if (!this.ports.has(p.containerPort)) this.ports.set(p.containerPort, await this.portSource.reserve());
     const mounts = this.prepareVolumes();
@@ -95,6 +165,8 @@ export class LocalPod {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    for (const name of this.children.keys())
+      this.rt.event?.(this, "Killing", `Stopping container ${name}`, "Normal");
     clearInterval(this.probeTimer);
     this.setReady(false);
     const grace = (this.template.spec.terminationGracePeriodSeconds ?? 30) * 1000;
@@ -113,6 +185,7 @@ export class LocalPod {
       ),
     );
     for (const port of this.ports.values()) this.portSource.release(port);
+    for (const l of this.logs.values()) l.stream.end();
     rmSync(this.dir, { recursive: true, force: true });
   }
 
@@ -158,9 +231,11 @@ export class LocalPod {
       this.rt.output ??
       ((line: string, stream: "stdout" | "stderr") =>
         (stream === "stdout" ? process.stdout : process.stderr).write(line));
+    this.openLog(c.name);
     const forward = (input: NodeJS.ReadableStream, stream: "stdout" | "stderr") =>
       createInterface({ input }).on("line", (line) => {
         if (line.includes("EADDRINUSE")) this.bindFailed.add(c.name);
+        this.appendLog(c.name, `${line}\n`);
         write(
           line.startsWith("{") && line.endsWith("}")
             ? `{"pod":${JSON.stringify(this.name)},"container":${JSON.stringify(c.name)},${line.slice(1)}\n`
@@ -173,6 +248,25 @@ export class LocalPod {
     return child;
   }
 
+  /** A container's run starts a new log; the one before is kept as `.previous` (what `kubectl logs -p` reads). */
+  private openLog(container: string): void {
+    const dir = join(this.dir, "logs");
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `${container}.log`);
+    this.logs.get(container)?.stream.end();
+    if (existsSync(file) && statSync(file).size > 0) renameSync(file, join(dir, `${container}.previous.log`));
+    this.logs.set(container, { stream: createWriteStream(file, { flags: "a" }), bytes: 0 });
+  }
+
+  private appendLog(container: string, text: string): void {
+    const log = this.logs.get(container);
+    if (!log) return;
+    log.bytes += Buffer.byteLength(text);
+    // Bounded on disk: past the limit the file starts again, the full one kept as the previous.
+    if (log.bytes > (this.rt.logLimitBytes ?? 10 * 1024 * 1024)) this.openLog(container);
+    this.logs.get(container)!.stream.write(text);
+  }
+
   private runToEnd(
     c: Container,
     env: Record<string, string>,
@@ -180,9 +274,28 @@ export class LocalPod {
   ): Promise<number | null> {
     const child = this.spawn(c, env, mounts);
     this.children.set(c.name, child);
+    const startedAt = new Date().toISOString();
+    this.setState(c.name, () => ({
+      name: c.name,
+      image: c.image ?? "",
+      restartCount: 0,
+      ready: false,
+      state: { running: { startedAt } },
+    }));
     return new Promise((resolve) => {
       const done = (code: number | null) => {
         this.children.delete(c.name);
+        this.setState(c.name, (prev) => ({
+          ...prev!,
+          state: {
+            terminated: {
+              exitCode: code ?? 1,
+              reason: code === 0 ? "Completed" : "Error",
+              startedAt,
+              finishedAt: new Date().toISOString(),
+            },
+          },
+        }));
         resolve(code);
       };
       child.once("error", () => done(127));
@@ -195,11 +308,38 @@ export class LocalPod {
     const child = this.spawn(c, env, mounts);
     this.children.set(c.name, child);
     const started = Date.now();
+    this.setState(c.name, (prev) => ({
+      name: c.name,
+      image: c.image ?? "",
+      restartCount: prev ? prev.restartCount + 1 : 0,
+      ready: false,
+      state: { running: { startedAt: new Date(started).toISOString() } },
+      ...(prev?.lastState ? { lastState: prev.lastState } : {}),
+    }));
+    this.rt.event?.(this, "Started", `Started container ${c.name}`, "Normal");
     child.once("exit", (code, signal) => {
       if (this.stopping) return;
       this.setReady(false);
       if (Date.now() - started > 60_000) this.restarts = 0;
       const delay = Math.min(1000 * 2 ** this.restarts++, 30_000);
+      const finishedAt = new Date().toISOString();
+      const reason = signal ? `Signal ${signal}` : code === 0 ? "Completed" : "Error";
+      this.setState(c.name, (prev) => ({
+        ...prev!,
+        lastState: { terminated: { exitCode: code ?? 128, reason, finishedAt } },
+        state: {
+          waiting: {
+            reason: "CrashLoopBackOff",
+            message: `back-off ${delay / 1000}s restarting failed container=${c.name} pod=${this.name}`,
+          },
+        },
+      }));
+      this.rt.event?.(
+        this,
+        "BackOff",
+        `Back-off restarting failed container ${c.name} in pod ${this.name}`,
+        "Warning",
+      );
       this.rt.logger.warn(
         { pod: this.name, container: c.name, code, signal, restartInMs: delay },
         "container exited; restarting (CrashLoopBackOff)",
@@ -275,6 +415,13 @@ export class LocalPod {
 
   private setReady(ready: boolean): void {
     if (this.ready === ready) return;
+    if (
+      !ready &&
+      this.ready &&
+      !this.stopping &&
+      [...this.children.values()].every((ch) => ch.exitCode === null)
+    )
+      this.rt.event?.(this, "Unhealthy", "Readiness probe failed", "Warning");
     this.ready = ready;
     this.rt.logger.info({ pod: this.name, ready }, ready ? "pod ready" : "pod not ready");
     this.onReadyChange();

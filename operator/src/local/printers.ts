@@ -141,7 +141,54 @@ function hpaTargets(o: Obj): string {
   return shown.join(", ") || "<none>";
 }
 
+/** Pure: a pod's STATUS as kubectl prints it: a waiting container's reason, Terminating, else the phase. */
+function podStatus(o: Obj): string {
+  if (o.metadata["deletionTimestamp"]) return "Terminating";
+  const statuses =
+    (get(o, ["status", "containerStatuses"]) as
+      { state?: Record<string, { reason?: string }> }[] | undefined) ?? [];
+  for (const c of statuses) {
+    const reason = c.state?.["waiting"]?.reason;
+    if (reason) return reason;
+  }
+  const init =
+    (get(o, ["status", "initContainerStatuses"]) as { state?: Record<string, unknown> }[] | undefined) ?? [];
+  const waitingInit = init.findIndex((c) => !c.state?.["terminated"]);
+  if (waitingInit >= 0) return `Init:${waitingInit}/${init.length}`;
+  const phase = get(o, ["status", "phase"]);
+  return typeof phase === "string" ? phase : "Pending";
+}
+
+const podContainers = (o: Obj) =>
+  (get(o, ["status", "containerStatuses"]) as
+    | { ready?: boolean; restartCount?: number; lastState?: { terminated?: { finishedAt?: string } } }[]
+    | undefined) ?? [];
+
 const BUILT_IN: Record<string, Column[]> = {
+  Pod: [
+    name,
+    {
+      name: "Ready",
+      cell: (o) => `${podContainers(o).filter((c) => c.ready).length}/${podContainers(o).length}`,
+    },
+    { name: "Status", cell: podStatus },
+    {
+      name: "Restarts",
+      cell: (o, now) => {
+        const cs = podContainers(o);
+        const restarts = cs.reduce((n, c) => n + (c.restartCount ?? 0), 0);
+        const last = cs
+          .map((c) => c.lastState?.terminated?.finishedAt)
+          .filter((t): t is string => Boolean(t))
+          .sort()
+          .at(-1);
+        return last && restarts > 0 ? `${restarts} (${since(last, now)} ago)` : String(restarts);
+      },
+    },
+    ageColumn,
+    { name: "IP", priority: 1, cell: (o) => orNone(get(o, ["status", "podIP"])) },
+    { name: "Node", priority: 1, cell: (o) => orNone(get(o, ["spec", "nodeName"])) },
+  ],
   Deployment: [
     name,
     {
