@@ -425,7 +425,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   });
   await app.listen({ host: o.host, port: o.port });
   closers.push(["gateway", () => app.close()]);
-  const purger = startPurger(app.valoraLifecycle, o.tenantPurgeIntervalMs ?? 60_000, log);
+  const purger = startPurger(app.valoraLifecycle, o.tenantPurgeIntervalMs ?? 60_000, base.degraded);
   closers.push(["erasure-sweep", async () => purger.stop()]);
   const edge = createGrpcServer({
     ...base,

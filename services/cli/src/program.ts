@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { Command, CommanderError } from "commander";
+import { ConfigHelp } from "@valora/kit";
 
 /**
  * Every service the `valora` command can run in this process. Each entry loads the service's
@@ -134,7 +135,24 @@ export function buildProgram(): Command {
         );
       }
       const main = await entry.load();
-      await main(cmd.args.slice(1));
+      const rest = cmd.args.slice(1);
+      if (rest.includes("--help") || rest.includes("-h")) {
+        // The service's own configuration, read from the schema it loads its environment with.
+        process.env["VALORA_CONFIG_HELP"] = "1";
+        try {
+          await main(rest.filter((a) => a !== "--help" && a !== "-h"));
+        } catch (err) {
+          if (!(err instanceof ConfigHelp)) throw err;
+          process.stdout.write(
+            `Usage: valora serve ${name}\n\n${entry.description}; configured by the environment.\n\n${err.text}`,
+          );
+          return;
+        } finally {
+          delete process.env["VALORA_CONFIG_HELP"];
+        }
+        return;
+      }
+      await main(rest);
     });
 
   program

@@ -182,6 +182,23 @@ describe.skipIf(!existsSync(bin))("valora train --help", () => {
     expect(r.stdout).toContain("--max-rounds");
     expect(r.stdout).toContain("example:");
   });
+
+  it("every service answers --help with the environment it reads, without starting", () => {
+    for (const [service, variable] of [
+      ["gateway", "TENANT_PURGE_INTERVAL_MS (default 60000)"],
+      ["tenants", "DATABASE_URL (required)"],
+      ["model-server", "VALORA_MODELS"],
+      ["operator", "VALORA_IMAGE"],
+    ] as const) {
+      const r = spawnSync(process.execPath, [bin, "serve", service, "--help"], {
+        encoding: "utf8",
+        timeout: 10_000,
+      });
+      expect(r.status, `${service}: ${r.stderr}`).toBe(0);
+      expect(r.stdout).toContain(`Usage: valora serve ${service}`);
+      expect(r.stdout).toContain(variable);
+    }
+  });
 });
 
 describe("a first run people can read", () => {

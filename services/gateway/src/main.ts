@@ -161,7 +161,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   });
   await app.listen({ host: c.HOST, port: c.PORT });
   // Erasures whose grace period has passed are purged by a sweep every replica runs (purges are idempotent).
-  const purger = startPurger(app.valoraLifecycle, c.TENANT_PURGE_INTERVAL_MS, base.logger);
+  const purger = startPurger(app.valoraLifecycle, c.TENANT_PURGE_INTERVAL_MS, base.degraded);
   base.shutdown.register("erasure-sweep", async () => purger.stop());
   const grpc = createGrpcServer({
     ...base,

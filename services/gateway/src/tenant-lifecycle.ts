@@ -9,7 +9,7 @@ export interface ActorInit {
   subject: string;
   ip: string;
 }
-import { toValoraError, type Client, type Logger } from "@valora/kit";
+import { toValoraError, type Client, type DegradedLog, type Logger } from "@valora/kit";
 
 /** Every service holding tenant data, as the gateway reaches them. */
 export interface TenantDataClients {
@@ -178,17 +178,28 @@ export class TenantLifecycleOps {
   }
 }
 
-/** Runs purgeDue every `intervalMs` (and once at start) until stopped. */
-export function startPurger(ops: TenantLifecycleOps, intervalMs: number, logger: Logger): { stop(): void } {
+/**
+ * Runs purgeDue every `intervalMs` (the first a few seconds after start, once the services are up)
+ * until stopped. A sweep that cannot run (the tenants service is away) is a degraded-mode line,
+ * at most one per 30 s, not a stack trace per attempt.
+ */
+export function startPurger(
+  ops: TenantLifecycleOps,
+  intervalMs: number,
+  degraded: Pick<DegradedLog, "note">,
+  firstAfterMs = Math.min(intervalMs, 5000),
+): { stop(): void } {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const run = async () => {
     await ops
       .purgeDue()
-      .catch((err: unknown) => logger.warn({ err: toValoraError(err) }, "erasure sweep failed"));
+      .catch((err: unknown) =>
+        degraded.note("erasure-sweep", "tenant erasure sweep could not run; retried next run", err),
+      );
     if (!stopped) timer = setTimeout(() => void run(), intervalMs).unref();
   };
-  void run();
+  timer = setTimeout(() => void run(), firstAfterMs).unref();
   return {
     stop() {
       stopped = true;

@@ -12,11 +12,33 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
+/** Thrown by loadConfig when asked for help (VALORA_CONFIG_HELP): the text to print, then exit 0. */
+export class ConfigHelp extends Error {
+  constructor(readonly text: string) {
+    super("configuration help");
+    this.name = "ConfigHelp";
+  }
+}
+
+/** Pure: a config schema's variables with their defaults and descriptions, one per line. */
+export function describeConfig(schema: z.ZodObject): string {
+  const rows = Object.entries(schema.shape).map(([name, field]) => {
+    const f = field as z.ZodType;
+    const parsed = f.safeParse(undefined);
+    const def =
+      parsed.success && parsed.data !== undefined ? ` (default ${JSON.stringify(parsed.data)})` : "";
+    const required = !parsed.success ? " (required)" : "";
+    return `  ${name}${def}${required}${f.description ? `\n      ${f.description}` : ""}`;
+  });
+  return `Environment variables:\n${rows.join("\n")}\n`;
+}
+
 /**
  * Parses environment variables with a zod object schema whose keys are the variable names.
  * Empty strings count as unset, so `FOO=` falls back to the default instead of failing oddly.
  */
 export function loadConfig<S extends z.ZodObject>(schema: S, env: Env = process.env): z.infer<S> {
+  if (env["VALORA_CONFIG_HELP"]) throw new ConfigHelp(describeConfig(schema));
   const input: Record<string, string> = {};
   for (const key of Object.keys(schema.shape)) {
     const value = env[key];
