@@ -381,6 +381,39 @@ describe("the local process backend (Deployments as processes, Services as loopb
     }
   });
 
+  it("says why a pod cannot start: an init container's failure is a Warning event with its last words", async () => {
+    const fail = `console.log(JSON.stringify({ level: "error", msg: "cannot fetch the model", err: { message: "ENOENT: no such file /models/cars.onnx" } })); process.exit(1)`;
+    api.put({
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "broken", namespace: "ns" },
+      spec: {
+        selector: { matchLabels: { app: "broken" } },
+        template: {
+          metadata: { labels: { app: "broken" } },
+          spec: {
+            initContainers: [
+              { name: "model-fetch", image: "demo:1", command: [process.execPath, "-e", fail] },
+            ],
+            containers: [{ name: "app", image: "demo:1" }],
+          },
+        },
+      },
+    });
+    await expect
+      .poll(
+        async () =>
+          (await kubectl(server, ["get", "events", "-n", "ns", "--field-selector", "reason=Failed"])).stdout,
+        {
+          timeout: 10_000,
+        },
+      )
+      .toMatch(
+        /Warning\s+Failed\s+pod\/broken-\S+\s+init container model-fetch exited with 1: cannot fetch the model: ENOENT: no such file \/models\/cars.onnx/,
+      );
+    api.delete("deployments", "ns", "broken");
+  });
+
   it("stops the pods of a deleted Deployment; its Service then refuses connections", async () => {
     api.delete("deployments", "ns", "demo");
     await expect.poll(() => backend.podsOf("ns/demo").length, { timeout: 5000 }).toBe(0);

@@ -73,6 +73,8 @@ export class LocalPod {
   /** Each container's state, restart count and last termination, by name. */
   private readonly states = new Map<string, ContainerState>();
   private readonly logs = new Map<string, { stream: WriteStream; bytes: number }>();
+  /** Each container's last output line: what an init container that failed said last. */
+  private readonly lastLine = new Map<string, string>();
 
   constructor(
     readonly name: string,
@@ -151,7 +153,12 @@ export class LocalPod {
     for (const init of this.template.spec.initContainers ?? []) {
       if (this.stopping) return;
       const code = await this.runToEnd(init, containerEnv(init, src, this.ports, mounts), mounts);
-      if (code !== 0) throw new Error(`init container ${init.name} of pod ${this.name} exited with ${code}`);
+      if (code !== 0) {
+        const said = lastWords(this.lastLine.get(init.name));
+        const message = `init container ${init.name} exited with ${code}${said ? `: ${said}` : ""}`;
+        this.rt.event?.(this, "Failed", message, "Warning");
+        throw new Error(`${message} (pod ${this.name})`);
+      }
     }
     for (const c of this.template.spec.containers)
       this.run(c, containerEnv(c, src, this.ports, mounts), mounts);
@@ -190,6 +197,8 @@ export class LocalPod {
   }
 
   private prepareVolumes(): Record<string, string> {
+    // The pod's folder is its containers' working directory, volumes or not.
+    mkdirSync(this.dir, { recursive: true });
     const volumeDirs = new Map<string, string>();
     for (const v of this.template.spec.volumes ?? []) {
       const dir = join(this.dir, "volumes", v.name);
@@ -235,6 +244,7 @@ export class LocalPod {
     const forward = (input: NodeJS.ReadableStream, stream: "stdout" | "stderr") =>
       createInterface({ input }).on("line", (line) => {
         if (line.includes("EADDRINUSE")) this.bindFailed.add(c.name);
+        if (line.trim()) this.lastLine.set(c.name, line);
         this.appendLog(c.name, `${line}\n`);
         write(
           line.startsWith("{") && line.endsWith("}")
@@ -298,7 +308,10 @@ export class LocalPod {
         }));
         resolve(code);
       };
-      child.once("error", () => done(127));
+      child.once("error", (err) => {
+        this.lastLine.set(c.name, `cannot start: ${err.message}`);
+        done(127);
+      });
       child.once("exit", done);
     });
   }
@@ -425,5 +438,19 @@ export class LocalPod {
     this.ready = ready;
     this.rt.logger.info({ pod: this.name, ready }, ready ? "pod ready" : "pod not ready");
     this.onReadyChange();
+  }
+}
+
+/** Pure: a container's last output line for people — a JSON log line's message and error, else the line. */
+export function lastWords(line: string | undefined): string | undefined {
+  if (!line) return undefined;
+  try {
+    const o = JSON.parse(line) as { msg?: unknown; err?: { message?: unknown }; error?: unknown };
+    const err =
+      typeof o.err?.message === "string" ? o.err.message : typeof o.error === "string" ? o.error : "";
+    const msg = typeof o.msg === "string" ? o.msg : "";
+    return [msg, err].filter(Boolean).join(": ") || line;
+  } catch {
+    return line.slice(0, 500);
   }
 }
