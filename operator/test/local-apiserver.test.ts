@@ -168,3 +168,34 @@ describe("the local API server's OpenAPI v3 (real kubectl)", () => {
     }
   });
 });
+
+describe("the local API server's garbage collector", () => {
+  it("deletes an object created for an owner that no longer exists, as the API server's GC does", async () => {
+    const api = new LocalApiServer();
+    const owner = api.put({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "owner", namespace: "ns" },
+    });
+    const child = (name: string, uid: string) => ({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: {
+        name,
+        namespace: "ns",
+        ownerReferences: [{ apiVersion: "v1", kind: "ConfigMap", name: "owner", uid }],
+      },
+    });
+    api.put(child("kept", owner.metadata["uid"] as string));
+    api.put(child("orphan", "gone-uid"));
+    await new Promise((r) => setImmediate(r));
+    expect(
+      api
+        .list("configmaps", "ns")
+        .map((o) => o.metadata.name)
+        .sort(),
+    ).toEqual(["kept", "owner"]);
+    api.delete("configmaps", "ns", "owner");
+    expect(api.list("configmaps", "ns")).toEqual([]);
+  });
+});

@@ -409,6 +409,7 @@ export class LocalApiServer {
       if (w.plural === plural && (!w.namespace || w.namespace === obj.metadata.namespace)) w.send(event);
     for (const l of this.listeners) l(type, plural, clone(obj));
     if (type === "ADDED" && plural === "events") this.expireEvents(obj.metadata.namespace);
+    if (type === "ADDED") this.collectIfOrphan(plural, obj);
     this.scheduleSave();
     return clone(obj);
   }
@@ -420,6 +421,21 @@ export class LocalApiServer {
     const excess = events.length - (this.options.eventLimit ?? 500);
     for (const e of events.slice(0, Math.max(0, excess)))
       this.store.delete(this.key("events", namespace, e.metadata.name));
+  }
+
+  /**
+   * The garbage collector's other half: an object created with owners none of which exists (a
+   * controller re-creating a child of an owner just deleted) is deleted, as the API server's GC does.
+   */
+  private collectIfOrphan(plural: string, obj: Obj): void {
+    const owners = (obj.metadata["ownerReferences"] as { uid: string }[] | undefined) ?? [];
+    if (owners.length === 0) return;
+    const uids = new Set([...this.store.values()].map((o) => o.metadata["uid"]));
+    if (owners.some((o) => uids.has(o.uid))) return;
+    setImmediate(() => {
+      const current = this.store.get(this.key(plural, obj.metadata.namespace, obj.metadata.name));
+      if (current && current.metadata["uid"] === obj.metadata["uid"]) this.remove(plural, current);
+    });
   }
 
   private remove(plural: string, obj: Obj): void {

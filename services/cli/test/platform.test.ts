@@ -438,6 +438,89 @@ describe.skipIf(!existsSync(bin))(
       expect(await champion()).toBe("gm-v2");
     }, 120_000);
 
+    it("serves a model trained into /tmp as `valora train --emit-manifests` writes it, once its CRs are in manifests/", async () => {
+      const out = mkdtempSync(join(tmpdir(), "valora-train-"));
+      try {
+        execFileSync(
+          process.execPath,
+          [
+            bin,
+            "train",
+            "--data",
+            join(root, "models", "data", "car_prices.csv"),
+            "--target",
+            "Price",
+            "--log-target",
+            "--max-rounds",
+            "40",
+            "--quiet",
+            "--out",
+            join(out, "model"),
+            "--model-version",
+            "mini-v1",
+            "--emit-manifests",
+            "--asset-class",
+            "minicars",
+            "--one-hot",
+            "make=Buick,Cadillac,Chevy,Pontiac,Saab,Saturn",
+            "--one-hot",
+            "body=convertible,coupe,hatchback,sedan,wagon",
+          ],
+          { stdio: "pipe" },
+        );
+        const emitted = readFileSync(join(out, "model", "minicars.yaml"), "utf8");
+        expect(emitted).toContain(`uri: file://${join(out, "model", "model.onnx")}`);
+        writeFileSync(join(manifests, "minicars.yaml"), emitted);
+        const car = {
+          mileage: 8221,
+          cylinder: 6,
+          doors: 4,
+          cruise: true,
+          sound: true,
+          leather: true,
+          make: "Saab",
+          body: "sedan",
+        };
+        await expect
+          .poll(
+            async () =>
+              (
+                (await (
+                  await fetch(`${banner.rest}/v1/valuations`, {
+                    method: "POST",
+                    headers: auth(),
+                    body: JSON.stringify({ assetClass: "minicars", attributes: car }),
+                  })
+                ).json()) as { data?: { model: { version: string } } }
+              ).data?.model.version,
+            { timeout: 90_000, interval: 1000 },
+          )
+          .toBe("mini-v1");
+        // Its file removed, the asset class is pruned: its CRs and their Deployments go.
+        rmSync(join(manifests, "minicars.yaml"));
+        const kube = (path: string) => fetch(`${banner.kubernetes}${path}`).then((r) => r.json());
+        await expect
+          .poll(
+            async () => {
+              const ap = (await kube(
+                "/apis/valora.dev/v1alpha1/namespaces/default/assetpipelines/minicars",
+              )) as {
+                kind: string;
+              };
+              const deployments = (await kube("/apis/apps/v1/namespaces/default/deployments")) as {
+                items: { metadata: { name: string } }[];
+              };
+              return [ap.kind, deployments.items.some((d) => d.metadata.name.includes("minicars"))];
+            },
+            { timeout: 60_000, interval: 500 },
+          )
+          .toEqual(["Status", false]);
+      } finally {
+        rmSync(join(manifests, "minicars.yaml"), { force: true });
+        rmSync(out, { recursive: true, force: true });
+      }
+    }, 120_000);
+
     it("keeps its data across restarts: no new key, the old key still works; no pod outlives it", async () => {
       expect(await stop(child)).toBe(0);
       const leftovers = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })
