@@ -69,7 +69,7 @@ describe.skipIf(!existsSync(bin))("the README's tour, run as written against val
   }, 180_000);
 
   it("shows what the tour promises: a house valued by REST, a car by gRPC, the objects, the canary", () => {
-    const [house, classes, car, objects, canary] = outputs;
+    const [house, classes, car, unseen, objects, canary, , tenant] = outputs;
     const valued = JSON.parse(house!) as {
       data: { value: number; comparables: unknown[]; explanation: unknown };
     };
@@ -85,5 +85,26 @@ describe.skipIf(!existsSync(bin))("the README's tour, run as written against val
     expect(objects).toMatch(/NAME\s+READY\s+UP-TO-DATE\s+AVAILABLE\s+AGE/);
     expect(objects).toMatch(/valuationmodel\.valora\.dev\/real-estate\s+ames-v1\s/);
     expect(canary).toContain('"version":"ames-v2"');
+    // The car beyond the training data: valued, warned, a wider interval than the known one.
+    const far = JSON.parse(unseen!) as {
+      value: number;
+      interval: { low: number; high: number };
+      warnings: { field: string; code: string }[];
+    };
+    const near = JSON.parse(car!) as { interval: { low: number; high: number } };
+    expect(far.value).toBeGreaterThan(1_000);
+    expect(far.warnings).toEqual([
+      expect.objectContaining({ field: "attributes.mileage", code: "OUTSIDE_TRAINING_RANGE" }),
+    ]);
+    expect(far.interval.high / far.interval.low).toBeGreaterThan(near.interval.high / near.interval.low);
+    // Pods as kubectl shows them, and a pod's log.
+    expect(objects).toMatch(/NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE/);
+    expect(objects).toMatch(/pod\/pipeline-real-estate-\S+\s+1\/1\s+Running/);
+    // A new tenant with its first admin key, shown once.
+    const onboarded = JSON.parse(tenant!) as {
+      data: { tenant: { name: string }; apiKey: { secret: string } };
+    };
+    expect(onboarded.data.tenant.name).toBe("acme");
+    expect(onboarded.data.apiKey.secret).toMatch(/^vk_/);
   });
 });
