@@ -12,7 +12,7 @@ import {
   type AnalysisInput,
 } from "../src/controllers/valuation-model/rollout.js";
 import { MODEL_SERVER_ENV, canonicalJson as canonical } from "@valora/kit";
-import { setConditions } from "../src/controllers/valuation-model/status.js";
+import { rolloutConditions, setConditions } from "../src/controllers/valuation-model/status.js";
 import { dnsLabel } from "../src/controllers/shared.js";
 
 const defaults = {
@@ -435,6 +435,26 @@ describe("status conditions", () => {
       observedGeneration: 2,
     });
     expect(canonical({ b: 1, a: [2, { d: 3, c: undefined }] })).toBe('{"a":[2,{"d":3}],"b":1}');
+  });
+
+  it("says where to look when the champion is not ready: its pods, by the labels they carry", () => {
+    const [notReady] = rolloutConditions({
+      model: "autos",
+      champion: { version: "gm.v2", readyReplicas: 0, ready: false },
+      specChampion: "gm.v2",
+    });
+    expect(notReady).toMatchObject({
+      status: false,
+      reason: "ChampionNotReady",
+      message:
+        "gm.v2: 0 ready replicas; why: kubectl describe pods -l valora.dev/model=autos,valora.dev/version=gm-v2",
+    });
+    const [ready] = rolloutConditions({
+      model: "autos",
+      champion: { version: "gm-v1", readyReplicas: 1, ready: true },
+      specChampion: "gm-v1",
+    });
+    expect(ready!.message).toBe("gm-v1: 1 ready replicas");
   });
 });
 

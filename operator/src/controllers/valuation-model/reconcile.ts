@@ -244,6 +244,7 @@ export class ValuationModelReconciler {
     }
     const readyReplicas = champion ? (ready.replicas.get(champion.version) ?? 0) : 0;
     const observation: RolloutObservation = {
+      model: vm.metadata.name,
       ...(champion ? { champion: { version: champion.version, readyReplicas, ready: championReady } } : {}),
       specChampion: vm.spec.champion.version,
       ...(decision ? { candidate: decision.candidate } : {}),

@@ -1,3 +1,4 @@
+import { dnsLabel } from "@valora/kit";
 import type { Condition } from "../../api/index.js";
 
 export interface ConditionInput {
@@ -42,6 +43,8 @@ export function invalidSpecConditions(message: string): ConditionInput[] {
 
 /** What a reconcile observed about a ValuationModel's rollout, for its conditions. */
 export interface RolloutObservation {
+  /** The ValuationModel's name: its pods carry it as `valora.dev/model`. */
+  model?: string;
   /** The version that serves (champion route), with its ready replicas; undefined when none. */
   champion?: { version: string; readyReplicas: number; ready: boolean };
   /** The version spec.champion names (it differs from `champion` during a declarative promotion). */
@@ -57,8 +60,14 @@ export function rolloutConditions(o: RolloutObservation): ConditionInput[] {
   const rolledBack = candidate?.phase === "RolledBack";
   const candidateMoving = candidate !== undefined && ["Pending", "Progressing"].includes(candidate.phase);
   const progressing = candidateMoving || o.specChampion !== champion?.version;
+  // Not ready, the message says where the reason is: its pods' events (a model file that cannot be
+  // fetched is a Failed event of the model-fetch init container).
+  const why =
+    champion && !ready && o.model
+      ? `; why: kubectl describe pods -l valora.dev/model=${o.model},valora.dev/version=${dnsLabel(champion.version)}`
+      : "";
   const readyMessage = champion
-    ? `${champion.version}: ${champion.readyReplicas} ready replicas`
+    ? `${champion.version}: ${champion.readyReplicas} ready replicas${why}`
     : "no champion";
   let progressMessage = "no rollout in progress";
   if (candidate) {
