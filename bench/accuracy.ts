@@ -184,8 +184,10 @@ for (const c of cases) {
   const e = evaluate(c, text, 2024, manifestBlend);
   const all = parseCsv(e.split.testAll);
   const left = all.records.length - e.subjects.length;
+  const leftOut = left ? ` (+${left} not arm's length, scored only in the last line)` : "";
+  const trained = `${e.out.card.hyperParameters.rounds} trees (${(e.trainedMs / 1000).toFixed(1)} s)`;
   console.log(
-    `${c.name}: trained on ${e.out.card.data.rows}, held out ${e.subjects.length}${left ? ` (+${left} not arm's length, scored only in the last line)` : ""}, ${e.out.card.hyperParameters.rounds} trees (${(e.trainedMs / 1000).toFixed(1)} s)`,
+    `${c.name}: trained on ${e.out.card.data.rows}, held out ${e.subjects.length}${leftOut}, ${trained}`,
   );
   const every = e.subjects.map((_, i) => i);
   const fmt = (label: string, pred: number[], withInterval = false, actual = e.actual) => {
@@ -226,7 +228,8 @@ for (const c of cases) {
   const inside = every.filter((i) => e.warned[i]! === 0);
   const unwidened = e.intervals(served, false);
   console.log(
-    `  training domain                          refused ${e.refused} of ${e.subjects.length}; inside ${inside.length} covered ${pct(e.covered(ivs, inside))}; ` +
+    `  training domain                          refused ${e.refused} of ${e.subjects.length}; ` +
+      `inside ${inside.length} covered ${pct(e.covered(ivs, inside))}; ` +
       `outside ${outside.length} covered ${pct(e.covered(ivs, outside))} (${pct(e.covered(unwidened, outside))} unwidened)` +
       (outside.length
         ? `, MdAPE ${accuracy(

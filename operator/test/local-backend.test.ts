@@ -382,7 +382,12 @@ describe("the local process backend (Deployments as processes, Services as loopb
   });
 
   it("says why a pod cannot start: an init container's failure is a Warning event with its last words", async () => {
-    const fail = `console.log(JSON.stringify({ level: "error", msg: "cannot fetch the model", err: { message: "ENOENT: no such file /models/cars.onnx" } })); process.exit(1)`;
+    const said = {
+      level: "error",
+      msg: "cannot fetch the model",
+      err: { message: "ENOENT: no such file /models/cars.onnx" },
+    };
+    const fail = `console.log(${JSON.stringify(JSON.stringify(said))}); process.exit(1)`;
     api.put({
       apiVersion: "apps/v1",
       kind: "Deployment",

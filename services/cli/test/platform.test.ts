@@ -20,6 +20,17 @@ describe.skipIf(!existsSync(bin))(
     let banner: Banner;
     let key: string;
     const auth = () => ({ authorization: `Bearer ${key}`, "content-type": "application/json" });
+    /** A car as the autos API takes it (make and body as people write them). */
+    const CAR = {
+      mileage: 8221,
+      cylinder: 6,
+      doors: 4,
+      cruise: true,
+      sound: true,
+      leather: true,
+      make: "Buick",
+      body: "sedan",
+    };
 
     beforeAll(async () => {
       ({ child, banner, lines } = await up(dataDir, { VALORA_MANIFESTS: manifests }));
@@ -119,19 +130,7 @@ describe.skipIf(!existsSync(bin))(
         expect(valuation!.warnings.map((w) => w.code)).toEqual(Array(11).fill("DEPRECATED_ATTRIBUTE"));
         expect(valuation!.warnings[0]!.message).toMatch(/send make: "Buick"/);
         const modern = await client.value(
-          {
-            assetClass: "autos",
-            attributes: {
-              mileage: 8221,
-              cylinder: 6,
-              doors: 4,
-              cruise: true,
-              sound: true,
-              leather: true,
-              make: "Buick",
-              body: "sedan",
-            },
-          },
+          { assetClass: "autos", attributes: CAR },
           { metadata: { authorization: `Bearer ${key}` } },
         );
         expect(modern.valuation!.value).toBe(valuation!.value);
@@ -389,15 +388,7 @@ describe.skipIf(!existsSync(bin))(
       expect(
         lines.some((l) => l["msg"] === "manifest changed: applied" && l["manifest"] === "autos.yaml"),
       ).toBe(true);
-      const car = {
-        mileage: 8221,
-        cylinder: 6,
-        cruise: true,
-        sound: true,
-        leather: true,
-        make: "Chevy",
-        body: "sedan",
-      };
+      const car = { ...CAR, make: "Chevy" };
       await expect
         .poll(
           async () =>
@@ -471,16 +462,7 @@ describe.skipIf(!existsSync(bin))(
         const emitted = readFileSync(join(out, "model", "minicars.yaml"), "utf8");
         expect(emitted).toContain(`uri: file://${join(out, "model", "model.onnx")}`);
         writeFileSync(join(manifests, "minicars.yaml"), emitted);
-        const car = {
-          mileage: 8221,
-          cylinder: 6,
-          doors: 4,
-          cruise: true,
-          sound: true,
-          leather: true,
-          make: "Saab",
-          body: "sedan",
-        };
+        const car = { ...CAR, make: "Saab" };
         await expect
           .poll(
             async () =>

@@ -372,7 +372,7 @@ export async function landBatch(pool: Pool, input: LandInput): Promise<BatchRow>
             dropped,
             violations.length,
             JSON.stringify(violations.slice(0, REPORT_LIMIT)),
-            flags.length === 0 ? 0 : new Set(flags.map((f) => f.record)).size,
+            new Set(flags.map((f) => f.record)).size,
             JSON.stringify(flags.slice(0, REPORT_LIMIT)),
           ],
         )

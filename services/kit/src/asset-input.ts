@@ -37,7 +37,7 @@ export interface ValuationWarning {
 }
 
 /** The categories a string field's model knows: its one-hot values, else its training categories. */
-const knownCategories = (f: InputField): string[] | undefined =>
+export const knownCategories = (f: InputField): string[] | undefined =>
   f.oneHot ? Object.keys(f.oneHot) : f.training?.categories;
 
 /** Pure: a value's canonical spelling among `values` (exact, else case- and separator-insensitive). */
@@ -283,12 +283,15 @@ function validate(fields: InputField[], plan: InputPlan, attributes: Record<stri
         field: plan.paths[i]!,
         description: `is ${JSON.stringify(value)} but a deprecated attribute says ${JSON.stringify(alias)}`,
       });
-    else if (f.strict && value !== undefined && outsideTraining(f, value))
-      violations.push({
-        field: plan.paths[i]!,
-        description: `${outsideTraining(f, value)!.message.replace(/; valued .*$/, "")}, and the field is strict`,
-      });
-    else values[i] = value;
+    else {
+      const refused = f.strict && value !== undefined ? outsideTraining(f, value) : undefined;
+      if (!refused) values[i] = value;
+      else
+        violations.push({
+          field: plan.paths[i]!,
+          description: `${refused.message.replace(/; valued .*$/, "")}, and the field is strict`,
+        });
+    }
   }
   if (violations.length > 0) {
     throw new ValoraError(

@@ -56,8 +56,15 @@ export async function exportTenantTables(
   return out;
 }
 
-/** Deletes a tenant's rows of every table in one transaction, children first; counts per table. Idempotent. */
-export async function purgeTenantTables(o: TenantDataOptions, tenantId: string) {
+/**
+ * Deletes a tenant's rows of every table in one transaction, children first; counts per table
+ * (`afterPurge` also gets what other services purged). Idempotent.
+ */
+export async function purgeTenantTables(
+  o: TenantDataOptions,
+  tenantId: string,
+  purgedElsewhere: { name: string; rows: number }[] = [],
+) {
   const id = checkTenant(tenantId);
   await o.guard?.(id);
   const objects = (await o.purgeObjects?.(id)) ?? [];
@@ -65,7 +72,7 @@ export async function purgeTenantTables(o: TenantDataOptions, tenantId: string) 
     const counts = [...objects];
     for (const t of o.tables)
       if (t.delete) counts.push({ name: t.name, rows: (await db.query(t.delete, [id])).rowCount ?? 0 });
-    await o.afterPurge?.(db, id, counts);
+    await o.afterPurge?.(db, id, [...counts, ...purgedElsewhere]);
     return counts;
   });
 }
@@ -82,21 +89,8 @@ export function tenantDataService(o: TenantDataOptions): ServiceRegistration {
       };
     },
     async purgeTenantData(req) {
-      const counts = await purgeTenantTables(
-        {
-          ...o,
-          ...(o.afterPurge
-            ? {
-                afterPurge: (db, id, c) =>
-                  o.afterPurge!(db, id, [
-                    ...c,
-                    ...req.purgedElsewhere.map((x) => ({ name: x.name, rows: Number(x.rows) })),
-                  ]),
-              }
-            : {}),
-        },
-        req.tenantId,
-      );
+      const elsewhere = req.purgedElsewhere.map((x) => ({ name: x.name, rows: Number(x.rows) }));
+      const counts = await purgeTenantTables(o, req.tenantId, elsewhere);
       return { counts: counts.map((c) => ({ name: c.name, rows: BigInt(c.rows) })) };
     },
   });

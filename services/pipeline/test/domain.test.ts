@@ -4,11 +4,10 @@
  * the fields `valora train --emit-manifests` would give them, served by a real model server on
  * loopback, and every held-out asset is valued through the pipeline.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ValoraError, domainWarnings, normaliseWithKey, type InputField } from "@valora/kit";
 import { captureLogs } from "@valora/kit/testing";
@@ -26,6 +25,7 @@ import {
   type PipelineSpec,
   type ValuationOut,
 } from "../src/index.js";
+import { startModelServer } from "./support/model-server.js";
 
 const root = join(import.meta.dirname, "..", "..", "..");
 const bin = join(root, "services", "cli", "dist", "bin.js");
@@ -75,6 +75,17 @@ function trainOnSplit(
 }
 
 const MAKES = ["Buick", "Cadillac", "Chevy", "Pontiac", "Saab", "Saturn"];
+/** A car well inside the training data. */
+const CHEVY = {
+  mileage: 20_000,
+  cylinder: 6,
+  doors: 4,
+  cruise: true,
+  sound: true,
+  leather: true,
+  make: "Chevy",
+  body: "sedan",
+};
 const BODIES = ["convertible", "coupe", "hatchback", "sedan", "wagon"];
 
 describe.skipIf(!existsSync(bin))("valuing assets outside the training data (held-out split)", () => {
@@ -100,32 +111,13 @@ describe.skipIf(!existsSync(bin))("valuing assets outside the training data (hel
   const grpcPort = 18947;
 
   beforeAll(async () => {
-    server = spawn(
-      process.execPath,
+    server = await startModelServer(
+      bin,
       [
-        bin,
-        "serve",
-        "model-server",
-        "--model",
-        `houses=file://${houses.file}`,
-        "--model",
-        `cars=file://${cars.file}`,
-        "--model-version",
-        "v1",
-        "--model-version",
-        "v1",
-        "--grpc-port",
-        String(grpcPort),
-        "--http-port",
-        "0",
+        { name: "houses", file: houses.file, version: "v1" },
+        { name: "cars", file: cars.file, version: "v1" },
       ],
-      { env: { ...process.env, HOST: "127.0.0.1", LOG_LEVEL: "info" }, stdio: ["ignore", "pipe", "inherit"] },
-    );
-    await new Promise<void>((resolve) =>
-      createInterface({ input: server.stdout! }).on(
-        "line",
-        (l) => l.includes("model server ready") && resolve(),
-      ),
+      grpcPort,
     );
     const endpoint = `127.0.0.1:${grpcPort}`;
     for (const [name, t] of [
@@ -202,16 +194,7 @@ describe.skipIf(!existsSync(bin))("valuing assets outside the training data (hel
   });
 
   it("values a car with 150,000 miles: warned, a wider interval and lower confidence than at 20,000", async () => {
-    const car = {
-      mileage: 20_000,
-      cylinder: 6,
-      doors: 4,
-      cruise: true,
-      sound: true,
-      leather: true,
-      make: "Chevy",
-      body: "sedan",
-    };
+    const car = CHEVY;
     const pipeline = pipelines.get("cars")!;
     const near = normaliseAttributes(cars.fields, car);
     const far = normaliseAttributes(cars.fields, { ...car, mileage: 150_000 });
@@ -271,16 +254,7 @@ describe.skipIf(!existsSync(bin))("valuing assets outside the training data (hel
       code: "INVALID_ARGUMENT",
       fields: ["attributes.gr_liv_area", "attributes.latitude"],
     });
-    const car = {
-      mileage: 150_000,
-      cylinder: 6,
-      doors: 4,
-      cruise: true,
-      sound: true,
-      leather: true,
-      make: "Chevy",
-      body: "sedan",
-    };
+    const car = { ...CHEVY, mileage: 150_000 };
     expect(refusal(cars.fields, car)).toBeUndefined();
     const strict = cars.fields.map((f) => (f.name === "mileage" ? { ...f, strict: true } : f));
     expect(refusal(strict, car)).toMatchObject({
@@ -291,7 +265,7 @@ describe.skipIf(!existsSync(bin))("valuing assets outside the training data (hel
   });
 
   it("takes make and body as people write them; old one-hot names are aliases with a deprecation warning", () => {
-    const base = { mileage: 20_000, cylinder: 6, doors: 4, cruise: true, sound: true, leather: true };
+    const { make: _make, body: _body, ...base } = CHEVY;
     const modern = normaliseWithKey(cars.fields, { ...base, make: "saab", body: "Sedan" });
     expect(modern.attributes()).toMatchObject({ make: "Saab", body: "sedan" });
     expect(modern.warnings).toBeUndefined();

@@ -1,7 +1,6 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { parseAllDocuments } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRegistry } from "@valora/kit";
@@ -20,6 +19,7 @@ import {
   type PipelineSpec,
   type Route,
 } from "../src/index.js";
+import { startModelServer } from "./support/model-server.js";
 
 const root = join(import.meta.dirname, "..", "..", "..");
 const bin = join(root, "services", "cli", "dist", "bin.js");
@@ -64,32 +64,13 @@ describe.skipIf(!existsSync(bin))("valuation pipeline against real model servers
 
   beforeAll(async () => {
     // One server holding the same model as two versions: a champion and a canary.
-    server = spawn(
-      process.execPath,
+    server = await startModelServer(
+      bin,
       [
-        bin,
-        "serve",
-        "model-server",
-        "--model",
-        `real-estate=file://${modelPath}`,
-        "--model",
-        `real-estate=file://${modelPath}`,
-        "--model-version",
-        "v1",
-        "--model-version",
-        "v2",
-        "--grpc-port",
-        String(grpcPort),
-        "--http-port",
-        "0",
+        { name: "real-estate", file: modelPath, version: "v1" },
+        { name: "real-estate", file: modelPath, version: "v2" },
       ],
-      { env: { ...process.env, HOST: "127.0.0.1", LOG_LEVEL: "info" }, stdio: ["ignore", "pipe", "inherit"] },
-    );
-    await new Promise<void>((resolve) =>
-      createInterface({ input: server.stdout! }).on(
-        "line",
-        (l) => l.includes("model server ready") && resolve(),
-      ),
+      grpcPort,
     );
     const endpoint = `127.0.0.1:${grpcPort}`;
     routes = [

@@ -3,10 +3,11 @@ import { ValoraError, withTransaction, type Pool, type PoolClient, type TenantTa
 import type { RoleName } from "./roles.js";
 import {
   TENANT_COLUMNS,
-  TENANT_NAME,
   UUID,
   audit,
   checkKeyRequest,
+  checkPlanName,
+  checkTenantName,
   insertApiKey,
   notFound,
   tenantOf,
@@ -196,14 +197,8 @@ export class TenantLifecycle {
     tenantId: string,
     change: { name?: string; plan?: string },
   ): Promise<TenantRow> {
-    if (change.name !== undefined && !TENANT_NAME.test(change.name))
-      throw new ValoraError("INVALID_ARGUMENT", "invalid tenant name", {
-        details: [{ field: "name", description: "2-63 lowercase letters, digits and dashes" }],
-      });
-    if (change.plan !== undefined && !/^[a-z][a-z0-9-]{0,39}$/.test(change.plan))
-      throw new ValoraError("INVALID_ARGUMENT", "invalid plan name", {
-        details: [{ field: "plan", description: "a plan name such as free, pro, enterprise" }],
-      });
+    if (change.name !== undefined) checkTenantName(change.name);
+    if (change.plan !== undefined) checkPlanName(change.plan);
     return withTransaction(this.pool, async (c) => {
       const before = await this.locked(c, tenantId);
       const taken =

@@ -3,7 +3,15 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { TenantService, type Actor } from "@valora/proto/valora/v1/tenants_pb";
 import { ValoraError, implement, type ServiceRegistration } from "@valora/kit";
 import { roleName, roleOf } from "./roles.js";
-import type { ActorRef, ApiKeyRow, PrincipalRow, TenantRow, TenantStore, UserRow } from "./store.js";
+import {
+  checkPlanName,
+  type ActorRef,
+  type ApiKeyRow,
+  type PrincipalRow,
+  type TenantRow,
+  type TenantStore,
+  type UserRow,
+} from "./store.js";
 import { WEBHOOK_EVENTS, checkWebhookUrl, type DeliveryWorker } from "./webhooks.js";
 import { TenantLifecycle, type ExportRow } from "./lifecycle.js";
 
@@ -155,10 +163,7 @@ export function tenantService(d: TenantServiceDeps): ServiceRegistration {
       return { tenant: tenant(t) };
     },
     async setPlan(req) {
-      if (!/^[a-z][a-z0-9-]{0,39}$/.test(req.plan))
-        throw new ValoraError("INVALID_ARGUMENT", "invalid plan name", {
-          details: [{ field: "plan", description: "a plan name such as free, pro, enterprise" }],
-        });
+      checkPlanName(req.plan);
       const { tenant: t, previousPlan } = await s.setPlan(
         actorOf(req.actor),
         req.tenantId,

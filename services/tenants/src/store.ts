@@ -83,7 +83,7 @@ export interface ActorRef {
 }
 
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-export const TENANT_NAME = /^[a-z0-9][a-z0-9-]{1,62}$/;
+const TENANT_NAME = /^[a-z0-9][a-z0-9-]{1,62}$/;
 const unauthenticated = () => new ValoraError("UNAUTHENTICATED", "invalid or revoked API key");
 /** Ids from other tenants or malformed ids are simply not found: no existence leak, no 403. */
 export const notFound = (what: string, id: string) =>
@@ -167,6 +167,27 @@ export const keyOf = (r: KeyDb): ApiKeyRow => ({
   revokedAt: r.revoked_at,
 });
 
+/** Refuses what cannot be a tenant's name (it names the tenant in URLs and OIDC claims). */
+export function checkTenantName(name: string): void {
+  if (!TENANT_NAME.test(name))
+    throw new ValoraError("INVALID_ARGUMENT", "invalid tenant name", {
+      details: [
+        {
+          field: "name",
+          description: "2-63 lowercase letters, digits and dashes, starting with a letter or digit",
+        },
+      ],
+    });
+}
+
+/** Refuses what cannot be a plan's name (`free`, `pro`, `enterprise`, ...). */
+export function checkPlanName(plan: string): void {
+  if (!/^[a-z][a-z0-9-]{0,39}$/.test(plan))
+    throw new ValoraError("INVALID_ARGUMENT", "invalid plan name", {
+      details: [{ field: "plan", description: "a plan name such as free, pro, enterprise" }],
+    });
+}
+
 /** Checks a key's name and roles (the same for a tenant's own keys and those minted for it). */
 export function checkKeyRequest(name: string, roles: RoleName[]): void {
   if (name.trim().length === 0 || name.length > 100)
@@ -216,15 +237,7 @@ export class TenantStore {
     platformAdmin: boolean,
     then: (c: PoolClient, tenant: TenantRow) => Promise<T>,
   ): Promise<{ tenant: TenantRow; added: T }> {
-    if (!TENANT_NAME.test(name))
-      throw new ValoraError("INVALID_ARGUMENT", "invalid tenant name", {
-        details: [
-          {
-            field: "name",
-            description: "2-63 lowercase letters, digits and dashes, starting with a letter or digit",
-          },
-        ],
-      });
+    checkTenantName(name);
     return withTransaction(this.pool, async (c) => {
       const { rows } = await c.query<TenantDb>(
         "INSERT INTO tenants (name, plan, platform_admin) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING RETURNING *",

@@ -23,6 +23,27 @@ const roleValue = (name: string) => roleEnum(name)!;
 const Any = z.unknown();
 const SubjectParam = z.strictObject({ subject: z.string().min(1).max(255) });
 
+/** Pure: an API key as REST shows it (never its secret or hash). */
+export const apiKeyJson = (k: {
+  id: string;
+  name: string;
+  prefix: string;
+  roles: Role[];
+  assetClasses: string[];
+  createdAt?: Timestamp;
+  lastUsedAt?: Timestamp;
+  revokedAt?: Timestamp;
+}) => ({
+  id: k.id,
+  name: k.name,
+  prefix: k.prefix,
+  roles: roleNames(k.roles),
+  assetClasses: k.assetClasses,
+  createdAt: iso(k.createdAt),
+  lastUsedAt: iso(k.lastUsedAt),
+  revokedAt: iso(k.revokedAt),
+});
+
 /** Tenant administration: the tenant itself, API keys, users, audit log, webhooks. Tenant-scoped by the caller's principal. */
 export const adminRoutes: FastifyPluginAsync<{
   tenants: Client<typeof TenantService>;
@@ -37,25 +58,6 @@ export const adminRoutes: FastifyPluginAsync<{
     ip: req.ip,
   });
   const tenantId = (req: FastifyRequest) => req.principal!.tenantId;
-  const key = (k: {
-    id: string;
-    name: string;
-    prefix: string;
-    roles: Role[];
-    assetClasses: string[];
-    createdAt?: Timestamp;
-    lastUsedAt?: Timestamp;
-    revokedAt?: Timestamp;
-  }) => ({
-    id: k.id,
-    name: k.name,
-    prefix: k.prefix,
-    roles: roleNames(k.roles),
-    assetClasses: k.assetClasses,
-    createdAt: iso(k.createdAt),
-    lastUsedAt: iso(k.lastUsedAt),
-    revokedAt: iso(k.revokedAt),
-  });
   const doc = <E extends object = object>(tag: string, summary: string, extra?: E) => ({
     tags: [tag],
     summary,
@@ -86,7 +88,7 @@ export const adminRoutes: FastifyPluginAsync<{
     "/v1/api-keys",
     { config: { roles: ROLES.admin }, schema: doc("api-keys", "List API keys (never their secrets)") },
     async (req) =>
-      okEnvelope((await t.listApiKeys({ tenantId: tenantId(req) }, opts)).apiKeys.map(key), req.id),
+      okEnvelope((await t.listApiKeys({ tenantId: tenantId(req) }, opts)).apiKeys.map(apiKeyJson), req.id),
   );
 
   app.post(
@@ -105,7 +107,7 @@ export const adminRoutes: FastifyPluginAsync<{
         },
         opts,
       );
-      return reply.code(201).send(okEnvelope({ ...key(res.apiKey!), secret: res.secret }, req.id));
+      return reply.code(201).send(okEnvelope({ ...apiKeyJson(res.apiKey!), secret: res.secret }, req.id));
     },
   );
 
@@ -113,7 +115,10 @@ export const adminRoutes: FastifyPluginAsync<{
     "/v1/api-keys/:id",
     { config: { roles: ROLES.admin }, schema: doc("api-keys", "Revoke an API key", { params: IdParam }) },
     async (req) =>
-      okEnvelope(key((await t.revokeApiKey({ actor: actor(req), id: req.params.id }, opts)).apiKey!), req.id),
+      okEnvelope(
+        apiKeyJson((await t.revokeApiKey({ actor: actor(req), id: req.params.id }, opts)).apiKey!),
+        req.id,
+      ),
   );
 
   app.get(

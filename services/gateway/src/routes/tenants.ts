@@ -1,7 +1,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Tenant, TenantExport, TenantService } from "@valora/proto/valora/v1/tenants_pb";
 import type { UsageService } from "@valora/proto/valora/v1/usage_pb";
 import { ValoraError, okEnvelope, type Client } from "@valora/kit";
@@ -9,6 +8,7 @@ import { ROLE_SETS, roleEnum, roleNames } from "../auth.js";
 import { iso } from "../valuation-json.js";
 import { CreateKey, ErrorEnvelope, RoleName, envelopeOf } from "../schemas.js";
 import type { TenantLifecycleOps } from "../tenant-lifecycle.js";
+import { apiKeyJson } from "./admin.js";
 
 const PlanName = z
   .string()
@@ -50,6 +50,8 @@ const KeyJson = z.object({
   roles: z.array(z.string()),
   assetClasses: z.array(z.string()),
   createdAt: z.string().nullable(),
+  lastUsedAt: z.string().nullable(),
+  revokedAt: z.string().nullable(),
   secret: z.string().describe("Shown once"),
 });
 
@@ -113,25 +115,8 @@ const exportJson = (e: TenantExport) => ({
   counts: Object.fromEntries(Object.entries(e.counts).map(([k, v]) => [k, Number(v)])),
   download: e.status === "succeeded" ? `/v1/tenants/${e.tenantId}/exports/${e.id}/archive` : null,
 });
-const keyJson = (
-  k: {
-    id: string;
-    name: string;
-    prefix: string;
-    roles: number[];
-    assetClasses: string[];
-    createdAt?: Timestamp;
-  },
-  secret: string,
-) => ({
-  id: k.id,
-  name: k.name,
-  prefix: k.prefix,
-  roles: roleNames(k.roles),
-  assetClasses: k.assetClasses,
-  createdAt: iso(k.createdAt),
-  secret,
-});
+/** A key just minted: as the API shows keys, with its secret this once. */
+const keyJson = (k: Parameters<typeof apiKeyJson>[0], secret: string) => ({ ...apiKeyJson(k), secret });
 
 /** Pure: the first and last day of the month of `now`, as the usage service takes them. */
 const monthOf = (now: Date) => {
