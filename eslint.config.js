@@ -31,6 +31,13 @@ export default tseslint.config(
     },
   },
   {
+    // The console is a browser app with its own compiler settings (DOM, JSX, bundler resolution).
+    files: ["services/console/**/*.{ts,tsx}"],
+    languageOptions: {
+      parserOptions: { project: "./services/console/tsconfig.json", tsconfigRootDir: import.meta.dirname },
+    },
+  },
+  {
     files: ["**/test/**", "e2e/**", "**/bench/**"],
     rules: {
       "@typescript-eslint/no-non-null-assertion": "off",

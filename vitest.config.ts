@@ -11,6 +11,7 @@ export default defineConfig({
     include: [
       "proto/test/**/*.test.ts",
       "services/*/test/**/*.test.ts",
+      "services/console/test/**/*.test.tsx",
       "operator/test/**/*.test.ts",
       "charts/*/test/**/*.test.ts",
       "e2e/**/*.test.ts",

@@ -65,6 +65,7 @@ import {
   RedisQuotaCounter,
   RedisRateLimiter,
   buildGateway,
+  defaultConsoleDir,
   grpcIngress,
   startPurger,
 } from "@valora/gateway";
@@ -93,6 +94,10 @@ export interface PlatformOptions {
   jobWorkers?: number;
   /** How often due tenant erasures are purged (default a minute). */
   tenantPurgeIntervalMs?: number;
+  /** The web console's build ("off": none); the repository's services/console/dist by default. */
+  consoleDir?: string;
+  /** Raster tiles under the console's map; none by default. */
+  consoleTileUrl?: string;
   /** Plan catalog as JSON (VALORA_PLANS); the defaults when absent. */
   plans?: string;
   /** Stripe billing (STRIPE_*); off when absent. */
@@ -422,6 +427,14 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     limiter,
     quota,
     tenantData: { tenants: tenantData, others: [] },
+    ...(o.consoleDir !== "off"
+      ? {
+          console: {
+            dir: o.consoleDir ?? defaultConsoleDir(),
+            ...(o.consoleTileUrl ? { tileUrl: o.consoleTileUrl } : {}),
+          },
+        }
+      : {}),
   });
   await app.listen({ host: o.host, port: o.port });
   closers.push(["gateway", () => app.close()]);

@@ -44,7 +44,8 @@ export function readyBox(s: ReadySummary): string {
   const lines = [
     `Valora is up in ${(s.readyInMs / 1000).toFixed(1)} s: ${s.assetClasses.join(", ")}`,
     "",
-    `  REST      ${s.rest}   (API docs: ${s.rest}/docs)`,
+    `  console   ${s.rest}/   (sign in with the admin API key)`,
+    `  REST      ${s.rest}/v1   (API docs: ${s.rest}/docs)`,
     `  gRPC      ${s.grpc}`,
     `  kubectl   kubectl --server ${s.kubernetes} get vm,ap,deploy`,
     `  data      ${s.database}; cache: ${s.cache}`,

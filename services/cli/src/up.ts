@@ -34,6 +34,8 @@ export async function up(o: UpOptions, env: Record<string, string | undefined> =
     ...(env["REDIS_URL"] ? { redisUrl: env["REDIS_URL"] } : {}),
     ...(env["VALORA_BOOTSTRAP_API_KEY"] ? { bootstrapApiKey: env["VALORA_BOOTSTRAP_API_KEY"] } : {}),
     ...(env["VALORA_PLANS"] ? { plans: env["VALORA_PLANS"] } : {}),
+    ...(env["CONSOLE_DIR"] ? { consoleDir: env["CONSOLE_DIR"] } : {}),
+    ...(env["CONSOLE_TILE_URL"] ? { consoleTileUrl: env["CONSOLE_TILE_URL"] } : {}),
     ...(env["VALORA_JOB_WORKERS"] && Number(env["VALORA_JOB_WORKERS"]) > 0
       ? { jobWorkers: Number(env["VALORA_JOB_WORKERS"]) }
       : {}),
@@ -64,6 +66,7 @@ export async function up(o: UpOptions, env: Record<string, string | undefined> =
   base.logger.info(
     {
       rest: p.restUrl,
+      console: `${p.restUrl}/`,
       docs: `${p.restUrl}/docs`,
       grpc: p.grpcAddress,
       kubernetes: p.kubernetesUrl,

@@ -43,6 +43,7 @@ import { TenantLifecycleOps, type TenantDataClients } from "./tenant-lifecycle.j
 import { jobRoutes } from "./routes/jobs.js";
 import { catalogRoutes } from "./routes/catalog.js";
 import { valuationRoutes } from "./routes/valuations.js";
+import { consoleCsp, consoleRoutes, wantsConsolePage, type ConsoleOptions } from "./console.js";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -93,6 +94,8 @@ export interface GatewayDeps {
    * client address in audit rows; off by default so clients cannot spoof it.
    */
   trustProxy?: boolean | string;
+  /** The web console at / (its build directory, OIDC client, map tiles); absent: no console. */
+  console?: ConsoleOptions;
 }
 
 export interface RouteInfo {
@@ -179,7 +182,8 @@ export async function buildGateway(
 
   const routes: RouteInfo[] = [];
   app.addHook("onRoute", (r) => {
-    if (r.url.startsWith("/docs") || r.method === "HEAD") return;
+    // The docs and the console's static files are public by nature; they are not API routes.
+    if (r.url.startsWith("/docs") || r.url === "/" || r.url === "/*" || r.method === "HEAD") return;
     // Unknown query parameters are refused like unknown body fields.
     if (r.config?.roles && r.schema && !r.schema.querystring) r.schema.querystring = NoQuery;
     for (const method of [r.method].flat())
@@ -241,7 +245,15 @@ export async function buildGateway(
     if (e.code === "UNAVAILABLE") void reply.header("retry-after", String(UNAVAILABLE_RETRY_AFTER_SECONDS));
     return reply.code(status).send(body);
   });
+  const csp = d.console ? consoleCsp(d.console) : "";
   app.setNotFoundHandler((req, reply) => {
+    // A console page's URL opened directly (or reloaded): the SPA's shell routes it.
+    if (d.console && wantsConsolePage(req) && "sendFile" in reply)
+      return reply
+        .header("content-security-policy", csp)
+        .header("cache-control", "no-cache")
+        .header("referrer-policy", "no-referrer")
+        .sendFile("index.html");
     const { status, body } = errorEnvelope(
       new ValoraError("NOT_FOUND", `no route ${req.method} ${req.url.split("?")[0]}`),
       req.id,
@@ -286,6 +298,8 @@ export async function buildGateway(
     reply.type(d.base.registry.contentType).send(await d.base.registry.metrics()),
   );
 
+  if (d.console) await consoleRoutes(app, d.console);
+
   const timeoutMs = d.upstreamTimeoutMs ?? 10_000;
   const quota = d.quota ?? new LocalQuotaCounter();
   await app.register(valuationRoutes, {
@@ -301,8 +315,8 @@ export async function buildGateway(
     ...(d.ingest ? { ingest: d.ingest } : {}),
     timeoutMs,
   });
-  await app.register(adminRoutes, { tenants: d.tenants, timeoutMs });
   const tenantChanged = d.tenantChanged ?? ((id: string) => d.auth.invalidateTenant(id));
+  await app.register(adminRoutes, { tenants: d.tenants, timeoutMs, tenantChanged });
   const lifecycle = new TenantLifecycleOps({
     tenants: d.tenants,
     ...(d.jobs ? { jobs: d.jobs } : {}),

@@ -6,3 +6,5 @@ export * from "./grpc-ingress.js";
 export * from "./valuation-json.js";
 export * from "./quota.js";
 export * from "./tenant-lifecycle.js";
+export * from "./console.js";
+export * from "./openapi-document.js";

@@ -19,6 +19,7 @@ import {
   redisReady,
 } from "@valora/kit";
 import { buildGateway } from "./app.js";
+import { defaultConsoleDir, type ConsoleOptions } from "./console.js";
 import { Authenticator } from "./auth.js";
 import { grpcIngress } from "./grpc-ingress.js";
 import { startPurger } from "./tenant-lifecycle.js";
@@ -55,7 +56,40 @@ export const GatewayEnv = z.object({
   SHUTDOWN_DRAIN_DELAY_MS: vars.int(0),
   /** Proxies whose X-Forwarded-For is believed: "true" or comma-separated addresses/CIDRs. */
   TRUST_PROXY: z.string().optional(),
+  /** The web console's build; the image's own when unset. "off" serves no console. */
+  CONSOLE_DIR: z.string().optional(),
+  /** The console's OIDC client (a public client: authorization code with PKCE); OIDC_ISSUER is its issuer. */
+  CONSOLE_OIDC_CLIENT_ID: z.string().optional(),
+  CONSOLE_OIDC_SCOPES: z.string().default("openid profile email"),
+  /** Raster tiles under the console's valuation map (`https://.../{z}/{x}/{y}.png`); none by default. */
+  CONSOLE_TILE_URL: z.string().optional(),
 });
+
+/** The console's options from the gateway's configuration (absent when turned off). */
+export function consoleOptions(c: {
+  CONSOLE_DIR?: string | undefined;
+  CONSOLE_OIDC_CLIENT_ID?: string | undefined;
+  CONSOLE_OIDC_SCOPES?: string | undefined;
+  CONSOLE_TILE_URL?: string | undefined;
+  OIDC_ISSUER?: string | undefined;
+  OIDC_AUDIENCE?: string | undefined;
+}): ConsoleOptions | undefined {
+  if (c.CONSOLE_DIR === "off") return undefined;
+  return {
+    dir: c.CONSOLE_DIR ?? defaultConsoleDir(),
+    ...(c.OIDC_ISSUER && c.CONSOLE_OIDC_CLIENT_ID
+      ? {
+          oidc: {
+            issuer: c.OIDC_ISSUER,
+            clientId: c.CONSOLE_OIDC_CLIENT_ID,
+            ...(c.CONSOLE_OIDC_SCOPES ? { scopes: c.CONSOLE_OIDC_SCOPES } : {}),
+            ...(c.OIDC_AUDIENCE ? { audience: c.OIDC_AUDIENCE } : {}),
+          },
+        }
+      : {}),
+    ...(c.CONSOLE_TILE_URL ? { tileUrl: c.CONSOLE_TILE_URL } : {}),
+  };
+}
 
 const TENANT_CHANGED = "valora:tenant-changed";
 
@@ -158,6 +192,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     trustProxy,
     bodyLimit: c.BODY_LIMIT_BYTES,
     upstreamTimeoutMs: c.UPSTREAM_TIMEOUT_MS,
+    ...(consoleOptions(c) ? { console: consoleOptions(c)! } : {}),
   });
   await app.listen({ host: c.HOST, port: c.PORT });
   // Erasures whose grace period has passed are purged by a sweep every replica runs (purges are idempotent).

@@ -51,6 +51,11 @@ export const Valuation = z.object({
       baseValue: z.number(),
       output: z.number(),
       method: z.string(),
+      scale: z
+        .enum(["log", "identity"])
+        .describe(
+          "log: output is ln(value) and each contribution multiplies the value by exp(contribution); identity: output is the value",
+        ),
       contributions: z.array(Contribution),
     })
     .nullable(),

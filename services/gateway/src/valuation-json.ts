@@ -43,6 +43,7 @@ const explanationJson = (v: Valuation) =>
         baseValue: v.explanation.baseValue,
         output: v.explanation.output,
         method: v.explanation.method,
+        scale: v.explanation.outputScale === "log" ? ("log" as const) : ("identity" as const),
         contributions: v.explanation.contributions.map((c) => ({
           feature: c.feature,
           value: c.value,

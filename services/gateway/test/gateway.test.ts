@@ -638,6 +638,37 @@ describe.skipIf(!url)("gateway over real tenants, orchestrator, pipeline and mod
         `${method} ${path}`,
       ).toBe(404);
     }
+    // The list of past jobs: newest first, paged without repeats, another tenant's never shown.
+    const second = await app.inject({
+      method: "POST",
+      url: "/v1/jobs?assetClass=autos",
+      headers: k,
+      payload: [header, ...rows.slice(0, 2)].join("\n"),
+    });
+    const secondId = second.json<{ data: { id: string } }>().data.id;
+    type Page = { data: { jobs: { id: string }[]; nextPageToken: string | null } };
+    const page1 = (
+      await app.inject({ method: "GET", url: "/v1/jobs?pageSize=1", headers: bearer(keys["a"]!["viewer"]!) })
+    ).json<Page>().data;
+    expect(page1.jobs.map((j) => j.id)).toEqual([secondId]);
+    const page2 = (
+      await app.inject({
+        method: "GET",
+        url: `/v1/jobs?pageSize=1&pageToken=${page1.nextPageToken}`,
+        headers: bearer(keys["a"]!["viewer"]!),
+      })
+    ).json<Page>().data;
+    expect(page2.jobs.map((j) => j.id)).toEqual([job.id]);
+    const others = (
+      await app.inject({ method: "GET", url: "/v1/jobs", headers: bearer(keys["b"]!["admin"]!) })
+    ).json<Page>().data;
+    expect(others.jobs.map((j) => j.id)).not.toContain(job.id);
+    const badToken = await app.inject({
+      method: "GET",
+      url: "/v1/jobs?pageToken=bm9wZQ",
+      headers: bearer(keys["a"]!["viewer"]!),
+    });
+    expect(badToken.statusCode).toBe(400);
     const noHeader = await app.inject({
       method: "POST",
       url: "/v1/jobs?assetClass=autos",

@@ -10,6 +10,7 @@ export interface AssetPipelineObject {
     model: { name: string };
     input: { fields: InputField[] };
     cache?: { ttlSeconds?: number };
+    comparables?: { mode?: string; latitude?: string; longitude?: string; h3Resolution?: number };
   };
 }
 export interface ValuationModelObject {
@@ -48,6 +49,7 @@ export function catalogFrom(
         model: ap.spec.model.name,
         currency: ap.spec.currency ?? "USD",
         fields: ap.spec.input.fields,
+        ...(geoOf(ap) ? { geo: geoOf(ap)! } : {}),
         cacheTtlSeconds: ap.spec.cache?.ttlSeconds ?? 3600,
         championVersion: () => vm?.status?.champion?.version ?? vm?.spec.champion.version,
         routes: () => routes,
@@ -57,6 +59,13 @@ export function catalogFrom(
     });
   }
   return out;
+}
+
+/** Pure: where an AssetPipeline finds comparables by location, if it does. */
+function geoOf(ap: AssetPipelineObject): AssetClassEntry["geo"] {
+  const c = ap.spec.comparables;
+  if (c?.mode !== "geo" || !c.latitude || !c.longitude) return undefined;
+  return { latitude: c.latitude, longitude: c.longitude, h3Resolution: c.h3Resolution ?? 8 };
 }
 
 /**

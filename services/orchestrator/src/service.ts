@@ -29,6 +29,8 @@ export interface AssetClassEntry {
   model: string;
   currency: string;
   fields: InputField[];
+  /** Comparables found by location: the fields holding it and the H3 resolution of their grid. */
+  geo?: { latitude: string; longitude: string; h3Resolution: number };
   cacheTtlSeconds: number;
   /** The champion version now serving, part of every cache key (a promotion invalidates the cache). */
   championVersion(): string | undefined;
@@ -312,6 +314,15 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
               name,
               model: e.model,
               currency: e.currency,
+              ...(e.geo
+                ? {
+                    geo: {
+                      latitudeField: e.geo.latitude,
+                      longitudeField: e.geo.longitude,
+                      h3Resolution: e.geo.h3Resolution,
+                    },
+                  }
+                : {}),
               fields: e.fields.map((f) => ({
                 name: f.name,
                 type: f.type,
@@ -325,6 +336,7 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
                 categories: knownCategories(f) ?? [],
                 strict: f.strict ?? false,
                 deprecatedAliases: Object.keys(f.aliases ?? {}),
+                defaultJson: f.default !== undefined ? JSON.stringify(f.default) : "",
               })),
             },
           ];

@@ -16,6 +16,8 @@ export interface ExplanationOut {
   output: number;
   method: string;
   contributions: { feature: string; value: number; contribution: number }[];
+  /** "log": the output is ln(value); "identity": the value itself (set by the pipeline, which knows the model's target). */
+  outputScale?: string;
 }
 
 /** What a pipeline needs from one model version's server. */

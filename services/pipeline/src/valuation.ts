@@ -257,7 +257,14 @@ export class ValuationPipeline {
               interval: { ...iv, coverage },
               confidence: confidenceOf(value, iv.low, iv.high),
               comparables: options.lean ? [] : this.shown(m.comps),
-              ...(explanation ? { explanation } : {}),
+              ...(explanation
+                ? {
+                    explanation: {
+                      ...explanation,
+                      outputScale: this.d.schema.targetTransform === "log" ? "log" : "identity",
+                    },
+                  }
+                : {}),
               model: {
                 name: spec.model.name,
                 version: serve.version,

@@ -20,7 +20,48 @@ const ROLES = ROLE_SETS;
 const roleName = (r: Role) => roleNames([r])[0];
 // Role names here have passed the RoleName schema, so each has a proto role.
 const roleValue = (name: string) => roleEnum(name)!;
-const Any = z.unknown();
+const ts = z.string().nullable();
+const RoleName = z.enum(ROLES.any);
+const TenantJson = z.object({
+  id: z.string(),
+  name: z.string(),
+  plan: z.string(),
+  createdAt: ts,
+  principal: z.object({ subject: z.string(), roles: z.array(RoleName), assetClasses: z.array(z.string()) }),
+});
+const ApiKeyJson = z.object({
+  id: z.string(),
+  name: z.string(),
+  prefix: z.string(),
+  roles: z.array(RoleName),
+  assetClasses: z.array(z.string()),
+  createdAt: ts,
+  lastUsedAt: ts,
+  revokedAt: ts,
+});
+const UserJson = z.object({ subject: z.string(), email: z.string(), role: RoleName, createdAt: ts });
+const AuditJson = z.object({
+  id: z.string(),
+  actor: z.string(),
+  action: z.string(),
+  target: z.string(),
+  ip: z.string(),
+  at: ts,
+  details: z.record(z.string(), z.unknown()),
+});
+const WebhookJson = z.object({ id: z.string(), url: z.string(), events: z.array(z.string()), createdAt: ts });
+const DeliveryJson = z.object({
+  id: z.string(),
+  eventId: z.string(),
+  eventType: z.string(),
+  status: z.string(),
+  attempts: z.number(),
+  lastStatusCode: z.number(),
+  lastError: z.string(),
+  nextAttemptAt: ts,
+  deliveredAt: ts,
+});
+const Deleted = z.object({ deleted: z.boolean() });
 const SubjectParam = z.strictObject({ subject: z.string().min(1).max(255) });
 
 /** Pure: an API key as REST shows it (never its secret or hash). */
@@ -48,6 +89,8 @@ export const apiKeyJson = (k: {
 export const adminRoutes: FastifyPluginAsync<{
   tenants: Client<typeof TenantService>;
   timeoutMs: number;
+  /** Drops the tenant's cached principals on every replica: a revoked key is refused at once. */
+  tenantChanged?: (tenantId: string) => void;
 }> = async (fastify, o) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const t = o.tenants;
@@ -58,16 +101,22 @@ export const adminRoutes: FastifyPluginAsync<{
     ip: req.ip,
   });
   const tenantId = (req: FastifyRequest) => req.principal!.tenantId;
-  const doc = <E extends object = object>(tag: string, summary: string, extra?: E) => ({
+  const doc = <E extends object = object>(
+    tag: string,
+    summary: string,
+    data: z.ZodType,
+    extra?: E,
+    status = 200,
+  ) => ({
     tags: [tag],
     summary,
-    response: { 200: envelopeOf(Any), "4xx": ErrorEnvelope },
+    response: { [status]: envelopeOf(data), "4xx": ErrorEnvelope },
     ...(extra as E),
   });
 
   app.get(
     "/v1/tenant",
-    { config: { roles: ROLES.any }, schema: doc("tenant", "The caller's tenant and principal") },
+    { config: { roles: ROLES.any }, schema: doc("tenant", "The caller's tenant and principal", TenantJson) },
     async (req) => {
       const { tenant } = await t.getTenant({ tenantId: tenantId(req) }, opts);
       const p = req.principal!;
@@ -86,7 +135,10 @@ export const adminRoutes: FastifyPluginAsync<{
 
   app.get(
     "/v1/api-keys",
-    { config: { roles: ROLES.admin }, schema: doc("api-keys", "List API keys (never their secrets)") },
+    {
+      config: { roles: ROLES.admin },
+      schema: doc("api-keys", "List API keys (never their secrets)", z.array(ApiKeyJson)),
+    },
     async (req) =>
       okEnvelope((await t.listApiKeys({ tenantId: tenantId(req) }, opts)).apiKeys.map(apiKeyJson), req.id),
   );
@@ -95,7 +147,13 @@ export const adminRoutes: FastifyPluginAsync<{
     "/v1/api-keys",
     {
       config: { roles: ROLES.admin },
-      schema: doc("api-keys", "Create an API key; the secret is in this response only", { body: CreateKey }),
+      schema: doc(
+        "api-keys",
+        "Create an API key; the secret is in this response only",
+        ApiKeyJson.extend({ secret: z.string() }),
+        { body: CreateKey },
+        201,
+      ),
     },
     async (req, reply) => {
       const res = await t.createApiKey(
@@ -113,17 +171,23 @@ export const adminRoutes: FastifyPluginAsync<{
 
   app.delete(
     "/v1/api-keys/:id",
-    { config: { roles: ROLES.admin }, schema: doc("api-keys", "Revoke an API key", { params: IdParam }) },
-    async (req) =>
-      okEnvelope(
-        apiKeyJson((await t.revokeApiKey({ actor: actor(req), id: req.params.id }, opts)).apiKey!),
-        req.id,
-      ),
+    {
+      config: { roles: ROLES.admin },
+      schema: doc("api-keys", "Revoke an API key", ApiKeyJson, { params: IdParam }),
+    },
+    async (req) => {
+      const { apiKey } = await t.revokeApiKey({ actor: actor(req), id: req.params.id }, opts);
+      o.tenantChanged?.(tenantId(req));
+      return okEnvelope(apiKeyJson(apiKey!), req.id);
+    },
   );
 
   app.get(
     "/v1/users",
-    { config: { roles: ROLES.admin }, schema: doc("users", "List users (OIDC subjects) and their roles") },
+    {
+      config: { roles: ROLES.admin },
+      schema: doc("users", "List users (OIDC subjects) and their roles", z.array(UserJson)),
+    },
     async (req) =>
       okEnvelope(
         (await t.listUsers({ tenantId: tenantId(req) }, opts)).users.map((u) => ({
@@ -140,7 +204,10 @@ export const adminRoutes: FastifyPluginAsync<{
     "/v1/users/:subject",
     {
       config: { roles: ROLES.admin },
-      schema: doc("users", "Create or update a user's role", { params: SubjectParam, body: PutUser }),
+      schema: doc("users", "Create or update a user's role", UserJson, {
+        params: SubjectParam,
+        body: PutUser,
+      }),
     },
     async (req) => {
       const { user } = await t.putUser(
@@ -166,7 +233,10 @@ export const adminRoutes: FastifyPluginAsync<{
 
   app.delete(
     "/v1/users/:subject",
-    { config: { roles: ROLES.admin }, schema: doc("users", "Remove a user", { params: SubjectParam }) },
+    {
+      config: { roles: ROLES.admin },
+      schema: doc("users", "Remove a user", Deleted, { params: SubjectParam }),
+    },
     async (req) => {
       await t.deleteUser({ actor: actor(req), subject: req.params.subject }, opts);
       return okEnvelope({ deleted: true }, req.id);
@@ -177,7 +247,9 @@ export const adminRoutes: FastifyPluginAsync<{
     "/v1/audit",
     {
       config: { roles: ROLES.audit },
-      schema: doc("audit", "The tenant's audit log, newest first", { querystring: AuditQuery }),
+      schema: doc("audit", "The tenant's audit log, newest first", z.array(AuditJson), {
+        querystring: AuditQuery,
+      }),
     },
     async (req) => {
       const { entries } = await t.listAudit(
@@ -212,7 +284,7 @@ export const adminRoutes: FastifyPluginAsync<{
   });
   app.get(
     "/v1/webhooks",
-    { config: { roles: ROLES.hooks }, schema: doc("webhooks", "List webhooks") },
+    { config: { roles: ROLES.hooks }, schema: doc("webhooks", "List webhooks", z.array(WebhookJson)) },
     async (req) =>
       okEnvelope((await t.listWebhooks({ tenantId: tenantId(req) }, opts)).webhooks.map(hook), req.id),
   );
@@ -221,9 +293,13 @@ export const adminRoutes: FastifyPluginAsync<{
     "/v1/webhooks",
     {
       config: { roles: ROLES.hooks },
-      schema: doc("webhooks", "Register a webhook; the signing secret is in this response only", {
-        body: CreateWebhook,
-      }),
+      schema: doc(
+        "webhooks",
+        "Register a webhook; the signing secret is in this response only",
+        WebhookJson.extend({ secret: z.string() }),
+        { body: CreateWebhook },
+        201,
+      ),
     },
     async (req, reply) => {
       const res = await t.createWebhook(
@@ -236,7 +312,10 @@ export const adminRoutes: FastifyPluginAsync<{
 
   app.delete(
     "/v1/webhooks/:id",
-    { config: { roles: ROLES.hooks }, schema: doc("webhooks", "Delete a webhook", { params: IdParam }) },
+    {
+      config: { roles: ROLES.hooks },
+      schema: doc("webhooks", "Delete a webhook", Deleted, { params: IdParam }),
+    },
     async (req) => {
       await t.deleteWebhook({ actor: actor(req), id: req.params.id }, opts);
       return okEnvelope({ deleted: true }, req.id);
@@ -247,7 +326,7 @@ export const adminRoutes: FastifyPluginAsync<{
     "/v1/webhooks/:id/deliveries",
     {
       config: { roles: ROLES.hooks },
-      schema: doc("webhooks", "Recent deliveries of a webhook", { params: IdParam }),
+      schema: doc("webhooks", "Recent deliveries of a webhook", z.array(DeliveryJson), { params: IdParam }),
     },
     async (req) =>
       okEnvelope(

@@ -26,6 +26,10 @@ const Field = z.object({
     .optional()
     .describe("The training domain: outside it, valued with a warning (refused when strict)"),
   strict: z.boolean().optional(),
+  default: z
+    .union([z.string(), z.number(), z.boolean()])
+    .optional()
+    .describe("Used when a request leaves the field out"),
   deprecatedAliases: z
     .array(z.string())
     .optional()
@@ -35,6 +39,10 @@ const AssetClass = z.object({
   name: z.string(),
   model: z.string(),
   currency: z.string(),
+  geo: z
+    .object({ latitudeField: z.string(), longitudeField: z.string(), h3Resolution: z.number().int() })
+    .nullable()
+    .describe("Comparables found by location: the fields holding it and the H3 grid's resolution"),
   fields: z.array(Field),
 });
 const Performance = z.object({
@@ -151,6 +159,13 @@ export const catalogRoutes: FastifyPluginAsync<{
             name: a.name,
             model: a.model,
             currency: a.currency,
+            geo: a.geo
+              ? {
+                  latitudeField: a.geo.latitudeField,
+                  longitudeField: a.geo.longitudeField,
+                  h3Resolution: a.geo.h3Resolution,
+                }
+              : null,
             fields: a.fields.map((f) => ({
               name: f.name,
               type: f.type,
@@ -169,6 +184,7 @@ export const catalogRoutes: FastifyPluginAsync<{
                   }
                 : {}),
               ...(f.strict ? { strict: true } : {}),
+              ...(f.defaultJson ? { default: JSON.parse(f.defaultJson) as string | number | boolean } : {}),
               ...(f.deprecatedAliases.length ? { deprecatedAliases: f.deprecatedAliases } : {}),
             })),
           })),

@@ -123,6 +123,37 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, o
   );
 
   app.get(
+    "/v1/jobs",
+    {
+      config: { roles: ROLE_SETS.read },
+      schema: {
+        tags: ["jobs"],
+        summary: "The tenant's jobs, newest first, a page at a time",
+        querystring: z.strictObject({
+          assetClass: z.string().min(1).max(100).optional(),
+          pageSize: z.coerce.number().int().min(1).max(100).optional(),
+          pageToken: z.string().max(200).optional(),
+        }),
+        response: {
+          200: envelopeOf(z.object({ jobs: z.array(Job), nextPageToken: z.string().nullable() })),
+          "4xx": ErrorEnvelope,
+        },
+      },
+    },
+    async (req) => {
+      const res = await o.jobs.listJobs(
+        {
+          pageSize: req.query.pageSize ?? 20,
+          pageToken: req.query.pageToken ?? "",
+          assetClass: req.query.assetClass ?? "",
+        },
+        { timeoutMs: o.timeoutMs, metadata: meta(req) },
+      );
+      return okEnvelope({ jobs: res.jobs.map(jobJson), nextPageToken: res.nextPageToken || null }, req.id);
+    },
+  );
+
+  app.get(
     "/v1/jobs/:id",
     {
       config: { roles: ROLE_SETS.read },

@@ -57,6 +57,11 @@ export const JOB_MIGRATIONS: Migration[] = [
     id: "004_tenant_holds",
     sql: `CREATE TABLE job_tenant_holds (tenant_id text PRIMARY KEY, held_at timestamptz NOT NULL DEFAULT now());`,
   },
+  {
+    // A tenant's jobs listed newest first, a page at a time (the console's list of past jobs).
+    id: "005_jobs_by_tenant",
+    sql: `CREATE INDEX jobs_by_tenant ON jobs (tenant_id, created_at DESC, id DESC);`,
+  },
 ];
 
 /** What the jobs hold of a tenant: jobs, their rows and results, chunks, a hold (exports, erasure). */

@@ -52,6 +52,17 @@ const tenantOf = (call: CallContext): string => {
   return String(t);
 };
 
+/** Pure: the position a page token names (the last job of the previous page). */
+function pageAfter(token: string): { createdAt: Date; id: string } {
+  const [at, id] = Buffer.from(token, "base64url").toString().split("|");
+  const createdAt = new Date(at ?? "");
+  if (!id || Number.isNaN(createdAt.getTime()) || !/^[0-9a-f-]{36}$/i.test(id))
+    throw new ValoraError("INVALID_ARGUMENT", "page token is not one this service gave", {
+      details: [{ field: "pageToken", description: "pass the nextPageToken of a previous page" }],
+    });
+  return { createdAt, id };
+}
+
 /** valora.v1.JobService: bulk CSV jobs, tenant-scoped (other tenants' jobs are not found). */
 export function jobService(d: JobServiceDeps): ServiceRegistration {
   return implement(JobService, {
@@ -69,6 +80,24 @@ export function jobService(d: JobServiceDeps): ServiceRegistration {
     },
     async getJob(req, call) {
       return { job: jobMessage(await d.store.get(tenantOf(call), req.id)) };
+    },
+    async listJobs(req, call) {
+      const limit = req.pageSize <= 0 ? 20 : Math.min(req.pageSize, 100);
+      const after = req.pageToken ? pageAfter(req.pageToken) : undefined;
+      const jobs = await d.store.list(tenantOf(call), {
+        limit: limit + 1,
+        ...(after ? { after } : {}),
+        ...(req.assetClass ? { assetClass: req.assetClass } : {}),
+      });
+      const page = jobs.slice(0, limit);
+      const last = page.at(-1);
+      return {
+        jobs: page.map(jobMessage),
+        nextPageToken:
+          jobs.length > limit && last
+            ? Buffer.from(`${last.createdAt.toISOString()}|${last.id}`).toString("base64url")
+            : "",
+      };
     },
     async cancelJob(req, call) {
       return { job: jobMessage(await d.store.cancel(tenantOf(call), req.id)) };

@@ -142,6 +142,24 @@ export class JobStore {
     return jobOf(rows[0]);
   }
 
+  /**
+   * A tenant's jobs newest first, `limit` at a time; `after` is the last job of the previous page
+   * (keyset paging: a page never repeats or skips a job while new ones arrive).
+   */
+  async list(
+    tenantId: string,
+    o: { limit: number; after?: { createdAt: Date; id: string }; assetClass?: string },
+  ): Promise<JobRow[]> {
+    const { rows } = await this.pool.query<JobDb>(
+      `SELECT * FROM jobs WHERE tenant_id = $1
+          AND ($2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::uuid))
+          AND ($4::text IS NULL OR asset_class = $4)
+        ORDER BY created_at DESC, id DESC LIMIT $5`,
+      [tenantId, o.after?.createdAt ?? null, o.after?.id ?? null, o.assetClass ?? null, o.limit],
+    );
+    return rows.map(jobOf);
+  }
+
   /** Holds (or releases) a tenant's jobs: held tenants' chunks are not claimed. Returns its unfinished jobs. */
   async hold(tenantId: string, held: boolean): Promise<number> {
     await this.pool.query(

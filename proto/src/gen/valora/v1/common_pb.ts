@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file valora/v1/common.proto.
  */
 export const file_valora_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChZ2YWxvcmEvdjEvY29tbW9uLnByb3RvEgl2YWxvcmEudjEiNAoORmllbGRWaW9sYXRpb24SDQoFZmllbGQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkiWwoLRXJyb3JEZXRhaWwSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEi0KCnZpb2xhdGlvbnMYAyADKAsyGS52YWxvcmEudjEuRmllbGRWaW9sYXRpb24iRAoMQ29udHJpYnV0aW9uEg8KB2ZlYXR1cmUYASABKAkSDQoFdmFsdWUYAiABKAESFAoMY29udHJpYnV0aW9uGAMgASgBInEKC0V4cGxhbmF0aW9uEhIKCmJhc2VfdmFsdWUYASABKAESDgoGb3V0cHV0GAIgASgBEi4KDWNvbnRyaWJ1dGlvbnMYAyADKAsyFy52YWxvcmEudjEuQ29udHJpYnV0aW9uEg4KBm1ldGhvZBgEIAEoCWIGcHJvdG8z");
+  fileDesc("ChZ2YWxvcmEvdjEvY29tbW9uLnByb3RvEgl2YWxvcmEudjEiNAoORmllbGRWaW9sYXRpb24SDQoFZmllbGQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkiWwoLRXJyb3JEZXRhaWwSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEi0KCnZpb2xhdGlvbnMYAyADKAsyGS52YWxvcmEudjEuRmllbGRWaW9sYXRpb24iRAoMQ29udHJpYnV0aW9uEg8KB2ZlYXR1cmUYASABKAkSDQoFdmFsdWUYAiABKAESFAoMY29udHJpYnV0aW9uGAMgASgBIocBCgtFeHBsYW5hdGlvbhISCgpiYXNlX3ZhbHVlGAEgASgBEg4KBm91dHB1dBgCIAEoARIuCg1jb250cmlidXRpb25zGAMgAygLMhcudmFsb3JhLnYxLkNvbnRyaWJ1dGlvbhIOCgZtZXRob2QYBCABKAkSFAoMb3V0cHV0X3NjYWxlGAUgASgJYgZwcm90bzM");
 
 /**
  * A field-level problem with a request, named by its path (e.g. "attributes.year_built").
@@ -143,6 +143,14 @@ export type Explanation = Message<"valora.v1.Explanation"> & {
    * @generated from field: string method = 4;
    */
   method: string;
+
+  /**
+   * What the output measures: "log" when it is ln(value) (a model trained on log prices, whose
+   * contributions multiply the value), "identity" when it is the value itself.
+   *
+   * @generated from field: string output_scale = 5;
+   */
+  outputScale: string;
 };
 
 /**

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file valora/v1/jobs.proto.
  */
 export const file_valora_v1_jobs: GenFile = /*@__PURE__*/
-  fileDesc("ChR2YWxvcmEvdjEvam9icy5wcm90bxIJdmFsb3JhLnYxIiIKFEdldEpvYlJlc3VsdHNSZXF1ZXN0EgoKAmlkGAEgASgJIiQKFUdldEpvYlJlc3VsdHNSZXNwb25zZRILCgNjc3YYASABKAwivgIKA0pvYhIKCgJpZBgBIAEoCRITCgthc3NldF9jbGFzcxgCIAEoCRIkCgZzdGF0dXMYAyABKA4yFC52YWxvcmEudjEuSm9iU3RhdHVzEhIKCnRvdGFsX3Jvd3MYBCABKAMSEQoJZG9uZV9yb3dzGAUgASgDEhMKC2ZhaWxlZF9yb3dzGAYgASgDEi4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVlcnJvchgKIAEoCRIUCgxpbnZhbGlkX3Jvd3MYCyABKAMiTQoQQ3JlYXRlSm9iUmVxdWVzdBITCgthc3NldF9jbGFzcxgBIAEoCRILCgNjc3YYAiABKAwSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJIjAKEUNyZWF0ZUpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnZhbG9yYS52MS5Kb2IiGwoNR2V0Sm9iUmVxdWVzdBIKCgJpZBgBIAEoCSItCg5HZXRKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi52YWxvcmEudjEuSm9iIh4KEENhbmNlbEpvYlJlcXVlc3QSCgoCaWQYASABKAkiMAoRQ2FuY2VsSm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4udmFsb3JhLnYxLkpvYiIdCg9XYXRjaEpvYlJlcXVlc3QSCgoCaWQYASABKAkiLwoQV2F0Y2hKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi52YWxvcmEudjEuSm9iIjQKEUhvbGRUZW5hbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRoZWxkGAIgASgIIiIKEkhvbGRUZW5hbnRSZXNwb25zZRIMCgRqb2JzGAEgASgFKqEBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFUVVNfUVVFVUVEEAESFgoSSk9CX1NUQVRVU19SVU5OSU5HEAISGAoUSk9CX1NUQVRVU19TVUNDRUVERUQQAxIVChFKT0JfU1RBVFVTX0ZBSUxFRBAEEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAUywwMKCkpvYlNlcnZpY2USRgoJQ3JlYXRlSm9iEhsudmFsb3JhLnYxLkNyZWF0ZUpvYlJlcXVlc3QaHC52YWxvcmEudjEuQ3JlYXRlSm9iUmVzcG9uc2USPQoGR2V0Sm9iEhgudmFsb3JhLnYxLkdldEpvYlJlcXVlc3QaGS52YWxvcmEudjEuR2V0Sm9iUmVzcG9uc2USRgoJQ2FuY2VsSm9iEhsudmFsb3JhLnYxLkNhbmNlbEpvYlJlcXVlc3QaHC52YWxvcmEudjEuQ2FuY2VsSm9iUmVzcG9uc2USRQoIV2F0Y2hKb2ISGi52YWxvcmEudjEuV2F0Y2hKb2JSZXF1ZXN0GhsudmFsb3JhLnYxLldhdGNoSm9iUmVzcG9uc2UwARJUCg1HZXRKb2JSZXN1bHRzEh8udmFsb3JhLnYxLkdldEpvYlJlc3VsdHNSZXF1ZXN0GiAudmFsb3JhLnYxLkdldEpvYlJlc3VsdHNSZXNwb25zZTABEkkKCkhvbGRUZW5hbnQSHC52YWxvcmEudjEuSG9sZFRlbmFudFJlcXVlc3QaHS52YWxvcmEudjEuSG9sZFRlbmFudFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChR2YWxvcmEvdjEvam9icy5wcm90bxIJdmFsb3JhLnYxIiIKFEdldEpvYlJlc3VsdHNSZXF1ZXN0EgoKAmlkGAEgASgJIiQKFUdldEpvYlJlc3VsdHNSZXNwb25zZRILCgNjc3YYASABKAwivgIKA0pvYhIKCgJpZBgBIAEoCRITCgthc3NldF9jbGFzcxgCIAEoCRIkCgZzdGF0dXMYAyABKA4yFC52YWxvcmEudjEuSm9iU3RhdHVzEhIKCnRvdGFsX3Jvd3MYBCABKAMSEQoJZG9uZV9yb3dzGAUgASgDEhMKC2ZhaWxlZF9yb3dzGAYgASgDEi4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVlcnJvchgKIAEoCRIUCgxpbnZhbGlkX3Jvd3MYCyABKAMiTQoQQ3JlYXRlSm9iUmVxdWVzdBITCgthc3NldF9jbGFzcxgBIAEoCRILCgNjc3YYAiABKAwSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJIjAKEUNyZWF0ZUpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnZhbG9yYS52MS5Kb2IiGwoNR2V0Sm9iUmVxdWVzdBIKCgJpZBgBIAEoCSItCg5HZXRKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi52YWxvcmEudjEuSm9iIk0KD0xpc3RKb2JzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRITCgthc3NldF9jbGFzcxgDIAEoCSJJChBMaXN0Sm9ic1Jlc3BvbnNlEhwKBGpvYnMYASADKAsyDi52YWxvcmEudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIeChBDYW5jZWxKb2JSZXF1ZXN0EgoKAmlkGAEgASgJIjAKEUNhbmNlbEpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnZhbG9yYS52MS5Kb2IiHQoPV2F0Y2hKb2JSZXF1ZXN0EgoKAmlkGAEgASgJIi8KEFdhdGNoSm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4udmFsb3JhLnYxLkpvYiI0ChFIb2xkVGVuYW50UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEaGVsZBgCIAEoCCIiChJIb2xkVGVuYW50UmVzcG9uc2USDAoEam9icxgBIAEoBSqhAQoJSm9iU3RhdHVzEhoKFkpPQl9TVEFUVVNfVU5TUEVDSUZJRUQQABIVChFKT0JfU1RBVFVTX1FVRVVFRBABEhYKEkpPQl9TVEFUVVNfUlVOTklORxACEhgKFEpPQl9TVEFUVVNfU1VDQ0VFREVEEAMSFQoRSk9CX1NUQVRVU19GQUlMRUQQBBIYChRKT0JfU1RBVFVTX0NBTkNFTExFRBAFMogECgpKb2JTZXJ2aWNlEkYKCUNyZWF0ZUpvYhIbLnZhbG9yYS52MS5DcmVhdGVKb2JSZXF1ZXN0GhwudmFsb3JhLnYxLkNyZWF0ZUpvYlJlc3BvbnNlEj0KBkdldEpvYhIYLnZhbG9yYS52MS5HZXRKb2JSZXF1ZXN0GhkudmFsb3JhLnYxLkdldEpvYlJlc3BvbnNlEkMKCExpc3RKb2JzEhoudmFsb3JhLnYxLkxpc3RKb2JzUmVxdWVzdBobLnZhbG9yYS52MS5MaXN0Sm9ic1Jlc3BvbnNlEkYKCUNhbmNlbEpvYhIbLnZhbG9yYS52MS5DYW5jZWxKb2JSZXF1ZXN0GhwudmFsb3JhLnYxLkNhbmNlbEpvYlJlc3BvbnNlEkUKCFdhdGNoSm9iEhoudmFsb3JhLnYxLldhdGNoSm9iUmVxdWVzdBobLnZhbG9yYS52MS5XYXRjaEpvYlJlc3BvbnNlMAESVAoNR2V0Sm9iUmVzdWx0cxIfLnZhbG9yYS52MS5HZXRKb2JSZXN1bHRzUmVxdWVzdBogLnZhbG9yYS52MS5HZXRKb2JSZXN1bHRzUmVzcG9uc2UwARJJCgpIb2xkVGVuYW50EhwudmFsb3JhLnYxLkhvbGRUZW5hbnRSZXF1ZXN0Gh0udmFsb3JhLnYxLkhvbGRUZW5hbnRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message valora.v1.GetJobResultsRequest
@@ -204,6 +204,63 @@ export const GetJobResponseSchema: GenMessage<GetJobResponse> = /*@__PURE__*/
   messageDesc(file_valora_v1_jobs, 6);
 
 /**
+ * @generated from message valora.v1.ListJobsRequest
+ */
+export type ListJobsRequest = Message<"valora.v1.ListJobsRequest"> & {
+  /**
+   * At most this many jobs (default 20, at most 100).
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous response's next_page_token; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * Only jobs of this asset class when set.
+   *
+   * @generated from field: string asset_class = 3;
+   */
+  assetClass: string;
+};
+
+/**
+ * Describes the message valora.v1.ListJobsRequest.
+ * Use `create(ListJobsRequestSchema)` to create a new message.
+ */
+export const ListJobsRequestSchema: GenMessage<ListJobsRequest> = /*@__PURE__*/
+  messageDesc(file_valora_v1_jobs, 7);
+
+/**
+ * @generated from message valora.v1.ListJobsResponse
+ */
+export type ListJobsResponse = Message<"valora.v1.ListJobsResponse"> & {
+  /**
+   * @generated from field: repeated valora.v1.Job jobs = 1;
+   */
+  jobs: Job[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message valora.v1.ListJobsResponse.
+ * Use `create(ListJobsResponseSchema)` to create a new message.
+ */
+export const ListJobsResponseSchema: GenMessage<ListJobsResponse> = /*@__PURE__*/
+  messageDesc(file_valora_v1_jobs, 8);
+
+/**
  * @generated from message valora.v1.CancelJobRequest
  */
 export type CancelJobRequest = Message<"valora.v1.CancelJobRequest"> & {
@@ -218,7 +275,7 @@ export type CancelJobRequest = Message<"valora.v1.CancelJobRequest"> & {
  * Use `create(CancelJobRequestSchema)` to create a new message.
  */
 export const CancelJobRequestSchema: GenMessage<CancelJobRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_jobs, 7);
+  messageDesc(file_valora_v1_jobs, 9);
 
 /**
  * @generated from message valora.v1.CancelJobResponse
@@ -235,7 +292,7 @@ export type CancelJobResponse = Message<"valora.v1.CancelJobResponse"> & {
  * Use `create(CancelJobResponseSchema)` to create a new message.
  */
 export const CancelJobResponseSchema: GenMessage<CancelJobResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_jobs, 8);
+  messageDesc(file_valora_v1_jobs, 10);
 
 /**
  * @generated from message valora.v1.WatchJobRequest
@@ -252,7 +309,7 @@ export type WatchJobRequest = Message<"valora.v1.WatchJobRequest"> & {
  * Use `create(WatchJobRequestSchema)` to create a new message.
  */
 export const WatchJobRequestSchema: GenMessage<WatchJobRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_jobs, 9);
+  messageDesc(file_valora_v1_jobs, 11);
 
 /**
  * @generated from message valora.v1.WatchJobResponse
@@ -269,7 +326,7 @@ export type WatchJobResponse = Message<"valora.v1.WatchJobResponse"> & {
  * Use `create(WatchJobResponseSchema)` to create a new message.
  */
 export const WatchJobResponseSchema: GenMessage<WatchJobResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_jobs, 10);
+  messageDesc(file_valora_v1_jobs, 12);
 
 /**
  * @generated from message valora.v1.HoldTenantRequest
@@ -291,7 +348,7 @@ export type HoldTenantRequest = Message<"valora.v1.HoldTenantRequest"> & {
  * Use `create(HoldTenantRequestSchema)` to create a new message.
  */
 export const HoldTenantRequestSchema: GenMessage<HoldTenantRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_jobs, 11);
+  messageDesc(file_valora_v1_jobs, 13);
 
 /**
  * @generated from message valora.v1.HoldTenantResponse
@@ -310,7 +367,7 @@ export type HoldTenantResponse = Message<"valora.v1.HoldTenantResponse"> & {
  * Use `create(HoldTenantResponseSchema)` to create a new message.
  */
 export const HoldTenantResponseSchema: GenMessage<HoldTenantResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_jobs, 12);
+  messageDesc(file_valora_v1_jobs, 14);
 
 /**
  * @generated from enum valora.v1.JobStatus
@@ -378,6 +435,16 @@ export const JobService: GenService<{
     methodKind: "unary";
     input: typeof GetJobRequestSchema;
     output: typeof GetJobResponseSchema;
+  },
+  /**
+   * The tenant's jobs, newest first, a page at a time.
+   *
+   * @generated from rpc valora.v1.JobService.ListJobs
+   */
+  listJobs: {
+    methodKind: "unary";
+    input: typeof ListJobsRequestSchema;
+    output: typeof ListJobsResponseSchema;
   },
   /**
    * Cancel a job; rows already valued keep their results.

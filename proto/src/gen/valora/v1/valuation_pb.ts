@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file valora/v1/valuation.proto.
  */
 export const file_valora_v1_valuation: GenFile = /*@__PURE__*/
-  fileDesc("Chl2YWxvcmEvdjEvdmFsdWF0aW9uLnByb3RvEgl2YWxvcmEudjEiGQoXTGlzdEFzc2V0Q2xhc3Nlc1JlcXVlc3QiSAoYTGlzdEFzc2V0Q2xhc3Nlc1Jlc3BvbnNlEiwKDWFzc2V0X2NsYXNzZXMYASADKAsyFS52YWxvcmEudjEuQXNzZXRDbGFzcyJmCgpBc3NldENsYXNzEgwKBG5hbWUYASABKAkSDQoFbW9kZWwYAiABKAkSKQoGZmllbGRzGAMgAygLMhkudmFsb3JhLnYxLklucHV0RmllbGRTcGVjEhAKCGN1cnJlbmN5GAQgASgJIqkCCg5JbnB1dEZpZWxkU3BlYxIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSEAoIcmVxdWlyZWQYAyABKAgSDAoEZW51bRgEIAMoCRIQCgNtaW4YBSABKAFIAIgBARIQCgNtYXgYBiABKAFIAYgBARIPCgdmZWF0dXJlGAcgASgJEhkKDHRyYWluaW5nX21pbhgIIAEoAUgCiAEBEhkKDHRyYWluaW5nX21heBgJIAEoAUgDiAEBEhIKCmNhdGVnb3JpZXMYCiADKAkSDgoGc3RyaWN0GAsgASgIEhoKEmRlcHJlY2F0ZWRfYWxpYXNlcxgMIAMoCUIGCgRfbWluQgYKBF9tYXhCDwoNX3RyYWluaW5nX21pbkIPCg1fdHJhaW5pbmdfbWF4IhMKEUxpc3RNb2RlbHNSZXF1ZXN0IjwKEkxpc3RNb2RlbHNSZXNwb25zZRImCgZtb2RlbHMYASADKAsyFi52YWxvcmEudjEuTW9kZWxTdGF0dXMikgIKC01vZGVsU3RhdHVzEgwKBG5hbWUYASABKAkSEwoLYXNzZXRfY2xhc3MYAiABKAkSGAoQY2hhbXBpb25fdmVyc2lvbhgDIAEoCRIZChFjYW5kaWRhdGVfdmVyc2lvbhgEIAEoCRIaChJjYW5kaWRhdGVfc3RyYXRlZ3kYBSABKAkSIQoZY2FuZGlkYXRlX3RyYWZmaWNfcGVyY2VudBgGIAEoBRIyCgtwZXJmb3JtYW5jZRgHIAMoCzIdLnZhbG9yYS52MS5WZXJzaW9uUGVyZm9ybWFuY2USOAoSY2FuZGlkYXRlX2FuYWx5c2lzGAggASgLMhwudmFsb3JhLnYxLkNhbmRpZGF0ZUFuYWx5c2lzIroBChFDYW5kaWRhdGVBbmFseXNpcxINCgVwaGFzZRgBIAEoCRIOCgZwYXNzZWQYAiABKAgSDwoHbWVzc2FnZRgDIAEoCRIKCgJhdBgEIAEoCRINCgVwYWlycxgFIAEoBRIQCghiaWFzX3BjdBgGIAEoARIcChRtZWRpYW5fYWJzX2RlbHRhX3BjdBgHIAEoARIZChFhYnNfZGVsdGFfcDkwX3BjdBgIIAEoARIPCgd2ZXJzaW9uGAkgASgJIrYBChJWZXJzaW9uUGVyZm9ybWFuY2USDwoHdmVyc2lvbhgBIAEoCRIMCgRyb2xlGAIgASgJEhAKCHJlcXVlc3RzGAMgASgDEg4KBmVycm9ycxgEIAEoAxIWCg5sYXRlbmN5X3A1MF9tcxgFIAEoARIWCg5sYXRlbmN5X3A5OV9tcxgGIAEoARIcChRtZWRpYW5fYWJzX2RlbHRhX3BjdBgHIAEoARIRCglmYWxsYmFja3MYCCABKAMidgoMVmFsdWVSZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEisKCmF0dHJpYnV0ZXMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhAKCGFzc2V0X2lkGAMgASgJEhIKCnNraXBfY2FjaGUYBCABKAgiOAoNVmFsdWVSZXNwb25zZRInCgl2YWx1YXRpb24YASABKAsyFC52YWxvcmEudjEuVmFsdWF0aW9uInQKEVZhbHVlQmF0Y2hSZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEigKBWl0ZW1zGAIgAygLMhkudmFsb3JhLnYxLlZhbHVlQmF0Y2hJdGVtEhIKCnNraXBfY2FjaGUYAyABKAgSDAoEbGVhbhgEIAEoCCJPCg5WYWx1ZUJhdGNoSXRlbRIrCgphdHRyaWJ1dGVzGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCghhc3NldF9pZBgCIAEoCSJBChJWYWx1ZUJhdGNoUmVzcG9uc2USKwoHcmVzdWx0cxgBIAMoCzIaLnZhbG9yYS52MS5WYWx1YXRpb25SZXN1bHQifwoPVmFsdWF0aW9uUmVzdWx0Eg0KBWluZGV4GAEgASgFEikKCXZhbHVhdGlvbhgCIAEoCzIULnZhbG9yYS52MS5WYWx1YXRpb25IABInCgVlcnJvchgDIAEoCzIWLnZhbG9yYS52MS5FcnJvckRldGFpbEgAQgkKB291dGNvbWUi/gIKCVZhbHVhdGlvbhINCgV2YWx1ZRgBIAEoARIQCghjdXJyZW5jeRgCIAEoCRIlCghpbnRlcnZhbBgDIAEoCzITLnZhbG9yYS52MS5JbnRlcnZhbBISCgpjb25maWRlbmNlGAQgASgBEioKC2NvbXBhcmFibGVzGAUgAygLMhUudmFsb3JhLnYxLkNvbXBhcmFibGUSKwoLZXhwbGFuYXRpb24YBiABKAsyFi52YWxvcmEudjEuRXhwbGFuYXRpb24SIgoFbW9kZWwYByABKAsyEy52YWxvcmEudjEuTW9kZWxSZWYSDgoGY2FjaGVkGAggASgIEhcKD2ZhbGxiYWNrX3JlYXNvbhgJIAEoCRIRCglhc3NldF9rZXkYCiABKAkSEwoLYXNzZXRfY2xhc3MYCyABKAkSGAoQZmFsbGJhY2tfbWVzc2FnZRgMIAEoCRItCgh3YXJuaW5ncxgNIAMoCzIbLnZhbG9yYS52MS5WYWx1YXRpb25XYXJuaW5nIkAKEFZhbHVhdGlvbldhcm5pbmcSDQoFZmllbGQYASABKAkSDAoEY29kZRgCIAEoCRIPCgdtZXNzYWdlGAMgASgJIjcKCEludGVydmFsEgsKA2xvdxgBIAEoARIMCgRoaWdoGAIgASgBEhAKCGNvdmVyYWdlGAMgASgBIsIBCgpDb21wYXJhYmxlEgoKAmlkGAEgASgJEg0KBXByaWNlGAIgASgBEhYKDmFkanVzdGVkX3ByaWNlGAMgASgBEhMKC2Rpc3RhbmNlX2ttGAQgASgBEhIKCnNpbWlsYXJpdHkYBSABKAESKwoHc29sZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoKYXR0cmlidXRlcxgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiSgoITW9kZWxSZWYSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEh8KBXJvdXRlGAMgASgOMhAudmFsb3JhLnYxLlJvdXRlKlgKBVJvdXRlEhUKEVJPVVRFX1VOU1BFQ0lGSUVEEAASEgoOUk9VVEVfQ0hBTVBJT04QARIQCgxST1VURV9DQU5BUlkQAhISCg5ST1VURV9GQUxMQkFDSxADMsECChBWYWx1YXRpb25TZXJ2aWNlEjoKBVZhbHVlEhcudmFsb3JhLnYxLlZhbHVlUmVxdWVzdBoYLnZhbG9yYS52MS5WYWx1ZVJlc3BvbnNlEkkKClZhbHVlQmF0Y2gSHC52YWxvcmEudjEuVmFsdWVCYXRjaFJlcXVlc3QaHS52YWxvcmEudjEuVmFsdWVCYXRjaFJlc3BvbnNlElsKEExpc3RBc3NldENsYXNzZXMSIi52YWxvcmEudjEuTGlzdEFzc2V0Q2xhc3Nlc1JlcXVlc3QaIy52YWxvcmEudjEuTGlzdEFzc2V0Q2xhc3Nlc1Jlc3BvbnNlEkkKCkxpc3RNb2RlbHMSHC52YWxvcmEudjEuTGlzdE1vZGVsc1JlcXVlc3QaHS52YWxvcmEudjEuTGlzdE1vZGVsc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_valora_v1_common]);
+  fileDesc("Chl2YWxvcmEvdjEvdmFsdWF0aW9uLnByb3RvEgl2YWxvcmEudjEiGQoXTGlzdEFzc2V0Q2xhc3Nlc1JlcXVlc3QiSAoYTGlzdEFzc2V0Q2xhc3Nlc1Jlc3BvbnNlEiwKDWFzc2V0X2NsYXNzZXMYASADKAsyFS52YWxvcmEudjEuQXNzZXRDbGFzcyKOAQoKQXNzZXRDbGFzcxIMCgRuYW1lGAEgASgJEg0KBW1vZGVsGAIgASgJEikKBmZpZWxkcxgDIAMoCzIZLnZhbG9yYS52MS5JbnB1dEZpZWxkU3BlYxIQCghjdXJyZW5jeRgEIAEoCRImCgNnZW8YBSABKAsyGS52YWxvcmEudjEuR2VvQ29tcGFyYWJsZXMiWAoOR2VvQ29tcGFyYWJsZXMSFgoObGF0aXR1ZGVfZmllbGQYASABKAkSFwoPbG9uZ2l0dWRlX2ZpZWxkGAIgASgJEhUKDWgzX3Jlc29sdXRpb24YAyABKAUivwIKDklucHV0RmllbGRTcGVjEgwKBG5hbWUYASABKAkSDAoEdHlwZRgCIAEoCRIQCghyZXF1aXJlZBgDIAEoCBIMCgRlbnVtGAQgAygJEhAKA21pbhgFIAEoAUgAiAEBEhAKA21heBgGIAEoAUgBiAEBEg8KB2ZlYXR1cmUYByABKAkSGQoMdHJhaW5pbmdfbWluGAggASgBSAKIAQESGQoMdHJhaW5pbmdfbWF4GAkgASgBSAOIAQESEgoKY2F0ZWdvcmllcxgKIAMoCRIOCgZzdHJpY3QYCyABKAgSGgoSZGVwcmVjYXRlZF9hbGlhc2VzGAwgAygJEhQKDGRlZmF1bHRfanNvbhgNIAEoCUIGCgRfbWluQgYKBF9tYXhCDwoNX3RyYWluaW5nX21pbkIPCg1fdHJhaW5pbmdfbWF4IhMKEUxpc3RNb2RlbHNSZXF1ZXN0IjwKEkxpc3RNb2RlbHNSZXNwb25zZRImCgZtb2RlbHMYASADKAsyFi52YWxvcmEudjEuTW9kZWxTdGF0dXMikgIKC01vZGVsU3RhdHVzEgwKBG5hbWUYASABKAkSEwoLYXNzZXRfY2xhc3MYAiABKAkSGAoQY2hhbXBpb25fdmVyc2lvbhgDIAEoCRIZChFjYW5kaWRhdGVfdmVyc2lvbhgEIAEoCRIaChJjYW5kaWRhdGVfc3RyYXRlZ3kYBSABKAkSIQoZY2FuZGlkYXRlX3RyYWZmaWNfcGVyY2VudBgGIAEoBRIyCgtwZXJmb3JtYW5jZRgHIAMoCzIdLnZhbG9yYS52MS5WZXJzaW9uUGVyZm9ybWFuY2USOAoSY2FuZGlkYXRlX2FuYWx5c2lzGAggASgLMhwudmFsb3JhLnYxLkNhbmRpZGF0ZUFuYWx5c2lzIroBChFDYW5kaWRhdGVBbmFseXNpcxINCgVwaGFzZRgBIAEoCRIOCgZwYXNzZWQYAiABKAgSDwoHbWVzc2FnZRgDIAEoCRIKCgJhdBgEIAEoCRINCgVwYWlycxgFIAEoBRIQCghiaWFzX3BjdBgGIAEoARIcChRtZWRpYW5fYWJzX2RlbHRhX3BjdBgHIAEoARIZChFhYnNfZGVsdGFfcDkwX3BjdBgIIAEoARIPCgd2ZXJzaW9uGAkgASgJIrYBChJWZXJzaW9uUGVyZm9ybWFuY2USDwoHdmVyc2lvbhgBIAEoCRIMCgRyb2xlGAIgASgJEhAKCHJlcXVlc3RzGAMgASgDEg4KBmVycm9ycxgEIAEoAxIWCg5sYXRlbmN5X3A1MF9tcxgFIAEoARIWCg5sYXRlbmN5X3A5OV9tcxgGIAEoARIcChRtZWRpYW5fYWJzX2RlbHRhX3BjdBgHIAEoARIRCglmYWxsYmFja3MYCCABKAMidgoMVmFsdWVSZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEisKCmF0dHJpYnV0ZXMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhAKCGFzc2V0X2lkGAMgASgJEhIKCnNraXBfY2FjaGUYBCABKAgiOAoNVmFsdWVSZXNwb25zZRInCgl2YWx1YXRpb24YASABKAsyFC52YWxvcmEudjEuVmFsdWF0aW9uInQKEVZhbHVlQmF0Y2hSZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEigKBWl0ZW1zGAIgAygLMhkudmFsb3JhLnYxLlZhbHVlQmF0Y2hJdGVtEhIKCnNraXBfY2FjaGUYAyABKAgSDAoEbGVhbhgEIAEoCCJPCg5WYWx1ZUJhdGNoSXRlbRIrCgphdHRyaWJ1dGVzGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCghhc3NldF9pZBgCIAEoCSJBChJWYWx1ZUJhdGNoUmVzcG9uc2USKwoHcmVzdWx0cxgBIAMoCzIaLnZhbG9yYS52MS5WYWx1YXRpb25SZXN1bHQifwoPVmFsdWF0aW9uUmVzdWx0Eg0KBWluZGV4GAEgASgFEikKCXZhbHVhdGlvbhgCIAEoCzIULnZhbG9yYS52MS5WYWx1YXRpb25IABInCgVlcnJvchgDIAEoCzIWLnZhbG9yYS52MS5FcnJvckRldGFpbEgAQgkKB291dGNvbWUi/gIKCVZhbHVhdGlvbhINCgV2YWx1ZRgBIAEoARIQCghjdXJyZW5jeRgCIAEoCRIlCghpbnRlcnZhbBgDIAEoCzITLnZhbG9yYS52MS5JbnRlcnZhbBISCgpjb25maWRlbmNlGAQgASgBEioKC2NvbXBhcmFibGVzGAUgAygLMhUudmFsb3JhLnYxLkNvbXBhcmFibGUSKwoLZXhwbGFuYXRpb24YBiABKAsyFi52YWxvcmEudjEuRXhwbGFuYXRpb24SIgoFbW9kZWwYByABKAsyEy52YWxvcmEudjEuTW9kZWxSZWYSDgoGY2FjaGVkGAggASgIEhcKD2ZhbGxiYWNrX3JlYXNvbhgJIAEoCRIRCglhc3NldF9rZXkYCiABKAkSEwoLYXNzZXRfY2xhc3MYCyABKAkSGAoQZmFsbGJhY2tfbWVzc2FnZRgMIAEoCRItCgh3YXJuaW5ncxgNIAMoCzIbLnZhbG9yYS52MS5WYWx1YXRpb25XYXJuaW5nIkAKEFZhbHVhdGlvbldhcm5pbmcSDQoFZmllbGQYASABKAkSDAoEY29kZRgCIAEoCRIPCgdtZXNzYWdlGAMgASgJIjcKCEludGVydmFsEgsKA2xvdxgBIAEoARIMCgRoaWdoGAIgASgBEhAKCGNvdmVyYWdlGAMgASgBIsIBCgpDb21wYXJhYmxlEgoKAmlkGAEgASgJEg0KBXByaWNlGAIgASgBEhYKDmFkanVzdGVkX3ByaWNlGAMgASgBEhMKC2Rpc3RhbmNlX2ttGAQgASgBEhIKCnNpbWlsYXJpdHkYBSABKAESKwoHc29sZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoKYXR0cmlidXRlcxgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiSgoITW9kZWxSZWYSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEh8KBXJvdXRlGAMgASgOMhAudmFsb3JhLnYxLlJvdXRlKlgKBVJvdXRlEhUKEVJPVVRFX1VOU1BFQ0lGSUVEEAASEgoOUk9VVEVfQ0hBTVBJT04QARIQCgxST1VURV9DQU5BUlkQAhISCg5ST1VURV9GQUxMQkFDSxADMsECChBWYWx1YXRpb25TZXJ2aWNlEjoKBVZhbHVlEhcudmFsb3JhLnYxLlZhbHVlUmVxdWVzdBoYLnZhbG9yYS52MS5WYWx1ZVJlc3BvbnNlEkkKClZhbHVlQmF0Y2gSHC52YWxvcmEudjEuVmFsdWVCYXRjaFJlcXVlc3QaHS52YWxvcmEudjEuVmFsdWVCYXRjaFJlc3BvbnNlElsKEExpc3RBc3NldENsYXNzZXMSIi52YWxvcmEudjEuTGlzdEFzc2V0Q2xhc3Nlc1JlcXVlc3QaIy52YWxvcmEudjEuTGlzdEFzc2V0Q2xhc3Nlc1Jlc3BvbnNlEkkKCkxpc3RNb2RlbHMSHC52YWxvcmEudjEuTGlzdE1vZGVsc1JlcXVlc3QaHS52YWxvcmEudjEuTGlzdE1vZGVsc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_valora_v1_common]);
 
 /**
  * @generated from message valora.v1.ListAssetClassesRequest
@@ -71,6 +71,13 @@ export type AssetClass = Message<"valora.v1.AssetClass"> & {
    * @generated from field: string currency = 4;
    */
   currency: string;
+
+  /**
+   * Set when comparables are found by location: the fields holding it and the H3 grid's resolution.
+   *
+   * @generated from field: valora.v1.GeoComparables geo = 5;
+   */
+  geo?: GeoComparables | undefined;
 };
 
 /**
@@ -79,6 +86,33 @@ export type AssetClass = Message<"valora.v1.AssetClass"> & {
  */
 export const AssetClassSchema: GenMessage<AssetClass> = /*@__PURE__*/
   messageDesc(file_valora_v1_valuation, 2);
+
+/**
+ * @generated from message valora.v1.GeoComparables
+ */
+export type GeoComparables = Message<"valora.v1.GeoComparables"> & {
+  /**
+   * @generated from field: string latitude_field = 1;
+   */
+  latitudeField: string;
+
+  /**
+   * @generated from field: string longitude_field = 2;
+   */
+  longitudeField: string;
+
+  /**
+   * @generated from field: int32 h3_resolution = 3;
+   */
+  h3Resolution: number;
+};
+
+/**
+ * Describes the message valora.v1.GeoComparables.
+ * Use `create(GeoComparablesSchema)` to create a new message.
+ */
+export const GeoComparablesSchema: GenMessage<GeoComparables> = /*@__PURE__*/
+  messageDesc(file_valora_v1_valuation, 3);
 
 /**
  * One input field of an asset class, as its AssetPipeline declares it.
@@ -155,6 +189,13 @@ export type InputFieldSpec = Message<"valora.v1.InputFieldSpec"> & {
    * @generated from field: repeated string deprecated_aliases = 12;
    */
   deprecatedAliases: string[];
+
+  /**
+   * The field's default as JSON (used when the request omits it); empty when it has none.
+   *
+   * @generated from field: string default_json = 13;
+   */
+  defaultJson: string;
 };
 
 /**
@@ -162,7 +203,7 @@ export type InputFieldSpec = Message<"valora.v1.InputFieldSpec"> & {
  * Use `create(InputFieldSpecSchema)` to create a new message.
  */
 export const InputFieldSpecSchema: GenMessage<InputFieldSpec> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 3);
+  messageDesc(file_valora_v1_valuation, 4);
 
 /**
  * @generated from message valora.v1.ListModelsRequest
@@ -175,7 +216,7 @@ export type ListModelsRequest = Message<"valora.v1.ListModelsRequest"> & {
  * Use `create(ListModelsRequestSchema)` to create a new message.
  */
 export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 4);
+  messageDesc(file_valora_v1_valuation, 5);
 
 /**
  * @generated from message valora.v1.ListModelsResponse
@@ -192,7 +233,7 @@ export type ListModelsResponse = Message<"valora.v1.ListModelsResponse"> & {
  * Use `create(ListModelsResponseSchema)` to create a new message.
  */
 export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 5);
+  messageDesc(file_valora_v1_valuation, 6);
 
 /**
  * @generated from message valora.v1.ModelStatus
@@ -252,7 +293,7 @@ export type ModelStatus = Message<"valora.v1.ModelStatus"> & {
  * Use `create(ModelStatusSchema)` to create a new message.
  */
 export const ModelStatusSchema: GenMessage<ModelStatus> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 6);
+  messageDesc(file_valora_v1_valuation, 7);
 
 /**
  * A canary step's or a shadow interval's analysis: the candidate judged on paired valuations.
@@ -323,7 +364,7 @@ export type CandidateAnalysis = Message<"valora.v1.CandidateAnalysis"> & {
  * Use `create(CandidateAnalysisSchema)` to create a new message.
  */
 export const CandidateAnalysisSchema: GenMessage<CandidateAnalysis> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 7);
+  messageDesc(file_valora_v1_valuation, 8);
 
 /**
  * Live metrics of one model version, measured by this orchestrator since it started.
@@ -381,7 +422,7 @@ export type VersionPerformance = Message<"valora.v1.VersionPerformance"> & {
  * Use `create(VersionPerformanceSchema)` to create a new message.
  */
 export const VersionPerformanceSchema: GenMessage<VersionPerformance> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 8);
+  messageDesc(file_valora_v1_valuation, 9);
 
 /**
  * @generated from message valora.v1.ValueRequest
@@ -421,7 +462,7 @@ export type ValueRequest = Message<"valora.v1.ValueRequest"> & {
  * Use `create(ValueRequestSchema)` to create a new message.
  */
 export const ValueRequestSchema: GenMessage<ValueRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 9);
+  messageDesc(file_valora_v1_valuation, 10);
 
 /**
  * @generated from message valora.v1.ValueResponse
@@ -438,7 +479,7 @@ export type ValueResponse = Message<"valora.v1.ValueResponse"> & {
  * Use `create(ValueResponseSchema)` to create a new message.
  */
 export const ValueResponseSchema: GenMessage<ValueResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 10);
+  messageDesc(file_valora_v1_valuation, 11);
 
 /**
  * @generated from message valora.v1.ValueBatchRequest
@@ -478,7 +519,7 @@ export type ValueBatchRequest = Message<"valora.v1.ValueBatchRequest"> & {
  * Use `create(ValueBatchRequestSchema)` to create a new message.
  */
 export const ValueBatchRequestSchema: GenMessage<ValueBatchRequest> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 11);
+  messageDesc(file_valora_v1_valuation, 12);
 
 /**
  * @generated from message valora.v1.ValueBatchItem
@@ -500,7 +541,7 @@ export type ValueBatchItem = Message<"valora.v1.ValueBatchItem"> & {
  * Use `create(ValueBatchItemSchema)` to create a new message.
  */
 export const ValueBatchItemSchema: GenMessage<ValueBatchItem> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 12);
+  messageDesc(file_valora_v1_valuation, 13);
 
 /**
  * @generated from message valora.v1.ValueBatchResponse
@@ -519,7 +560,7 @@ export type ValueBatchResponse = Message<"valora.v1.ValueBatchResponse"> & {
  * Use `create(ValueBatchResponseSchema)` to create a new message.
  */
 export const ValueBatchResponseSchema: GenMessage<ValueBatchResponse> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 13);
+  messageDesc(file_valora_v1_valuation, 14);
 
 /**
  * The outcome for one item: a valuation or an error.
@@ -557,7 +598,7 @@ export type ValuationResult = Message<"valora.v1.ValuationResult"> & {
  * Use `create(ValuationResultSchema)` to create a new message.
  */
 export const ValuationResultSchema: GenMessage<ValuationResult> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 14);
+  messageDesc(file_valora_v1_valuation, 15);
 
 /**
  * @generated from message valora.v1.Valuation
@@ -663,7 +704,7 @@ export type Valuation = Message<"valora.v1.Valuation"> & {
  * Use `create(ValuationSchema)` to create a new message.
  */
 export const ValuationSchema: GenMessage<Valuation> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 15);
+  messageDesc(file_valora_v1_valuation, 16);
 
 /**
  * @generated from message valora.v1.ValuationWarning
@@ -694,7 +735,7 @@ export type ValuationWarning = Message<"valora.v1.ValuationWarning"> & {
  * Use `create(ValuationWarningSchema)` to create a new message.
  */
 export const ValuationWarningSchema: GenMessage<ValuationWarning> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 16);
+  messageDesc(file_valora_v1_valuation, 17);
 
 /**
  * @generated from message valora.v1.Interval
@@ -723,7 +764,7 @@ export type Interval = Message<"valora.v1.Interval"> & {
  * Use `create(IntervalSchema)` to create a new message.
  */
 export const IntervalSchema: GenMessage<Interval> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 17);
+  messageDesc(file_valora_v1_valuation, 18);
 
 /**
  * @generated from message valora.v1.Comparable
@@ -784,7 +825,7 @@ export type Comparable = Message<"valora.v1.Comparable"> & {
  * Use `create(ComparableSchema)` to create a new message.
  */
 export const ComparableSchema: GenMessage<Comparable> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 18);
+  messageDesc(file_valora_v1_valuation, 19);
 
 /**
  * @generated from message valora.v1.ModelRef
@@ -811,7 +852,7 @@ export type ModelRef = Message<"valora.v1.ModelRef"> & {
  * Use `create(ModelRefSchema)` to create a new message.
  */
 export const ModelRefSchema: GenMessage<ModelRef> = /*@__PURE__*/
-  messageDesc(file_valora_v1_valuation, 19);
+  messageDesc(file_valora_v1_valuation, 20);
 
 /**
  * Which traffic route produced a valuation.
