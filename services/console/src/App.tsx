@@ -1,5 +1,5 @@
 import { lazy, Suspense, useEffect } from "react";
-import { BrowserRouter, Navigate, NavLink, Route, Routes, useLocation } from "react-router";
+import { Link, Redirect, Route, Switch, useLocation } from "wouter";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import {
   AppShell,
@@ -21,12 +21,27 @@ import { SignIn, OidcCallback } from "./pages/SignIn";
 import { CALLBACK_PATH } from "./oidc";
 import { theme } from "./theme";
 
-const ValuePage = lazy(() => import("./pages/Value"));
-const JobsPage = lazy(() => import("./pages/Jobs"));
-const ModelsPage = lazy(() => import("./pages/Models"));
-const DataPage = lazy(() => import("./pages/Data"));
-const MarketPage = lazy(() => import("./pages/Market"));
-const AccountPage = lazy(() => import("./pages/Account"));
+/** Each page's chunk, by its first path segment; fetched at start-up for the page opened (see main.tsx). */
+export const PAGE_CHUNKS = {
+  value: () => import("./pages/Value"),
+  jobs: () => import("./pages/Jobs"),
+  models: () => import("./pages/Models"),
+  data: () => import("./pages/Data"),
+  market: () => import("./pages/Market"),
+  account: () => import("./pages/Account"),
+};
+const ValuePage = lazy(PAGE_CHUNKS.value);
+const JobsPage = lazy(PAGE_CHUNKS.jobs);
+const ModelsPage = lazy(PAGE_CHUNKS.models);
+const DataPage = lazy(PAGE_CHUNKS.data);
+const MarketPage = lazy(PAGE_CHUNKS.market);
+const AccountPage = lazy(PAGE_CHUNKS.account);
+
+/** Starts fetching the chunk of the page at `path` (so it loads while the principal is resolved). */
+export function preloadPage(path: string): void {
+  const first = path.split("/")[1] as keyof typeof PAGE_CHUNKS;
+  void PAGE_CHUNKS[first]?.().catch(() => undefined);
+}
 
 /** Retries what may pass (outages, timeouts), never what will not (4xx). */
 export function shouldRetry(failures: number, error: unknown): boolean {
@@ -46,9 +61,11 @@ export function createQueryClient() {
 function Shell() {
   const { tenant, signOut } = useSession();
   const [opened, { toggle, close }] = useDisclosure();
-  const location = useLocation();
-  useEffect(close, [location.pathname, close]);
+  const [location] = useLocation();
+  useEffect(close, [location, close]);
   const pages = pagesFor(tenant?.principal.roles ?? []);
+  // Until the principal is known the page renders (its data loads in parallel); the menu waits.
+  const landing = tenant ? (pages[0]?.path ?? "/models") : undefined;
   return (
     <AppShell
       header={{ height: 56 }}
@@ -80,25 +97,33 @@ function Shell() {
       </AppShell.Header>
       <AppShell.Navbar p="xs" component="nav" aria-label="Pages">
         {pages.map((p) => (
-          <MNavLink key={p.path} component={NavLink} to={p.path} label={p.label} />
+          <MNavLink
+            key={p.path}
+            component={Link}
+            href={p.path}
+            label={p.label}
+            active={location === p.path || location.startsWith(`${p.path}/`)}
+            aria-current={location === p.path || location.startsWith(`${p.path}/`) ? "page" : undefined}
+          />
         ))}
         <MNavLink component="a" href="/docs" label="API reference" />
       </AppShell.Navbar>
       <AppShell.Main>
         <Suspense fallback={<Loading />}>
-          <Routes>
-            <Route path="/" element={<Navigate to={pages[0]?.path ?? "/models"} replace />} />
-            <Route path="/value" element={<ValuePage />} />
-            <Route path="/jobs/*" element={<JobsPage />} />
-            <Route path="/models" element={<ModelsPage />} />
-            <Route path="/data/*" element={<DataPage />} />
-            <Route path="/market" element={<MarketPage />} />
-            <Route path="/account/*" element={<AccountPage />} />
-            <Route
-              path="*"
-              element={<ErrorNotice title="Not found" error={new Error(`no page ${location.pathname}`)} />}
-            />
-          </Routes>
+          <Switch>
+            <Route path="/">{landing ? <Redirect to={landing} replace /> : <Loading />}</Route>
+            <Route path="/value" component={ValuePage} />
+            <Route path="/jobs" component={JobsPage} />
+            <Route path="/jobs/:id" component={JobsPage} />
+            <Route path="/models" component={ModelsPage} />
+            <Route path="/data" component={DataPage} />
+            <Route path="/market" component={MarketPage} />
+            <Route path="/account" component={AccountPage} />
+            <Route path="/account/:tab" component={AccountPage} />
+            <Route>
+              <ErrorNotice title="Not found" error={new Error(`no page ${location}`)} />
+            </Route>
+          </Switch>
         </Suspense>
       </AppShell.Main>
     </AppShell>
@@ -107,11 +132,11 @@ function Shell() {
 
 function Gate() {
   const { credential, tenant, tenantLoading } = useSession();
-  const location = useLocation();
-  if (location.pathname === CALLBACK_PATH) return <OidcCallback />;
+  const [location] = useLocation();
+  if (location === CALLBACK_PATH) return <OidcCallback />;
   if (!credential) return <SignIn />;
-  if (tenantLoading) return <Loading label="Signing in" />;
-  if (!tenant) return <Loading label="Signing in" />;
+  // A credential from this tab's storage: show the page while it is checked (a refusal returns here).
+  if (!tenant && !tenantLoading) return <Loading label="Signing in" />;
   return <Shell />;
 }
 
@@ -119,11 +144,9 @@ export function App({ queryClient = createQueryClient() }: { queryClient?: Query
   return (
     <MantineProvider theme={theme}>
       <QueryClientProvider client={queryClient}>
-        <BrowserRouter>
-          <SessionProvider>
-            <Gate />
-          </SessionProvider>
-        </BrowserRouter>
+        <SessionProvider>
+          <Gate />
+        </SessionProvider>
       </QueryClientProvider>
     </MantineProvider>
   );

@@ -118,6 +118,7 @@ describe.skipIf(why !== "")(
       expect(await page.getByTestId("comparables").locator("tbody tr").count()).toBeGreaterThan(0);
       await expectAccessible("value");
       await shot("valuation");
+      await page.getByTestId("valuation-result").screenshot({ path: join(shotsDir, "valuation-result.png") });
       // A validity breach comes back as the API's 400 with the field named.
       await page.getByRole("textbox", { name: "Gr liv area" }).fill("-5");
       await page.getByRole("button", { name: "Value", exact: true }).click();
@@ -246,6 +247,12 @@ describe.skipIf(why !== "")(
         await expect.poll(() => card.innerText(), { timeout: 60_000 }).toContain("Candidate traffic: 50%");
         await expectAccessible("models");
         await shot("models-canary");
+        // The figure for the README: once the first paired valuations are in (if the step has not moved yet).
+        await expect
+          .poll(() => card.innerText(), { timeout: 20_000 })
+          .toMatch(/[1-9]\d* paired valuations|100%/)
+          .catch(() => undefined);
+        await card.screenshot({ path: join(shotsDir, "models-canary-card.png") });
         await expect
           .poll(() => card.innerText(), { timeout: 90_000 })
           .toMatch(/Candidate traffic: 100%|CHAMPION GM-V1-REBUILT|champion gm-v1-rebuilt/i);

@@ -1,5 +1,5 @@
 import { lazy, Suspense, useState } from "react";
-import { Navigate, Route, Routes, useLocation, useNavigate } from "react-router";
+import { Redirect, Route, Switch, useLocation } from "wouter";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import {
   Alert,
@@ -604,14 +604,13 @@ const TABS = [
 
 export default function AccountPage() {
   const { can } = useSession();
-  const navigate = useNavigate();
-  const location = useLocation();
+  const [location, navigate] = useLocation();
   const tabs = TABS.filter((t) => can(...t.roles));
-  const current = location.pathname.split("/")[2] ?? tabs[0]?.path;
+  const current = location.split("/")[2] ?? tabs[0]?.path;
   return (
     <Stack>
       <Title order={2}>Account</Title>
-      <Tabs value={current ?? null} onChange={(v) => v && void navigate(`/account/${v}`)}>
+      <Tabs value={current ?? null} onChange={(v) => v && navigate(`/account/${v}`)}>
         <Tabs.List>
           {tabs.map((t) => (
             <Tabs.Tab key={t.path} value={t.path}>
@@ -620,12 +619,14 @@ export default function AccountPage() {
           ))}
         </Tabs.List>
       </Tabs>
-      <Routes>
-        {tabs[0] && <Route index element={<Navigate to={tabs[0].path} replace />} />}
+      <Switch>
+        <Route path="/account">{tabs[0] ? <Redirect to={`/account/${tabs[0].path}`} replace /> : null}</Route>
         {tabs.map((t) => (
-          <Route key={t.path} path={t.path} element={t.element} />
+          <Route key={t.path} path={`/account/${t.path}`}>
+            {t.element}
+          </Route>
         ))}
-      </Routes>
+      </Switch>
     </Stack>
   );
 }

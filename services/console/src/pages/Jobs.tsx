@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from "react";
-import { Link, Route, Routes, useNavigate, useParams } from "react-router";
+import { Link, Route, Switch, useLocation, useParams } from "wouter";
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import {
   Alert,
@@ -36,7 +36,7 @@ const STATUS_COLOUR: Record<string, string> = {
 
 function NewJob() {
   const { api, token, can } = useSession();
-  const navigate = useNavigate();
+  const [, navigate] = useLocation();
   const queryClient = useQueryClient();
   const classes = useQuery({
     queryKey: ["asset-classes"],
@@ -60,7 +60,7 @@ function NewJob() {
     },
     onSuccess: (job) => {
       void queryClient.invalidateQueries({ queryKey: ["jobs"] });
-      void navigate(`/jobs/${job.id}`);
+      navigate(`/jobs/${job.id}`);
     },
   });
   const read = (f: File | undefined) => {
@@ -201,7 +201,7 @@ function JobList() {
                 {list.map((j) => (
                   <Table.Tr key={j.id}>
                     <Table.Td>
-                      <Anchor component={Link} to={`/jobs/${j.id}`} ff="monospace" size="sm">
+                      <Anchor component={Link} href={`/jobs/${j.id}`} ff="monospace" size="sm">
                         {j.id.slice(0, 8)}
                       </Anchor>
                     </Table.Td>
@@ -231,7 +231,7 @@ function JobList() {
 }
 
 function JobView() {
-  const { id = "" } = useParams();
+  const { id = "" } = useParams<{ id: string }>();
   const { api, token, can } = useSession();
   const queryClient = useQueryClient();
   const initial = useQuery({
@@ -286,7 +286,7 @@ function JobView() {
   });
   return (
     <Stack>
-      <Anchor component={Link} to="/jobs" size="sm">
+      <Anchor component={Link} href="/jobs" size="sm">
         ← All jobs
       </Anchor>
       <QueryState query={{ ...initial, data: job ?? undefined }}>
@@ -386,18 +386,13 @@ export default function JobsPage() {
   return (
     <Stack>
       <Title order={2}>Bulk jobs</Title>
-      <Routes>
-        <Route
-          index
-          element={
-            <>
-              <NewJob />
-              <JobList />
-            </>
-          }
-        />
-        <Route path=":id" element={<JobView />} />
-      </Routes>
+      <Switch>
+        <Route path="/jobs">
+          <NewJob />
+          <JobList />
+        </Route>
+        <Route path="/jobs/:id" component={JobView} />
+      </Switch>
     </Stack>
   );
 }

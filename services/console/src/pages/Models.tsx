@@ -111,10 +111,10 @@ function ModelCard({ m, history }: { m: Model; history: History[string] }) {
         )}
         {a && (
           <Alert
-            color={a.passed ? "green" : "red"}
-            title={`Analysis of ${a.version}: ${a.passed ? "passing" : "failing"}`}
+            color={a.passed ? "green" : a.pairs === 0 ? "gray" : "red"}
+            title={`Analysis of ${a.version}: ${a.passed ? "passing" : a.pairs === 0 ? "gathering evidence" : "failing"}`}
           >
-            <Text size="sm">{a.message}</Text>
+            {a.message && <Text size="sm">{a.message}</Text>}
             <Text size="sm">
               {int(a.pairs)} paired valuations · bias {pct(a.biasPct, 2)} · median |Δ|{" "}
               {pct(a.medianAbsDeltaPct, 2)} · p90 |Δ| {pct(a.absDeltaP90Pct, 2)}
@@ -135,7 +135,7 @@ function ModelCard({ m, history }: { m: Model; history: History[string] }) {
           />
         )}
         <div className="table-scroll" tabIndex={0}>
-          <Table>
+          <Table fz="sm" style={{ whiteSpace: "nowrap" }}>
             <Table.Thead>
               <Table.Tr>
                 <Table.Th>Version</Table.Th>
@@ -180,7 +180,8 @@ export default function ModelsPage() {
   useEffect(() => {
     for (const m of models.data ?? []) {
       const a = m.candidateAnalysis;
-      if (!a || seen.current.has(`${m.name}@${a.at}`)) continue;
+      // An analysis without a time (none run yet) is not a point in time.
+      if (!a || Number.isNaN(Date.parse(a.at)) || seen.current.has(`${m.name}@${a.at}`)) continue;
       seen.current.add(`${m.name}@${a.at}`);
       setHistory((h) => ({
         ...h,

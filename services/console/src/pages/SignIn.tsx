@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from "react";
-import { useNavigate } from "react-router";
+import { useLocation } from "wouter";
 import { useQuery } from "@tanstack/react-query";
 import { Button, Center, Divider, Paper, PasswordInput, Stack, Text, Title } from "@mantine/core";
 import { createApi, unwrap } from "../api/client";
@@ -77,7 +77,7 @@ export function SignIn() {
 export function OidcCallback() {
   const config = useConsoleConfig();
   const { signIn } = useSession();
-  const navigate = useNavigate();
+  const [, navigate] = useLocation();
   const [error, setError] = useState<unknown>(null);
   const started = useRef(false);
   useEffect(() => {
@@ -87,7 +87,7 @@ export function OidcCallback() {
     finishOidcSignIn(oidc, new URLSearchParams(location.search))
       .then(({ token, expiresAt, returnTo }) => {
         signIn({ token, kind: "oidc", expiresAt });
-        void navigate(returnTo, { replace: true });
+        navigate(returnTo, { replace: true });
       })
       .catch(setError);
   }, [config.data, signIn, navigate]);

@@ -75,7 +75,8 @@ function FieldInput({ f, value, onChange }: { f: Field; value: string; onChange:
         {...(f.min !== undefined ? { min: f.min } : {})}
         {...(f.max !== undefined ? { max: f.max } : {})}
         allowDecimal={f.type === "number"}
-        thousandSeparator=","
+        // Years and counts read without a separator; prices and areas with one.
+        {...((f.training?.max ?? f.max ?? 0) >= 10_000 ? { thousandSeparator: "," } : {})}
         clampBehavior="none"
       />
     );
@@ -101,7 +102,7 @@ function Result({
     return Number.isFinite(lat) && Number.isFinite(lng) ? { lat, lng } : undefined;
   };
   return (
-    <Stack>
+    <Stack data-testid="valuation-result">
       <Card withBorder>
         <Group justify="space-between" align="flex-start">
           <div>
