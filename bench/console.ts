@@ -54,8 +54,7 @@ async function interactive(path: string, ready: string, warm: boolean): Promise<
   // Every page but the sign-in page is measured signed in (a key in the tab's session storage).
   if (path !== "/")
     await context.addInitScript(
-      (key) => sessionStorage.setItem("valora.credential", JSON.stringify({ token: key, kind: "apiKey" })),
-      KEY,
+      `sessionStorage.setItem("valora.credential", ${JSON.stringify(JSON.stringify({ token: KEY, kind: "apiKey" }))})`,
     );
   const page = await context.newPage();
   if (warm) await page.goto(rest + path, { waitUntil: "networkidle" });
