@@ -75,20 +75,20 @@ const pages: [string, string][] = [
   ["/account/keys", "button[type=submit]"],
 ];
 const rows: Record<string, string | number>[] = [];
-for (const [path, ready] of pages)
-  for (const warm of [false, true]) {
-    const ms: number[] = [];
-    for (let i = 0; i < runs; i++) ms.push(await interactive(path, ready, warm));
-    rows.push({
-      page: path,
-      cache: warm ? "warm" : "cold",
-      "median ms": median(ms).toFixed(0),
-      "max ms": Math.max(...ms).toFixed(0),
-    });
-  }
-console.log(`\nnavigation to interactive in chromium against valora up, ${runs} runs each`);
-table(rows);
-await browser.close();
-platform.kill("SIGTERM");
-await new Promise((r) => platform.once("exit", r));
-rmSync(dataDir, { recursive: true, force: true });
+try {
+  for (const [path, ready] of pages)
+    for (const warm of [false, true]) {
+      const ms: number[] = [];
+      for (let i = 0; i < runs; i++) ms.push(await interactive(path, ready, warm));
+      rows.push({
+        page: path,
+        cache: warm ? "warm" : "cold",
+        "median ms": median(ms).toFixed(0),
+        "max ms": Math.max(...ms).toFixed(0),
+      });
+    }
+  console.log(`\nnavigation to interactive in chromium against valora up, ${runs} runs each`);
+  table(rows);
+} finally {
+  await stop();
+}
