@@ -34,7 +34,13 @@ const EVENTS = ["valuation.completed", "job.completed", "model.promoted"] as con
 /** A secret shown once, with a copy button, until dismissed. */
 function SecretOnce({ secret, what, onClose }: { secret: string | null; what: string; onClose: () => void }) {
   return (
-    <Modal opened={secret !== null} onClose={onClose} title={`Your new ${what}`} centered>
+    <Modal
+      opened={secret !== null}
+      onClose={onClose}
+      title={`Your new ${what}`}
+      centered
+      closeButtonProps={{ "aria-label": "Close" }}
+    >
       <Stack>
         <Alert color="yellow">This is the only time it is shown: store it now.</Alert>
         <Code block data-testid="secret">
