@@ -189,7 +189,7 @@ describe.skipIf(why !== "")(
       });
       expect(works.status).toBe(200);
       await page.getByRole("button", { name: "Done" }).click();
-    await page.getByRole("dialog").waitFor({ state: "hidden" });
+      await page.getByRole("dialog").waitFor({ state: "hidden" });
       await expectAccessible("keys");
       await shot("key-created");
       page.once("dialog", (d) => void d.accept());

@@ -21,6 +21,7 @@ import {
   Title,
 } from "@mantine/core";
 import { unwrap } from "../api/client";
+import { FormCard } from "../components/FormCard";
 import { ErrorNotice, Loading, QueryState } from "../components/States";
 import { int, money, when } from "../format";
 import type { RoleName } from "../lib/types";
@@ -98,18 +99,7 @@ function Keys() {
   });
   return (
     <Stack>
-      <Card
-        withBorder
-        component="form"
-        aria-label="New API key"
-        onSubmit={(e) => {
-          e.preventDefault();
-          create.mutate();
-        }}
-      >
-        <Title order={3} size="h4" mb="xs">
-          New API key
-        </Title>
+      <FormCard title="New API key" onSubmit={() => create.mutate()}>
         <SimpleGrid cols={{ base: 1, sm: 3 }}>
           <TextInput
             label="Name"
@@ -138,7 +128,7 @@ function Keys() {
           </Button>
         </Group>
         <ErrorNotice title="Key not created" error={create.error} />
-      </Card>
+      </FormCard>
       <SecretOnce secret={secret} what="API key" onClose={() => setSecret(null)} />
       <ErrorNotice title="Key not revoked" error={revoke.error} />
       <QueryState query={keys} empty={(d) => d.length === 0 && "No API key."}>
@@ -218,18 +208,7 @@ function Users() {
   });
   return (
     <Stack>
-      <Card
-        withBorder
-        component="form"
-        aria-label="Add or change a user"
-        onSubmit={(e) => {
-          e.preventDefault();
-          put.mutate(form);
-        }}
-      >
-        <Title order={3} size="h4" mb="xs">
-          Add or change a user
-        </Title>
+      <FormCard title="Add or change a user" onSubmit={() => put.mutate(form)}>
         <SimpleGrid cols={{ base: 1, sm: 3 }}>
           <TextInput
             label="Subject (OIDC sub)"
@@ -254,7 +233,7 @@ function Users() {
           Save user
         </Button>
         <ErrorNotice error={put.error ?? remove.error} />
-      </Card>
+      </FormCard>
       <QueryState
         query={users}
         empty={(d) => d.length === 0 && "No user: people sign in with API keys only."}
@@ -370,18 +349,7 @@ function Webhooks() {
   });
   return (
     <Stack>
-      <Card
-        withBorder
-        component="form"
-        aria-label="New webhook"
-        onSubmit={(e) => {
-          e.preventDefault();
-          create.mutate();
-        }}
-      >
-        <Title order={3} size="h4" mb="xs">
-          New webhook
-        </Title>
+      <FormCard title="New webhook" onSubmit={() => create.mutate()}>
         <SimpleGrid cols={{ base: 1, sm: 2 }}>
           <TextInput
             label="URL"
@@ -402,7 +370,7 @@ function Webhooks() {
           Register
         </Button>
         <ErrorNotice title="Webhook refused" error={create.error ?? remove.error} />
-      </Card>
+      </FormCard>
       <SecretOnce secret={secret} what="webhook signing secret" onClose={() => setSecret(null)} />
       <QueryState query={hooks} empty={(d) => d.length === 0 && "No webhook."}>
         {(list) => (

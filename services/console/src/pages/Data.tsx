@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { useState, type ReactNode } from "react";
 import { useQuery } from "@tanstack/react-query";
 import {
   Accordion,
@@ -16,6 +16,7 @@ import {
   Title,
 } from "@mantine/core";
 import { unwrap } from "../api/client";
+import { FormCard } from "../components/FormCard";
 import { QueryState } from "../components/States";
 import { int, when } from "../format";
 import type { Batch } from "../lib/types";
@@ -134,118 +135,85 @@ function Batches() {
   );
 }
 
-function SaleLineage() {
-  const { api } = useSession();
-  const [q, setQ] = useState({ assetClass: "", id: "" });
-  const [asked, setAsked] = useState<typeof q | null>(null);
-  const lineage = useQuery({
-    queryKey: ["sale-lineage", asked],
-    enabled: asked !== null,
-    queryFn: () => unwrap(api.GET("/v1/lineage/sales/{assetClass}/{id}", { params: { path: asked! } })),
-  });
+/** A lookup by a few text fields: the result renders once asked, and again for each new question. */
+function Lookup<K extends string>({
+  title,
+  fields,
+  children,
+}: {
+  title: string;
+  fields: { key: K; label: string }[];
+  children: (asked: Record<K, string>) => ReactNode;
+}) {
+  const blank = Object.fromEntries(fields.map((f) => [f.key, ""])) as Record<K, string>;
+  const [q, setQ] = useState(blank);
+  const [asked, setAsked] = useState<Record<K, string> | null>(null);
   return (
-    <Card
-      withBorder
-      component="form"
-      onSubmit={(e) => {
-        e.preventDefault();
-        setAsked({ ...q });
-      }}
-    >
-      <Title order={3} size="h4" mb="xs">
-        Lineage of a sale
-      </Title>
+    <FormCard title={title} onSubmit={() => setAsked({ ...q })}>
       <Group align="flex-end">
-        <TextInput
-          label="Asset class"
-          value={q.assetClass}
-          onChange={(e) => setQ({ ...q, assetClass: e.currentTarget.value })}
-          required
-        />
-        <TextInput
-          label="Sale id"
-          value={q.id}
-          onChange={(e) => setQ({ ...q, id: e.currentTarget.value })}
-          required
-        />
+        {fields.map((f) => (
+          <TextInput
+            key={f.key}
+            label={f.label}
+            value={q[f.key]}
+            onChange={(e) => setQ({ ...q, [f.key]: e.currentTarget.value })}
+            required
+          />
+        ))}
         <Button type="submit">Trace</Button>
       </Group>
-      {asked && (
-        <QueryState query={lineage}>
-          {(l) => (
-            <Stack gap={4} mt="sm">
-              <Text size="sm">
-                Sale <Code>{l.saleId}</Code> came from <b>{l.origin}</b>
-                {l.batch ? ` in batch ${l.batch.id} (${l.batch.source}, ${when(l.batch.receivedAt)})` : ""}
-                {l.recordSha256 ? `; record sha256 ${l.recordSha256.slice(0, 12)}` : ""}
-              </Text>
-              {l.raw && <Code block>{JSON.stringify(l.raw, null, 2)}</Code>}
-            </Stack>
-          )}
-        </QueryState>
-      )}
-    </Card>
+      {asked && children(asked)}
+    </FormCard>
   );
 }
 
-function ModelLineage() {
+function SaleLineage({ path }: { path: { assetClass: string; id: string } }) {
   const { api } = useSession();
-  const [q, setQ] = useState({ name: "", version: "" });
-  const [asked, setAsked] = useState<typeof q | null>(null);
   const lineage = useQuery({
-    queryKey: ["model-lineage", asked],
-    enabled: asked !== null,
-    queryFn: () =>
-      unwrap(api.GET("/v1/lineage/models/{name}/versions/{version}", { params: { path: asked! } })),
+    queryKey: ["sale-lineage", path],
+    queryFn: () => unwrap(api.GET("/v1/lineage/sales/{assetClass}/{id}", { params: { path } })),
   });
   return (
-    <Card
-      withBorder
-      component="form"
-      onSubmit={(e) => {
-        e.preventDefault();
-        setAsked({ ...q });
-      }}
-    >
-      <Title order={3} size="h4" mb="xs">
-        Lineage of a model version
-      </Title>
-      <Group align="flex-end">
-        <TextInput
-          label="Model"
-          value={q.name}
-          onChange={(e) => setQ({ ...q, name: e.currentTarget.value })}
-          required
-        />
-        <TextInput
-          label="Version"
-          value={q.version}
-          onChange={(e) => setQ({ ...q, version: e.currentTarget.value })}
-          required
-        />
-        <Button type="submit">Trace</Button>
-      </Group>
-      {asked && (
-        <QueryState query={lineage}>
-          {(l) => (
-            <Stack gap={4} mt="sm">
-              <Text size="sm">
-                {l.model} {l.version} was trained on <Code>{l.dataName}</Code> (sha256{" "}
-                {l.dataSha256.slice(0, 12)})
-                {l.snapshot
-                  ? `: snapshot ${l.snapshot.id} of ${int(l.snapshot.sales)} sales from ${l.snapshot.source}`
-                  : ""}
-              </Text>
-              {l.batches.map((b) => (
-                <Text size="sm" key={b.id}>
-                  batch {b.id} · {b.source} · {int(b.landed)} landed · {when(b.receivedAt)}
-                </Text>
-              ))}
-            </Stack>
-          )}
-        </QueryState>
+    <QueryState query={lineage}>
+      {(l) => (
+        <Stack gap={4} mt="sm">
+          <Text size="sm">
+            Sale <Code>{l.saleId}</Code> came from <b>{l.origin}</b>
+            {l.batch ? ` in batch ${l.batch.id} (${l.batch.source}, ${when(l.batch.receivedAt)})` : ""}
+            {l.recordSha256 ? `; record sha256 ${l.recordSha256.slice(0, 12)}` : ""}
+          </Text>
+          {l.raw && <Code block>{JSON.stringify(l.raw, null, 2)}</Code>}
+        </Stack>
       )}
-    </Card>
+    </QueryState>
+  );
+}
+
+function ModelLineage({ path }: { path: { name: string; version: string } }) {
+  const { api } = useSession();
+  const lineage = useQuery({
+    queryKey: ["model-lineage", path],
+    queryFn: () => unwrap(api.GET("/v1/lineage/models/{name}/versions/{version}", { params: { path } })),
+  });
+  return (
+    <QueryState query={lineage}>
+      {(l) => (
+        <Stack gap={4} mt="sm">
+          <Text size="sm">
+            {l.model} {l.version} was trained on <Code>{l.dataName}</Code> (sha256 {l.dataSha256.slice(0, 12)}
+            )
+            {l.snapshot
+              ? `: snapshot ${l.snapshot.id} of ${int(l.snapshot.sales)} sales from ${l.snapshot.source}`
+              : ""}
+          </Text>
+          {l.batches.map((b) => (
+            <Text size="sm" key={b.id}>
+              batch {b.id} · {b.source} · {int(b.landed)} landed · {when(b.receivedAt)}
+            </Text>
+          ))}
+        </Stack>
+      )}
+    </QueryState>
   );
 }
 
@@ -255,8 +223,24 @@ export default function DataPage() {
       <Title order={2}>Data</Title>
       <Batches />
       <SimpleGrid cols={{ base: 1, lg: 2 }}>
-        <SaleLineage />
-        <ModelLineage />
+        <Lookup
+          title="Lineage of a sale"
+          fields={[
+            { key: "assetClass", label: "Asset class" },
+            { key: "id", label: "Sale id" },
+          ]}
+        >
+          {(path) => <SaleLineage path={path} />}
+        </Lookup>
+        <Lookup
+          title="Lineage of a model version"
+          fields={[
+            { key: "name", label: "Model" },
+            { key: "version", label: "Version" },
+          ]}
+        >
+          {(path) => <ModelLineage path={path} />}
+        </Lookup>
       </SimpleGrid>
     </Stack>
   );
