@@ -66,6 +66,8 @@ import {
   RedisRateLimiter,
   buildGateway,
   defaultConsoleDir,
+  type ConsoleOptions,
+  type OidcOptions,
   grpcIngress,
   startPurger,
 } from "@valora/gateway";
@@ -94,10 +96,10 @@ export interface PlatformOptions {
   jobWorkers?: number;
   /** How often due tenant erasures are purged (default a minute). */
   tenantPurgeIntervalMs?: number;
-  /** The web console's build ("off": none); the repository's services/console/dist by default. */
-  consoleDir?: string;
-  /** Raster tiles under the console's map; none by default. */
-  consoleTileUrl?: string;
+  /** The web console (build directory, OIDC client, map tiles); null serves none; the repository's build by default. */
+  console?: ConsoleOptions | null;
+  /** OIDC bearer tokens at the gateway (OIDC_ISSUER and friends); API keys only when absent. */
+  oidc?: OidcOptions;
   /** Plan catalog as JSON (VALORA_PLANS); the defaults when absent. */
   plans?: string;
   /** Stripe billing (STRIPE_*); off when absent. */
@@ -411,7 +413,11 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
   );
   closers.push(["tenant-data", async () => tenantData.close()]);
   const limiter = redis ? new RedisRateLimiter(redis, log, base.registry) : new LocalRateLimiter();
-  const auth = new Authenticator({ tenants: tenantsClient, degraded: base.degraded });
+  const auth = new Authenticator({
+    tenants: tenantsClient,
+    degraded: base.degraded,
+    ...(o.oidc ? { oidc: o.oidc } : {}),
+  });
   const quota = redis ? new RedisQuotaCounter(redis, base.degraded) : new LocalQuotaCounter();
   const app = await buildGateway({
     base,
@@ -427,14 +433,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     limiter,
     quota,
     tenantData: { tenants: tenantData, others: [] },
-    ...(o.consoleDir !== "off"
-      ? {
-          console: {
-            dir: o.consoleDir ?? defaultConsoleDir(),
-            ...(o.consoleTileUrl ? { tileUrl: o.consoleTileUrl } : {}),
-          },
-        }
-      : {}),
+    ...(o.console !== null ? { console: o.console ?? { dir: defaultConsoleDir() } } : {}),
   });
   await app.listen({ host: o.host, port: o.port });
   closers.push(["gateway", () => app.close()]);

@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { createServiceBase, loadConfig } from "@valora/kit";
 import { JobResultsEnv, jobResultsFrom } from "@valora/orchestrator";
+import { consoleOptions, oidcOptions } from "@valora/gateway";
 import { startPlatform } from "./platform.js";
 import { forPeople, readyBox, terminalLogger } from "./terminal.js";
 
@@ -34,8 +35,9 @@ export async function up(o: UpOptions, env: Record<string, string | undefined> =
     ...(env["REDIS_URL"] ? { redisUrl: env["REDIS_URL"] } : {}),
     ...(env["VALORA_BOOTSTRAP_API_KEY"] ? { bootstrapApiKey: env["VALORA_BOOTSTRAP_API_KEY"] } : {}),
     ...(env["VALORA_PLANS"] ? { plans: env["VALORA_PLANS"] } : {}),
-    ...(env["CONSOLE_DIR"] ? { consoleDir: env["CONSOLE_DIR"] } : {}),
-    ...(env["CONSOLE_TILE_URL"] ? { consoleTileUrl: env["CONSOLE_TILE_URL"] } : {}),
+    // The gateway's own variables: the console (CONSOLE_*) and OIDC sign-in (OIDC_*).
+    console: consoleOptions(env) ?? null,
+    ...(oidcOptions(env) ? { oidc: oidcOptions(env)! } : {}),
     ...(env["VALORA_JOB_WORKERS"] && Number(env["VALORA_JOB_WORKERS"]) > 0
       ? { jobWorkers: Number(env["VALORA_JOB_WORKERS"]) }
       : {}),

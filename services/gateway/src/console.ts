@@ -140,3 +140,29 @@ export function wantsConsolePage(req: Pick<FastifyRequest, "method" | "url" | "h
   const accept = req.headers.accept ?? "";
   return accept.includes("text/html");
 }
+
+/** The console's options from the gateway's configuration (absent when turned off). */
+export function consoleOptions(c: {
+  CONSOLE_DIR?: string | undefined;
+  CONSOLE_OIDC_CLIENT_ID?: string | undefined;
+  CONSOLE_OIDC_SCOPES?: string | undefined;
+  CONSOLE_TILE_URL?: string | undefined;
+  OIDC_ISSUER?: string | undefined;
+  OIDC_AUDIENCE?: string | undefined;
+}): ConsoleOptions | undefined {
+  if (c.CONSOLE_DIR === "off") return undefined;
+  return {
+    dir: c.CONSOLE_DIR ?? defaultConsoleDir(),
+    ...(c.OIDC_ISSUER && c.CONSOLE_OIDC_CLIENT_ID
+      ? {
+          oidc: {
+            issuer: c.OIDC_ISSUER,
+            clientId: c.CONSOLE_OIDC_CLIENT_ID,
+            ...(c.CONSOLE_OIDC_SCOPES ? { scopes: c.CONSOLE_OIDC_SCOPES } : {}),
+            ...(c.OIDC_AUDIENCE ? { audience: c.OIDC_AUDIENCE } : {}),
+          },
+        }
+      : {}),
+    ...(c.CONSOLE_TILE_URL ? { tileUrl: c.CONSOLE_TILE_URL } : {}),
+  };
+}

@@ -8,3 +8,4 @@ export * from "./quota.js";
 export * from "./tenant-lifecycle.js";
 export * from "./console.js";
 export * from "./openapi-document.js";
+export * from "./oidc-config.js";

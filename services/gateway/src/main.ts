@@ -1,4 +1,3 @@
-import { createRemoteJWKSet } from "jose";
 import { BillingService } from "@valora/proto/valora/v1/billing_pb";
 import { JobService } from "@valora/proto/valora/v1/jobs_pb";
 import { MarketDataService } from "@valora/proto/valora/v1/market_pb";
@@ -19,7 +18,8 @@ import {
   redisReady,
 } from "@valora/kit";
 import { buildGateway } from "./app.js";
-import { defaultConsoleDir, type ConsoleOptions } from "./console.js";
+import { consoleOptions } from "./console.js";
+import { oidcOptions } from "./oidc-config.js";
 import { Authenticator } from "./auth.js";
 import { grpcIngress } from "./grpc-ingress.js";
 import { startPurger } from "./tenant-lifecycle.js";
@@ -64,32 +64,6 @@ export const GatewayEnv = z.object({
   /** Raster tiles under the console's valuation map (`https://.../{z}/{x}/{y}.png`); none by default. */
   CONSOLE_TILE_URL: z.string().optional(),
 });
-
-/** The console's options from the gateway's configuration (absent when turned off). */
-export function consoleOptions(c: {
-  CONSOLE_DIR?: string | undefined;
-  CONSOLE_OIDC_CLIENT_ID?: string | undefined;
-  CONSOLE_OIDC_SCOPES?: string | undefined;
-  CONSOLE_TILE_URL?: string | undefined;
-  OIDC_ISSUER?: string | undefined;
-  OIDC_AUDIENCE?: string | undefined;
-}): ConsoleOptions | undefined {
-  if (c.CONSOLE_DIR === "off") return undefined;
-  return {
-    dir: c.CONSOLE_DIR ?? defaultConsoleDir(),
-    ...(c.OIDC_ISSUER && c.CONSOLE_OIDC_CLIENT_ID
-      ? {
-          oidc: {
-            issuer: c.OIDC_ISSUER,
-            clientId: c.CONSOLE_OIDC_CLIENT_ID,
-            ...(c.CONSOLE_OIDC_SCOPES ? { scopes: c.CONSOLE_OIDC_SCOPES } : {}),
-            ...(c.OIDC_AUDIENCE ? { audience: c.OIDC_AUDIENCE } : {}),
-          },
-        }
-      : {}),
-    ...(c.CONSOLE_TILE_URL ? { tileUrl: c.CONSOLE_TILE_URL } : {}),
-  };
-}
 
 const TENANT_CHANGED = "valora:tenant-changed";
 
@@ -136,23 +110,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   if (redis) base.health.addDependency("redis", () => redisReady(redis));
   if (!redis) base.logger.warn("REDIS_URL not set: rate limits are per replica");
   const limiter = redis ? new RedisRateLimiter(redis, base.logger, base.registry) : new LocalRateLimiter();
-  const oidc = c.OIDC_ISSUER
-    ? {
-        issuer: c.OIDC_ISSUER,
-        keys: createRemoteJWKSet(
-          new URL(
-            c.OIDC_JWKS_URL ??
-              new URL(
-                ".well-known/jwks.json",
-                c.OIDC_ISSUER.endsWith("/") ? c.OIDC_ISSUER : `${c.OIDC_ISSUER}/`,
-              ).href,
-          ),
-        ),
-        tenantClaim: c.OIDC_TENANT_CLAIM,
-        rolesClaim: c.OIDC_ROLES_CLAIM,
-        ...(c.OIDC_AUDIENCE ? { audience: c.OIDC_AUDIENCE } : {}),
-      }
-    : undefined;
+  const oidc = oidcOptions(c);
   const auth = new Authenticator({
     tenants,
     cacheTtlMs: c.AUTH_CACHE_TTL_MS,
