@@ -3,6 +3,13 @@ import { CommanderError } from "commander";
 import { ConfigError, ValoraError } from "@valora/kit";
 import { buildProgram } from "./program.js";
 
+// A reader that went away (`valora up | head`, a closed terminal, a supervisor's pipe) costs the
+// log lines, not the platform: a write to a closed pipe must not crash every valuation with it.
+for (const stream of [process.stdout, process.stderr])
+  stream.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EPIPE") throw err;
+  });
+
 try {
   await buildProgram().parseAsync(process.argv);
 } catch (err) {
