@@ -13,7 +13,7 @@ import type { Explanation, Field } from "../src/lib/types";
 import { usageByDay } from "../src/lib/usage";
 import { waterfallSteps } from "../src/lib/waterfall";
 import { pagesFor } from "../src/nav";
-import { consoleCsp } from "../../gateway/src/console";
+import { consoleCsp, wantsConsolePage } from "../../gateway/src/console";
 
 const fields: Field[] = [
   { name: "mileage", type: "integer", required: true, min: 0, training: { min: 266, max: 50387 } },
@@ -194,6 +194,24 @@ describe("roles, errors and the CSP", () => {
     ]);
     expect(ApiError.of(0, undefined).code).toBe("NETWORK");
     expect(ApiError.of(502, "<html>").code).toBe("HTTP_502");
+  });
+  it("sends a page's URL opened in a browser to the app, and keeps API and operations paths JSON", () => {
+    const html = { accept: "text/html,application/xhtml+xml" };
+    const page = (method: string, url: string, headers: Record<string, string> = html) =>
+      wantsConsolePage({ method, url, headers });
+    expect(page("GET", "/jobs/1b2c")).toBe(true);
+    expect(page("HEAD", "/account/keys")).toBe(true);
+    for (const url of [
+      "/v1/nope",
+      "/v1/valuations:batch",
+      "/docs/x",
+      "/metrics",
+      "/assets/gone.js",
+      "/healthz?x=1",
+    ])
+      expect(page("GET", url), url).toBe(false);
+    expect(page("POST", "/jobs")).toBe(false);
+    expect(page("GET", "/jobs", { accept: "application/json" })).toBe(false);
   });
   it("allows scripts only from the console's origin and opens exactly the issuer and tile hosts", () => {
     const csp = consoleCsp({
