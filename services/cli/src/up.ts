@@ -27,6 +27,7 @@ export async function up(o: UpOptions, env: Record<string, string | undefined> =
   });
   base.shutdown.installSignalHandlers();
   const jobResults = jobResultsFrom(loadConfig(JobResultsEnv, env));
+  const oidc = oidcOptions(env);
   const p = await startPlatform(base, {
     ...(jobResults ? { jobResults } : {}),
     ...(terminal ? { podOutput: terminal.podOutput } : {}),
@@ -37,7 +38,7 @@ export async function up(o: UpOptions, env: Record<string, string | undefined> =
     ...(env["VALORA_PLANS"] ? { plans: env["VALORA_PLANS"] } : {}),
     // The gateway's own variables: the console (CONSOLE_*) and OIDC sign-in (OIDC_*).
     console: consoleOptions(env) ?? null,
-    ...(oidcOptions(env) ? { oidc: oidcOptions(env)! } : {}),
+    ...(oidc ? { oidc } : {}),
     ...(env["VALORA_JOB_WORKERS"] && Number(env["VALORA_JOB_WORKERS"]) > 0
       ? { jobWorkers: Number(env["VALORA_JOB_WORKERS"]) }
       : {}),

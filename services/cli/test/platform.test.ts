@@ -5,6 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bin, root, stop, up, type Banner } from "./support/platform.js";
+// A car as the autos API takes it (make and body as people write them).
+import { CAR } from "../../../e2e/support.js";
 import { ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import { createClient, type ValoraError } from "@valora/kit";
 
@@ -20,17 +22,6 @@ describe.skipIf(!existsSync(bin))(
     let banner: Banner;
     let key: string;
     const auth = () => ({ authorization: `Bearer ${key}`, "content-type": "application/json" });
-    /** A car as the autos API takes it (make and body as people write them). */
-    const CAR = {
-      mileage: 8221,
-      cylinder: 6,
-      doors: 4,
-      cruise: true,
-      sound: true,
-      leather: true,
-      make: "Buick",
-      body: "sedan",
-    };
 
     beforeAll(async () => {
       ({ child, banner, lines } = await up(dataDir, { VALORA_MANIFESTS: manifests }));

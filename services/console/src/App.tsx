@@ -1,4 +1,4 @@
-import { lazy, Suspense, useEffect } from "react";
+import { lazy, Suspense, useEffect, useState } from "react";
 import { Link, Redirect, Route, Switch, useLocation } from "wouter";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import {
@@ -140,10 +140,12 @@ function Gate() {
   return <Shell />;
 }
 
-export function App({ queryClient = createQueryClient() }: { queryClient?: QueryClient }) {
+export function App({ queryClient }: { queryClient?: QueryClient }) {
+  // One cache for the app's life: a default argument would make a new one at every render.
+  const [client] = useState(() => queryClient ?? createQueryClient());
   return (
     <MantineProvider theme={theme}>
-      <QueryClientProvider client={queryClient}>
+      <QueryClientProvider client={client}>
         <SessionProvider>
           <Gate />
         </SessionProvider>

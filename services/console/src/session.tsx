@@ -47,9 +47,8 @@ interface Session {
   token: TokenSource;
   credential: Credential | null;
   tenant: Tenant | undefined;
-  /** The principal could not be resolved yet (or failed); `tenantError` says why. */
+  /** The principal is being resolved. */
   tenantLoading: boolean;
-  tenantError: Error | null;
   /** Why the last credential was refused (shown on the sign-in page). */
   refusal: unknown;
   signIn: (c: Credential) => void;
@@ -106,7 +105,6 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       credential,
       tenant: tenant.data,
       tenantLoading: tenant.isLoading,
-      tenantError: tenant.error,
       refusal,
       signIn: (c) => {
         setRefusal(null);
@@ -116,7 +114,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       signOut,
       can: (...roles) => roles.some((r) => tenant.data?.principal.roles.includes(r)),
     }),
-    [api, token, credential, tenant.data, tenant.isLoading, tenant.error, refusal, signOut],
+    [api, token, credential, tenant.data, tenant.isLoading, refusal, signOut],
   );
   return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
 }

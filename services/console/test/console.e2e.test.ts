@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { bin, root, stop, up, type Banner } from "../../cli/test/support/platform.js";
+import { CAR } from "../../../e2e/support.js";
 import {
   buildConsole,
   describeViolations,
@@ -230,16 +231,8 @@ describe.skipIf(why !== "")(
             headers: { authorization: `Bearer ${banner.apiKey!}`, "content-type": "application/json" },
             body: JSON.stringify({
               assetClass: "autos",
-              attributes: {
-                mileage: 10_000 + i,
-                cylinder: 6,
-                doors: 4,
-                cruise: true,
-                sound: true,
-                leather: true,
-                make: "Buick",
-                body: "sedan",
-              },
+              // Distinct cars (uncached), so each request reaches both versions' analysis.
+              attributes: { ...CAR, mileage: 10_000 + i },
             }),
           }).catch(() => undefined);
       })();

@@ -43,7 +43,7 @@ import { TenantLifecycleOps, type TenantDataClients } from "./tenant-lifecycle.j
 import { jobRoutes } from "./routes/jobs.js";
 import { catalogRoutes } from "./routes/catalog.js";
 import { valuationRoutes } from "./routes/valuations.js";
-import { consoleCsp, consoleRoutes, wantsConsolePage, type ConsoleOptions } from "./console.js";
+import { consoleRoutes, wantsConsolePage, type ConsoleOptions } from "./console.js";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -245,15 +245,11 @@ export async function buildGateway(
     if (e.code === "UNAVAILABLE") void reply.header("retry-after", String(UNAVAILABLE_RETRY_AFTER_SECONDS));
     return reply.code(status).send(body);
   });
-  const csp = d.console ? consoleCsp(d.console) : "";
+  // Set once the console's routes are registered (after the OpenAPI plugin, so its config route is documented).
+  let consoleShell: ((reply: FastifyReply) => FastifyReply) | undefined;
   app.setNotFoundHandler((req, reply) => {
     // A console page's URL opened directly (or reloaded): the SPA's shell routes it.
-    if (d.console && wantsConsolePage(req) && "sendFile" in reply)
-      return reply
-        .header("content-security-policy", csp)
-        .header("cache-control", "no-cache")
-        .header("referrer-policy", "no-referrer")
-        .sendFile("index.html");
+    if (consoleShell && wantsConsolePage(req)) return consoleShell(reply);
     const { status, body } = errorEnvelope(
       new ValoraError("NOT_FOUND", `no route ${req.method} ${req.url.split("?")[0]}`),
       req.id,
@@ -298,7 +294,7 @@ export async function buildGateway(
     reply.type(d.base.registry.contentType).send(await d.base.registry.metrics()),
   );
 
-  if (d.console) await consoleRoutes(app, d.console);
+  if (d.console) consoleShell = await consoleRoutes(app, d.console);
 
   const timeoutMs = d.upstreamTimeoutMs ?? 10_000;
   const quota = d.quota ?? new LocalQuotaCounter();

@@ -66,10 +66,14 @@ const API_PATHS = /^\/(v1|v2|docs|openapi\.json|healthz|readyz|metrics|assets)(\
 
 /**
  * Serves the console's static build at / (hashed assets cached for a year, index.html never
- * cached, every HTML answer with the CSP) and answers unknown GETs of HTML with index.html so a
- * page's URL can be opened directly. Without a build the root says how to make one.
+ * cached, every HTML answer with the CSP) and returns what sends the app's shell, for a page's
+ * URL opened directly (the gateway's not-found handler asks `wantsConsolePage`). Without a build
+ * the root says how to make one, and there is no shell to send.
  */
-export async function consoleRoutes(app: FastifyInstance, o: ConsoleOptions): Promise<void> {
+export async function consoleRoutes(
+  app: FastifyInstance,
+  o: ConsoleOptions,
+): Promise<((reply: FastifyReply) => FastifyReply) | undefined> {
   const typed = app.withTypeProvider<ZodTypeProvider>();
   typed.get(
     "/v1/console/config",
@@ -98,21 +102,22 @@ export async function consoleRoutes(app: FastifyInstance, o: ConsoleOptions): Pr
       ),
   );
 
+  // Every HTML answer (the root, index.html, a page's URL) carries the same headers.
   const csp = consoleCsp(o);
-  const built = existsSync(join(o.dir, "index.html"));
-  const html = (reply: FastifyReply) =>
-    reply
-      .header("content-security-policy", csp)
-      .header("x-content-type-options", "nosniff")
-      .header("referrer-policy", "no-referrer")
-      .header("cache-control", "no-cache");
-  if (!built) {
+  const htmlHeaders = {
+    "content-security-policy": csp,
+    "cache-control": "no-cache",
+    "referrer-policy": "no-referrer",
+    "x-content-type-options": "nosniff",
+  };
+  if (!existsSync(join(o.dir, "index.html"))) {
     app.get("/", { schema: { hide: true } }, async (_req, reply) =>
-      html(reply)
+      reply
+        .headers(htmlHeaders)
         .type("text/plain; charset=utf-8")
         .send("The Valora console is not built here: run `npm run build` (API at /v1, docs at /docs).\n"),
     );
-    return;
+    return undefined;
   }
   await app.register(fastifyStatic, {
     root: o.dir,
@@ -121,16 +126,17 @@ export async function consoleRoutes(app: FastifyInstance, o: ConsoleOptions): Pr
     // Hashed file names change with their content: cache them for good. The HTML names them: never.
     cacheControl: false,
     setHeaders: (res, path) => {
-      if (path.endsWith(".html")) {
-        res.header("content-security-policy", csp);
-        res.header("cache-control", "no-cache");
-        res.header("referrer-policy", "no-referrer");
-      } else if (/[\\/]assets[\\/]/.test(path))
-        res.header("cache-control", "public, max-age=31536000, immutable");
-      else res.header("cache-control", "public, max-age=3600");
-      res.header("x-content-type-options", "nosniff");
+      if (path.endsWith(".html")) res.headers(htmlHeaders);
+      else
+        res.headers({
+          "cache-control": /[\\/]assets[\\/]/.test(path)
+            ? "public, max-age=31536000, immutable"
+            : "public, max-age=3600",
+          "x-content-type-options": "nosniff",
+        });
     },
   });
+  return (reply) => reply.headers(htmlHeaders).sendFile("index.html");
 }
 
 /** Pure: should an unmatched request get the console's index.html (a page's URL opened directly)? */

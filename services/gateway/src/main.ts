@@ -60,7 +60,8 @@ export const GatewayEnv = z.object({
   CONSOLE_DIR: z.string().optional(),
   /** The console's OIDC client (a public client: authorization code with PKCE); OIDC_ISSUER is its issuer. */
   CONSOLE_OIDC_CLIENT_ID: z.string().optional(),
-  CONSOLE_OIDC_SCOPES: z.string().default("openid profile email"),
+  /** The scopes it asks for; "openid profile email" when unset. */
+  CONSOLE_OIDC_SCOPES: z.string().optional(),
   /** Raster tiles under the console's valuation map (`https://.../{z}/{x}/{y}.png`); none by default. */
   CONSOLE_TILE_URL: z.string().optional(),
 });
@@ -111,6 +112,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   if (!redis) base.logger.warn("REDIS_URL not set: rate limits are per replica");
   const limiter = redis ? new RedisRateLimiter(redis, base.logger, base.registry) : new LocalRateLimiter();
   const oidc = oidcOptions(c);
+  const consoleApp = consoleOptions(c);
   const auth = new Authenticator({
     tenants,
     cacheTtlMs: c.AUTH_CACHE_TTL_MS,
@@ -150,7 +152,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     trustProxy,
     bodyLimit: c.BODY_LIMIT_BYTES,
     upstreamTimeoutMs: c.UPSTREAM_TIMEOUT_MS,
-    ...(consoleOptions(c) ? { console: consoleOptions(c)! } : {}),
+    ...(consoleApp ? { console: consoleApp } : {}),
   });
   await app.listen({ host: c.HOST, port: c.PORT });
   // Erasures whose grace period has passed are purged by a sweep every replica runs (purges are idempotent).

@@ -21,6 +21,7 @@ import {
   Title,
 } from "@mantine/core";
 import { unwrap } from "../api/client";
+import { useAssetClasses } from "../api/queries";
 import { FormCard } from "../components/FormCard";
 import { ErrorNotice, Loading, QueryState } from "../components/States";
 import { int, money, when } from "../format";
@@ -66,10 +67,7 @@ function Keys() {
   const { api } = useSession();
   const qc = useQueryClient();
   const keys = useQuery({ queryKey: ["api-keys"], queryFn: () => unwrap(api.GET("/v1/api-keys")) });
-  const classes = useQuery({
-    queryKey: ["asset-classes"],
-    queryFn: () => unwrap(api.GET("/v1/asset-classes")),
-  });
+  const classes = useAssetClasses();
   const [form, setForm] = useState<{ name: string; roles: string[]; assetClasses: string[] }>({
     name: "",
     roles: ["api"],

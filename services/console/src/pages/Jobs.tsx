@@ -18,6 +18,7 @@ import {
   Title,
 } from "@mantine/core";
 import { authorisedFetch, unwrap } from "../api/client";
+import { useAssetClasses } from "../api/queries";
 import { readEvents } from "../api/events";
 import { ErrorNotice, QueryState } from "../components/States";
 import { int, when } from "../format";
@@ -35,13 +36,10 @@ const STATUS_COLOUR: Record<string, string> = {
 };
 
 function NewJob() {
-  const { api, token, can } = useSession();
+  const { token, can } = useSession();
   const [, navigate] = useLocation();
   const queryClient = useQueryClient();
-  const classes = useQuery({
-    queryKey: ["asset-classes"],
-    queryFn: () => unwrap(api.GET("/v1/asset-classes")),
-  });
+  const classes = useAssetClasses();
   const [className, setClassName] = useState<string | null>(null);
   const [file, setFile] = useState<{ name: string; text: string } | null>(null);
   const [dragging, setDragging] = useState(false);

@@ -1,24 +1,10 @@
 import { useEffect, useRef, useState } from "react";
 import { useLocation } from "wouter";
-import { useQuery } from "@tanstack/react-query";
 import { Button, Center, Divider, Paper, PasswordInput, Stack, Text, Title } from "@mantine/core";
-import { createApi, unwrap } from "../api/client";
+import { useConsoleConfig } from "../api/queries";
 import { ErrorNotice, Loading } from "../components/States";
 import { finishOidcSignIn, startOidcSignIn } from "../oidc";
 import { useSession } from "../session";
-
-// The console's configuration is public: it is read before anyone signs in.
-const publicApi = createApi(
-  () => null,
-  () => undefined,
-);
-function useConsoleConfig() {
-  return useQuery({
-    queryKey: ["console-config"],
-    queryFn: () => unwrap(publicApi.GET("/v1/console/config")),
-    staleTime: Infinity,
-  });
-}
 
 export function SignIn() {
   const { signIn, refusal: error } = useSession();

@@ -1,5 +1,5 @@
 import { lazy, Suspense, useMemo, useState } from "react";
-import { useMutation, useQuery } from "@tanstack/react-query";
+import { useMutation } from "@tanstack/react-query";
 import {
   Alert,
   Badge,
@@ -18,6 +18,7 @@ import {
   Title,
 } from "@mantine/core";
 import { unwrap } from "../api/client";
+import { useAssetClasses, useConsoleConfig } from "../api/queries";
 import { ErrorNotice, Loading, QueryState } from "../components/States";
 import { ValueScale } from "../components/ValueScale";
 import { int, money, pct, day } from "../format";
@@ -219,15 +220,8 @@ function Result({
 
 export default function ValuePage() {
   const { api } = useSession();
-  const classes = useQuery({
-    queryKey: ["asset-classes"],
-    queryFn: () => unwrap(api.GET("/v1/asset-classes")),
-  });
-  const config = useQuery({
-    queryKey: ["console-config"],
-    queryFn: () => unwrap(api.GET("/v1/console/config")),
-    staleTime: Infinity,
-  });
+  const classes = useAssetClasses();
+  const config = useConsoleConfig();
   const [className, setClassName] = useState<string | null>(null);
   const [values, setValues] = useState<FormValues>({});
   const [assetId, setAssetId] = useState("");
