@@ -73,7 +73,7 @@ const cases: Case[] = [
     manifest: "manifests/autos.yaml",
     target: "Price",
     exclude: [],
-    params: { maxDepth: 3, minChildSamples: 3, colsample: 0.7, subsample: 0.8 },
+    params: {},
     oneHot: [
       { name: "make", columns: ["Buick", "Cadillac", "Chevy", "Pontiac", "Saab", "Saturn"] },
       { name: "body", columns: ["convertible", "coupe", "hatchback", "sedan", "wagon"] },

@@ -11,7 +11,7 @@ import { fit, mercator, tilesFor, toScreen } from "../src/lib/geo";
 import { csvOutline, progressPct, throughput } from "../src/lib/jobs";
 import type { Explanation, Field } from "../src/lib/types";
 import { usageByDay } from "../src/lib/usage";
-import { waterfallSteps } from "../src/lib/waterfall";
+import { contributionLabel, waterfallSteps } from "../src/lib/waterfall";
 import { pagesFor } from "../src/nav";
 import { consoleCsp, wantsConsolePage } from "../../gateway/src/console";
 
@@ -68,10 +68,10 @@ describe("the explanation's waterfall", () => {
     method: "tree_shap",
     scale: "identity",
     contributions: [
-      { feature: "a", value: 1, contribution: 50 },
-      { feature: "b", value: 2.5, contribution: -30 },
-      { feature: "c", value: 3, contribution: 6 },
-      { feature: "d", value: 4, contribution: 4 },
+      { feature: "a", value: 1, contribution: 50, field: null, category: null },
+      { feature: "b", value: 2.5, contribution: -30, field: null, category: null },
+      { feature: "c", value: 3, contribution: 6, field: null, category: null },
+      { feature: "d", value: 4, contribution: 4, field: null, category: null },
     ],
   };
   it("walks from the base value to the value, largest effects first, the rest in one step", () => {
@@ -95,8 +95,14 @@ describe("the explanation's waterfall", () => {
       method: "tree_shap",
       scale: "log",
       contributions: [
-        { feature: "mileage", value: 8000, contribution: Math.log(1.2) },
-        { feature: "make", value: 0, contribution: Math.log(22_000 / 24_000) },
+        { feature: "Mileage", value: 8000, contribution: Math.log(1.2), field: "mileage", category: null },
+        {
+          feature: "make",
+          value: 1,
+          contribution: Math.log(22_000 / 24_000),
+          field: "make",
+          category: "Saab",
+        },
       ],
     };
     const s = waterfallSteps(log, 22_000);
@@ -104,7 +110,25 @@ describe("the explanation's waterfall", () => {
     expect(s[1]).toMatchObject({ kind: "up" });
     expect(s[1]!.to).toBeCloseTo(24_000, 6);
     expect(s[2]!.to).toBeCloseTo(22_000, 6);
-    expect(s.map((x) => x.label)).toEqual(["Base value", "mileage = 8000", "make = 0", "Value"]);
+    // Labelled by the fields and the category as sent, not the model's columns.
+    expect(s.map((x) => x.label)).toEqual(["Base value", "mileage = 8000", "make = Saab", "Value"]);
+  });
+});
+
+describe("a contribution's label", () => {
+  it("names a one-hot field sent with none of its categories", () => {
+    expect(
+      contributionLabel({ feature: "body", value: 0, contribution: 0.1, field: "body", category: null }),
+    ).toBe("body = none");
+    expect(
+      contributionLabel({
+        feature: "Gr_Liv_Area",
+        value: 1500.5,
+        contribution: 0.1,
+        field: null,
+        category: null,
+      }),
+    ).toBe("Gr_Liv_Area = 1500.50");
   });
 });
 

@@ -27,7 +27,17 @@ export const BatchRequest = z.strictObject({
   skipCache: z.boolean().optional(),
 });
 
-const Contribution = z.object({ feature: z.string(), value: z.number(), contribution: z.number() });
+const Contribution = z.object({
+  feature: z
+    .string()
+    .describe("The model feature, or the field for a one-hot group folded into one contribution"),
+  value: z
+    .number()
+    .describe("The value the model saw (for a one-hot group: 1 when a known category was sent, else 0)"),
+  contribution: z.number(),
+  field: z.string().nullable().describe("The asset class's input field the feature reads"),
+  category: z.string().nullable().describe("The category sent, for a categorical field"),
+});
 export const Valuation = z.object({
   assetClass: z.string(),
   assetKey: z.string(),

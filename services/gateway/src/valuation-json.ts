@@ -48,6 +48,8 @@ const explanationJson = (v: Valuation) =>
           feature: c.feature,
           value: c.value,
           contribution: c.contribution,
+          field: c.field || null,
+          category: c.category || null,
         })),
       }
     : null;

@@ -32,11 +32,12 @@ export function modelSchemaFrom(metadata: Record<string, string>, width: number)
 }
 
 /** How each model feature is read from attributes: a field's value, or one value of a one-hot field. */
-type FeatureSource = { field: string; hot?: string } | undefined;
+export type FeatureSource = { field: string; hot?: string } | undefined;
 
 const sources = new WeakMap<InputField[], Map<string, FeatureSource>>();
 
-function sourcesOf(fields: InputField[]): Map<string, FeatureSource> {
+/** Which field (and, for a one-hot group, which of its values) each model feature reads; memoised per field list. */
+export function sourcesOf(fields: InputField[]): Map<string, FeatureSource> {
   let m = sources.get(fields);
   if (m) return m;
   m = new Map();

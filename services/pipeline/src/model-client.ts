@@ -15,7 +15,14 @@ export interface ExplanationOut {
   baseValue: number;
   output: number;
   method: string;
-  contributions: { feature: string; value: number; contribution: number }[];
+  contributions: {
+    feature: string;
+    value: number;
+    contribution: number;
+    /** The input field the feature reads, and the category sent for a categorical one (set by the pipeline). */
+    field?: string;
+    category?: string;
+  }[];
   /** "log": the output is ln(value); "identity": the value itself (set by the pipeline, which knows the model's target). */
   outputScale?: string;
 }

@@ -16,6 +16,7 @@ import {
   type Logger,
 } from "@valora/kit";
 import { featureRow, toValue, type ModelSchema } from "./features.js";
+import { explanationByField, foldsFeatures } from "./explanation.js";
 import type { InputField, Normalised } from "./input.js";
 import type { ExplanationOut, ModelClient } from "./model-client.js";
 import { chooseRoute, pairedRoute, type Route } from "./routing.js";
@@ -178,6 +179,8 @@ export class ValuationPipeline {
     const coverage = spec.interval?.coverage ?? 0.8;
     // Lean (bulk jobs): comparables still correct the value, but neither they nor an explanation are returned.
     const topK = options.lean ? 0 : (spec.explain?.topK ?? 5);
+    // A one-hot group is told as one field: every feature is asked for, then folded and cut to topK.
+    const askK = topK > 0 && foldsFeatures(spec.input.fields) ? width : topK;
     const out = new Array<ValuationOut | Error>(items.length);
     const groups = new Map<
       Route,
@@ -185,6 +188,7 @@ export class ValuationPipeline {
         index: number;
         comps: Comparable[];
         row: Float32Array;
+        attrs: Normalised;
         assetKey: string;
         warnings: ValuationWarning[];
       }[]
@@ -209,7 +213,7 @@ export class ValuationPipeline {
         shadows = route.shadows;
         const g = groups.get(route.serve) ?? [];
         const warnings = domainWarnings(spec.input.fields, attrs);
-        g.push({ index, comps, row, assetKey: item.assetKey, warnings });
+        g.push({ index, comps, row, attrs, assetKey: item.assetKey, warnings });
         groups.set(route.serve, g);
       } catch (err) {
         out[index] = err instanceof Error ? err : new Error(String(err));
@@ -228,7 +232,7 @@ export class ValuationPipeline {
               ? client
                   .explainMany(
                     members.map((m) => m.row),
-                    topK,
+                    askK,
                     timeoutMs,
                   )
                   .catch(() => undefined)
@@ -260,7 +264,7 @@ export class ValuationPipeline {
               ...(explanation
                 ? {
                     explanation: {
-                      ...explanation,
+                      ...explanationByField(explanation, spec.input.fields, m.attrs, topK),
                       outputScale: this.d.schema.targetTransform === "log" ? "log" : "identity",
                     },
                   }

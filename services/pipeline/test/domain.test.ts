@@ -109,6 +109,24 @@ describe.skipIf(!existsSync(bin))("valuing assets outside the training data (hel
   const clients: ModelClient[] = [];
   const pipelines = new Map<string, ValuationPipeline>();
   const grpcPort = 18947;
+  /** The cars' pipeline as served, explaining its three largest contributions. */
+  const explaining = (client: ModelClient, topK: number) =>
+    new ValuationPipeline({
+      spec: {
+        assetClass: "cars",
+        currency: "USD",
+        model: { name: "cars" },
+        input: { fields: cars.fields },
+        explain: { topK },
+        fallback: { mode: "none" },
+      },
+      schema: cars.schema,
+      residualQuantiles: JSON.parse(cars.metadata["valora.residual_quantiles"]!) as Record<string, number>,
+      routes: () => [{ version: "v1", role: "champion", endpoint: `127.0.0.1:${grpcPort}`, weight: 100 }],
+      client: () => client,
+      logger: captureLogs().logger,
+      timeoutMs: 10_000,
+    });
 
   beforeAll(async () => {
     server = await startModelServer(
@@ -262,6 +280,45 @@ describe.skipIf(!existsSync(bin))("valuing assets outside the training data (hel
       message: expect.stringMatching(/outside the range the model was trained on .* and the field is strict/),
     });
     expect(refusal(cars.fields, { ...car, mileage: -1 })).toMatchObject({ fields: ["attributes.mileage"] });
+  });
+
+  it("explains a car by its fields: a one-hot group is one contribution, the exact sum of its columns", async () => {
+    const client = clients[1]!;
+    const attrs = normaliseAttributes(cars.fields, { ...CHEVY, make: "Saab", body: "wagon" });
+    const row = featureRow(cars.schema, cars.fields, attrs);
+    const [full] = await client.explainMany([row], 0, 10_000);
+    const sum = (cols: string[]) =>
+      full!.contributions.filter((c) => cols.includes(c.feature)).reduce((s, c) => s + c.contribution, 0);
+    const everything = await explaining(client, 100).value(attrs, "k");
+    const byField = new Map(everything.explanation!.contributions.map((c) => [c.field ?? c.feature, c]));
+    expect(byField.get("make")).toMatchObject({ feature: "make", value: 1, field: "make", category: "Saab" });
+    expect(byField.get("make")!.contribution).toBeCloseTo(sum(MAKES), 9);
+    expect(byField.get("body")!.contribution).toBeCloseTo(sum(BODIES), 9);
+    expect(byField.get("mileage")).toMatchObject({ feature: "Mileage", value: 20_000, field: "mileage" });
+    // Every field once, no model column of a group left: 6 plain fields + make + body; still additive.
+    expect(everything.explanation!.contributions.map((c) => c.feature).sort()).toEqual(
+      ["Cruise", "Cylinder", "Doors", "Leather", "Mileage", "Sound", "body", "make"].sort(),
+    );
+    const total = everything.explanation!.contributions.reduce((s, c) => s + c.contribution, 0);
+    expect(everything.explanation!.baseValue + total).toBeCloseTo(everything.explanation!.output, 4);
+    // Cut to topK after folding, largest first; a make the model never saw is "none of the group".
+    const top = await explaining(client, 3).value(
+      normaliseAttributes(cars.fields, { ...CHEVY, make: "Lada" }),
+      "k2",
+    );
+    const shown = top.explanation!.contributions;
+    expect(shown).toHaveLength(3);
+    expect(shown.map((c) => Math.abs(c.contribution))).toEqual(
+      [...shown.map((c) => Math.abs(c.contribution))].sort((a, b) => b - a),
+    );
+    const lada = await explaining(client, 100).value(
+      normaliseAttributes(cars.fields, { ...CHEVY, make: "Lada" }),
+      "k3",
+    );
+    expect(lada.explanation!.contributions.find((c) => c.field === "make")).toMatchObject({
+      value: 0,
+      category: "Lada",
+    });
   });
 
   it("takes make and body as people write them; old one-hot names are aliases with a deprecation warning", () => {

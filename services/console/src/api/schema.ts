@@ -3886,8 +3886,14 @@ export interface paths {
                 explanation: {
                   baseValue: number;
                   contributions: {
+                    /** @description The category sent, for a categorical field */
+                    category: string | null;
                     contribution: number;
+                    /** @description The model feature, or the field for a one-hot group folded into one contribution */
                     feature: string;
+                    /** @description The asset class's input field the feature reads */
+                    field: string | null;
+                    /** @description The value the model saw (for a one-hot group: 1 when a known category was sent, else 0) */
                     value: number;
                   }[];
                   method: string;
@@ -4040,8 +4046,14 @@ export interface paths {
                     explanation: {
                       baseValue: number;
                       contributions: {
+                        /** @description The category sent, for a categorical field */
+                        category: string | null;
                         contribution: number;
+                        /** @description The model feature, or the field for a one-hot group folded into one contribution */
                         feature: string;
+                        /** @description The asset class's input field the feature reads */
+                        field: string | null;
+                        /** @description The value the model saw (for a one-hot group: 1 when a known category was sent, else 0) */
                         value: number;
                       }[];
                       method: string;

@@ -28,7 +28,7 @@ export function waterfallSteps(e: Explanation, value: number, topK = 8): Waterfa
     steps.push({ label, from, to, kind: to >= from ? "up" : "down" });
     at += delta;
   };
-  for (const c of shown) push(`${c.feature} = ${formatFeature(c.value)}`, c.contribution);
+  for (const c of shown) push(contributionLabel(c), c.contribution);
   if (Math.abs(rest) > 1e-9) push("Other features", rest);
   const modelValue = money(e.output);
   if (Math.abs(value - modelValue) > Math.max(1, Math.abs(value) * 1e-4))
@@ -43,3 +43,11 @@ export function waterfallSteps(e: Explanation, value: number, topK = 8): Waterfa
 }
 
 const formatFeature = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(2));
+
+/** Pure: a contribution as a person wrote the asset: the field and the category sent, else the model's feature and value. */
+export function contributionLabel(c: Explanation["contributions"][number]): string {
+  if (c.category) return `${c.field ?? c.feature} = ${c.category}`;
+  // A one-hot field with none of its categories sent.
+  if (c.field && c.field === c.feature && c.value === 0) return `${c.field} = none`;
+  return `${c.field ?? c.feature} = ${formatFeature(c.value)}`;
+}

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file valora/v1/common.proto.
  */
 export const file_valora_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChZ2YWxvcmEvdjEvY29tbW9uLnByb3RvEgl2YWxvcmEudjEiNAoORmllbGRWaW9sYXRpb24SDQoFZmllbGQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkiWwoLRXJyb3JEZXRhaWwSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEi0KCnZpb2xhdGlvbnMYAyADKAsyGS52YWxvcmEudjEuRmllbGRWaW9sYXRpb24iRAoMQ29udHJpYnV0aW9uEg8KB2ZlYXR1cmUYASABKAkSDQoFdmFsdWUYAiABKAESFAoMY29udHJpYnV0aW9uGAMgASgBIocBCgtFeHBsYW5hdGlvbhISCgpiYXNlX3ZhbHVlGAEgASgBEg4KBm91dHB1dBgCIAEoARIuCg1jb250cmlidXRpb25zGAMgAygLMhcudmFsb3JhLnYxLkNvbnRyaWJ1dGlvbhIOCgZtZXRob2QYBCABKAkSFAoMb3V0cHV0X3NjYWxlGAUgASgJYgZwcm90bzM");
+  fileDesc("ChZ2YWxvcmEvdjEvY29tbW9uLnByb3RvEgl2YWxvcmEudjEiNAoORmllbGRWaW9sYXRpb24SDQoFZmllbGQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkiWwoLRXJyb3JEZXRhaWwSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEi0KCnZpb2xhdGlvbnMYAyADKAsyGS52YWxvcmEudjEuRmllbGRWaW9sYXRpb24iZQoMQ29udHJpYnV0aW9uEg8KB2ZlYXR1cmUYASABKAkSDQoFdmFsdWUYAiABKAESFAoMY29udHJpYnV0aW9uGAMgASgBEg0KBWZpZWxkGAQgASgJEhAKCGNhdGVnb3J5GAUgASgJIocBCgtFeHBsYW5hdGlvbhISCgpiYXNlX3ZhbHVlGAEgASgBEg4KBm91dHB1dBgCIAEoARIuCg1jb250cmlidXRpb25zGAMgAygLMhcudmFsb3JhLnYxLkNvbnRyaWJ1dGlvbhIOCgZtZXRob2QYBCABKAkSFAoMb3V0cHV0X3NjYWxlGAUgASgJYgZwcm90bzM");
 
 /**
  * A field-level problem with a request, named by its path (e.g. "attributes.year_built").
@@ -101,6 +101,22 @@ export type Contribution = Message<"valora.v1.Contribution"> & {
    * @generated from field: double contribution = 3;
    */
   contribution: number;
+
+  /**
+   * The asset class's input field the feature reads (empty when no field declares it). A field that
+   * maps one enum onto a group of one-hot features is one contribution: the group's sum, named by
+   * the field, with value 1 when one of the group's categories was sent and 0 when none was.
+   *
+   * @generated from field: string field = 4;
+   */
+  field: string;
+
+  /**
+   * The category sent for a categorical field, as the client wrote it (empty otherwise).
+   *
+   * @generated from field: string category = 5;
+   */
+  category: string;
 };
 
 /**
