@@ -3,6 +3,7 @@ import { createOpsServer, createServiceBase, loadConfig, vars, z } from "@valora
 import { startOperator } from "./operator.js";
 import { PodMetricsAnalysis, PrometheusAnalysis } from "./controllers/valuation-model/analysis.js";
 import { kubeConfig } from "./runtime/kube.js";
+import { tracingDefaultsFrom } from "./controllers/shared.js";
 
 const OperatorEnv = z.object({
   VALORA_IMAGE: z.string().min(1).default("ghcr.io/valora/valora:0.1.0"),
@@ -39,6 +40,8 @@ export async function main(env: Record<string, string | undefined> = process.env
     "VALORA_S3_ENDPOINT",
   ] as const)
     if (config[k]) modelEnv[k] = config[k];
+  // The operator's own OTEL_* settings (the chart's tracing values) go to the pods it makes.
+  const tracing = tracingDefaultsFrom(env);
   const ops = createOpsServer(base);
   await ops.listen(config.METRICS_PORT, config.HOST);
   let synced = false;
@@ -51,6 +54,7 @@ export async function main(env: Record<string, string | undefined> = process.env
       image: config.VALORA_IMAGE,
       modelEnv,
       ...(config.VALORA_PIPELINE_ENV_SECRET ? { pipelineEnvSecret: config.VALORA_PIPELINE_ENV_SECRET } : {}),
+      ...(tracing ? { tracing } : {}),
     },
     analysis: config.PROMETHEUS_URL
       ? new PrometheusAnalysis(config.PROMETHEUS_URL)

@@ -137,6 +137,7 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
       image: o.defaults.image,
       serviceAccountName: "valora-pipeline",
       ...(o.defaults.pipelineEnvSecret ? { envSecret: o.defaults.pipelineEnvSecret } : {}),
+      ...(o.defaults.tracing ? { tracing: o.defaults.tracing } : {}),
     },
     ...(o.now ? { now: o.now } : {}),
     logger: o.logger,

@@ -109,3 +109,63 @@ export function hpaFor(meta: K8sObject["metadata"], serving: Autoscaling): K8sOb
     },
   };
 }
+
+/** Trace export settings the operator hands its pods (from its own OTEL_* variables). */
+export interface TracingDefaults {
+  /** OTEL_* variables passed as they are: endpoint(s), protocol(s), sampler and its argument, timeout. */
+  env: Record<string, string>;
+  /** Secret whose `headers` key is OTEL_EXPORTER_OTLP_HEADERS (a collector's token stays out of pod specs). */
+  headersSecret?: string;
+}
+
+const PASSED_OTEL = [
+  "OTEL_EXPORTER_OTLP_ENDPOINT",
+  "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+  "OTEL_EXPORTER_OTLP_PROTOCOL",
+  "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+  "OTEL_EXPORTER_OTLP_TIMEOUT",
+  "OTEL_TRACES_SAMPLER",
+  "OTEL_TRACES_SAMPLER_ARG",
+  "OTEL_BSP_SCHEDULE_DELAY",
+  "OTEL_BSP_MAX_QUEUE_SIZE",
+] as const;
+
+/** Pure: the tracing defaults an environment gives (undefined without an OTLP endpoint: pods trace nothing). */
+export function tracingDefaultsFrom(env: Record<string, string | undefined>): TracingDefaults | undefined {
+  if (!env["OTEL_EXPORTER_OTLP_ENDPOINT"] && !env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]) return undefined;
+  const passed: Record<string, string> = {};
+  for (const k of PASSED_OTEL) if (env[k]) passed[k] = env[k];
+  const headersSecret = env["VALORA_OTLP_HEADERS_SECRET"];
+  return { env: passed, ...(headersSecret ? { headersSecret } : {}) };
+}
+
+type EnvVar = { name: string; value?: string; valueFrom?: Record<string, unknown> };
+
+/**
+ * Pure: a pod's trace export environment: the operator's OTEL_* settings, the service named after
+ * its Deployment, and the Kubernetes resource attributes (namespace and pod from the downward API,
+ * expanded by the kubelet through `$(VAR)`, and the Deployment). Empty when tracing is off.
+ */
+export function tracingEnv(t: TracingDefaults | undefined, deployment: string): EnvVar[] {
+  if (!t) return [];
+  return [
+    ...Object.entries(t.env)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, value]) => ({ name, value })),
+    ...(t.headersSecret
+      ? [
+          {
+            name: "OTEL_EXPORTER_OTLP_HEADERS",
+            valueFrom: { secretKeyRef: { name: t.headersSecret, key: "headers", optional: true } },
+          },
+        ]
+      : []),
+    { name: "OTEL_SERVICE_NAME", value: deployment },
+    { name: "K8S_NAMESPACE_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
+    { name: "K8S_POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+    {
+      name: "OTEL_RESOURCE_ATTRIBUTES",
+      value: `k8s.namespace.name=$(K8S_NAMESPACE_NAME),k8s.pod.name=$(K8S_POD_NAME),k8s.deployment.name=${deployment}`,
+    },
+  ];
+}

@@ -199,13 +199,23 @@ export function containerEnv(
       if (value === undefined && !ref.optional)
         throw new Error(`${v.name}: key ${ref.key} of ${ref.name} not found`);
     }
-    if (value !== undefined) env[v.name] = value;
+    if (value !== undefined) env[v.name] = f ? value : expandEnvRefs(value, env);
   }
   for (const [k, v] of Object.entries(env)) {
     const port = /PORT$/.test(k) && /^\d+$/.test(v) ? ports.get(Number(v)) : undefined;
     env[k] = port !== undefined ? String(port) : rewritePaths(v, mounts);
   }
   return env;
+}
+
+/**
+ * Pure: the kubelet's dependent variables: `$(NAME)` in a value becomes NAME's value when a variable
+ * defined before it in the container has one (otherwise it stays as written); `$$` is a literal `$`.
+ */
+export function expandEnvRefs(value: string, defined: Record<string, string>): string {
+  return value.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g, (whole, name: string | undefined) =>
+    name === undefined ? "$" : (defined[name] ?? whole),
+  );
 }
 
 /** Pure: the local port a probe or Service targets (a port name or a containerPort number). */

@@ -7,6 +7,7 @@ import {
   ManifestSync,
   kubeConfig,
   startOperator,
+  tracingDefaultsFrom,
   type Obj,
   type Operator,
 } from "@valora/operator";
@@ -38,6 +39,7 @@ export interface LocalCluster {
 }
 
 export const PIPELINE_ENV_SECRET = "valora-pipeline-env";
+const OTLP_HEADERS_SECRET = "valora-otlp-headers";
 
 /**
  * Kubernetes without Kubernetes, for `valora up`: the local API server (objects persisted in the
@@ -56,6 +58,20 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     stringData: o.pipelineEnv,
   };
   api.put(secret);
+  // The pods export traces where this process does (OTEL_* as the chart's tracing values set them
+  // for the operator); a collector's headers travel in a Secret, as in a cluster.
+  const tracing = tracingDefaultsFrom(process.env);
+  const headers = process.env["OTEL_EXPORTER_OTLP_HEADERS"];
+  if (tracing && headers) {
+    api.put({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: OTLP_HEADERS_SECRET, namespace: o.namespace },
+      type: "Opaque",
+      stringData: { headers },
+    });
+    tracing.headersSecret = OTLP_HEADERS_SECRET;
+  }
   const backend = new LocalProcessBackend({
     api,
     apiUrl,
@@ -82,7 +98,11 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     kc: kubeConfig(apiUrl),
     identity: `valora-up-${process.pid}`,
     leaseNamespace: o.namespace,
-    defaults: { image: "valora:local", pipelineEnvSecret: PIPELINE_ENV_SECRET },
+    defaults: {
+      image: "valora:local",
+      pipelineEnvSecret: PIPELINE_ENV_SECRET,
+      ...(tracing ? { tracing } : {}),
+    },
     logger: o.logger,
     registry: o.registry,
   });

@@ -33,11 +33,12 @@ interface CandidateStatus {
   };
 }
 
-const TRAIN_ARGS = ["--target", "Price", "--log-target", "--max-depth", "3", "--min-child-samples", "3"];
+// As scripts/build-models.sh trains the shipped autos model (the trainer's defaults).
+const TRAIN_ARGS = ["--target", "Price", "--log-target"];
 
 /** Trains an autos model from `csv` into `out` as `valora train` does; returns its sha256. */
 function train(csv: string, out: string, version: string, seed: number, extra: string[] = []): string {
-  const args = [bin, "train", "--data", csv, ...TRAIN_ARGS, "--colsample", "0.7", "--subsample", "0.8"];
+  const args = [bin, "train", "--data", csv, ...TRAIN_ARGS];
   const stdout = execFileSync(
     process.execPath,
     [...args, ...extra, "--seed", String(seed), "--out", out, "--model-version", version],

@@ -28,10 +28,13 @@ import {
   histogram,
   type Client,
   type ServiceBase,
+  inSpan,
 } from "@valora/kit";
 import { hasRole, type Authenticator, type Principal, type RoleName } from "./auth.js";
 import { bucketOf } from "./plans.js";
 import { rateLimitHeaders, type RateLimiter } from "./rate-limit.js";
+import { traceRequests } from "./http-tracing.js";
+import { trace } from "@opentelemetry/api";
 import { NoQuery } from "./schemas.js";
 import { LocalQuotaCounter, type QuotaCounter } from "./quota.js";
 import { accountRoutes } from "./routes/account.js";
@@ -180,6 +183,7 @@ export async function buildGateway(
   // Response schemas document the API; serialising needs no validation on the hot path.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
+  traceRequests(app, trace.getTracer("gateway"));
   const routes: RouteInfo[] = [];
   app.addHook("onRoute", (r) => {
     // The docs and the console's static files are public by nature; they are not API routes.
@@ -215,7 +219,7 @@ export async function buildGateway(
   app.addHook("onRequest", async (req: FastifyRequest, reply: FastifyReply) => {
     const cfg = req.routeOptions.config;
     if (!cfg.roles) return;
-    const principal = await d.auth.authenticate(req.headers.authorization, req.ip);
+    const principal = await inSpan("auth", () => d.auth.authenticate(req.headers.authorization, req.ip));
     if (!hasRole(principal, cfg.roles) || (cfg.platformAdmin && !principal.platformAdmin)) {
       throw new ValoraError(
         "PERMISSION_DENIED",
@@ -224,7 +228,15 @@ export async function buildGateway(
     }
     req.principal = principal;
     const bucket = bucketOf(plans.of(principal.plan));
-    const decision = await d.limiter.take(`tenant:${principal.tenantId}`, bucket);
+    const decision = await inSpan(
+      "rate_limit",
+      async (span) => {
+        const taken = await d.limiter.take(`tenant:${principal.tenantId}`, bucket);
+        span.setAttribute("valora.rate_limit.allowed", taken.allowed);
+        return taken;
+      },
+      { attributes: { "valora.tenant_id": principal.tenantId, "valora.plan": principal.plan } },
+    );
     void reply.headers(rateLimitHeaders(decision, bucket));
     if (!decision.allowed)
       throw new ValoraError(

@@ -1,4 +1,4 @@
-import { ValoraError, type DegradedLog, type PlanCatalog, type Redis } from "@valora/kit";
+import { ValoraError, inSpan, type DegradedLog, type PlanCatalog, type Redis } from "@valora/kit";
 
 export interface QuotaDecision {
   allowed: boolean;
@@ -96,7 +96,9 @@ export async function reserveQuota(
   units: number,
 ): Promise<void> {
   const limit = plans.of(p.plan).monthlyValuations;
-  const d = await quota.consume(p.tenantId, units, limit);
+  const d = await inSpan("quota", () => quota.consume(p.tenantId, units, limit), {
+    attributes: { "valora.tenant_id": p.tenantId, "valora.quota.units": units },
+  });
   if (!d.allowed)
     throw new ValoraError(
       "RESOURCE_EXHAUSTED",

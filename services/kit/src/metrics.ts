@@ -1,4 +1,5 @@
 import { Counter, Histogram, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { spanExport } from "./tracing.js";
 
 export { Registry, Counter, Histogram, Gauge };
 
@@ -13,6 +14,25 @@ export function createRegistry(options: MetricsOptions): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ service: options.service });
   if (options.collectDefault ?? true) collectDefaultMetrics({ register: registry });
+  // Trace export is process-wide (one tracer provider): these read its counts when scraped.
+  new Counter({
+    name: "valora_otel_spans_dropped_total",
+    help: "Spans not exported: the export queue was full or the collector slow, down or refusing.",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(spanExport.dropped);
+    },
+  });
+  new Counter({
+    name: "valora_otel_spans_exported_total",
+    help: "Spans the OTLP collector accepted.",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(spanExport.exported);
+    },
+  });
   return registry;
 }
 

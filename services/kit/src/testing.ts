@@ -120,3 +120,11 @@ export async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
+
+export {
+  decodeOtlpJson,
+  decodeOtlpProtobuf,
+  startOtlpReceiver,
+  type OtlpReceiver,
+  type ReceivedSpan,
+} from "./otlp-receiver.js";

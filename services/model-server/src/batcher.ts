@@ -16,9 +16,13 @@ interface Pending {
   inputs: Tensor[];
   rows: number;
   enqueued: bigint;
+  started?: BatchStarted;
   resolve: (outputs: Tensor[]) => void;
   reject: (err: unknown) => void;
 }
+
+/** Told when a request's batch starts: how long it queued and what it runs with (for its trace). */
+export type BatchStarted = (b: { queuedSeconds: number; rows: number; requests: number }) => void;
 
 export interface BatchObserver {
   batch(rows: number, requests: number): void;
@@ -77,14 +81,22 @@ export class Batcher {
     this.maxRuns = options.maxConcurrentRuns ?? 2;
   }
 
-  submit(inputs: Tensor[]): Promise<Tensor[]> {
+  submit(inputs: Tensor[], started?: BatchStarted): Promise<Tensor[]> {
     const rows = inputs[0]?.shape[0] ?? 0;
     if (rows >= this.options.maxBatchSize || this.options.maxBatchSize <= 1) {
       this.observer?.batch(rows, 1);
+      started?.({ queuedSeconds: 0, rows, requests: 1 });
       return this.run(inputs);
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ inputs, rows, enqueued: process.hrtime.bigint(), resolve, reject });
+      this.queue.push({
+        inputs,
+        rows,
+        enqueued: process.hrtime.bigint(),
+        ...(started ? { started } : {}),
+        resolve,
+        reject,
+      });
       this.queuedRows += rows;
       this.schedule();
     });
@@ -135,7 +147,11 @@ export class Batcher {
     if (batch.length === 0) batch.push(this.queue.shift()!);
     this.queuedRows -= batch.reduce((s, p) => s + p.rows, 0);
     const now = process.hrtime.bigint();
-    for (const p of batch) this.observer?.queueDelay(Number(now - p.enqueued) / 1e9);
+    for (const p of batch) {
+      const queuedSeconds = Number(now - p.enqueued) / 1e9;
+      this.observer?.queueDelay(queuedSeconds);
+      p.started?.({ queuedSeconds, rows, requests: batch.length });
+    }
     this.observer?.batch(rows, batch.length);
     this.running++;
     const compatible = batch.every((p) => sameTrailingShapes(p.inputs, batch[0]!.inputs));

@@ -1,4 +1,5 @@
-import { ValoraError, toValoraError } from "@valora/kit";
+import { trace } from "@opentelemetry/api";
+import { ValoraError, inSpan, toValoraError } from "@valora/kit";
 import { explainRows, type ExplanationInit } from "./explain.js";
 import type { ModelMetrics } from "./metrics.js";
 import type { ModelRepository } from "./repository.js";
@@ -56,10 +57,27 @@ export class InferenceService {
       }
       const rows = inputs[0]?.shape[0];
       const uniformRows = inputs.every((t) => t.shape[0] === rows);
-      const outputs =
-        served.model.batchable && uniformRows
-          ? await served.batcher.submit(inputs)
-          : await served.run(inputs);
+      const outputs = await inSpan(
+        "inference",
+        (span) => {
+          if (!(served.model.batchable && uniformRows)) return served.run(inputs);
+          // The wait for a batch is its own span, ended when the batch starts; its size goes on both.
+          const queue = span.isRecording() ? trace.getTracer("model-server").startSpan("queue") : undefined;
+          return served.batcher.submit(inputs, (b) => {
+            const attributes = { "valora.batch.rows": b.rows, "valora.batch.requests": b.requests };
+            span.setAttributes({ ...attributes, "valora.batch.queue_ms": b.queuedSeconds * 1000 });
+            queue?.setAttributes(attributes);
+            queue?.end();
+          });
+        },
+        {
+          attributes: {
+            "valora.model.name": served.model.name,
+            "valora.model.version": served.model.version,
+            "valora.rows": rows ?? 0,
+          },
+        },
+      );
       this.observePredictions(served.model.name, served.model.version, outputs[0]);
       this.metrics.requests.inc({ ...labels, code: "OK" });
       return {
@@ -100,7 +118,18 @@ export class InferenceService {
         throw new ValoraError("INVALID_ARGUMENT", "top_k must be a non-negative integer", {
           details: [{ field: "top_k", description: "non-negative integer" }],
         });
-      const explanations = await explainRows(served.model, rows, topK, this.shap);
+      const explanations = await inSpan(
+        "explanation",
+        () => explainRows(served.model, rows, topK, this.shap),
+        {
+          attributes: {
+            "valora.model.name": served.model.name,
+            "valora.model.version": served.model.version,
+            "valora.rows": rows.length,
+            "valora.explain.top_k": topK,
+          },
+        },
+      );
       this.metrics.requests.inc({ ...labels, code: "OK" });
       return { modelName: served.model.name, modelVersion: served.model.version, explanations };
     } catch (err) {

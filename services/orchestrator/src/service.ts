@@ -1,3 +1,4 @@
+import { trace } from "@opentelemetry/api";
 import { create, fromBinary, toBinary, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
 import {
   Route,
@@ -204,6 +205,14 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
         }
       }),
     );
+    const span = trace.getActiveSpan();
+    if (span?.isRecording())
+      span.setAttributes({
+        "valora.asset_class": assetClass,
+        "valora.items": items.length,
+        "valora.cache.result": skipCache ? "skipped" : pending.length === 0 ? "hit" : "miss",
+        "valora.cache.misses": pending.length,
+      });
     if (pending.length > 0) {
       const started = performance.now();
       const answers = await d.dispatch(

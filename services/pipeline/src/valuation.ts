@@ -2,6 +2,8 @@ import {
   DegradedLog,
   ValoraError,
   domainWarnings,
+  inSpan,
+  inSpanSync,
   intervalFor,
   quantilesFor,
   widened,
@@ -200,16 +202,28 @@ export class ValuationPipeline {
         const attrs = item.attributes;
         const lat = c?.latitude ? attrs[c.latitude] : undefined;
         const lon = c?.longitude ? attrs[c.longitude] : undefined;
-        const comps =
-          this.d.comparables?.find(
-            {
-              ...(typeof lat === "number" && typeof lon === "number" ? { lat, lon } : {}),
-              attributes: attrs,
-            },
-            market ? { index: market } : {},
-          ) ?? [];
+        const comps = inSpanSync("comparables", (span) => {
+          const found =
+            this.d.comparables?.find(
+              {
+                ...(typeof lat === "number" && typeof lon === "number" ? { lat, lon } : {}),
+                attributes: attrs,
+              },
+              market ? { index: market } : {},
+            ) ?? [];
+          span.setAttribute("valora.comparables.found", found.length);
+          return found;
+        });
         const row = featureRow(this.d.schema, spec.input.fields, attrs);
-        const route = chooseRoute(this.d.routes(), item.assetKey);
+        const route = inSpanSync("route", (span) => {
+          const chosen = chooseRoute(this.d.routes(), item.assetKey);
+          span.setAttributes({
+            "valora.model.version": chosen.serve.version,
+            "valora.route": chosen.serve.role === "canary" ? "canary" : "champion",
+            "valora.shadows": chosen.shadows.length,
+          });
+          return chosen;
+        });
         shadows = route.shadows;
         const g = groups.get(route.serve) ?? [];
         const warnings = domainWarnings(spec.input.fields, attrs);
@@ -226,18 +240,30 @@ export class ValuationPipeline {
         members.forEach((m, k) => rows.set(m.row, k * width));
         const client = this.d.client(serve);
         try {
-          const [predictions, explanations] = await Promise.all([
-            client.predict(rows, width, timeoutMs),
-            topK > 0
-              ? client
-                  .explainMany(
-                    members.map((m) => m.row),
-                    askK,
-                    timeoutMs,
-                  )
-                  .catch(() => undefined)
-              : Promise.resolve(undefined),
-          ]);
+          const [predictions, explanations] = await inSpan(
+            "model",
+            () =>
+              Promise.all([
+                client.predict(rows, width, timeoutMs),
+                topK > 0
+                  ? client
+                      .explainMany(
+                        members.map((m) => m.row),
+                        askK,
+                        timeoutMs,
+                      )
+                      .catch(() => undefined)
+                  : Promise.resolve(undefined),
+              ]),
+            {
+              attributes: {
+                "valora.model.name": spec.model.name,
+                "valora.model.version": serve.version,
+                "valora.rows": members.length,
+                "valora.explain": topK > 0,
+              },
+            },
+          );
           const modelValues = members.map((_, k) => toValue(this.d.schema, predictions[k]!));
           for (const s of shadows) this.shadow(s, rows, width, modelValues, serve);
           this.pair(serve, members, width, modelValues);
@@ -372,17 +398,23 @@ export class ValuationPipeline {
    */
   private shadow(route: Route, rows: Float32Array, width: number, served: number[], by: Route): void {
     const labels = { model: this.d.spec.model.name, version: route.version };
-    this.d
-      .client(route)
-      .predict(rows, width, (this.d.timeoutMs ?? 1000) * Math.max(1, Math.ceil(served.length / 20)))
-      .then((out) =>
-        served.forEach((v, k) => {
-          const shadowValue = toValue(this.d.schema, out[k]!);
-          this.d.metrics?.shadowDelta.observe(labels, (100 * Math.abs(shadowValue - v)) / v);
-          this.recordPair(route, by, shadowValue, v);
-        }),
-      )
-      .catch(() => this.d.metrics?.shadowErrors.inc(labels));
+    // Its own span, ended when the shadow answers: never part of (nor holding) the answer.
+    void inSpan(
+      "shadow",
+      () =>
+        this.d
+          .client(route)
+          .predict(rows, width, (this.d.timeoutMs ?? 1000) * Math.max(1, Math.ceil(served.length / 20)))
+          .then((out) =>
+            served.forEach((v, k) => {
+              const shadowValue = toValue(this.d.schema, out[k]!);
+              this.d.metrics?.shadowDelta.observe(labels, (100 * Math.abs(shadowValue - v)) / v);
+              this.recordPair(route, by, shadowValue, v);
+            }),
+          )
+          .catch(() => this.d.metrics?.shadowErrors.inc(labels)),
+      { attributes: { "valora.model.version": route.version, "valora.rows": served.length } },
+    );
   }
 
   /**
@@ -409,18 +441,25 @@ export class ValuationPipeline {
     const rows = new Float32Array(sample.length * width);
     sample.forEach((k, i) => rows.set(members[k]!.row, i * width));
     const timeoutMs = (this.d.timeoutMs ?? 1000) * Math.max(1, Math.ceil(sample.length / 20));
-    this.d
-      .client(o)
-      .predict(rows, width, timeoutMs)
-      .then((out) =>
-        sample.forEach((k, i) => {
-          const otherValue = toValue(this.d.schema, out[i]!);
-          const [candidateValue, championValue] =
-            o === c ? [otherValue, served[k]!] : [served[k]!, otherValue];
-          this.recordPair(c, h, candidateValue, championValue);
-        }),
-      )
-      .catch(() => this.d.metrics?.pairedErrors.inc({ model: this.d.spec.model.name, version: o.version }));
+    void inSpan(
+      "paired",
+      () =>
+        this.d
+          .client(o)
+          .predict(rows, width, timeoutMs)
+          .then((out) =>
+            sample.forEach((k, i) => {
+              const otherValue = toValue(this.d.schema, out[i]!);
+              const [candidateValue, championValue] =
+                o === c ? [otherValue, served[k]!] : [served[k]!, otherValue];
+              this.recordPair(c, h, candidateValue, championValue);
+            }),
+          )
+          .catch(() =>
+            this.d.metrics?.pairedErrors.inc({ model: this.d.spec.model.name, version: o.version }),
+          ),
+      { attributes: { "valora.model.version": o.version, "valora.rows": sample.length } },
+    );
   }
 
   /**

@@ -6,7 +6,9 @@ import {
   dnsLabel,
   hpaFor,
   ownerRef,
+  tracingEnv,
   type K8sObject,
+  type TracingDefaults,
 } from "../shared.js";
 
 /** The pipeline pods' ports: gRPC (PipelineService) and HTTP (/metrics, health). */
@@ -22,6 +24,8 @@ export interface PipelineDefaults {
   serviceAccountName?: string;
   /** Secret whose keys become the pipeline's environment (DATABASE_URL for comparables, MARKET_DATA_ADDR). */
   envSecret?: string;
+  /** OTLP trace export for the pods (tracingDefaultsFrom); none when absent. */
+  tracing?: TracingDefaults;
 }
 
 /** Pure: the rendered pipeline configuration the pipeline pods read from their ConfigMap. */
@@ -116,6 +120,7 @@ export function pipelineObjects(ap: AssetPipeline, defaults: PipelineDefaults): 
                   { name: "GRPC_PORT", value: String(grpcPort) },
                   { name: "METRICS_PORT", value: String(httpPort) },
                   { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
+                  ...tracingEnv(defaults.tracing, name),
                 ],
                 ...(defaults.envSecret
                   ? { envFrom: [{ secretRef: { name: defaults.envSecret, optional: true } }] }

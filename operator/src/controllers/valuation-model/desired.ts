@@ -6,7 +6,9 @@ import {
   dnsLabel,
   hpaFor,
   ownerRef,
+  tracingEnv,
   type K8sObject,
+  type TracingDefaults,
 } from "../shared.js";
 
 /** Operator-wide settings the builders need (from the operator's configuration, never from a CR). */
@@ -17,6 +19,8 @@ export interface ServingDefaults {
   modelEnv?: Record<string, string>;
   /** Secret the pipeline pods take their environment from (see PipelineDefaults.envSecret). */
   pipelineEnvSecret?: string;
+  /** OTLP trace export for the pods (tracingDefaultsFrom); none when absent. */
+  tracing?: TracingDefaults;
   grpcPort?: number;
   httpPort?: number;
 }
@@ -178,6 +182,7 @@ export function versionObjects(
                 { name: "MAX_BATCH_DELAY_MICROS", value: String(serving.batching?.maxDelayMicros ?? 500) },
                 { name: "SHUTDOWN_DRAIN_DELAY_MS", value: "5000" },
                 ...Object.entries(MODEL_SERVER_ENV).map(([name, value]) => ({ name, value })),
+                ...tracingEnv(defaults.tracing, name),
               ],
               ports: [
                 { name: "grpc", containerPort: grpcPort, protocol: "TCP" },
