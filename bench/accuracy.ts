@@ -73,7 +73,7 @@ const cases: Case[] = [
     manifest: "manifests/autos.yaml",
     target: "Price",
     exclude: [],
-    params: {},
+    params: { minChildSamples: 4 },
     oneHot: [
       { name: "make", columns: ["Buick", "Cadillac", "Chevy", "Pontiac", "Saab", "Saturn"] },
       { name: "body", columns: ["convertible", "coupe", "hatchback", "sedan", "wagon"] },

@@ -33,8 +33,8 @@ interface CandidateStatus {
   };
 }
 
-// As scripts/build-models.sh trains the shipped autos model (the trainer's defaults).
-const TRAIN_ARGS = ["--target", "Price", "--log-target"];
+// As scripts/build-models.sh trains the shipped autos model.
+const TRAIN_ARGS = ["--target", "Price", "--log-target", "--min-child-samples", "4"];
 
 /** Trains an autos model from `csv` into `out` as `valora train` does; returns its sha256. */
 function train(csv: string, out: string, version: string, seed: number, extra: string[] = []): string {
