@@ -1,5 +1,5 @@
 import type { KubernetesListObject, KubernetesObject, V1Deployment } from "@kubernetes/client-node";
-import { counter, histogram, type Logger, type Registry } from "@valora/kit";
+import { counter, histogram, inSpan, type Logger, type Registry } from "@valora/kit";
 import { GROUP, VERSION } from "./api/index.js";
 import { PodMetricsAnalysis, type AnalysisSource } from "./controllers/valuation-model/analysis.js";
 import { GrpcBacktest, type BacktestSource } from "./controllers/valuation-model/backtest.js";
@@ -175,10 +175,26 @@ export async function startOperator(o: OperatorOptions): Promise<Operator> {
       const started = process.hrtime.bigint();
       const controller = key.startsWith("ap:") ? "assetpipeline" : "valuationmodel";
       try {
-        const result =
-          controller === "assetpipeline"
-            ? await pipelineReconciler.reconcile(key.slice(3))
-            : await reconciler.reconcile(key.slice(3));
+        // One trace per reconcile, named by the object's key.
+        const result = await inSpan(
+          "reconcile",
+          async (span) => {
+            const r =
+              controller === "assetpipeline"
+                ? await pipelineReconciler.reconcile(key.slice(3))
+                : await reconciler.reconcile(key.slice(3));
+            if (r.requeueAfterMs !== undefined)
+              span.setAttribute("valora.requeue_after_ms", r.requeueAfterMs);
+            return r;
+          },
+          {
+            attributes: {
+              "valora.controller": controller,
+              "k8s.object.key": key.slice(3),
+              "k8s.namespace.name": key.slice(3).split("/")[0]!,
+            },
+          },
+        );
         queue.forget(key);
         if (result.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs);
         total.inc({ controller, result: result.requeueAfterMs !== undefined ? "requeue" : "success" });

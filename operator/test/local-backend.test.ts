@@ -58,6 +58,9 @@ describe("local pods, pure parts", () => {
         { name: "POD", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
         { name: "CONFIG", value: "/etc/valora/pipeline.yaml" },
         { name: "DATABASE_URL", value: "overridden by env" },
+        // The kubelet's $(VAR): variables defined before, escaped with $$, unknown ones left as written.
+        { name: "ATTRS", value: "k8s.pod.name=$(POD),ns=$(NS),x=$(LATER),lit=$$(POD)" },
+        { name: "LATER", value: "l" },
       ],
       ports: [{ name: "grpc", containerPort: 9090 }],
     };
@@ -80,6 +83,8 @@ describe("local pods, pure parts", () => {
       NS: "ns1",
       POD: "p-1",
       CONFIG: "/local/config/pipeline.yaml",
+      ATTRS: "k8s.pod.name=p-1,ns=ns1,x=$(LATER),lit=$(POD)",
+      LATER: "l",
     });
     expect(() =>
       containerEnv(

@@ -75,6 +75,9 @@ spec:
             {{- with .env }}
             {{- . | nindent 12 }}
             {{- end }}
+            {{- with include "valora.tracingEnv" (dict "root" $root "name" $name) }}
+            {{- . | nindent 12 }}
+            {{- end }}
           ports:
             - {name: grpc, containerPort: 9090, protocol: TCP}
             {{- if .http }}

@@ -75,3 +75,28 @@ redis://{{ include "valora.fullname" . }}-redis:6379
 {{- define "valora.addr" -}}
 {{ include "valora.fullname" .root }}-{{ .component }}:9090
 {{- end -}}
+
+{{/*
+OTLP trace export for one Deployment (dict: root, name): the standard OTEL_* variables, the
+service named after the Deployment and the Kubernetes resource attributes from the downward API.
+Nothing when tracing.endpoint is empty.
+*/}}
+{{- define "valora.tracingEnv" -}}
+{{- $t := .root.Values.tracing -}}
+{{- if $t.endpoint -}}
+- {name: OTEL_EXPORTER_OTLP_ENDPOINT, value: {{ $t.endpoint | quote }}}
+- {name: OTEL_EXPORTER_OTLP_PROTOCOL, value: {{ $t.protocol | quote }}}
+- {name: OTEL_TRACES_SAMPLER, value: parentbased_traceidratio}
+- {name: OTEL_TRACES_SAMPLER_ARG, value: {{ $t.sampleRatio | toString | quote }}}
+{{- with $t.headersSecret }}
+- name: OTEL_EXPORTER_OTLP_HEADERS
+  valueFrom: {secretKeyRef: {name: {{ . | quote }}, key: headers, optional: true}}
+{{- end }}
+- {name: OTEL_SERVICE_NAME, value: {{ .name | quote }}}
+- name: K8S_NAMESPACE_NAME
+  valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+- name: K8S_POD_NAME
+  valueFrom: {fieldRef: {fieldPath: metadata.name}}
+- {name: OTEL_RESOURCE_ATTRIBUTES, value: {{ printf "k8s.namespace.name=$(K8S_NAMESPACE_NAME),k8s.pod.name=$(K8S_POD_NAME),k8s.deployment.name=%s" .name | quote }}}
+{{- end }}
+{{- end -}}

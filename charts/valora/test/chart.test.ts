@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { describe, expect, it } from "vitest";
-import { renderObjects } from "@valora/operator";
+import { renderObjects, tracingDefaultsFrom } from "@valora/operator";
 // @ts-expect-error -- a plain ES module without types
 import { helmPath } from "../../../scripts/helm.mjs";
 
@@ -218,12 +218,71 @@ describe("the Helm chart (charts/valora)", () => {
       if (e.name.endsWith("_ADDR")) expect(services, e.name).toContain(e.value!.split(":")[0]);
   });
 
+  it("sends every pod's traces to tracing.endpoint, and the operator passes it on to the pods it makes", () => {
+    type Env = { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } };
+    const envOf = (o: K8sObject): Env[] => (podOf(o)?.containers[0] as unknown as { env?: Env[] }).env ?? [];
+    const valoraDeployments = (objects: K8sObject[]) =>
+      objects.filter(
+        (o) => o.kind === "Deployment" && o.metadata.labels?.["app.kubernetes.io/part-of"] === "valora",
+      );
+    // Off by default: not one OTEL_ variable.
+    for (const o of valoraDeployments(template([])))
+      expect(
+        envOf(o).filter((e) => e.name.startsWith("OTEL_")),
+        o.metadata.name,
+      ).toEqual([]);
+    const deployments = valoraDeployments(template(FULL)).filter(
+      (o) => !/minio|postgres|redis/.test(o.metadata.name),
+    );
+    expect(deployments.length).toBeGreaterThanOrEqual(8);
+    for (const o of deployments) {
+      const env = new Map(envOf(o).map((e) => [e.name, e]));
+      expect(env.get("OTEL_EXPORTER_OTLP_ENDPOINT")?.value, o.metadata.name).toBe(
+        "http://otel-collector.observability:4318",
+      );
+      expect(env.get("OTEL_TRACES_SAMPLER_ARG")?.value).toBe("0.25");
+      expect(env.get("OTEL_SERVICE_NAME")?.value).toBe(o.metadata.name);
+      expect(env.get("OTEL_EXPORTER_OTLP_HEADERS")?.valueFrom?.secretKeyRef).toEqual({
+        name: "otlp-headers",
+        key: "headers",
+        optional: true,
+      });
+      // $(VAR) refers to variables defined before it, as the kubelet expands them.
+      const names = [...env.keys()];
+      expect(names.indexOf("K8S_POD_NAME")).toBeLessThan(names.indexOf("OTEL_RESOURCE_ATTRIBUTES"));
+      expect(env.get("OTEL_RESOURCE_ATTRIBUTES")?.value).toBe(
+        `k8s.namespace.name=$(K8S_NAMESPACE_NAME),k8s.pod.name=$(K8S_POD_NAME),k8s.deployment.name=${o.metadata.name}`,
+      );
+    }
+    // What the operator makes from its own environment: the same settings on pipeline and model-server pods.
+    const operator = deployments.find((o) => o.metadata.name === "valora-operator")!;
+    const tracing = tracingDefaultsFrom(
+      Object.fromEntries(envOf(operator).flatMap((e) => (e.value !== undefined ? [[e.name, e.value]] : []))),
+    );
+    expect(tracing).toMatchObject({ headersSecret: "otlp-headers" });
+    const made = renderObjects(
+      readFileSync(join(root, "manifests", "autos.yaml"), "utf8"),
+      { image: "v", tracing: tracing! },
+      "valora",
+    );
+    const pods = (made as unknown as K8sObject[]).filter((o) => o.kind === "Deployment");
+    expect(pods.length).toBe(2);
+    for (const o of pods) {
+      const env = new Map(envOf(o).map((e) => [e.name, e]));
+      expect(env.get("OTEL_EXPORTER_OTLP_ENDPOINT")?.value).toBe("http://otel-collector.observability:4318");
+      expect(env.get("OTEL_TRACES_SAMPLER")?.value).toBe("parentbased_traceidratio");
+      expect(env.get("OTEL_SERVICE_NAME")?.value).toBe(o.metadata.name);
+      expect(env.get("OTEL_EXPORTER_OTLP_HEADERS")?.valueFrom?.secretKeyRef?.name).toBe("otlp-headers");
+    }
+  });
+
   it("refuses invalid values through values.schema.json, naming the field", () => {
     for (const [set, field] of [
       ["gateway.replicas=0", "/gateway/replicas"],
       ["image.pullPolicy=Sometimes", "/image/pullPolicy"],
       ["bogus=1", "bogus"],
       ["stripe.enabled=true", "/stripe/existingSecret"],
+      ["tracing.protocol=thrift", "/tracing/protocol"],
     ] as const) {
       const r = spawnSync(helm, ["template", "valora", chart, "--set", set], { encoding: "utf8" });
       expect(r.status, set).not.toBe(0);

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "@valora/kit/testing";
-import { HOUSE } from "../../../e2e/support.js";
+import { CAR, HOUSE } from "../../../e2e/support.js";
 import { bin, stop, up, type Banner } from "./support/platform.js";
 
 /**
@@ -142,6 +142,53 @@ describe.skipIf(!existsSync(bin))("traces of valuations exported over OTLP (valo
     await traceOf(root!.traceId);
     expect(receiver.spans.filter((s) => s.traceId === unsampled)).toEqual([]);
   }, 60_000);
+
+  it("a bulk job: a trace per chunk, linked to the request that submitted the job", async () => {
+    const header = Object.keys(CAR).join(",");
+    const rows = Array.from({ length: 150 }, (_, i) =>
+      Object.values({ ...CAR, mileage: 5000 + i * 100 }).join(","),
+    );
+    const res = await fetch(`${banner.rest}/v1/jobs?assetClass=autos`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${banner.apiKey}`, "content-type": "text/csv" },
+      body: [header, ...rows].join("\n"),
+    });
+    expect(res.status).toBe(202);
+    const requestId = res.headers.get("x-request-id")!;
+    const [submit] = await receiver.waitFor(
+      1,
+      (s) => s.attributes["valora.request_id"] === requestId,
+      20_000,
+    );
+    expect(submit!.name).toBe("POST /v1/jobs");
+    const job = ((await res.json()) as { data: { id: string } }).data.id;
+    // 150 rows in chunks of 100: two chunk spans, each the root of its own trace, linked to the submission.
+    const chunks = await receiver.waitFor(
+      2,
+      (s) => s.name === "job.chunk" && s.attributes["valora.job_id"] === job,
+      30_000,
+    );
+    for (const c of chunks) {
+      expect(c.parentSpanId).toBe("");
+      expect(c.traceId).not.toBe(submit!.traceId);
+      expect(c.links.map((l) => l.traceId)).toEqual([submit!.traceId]);
+    }
+    expect(chunks.map((c) => c.attributes["valora.rows"]).sort()).toEqual([100, 50]);
+    // The chunk's valuations are its children, down to the model server.
+    const chunk = chunks[0]!;
+    await receiver.waitFor(1, (s) => s.traceId === chunk.traceId && s.name === "inference", 20_000);
+  }, 60_000);
+
+  it("the operator: a trace per reconcile, named by the object's key", async () => {
+    const reconciles = await receiver.waitFor(2, (s) => s.name === "reconcile", 20_000);
+    expect(reconciles.every((r) => r.parentSpanId === "")).toBe(true);
+    expect(new Set(reconciles.map((r) => r.attributes["valora.controller"]))).toEqual(
+      new Set(["valuationmodel", "assetpipeline"]),
+    );
+    expect(reconciles.map((r) => r.attributes["k8s.object.key"])).toEqual(
+      expect.arrayContaining([expect.stringMatching(/\/real-estate$/), expect.stringMatching(/\/autos$/)]),
+    );
+  });
 
   it("a collector that goes away changes no answer: spans are dropped and counted", async () => {
     const before = (await (await value()).json()) as { data: { value: number } };

@@ -181,6 +181,8 @@ export interface InSpanOptions {
   links?: Link[];
   /** The tracer to use (its name is the span's instrumentation scope); the global "valora" one by default. */
   tracer?: Tracer;
+  /** Start a new trace rather than a child of the active span (work that outlives a request; link it instead). */
+  root?: boolean;
 }
 
 /**
@@ -201,6 +203,7 @@ export async function inSpan<T>(
       ...(o.attributes ? { attributes: o.attributes } : {}),
       ...(o.kind !== undefined ? { kind: o.kind } : {}),
       ...(o.links ? { links: o.links } : {}),
+      ...(o.root ? { root: true } : {}),
     },
     async (span) => {
       try {
@@ -294,6 +297,23 @@ export function envDetectorResource(
   const name = (env["OTEL_SERVICE_NAME"] ?? "").trim();
   if (name) attributes[ATTR_SERVICE_NAME] = name;
   return resourceFromAttributes(attributes);
+}
+
+/** The active span's W3C `traceparent` when it is being recorded (to store with work done later), else undefined. */
+export function currentTraceparent(): string | undefined {
+  const span = trace.getActiveSpan();
+  if (!span?.isRecording()) return undefined;
+  const carrier: Record<string, string> = {};
+  new W3CTraceContextPropagator().inject(context.active(), carrier, httpHeadersSetter);
+  return carrier["traceparent"];
+}
+
+/** Pure: a span link to the span a stored `traceparent` names (undefined when it names none). */
+export function linkTo(traceparent: string | undefined | null): Link | undefined {
+  if (!traceparent) return undefined;
+  const ctx = new W3CTraceContextPropagator().extract(context.active(), { traceparent }, httpHeadersGetter);
+  const spanContext = trace.getSpanContext(ctx);
+  return spanContext && trace.isSpanContextValid(spanContext) ? { context: spanContext } : undefined;
 }
 
 /** Reads and writes W3C trace context (`traceparent`, `tracestate`, `baggage`) in gRPC metadata. */

@@ -1,3 +1,4 @@
+import { trace } from "@opentelemetry/api";
 import {
   PatchStrategy,
   type KubernetesObject,
@@ -6,7 +7,7 @@ import {
   type KubernetesObjectApi,
   type V1Deployment,
 } from "@kubernetes/client-node";
-import { ValoraError, canonicalJson, resolveServiceAddress, type Logger } from "@valora/kit";
+import { ValoraError, canonicalJson, inSpan, resolveServiceAddress, type Logger } from "@valora/kit";
 import { GROUP, VERSION, validateObject, type ValuationModel } from "../../api/index.js";
 import { TerminalError, httpStatusOf } from "../../runtime/errors.js";
 import type { ResilientInformer } from "../../runtime/informer.js";
@@ -169,23 +170,48 @@ export class ValuationModelReconciler {
           durationMs(c.canary?.interval ?? "1m");
       let analysis: AnalysisInput | undefined;
       if (due) {
-        analysis = await this.d.analysis
-          .analyse({
-            namespace,
-            model: vm.metadata.name,
-            candidate: c.version,
-            champion: vm.spec.champion.version,
-            candidateUrl: this.metricsUrl(vm, c.version),
-            championUrl: this.metricsUrl(vm, vm.spec.champion.version),
-            pipelineUrls: this.pipelineObjectsOf(vm).map((p) => this.pipelineMetricsUrl(namespace, p.name)),
-          })
-          .catch((err: unknown) => {
-            this.d.logger.warn(
-              { vm: key, err: err instanceof Error ? err.message : String(err) },
-              "canary analysis could not read metrics",
-            );
-            return undefined;
-          });
+        analysis = await inSpan(
+          "canary_analysis",
+          async (span) => {
+            const read = await this.d.analysis
+              .analyse({
+                namespace,
+                model: vm.metadata.name,
+                candidate: c.version,
+                champion: vm.spec.champion.version,
+                candidateUrl: this.metricsUrl(vm, c.version),
+                championUrl: this.metricsUrl(vm, vm.spec.champion.version),
+                pipelineUrls: this.pipelineObjectsOf(vm).map((p) =>
+                  this.pipelineMetricsUrl(namespace, p.name),
+                ),
+              })
+              .catch((err: unknown) => {
+                this.d.logger.warn(
+                  { vm: key, err: err instanceof Error ? err.message : String(err) },
+                  "canary analysis could not read metrics",
+                );
+                return undefined;
+              });
+            span.setAttributes({
+              "valora.analysis.read": read !== undefined,
+              ...(read
+                ? {
+                    "valora.analysis.requests": read.requests,
+                    "valora.analysis.errors": read.errors,
+                    "valora.analysis.latency_p99_ms": read.latencyP99Ms,
+                    ...(read.paired
+                      ? {
+                          "valora.analysis.pairs": read.paired.pairs,
+                          "valora.analysis.bias_pct": read.paired.biasPct,
+                        }
+                      : {}),
+                  }
+                : {}),
+            });
+            return read;
+          },
+          { attributes: { "valora.model.name": vm.metadata.name, "valora.candidate": c.version } },
+        );
       }
       const candidateReady = ready.versions.has(c.version);
       let backtest = current?.version === c.version ? current.backtest : undefined;
@@ -217,6 +243,9 @@ export class ValuationModelReconciler {
             requeueAfterMs: 5000,
           }
         : decideCanary(vm, this.now(), candidateReady, analysis, backtest);
+      const active = trace.getActiveSpan();
+      if (active?.isRecording())
+        active.setAttributes({ "valora.rollout.action": decision.action, "valora.candidate": c.version });
       if (decision.event)
         await this.event(
           vm,

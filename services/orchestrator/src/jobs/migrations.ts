@@ -62,6 +62,11 @@ export const JOB_MIGRATIONS: Migration[] = [
     id: "005_jobs_by_tenant",
     sql: `CREATE INDEX jobs_by_tenant ON jobs (tenant_id, created_at DESC, id DESC);`,
   },
+  {
+    // The W3C traceparent of the request that submitted the job: each chunk's span links to it.
+    id: "006_jobs_traceparent",
+    sql: `ALTER TABLE jobs ADD COLUMN traceparent text;`,
+  },
 ];
 
 /** What the jobs hold of a tenant: jobs, their rows and results, chunks, a hold (exports, erasure). */

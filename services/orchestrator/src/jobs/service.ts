@@ -6,6 +6,7 @@ import {
   type CallContext,
   type InputField,
   type ServiceRegistration,
+  currentTraceparent,
 } from "@valora/kit";
 import { parseJobCsv } from "./csv-input.js";
 import { TERMINAL, type JobRow, type JobStore } from "./store.js";
@@ -74,7 +75,13 @@ export function jobService(d: JobServiceDeps): ServiceRegistration {
           details: [{ field: "assetClass", description: "no AssetPipeline with this name" }],
         });
       const { rows } = parseJobCsv(Buffer.from(req.csv), fields, d.maxRows ?? 100_000);
-      const { job } = await d.store.create(tenant, req.assetClass, rows, req.idempotencyKey || undefined);
+      const { job } = await d.store.create(
+        tenant,
+        req.assetClass,
+        rows,
+        req.idempotencyKey || undefined,
+        currentTraceparent(),
+      );
       d.onCreated?.();
       return { job: jobMessage(job) };
     },

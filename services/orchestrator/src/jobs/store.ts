@@ -46,6 +46,8 @@ export interface ClaimedChunk {
   assetClass: string;
   chunkNo: number;
   rows: { rowNo: number; attributes: Record<string, string> }[];
+  /** The submitting request's trace (W3C traceparent), when it was recorded. */
+  traceparent?: string;
 }
 
 interface JobDb {
@@ -100,12 +102,13 @@ export class JobStore {
     assetClass: string,
     rows: Record<string, string>[],
     idempotencyKey?: string,
+    traceparent?: string,
   ): Promise<{ job: JobRow; created: boolean }> {
     return withTransaction(this.pool, async (c) => {
       const inserted = await c.query<JobDb>(
-        `INSERT INTO jobs (tenant_id, asset_class, total_rows, idempotency_key) VALUES ($1, $2, $3, $4)
+        `INSERT INTO jobs (tenant_id, asset_class, total_rows, idempotency_key, traceparent) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING *`,
-        [tenantId, assetClass, rows.length, idempotencyKey ?? null],
+        [tenantId, assetClass, rows.length, idempotencyKey ?? null, traceparent ?? null],
       );
       if (inserted.rows.length === 0) {
         const existing = await c.query<JobDb>(
@@ -213,8 +216,9 @@ export class JobStore {
         last_row: number;
         tenant_id: string;
         asset_class: string;
+        traceparent: string | null;
       }>(
-        `SELECT c.job_id, c.chunk_no, c.first_row, c.last_row, j.tenant_id, j.asset_class
+        `SELECT c.job_id, c.chunk_no, c.first_row, c.last_row, j.tenant_id, j.asset_class, j.traceparent
            FROM job_chunks c JOIN jobs j ON j.id = c.job_id
           WHERE j.status IN ('queued', 'running')
             AND (c.status = 'pending' OR (c.status = 'running' AND c.lease_until < now()))
@@ -243,6 +247,7 @@ export class JobStore {
         assetClass: chunk.asset_class,
         chunkNo: chunk.chunk_no,
         rows: pending.rows.map((r) => ({ rowNo: r.row_no, attributes: r.attributes })),
+        ...(chunk.traceparent ? { traceparent: chunk.traceparent } : {}),
       };
     });
   }

@@ -6,6 +6,8 @@ import {
   isDatabaseUnavailable,
   type Logger,
   type Registry,
+  inSpan,
+  linkTo,
 } from "@valora/kit";
 import { Readable } from "node:stream";
 import type { ChunkUsage, JobRow, JobStore, RowResult } from "./store.js";
@@ -236,16 +238,32 @@ export class JobWorker {
     const chunk = await this.o.store.claim(this.id, this.o.leaseSeconds ?? 30);
     if (!chunk) return false;
     const results = new Map<number, RowResult>();
-    if (chunk.rows.length > 0) {
-      const answers = await this.o.value(
-        chunk.tenantId,
-        chunk.assetClass,
-        chunk.rows.map((r) => r.attributes),
+    // A trace of its own per chunk (a job outlives any request), linked to the request that submitted the job.
+    const link = linkTo(chunk.traceparent);
+    if (chunk.rows.length > 0)
+      await inSpan(
+        "job.chunk",
+        async () => {
+          const answers = await this.o.value(
+            chunk.tenantId,
+            chunk.assetClass,
+            chunk.rows.map((r) => r.attributes),
+          );
+          chunk.rows.forEach((r, i) =>
+            results.set(r.rowNo, answers[i] ?? { error: { code: "INTERNAL", message: "no result" } }),
+          );
+        },
+        {
+          attributes: {
+            "valora.job_id": chunk.jobId,
+            "valora.chunk_no": chunk.chunkNo,
+            "valora.rows": chunk.rows.length,
+            "valora.asset_class": chunk.assetClass,
+          },
+          root: true,
+          ...(link ? { links: [link] } : {}),
+        },
       );
-      chunk.rows.forEach((r, i) =>
-        results.set(r.rowNo, answers[i] ?? { error: { code: "INTERNAL", message: "no result" } }),
-      );
-    }
     const { finished } = await this.completeThroughOutage(chunk, results);
     this.meterSoon();
     if (finished)
