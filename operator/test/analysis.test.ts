@@ -41,6 +41,20 @@ describe("canary analysis from the model servers' own metrics", () => {
     expect(histogramQuantile(s.buckets, 0.99)).toBe(0.05);
   });
 
+  it("reads the same from OpenMetrics text with exemplars (a model server that exports traces)", () => {
+    // Exemplars after bucket samples, `# EOF` at the end: what the model server serves when tracing is on.
+    const open = exposition(90, 10, 95, 5, 12.5)
+      .split("\n")
+      .map((l) =>
+        l.includes("_seconds_bucket")
+          ? `${l} # {trace_id="4bf92f3577b34da6a3ce929d0e0e4736",span_id="00f067aa0ba902b7"} 0.004 1764659000.123`
+          : l,
+      )
+      .join("\n")
+      .concat("# EOF\n");
+    expect(snapshotOf(open, "homes")).toEqual(snapshotOf(exposition(90, 10, 95, 5, 12.5), "homes"));
+  });
+
   it("compares each interval with the previous reading over HTTP, pairs from every pipeline", async () => {
     let candidate = exposition(100, 0, 100, 0, 12.5);
     const champion = exposition(100, 0, 100, 0, 12.5);

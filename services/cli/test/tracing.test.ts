@@ -125,6 +125,26 @@ describe.skipIf(!existsSync(bin))("traces of valuations exported over OTLP (valo
     expect(receiver.requests.protobuf).toBeGreaterThan(0);
   }, 60_000);
 
+  it("puts trace ids on the latency histograms' buckets (OpenMetrics exemplars)", async () => {
+    const res = await fetch(`${banner.rest}/metrics`, {
+      headers: { accept: "application/openmetrics-text; version=1.0.0" },
+    });
+    expect(res.headers.get("content-type")).toMatch(/^application\/openmetrics-text/);
+    const text = await res.text();
+    expect(text.trimEnd().endsWith("# EOF")).toBe(true);
+    const exemplars = [
+      ...text.matchAll(
+        /^http_server_request_duration_seconds_bucket\{[^}]*route="\/v1\/valuations"[^}]*\} \d+ # \{trace_id="([0-9a-f]{32})",span_id="([0-9a-f]{16})"\} [\d.e-]+ [\d.]+$/gm,
+      ),
+    ];
+    expect(exemplars.length).toBeGreaterThan(0);
+    // Each names a request's server span the collector received: a panel's click lands on a real trace.
+    for (const [, traceId, spanId] of exemplars)
+      expect(receiver.spans.some((s) => s.traceId === traceId && s.spanId === spanId && s.kind === 2)).toBe(
+        true,
+      );
+  });
+
   it("continues a caller's trace, and exports nothing of a trace its caller did not sample", async () => {
     const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
     const sampled = await value({ traceparent: `00-${traceId}-00f067aa0ba902b7-01` });

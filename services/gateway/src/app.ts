@@ -29,11 +29,12 @@ import {
   type Client,
   type ServiceBase,
   inSpan,
+  observeWithTrace,
 } from "@valora/kit";
 import { hasRole, type Authenticator, type Principal, type RoleName } from "./auth.js";
 import { bucketOf } from "./plans.js";
 import { rateLimitHeaders, type RateLimiter } from "./rate-limit.js";
-import { traceRequests } from "./http-tracing.js";
+import { requestSpan, traceRequests } from "./http-tracing.js";
 import { trace } from "@opentelemetry/api";
 import { NoQuery } from "./schemas.js";
 import { LocalQuotaCounter, type QuotaCounter } from "./quota.js";
@@ -205,11 +206,14 @@ export async function buildGateway(
     "REST request latency by route and status.",
     ["method", "route", "status"],
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    { exemplars: true },
   );
   app.addHook("onResponse", async (req, reply) => {
-    duration.observe(
+    observeWithTrace(
+      duration,
       { method: req.method, route: req.routeOptions.url ?? "unmatched", status: String(reply.statusCode) },
       reply.elapsedTime / 1000,
+      requestSpan(req),
     );
   });
   app.addHook("onSend", async (req, reply) => {

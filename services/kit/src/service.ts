@@ -31,8 +31,10 @@ export interface ServiceBaseOptions {
 
 export function createServiceBase(options: ServiceBaseOptions): ServiceBase {
   const logger = options.logger ?? createLogger({ service: options.name, level: options.logLevel ?? "info" });
-  const registry = options.registry ?? createRegistry({ service: options.name });
   const tracing = setupTracing({ service: options.name });
+  // Exemplars (trace ids on latency buckets) need OpenMetrics text: only when traces go somewhere.
+  const registry =
+    options.registry ?? createRegistry({ service: options.name, openMetrics: tracing.exporting });
   const health = new Health();
   const shutdown = createShutdown({
     logger,

@@ -1,5 +1,5 @@
 import { trace } from "@opentelemetry/api";
-import { ValoraError, inSpan, toValoraError } from "@valora/kit";
+import { ValoraError, inSpan, observeWithTrace, toValoraError } from "@valora/kit";
 import { explainRows, type ExplanationInit } from "./explain.js";
 import type { ModelMetrics } from "./metrics.js";
 import type { ModelRepository } from "./repository.js";
@@ -90,7 +90,7 @@ export class InferenceService {
       this.metrics.requests.inc({ ...labels, code: toValoraError(err).code });
       throw err;
     } finally {
-      this.metrics.latency.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+      observeWithTrace(this.metrics.latency, labels, Number(process.hrtime.bigint() - started) / 1e9);
     }
   }
 
@@ -136,7 +136,7 @@ export class InferenceService {
       this.metrics.requests.inc({ ...labels, code: toValoraError(err).code });
       throw err;
     } finally {
-      this.metrics.latency.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+      observeWithTrace(this.metrics.latency, labels, Number(process.hrtime.bigint() - started) / 1e9);
     }
   }
 

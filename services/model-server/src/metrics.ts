@@ -1,4 +1,4 @@
-import { counter, gauge, histogram, type Registry } from "@valora/kit";
+import { LATENCY_BUCKETS, counter, gauge, histogram, type Registry } from "@valora/kit";
 
 export type ModelMetrics = ReturnType<typeof createModelMetrics>;
 
@@ -16,6 +16,8 @@ export function createModelMetrics(registry: Registry) {
       "valora_model_request_seconds",
       "Inference request latency inside the model server.",
       ["model", "version", "protocol", "kind"],
+      LATENCY_BUCKETS,
+      { exemplars: true },
     ),
     batchRows: histogram(
       registry,

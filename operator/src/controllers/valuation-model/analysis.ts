@@ -31,7 +31,9 @@ interface PairedSnapshot {
   absolute: Map<number, number>;
 }
 
-const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}\s+([-+0-9.eE]+|NaN|\+Inf)$/;
+// A sample line of the Prometheus text or OpenMetrics format; OpenMetrics may end it with an exemplar (` # {trace_id="…"} 0.12 1733…`).
+const LINE =
+  /^([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}\s+([-+0-9.eE]+|NaN|\+Inf)(?:\s+[-+0-9.eE]+)?(?:\s+#\s+\{[^}]*\}.*)?$/;
 
 function labelsOf(s: string): Record<string, string> {
   const out: Record<string, string> = {};

@@ -7,12 +7,12 @@ import type {
   MessageInitShape,
   MessageShape,
 } from "@bufbuild/protobuf";
-import { SpanKind, SpanStatusCode, context, trace, type Tracer } from "@opentelemetry/api";
+import { SpanKind, SpanStatusCode, context, trace, type Span, type Tracer } from "@opentelemetry/api";
 import type { Registry } from "prom-client";
 import { requestIdFrom, withRequestContext } from "../context.js";
 import type { Health } from "../health.js";
 import type { Logger } from "../logger.js";
-import { counter, histogram } from "../metrics.js";
+import { LATENCY_BUCKETS, counter, exemplarsOn, histogram, observeWithTrace } from "../metrics.js";
 import { extractFromMetadata } from "../tracing.js";
 import { toValoraError } from "../errors.js";
 import { toGrpcStatus } from "./status.js";
@@ -102,7 +102,8 @@ interface MethodInstrumentation {
   path: string;
   spanName: string;
   attributes: Record<string, string>;
-  latency: { observe(seconds: number): void };
+  /** Observes a call's latency, with its span as the bucket's exemplar. */
+  latency(seconds: number, span: Span): void;
   handled(code: grpc.status): { inc(): void };
 }
 
@@ -116,7 +117,12 @@ function forMethod(inst: Instrumentation, service: DescService, method: DescMeth
     path: `/${service.typeName}/${method.name}`,
     spanName: `${service.typeName}/${method.name}`,
     attributes: { "rpc.system": "grpc", "rpc.service": service.typeName, "rpc.method": method.name },
-    latency: inst.latency.labels(labels),
+    latency: exemplarsOn(inst.latency)
+      ? (seconds, span) => observeWithTrace(inst.latency, labels, seconds, span)
+      : (
+          (bound) => (seconds: number) =>
+            bound.observe(seconds)
+        )(inst.latency.labels(labels)),
     handled: (code) => {
       let series = byCode.get(code);
       if (!series)
@@ -167,7 +173,7 @@ function instrument(
   };
   const finish = (code: grpc.status, err?: unknown): void => {
     m.handled(code).inc();
-    m.latency.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    m.latency(Number(process.hrtime.bigint() - started) / 1e9, span);
     if (span.isRecording()) {
       span.setAttribute("rpc.grpc.status_code", code);
       if (code !== grpc.status.OK) span.setStatus({ code: SpanStatusCode.ERROR, message: grpc.status[code] });
@@ -343,10 +349,14 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       "gRPC calls completed on the server, by status code.",
       ["grpc_service", "grpc_method", "grpc_code"],
     ),
-    latency: histogram(options.registry, "grpc_server_handling_seconds", "gRPC server handling latency.", [
-      "grpc_service",
-      "grpc_method",
-    ]),
+    latency: histogram(
+      options.registry,
+      "grpc_server_handling_seconds",
+      "gRPC server handling latency.",
+      ["grpc_service", "grpc_method"],
+      LATENCY_BUCKETS,
+      { exemplars: true },
+    ),
   };
   const registrations = [...options.services];
   if (options.healthService ?? true) {
