@@ -33,7 +33,7 @@ import {
 } from "@valora/kit";
 import { hasRole, type Authenticator, type Principal, type RoleName } from "./auth.js";
 import { bucketOf } from "./plans.js";
-import { rateLimitHeaders, type RateLimiter } from "./rate-limit.js";
+import { rateLimitHeaders, takeTenantTurn, type RateLimiter } from "./rate-limit.js";
 import { requestSpan, traceRequests } from "./http-tracing.js";
 import { trace } from "@opentelemetry/api";
 import { NoQuery } from "./schemas.js";
@@ -232,15 +232,7 @@ export async function buildGateway(
     }
     req.principal = principal;
     const bucket = bucketOf(plans.of(principal.plan));
-    const decision = await inSpan(
-      "rate_limit",
-      async (span) => {
-        const taken = await d.limiter.take(`tenant:${principal.tenantId}`, bucket);
-        span.setAttribute("valora.rate_limit.allowed", taken.allowed);
-        return taken;
-      },
-      { attributes: { "valora.tenant_id": principal.tenantId, "valora.plan": principal.plan } },
-    );
+    const decision = await takeTenantTurn(d.limiter, principal, bucket);
     void reply.headers(rateLimitHeaders(decision, bucket));
     if (!decision.allowed)
       throw new ValoraError(

@@ -6,11 +6,12 @@ import {
   type CallContext,
   type Client,
   type ServiceRegistration,
+  inSpan,
 } from "@valora/kit";
 import { ROLE_SETS, hasRole, mayValue, type Authenticator, type Principal } from "./auth.js";
 import { bucketOf, checkAssetClass } from "./plans.js";
 import { reserveQuota, type QuotaCounter } from "./quota.js";
-import type { RateLimiter } from "./rate-limit.js";
+import { takeTenantTurn, type RateLimiter } from "./rate-limit.js";
 
 export interface GrpcIngressDeps {
   auth: Authenticator;
@@ -35,14 +36,16 @@ export function grpcIngress(d: GrpcIngressDeps): ServiceRegistration {
     assetClass?: string,
   ): Promise<Principal> => {
     const header = call.metadata.get("authorization")[0];
-    const p = await d.auth.authenticate(
-      header === undefined ? undefined : String(header),
-      call.peer.replace(/^ipv[46]:/, "").replace(/:\d+$/, ""),
+    const p = await inSpan("auth", () =>
+      d.auth.authenticate(
+        header === undefined ? undefined : String(header),
+        call.peer.replace(/^ipv[46]:/, "").replace(/:\d+$/, ""),
+      ),
     );
     if (!hasRole(p, roles))
       throw new ValoraError("PERMISSION_DENIED", `this call needs one of the roles ${roles.join(", ")}`);
     if (assetClass !== undefined) checkAssetClass(plans, p, assetClass, "asset_class");
-    const decision = await d.limiter.take(`tenant:${p.tenantId}`, bucketOf(plans.of(p.plan)));
+    const decision = await takeTenantTurn(d.limiter, p, bucketOf(plans.of(p.plan)));
     if (!decision.allowed)
       throw new ValoraError(
         "RESOURCE_EXHAUSTED",

@@ -1,4 +1,4 @@
-import { DegradedLog, counter, type Logger, type Redis, type Registry } from "@valora/kit";
+import { DegradedLog, counter, inSpan, type Logger, type Redis, type Registry } from "@valora/kit";
 
 export interface Bucket {
   /** Tokens per second added back. */
@@ -166,4 +166,21 @@ export class RedisRateLimiter implements RateLimiter {
       return this.local.take(key, bucket, cost);
     }
   }
+}
+
+/** A tenant's turn at its plan's bucket, as the span `rate_limit` (REST and gRPC alike). */
+export function takeTenantTurn(
+  limiter: RateLimiter,
+  principal: { tenantId: string; plan: string },
+  bucket: Bucket,
+): Promise<Decision> {
+  return inSpan(
+    "rate_limit",
+    async (span) => {
+      const taken = await limiter.take(`tenant:${principal.tenantId}`, bucket);
+      span.setAttribute("valora.rate_limit.allowed", taken.allowed);
+      return taken;
+    },
+    { attributes: { "valora.tenant_id": principal.tenantId, "valora.plan": principal.plan } },
+  );
 }
