@@ -7,6 +7,13 @@ export const Attributes = z
   .record(z.string().max(100), AttributeValue)
   .describe("Asset attributes named as the asset class's input fields (GET /v1/asset-classes)");
 
+const Include = z
+  .array(z.enum(["explanation", "comparables"]))
+  .max(2)
+  .describe(
+    "What the answer includes besides the value, interval and confidence; absent: both. [] answers the value alone, for less CPU",
+  );
+
 export const ValuationRequest = z.strictObject({
   assetClass: z.string().min(1).max(100).describe("Name of an asset class, e.g. real-estate or autos"),
   attributes: Attributes.optional(),
@@ -16,6 +23,7 @@ export const ValuationRequest = z.strictObject({
     .optional()
     .describe("Id of an asset in the registry, used when attributes are absent"),
   skipCache: z.boolean().optional().describe("Value afresh (the result still refreshes the cache)"),
+  include: Include.optional(),
 });
 
 export const BatchRequest = z.strictObject({
@@ -25,6 +33,7 @@ export const BatchRequest = z.strictObject({
     .min(1)
     .max(100),
   skipCache: z.boolean().optional(),
+  include: Include.optional(),
 });
 
 const Contribution = z.object({

@@ -150,6 +150,51 @@ describe.skipIf(!url)("gateway over real tenants, orchestrator, pipeline and mod
     });
   });
 
+  it("answers only what `include` asks for, on single valuations and batches; a bad part is a 400 naming it", async () => {
+    const post = (url: string, payload: unknown) =>
+      app.inject({ method: "POST", url, headers: bearer(keys["a"]!["api"]!), payload });
+    const valueOnly = await post("/v1/valuations", {
+      assetClass: "autos",
+      attributes: car(stack, 40),
+      include: [],
+    });
+    expect(valueOnly.statusCode).toBe(200);
+    const v = valueOnly.json<{ data: { value: number; comparables: unknown[]; explanation: unknown } }>()
+      .data;
+    expect(v).toMatchObject({ comparables: [], explanation: null });
+    expect(v.value).toBeGreaterThan(0);
+    const explained = await post("/v1/valuations", {
+      assetClass: "autos",
+      attributes: car(stack, 40),
+      include: ["explanation"],
+    });
+    const e = explained.json<{
+      data: { value: number; comparables: unknown[]; explanation: { contributions: unknown[] } };
+    }>().data;
+    expect(e.comparables).toEqual([]);
+    expect(e.explanation.contributions.length).toBeGreaterThan(0);
+    expect(e.value).toBeCloseTo(v.value, 6);
+    const batch = await post("/v1/valuations:batch", {
+      assetClass: "autos",
+      items: [{ attributes: car(stack, 41) }],
+      include: ["comparables"],
+    });
+    const b = batch.json<{
+      data: { results: { valuation: { comparables: unknown[]; explanation: unknown } }[] };
+    }>().data.results[0]!.valuation;
+    expect(b.comparables.length).toBeGreaterThan(0);
+    expect(b.explanation).toBeNull();
+    const bad = await post("/v1/valuations", {
+      assetClass: "autos",
+      attributes: car(stack, 40),
+      include: ["shap"],
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json<{ error: { details: { field: string }[] } }>().error.details[0]!.field).toBe(
+      "body.include.0",
+    );
+  });
+
   it("values batches item by item and names the bad field of a bad item", async () => {
     const res = await app.inject({
       method: "POST",

@@ -36,3 +36,4 @@ export * from "./degraded.js";
 export * from "./pg-listen.js";
 export * from "./paired.js";
 export * from "./tenant-data.js";
+export * from "./valuation-parts.js";

@@ -1,5 +1,5 @@
 import { PipelineService } from "@valora/proto/valora/v1/pipeline_pb";
-import { createClient, type Client, type Registry } from "@valora/kit";
+import { createClient, isFull, type Client, type Registry } from "@valora/kit";
 import type { Dispatch } from "./service.js";
 
 /**
@@ -25,7 +25,10 @@ export function pipelineDispatch(o: {
     const { results } = await client.run({
       assetClass,
       items: items.map((i) => ({ assetKey: i.assetKey, attributes: i.attributes as never })),
-      lean: options?.lean ?? false,
+      // Full answers need no include (an older pipeline reads none); lean tells one the value alone.
+      ...(options?.parts && !isFull(options.parts)
+        ? { include: options.parts, lean: !options.parts.explanation && !options.parts.comparables }
+        : {}),
     });
     return results.map((r) =>
       r.outcome.case === "valuation"

@@ -9,8 +9,13 @@ import {
   type ValuationResultSchema,
 } from "@valora/proto/valora/v1/valuation_pb";
 import {
+  FULL_PARTS,
   ValoraError,
   counter,
+  isFull,
+  partsOf,
+  partsSuffix,
+  type ValuationParts,
   implement,
   isErrorCode,
   knownCategories,
@@ -64,7 +69,7 @@ type ResultInit = MessageInitShape<typeof ValuationResultSchema>;
 export type Dispatch = (
   assetClass: string,
   items: { assetKey: string; attributes: Normalised }[],
-  options?: { lean?: boolean },
+  options?: { parts?: ValuationParts },
 ) => Promise<
   {
     index: number;
@@ -116,6 +121,16 @@ const metered = (m: Metadata): boolean => m.get("x-valora-usage")[0] !== "job";
 const cacheKey = (assetClass: string, version: string, key: string): string =>
   `${assetClass}:${version}:${key}`;
 
+/** Pure: an answer cut to the parts asked for (a full cached answer serves every combination). */
+const cut = (v: Valuation, parts: ValuationParts): Valuation =>
+  isFull(parts)
+    ? v
+    : {
+        ...v,
+        ...(parts.comparables ? {} : { comparables: [] }),
+        ...(parts.explanation ? {} : { explanation: undefined }),
+      };
+
 /**
  * valora.v1.ValuationService: validates and normalises each item against its asset class's input
  * schema, enforces the quota, answers from the cache (keyed by normalised attributes and champion
@@ -147,7 +162,9 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
     skipCache: boolean,
     tenantId: string,
     meter: boolean,
-    lean = false,
+    parts: ValuationParts = FULL_PARTS,
+    /** Answers are written to the cache (bulk jobs' are not: a job's rows would crowd everyone out). */
+    cacheAnswers = true,
   ): Promise<ResultInit[]> => {
     const entry = entryFor(assetClass);
     if (items.length === 0)
@@ -184,16 +201,19 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
             item.assetId || undefined,
           );
           if (warnings) deprecations.set(index, warnings);
-          const ck = cacheKey(assetClass, version, key);
-          const cached = skipCache ? undefined : await d.cache.get(ck);
-          hits?.inc({ asset_class: assetClass, result: skipCache ? "skipped" : cached ? "hit" : "miss" });
-          if (cached) {
+          const full = cacheKey(assetClass, version, key);
+          // Entries are kept per combination of parts; a full one answers any combination.
+          const ck = full + partsSuffix(parts);
+          let found: { key: string; bytes: Uint8Array } | undefined;
+          if (!skipCache) {
+            const exact = await d.cache.get(ck);
+            const bytes = exact ?? (ck === full ? undefined : await d.cache.get(full));
+            if (bytes) found = { key: exact ? ck : full, bytes };
+          }
+          hits?.inc({ asset_class: assetClass, result: skipCache ? "skipped" : found ? "hit" : "miss" });
+          if (found) {
             // A copy of the shared decoded message: the memo's stays as cached.
-            const v = {
-              ...decoded.get(ck, cached),
-              cached: true,
-              ...(lean ? { comparables: [], explanation: undefined } : {}),
-            };
+            const v = { ...cut(decoded.get(found.key, found.bytes), parts), cached: true };
             results[index] = { index, outcome: { case: "valuation", value: v } };
           } else pending.push({ index, assetKey: key, attributes: attributes(), key: ck });
         } catch (err) {
@@ -218,7 +238,7 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
       const answers = await d.dispatch(
         assetClass,
         pending.map((p) => ({ assetKey: p.assetKey, attributes: p.attributes })),
-        lean ? { lean } : undefined,
+        isFull(parts) ? undefined : { parts },
       );
       const ms = performance.now() - started;
       for (const a of answers) {
@@ -232,9 +252,9 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
           const p = pending[a.index]!;
           if (a.valuation) {
             results[p.index] = { index: p.index, outcome: { case: "valuation", value: a.valuation } };
-            // Fallback answers are not cached: the model may be back for the next request. Lean answers
-            // (no comparables, no explanation) are not either: a full request must not get one.
-            if (a.valuation.model?.route !== Route.FALLBACK && !lean)
+            // Fallback answers are not cached: the model may be back for the next request. A partial
+            // answer is kept under its combination's key: a full request never gets one.
+            if (a.valuation.model?.route !== Route.FALLBACK && cacheAnswers)
               await d.cache.set(p.key, toBinary(ValuationSchema, a.valuation), entry.cacheTtlSeconds);
           } else {
             results[p.index] = {
@@ -290,6 +310,7 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
         req.skipCache,
         tenantOf(call.metadata),
         metered(call.metadata),
+        partsOf(req.include),
       );
       if (r?.outcome?.case === "valuation") return { valuation: r.outcome.value };
       const e = r?.outcome?.case === "error" ? r.outcome.value : undefined;
@@ -309,7 +330,8 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
           req.skipCache,
           tenantOf(call.metadata),
           metered(call.metadata),
-          req.lean,
+          partsOf(req.include, req.lean),
+          !req.lean,
         ),
       };
     },

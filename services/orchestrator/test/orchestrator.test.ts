@@ -5,7 +5,6 @@ import { createInterface } from "node:readline";
 import { trace } from "@opentelemetry/api";
 import { parseAllDocuments } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PipelineService } from "@valora/proto/valora/v1/pipeline_pb";
 import { Route, ValuationService } from "@valora/proto/valora/v1/valuation_pb";
 import type { ValoraError } from "@valora/kit";
 import {
@@ -29,7 +28,13 @@ import {
   salesResiduals,
   type PipelineSpec,
 } from "@valora/pipeline";
-import { MemoryCache, RedisCache, valuationService, type ValuationCache } from "../src/index.js";
+import {
+  MemoryCache,
+  RedisCache,
+  pipelineDispatch,
+  valuationService,
+  type ValuationCache,
+} from "../src/index.js";
 
 const root = join(import.meta.dirname, "..", "..", "..");
 const bin = join(root, "services", "cli", "dist", "bin.js");
@@ -119,7 +124,8 @@ function suite(name: string, grpcPort: number, makeCache: () => ValuationCache) 
         services: [pipelineService(new Map([["real-estate", pipeline]]))],
       });
       const pipelinePort = await pipelineServer.listen("127.0.0.1:0");
-      const pipelines = createClient(PipelineService, `127.0.0.1:${pipelinePort}`, { timeoutMs: 10_000 });
+      // The production dispatch (PipelineService/Run over gRPC), to the pipeline above.
+      const pipelines = pipelineDispatch({ addressOf: () => `127.0.0.1:${pipelinePort}`, timeoutMs: 10_000 });
       orchestrator = createGrpcServer({
         ...base(),
         services: [
@@ -136,18 +142,7 @@ function suite(name: string, grpcPort: number, makeCache: () => ValuationCache) 
                   }
                 : undefined,
             assetClasses: () => ["real-estate"],
-            dispatch: async (assetClass, items, options) =>
-              (
-                await pipelines.run({
-                  assetClass,
-                  items: items.map((i) => ({ assetKey: i.assetKey, attributes: i.attributes })),
-                  lean: options?.lean ?? false,
-                })
-              ).results.map((r) => ({
-                index: r.index,
-                ...(r.outcome.case === "valuation" ? { valuation: r.outcome.value } : {}),
-                ...(r.outcome.case === "error" ? { error: r.outcome.value } : {}),
-              })),
+            dispatch: pipelines.dispatch,
             cache: makeCache(),
           }),
         ],
@@ -228,6 +223,46 @@ function suite(name: string, grpcPort: number, makeCache: () => ValuationCache) 
       const after = await client.value({ assetClass: "real-estate", attributes: house(12) });
       expect(after.valuation!.cached).toBe(false);
       expect(after.valuation!.comparables.length).toBeGreaterThan(0);
+    });
+
+    it("answers what `include` asks for, caching each combination, a full entry serving them all", async () => {
+      const h = house(21);
+      const valueOnly = await client.value({
+        assetClass: "real-estate",
+        attributes: h,
+        include: { explanation: false, comparables: false },
+      });
+      expect(valueOnly.valuation).toMatchObject({ cached: false, comparables: [] });
+      expect(valueOnly.valuation!.explanation).toBeUndefined();
+      // Its own entry: asked again, a hit; a full request is not served the partial answer.
+      const again = await client.value({ assetClass: "real-estate", attributes: h, include: {} });
+      expect(again.valuation!.cached).toBe(true);
+      const full = await client.value({ assetClass: "real-estate", attributes: h });
+      expect(full.valuation!.cached).toBe(false);
+      expect(full.valuation!.explanation!.contributions.length).toBeGreaterThan(0);
+      expect(full.valuation!.comparables.length).toBeGreaterThan(0);
+      expect(valueOnly.valuation!.value).toBeCloseTo(full.valuation!.value, 6);
+      // The full entry now answers any combination, cut to it.
+      const explained = await client.value({
+        assetClass: "real-estate",
+        attributes: house(21),
+        include: { explanation: true },
+      });
+      expect(explained.valuation).toMatchObject({ cached: true, comparables: [] });
+      expect(explained.valuation!.explanation).toEqual(full.valuation!.explanation);
+      const compsOnly = await client.valueBatch({
+        assetClass: "real-estate",
+        items: [{ attributes: house(21) }],
+        include: { comparables: true },
+      });
+      const v = compsOnly.results[0]!.outcome.value as {
+        cached: boolean;
+        comparables: unknown[];
+        explanation?: unknown;
+      };
+      expect(v.cached).toBe(true);
+      expect(v.comparables).toEqual(full.valuation!.comparables);
+      expect(v.explanation).toBeUndefined();
     });
 
     it("lists asset classes with their input schema and models with live per-version performance", async () => {

@@ -8,6 +8,9 @@ import {
   invalidArgument,
   toValoraError,
   type ServiceRegistration,
+  FULL_PARTS,
+  partsOf,
+  type ValuationParts,
 } from "@valora/kit";
 import type { Normalised } from "./input.js";
 import type { ValuationOut, ValuationPipeline } from "./valuation.js";
@@ -49,11 +52,11 @@ export function toValuationMessage(v: ValuationOut): MessageInitShape<typeof Val
 async function runItems(
   pipeline: ValuationPipeline,
   items: { assetKey: string; attributes?: unknown }[],
-  lean = false,
+  parts: ValuationParts = FULL_PARTS,
 ) {
   const answers = await pipeline.valueMany(
     items.map((item) => ({ attributes: (item.attributes ?? {}) as Normalised, assetKey: item.assetKey })),
-    { lean },
+    { parts },
   );
   return answers.map((a, index) => {
     if (a instanceof Error) {
@@ -98,7 +101,7 @@ export function pipelineService(
     async run(req) {
       const pipeline = pipelines.get(req.assetClass);
       if (!pipeline) throw unknownClass(req.assetClass);
-      return { results: await runItems(pipeline, req.items, req.lean) };
+      return { results: await runItems(pipeline, req.items, partsOf(req.include, req.lean)) };
     },
     async backtest(req) {
       const pipeline = pipelines.get(req.assetClass);
@@ -140,11 +143,11 @@ export function localDispatch(pipelines: ReadonlyMap<string, ValuationPipeline>)
   return async (
     assetClass: string,
     items: { assetKey: string; attributes: Normalised }[],
-    options?: { lean?: boolean },
+    options?: { parts?: ValuationParts },
   ) => {
     const pipeline = pipelines.get(assetClass);
     if (!pipeline) throw unknownClass(assetClass);
-    return (await runItems(pipeline, items, options?.lean)).map((r) =>
+    return (await runItems(pipeline, items, options?.parts)).map((r) =>
       r.outcome.case === "valuation"
         ? { index: r.index, valuation: r.outcome.value }
         : { index: r.index, error: r.outcome.value },

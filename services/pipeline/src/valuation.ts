@@ -2,6 +2,7 @@ import {
   DegradedLog,
   ValoraError,
   domainWarnings,
+  FULL_PARTS,
   inSpan,
   inSpanSync,
   intervalFor,
@@ -9,6 +10,7 @@ import {
   widened,
   type ResidualBands,
   type ValuationWarning,
+  type ValuationParts,
   pairedDeltaPct,
   valuationAccuracy,
   type ValuationAccuracy,
@@ -173,14 +175,16 @@ export class ValuationPipeline {
    */
   async valueMany(
     items: { attributes: Normalised; assetKey: string }[],
-    options: { lean?: boolean } = {},
+    options: { parts?: ValuationParts } = {},
   ): Promise<(ValuationOut | Error)[]> {
     const spec = this.d.spec;
     const c = spec.comparables;
     const width = this.d.schema.features.length;
     const coverage = spec.interval?.coverage ?? 0.8;
-    // Lean (bulk jobs): comparables still correct the value, but neither they nor an explanation are returned.
-    const topK = options.lean ? 0 : (spec.explain?.topK ?? 5);
+    // Comparables always correct the value; whether they and an explanation are returned is the caller's
+    // choice (bulk jobs and value-only clients skip the explanation's cost).
+    const parts = options.parts ?? FULL_PARTS;
+    const topK = parts.explanation ? (spec.explain?.topK ?? 5) : 0;
     // A one-hot group is told as one field: every feature is asked for, then folded and cut to topK.
     const askK = topK > 0 && foldsFeatures(spec.input.fields) ? width : topK;
     const out = new Array<ValuationOut | Error>(items.length);
@@ -286,7 +290,7 @@ export class ValuationPipeline {
               currency: spec.currency,
               interval: { ...iv, coverage },
               confidence: confidenceOf(value, iv.low, iv.high),
-              comparables: options.lean ? [] : this.shown(m.comps),
+              comparables: parts.comparables ? this.shown(m.comps) : [],
               ...(explanation
                 ? {
                     explanation: {

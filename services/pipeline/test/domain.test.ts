@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ValoraError, domainWarnings, normaliseWithKey, type InputField } from "@valora/kit";
+import { ValoraError, VALUE_ONLY, domainWarnings, normaliseWithKey, type InputField } from "@valora/kit";
 import { captureLogs } from "@valora/kit/testing";
 import { metadataOf, parseModel } from "@valora/kit/onnx";
 import { salesFromCsv, type Sale } from "@valora/comparables";
@@ -178,7 +178,7 @@ describe.skipIf(!existsSync(bin))("valuing assets outside the training data (hel
       const { key, attributes } = normaliseWithKey(t.fields, s.attributes);
       return { attributes: attributes(), assetKey: key };
     });
-    return pipelines.get(name)!.valueMany(items, { lean: true });
+    return pipelines.get(name)!.valueMany(items, { parts: VALUE_ONLY });
   };
 
   it("values every held-out house and car — none refused — and warns on those outside the training domain", async () => {

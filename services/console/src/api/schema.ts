@@ -3830,6 +3830,8 @@ export interface paths {
             attributes?: {
               [key: string]: number | string | boolean | null;
             };
+            /** @description What the answer includes besides the value, interval and confidence; absent: both. [] answers the value alone, for less CPU */
+            include?: ("explanation" | "comparables")[];
             /** @description Value afresh (the result still refreshes the cache) */
             skipCache?: boolean;
           };
@@ -3973,6 +3975,8 @@ export interface paths {
         content: {
           "application/json": {
             assetClass: string;
+            /** @description What the answer includes besides the value, interval and confidence; absent: both. [] answers the value alone, for less CPU */
+            include?: ("explanation" | "comparables")[];
             items: {
               assetId?: string;
               /** @description Asset attributes named as the asset class's input fields (GET /v1/asset-classes) */

@@ -10,6 +10,7 @@ import {
   type Client,
   type Logger,
   type PlanCatalog,
+  partsOf,
 } from "@valora/kit";
 import { ROLE_SETS } from "../auth.js";
 import { BatchRequest, ErrorEnvelope, Valuation, ValuationRequest, envelopeOf } from "../schemas.js";
@@ -44,6 +45,10 @@ class HookInterest {
     return wants;
   }
 }
+
+/** Pure: the proto Include for a REST `include` list (none when absent: the full answer). */
+const includeOf = (list: readonly string[] | undefined) =>
+  list === undefined ? {} : { include: partsOf(list) };
 
 export const valuationRoutes: FastifyPluginAsync<ValuationRoutesOptions> = async (fastify, o) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
@@ -94,6 +99,7 @@ export const valuationRoutes: FastifyPluginAsync<ValuationRoutesOptions> = async
           attributes: req.body.attributes ?? {},
           assetId: req.body.assetId ?? "",
           skipCache: req.body.skipCache ?? false,
+          ...includeOf(req.body.include),
         },
         { timeoutMs: o.timeoutMs, metadata: metadata(req) },
       );
@@ -154,6 +160,7 @@ export const valuationRoutes: FastifyPluginAsync<ValuationRoutesOptions> = async
             assetId: i.assetId ?? "",
           })),
           skipCache: req.body.skipCache ?? false,
+          ...includeOf(req.body.include),
         },
         { timeoutMs: o.timeoutMs, metadata: metadata(req) },
       );

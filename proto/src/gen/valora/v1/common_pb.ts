@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file valora/v1/common.proto.
  */
 export const file_valora_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChZ2YWxvcmEvdjEvY29tbW9uLnByb3RvEgl2YWxvcmEudjEiNAoORmllbGRWaW9sYXRpb24SDQoFZmllbGQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkiWwoLRXJyb3JEZXRhaWwSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEi0KCnZpb2xhdGlvbnMYAyADKAsyGS52YWxvcmEudjEuRmllbGRWaW9sYXRpb24iZQoMQ29udHJpYnV0aW9uEg8KB2ZlYXR1cmUYASABKAkSDQoFdmFsdWUYAiABKAESFAoMY29udHJpYnV0aW9uGAMgASgBEg0KBWZpZWxkGAQgASgJEhAKCGNhdGVnb3J5GAUgASgJIocBCgtFeHBsYW5hdGlvbhISCgpiYXNlX3ZhbHVlGAEgASgBEg4KBm91dHB1dBgCIAEoARIuCg1jb250cmlidXRpb25zGAMgAygLMhcudmFsb3JhLnYxLkNvbnRyaWJ1dGlvbhIOCgZtZXRob2QYBCABKAkSFAoMb3V0cHV0X3NjYWxlGAUgASgJYgZwcm90bzM");
+  fileDesc("ChZ2YWxvcmEvdjEvY29tbW9uLnByb3RvEgl2YWxvcmEudjEiNAoORmllbGRWaW9sYXRpb24SDQoFZmllbGQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkiWwoLRXJyb3JEZXRhaWwSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEi0KCnZpb2xhdGlvbnMYAyADKAsyGS52YWxvcmEudjEuRmllbGRWaW9sYXRpb24iMwoHSW5jbHVkZRITCgtleHBsYW5hdGlvbhgBIAEoCBITCgtjb21wYXJhYmxlcxgCIAEoCCJlCgxDb250cmlidXRpb24SDwoHZmVhdHVyZRgBIAEoCRINCgV2YWx1ZRgCIAEoARIUCgxjb250cmlidXRpb24YAyABKAESDQoFZmllbGQYBCABKAkSEAoIY2F0ZWdvcnkYBSABKAkihwEKC0V4cGxhbmF0aW9uEhIKCmJhc2VfdmFsdWUYASABKAESDgoGb3V0cHV0GAIgASgBEi4KDWNvbnRyaWJ1dGlvbnMYAyADKAsyFy52YWxvcmEudjEuQ29udHJpYnV0aW9uEg4KBm1ldGhvZBgEIAEoCRIUCgxvdXRwdXRfc2NhbGUYBSABKAliBnByb3RvMw");
 
 /**
  * A field-level problem with a request, named by its path (e.g. "attributes.year_built").
@@ -76,6 +76,36 @@ export const ErrorDetailSchema: GenMessage<ErrorDetail> = /*@__PURE__*/
   messageDesc(file_valora_v1_common, 1);
 
 /**
+ * What a valuation's answer includes besides its value, interval and confidence. Absent from a
+ * request: both (the default). Present: only the parts set, so a client that needs the value alone
+ * does not pay for an explanation (the comparables are still searched: they correct the value).
+ *
+ * @generated from message valora.v1.Include
+ */
+export type Include = Message<"valora.v1.Include"> & {
+  /**
+   * The additive explanation (TreeSHAP contributions).
+   *
+   * @generated from field: bool explanation = 1;
+   */
+  explanation: boolean;
+
+  /**
+   * The comparable sales the value was corrected with.
+   *
+   * @generated from field: bool comparables = 2;
+   */
+  comparables: boolean;
+};
+
+/**
+ * Describes the message valora.v1.Include.
+ * Use `create(IncludeSchema)` to create a new message.
+ */
+export const IncludeSchema: GenMessage<Include> = /*@__PURE__*/
+  messageDesc(file_valora_v1_common, 2);
+
+/**
  * Contribution of one model feature to one prediction.
  *
  * @generated from message valora.v1.Contribution
@@ -124,7 +154,7 @@ export type Contribution = Message<"valora.v1.Contribution"> & {
  * Use `create(ContributionSchema)` to create a new message.
  */
 export const ContributionSchema: GenMessage<Contribution> = /*@__PURE__*/
-  messageDesc(file_valora_v1_common, 2);
+  messageDesc(file_valora_v1_common, 3);
 
 /**
  * Additive explanation of one prediction: base_value + sum(contributions) == output.
@@ -174,5 +204,5 @@ export type Explanation = Message<"valora.v1.Explanation"> & {
  * Use `create(ExplanationSchema)` to create a new message.
  */
 export const ExplanationSchema: GenMessage<Explanation> = /*@__PURE__*/
-  messageDesc(file_valora_v1_common, 3);
+  messageDesc(file_valora_v1_common, 4);
 

@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Include } from "./common_pb.js";
+import { file_valora_v1_common } from "./common_pb.js";
 import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
 import type { ValuationResult } from "./valuation_pb.js";
 import { file_valora_v1_valuation } from "./valuation_pb.js";
@@ -13,7 +15,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file valora/v1/pipeline.proto.
  */
 export const file_valora_v1_pipeline: GenFile = /*@__PURE__*/
-  fileDesc("Chh2YWxvcmEvdjEvcGlwZWxpbmUucHJvdG8SCXZhbG9yYS52MSKlAQoPQmFja3Rlc3RSZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEiwKCGNoYW1waW9uGAIgASgLMhoudmFsb3JhLnYxLkJhY2t0ZXN0VmVyc2lvbhItCgljYW5kaWRhdGUYAyABKAsyGi52YWxvcmEudjEuQmFja3Rlc3RWZXJzaW9uEhEKCW1heF9zYWxlcxgEIAEoBRINCgVzaW5jZRgFIAEoCSI0Cg9CYWNrdGVzdFZlcnNpb24SDwoHdmVyc2lvbhgBIAEoCRIQCghlbmRwb2ludBgCIAEoCSKeAQoQQmFja3Rlc3RSZXNwb25zZRINCgVzYWxlcxgBIAEoBRItCghjaGFtcGlvbhgCIAEoCzIbLnZhbG9yYS52MS5CYWNrdGVzdEFjY3VyYWN5Ei4KCWNhbmRpZGF0ZRgDIAEoCzIbLnZhbG9yYS52MS5CYWNrdGVzdEFjY3VyYWN5EhwKFGV4Y2x1ZGVkX2FzX3RyYWluaW5nGAQgASgFIkoKEEJhY2t0ZXN0QWNjdXJhY3kSEQoJbWRhcGVfcGN0GAEgASgBEhEKCXBwZTEwX3BjdBgCIAEoARIQCghiaWFzX3BjdBgDIAEoASJXCgpSdW5SZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEiYKBWl0ZW1zGAIgAygLMhcudmFsb3JhLnYxLlBpcGVsaW5lSXRlbRIMCgRsZWFuGAMgASgIIk4KDFBpcGVsaW5lSXRlbRIRCglhc3NldF9rZXkYASABKAkSKwoKYXR0cmlidXRlcxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiOgoLUnVuUmVzcG9uc2USKwoHcmVzdWx0cxgBIAMoCzIaLnZhbG9yYS52MS5WYWx1YXRpb25SZXN1bHQyjAEKD1BpcGVsaW5lU2VydmljZRI0CgNSdW4SFS52YWxvcmEudjEuUnVuUmVxdWVzdBoWLnZhbG9yYS52MS5SdW5SZXNwb25zZRJDCghCYWNrdGVzdBIaLnZhbG9yYS52MS5CYWNrdGVzdFJlcXVlc3QaGy52YWxvcmEudjEuQmFja3Rlc3RSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_valora_v1_valuation]);
+  fileDesc("Chh2YWxvcmEvdjEvcGlwZWxpbmUucHJvdG8SCXZhbG9yYS52MSKlAQoPQmFja3Rlc3RSZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEiwKCGNoYW1waW9uGAIgASgLMhoudmFsb3JhLnYxLkJhY2t0ZXN0VmVyc2lvbhItCgljYW5kaWRhdGUYAyABKAsyGi52YWxvcmEudjEuQmFja3Rlc3RWZXJzaW9uEhEKCW1heF9zYWxlcxgEIAEoBRINCgVzaW5jZRgFIAEoCSI0Cg9CYWNrdGVzdFZlcnNpb24SDwoHdmVyc2lvbhgBIAEoCRIQCghlbmRwb2ludBgCIAEoCSKeAQoQQmFja3Rlc3RSZXNwb25zZRINCgVzYWxlcxgBIAEoBRItCghjaGFtcGlvbhgCIAEoCzIbLnZhbG9yYS52MS5CYWNrdGVzdEFjY3VyYWN5Ei4KCWNhbmRpZGF0ZRgDIAEoCzIbLnZhbG9yYS52MS5CYWNrdGVzdEFjY3VyYWN5EhwKFGV4Y2x1ZGVkX2FzX3RyYWluaW5nGAQgASgFIkoKEEJhY2t0ZXN0QWNjdXJhY3kSEQoJbWRhcGVfcGN0GAEgASgBEhEKCXBwZTEwX3BjdBgCIAEoARIQCghiaWFzX3BjdBgDIAEoASJ8CgpSdW5SZXF1ZXN0EhMKC2Fzc2V0X2NsYXNzGAEgASgJEiYKBWl0ZW1zGAIgAygLMhcudmFsb3JhLnYxLlBpcGVsaW5lSXRlbRIMCgRsZWFuGAMgASgIEiMKB2luY2x1ZGUYBCABKAsyEi52YWxvcmEudjEuSW5jbHVkZSJOCgxQaXBlbGluZUl0ZW0SEQoJYXNzZXRfa2V5GAEgASgJEisKCmF0dHJpYnV0ZXMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IjoKC1J1blJlc3BvbnNlEisKB3Jlc3VsdHMYASADKAsyGi52YWxvcmEudjEuVmFsdWF0aW9uUmVzdWx0MowBCg9QaXBlbGluZVNlcnZpY2USNAoDUnVuEhUudmFsb3JhLnYxLlJ1blJlcXVlc3QaFi52YWxvcmEudjEuUnVuUmVzcG9uc2USQwoIQmFja3Rlc3QSGi52YWxvcmEudjEuQmFja3Rlc3RSZXF1ZXN0GhsudmFsb3JhLnYxLkJhY2t0ZXN0UmVzcG9uc2ViBnByb3RvMw", [file_valora_v1_common, file_google_protobuf_struct, file_valora_v1_valuation]);
 
 /**
  * @generated from message valora.v1.BacktestRequest
@@ -169,6 +171,13 @@ export type RunRequest = Message<"valora.v1.RunRequest"> & {
    * @generated from field: bool lean = 3;
    */
   lean: boolean;
+
+  /**
+   * What the answers include besides the values; absent: explanation and comparables (unless lean).
+   *
+   * @generated from field: valora.v1.Include include = 4;
+   */
+  include?: Include | undefined;
 };
 
 /**
