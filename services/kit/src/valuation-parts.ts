@@ -29,4 +29,6 @@ export const isFull = (p: ValuationParts): boolean => p.explanation && p.compara
 
 /** Pure: a cache key's suffix for the parts (none for a full answer, which serves every combination). */
 export const partsSuffix = (p: ValuationParts): string =>
-  isFull(p) ? "" : `|${p.explanation ? "e" : ""}${p.comparables ? "c" : ""}${!p.explanation && !p.comparables ? "v" : ""}`;
+  isFull(p)
+    ? ""
+    : `|${p.explanation ? "e" : ""}${p.comparables ? "c" : ""}${!p.explanation && !p.comparables ? "v" : ""}`;
