@@ -151,7 +151,7 @@ describe.skipIf(!url)("gateway over real tenants, orchestrator, pipeline and mod
   });
 
   it("answers only what `include` asks for, on single valuations and batches; a bad part is a 400 naming it", async () => {
-    const post = (url: string, payload: unknown) =>
+    const post = (url: string, payload: Record<string, unknown>) =>
       app.inject({ method: "POST", url, headers: bearer(keys["a"]!["api"]!), payload });
     const valueOnly = await post("/v1/valuations", {
       assetClass: "autos",
