@@ -1,40 +1,69 @@
 /**
- * npm run bench:gateway — the full REST valuation path of `valora up` (auth, rate limit, cache,
- * orchestrator, pipeline, comparables, model + TreeSHAP explanation) under wrk: uncached
- * (`skipCache`, a different house every request) and cached (one house), at concurrency 8 and 32,
- * with the platform's resident memory and time to ready. Then the same at concurrency 32 with
- * every request traced (OTEL_TRACES_SAMPLER=always_on, exported over OTLP to a collector on
- * loopback in a process of its own): the cost of 100% sampling. BENCH_TRACING=0 skips that part.
- * Prints figures; asserts nothing.
+ * npm run bench:gateway — the full REST valuation path of `valora up` (auth, rate limit, quota,
+ * cache, orchestrator, pipeline, comparables, model, TreeSHAP explanation) under wrk, per path:
+ * explained and uncached (`skipCache`, a different house every request), value only and uncached
+ * (`include: []`), cached (one house). For each: valuations/s, p50/p99 and the CPU each process
+ * spent per valuation over the run (platform, pipelines, model servers, from /proc; wrk too), and
+ * the proportional memory (PSS) per process idle and at peak.
+ *
+ * BENCH_BASELINE=<git ref> builds that commit in a temporary worktree and runs it beside this one,
+ * interleaved run by run, so a change is judged side by side. BENCH_CONCURRENCY (default 32),
+ * BENCH_SECONDS (8), BENCH_DATABASE_URL / BENCH_REDIS_URL (embedded defaults otherwise).
+ * BENCH_TRACING=0 skips the last part: the same at 100% sampling, exported over OTLP to a
+ * collector on loopback in a process of its own. Prints figures; asserts nothing.
  */
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { parse } from "csv-parse/sync";
-import { amesHouse, requireTool, rssTreeMb, startService, table, wrk } from "./lib.js";
+import { amesHouse, cpuByRole, cpuMs, pssByRole, requireTool, startService, table, wrk } from "./lib.js";
 
 // A fixed bootstrap key, so the benchmark works against a database that already has tenants.
 const BENCH_KEY = "vk_benchbench_benchmarkbenchmarkbenchmarkbench";
 requireTool("wrk", "wrk");
 const seconds = Number(process.env["BENCH_SECONDS"] ?? 8);
+const concurrencies = (process.env["BENCH_CONCURRENCY"] ?? "32").split(",").map(Number);
 const headers = { Authorization: `Bearer ${BENCH_KEY}` };
+const ROLES = ["platform", "pipelines", "model servers"] as const;
 
 // Houses as clients send them: the AssetPipeline's field names, from the bundled Ames data.
 const rows = parse<Record<string, string>>(readFileSync("models/data/ames.csv", "utf8"), { columns: true });
-const uncached = rows
-  .slice(0, 1000)
-  .map((r) => JSON.stringify({ assetClass: "real-estate", attributes: amesHouse(r), skipCache: true }));
-const cached = JSON.stringify({ assetClass: "real-estate", attributes: amesHouse(rows[0]!) });
+const bodies = (extra: Record<string, unknown>) =>
+  rows
+    .slice(0, 1000)
+    .map((r) =>
+      JSON.stringify({ assetClass: "real-estate", attributes: amesHouse(r), skipCache: true, ...extra }),
+    );
+const PATHS: [string, string | string[]][] = [
+  ["explained, uncached", bodies({})],
+  ["value only, uncached", bodies({ include: [] })],
+  ["cached", JSON.stringify({ assetClass: "real-estate", attributes: amesHouse(rows[0]!) })],
+];
 
-/** Starts `valora up` with `env`, loads it at each concurrency on both paths, stops it. */
-async function run(label: string, env: Record<string, string | undefined>, concurrencies: number[]) {
+interface Platform {
+  label: string;
+  child: ChildProcess;
+  url: string;
+  dataDir: string;
+  readyMs: number;
+  pssIdle: Map<string, number>;
+  pssPeak: Map<string, number>;
+}
+
+/** Starts `valora up` from `cwd` (this checkout or the baseline's) and waits 20 s idle for its memory. */
+async function startPlatform(
+  label: string,
+  port: number,
+  cwd: string,
+  env: Record<string, string | undefined> = {},
+) {
   const dataDir = mkdtempSync(join(tmpdir(), "valora-bench-"));
   const started = Date.now();
-  let banner: { rest: string } | undefined;
-  const platform = await startService(
-    ["up", "--data-dir", dataDir, "--port", "18080", "--grpc-port", "0", "--kube-port", "0"],
+  let rest = "";
+  const child = await startService(
+    ["up", "--data-dir", dataDir, "--port", String(port), "--grpc-port", "0", "--kube-port", "0"],
     {
       VALORA_BOOTSTRAP_API_KEY: BENCH_KEY,
       DATABASE_URL: process.env["BENCH_DATABASE_URL"],
@@ -43,43 +72,74 @@ async function run(label: string, env: Record<string, string | undefined>, concu
       ...env,
     },
     "valora is up",
-    (line) => {
-      banner = JSON.parse(line) as { rest: string };
-    },
+    (line) => (rest = (JSON.parse(line) as { rest: string }).rest),
+    cwd,
   );
   const readyMs = Date.now() - started;
-  const rssIdle = rssTreeMb(platform.pid!);
-  const url = `${banner!.rest}/v1/valuations`;
-  wrk(url, uncached.slice(0, 50), 4, 2, 1, headers); // warm-up
-  const results: Record<string, string | number>[] = [];
-  let rssPeak = rssIdle;
-  for (const [name, body] of [
-    ["uncached", uncached],
-    ["cached", cached],
-  ] as const) {
-    for (const c of concurrencies) {
-      const r = wrk(url, body, c, seconds, 1, headers);
-      rssPeak = Math.max(rssPeak, rssTreeMb(platform.pid!));
-      results.push({
-        tracing: label,
-        path: name,
-        concurrency: c,
-        "valuations/s": Math.round(r.rps),
-        "p50 ms": r.p50Ms.toFixed(2),
-        "p99 ms": r.p99Ms.toFixed(2),
-        errors: r.errors,
-      });
-    }
-  }
-  const dropped = Number(
-    /^valora_otel_spans_dropped_total\{[^}]*\} (\d+)/m.exec(
-      await (await fetch(`${banner!.rest}/metrics`)).text(),
-    )?.[1] ?? 0,
+  await new Promise((r) => setTimeout(r, 20_000));
+  const pssIdle = pssByRole(child.pid!);
+  const url = `${rest}/v1/valuations`;
+  wrk(url, bodies({}).slice(0, 50), 4, 2, 1, headers); // warm-up
+  return { label, child, url, dataDir, readyMs, pssIdle, pssPeak: new Map(pssIdle) } satisfies Platform;
+}
+
+async function stopPlatform(p: Platform): Promise<void> {
+  p.child.kill("SIGTERM");
+  await new Promise((r) => p.child.once("exit", r));
+  rmSync(p.dataDir, { recursive: true, force: true });
+}
+
+/** One wrk run against one platform, with the CPU every process spent meanwhile. */
+function measure(
+  p: Platform,
+  path: string,
+  body: string | string[],
+  c: number,
+): Record<string, string | number> {
+  const before = cpuByRole(p.child.pid!);
+  const wrkBefore = cpuMs("self-children");
+  const r = wrk(p.url, body, c, seconds, 1, headers);
+  const after = cpuByRole(p.child.pid!);
+  const wrkCpu = cpuMs("self-children") - wrkBefore;
+  for (const [role, mb] of pssByRole(p.child.pid!))
+    p.pssPeak.set(role, Math.max(p.pssPeak.get(role) ?? 0, mb));
+  const valuations = Math.max(1, r.rps * seconds);
+  const per = (ms: number) => (ms / valuations).toFixed(2);
+  const cpu = Object.fromEntries(
+    ROLES.map((role) => [`${role} ms`, per((after.get(role) ?? 0) - (before.get(role) ?? 0))]),
   );
-  platform.kill("SIGTERM");
-  await new Promise((r) => platform.once("exit", r));
-  rmSync(dataDir, { recursive: true, force: true });
-  return { results, readyMs, rssIdle, rssPeak, dropped };
+  const valora = ROLES.reduce((s, role) => s + (after.get(role) ?? 0) - (before.get(role) ?? 0), 0);
+  return {
+    build: p.label,
+    path,
+    c,
+    "valuations/s": Math.round(r.rps),
+    "p50 ms": r.p50Ms.toFixed(1),
+    "p99 ms": r.p99Ms.toFixed(1),
+    errors: r.errors,
+    ...cpu,
+    "Valora CPU ms": per(valora),
+    "+ wrk ms": per(valora + wrkCpu),
+  };
+}
+
+/** The baseline ref built in a worktree of its own (kept between runs, by commit). */
+function baseline(ref: string): { dir: string; sha: string } {
+  const sha = execFileSync("git", ["rev-parse", "--verify", `${ref}^{commit}`], { encoding: "utf8" }).trim();
+  const dir = join(tmpdir(), `valora-baseline-${sha.slice(0, 12)}`);
+  if (!existsSync(join(dir, "services", "cli", "dist", "bin.js"))) {
+    console.error(`building ${ref} (${sha.slice(0, 12)}) in ${dir} ...`);
+    if (!existsSync(dir))
+      execFileSync("git", ["worktree", "add", "--detach", dir, sha], { stdio: "inherit" });
+    const env = { ...process.env, ONNXRUNTIME_NODE_INSTALL: "skip" };
+    execFileSync("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], {
+      cwd: dir,
+      stdio: "inherit",
+      env,
+    });
+    execFileSync("npm", ["run", "build", "--silent"], { cwd: dir, stdio: "inherit", env });
+  }
+  return { dir, sha };
 }
 
 /** The collector: bench/otlp-sink.ts in its own process, so it takes exports while wrk runs. */
@@ -100,23 +160,48 @@ async function startSink() {
   };
 }
 
-const off = await run("off", {}, [8, 32]);
-const mode = `${process.env["BENCH_REDIS_URL"] ? "Redis" : "in-process cache"}, ${process.env["BENCH_DATABASE_URL"] ? "external Postgres" : "embedded Postgres"}`;
-console.log(`\nFull REST valuation path (valora up, ${mode}), ${seconds} s per run, wrk on the same 2 cores`);
-const rowsOut = [...off.results];
-let tracedNote = "";
+const mb = (m: Map<string, number>) =>
+  `${ROLES.map((r) => `${r} ${Math.round(m.get(r) ?? 0)}`).join(", ")}; total ${Math.round([...m.values()].reduce((s, x) => s + x, 0))}`;
+const mode = `${process.env["BENCH_REDIS_URL"] ? "Redis" : "in-process cache"}, ${process.env["BENCH_DATABASE_URL"] ? "external Postgres" : "embedded PostgreSQL"}`;
+const ref = process.env["BENCH_BASELINE"];
+const base = ref ? baseline(ref) : undefined;
+
+const platforms: Platform[] = [await startPlatform("this", 18080, process.cwd())];
+if (base) platforms.push(await startPlatform(base.sha.slice(0, 8), 18081, base.dir));
+const results: Record<string, string | number>[] = [];
+for (const [path, body] of PATHS)
+  for (const c of concurrencies)
+    // Interleaved: each path and concurrency runs on every build before the next one starts.
+    for (const p of platforms) results.push(measure(p, path, body, c));
+console.log(
+  `\nFull REST valuation path (valora up, ${mode}), ${seconds} s per run, wrk on the same 2 cores;`,
+);
+console.log("CPU is ms per valuation over the run, from /proc (user + system), per kind of process:");
+table(results);
+for (const p of platforms)
+  console.log(
+    `\n${p.label}: ready in ${(p.readyMs / 1000).toFixed(1)} s; PSS MB 20 s after ready, idle: ${mb(p.pssIdle)}; peak: ${mb(p.pssPeak)}`,
+  );
+for (const p of platforms) await stopPlatform(p);
+
 if (process.env["BENCH_TRACING"] !== "0") {
   const sink = await startSink();
-  const traced = await run(
-    "100% OTLP",
-    { OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint, OTEL_TRACES_SAMPLER: "always_on" },
-    [32],
+  const traced = await startPlatform("100% OTLP", 18080, process.cwd(), {
+    OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint,
+    OTEL_TRACES_SAMPLER: "always_on",
+  });
+  const rowsOut = PATHS.filter(([path]) => path !== "value only, uncached").map(([path, body]) =>
+    measure(traced, path, body, 32),
   );
+  const metrics = await (await fetch(traced.url.replace("/v1/valuations", "/metrics"))).text();
+  const dropped = Number(/^valora_otel_spans_dropped_total\{[^}]*\} (\d+)/m.exec(metrics)?.[1] ?? 0);
+  await stopPlatform(traced);
   const taken = await sink.stop();
-  rowsOut.push(...traced.results);
-  tracedNote = `\ntraced run: ${taken.spans} spans in ${taken.requests} OTLP exports reached the collector; ${traced.dropped} dropped by the platform process (its queue full); ${Math.round(traced.rssPeak)} MB peak`;
+  console.log(
+    "\nThe same with every request traced (OTEL_TRACES_SAMPLER=always_on) to a collector on loopback:",
+  );
+  table(rowsOut);
+  console.log(
+    `${taken.spans} spans in ${taken.requests} OTLP exports reached the collector; the platform process dropped ${dropped}`,
+  );
 }
-table(rowsOut);
-console.log(
-  `\nready in ${(off.readyMs / 1000).toFixed(1)} s; resident memory ${Math.round(off.rssIdle)} MB idle, ${Math.round(off.rssPeak)} MB peak (the platform and every pod process it runs)${tracedNote}`,
-);

@@ -130,9 +130,11 @@ export async function startService(
   env: Record<string, string | undefined>,
   readyMessage: string,
   onReady?: (line: string) => void,
+  cwd?: string,
 ): Promise<ChildProcess> {
   const child = spawn(process.execPath, ["services/cli/dist/bin.js", ...args], {
     env: { ...process.env, ...env },
+    ...(cwd ? { cwd } : {}),
     stdio: ["ignore", "pipe", "inherit"],
   });
   const lines = createInterface({ input: child.stdout });
@@ -196,3 +198,81 @@ export const amesHouse = (r: Record<string, string>) => ({
   year_built: Number(r["Year_Built"]),
   neighborhood: r["Neighborhood"],
 });
+
+/** Every process of a tree (`valora up` and the pods it runs), root first. */
+export function processTree(pid: number): number[] {
+  const all = [pid];
+  for (let i = 0; i < all.length; i++) {
+    try {
+      all.push(
+        ...readFileSync(`/proc/${all[i]}/task/${all[i]}/children`, "utf8")
+          .trim()
+          .split(/\s+/)
+          .filter(Boolean)
+          .map(Number),
+      );
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return all;
+}
+
+/** Which part of Valora a process of `valora up`'s tree is: the platform process, a pipeline, a model server. */
+export function roleOf(pid: number, root: number): "platform" | "pipelines" | "model servers" | "other" {
+  if (pid === root) return "platform";
+  let cmd = "";
+  try {
+    cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+  } catch {
+    return "other";
+  }
+  return cmd.includes("serve pipeline")
+    ? "pipelines"
+    : cmd.includes("serve model-server")
+      ? "model servers"
+      : "other";
+}
+
+const TICK_MS = 10; // USER_HZ is 100 on Linux
+
+/** CPU time (user + system, ms) of one process so far, from /proc/<pid>/stat. */
+export function cpuMs(pid: number | "self-children"): number {
+  const stat = readFileSync(`/proc/${pid === "self-children" ? "self" : pid}/stat`, "utf8");
+  // Fields after the command's closing parenthesis; utime/stime are the 14th/15th fields, cutime/cstime the 16th/17th.
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return pid === "self-children"
+    ? (Number(f[13]) + Number(f[14])) * TICK_MS
+    : (Number(f[11]) + Number(f[12])) * TICK_MS;
+}
+
+/** CPU ms per role of a process tree (processes gone meanwhile are missed: pods are long-lived). */
+export function cpuByRole(root: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const pid of processTree(root)) {
+    try {
+      const role = roleOf(pid, root);
+      out.set(role, (out.get(role) ?? 0) + cpuMs(pid));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
+/** Proportional set size (MB) per role: memory shared between processes counted once, shared fairly. */
+export function pssByRole(root: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const pid of processTree(root)) {
+    try {
+      const kb = Number(
+        /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1] ?? 0,
+      );
+      const role = roleOf(pid, root);
+      out.set(role, (out.get(role) ?? 0) + kb / 1024);
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
