@@ -7,7 +7,8 @@
  * the proportional memory (PSS) per process idle and at peak.
  *
  * BENCH_BASELINE=<git ref> builds that commit in a temporary worktree and runs it beside this one,
- * interleaved run by run, so a change is judged side by side. BENCH_CONCURRENCY (default 32),
+ * interleaved run by run, so a change is judged side by side. BENCH_PATHS (e.g. "explained,cached":
+ * the paths whose names start so), BENCH_REPEAT (runs of each, default 1), BENCH_CONCURRENCY (default 32),
  * BENCH_SECONDS (8), BENCH_DATABASE_URL / BENCH_REDIS_URL (embedded defaults otherwise).
  * BENCH_TRACING=0 skips the last part: the same at 100% sampling, exported over OTLP to a
  * collector on loopback in a process of its own. Prints figures; asserts nothing.
@@ -36,11 +37,16 @@ const bodies = (extra: Record<string, unknown>) =>
     .map((r) =>
       JSON.stringify({ assetClass: "real-estate", attributes: amesHouse(r), skipCache: true, ...extra }),
     );
-const PATHS: [string, string | string[]][] = [
-  ["explained, uncached", bodies({})],
-  ["value only, uncached", bodies({ include: [] })],
-  ["cached", JSON.stringify({ assetClass: "real-estate", attributes: amesHouse(rows[0]!) })],
-];
+const PATHS = (
+  [
+    ["explained, uncached", bodies({})],
+    ["value only, uncached", bodies({ include: [] })],
+    ["cached", JSON.stringify({ assetClass: "real-estate", attributes: amesHouse(rows[0]!) })],
+  ] as [string, string | string[]][]
+).filter(
+  ([path]) =>
+    !process.env["BENCH_PATHS"] || process.env["BENCH_PATHS"].split(",").some((p) => path.startsWith(p)),
+);
 
 interface Platform {
   label: string;
@@ -169,10 +175,13 @@ const base = ref ? baseline(ref) : undefined;
 const platforms: Platform[] = [await startPlatform("this", 18080, process.cwd())];
 if (base) platforms.push(await startPlatform(base.sha.slice(0, 8), 18081, base.dir));
 const results: Record<string, string | number>[] = [];
+const repeat = Number(process.env["BENCH_REPEAT"] ?? 1);
 for (const [path, body] of PATHS)
   for (const c of concurrencies)
-    // Interleaved: each path and concurrency runs on every build before the next one starts.
-    for (const p of platforms) results.push(measure(p, path, body, c));
+    for (let i = 0; i < repeat; i++)
+      // Interleaved: each run goes to every build before the next starts; the order alternates.
+      for (const p of i % 2 === 0 ? platforms : [...platforms].reverse())
+        results.push(measure(p, path, body, c));
 console.log(
   `\nFull REST valuation path (valora up, ${mode}), ${seconds} s per run, wrk on the same 2 cores;`,
 );
