@@ -189,6 +189,7 @@ describe.skipIf(missing.length > 0)(
 
     it("every Postgres connection dropped by a proxy in between: valuations go on, the database is used again", async () => {
       let dropped = 0;
+      const logBefore = lines.length;
       const run = await underLoad(async () => {
         dropped = proxy.dropAll();
         return Date.now();
@@ -196,7 +197,12 @@ describe.skipIf(missing.length > 0)(
       const f = figures(run.samples, run.from, run.restoredAt, run.to);
       report("postgres-connections-dropped", { dropped, ...f });
       expect(dropped).toBeGreaterThan(0);
-      expect(f.errors, f.messages.join("; ")).toBe(0);
+      // On a failure, what the platform and its pods said meanwhile (warnings and errors, pods' exits).
+      const said = lines
+        .slice(logBefore)
+        .filter((l) => Number(l["level"] ?? 0) >= 40)
+        .map((l) => JSON.stringify(l).slice(0, 300));
+      expect(f.errors, [...f.messages, ...said].join("\n")).toBe(0);
       const keys = await fetch(`${banner.rest}/v1/api-keys`, { headers: auth() });
       expect(keys.status).toBe(200);
     }, 60_000);
