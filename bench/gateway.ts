@@ -168,7 +168,9 @@ async function startSink() {
 
 const mb = (m: Map<string, number>) =>
   `${ROLES.map((r) => `${r} ${Math.round(m.get(r) ?? 0)}`).join(", ")}; total ${Math.round([...m.values()].reduce((s, x) => s + x, 0))}`;
-const mode = `${process.env["BENCH_REDIS_URL"] ? "Redis" : "in-process cache"}, ${process.env["BENCH_DATABASE_URL"] ? "external Postgres" : "embedded PostgreSQL"}`;
+const cacheMode = process.env["BENCH_REDIS_URL"] ? "Redis" : "in-process cache";
+const databaseMode = process.env["BENCH_DATABASE_URL"] ? "external Postgres" : "embedded PostgreSQL";
+const mode = `${cacheMode}, ${databaseMode}`;
 const ref = process.env["BENCH_BASELINE"];
 const base = ref ? baseline(ref) : undefined;
 

@@ -157,20 +157,7 @@ export function rssMb(pid: number): number {
 
 /** Resident memory of a process and all its descendants (`valora up` runs model servers as children). */
 export function rssTreeMb(pid: number): number {
-  const children = (p: number): number[] => {
-    try {
-      return readFileSync(`/proc/${p}/task/${p}/children`, "utf8")
-        .trim()
-        .split(/\s+/)
-        .filter(Boolean)
-        .map(Number);
-    } catch {
-      return [];
-    }
-  };
-  const all = [pid];
-  for (let i = 0; i < all.length; i++) all.push(...children(all[i]!));
-  return all.reduce((sum, p) => {
+  return processTree(pid).reduce((sum, p) => {
     try {
       return sum + rssMb(p);
     } catch {
@@ -246,13 +233,13 @@ export function cpuMs(pid: number | "self-children"): number {
     : (Number(f[11]) + Number(f[12])) * TICK_MS;
 }
 
-/** CPU ms per role of a process tree (processes gone meanwhile are missed: pods are long-lived). */
-export function cpuByRole(root: number): Map<string, number> {
+/** A figure summed per role over a process tree (processes gone meanwhile are missed: pods are long-lived). */
+function byRole(root: number, read: (pid: number) => number): Map<string, number> {
   const out = new Map<string, number>();
   for (const pid of processTree(root)) {
     try {
       const role = roleOf(pid, root);
-      out.set(role, (out.get(role) ?? 0) + cpuMs(pid));
+      out.set(role, (out.get(role) ?? 0) + read(pid));
     } catch {
       /* gone meanwhile */
     }
@@ -260,19 +247,13 @@ export function cpuByRole(root: number): Map<string, number> {
   return out;
 }
 
+/** CPU ms per role of a process tree. */
+export const cpuByRole = (root: number): Map<string, number> => byRole(root, cpuMs);
+
 /** Proportional set size (MB) per role: memory shared between processes counted once, shared fairly. */
-export function pssByRole(root: number): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const pid of processTree(root)) {
-    try {
-      const kb = Number(
-        /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1] ?? 0,
-      );
-      const role = roleOf(pid, root);
-      out.set(role, (out.get(role) ?? 0) + kb / 1024);
-    } catch {
-      /* gone meanwhile */
-    }
-  }
-  return out;
-}
+export const pssByRole = (root: number): Map<string, number> =>
+  byRole(
+    root,
+    (pid) =>
+      Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1] ?? 0) / 1024,
+  );

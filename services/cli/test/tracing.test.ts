@@ -132,11 +132,10 @@ describe.skipIf(!existsSync(bin))("traces of valuations exported over OTLP (valo
     expect(res.headers.get("content-type")).toMatch(/^application\/openmetrics-text/);
     const text = await res.text();
     expect(text.trimEnd().endsWith("# EOF")).toBe(true);
-    const exemplars = [
-      ...text.matchAll(
-        /^http_server_request_duration_seconds_bucket\{[^}]*route="\/v1\/valuations"[^}]*\} \d+ # \{trace_id="([0-9a-f]{32})",span_id="([0-9a-f]{16})"\} [\d.e-]+ [\d.]+$/gm,
-      ),
-    ];
+    // A bucket of the valuations route, then its exemplar: ` # {trace_id="…",span_id="…"} value timestamp`.
+    const bucket = String.raw`^http_server_request_duration_seconds_bucket\{[^}]*route="\/v1\/valuations"[^}]*\} \d+`;
+    const exemplar = String.raw` # \{trace_id="([0-9a-f]{32})",span_id="([0-9a-f]{16})"\} [\d.e-]+ [\d.]+$`;
+    const exemplars = [...text.matchAll(new RegExp(bucket + exemplar, "gm"))];
     expect(exemplars.length).toBeGreaterThan(0);
     // Each names a request's server span the collector received: a panel's click lands on a real trace.
     for (const [, traceId, spanId] of exemplars)

@@ -1,18 +1,14 @@
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser } from "playwright-core";
 import { bin, stop, up, type Banner } from "../../cli/test/support/platform.js";
-import { buildConsole, hasChromium, launch } from "./support/browser.js";
+import { browserSkipReason, buildConsole, launch } from "./support/browser.js";
 import { startOidcProvider } from "./support/oidc-provider.js";
 
-const why = !hasChromium
-  ? "no chromium here (apt-get install chromium)"
-  : !existsSync(bin)
-    ? "valora is not built"
-    : "";
+const why = browserSkipReason(bin);
 
 describe.skipIf(why !== "")(
   `console sign-in with OIDC (authorization code + PKCE)${why ? `: skipped, ${why}` : ""}`,

@@ -9,18 +9,13 @@ import { CAR } from "../../../e2e/support.js";
 import {
   buildConsole,
   describeViolations,
-  hasChromium,
+  browserSkipReason,
   launch,
   seriousViolations,
   shotsDir,
 } from "./support/browser.js";
-import { existsSync } from "node:fs";
 
-const why = !hasChromium
-  ? "no chromium here (apt-get install chromium; .ci/run does)"
-  : !existsSync(bin)
-    ? "valora is not built (npm run build)"
-    : "";
+const why = browserSkipReason(bin);
 
 describe.skipIf(why !== "")(
   `the console in a real browser against valora up${why ? `: skipped, ${why}` : ""}`,

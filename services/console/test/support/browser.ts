@@ -8,6 +8,14 @@ import { chromium, type Browser, type Page } from "playwright-core";
 export const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 export const hasChromium = existsSync(CHROMIUM);
 
+/** Why the browser tests cannot run here ("" when they can): no chromium, or valora not built. */
+export const browserSkipReason = (bin: string): string =>
+  !hasChromium
+    ? "no chromium here (apt-get install chromium; .ci/run does)"
+    : !existsSync(bin)
+      ? "valora is not built (npm run build)"
+      : "";
+
 export const consoleRoot = join(import.meta.dirname, "..", "..");
 /** Screenshots of every page land here (the README shows two of them). */
 export const shotsDir = join(consoleRoot, "..", "..", "test-output", "console");
