@@ -79,6 +79,8 @@ export class JobWorker {
   private metering: Promise<void> | undefined;
   private meterQueued = false;
   private sleepers = new Set<() => void>();
+  /** Whether an idle loop is polling (the others sleep until woken). */
+  private polling = false;
   private readonly degraded: DegradedLog;
 
   constructor(private readonly o: JobWorkerOptions) {
@@ -104,6 +106,11 @@ export class JobWorker {
   wake(): void {
     for (const w of this.sleepers) w();
     this.sleepers.clear();
+  }
+
+  private wakeOne(): void {
+    const [first] = this.sleepers;
+    first?.();
   }
 
   async stop(): Promise<void> {
@@ -194,18 +201,31 @@ export class JobWorker {
         // While the database is away every loop fails each poll: one line per 30 s says so.
         this.degraded.note("job-worker", "job worker step failed; retrying", err);
       }
-      if (!worked && this.running) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            clearTimeout(timer);
-            this.sleepers.delete(done);
-            resolve();
-          };
-          const timer = setTimeout(done, this.o.idleMs ?? 250);
-          this.sleepers.add(done);
-        });
-      }
+      // A claimed chunk may not be the last: one sleeper more tries (each success wakes the next).
+      if (worked) this.wakeOne();
+      else if (this.running) await this.idle();
     }
+  }
+
+  /**
+   * An idle loop waits. One of them polls (claims again after idleMs); the others sleep until woken
+   * — by the poller or any loop finding a chunk, or by new work here — so an idle worker asks the
+   * database a few times a second, not `concurrency` times as often (16 loops polling every 250 ms
+   * were 64 claims a second, a fifth of a core of the embedded database on an idle laptop).
+   */
+  private async idle(): Promise<void> {
+    const polls = !this.polling;
+    if (polls) this.polling = true;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.sleepers.delete(done);
+        resolve();
+      };
+      const timer = polls ? setTimeout(done, this.o.idleMs ?? 250) : undefined;
+      this.sleepers.add(done);
+    });
+    if (polls) this.polling = false;
   }
 
   /**
