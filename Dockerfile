@@ -4,8 +4,13 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
 ENV ONNXRUNTIME_NODE_INSTALL=skip
+# A C compiler for the TreeSHAP kernel (services/kit/native); only this stage has it.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN npm ci --no-audit --no-fund && npm run build && npm prune --omit=dev --no-audit --no-fund \
+ && test -f services/kit/native/build/Release/valora_tree_shap.node \
+ && rm -rf services/kit/native/build/Release/obj.target services/kit/native/build/Release/.deps \
  && find . -name '*.tsbuildinfo' -delete \
  && rm -rf services/*/src services/*/test services/*/bench operator/src operator/test proto/src/gen/*.ts bench e2e charts .ci
 

@@ -10,7 +10,14 @@ import * as ort from "onnxruntime-node";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ModelInferRequestSchema } from "@valora/proto/inference/v2/grpc_predict_v2_pb";
 import { MODEL_SERVER_ENV, seededRandom } from "@valora/kit";
-import { compiledFor, locateTreeEnsemble, parseModel, shapValues } from "@valora/kit/onnx";
+import {
+  compiledFor,
+  locateTreeEnsemble,
+  nativeTreeShap,
+  packedShap,
+  parseModel,
+  type NativeTreeShap,
+} from "@valora/kit/onnx";
 import { h2loadGrpc, requireTool, rssMb, startService, table, wrk } from "./lib.js";
 
 requireTool("wrk", "wrk");
@@ -62,11 +69,24 @@ const compileStart = performance.now();
 const tables = compiledFor(located.ensemble);
 const compileMs = performance.now() - compileStart;
 const shapRows = Array.from({ length: 64 }, (_, r) => row.map((v, i) => ((i + r) % 7 === 0 ? v * 1.5 : v)));
-for (let i = 0; i < 50; i++) shapValues(located.ensemble, shapRows[i % 64]!);
-const shapStart = performance.now();
-let shapCount = 0;
-while (performance.now() - shapStart < 2000) shapValues(located.ensemble, shapRows[shapCount++ % 64]!);
-const shapMs = (performance.now() - shapStart) / shapCount;
+/** ms per row of packedShap over `count` rows at a time, for 2 s, with one kernel. */
+const shapMsPerRow = (count: number, kernel: NativeTreeShap | null): number => {
+  const packed = Float64Array.from(shapRows.slice(0, count).flat());
+  for (let i = 0; i < 20; i++) packedShap(tables!, packed, count, kernel);
+  const start = performance.now();
+  let rows = 0;
+  while (performance.now() - start < 2000)
+    rows += packedShap(tables!, packed, count, kernel).length / FEATURES;
+  return (performance.now() - start) / rows;
+};
+const native = nativeTreeShap() ?? null;
+const shapKernels = tables
+  ? [1, 16].map((count) => ({
+      rows: count,
+      compiled: native ? `${shapMsPerRow(count, native).toFixed(2)} ms` : "not built",
+      typescript: `${shapMsPerRow(count, null).toFixed(2)} ms`,
+    }))
+  : [];
 
 const server = await startService(
   [
@@ -180,8 +200,10 @@ console.log(
   `in-process onnxruntime ceiling: ${Math.round(ceilingOne)} one-row runs/s sequentially; ${Math.round(ceilingBatch)} rows/s in 128-row batches\n`,
 );
 console.log(
-  `exact TreeSHAP in process: ${shapMs.toFixed(2)} ms per row (${tables ? `leaf tables of ${((tables.tableSize * 4) / 1e6).toFixed(1)} MB built in ${compileMs.toFixed(0)} ms` : "recursive algorithm"})\n`,
+  `exact TreeSHAP in process, ms per row (${tables ? `leaf tables of ${((tables.tableSize * 4) / 1e6).toFixed(1)} MB built in ${compileMs.toFixed(0)} ms` : "recursive algorithm"}):`,
 );
+table(shapKernels);
+console.log("");
 table(results);
 console.log("\ngRPC transport ceiling (no model, no Valora code):");
 table(transport);

@@ -6,16 +6,17 @@ import { afterAll, describe, expect, it } from "vitest";
 import { root } from "./support/platform.js";
 
 const built = join(root, "services", "cli", "dist", "embedded-postgres.js");
-const pss = () => Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync("/proc/self/smaps_rollup", "utf8"))?.[1]) / 1024;
+const pss = () =>
+  Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync("/proc/self/smaps_rollup", "utf8"))?.[1]) / 1024;
 
 describe.skipIf(!existsSync(built))("embedded PostgreSQL (npm start without DATABASE_URL)", () => {
   const dir = mkdtempSync(join(tmpdir(), "valora-embedded-pg-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it("makes a new data directory in a process of its own, with a small buffer pool, and keeps data across starts", async () => {
-    const { startEmbeddedPostgres, EMBEDDED_SHARED_BUFFERS } = (await import(built)) as typeof import(
-      "../src/embedded-postgres.js"
-    );
+    const { startEmbeddedPostgres, EMBEDDED_SHARED_BUFFERS } = (await import(
+      built
+    )) as typeof import("../src/embedded-postgres.js");
     const before = pss();
     const first = await startEmbeddedPostgres(join(dir, "pg"));
     // initdb's WebAssembly heap (~165 MB) and its first server's (~128 MB) never entered this process.

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   MAX_SHAP_TABLE,
@@ -9,6 +11,7 @@ import {
   recursiveShapValues,
   treeShapTableSize,
   goesTrue,
+  loadNativeTreeShap,
   locateTreeEnsemble,
   parseModel,
   predict,
@@ -150,5 +153,77 @@ describe("TreeSHAP", () => {
     }
     const noCovers = locateTreeEnsemble(parseModel(serializeModel(buildEnsembleModel(ensemble))));
     expect(typeof noCovers !== "string" && noCovers.ensemble.coverSource).toBe("uniform");
+  });
+});
+
+describe("compiled TreeSHAP kernel (services/kit/native)", () => {
+  const native = loadNativeTreeShap();
+
+  it("is built wherever the build has a C compiler (CI requires it)", () => {
+    if (process.env["VALORA_REQUIRE_NATIVE"] === "1")
+      expect(native, "npm run build made no kernel").toBeDefined();
+    expect(loadNativeTreeShap({ VALORA_TREE_SHAP: "typescript" })).toBeUndefined();
+  });
+
+  it.skipIf(!native)(
+    "gives the TypeScript passes' exact bits: mixed split modes, NaNs, one row and many",
+    () => {
+      const ensemble = randomEnsemble(31, { trees: 40, depth: 6, features: 9 });
+      const tables = compileTreeShap(ensemble);
+      expect(tables.allLeq).toBe(false);
+      const rnd = seededRandom(3);
+      for (const count of [1, 2, 64, 150]) {
+        const rows = Float64Array.from({ length: count * 9 }, () =>
+          rnd() < 0.1 ? Number.NaN : rnd() * 10 - 5,
+        );
+        expect(packedShap(tables, rows, count, native)).toEqual(packedShap(tables, rows, count, null));
+      }
+    },
+  );
+
+  it.skipIf(!native)(
+    "gives the shipped Ames model's contributions bit for bit, single-row and leaf-major",
+    () => {
+      const located = locateTreeEnsemble(
+        parseModel(
+          readFileSync(join(import.meta.dirname, "..", "..", "..", "models", "real-estate", "model.onnx")),
+        ),
+      );
+      if (typeof located === "string") throw new Error(located);
+      const tables = compiledFor(located.ensemble)!;
+      expect(tables.allLeq).toBe(true);
+      const width = tables.featureCount;
+      const rnd = seededRandom(11);
+      for (const count of [1, 17]) {
+        const rows = Float64Array.from({ length: count * width }, () =>
+          rnd() < 0.05 ? Number.NaN : Math.round(rnd() * 3000) / 10,
+        );
+        const compiled = packedShap(tables, rows, count, native);
+        expect(compiled).toEqual(packedShap(tables, rows, count, null));
+        // Additive: base + contributions = the trees' prediction, for every row.
+        for (let r = 0; r < count; r++) {
+          const x = Array.from(rows.subarray(r * width, (r + 1) * width));
+          const sum = compiled.subarray(r * width, (r + 1) * width).reduce((s, v) => s + v, 0);
+          expect(ensembleBaseValue(located.ensemble) + sum).toBeCloseTo(predict(located.ensemble, x), 4);
+        }
+      }
+    },
+  );
+
+  it.skipIf(!native)("refuses arguments that are not its tables and arrays with a TypeError", () => {
+    const tables = compileTreeShap(randomEnsemble(2, { trees: 2, depth: 3, features: 3 }));
+    const k = native!;
+    expect(() =>
+      k.packedShap(
+        { ...tables, table: new Float64Array(3) } as never,
+        new Float64Array(3),
+        1,
+        new Float64Array(3),
+      ),
+    ).toThrow(TypeError);
+    expect(() => k.packedShap(tables, new Float64Array(2), 1, new Float64Array(3))).toThrow(
+      /hold count rows/,
+    );
+    expect(() => k.packedShap(tables, [1, 2, 3] as never, 1, new Float64Array(3))).toThrow(/Float64Array/);
   });
 });

@@ -1,4 +1,5 @@
 import { createServiceBase } from "@valora/kit";
+import { treeShapKernel } from "@valora/kit/onnx";
 import { createModelServer } from "./app.js";
 import { loadModelServerEnv, parseModelArgs } from "./config.js";
 
@@ -49,9 +50,13 @@ export async function main(
   base.shutdown.register("model-server", () => server.close());
   base.shutdown.installSignalHandlers();
   base.logger.info(
-    { ...ports, models: models.map((m) => `${m.name}@${m.version}`) },
+    { ...ports, models: models.map((m) => `${m.name}@${m.version}`), treeShap: treeShapKernel() },
     "model server listening",
   );
+  if (treeShapKernel() === "typescript" && process.env["VALORA_TREE_SHAP"] !== "typescript")
+    base.logger.warn(
+      "the compiled TreeSHAP kernel is not built: explanations run in TypeScript, 4-10x slower",
+    );
   await server.loaded;
   base.logger.info(
     { models: server.repository.list() },

@@ -1,3 +1,4 @@
+import { nativeTreeShap, type NativeTreeShap } from "./native-shap.js";
 import type { Tree, TreeEnsemble, TreeNode } from "./tree-ensemble.js";
 
 /**
@@ -280,10 +281,21 @@ const PASS_ROWS = 64;
  * Contributions of `count` rows packed row after row (featureCount each), packed the same way.
  * Several rows go leaf-major: each leaf's table entries are read from memory once for all of them
  * (a single row's pass waits on a cache miss per leaf), about a third of the per-row cost at 16+.
+ * The compiled kernel does the same passes when it was built (identical bits, tested); `kernel`
+ * null runs these TypeScript ones.
  */
-export function packedShap(c: CompiledTreeShap, rows: Float64Array, count: number): Float64Array {
+export function packedShap(
+  c: CompiledTreeShap,
+  rows: Float64Array,
+  count: number,
+  kernel: NativeTreeShap | null = nativeTreeShap() ?? null,
+): Float64Array {
   const width = c.featureCount;
   const out = new Float64Array(count * width);
+  if (kernel) {
+    kernel.packedShap(c, rows, count, out);
+    return out;
+  }
   if (count === 1) {
     compiledShap(c, rows, out);
     return out;
