@@ -10,17 +10,24 @@ export type ExplanationInit = MessageInitShape<typeof ExplanationSchema>;
 /** The key a model version's TreeSHAP tables have in a ShapPool. */
 export const shapKey = (model: { name: string; version: string }): string => `${model.name}@${model.version}`;
 
+/** Every row's exact contributions, packed row after row in the model's feature order. */
+export interface PackedContributions {
+  width: number;
+  baseValue: number;
+  method: string;
+  contributions: Float64Array;
+}
+
 /**
- * Exact TreeSHAP contributions for rows of a tree-ensemble model, largest absolute first and cut
- * to topK (0 = all): on the pool's worker threads when it holds the model's tables, else here.
- * Models without one additive tree ensemble get UNIMPLEMENTED with the reason.
+ * Exact TreeSHAP contributions of rows of a tree-ensemble model, packed: on the pool's worker
+ * threads when it holds the model's tables, else here. Models without one additive tree ensemble
+ * get UNIMPLEMENTED with the reason.
  */
-export async function explainRows(
+export async function packedContributions(
   model: LoadedModel,
   rows: ArrayLike<number>[],
-  topK: number,
   pool?: ShapPool,
-): Promise<ExplanationInit[]> {
+): Promise<PackedContributions> {
   const explainer = model.explainer;
   if (typeof explainer === "string") {
     throw new ValoraError(
@@ -39,37 +46,53 @@ export async function explainRows(
       );
     }
   });
+  const method = explainer.coverSource === "recorded" ? "tree_shap" : "tree_shap_uniform_cover";
   const key = shapKey(model);
-  let contributionsOf: (r: number) => Float64Array;
-  const packed = (): Float64Array => {
-    const out = new Float64Array(rows.length * width);
-    rows.forEach((row, r) => out.set(row, r * width));
-    return out;
-  };
+  const packed = new Float64Array(rows.length * width);
+  rows.forEach((row, r) => packed.set(row, r * width));
   if (explainer.tables) {
-    const out = pool?.has(key)
-      ? await pool.contributions(key, packed(), rows.length)
-      : packedShap(explainer.tables, packed(), rows.length);
-    contributionsOf = (r) => out.subarray(r * width, (r + 1) * width);
-  } else {
-    const ensemble = explainer.ensemble;
-    contributionsOf = (r) => recursiveShapValues(ensemble, rows[r]!, base).contributions;
+    const contributions = pool?.has(key)
+      ? await pool.contributions(key, packed, rows.length)
+      : packedShap(explainer.tables, packed, rows.length);
+    return { width, baseValue: base, method, contributions };
   }
+  const ensemble = explainer.ensemble;
+  const contributions = new Float64Array(rows.length * width);
+  rows.forEach((row, r) =>
+    contributions.set(recursiveShapValues(ensemble, row, base).contributions, r * width),
+  );
+  return { width, baseValue: base, method, contributions };
+}
+
+/** Pure: a row's output, base value plus its contributions. */
+export const outputOf = (p: PackedContributions, r: number): number =>
+  p.baseValue + p.contributions.subarray(r * p.width, (r + 1) * p.width).reduce((s, v) => s + v, 0);
+
+/**
+ * Exact TreeSHAP contributions for rows, largest absolute first and cut to topK (0 = all), named
+ * by the model's features.
+ */
+export async function explainRows(
+  model: LoadedModel,
+  rows: ArrayLike<number>[],
+  topK: number,
+  pool?: ShapPool,
+): Promise<ExplanationInit[]> {
+  const p = await packedContributions(model, rows, pool);
   return rows.map((row, r) => {
-    const contributions = contributionsOf(r);
-    const shap = { baseValue: base, contributions, output: base + contributions.reduce((s, v) => s + v, 0) };
-    const order = Array.from(shap.contributions.keys()).sort(
-      (a, b) => Math.abs(shap.contributions[b]!) - Math.abs(shap.contributions[a]!) || a - b,
+    const contributions = p.contributions.subarray(r * p.width, (r + 1) * p.width);
+    const order = Array.from(contributions.keys()).sort(
+      (a, b) => Math.abs(contributions[b]!) - Math.abs(contributions[a]!) || a - b,
     );
     const chosen = topK > 0 ? order.slice(0, topK) : order;
     return {
-      baseValue: shap.baseValue,
-      output: shap.output,
-      method: explainer.coverSource === "recorded" ? "tree_shap" : "tree_shap_uniform_cover",
+      baseValue: p.baseValue,
+      output: outputOf(p, r),
+      method: p.method,
       contributions: chosen.map((i) => ({
         feature: model.featureNames[i] ?? `f${i}`,
         value: row[i]!,
-        contribution: shap.contributions[i]!,
+        contribution: contributions[i]!,
       })),
     };
   });

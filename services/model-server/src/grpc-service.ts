@@ -136,8 +136,15 @@ export function createGrpcServices(deps: GrpcServicesDeps): ServiceRegistration[
         req.rows.map((row) => row.values),
         req.topK,
         "grpc",
+        { predict: req.predict, dense: req.dense },
       );
-      return { modelName: r.modelName, modelVersion: r.modelVersion, explanations: r.explanations };
+      return {
+        modelName: r.modelName,
+        modelVersion: r.modelVersion,
+        explanations: r.explanations,
+        predictions: r.predictions ? Array.from(r.predictions) : [],
+        contributionsDense: r.dense ? Array.from(r.dense) : [],
+      };
     },
     async getModelInfo(req) {
       const served = repository.get(req.modelName, req.modelVersion || undefined);

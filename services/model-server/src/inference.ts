@@ -1,8 +1,8 @@
 import { trace } from "@opentelemetry/api";
 import { ValoraError, inSpan, observeWithTrace, toValoraError } from "@valora/kit";
-import { explainRows, type ExplanationInit } from "./explain.js";
+import { explainRows, outputOf, packedContributions, type ExplanationInit } from "./explain.js";
 import type { ModelMetrics } from "./metrics.js";
-import type { ModelRepository } from "./repository.js";
+import type { ModelRepository, ServedModel } from "./repository.js";
 import type { ShapPool } from "./shap-pool.js";
 import { decodeInputs, type RawInput, type Tensor } from "./tensors.js";
 
@@ -17,6 +17,16 @@ export interface InferRequest {
   inputs: RawInput[];
   /** Requested outputs; all of the model's when empty. */
   outputs: string[];
+}
+
+export interface ExplainResult {
+  modelName: string;
+  modelVersion: string;
+  explanations: ExplanationInit[];
+  /** With predict: one prediction a row. */
+  predictions?: Float32Array;
+  /** With dense: rows × features contributions, row after row. */
+  dense?: Float64Array;
 }
 
 export interface InferResult {
@@ -94,13 +104,19 @@ export class InferenceService {
     }
   }
 
+  /**
+   * Exact explanations of rows, cut to topK (0 = all); with `predict`, the model's predictions of
+   * the same rows too (run as inference runs: batched, observed for drift), so a valuation makes
+   * one call; with `dense`, every contribution packed in feature order instead of named ones.
+   */
   async explain(
     modelName: string,
     modelVersion: string,
     rows: ArrayLike<number>[],
     topK: number,
     protocol: Protocol,
-  ): Promise<{ modelName: string; modelVersion: string; explanations: ExplanationInit[] }> {
+    options: { predict?: boolean; dense?: boolean } = {},
+  ): Promise<ExplainResult> {
     const started = process.hrtime.bigint();
     let labels = { model: UNKNOWN, version: "", protocol, kind: "explain" };
     try {
@@ -118,26 +134,79 @@ export class InferenceService {
         throw new ValoraError("INVALID_ARGUMENT", "top_k must be a non-negative integer", {
           details: [{ field: "top_k", description: "non-negative integer" }],
         });
-      const explanations = await inSpan(
-        "explanation",
-        () => explainRows(served.model, rows, topK, this.shap),
-        {
-          attributes: {
-            "valora.model.name": served.model.name,
-            "valora.model.version": served.model.version,
-            "valora.rows": rows.length,
-            "valora.explain.top_k": topK,
-          },
-        },
-      );
+      const model = served.model;
+      const attributes = {
+        "valora.model.name": model.name,
+        "valora.model.version": model.version,
+        "valora.rows": rows.length,
+        "valora.explain.top_k": topK,
+      };
+      // A model that cannot be explained still answers the predictions it was asked for.
+      const explainable = typeof model.explainer !== "string";
+      const [predictions, explained] = await Promise.all([
+        options.predict ? this.predictRows(served, rows) : undefined,
+        explainable || !options.predict
+          ? inSpan(
+              "explanation",
+              async () => {
+                if (!options.dense) return { explanations: await explainRows(model, rows, topK, this.shap) };
+                const p = await packedContributions(model, rows, this.shap);
+                const explanations = rows.map((_, r) => ({
+                  baseValue: p.baseValue,
+                  output: outputOf(p, r),
+                  method: p.method,
+                }));
+                return { explanations, dense: p.contributions };
+              },
+              { attributes },
+            )
+          : { explanations: [] },
+      ]);
       this.metrics.requests.inc({ ...labels, code: "OK" });
-      return { modelName: served.model.name, modelVersion: served.model.version, explanations };
+      return {
+        modelName: model.name,
+        modelVersion: model.version,
+        ...explained,
+        ...(predictions ? { predictions } : {}),
+      };
     } catch (err) {
       this.metrics.requests.inc({ ...labels, code: toValoraError(err).code });
       throw err;
     } finally {
       observeWithTrace(this.metrics.latency, labels, Number(process.hrtime.bigint() - started) / 1e9);
     }
+  }
+
+  /** The model's first output for rows of its one FP32 input (what ModelInfer answers), one value a row. */
+  private async predictRows(served: ServedModel, rows: ArrayLike<number>[]): Promise<Float32Array> {
+    const [input, ...more] = served.model.inputs;
+    if (!input || more.length > 0 || input.datatype !== "FP32")
+      throw new ValoraError(
+        "INVALID_ARGUMENT",
+        `model ${served.model.name} takes ${served.model.inputs.length} inputs; predict with explain needs one FP32 input`,
+        { details: [{ field: "predict", description: "only for models with one FP32 input" }] },
+      );
+    const width = rows[0]!.length;
+    const data = new Float32Array(rows.length * width);
+    rows.forEach((row, r) => {
+      if (row.length !== width)
+        throw new ValoraError("INVALID_ARGUMENT", `row ${r} has ${row.length} features, row 0 has ${width}`, {
+          details: [{ field: `rows[${r}].values`, description: `expected ${width} values` }],
+        });
+      data.set(row, r * width);
+    });
+    const inputs = decodeInputs(
+      [{ name: input.name, datatype: "FP32", shape: [BigInt(rows.length), BigInt(width)], values: data }],
+      served.model.inputs,
+    );
+    const outputs = await inSpan("inference", () =>
+      served.model.batchable ? served.batcher.submit(inputs) : served.run(inputs),
+    );
+    const out = outputs[0];
+    if (!out) throw new ValoraError("INTERNAL", `model ${served.model.name} returned no output`);
+    this.observePredictions(served.model.name, served.model.version, out);
+    const rowSize = out.shape.slice(1).reduce((a, b) => a * b, 1) || 1;
+    return Float32Array.from({ length: rows.length }, (_, r) => Number(out.data[r * rowSize]));
   }
 
   private observePredictions(model: string, version: string, output: Tensor | undefined): void {

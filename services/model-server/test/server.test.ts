@@ -279,6 +279,42 @@ describe("model server over loopback (gRPC + REST, real onnxruntime)", () => {
     );
   });
 
+  it("answers predictions and packed contributions in one call: the same as ModelInfer and the named explanation", async () => {
+    const rnd = seededRandom(7);
+    const rows = Array.from({ length: 5 }, () =>
+      Array.from({ length: 6 }, () => (rnd() < 0.1 ? Number.NaN : rnd() * 10)),
+    );
+    const flat = Float32Array.from(rows.flat());
+    const raw = (
+      await grpc.modelInfer({
+        modelName: "homes",
+        inputs: [{ name: "features", datatype: "FP32", shape: [5n, 6n] }],
+        rawInputContents: [new Uint8Array(flat.buffer)],
+      })
+    ).rawOutputContents[0]!;
+    const inferred = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+    // The rows as a pipeline sends them: float32 values.
+    const sent = rows.map((_, r) => ({ values: Array.from(flat.subarray(r * 6, (r + 1) * 6)) }));
+    const both = await explainer.explain({ modelName: "homes", rows: sent, predict: true, dense: true });
+    expect(both.predictions).toEqual(Array.from(inferred));
+    expect(both.contributionsDense).toHaveLength(5 * 6);
+    const named = await explainer.explain({ modelName: "homes", rows: sent });
+    named.explanations.forEach((e, r) => {
+      expect(both.explanations[r]!.contributions).toEqual([]);
+      expect(both.explanations[r]!.output).toBe(e.output);
+      for (const c of e.contributions)
+        expect(both.contributionsDense[r * 6 + FEATURES.indexOf(c.feature)]).toBe(c.contribution);
+    });
+    // A model that cannot be explained still answers the predictions asked for.
+    const linear = await explainer.explain({
+      modelName: "linear",
+      rows: [{ values: [1, 1, 1] }],
+      predict: true,
+    });
+    expect(linear.predictions).toEqual([6]);
+    expect(linear.explanations).toEqual([]);
+  });
+
   it("hands out the model's own metadata (feature names) for pipelines, and NOT_FOUND for unknown models", async () => {
     const info = await explainer.getModelInfo({ modelName: "homes" });
     expect(JSON.parse(info.metadata["valora.features"]!)).toEqual(FEATURES);

@@ -1,4 +1,4 @@
-import type { ExplanationOut } from "./model-client.js";
+import type { DenseExplanation, ExplanationOut } from "./model-client.js";
 import { sourcesOf } from "./features.js";
 import type { InputField, Normalised } from "./input.js";
 
@@ -56,3 +56,19 @@ export function explanationByField(
 
 const isKnown = (fields: InputField[], field: string, value: string): boolean =>
   Object.hasOwn(fields.find((f) => f.name === field)?.oneHot ?? {}, value);
+
+/** Pure: a dense explanation named by the model's features, with the values the row sent (NaN: missing). */
+export const namedExplanation = (
+  e: DenseExplanation,
+  features: readonly string[],
+  row: ArrayLike<number>,
+): ExplanationOut => ({
+  baseValue: e.baseValue,
+  output: e.output,
+  method: e.method,
+  contributions: Array.from(e.contributions, (contribution, i) => ({
+    feature: features[i] ?? `f${i}`,
+    value: row[i]!,
+    contribution,
+  })),
+});

@@ -27,9 +27,26 @@ export interface ExplanationOut {
   outputScale?: string;
 }
 
+/** Exact contributions of one row in the model's feature order (as the model server packs them). */
+export interface DenseExplanation {
+  baseValue: number;
+  output: number;
+  method: string;
+  contributions: Float64Array;
+}
+
 /** What a pipeline needs from one model version's server. */
 export interface ModelClient {
   predict(rows: Float32Array, width: number, timeoutMs: number): Promise<Float32Array>;
+  /**
+   * Predictions and every contribution of rows packed `width` apart, in one call; explanations
+   * are undefined when the model cannot be explained.
+   */
+  predictExplained(
+    rows: Float32Array,
+    width: number,
+    timeoutMs: number,
+  ): Promise<{ predictions: Float32Array; explanations?: DenseExplanation[] }>;
   explain(row: Float32Array, topK: number, timeoutMs: number): Promise<ExplanationOut>;
   /** Explanations of several rows in one call. */
   explainMany(rows: Float32Array[], topK: number, timeoutMs: number): Promise<ExplanationOut[]>;
@@ -95,6 +112,42 @@ export function grpcModelClient(
         const raw = res.rawOutputContents[0];
         if (!raw) throw new ValoraError("INTERNAL", `model ${model} returned no output`);
         return new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+      }),
+    predictExplained: (rows, width, timeoutMs) =>
+      run(async () => {
+        const count = rows.length / width;
+        const res = await explainer.explain(
+          {
+            modelName: model,
+            modelVersion: version,
+            rows: Array.from({ length: count }, (_, r) => ({
+              values: Array.from(rows.subarray(r * width, (r + 1) * width)),
+            })),
+            predict: true,
+            dense: true,
+          },
+          { timeoutMs },
+        );
+        if (res.predictions.length !== count)
+          throw new ValoraError(
+            "INTERNAL",
+            `model ${model} returned ${res.predictions.length} predictions for ${count} rows`,
+          );
+        const dense = Float64Array.from(res.contributionsDense);
+        const explained = res.explanations.length === count && dense.length === count * width;
+        return {
+          predictions: Float32Array.from(res.predictions),
+          ...(explained
+            ? {
+                explanations: res.explanations.map((e, r) => ({
+                  baseValue: e.baseValue,
+                  output: e.output,
+                  method: e.method,
+                  contributions: dense.subarray(r * width, (r + 1) * width),
+                })),
+              }
+            : {}),
+        };
       }),
     explain: (row, topK, timeoutMs) =>
       run(async () => {

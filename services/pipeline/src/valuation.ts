@@ -20,7 +20,7 @@ import {
   type Logger,
 } from "@valora/kit";
 import { featureRow, toValue, type ModelSchema } from "./features.js";
-import { explanationByField, foldsFeatures } from "./explanation.js";
+import { explanationByField, namedExplanation } from "./explanation.js";
 import type { InputField, Normalised } from "./input.js";
 import type { ExplanationOut, ModelClient } from "./model-client.js";
 import { chooseRoute, pairedRoute, type Route } from "./routing.js";
@@ -185,8 +185,6 @@ export class ValuationPipeline {
     // choice (bulk jobs and value-only clients skip the explanation's cost).
     const parts = options.parts ?? FULL_PARTS;
     const topK = parts.explanation ? (spec.explain?.topK ?? 5) : 0;
-    // A one-hot group is told as one field: every feature is asked for, then folded and cut to topK.
-    const askK = topK > 0 && foldsFeatures(spec.input.fields) ? width : topK;
     const out = new Array<ValuationOut | Error>(items.length);
     const groups = new Map<
       Route,
@@ -244,21 +242,23 @@ export class ValuationPipeline {
         members.forEach((m, k) => rows.set(m.row, k * width));
         const client = this.d.client(serve);
         try {
+          // Explained: one call answers the predictions and every contribution (folded and cut here).
           const [predictions, explanations] = await inSpan(
             "model",
-            () =>
-              Promise.all([
-                client.predict(rows, width, timeoutMs),
-                topK > 0
-                  ? client
-                      .explainMany(
-                        members.map((m) => m.row),
-                        askK,
-                        timeoutMs,
-                      )
-                      .catch(() => undefined)
-                  : Promise.resolve(undefined),
-              ]),
+            async (): Promise<[Float32Array, (ExplanationOut | undefined)[] | undefined]> => {
+              if (topK === 0) return [await client.predict(rows, width, timeoutMs), undefined];
+              // An explanation that fails (or a model server that predates the combined call) costs
+              // the answer its explanation, never its value: the prediction is asked for alone.
+              const r = await client.predictExplained(rows, width, timeoutMs).catch(async (err: unknown) => {
+                const code = toValoraError(err).code;
+                if (code === "UNAVAILABLE" || code === "DEADLINE_EXCEEDED") throw err;
+                return { predictions: await client.predict(rows, width, timeoutMs), explanations: undefined };
+              });
+              const named = r.explanations?.map((e, k) =>
+                namedExplanation(e, this.d.schema.features, members[k]!.row),
+              );
+              return [r.predictions, named];
+            },
             {
               attributes: {
                 "valora.model.name": spec.model.name,

@@ -3,12 +3,13 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createRegistry } from "@valora/kit";
+import { VALUE_ONLY, createRegistry } from "@valora/kit";
 import { captureLogs } from "@valora/kit/testing";
 import { metadataOf, parseModel } from "@valora/kit/onnx";
 import { ComparablesIndex, salesFromCsv } from "@valora/comparables";
 import {
   assetKey,
+  featureRow,
   grpcModelClient,
   pipelineMetrics,
   modelSchemaFrom,
@@ -18,6 +19,7 @@ import {
   type ModelClient,
   type PipelineSpec,
   type Route,
+  type ValuationOut,
 } from "../src/index.js";
 import { startModelServer } from "./support/model-server.js";
 
@@ -114,6 +116,25 @@ describe.skipIf(!existsSync(bin))("valuation pipeline against real model servers
     expect(v.explanation?.contributions).toHaveLength(5);
     expect(["champion", "canary"]).toContain(v.model.route);
     expect(Math.abs(v.value - sales[10]!.price) / sales[10]!.price).toBeLessThan(0.5);
+  });
+
+  it("explains in one model call: the value-only answer's value, the model server's named explanation", async () => {
+    const items = [3, 10, 42].map((i) => ({ attributes: house(i), assetKey: assetKey(house(i)) }));
+    const explained = (await pipeline.valueMany(items)) as ValuationOut[];
+    const valueOnly = (await pipeline.valueMany(items, { parts: VALUE_ONLY })) as ValuationOut[];
+    for (const [k, item] of items.entries()) {
+      const v = explained[k]!;
+      const alone = valueOnly[k]!;
+      expect(v.value).toBe(alone.value);
+      expect(alone.explanation).toBeUndefined();
+      // What the model server answers when asked for the five largest contributions by name.
+      const c = client(routes.find((r) => r.version === v.model.version)!);
+      const [named] = await c.explainMany([featureRow(schema, spec.input.fields, item.attributes)], 5, 5000);
+      expect(v.explanation!.output).toBe(named!.output);
+      expect(v.explanation!.contributions.map((x) => [x.feature, x.contribution])).toEqual(
+        named!.contributions.map((x) => [x.feature, x.contribution]),
+      );
+    }
   });
 
   it("honours routing weights within statistical tolerance, sticky per asset", async () => {

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file valora/v1/explain.proto.
  */
 export const file_valora_v1_explain: GenFile = /*@__PURE__*/
-  fileDesc("Chd2YWxvcmEvdjEvZXhwbGFpbi5wcm90bxIJdmFsb3JhLnYxIkAKE0dldE1vZGVsSW5mb1JlcXVlc3QSEgoKbW9kZWxfbmFtZRgBIAEoCRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJIrMBChRHZXRNb2RlbEluZm9SZXNwb25zZRISCgptb2RlbF9uYW1lGAEgASgJEhUKDW1vZGVsX3ZlcnNpb24YAiABKAkSPwoIbWV0YWRhdGEYAyADKAsyLS52YWxvcmEudjEuR2V0TW9kZWxJbmZvUmVzcG9uc2UuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEibwoORXhwbGFpblJlcXVlc3QSEgoKbW9kZWxfbmFtZRgBIAEoCRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEiMKBHJvd3MYAyADKAsyFS52YWxvcmEudjEuRmVhdHVyZVJvdxINCgV0b3BfaxgEIAEoBSIcCgpGZWF0dXJlUm93Eg4KBnZhbHVlcxgBIAMoASJqCg9FeHBsYWluUmVzcG9uc2USEgoKbW9kZWxfbmFtZRgBIAEoCRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEiwKDGV4cGxhbmF0aW9ucxgDIAMoCzIWLnZhbG9yYS52MS5FeHBsYW5hdGlvbjKeAQoJRXhwbGFpbmVyEkAKB0V4cGxhaW4SGS52YWxvcmEudjEuRXhwbGFpblJlcXVlc3QaGi52YWxvcmEudjEuRXhwbGFpblJlc3BvbnNlEk8KDEdldE1vZGVsSW5mbxIeLnZhbG9yYS52MS5HZXRNb2RlbEluZm9SZXF1ZXN0Gh8udmFsb3JhLnYxLkdldE1vZGVsSW5mb1Jlc3BvbnNlYgZwcm90bzM", [file_valora_v1_common]);
+  fileDesc("Chd2YWxvcmEvdjEvZXhwbGFpbi5wcm90bxIJdmFsb3JhLnYxIkAKE0dldE1vZGVsSW5mb1JlcXVlc3QSEgoKbW9kZWxfbmFtZRgBIAEoCRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJIrMBChRHZXRNb2RlbEluZm9SZXNwb25zZRISCgptb2RlbF9uYW1lGAEgASgJEhUKDW1vZGVsX3ZlcnNpb24YAiABKAkSPwoIbWV0YWRhdGEYAyADKAsyLS52YWxvcmEudjEuR2V0TW9kZWxJbmZvUmVzcG9uc2UuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEijwEKDkV4cGxhaW5SZXF1ZXN0EhIKCm1vZGVsX25hbWUYASABKAkSFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRIjCgRyb3dzGAMgAygLMhUudmFsb3JhLnYxLkZlYXR1cmVSb3cSDQoFdG9wX2sYBCABKAUSDwoHcHJlZGljdBgFIAEoCBINCgVkZW5zZRgGIAEoCCIcCgpGZWF0dXJlUm93Eg4KBnZhbHVlcxgBIAMoASKcAQoPRXhwbGFpblJlc3BvbnNlEhIKCm1vZGVsX25hbWUYASABKAkSFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRIsCgxleHBsYW5hdGlvbnMYAyADKAsyFi52YWxvcmEudjEuRXhwbGFuYXRpb24SEwoLcHJlZGljdGlvbnMYBCADKAISGwoTY29udHJpYnV0aW9uc19kZW5zZRgFIAMoATKeAQoJRXhwbGFpbmVyEkAKB0V4cGxhaW4SGS52YWxvcmEudjEuRXhwbGFpblJlcXVlc3QaGi52YWxvcmEudjEuRXhwbGFpblJlc3BvbnNlEk8KDEdldE1vZGVsSW5mbxIeLnZhbG9yYS52MS5HZXRNb2RlbEluZm9SZXF1ZXN0Gh8udmFsb3JhLnYxLkdldE1vZGVsSW5mb1Jlc3BvbnNlYgZwcm90bzM", [file_valora_v1_common]);
 
 /**
  * @generated from message valora.v1.GetModelInfoRequest
@@ -96,6 +96,24 @@ export type ExplainRequest = Message<"valora.v1.ExplainRequest"> & {
    * @generated from field: int32 top_k = 4;
    */
   topK: number;
+
+  /**
+   * Also run the model on the rows and return its predictions (as ModelInfer would: the model's
+   * first output, one per row), so a caller that needs both makes one call. A model that cannot be
+   * explained then still answers its predictions, with no explanations.
+   *
+   * @generated from field: bool predict = 5;
+   */
+  predict: boolean;
+
+  /**
+   * Return every row's contributions as one packed array (contributions_dense, in the model's
+   * feature order) instead of Contribution messages: for callers that know the feature names and
+   * values they sent, and fold or cut the contributions themselves. top_k is ignored.
+   *
+   * @generated from field: bool dense = 6;
+   */
+  dense: boolean;
 };
 
 /**
@@ -144,6 +162,20 @@ export type ExplainResponse = Message<"valora.v1.ExplainResponse"> & {
    * @generated from field: repeated valora.v1.Explanation explanations = 3;
    */
   explanations: Explanation[];
+
+  /**
+   * With predict: the model's prediction for each row, in request order.
+   *
+   * @generated from field: repeated float predictions = 4;
+   */
+  predictions: number[];
+
+  /**
+   * With dense: rows × features contributions, row after row, in the model's feature order.
+   *
+   * @generated from field: repeated double contributions_dense = 5;
+   */
+  contributionsDense: number[];
 };
 
 /**
