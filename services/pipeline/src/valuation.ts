@@ -20,7 +20,7 @@ import {
   type Logger,
 } from "@valora/kit";
 import { featureRow, toValue, type ModelSchema } from "./features.js";
-import { explanationByField, namedExplanation } from "./explanation.js";
+import { explanationByField } from "./explanation.js";
 import type { InputField, Normalised } from "./input.js";
 import type { ExplanationOut, ModelClient } from "./model-client.js";
 import { chooseRoute, pairedRoute, type Route } from "./routing.js";
@@ -254,10 +254,17 @@ export class ValuationPipeline {
                 if (code === "UNAVAILABLE" || code === "DEADLINE_EXCEEDED") throw err;
                 return { predictions: await client.predict(rows, width, timeoutMs), explanations: undefined };
               });
-              const named = r.explanations?.map((e, k) =>
-                namedExplanation(e, this.d.schema.features, members[k]!.row),
+              const told = r.explanations?.map((e, k) =>
+                explanationByField(
+                  e,
+                  this.d.schema.features,
+                  members[k]!.row,
+                  spec.input.fields,
+                  members[k]!.attrs,
+                  topK,
+                ),
               );
-              return [r.predictions, named];
+              return [r.predictions, told];
             },
             {
               attributes: {
@@ -294,7 +301,7 @@ export class ValuationPipeline {
               ...(explanation
                 ? {
                     explanation: {
-                      ...explanationByField(explanation, spec.input.fields, m.attrs, topK),
+                      ...explanation,
                       outputScale: this.d.schema.targetTransform === "log" ? "log" : "identity",
                     },
                   }
