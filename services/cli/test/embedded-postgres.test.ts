@@ -3,7 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
+import type * as EmbeddedPostgresModule from "../src/embedded-postgres.js";
 import { root } from "./support/platform.js";
+
+type EmbeddedPostgres = typeof EmbeddedPostgresModule;
 
 const built = join(root, "services", "cli", "dist", "embedded-postgres.js");
 const pss = () =>
@@ -14,9 +17,7 @@ describe.skipIf(!existsSync(built))("embedded PostgreSQL (npm start without DATA
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it("makes a new data directory in a process of its own, with a small buffer pool, and keeps data across starts", async () => {
-    const { startEmbeddedPostgres, EMBEDDED_SHARED_BUFFERS } = (await import(
-      built
-    )) as typeof import("../src/embedded-postgres.js");
+    const { startEmbeddedPostgres, EMBEDDED_SHARED_BUFFERS } = (await import(built)) as EmbeddedPostgres;
     const before = pss();
     const first = await startEmbeddedPostgres(join(dir, "pg"));
     // initdb's WebAssembly heap (~165 MB) and its first server's (~128 MB) never entered this process.

@@ -20,27 +20,14 @@ import {
   migrateJobs,
   resultsKey,
   s3ResultsStore,
-  type ValueRows,
 } from "../src/index.js";
+import { areaFields, valueByArea } from "./area-rows.js";
 import { S3Double } from "./s3-double.js";
 
 const url = process.env["DATABASE_URL"];
-const fields = [{ name: "area", type: "number" as const, required: true, feature: "Area" }];
+const fields = areaFields;
 // The results path is under test here; rows get a deterministic value (valuation itself is tested elsewhere).
-const value: ValueRows = async (_tenant, _class, rows) =>
-  rows.map((r) =>
-    Number.isFinite(Number(r["area"]))
-      ? {
-          value: Number(r["area"]) * 100,
-          low: 1,
-          high: 2,
-          coverage: 0.8,
-          confidence: 0.5,
-          modelVersion: "v1",
-          route: "champion",
-        }
-      : { error: { code: "INVALID_ARGUMENT", message: "area: not a number" } },
-  );
+const value = valueByArea;
 
 describe.skipIf(!url)(
   "large job results in S3-compatible storage (real AWS SDK against an S3 double, real Postgres)",

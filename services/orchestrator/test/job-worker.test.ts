@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPgPool, type Pool } from "@valora/kit";
 import { captureLogs, freshDatabase } from "@valora/kit/testing";
 import { JobStore, JobWorker, migrateJobs, type ValueRows } from "../src/index.js";
+import { valueByArea } from "./area-rows.js";
 
 const url = process.env["DATABASE_URL"];
 
@@ -38,19 +39,11 @@ describe.skipIf(!url)("job worker loops on real Postgres", () => {
     });
     let running = 0;
     let most = 0;
-    const value: ValueRows = async (_tenant, _class, rows) => {
+    const value: ValueRows = async (...args) => {
       most = Math.max(most, ++running);
       await new Promise((r) => setTimeout(r, 100));
       running--;
-      return rows.map((r) => ({
-        value: Number(r["area"]) * 100,
-        low: 1,
-        high: 2,
-        coverage: 0.8,
-        confidence: 0.5,
-        modelVersion: "v1",
-        route: "champion",
-      }));
+      return valueByArea(...args);
     };
     const worker = new JobWorker({ store: counted, value, logger, concurrency: 16, idleMs: 50 });
     worker.start();

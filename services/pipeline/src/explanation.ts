@@ -45,7 +45,8 @@ export function explanationByField(
     if (!source) return { feature, value: row[i]!, contribution };
     const sent = attrs[source.field];
     const category = typeof sent === "string" ? { category: sent } : {};
-    if (source.hot === undefined) return { feature, value: row[i]!, contribution, field: source.field, ...category };
+    if (source.hot === undefined)
+      return { feature, value: row[i]!, contribution, field: source.field, ...category };
     const known = typeof sent === "string" && isKnown(fields, source.field, sent);
     return { feature: source.field, value: known ? 1 : 0, contribution, field: source.field, ...category };
   };
@@ -59,4 +60,3 @@ export function explanationByField(
 
 const isKnown = (fields: InputField[], field: string, value: string): boolean =>
   Object.hasOwn(fields.find((f) => f.name === field)?.oneHot ?? {}, value);
-
