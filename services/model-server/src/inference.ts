@@ -144,7 +144,7 @@ export class InferenceService {
       // A model that cannot be explained still answers the predictions it was asked for.
       const explainable = typeof model.explainer !== "string";
       const [predictions, explained] = await Promise.all([
-        options.predict ? this.predictRows(served, rows) : undefined,
+        options.predict ? this.predictRows(served, rows, protocol) : undefined,
         explainable || !options.predict
           ? inSpan(
               "explanation",
@@ -177,8 +177,31 @@ export class InferenceService {
     }
   }
 
-  /** The model's first output for rows of its one FP32 input (what ModelInfer answers), one value a row. */
-  private async predictRows(served: ServedModel, rows: ArrayLike<number>[]): Promise<Float32Array> {
+  /**
+   * The model's first output for rows of its one FP32 input (what ModelInfer answers), one value a
+   * row. Counted and timed as an inference (`kind="infer"`): a canary's analysis judges a version
+   * on its inferences, and an explained valuation's prediction is one.
+   */
+  private async predictRows(
+    served: ServedModel,
+    rows: ArrayLike<number>[],
+    protocol: Protocol,
+  ): Promise<Float32Array> {
+    const started = process.hrtime.bigint();
+    const labels = { model: served.model.name, version: served.model.version, protocol, kind: "infer" };
+    try {
+      const predictions = await this.predictRowsUncounted(served, rows);
+      this.metrics.requests.inc({ ...labels, code: "OK" });
+      return predictions;
+    } catch (err) {
+      this.metrics.requests.inc({ ...labels, code: toValoraError(err).code });
+      throw err;
+    } finally {
+      observeWithTrace(this.metrics.latency, labels, Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  }
+
+  private async predictRowsUncounted(served: ServedModel, rows: ArrayLike<number>[]): Promise<Float32Array> {
     const [input, ...more] = served.model.inputs;
     if (!input || more.length > 0 || input.datatype !== "FP32")
       throw new ValoraError(

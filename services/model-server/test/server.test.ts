@@ -295,7 +295,16 @@ describe("model server over loopback (gRPC + REST, real onnxruntime)", () => {
     const inferred = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
     // The rows as a pipeline sends them: float32 values.
     const sent = rows.map((_, r) => ({ values: Array.from(flat.subarray(r * 6, (r + 1) * 6)) }));
+    const inferences = async () =>
+      Number(
+        /valora_model_requests_total\{model="homes",version="3",protocol="grpc",kind="infer",code="OK",service="model-server"\} (\d+)/.exec(
+          await (await fetch(`${rest}/metrics`)).text(),
+        )?.[1] ?? 0,
+      );
+    const counted = await inferences();
     const both = await explainer.explain({ modelName: "homes", rows: sent, predict: true, dense: true });
+    // The prediction is an inference, as a canary's analysis counts them.
+    expect((await inferences()) - counted).toBe(1);
     expect(both.predictions).toEqual(Array.from(inferred));
     expect(both.contributionsDense).toHaveLength(5 * 6);
     const named = await explainer.explain({ modelName: "homes", rows: sent });
