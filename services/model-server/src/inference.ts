@@ -65,29 +65,7 @@ export class InferenceService {
           );
         }
       }
-      const rows = inputs[0]?.shape[0];
-      const uniformRows = inputs.every((t) => t.shape[0] === rows);
-      const outputs = await inSpan(
-        "inference",
-        (span) => {
-          if (!(served.model.batchable && uniformRows)) return served.run(inputs);
-          // The wait for a batch is its own span, ended when the batch starts; its size goes on both.
-          const queue = span.isRecording() ? trace.getTracer("model-server").startSpan("queue") : undefined;
-          return served.batcher.submit(inputs, (b) => {
-            const attributes = { "valora.batch.rows": b.rows, "valora.batch.requests": b.requests };
-            span.setAttributes({ ...attributes, "valora.batch.queue_ms": b.queuedSeconds * 1000 });
-            queue?.setAttributes(attributes);
-            queue?.end();
-          });
-        },
-        {
-          attributes: {
-            "valora.model.name": served.model.name,
-            "valora.model.version": served.model.version,
-            "valora.rows": rows ?? 0,
-          },
-        },
-      );
+      const outputs = await this.run(served, inputs);
       this.observePredictions(served.model.name, served.model.version, outputs[0]);
       this.metrics.requests.inc({ ...labels, code: "OK" });
       return {
@@ -177,6 +155,33 @@ export class InferenceService {
     }
   }
 
+  /** Runs validated inputs through the model (batched when it can be), in an `inference` span. */
+  private run(served: ServedModel, inputs: Tensor[]): Promise<Tensor[]> {
+    const rows = inputs[0]?.shape[0];
+    const uniformRows = inputs.every((t) => t.shape[0] === rows);
+    return inSpan(
+      "inference",
+      (span) => {
+        if (!(served.model.batchable && uniformRows)) return served.run(inputs);
+        // The wait for a batch is its own span, ended when the batch starts; its size goes on both.
+        const queue = span.isRecording() ? trace.getTracer("model-server").startSpan("queue") : undefined;
+        return served.batcher.submit(inputs, (b) => {
+          const attributes = { "valora.batch.rows": b.rows, "valora.batch.requests": b.requests };
+          span.setAttributes({ ...attributes, "valora.batch.queue_ms": b.queuedSeconds * 1000 });
+          queue?.setAttributes(attributes);
+          queue?.end();
+        });
+      },
+      {
+        attributes: {
+          "valora.model.name": served.model.name,
+          "valora.model.version": served.model.version,
+          "valora.rows": rows ?? 0,
+        },
+      },
+    );
+  }
+
   /**
    * The model's first output for rows of its one FP32 input (what ModelInfer answers), one value a
    * row. Counted and timed as an inference (`kind="infer"`): a canary's analysis judges a version
@@ -222,10 +227,7 @@ export class InferenceService {
       [{ name: input.name, datatype: "FP32", shape: [BigInt(rows.length), BigInt(width)], values: data }],
       served.model.inputs,
     );
-    const outputs = await inSpan("inference", () =>
-      served.model.batchable ? served.batcher.submit(inputs) : served.run(inputs),
-    );
-    const out = outputs[0];
+    const out = (await this.run(served, inputs))[0];
     if (!out) throw new ValoraError("INTERNAL", `model ${served.model.name} returned no output`);
     this.observePredictions(served.model.name, served.model.version, out);
     const rowSize = out.shape.slice(1).reduce((a, b) => a * b, 1) || 1;

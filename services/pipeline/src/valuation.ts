@@ -247,11 +247,11 @@ export class ValuationPipeline {
             "model",
             async (): Promise<[Float32Array, (ExplanationOut | undefined)[] | undefined]> => {
               if (topK === 0) return [await client.predict(rows, width, timeoutMs), undefined];
-              // An explanation that fails (or a model server that predates the combined call) costs
-              // the answer its explanation, never its value: the prediction is asked for alone.
+              // An explanation that fails or is late (or a model server that predates the combined
+              // call) costs the answer its explanation, not its value: the prediction is asked for
+              // alone. A server that cannot be reached goes to the fallback at once.
               const r = await client.predictExplained(rows, width, timeoutMs).catch(async (err: unknown) => {
-                const code = toValoraError(err).code;
-                if (code === "UNAVAILABLE" || code === "DEADLINE_EXCEEDED") throw err;
+                if (toValoraError(err).code === "UNAVAILABLE") throw err;
                 return { predictions: await client.predict(rows, width, timeoutMs), explanations: undefined };
               });
               const told = r.explanations?.map((e, k) =>

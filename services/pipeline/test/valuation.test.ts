@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { VALUE_ONLY, createRegistry } from "@valora/kit";
+import { VALUE_ONLY, ValoraError, createRegistry } from "@valora/kit";
 import { captureLogs } from "@valora/kit/testing";
 import { metadataOf, parseModel } from "@valora/kit/onnx";
 import { ComparablesIndex, salesFromCsv } from "@valora/comparables";
@@ -19,6 +19,7 @@ import {
   type ModelClient,
   type PipelineSpec,
   type Route,
+  toValue,
   type ValuationOut,
 } from "../src/index.js";
 import { startModelServer } from "./support/model-server.js";
@@ -135,6 +136,41 @@ describe.skipIf(!existsSync(bin))("valuation pipeline against real model servers
         named!.contributions.map((x) => [x.feature, x.contribution]),
       );
     }
+  });
+
+  it("answers the value without an explanation when the explanation fails or is late, and falls back when the server is away", async () => {
+    const attrs = house(7);
+    const full = await pipeline.value(attrs, assetKey(attrs));
+    const failing = (code: "INTERNAL" | "DEADLINE_EXCEEDED" | "UNAVAILABLE") =>
+      new ValuationPipeline({
+        spec,
+        schema,
+        residualQuantiles: quantiles,
+        routes: () => [{ ...routes[0]!, weight: 100 }],
+        // The real client, whose combined call fails as a broken, slow or absent explainer's would.
+        client: (r) => ({
+          ...client(r),
+          predictExplained: () => Promise.reject(new ValoraError(code, `explain: ${code}`)),
+        }),
+        comparables: new ComparablesIndex(sales, { ...spec.comparables, mode: "geo" }),
+        logger: captureLogs().logger,
+        timeoutMs: 2000,
+      });
+    for (const code of ["INTERNAL", "DEADLINE_EXCEEDED"] as const) {
+      const v = await failing(code).value(attrs, assetKey(attrs));
+      expect(v.model.route).toBe("champion");
+      expect(v.explanation).toBeUndefined();
+      // No residual correction here (no residuals given): the model's own value, as predict answers it.
+      const [alone] = await client(routes[0]!).predict(
+        featureRow(schema, spec.input.fields, attrs),
+        schema.features.length,
+        5000,
+      );
+      expect(v.value).toBeCloseTo(toValue(schema, alone!), 6);
+    }
+    expect(full.explanation).toBeDefined();
+    const away = await failing("UNAVAILABLE").value(attrs, assetKey(attrs));
+    expect(away.model.route).toBe("fallback");
   });
 
   it("honours routing weights within statistical tolerance, sticky per asset", async () => {
