@@ -156,7 +156,11 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
       `no AssetPipelines in ${o.manifestsDir}: run make models, or set VALORA_MANIFESTS`,
     );
 
-  const embedded = o.databaseUrl ? undefined : await startEmbeddedPostgres(join(o.dataDir, "pg"));
+  const embedded = o.databaseUrl
+    ? undefined
+    : await startEmbeddedPostgres(join(o.dataDir, "pg"), (err) =>
+        log.error({ err }, "embedded PostgreSQL failed: the platform answers as in a database outage"),
+      );
   if (embedded) closers.push(["embedded-postgres", () => embedded.close()]);
   const pool = createPgPool({
     url: o.databaseUrl ?? embedded!.url,
