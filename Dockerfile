@@ -5,7 +5,7 @@ FROM node:20-bookworm-slim AS build
 WORKDIR /src
 ENV ONNXRUNTIME_NODE_INSTALL=skip
 # A C compiler for the TreeSHAP kernel (services/kit/native); only this stage has it.
-RUN apt-get update && apt-get install -y --no-install-recommends python3 make gcc libc6-dev \
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN npm ci --no-audit --no-fund && npm run build && npm prune --omit=dev --no-audit --no-fund \
