@@ -199,9 +199,10 @@ console.log(
 console.log(
   `in-process onnxruntime ceiling: ${Math.round(ceilingOne)} one-row runs/s sequentially; ${Math.round(ceilingBatch)} rows/s in 128-row batches\n`,
 );
-console.log(
-  `exact TreeSHAP in process, ms per row (${tables ? `leaf tables of ${((tables.tableSize * 4) / 1e6).toFixed(1)} MB built in ${compileMs.toFixed(0)} ms` : "recursive algorithm"}):`,
-);
+const shapMethod = tables
+  ? `leaf tables of ${((tables.tableSize * 4) / 1e6).toFixed(1)} MB built in ${compileMs.toFixed(0)} ms`
+  : "recursive algorithm";
+console.log(`exact TreeSHAP in process, ms per row (${shapMethod}):`);
 table(shapKernels);
 console.log("");
 table(results);

@@ -243,22 +243,29 @@ describe("model server over loopback (gRPC + REST, real onnxruntime)", () => {
     expect((both as ValoraError).code).toBe("INVALID_ARGUMENT");
   });
 
-  it("explains with exact TreeSHAP: base value plus contributions equals the served output to 1e-4", async () => {
-    const rnd = seededRandom(99);
-    const rows = Array.from({ length: 50 }, () =>
-      Array.from({ length: 6 }, () => (rnd() < 0.05 ? Number.NaN : rnd() * 10)),
+  /** `count` rows of the homes model's 6 features, a `nanShare` of values missing. */
+  const randomRows = (seed: number, count: number, nanShare: number): number[][] => {
+    const rnd = seededRandom(seed);
+    return Array.from({ length: count }, () =>
+      Array.from({ length: 6 }, () => (rnd() < nanShare ? Number.NaN : rnd() * 10)),
     );
+  };
+  /** The homes model's outputs for rows, from ModelInfer over gRPC with raw float32 bytes. */
+  const inferRaw = async (rows: number[][]): Promise<Float32Array> => {
     const flat = Float32Array.from(rows.flat());
-    const served = (
+    const raw = (
       await grpc.modelInfer({
         modelName: "homes",
-        inputs: [{ name: "features", datatype: "FP32", shape: [50n, 6n] }],
+        inputs: [{ name: "features", datatype: "FP32", shape: [BigInt(rows.length), 6n] }],
         rawInputContents: [new Uint8Array(flat.buffer)],
       })
     ).rawOutputContents[0]!;
-    const outputs = new Float32Array(
-      served.buffer.slice(served.byteOffset, served.byteOffset + served.byteLength),
-    );
+    return new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+  };
+
+  it("explains with exact TreeSHAP: base value plus contributions equals the served output to 1e-4", async () => {
+    const rows = randomRows(99, 50, 0.05);
+    const outputs = await inferRaw(rows);
     const res = await explainer.explain({ modelName: "homes", rows: rows.map((values) => ({ values })) });
     expect(res.explanations).toHaveLength(50);
     res.explanations.forEach((e, i) => {
@@ -280,19 +287,9 @@ describe("model server over loopback (gRPC + REST, real onnxruntime)", () => {
   });
 
   it("answers predictions and packed contributions in one call: the same as ModelInfer and the named explanation", async () => {
-    const rnd = seededRandom(7);
-    const rows = Array.from({ length: 5 }, () =>
-      Array.from({ length: 6 }, () => (rnd() < 0.1 ? Number.NaN : rnd() * 10)),
-    );
+    const rows = randomRows(7, 5, 0.1);
     const flat = Float32Array.from(rows.flat());
-    const raw = (
-      await grpc.modelInfer({
-        modelName: "homes",
-        inputs: [{ name: "features", datatype: "FP32", shape: [5n, 6n] }],
-        rawInputContents: [new Uint8Array(flat.buffer)],
-      })
-    ).rawOutputContents[0]!;
-    const inferred = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+    const inferred = await inferRaw(rows);
     // The rows as a pipeline sends them: float32 values.
     const sent = rows.map((_, r) => ({ values: Array.from(flat.subarray(r * 6, (r + 1) * 6)) }));
     const inferences = async () =>

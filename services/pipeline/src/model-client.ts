@@ -47,7 +47,6 @@ export interface ModelClient {
     width: number,
     timeoutMs: number,
   ): Promise<{ predictions: Float32Array; explanations?: DenseExplanation[] }>;
-  explain(row: Float32Array, topK: number, timeoutMs: number): Promise<ExplanationOut>;
   /** Explanations of several rows in one call. */
   explainMany(rows: Float32Array[], topK: number, timeoutMs: number): Promise<ExplanationOut[]>;
   close(): void;
@@ -147,25 +146,6 @@ export function grpcModelClient(
                 })),
               }
             : {}),
-        };
-      }),
-    explain: (row, topK, timeoutMs) =>
-      run(async () => {
-        const res = await explainer.explain(
-          { modelName: model, modelVersion: version, rows: [{ values: Array.from(row) }], topK },
-          { timeoutMs },
-        );
-        const e = res.explanations[0];
-        if (!e) throw new ValoraError("INTERNAL", `model ${model} returned no explanation`);
-        return {
-          baseValue: e.baseValue,
-          output: e.output,
-          method: e.method,
-          contributions: e.contributions.map((c) => ({
-            feature: c.feature,
-            value: c.value,
-            contribution: c.contribution,
-          })),
         };
       }),
     explainMany: (rows, topK, timeoutMs) =>
