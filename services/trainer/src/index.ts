@@ -1,4 +1,4 @@
-export { trainModel, type TrainOptions, type TrainOutput, type ModelCard } from "./train.js";
+export { defaultFolds, trainModel, type TrainOptions, type TrainOutput, type ModelCard } from "./train.js";
 export { trainGbm, DEFAULT_PARAMS, type GbmParams } from "./gbm.js";
 export {
   buildDataset,

@@ -16,6 +16,7 @@ export interface TrainOptions {
   /** Rows left out of training and scoring, by column value (recorded in the card). */
   excludeRows?: RowFilter;
   seed: number;
+  /** Cross-validation folds; defaultFolds(rows) when absent. */
   folds?: number;
   /** Share of training rows held out for early stopping. */
   validationShare?: number;
@@ -75,17 +76,27 @@ function shuffled(n: number, random: () => number): number[] {
 }
 
 /**
+ * Pure: folds for a dataset of `rows`. The intervals are calibrated on out-of-fold residuals, of
+ * models that saw (k-1)/k of the rows, while the served model sees all of them; on small data the
+ * gap is wide enough to show (cars, 515 rows: 5 folds gave held-out coverage of 82.0% for a nominal
+ * 80% over eleven splits, 10 folds 80.8%). Larger data keeps 5 folds (training time).
+ */
+export const defaultFolds = (rows: number): number => (rows < 1000 ? 10 : 5);
+
+/**
  * Trains with k-fold cross-validation for honest accuracy and calibrated residuals, then trains the
  * served model on every row with the folds' mean early-stopped round count. Deterministic per seed.
  */
 export function trainModel(options: TrainOptions): TrainOutput {
   const params: GbmParams = { ...DEFAULT_PARAMS, ...options.params };
-  const folds = options.folds ?? 5;
   const validationShare = options.validationShare ?? 0.1;
   const random = seededRandom(options.seed);
   const parsed = parseCsv(options.csv);
   const header = parsed.header;
   const records = keepRows(header, parsed.records, options.excludeRows);
+  const folds = options.folds ?? defaultFolds(records.length);
+  if (!Number.isInteger(folds) || folds < 2 || folds > records.length)
+    throw new Error(`folds must be an integer from 2 to the ${records.length} rows, not ${folds}`);
   const exclude = options.exclude;
   const full = buildDataset(header, records, options.target, exclude);
   const toModel = (v: number): number => (options.logTarget ? Math.log(v) : v);

@@ -10,6 +10,7 @@ import { locateTreeEnsemble, metadataOf, parseModel, predict } from "@valora/kit
 import {
   accuracy,
   binIndex,
+  defaultFolds,
   detectOneHotGroups,
   oneHotGroup,
   buildDataset,
@@ -115,6 +116,25 @@ describe("trainModel", () => {
       params: { maxRounds: 400 },
     });
     expect(Buffer.from(c.onnx).equals(Buffer.from(a.onnx))).toBe(false);
+  });
+
+  it("cross-validates small data on 10 folds and larger on 5; refuses a fold count it cannot use", () => {
+    expect([defaultFolds(200), defaultFolds(999), defaultFolds(1000), defaultFolds(2138)]).toEqual([
+      10, 10, 5, 5,
+    ]);
+    expect(run().card.crossValidation.folds).toBe(10);
+    for (const folds of [1, 2.5, 601])
+      expect(() =>
+        trainModel({
+          csv,
+          target: "price",
+          logTarget: true,
+          exclude: [],
+          seed: 7,
+          folds,
+          params: { maxRounds: 5 },
+        }),
+      ).toThrow(/folds must be an integer from 2 to the 600 rows/);
   });
 
   it("learns the market, and onnxruntime serves exactly what training predicted", async () => {
@@ -274,6 +294,8 @@ describe.skipIf(!built)("default models (make models)", () => {
     });
     const autos = JSON.parse(readFileSync(join(root, "models", "autos", "model-card.json"), "utf8"));
     expect(autos.crossValidation.mdape).toBeLessThanOrEqual(6.0);
+    // 644 cars: ten folds, so the out-of-fold models that calibrate the intervals are closer to the served one.
+    expect(autos.crossValidation.folds).toBe(10);
   });
 
   it("come with a ValuationModel and an AssetPipeline whose fields name their source columns", () => {
