@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -49,7 +49,6 @@ describe("the local Service proxy", () => {
         spec: { selector: { app: "m" }, ports: [{ port: 80, targetPort: 9000 }] },
       },
     ]);
-    const { readFileSync } = await import("node:fs");
     const address = (JSON.parse(readFileSync(mapFile, "utf8")) as Record<string, string>)["m.valora:80"]!;
     const [host, port] = address.split(":");
     client = connect({ host: host!, port: Number(port), noDelay: true });

@@ -140,6 +140,14 @@ describe.skipIf(!existsSync(bin))("valora render and fetch-model (built)", () =>
     );
     expect(out.status).toBe(2);
     expect(out.stderr).toContain('target column "Nope" is not in the CSV header');
+    const csv = join(root, "models", "data", "car_prices.csv");
+    const folds = spawnSync(
+      process.execPath,
+      [bin, "train", "--data", csv, "--target", "Price", "--out", "/tmp/x", "--folds", "1"],
+      { encoding: "utf8" },
+    );
+    expect(folds.status).toBe(2);
+    expect(folds.stderr).toContain("--folds 1 is not an integer of at least 2");
   });
 });
 
@@ -180,6 +188,7 @@ describe.skipIf(!existsSync(bin))("valora train --help", () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain("usage: valora train --data FILE.csv --target COLUMN --out DIR");
     expect(r.stdout).toContain("--max-rounds");
+    expect(r.stdout).toContain("[--folds K]");
     expect(r.stdout).toContain("example:");
   });
 

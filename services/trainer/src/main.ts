@@ -18,11 +18,12 @@ const USAGE = `usage: valora train --data FILE.csv --target COLUMN --out DIR [--
                       .map(([k, v]) => `--${kebab(k)} ${v}`)
                       .join(" ")}`;
 
-const EXAMPLE = `Trains gradient-boosted trees on a CSV into ONNX with a model card (cross-validated accuracy
-and residual quantiles for intervals: 10 folds under 1,000 rows, else 5); with --emit-manifests, also a ValuationModel and an
-AssetPipeline for the asset class. Each field gets its validity (breaking it is a 400) and its
-training domain (outside it, a valuation with a warning); groups of 0/1 columns with one 1 per
-row become one categorical field (detected, or named with --one-hot make=Buick,Cadillac,...).
+const EXAMPLE = `Trains gradient-boosted trees on a CSV into ONNX with a model card (cross-validated
+accuracy and residual quantiles for intervals: 10 folds under 1,000 rows, else 5); with
+--emit-manifests, also a ValuationModel and an AssetPipeline for the asset class. Each field gets
+its validity (breaking it is a 400) and its training domain (outside it, a valuation with a
+warning); groups of 0/1 columns with one 1 per row become one categorical field (detected, or
+named with --one-hot make=Buick,Cadillac,...).
 
 example:
   valora train --data models/data/car_prices.csv --target Price --log-target --seed 42 \\
