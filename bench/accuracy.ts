@@ -81,6 +81,8 @@ const cases: Case[] = [
 ];
 
 const pct = (x: number) => `${x.toFixed(1)}%`;
+/** Whether an interval holds the price an asset sold for. */
+const holds = (price: number, iv: { low: number; high: number }) => price >= iv.low && price <= iv.high;
 /** Further splits (seeds 1..N) whose served figures are pooled with the project's split. */
 const furtherSplits = Number(process.env["BENCH_SPLITS"] ?? 10);
 
@@ -153,8 +155,7 @@ function evaluate(c: Case, text: string, seed: number, strength: number) {
   const covered = (ivs: { low: number; high: number }[], rows: number[]) =>
     rows.length === 0
       ? Number.NaN
-      : (100 * rows.filter((i) => actual[i]! >= ivs[i]!.low && actual[i]! <= ivs[i]!.high).length) /
-        rows.length;
+      : (100 * rows.filter((i) => holds(actual[i]!, ivs[i]!)).length) / rows.length;
   return {
     split,
     out,
@@ -194,7 +195,7 @@ for (const c of cases) {
     const a = accuracy(actual, pred);
     // Held-out subjects' intervals are widened for their warnings; the last line's (other rows) are not.
     const ivs = e.intervals(pred, actual === e.actual);
-    const hits = pred.filter((_, i) => actual[i]! >= ivs[i]!.low && actual[i]! <= ivs[i]!.high).length;
+    const hits = pred.filter((_, i) => holds(actual[i]!, ivs[i]!)).length;
     const cov = withInterval
       ? `  ${Math.round(e.coverage * 100)}% interval covers ${pct((100 * hits) / pred.length)}`
       : "";
@@ -240,35 +241,31 @@ for (const c of cases) {
   );
   // The served figures pooled over this split and further ones: one split's few hundred assets cannot
   // settle a point of PPE10 or coverage (standard errors of 2–3.5 points), thousands can.
-  const pooled = {
-    actual: [...e.actual],
-    served: [...served],
-    hit: e.actual.map((a, i) => a >= ivs[i]!.low && a <= ivs[i]!.high),
-  };
-  const perSplit = [{ cover: e.covered(ivs, every), ppe10: accuracy(e.actual, served).ppe10 }];
+  const figures = (actual: number[], values: number[], iv: { low: number; high: number }[]) => ({
+    actual,
+    values,
+    hit: actual.map((price, i) => holds(price, iv[i]!)),
+  });
+  const splits = [figures(e.actual, served, ivs)];
   for (let seed = 1; seed <= furtherSplits; seed++) {
     const s = evaluate(c, text, seed, manifestBlend);
     const v = s.blended(manifestBlend);
-    const iv = s.intervals(v, true);
-    pooled.actual.push(...s.actual);
-    pooled.served.push(...v);
-    pooled.hit.push(...s.actual.map((a, i) => a >= iv[i]!.low && a <= iv[i]!.high));
-    perSplit.push({
-      cover: s.covered(
-        iv,
-        s.subjects.map((_, i) => i),
-      ),
-      ppe10: accuracy(s.actual, v).ppe10,
-    });
+    splits.push(figures(s.actual, v, s.intervals(v, true)));
   }
   if (furtherSplits > 0) {
-    const a = accuracy(pooled.actual, pooled.served);
+    const share = (hit: boolean[]) => (100 * hit.filter(Boolean).length) / hit.length;
+    const a = accuracy(
+      splits.flatMap((s) => s.actual),
+      splits.flatMap((s) => s.values),
+    );
     const range = (xs: number[]) => `${pct(Math.min(...xs))}–${pct(Math.max(...xs))}`;
+    const ppe10 = splits.map((s) => accuracy(s.actual, s.values).ppe10);
+    const n = splits.reduce((t, s) => t + s.actual.length, 0);
     console.log(
-      `  served, ${perSplit.length} splits pooled (n ${pooled.actual.length})`.padEnd(42) +
+      `  served, ${splits.length} splits pooled (n ${n})`.padEnd(42) +
         ` MdAPE ${a.mdape.toFixed(2)}%  PPE10 ${a.ppe10.toFixed(1)}%  PPE20 ${a.ppe20.toFixed(1)}%` +
-        `  80% interval covers ${pct((100 * pooled.hit.filter(Boolean).length) / pooled.hit.length)}` +
-        `  (per split: PPE10 ${range(perSplit.map((p) => p.ppe10))}, coverage ${range(perSplit.map((p) => p.cover))})`,
+        `  80% interval covers ${pct(share(splits.flatMap((s) => s.hit)))}` +
+        `  (per split: PPE10 ${range(ppe10)}, coverage ${range(splits.map((s) => share(s.hit)))})`,
     );
   }
   if (left) {
