@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { quantilesFor, residualBands, seededRandom, type ResidualBands } from "@valora/kit";
+import { ValoraError, quantilesFor, residualBands, seededRandom, type ResidualBands } from "@valora/kit";
 import { buildEnsembleModel, predict, serializeModel, META, type TreeEnsemble } from "@valora/kit/onnx";
 import { binMatrix } from "./binning.js";
 import { buildDataset, encodeRows, keepRows, parseCsv, type ColumnSpec, type RowFilter } from "./dataset.js";
@@ -96,7 +96,11 @@ export function trainModel(options: TrainOptions): TrainOutput {
   const records = keepRows(header, parsed.records, options.excludeRows);
   const folds = options.folds ?? defaultFolds(records.length);
   if (!Number.isInteger(folds) || folds < 2 || folds > records.length)
-    throw new Error(`folds must be an integer from 2 to the ${records.length} rows, not ${folds}`);
+    throw new ValoraError(
+      "INVALID_ARGUMENT",
+      `folds must be an integer from 2 to the ${records.length} rows, not ${folds}`,
+      { details: [{ field: "folds", description: `an integer from 2 to ${records.length}` }] },
+    );
   const exclude = options.exclude;
   const full = buildDataset(header, records, options.target, exclude);
   const toModel = (v: number): number => (options.logTarget ? Math.log(v) : v);
