@@ -10,6 +10,9 @@
  * interleaved run by run, so a change is judged side by side. BENCH_PATHS (e.g. "explained,cached":
  * the paths whose names start so), BENCH_REPEAT (runs of each, default 1), BENCH_CONCURRENCY (default 32),
  * BENCH_SECONDS (8), BENCH_DATABASE_URL / BENCH_REDIS_URL (embedded defaults otherwise).
+ * Beside them, for the value-only path, "floor": bench/transport-chain.ts, the same three hops (REST,
+ * gRPC Run, gRPC ModelInfer) in three processes with the same libraries and messages and no Valora
+ * code — what no valuation path built on them can undercut; BENCH_FLOOR=0 leaves it out.
  * BENCH_TRACING=0 skips the last part: the same at 100% sampling, exported over OTLP to a
  * collector on loopback in a process of its own. Prints figures; asserts nothing.
  */
@@ -87,6 +90,23 @@ async function startPlatform(
   const url = `${rest}/v1/valuations`;
   wrk(url, bodies({}).slice(0, 50), 4, 2, 1, headers); // warm-up
   return { label, child, url, dataDir, readyMs, pssIdle, pssPeak: new Map(pssIdle) } satisfies Platform;
+}
+
+/** The transport floor (bench/transport-chain.ts): three processes, constant answers, no Valora code. */
+async function startFloor(port: number): Promise<Platform> {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", "--conditions=source", "bench/transport-chain.ts", "platform", String(port)],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const line = await new Promise<string>((resolve) =>
+    createInterface({ input: child.stdout }).once("line", resolve),
+  );
+  const url = `${(JSON.parse(line) as { rest: string }).rest}/v1/valuations`;
+  const dataDir = mkdtempSync(join(tmpdir(), "valora-bench-floor-"));
+  wrk(url, bodies({ include: [] }).slice(0, 50), 4, 2, 1, headers); // warm-up
+  const pss = pssByRole(child.pid!);
+  return { label: "floor", child, url, dataDir, readyMs: 0, pssIdle: pss, pssPeak: new Map(pss) };
 }
 
 async function stopPlatform(p: Platform): Promise<void> {
@@ -176,14 +196,19 @@ const base = ref ? baseline(ref) : undefined;
 
 const platforms: Platform[] = [await startPlatform("this", 18080, process.cwd())];
 if (base) platforms.push(await startPlatform(base.sha.slice(0, 8), 18081, base.dir));
+const floor =
+  process.env["BENCH_FLOOR"] !== "0" && PATHS.some(([path]) => path === "value only, uncached")
+    ? await startFloor(18090)
+    : undefined;
 const results: Record<string, string | number>[] = [];
 const repeat = Number(process.env["BENCH_REPEAT"] ?? 1);
 for (const [path, body] of PATHS)
   for (const c of concurrencies)
-    for (let i = 0; i < repeat; i++)
+    for (let i = 0; i < repeat; i++) {
       // Interleaved: each run goes to every build before the next starts; the order alternates.
-      for (const p of i % 2 === 0 ? platforms : [...platforms].reverse())
-        results.push(measure(p, path, body, c));
+      const runs = floor && path === "value only, uncached" ? [...platforms, floor] : platforms;
+      for (const p of i % 2 === 0 ? runs : [...runs].reverse()) results.push(measure(p, path, body, c));
+    }
 console.log(
   `\nFull REST valuation path (valora up, ${mode}), ${seconds} s per run, wrk on the same 2 cores;`,
 );
@@ -193,7 +218,11 @@ for (const p of platforms)
   console.log(
     `\n${p.label}: ready in ${(p.readyMs / 1000).toFixed(1)} s; PSS MB 20 s after ready, idle: ${mb(p.pssIdle)}; peak: ${mb(p.pssPeak)}`,
   );
-for (const p of platforms) await stopPlatform(p);
+if (floor)
+  console.log(
+    "floor: the value-only path's three hops (REST, gRPC Run, gRPC ModelInfer) in three processes with Valora's libraries and messages, constant answers, no Valora code (bench/transport-chain.ts)",
+  );
+for (const p of floor ? [...platforms, floor] : platforms) await stopPlatform(p);
 
 if (process.env["BENCH_TRACING"] !== "0") {
   const sink = await startSink();

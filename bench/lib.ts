@@ -214,9 +214,10 @@ export function roleOf(pid: number, root: number): "platform" | "pipelines" | "m
   } catch {
     return "other";
   }
-  return cmd.includes("serve pipeline")
+  // bench/transport-chain.ts's processes stand in for the same roles.
+  return /serve pipeline|transport-chain\.ts pipeline/.test(cmd)
     ? "pipelines"
-    : cmd.includes("serve model-server")
+    : /serve model-server|transport-chain\.ts model-server/.test(cmd)
       ? "model servers"
       : "other";
 }
