@@ -10,9 +10,10 @@
  * interleaved run by run, so a change is judged side by side. BENCH_PATHS (e.g. "explained,cached":
  * the paths whose names start so), BENCH_REPEAT (runs of each, default 1), BENCH_CONCURRENCY (default 32),
  * BENCH_SECONDS (8), BENCH_DATABASE_URL / BENCH_REDIS_URL (embedded defaults otherwise).
- * Beside them, for the value-only path, "floor": bench/transport-chain.ts, the same three hops (REST,
- * gRPC Run, gRPC ModelInfer) in three processes with the same libraries and messages and no Valora
- * code — what no valuation path built on them can undercut; BENCH_FLOOR=0 leaves it out.
+ * Beside them, for the value-only and cached paths, "floor": bench/transport-chain.ts, the same hops
+ * (REST, gRPC Run, gRPC ModelInfer; REST alone for cached) in three processes with the same libraries
+ * and messages and no Valora code — what no path built on them can undercut; BENCH_FLOOR=0 leaves it
+ * out. Each run is preceded by BENCH_WARMUP_SECONDS (3) of the same load, unmeasured.
  * BENCH_TRACING=0 skips the last part: the same at 100% sampling, exported over OTLP to a
  * collector on loopback in a process of its own. Prints figures; asserts nothing.
  */
@@ -28,6 +29,7 @@ import { amesHouse, cpuByRole, cpuMs, pssByRole, requireTool, startService, tabl
 const BENCH_KEY = "vk_benchbench_benchmarkbenchmarkbenchmarkbench";
 requireTool("wrk", "wrk");
 const seconds = Number(process.env["BENCH_SECONDS"] ?? 8);
+const warmup = Number(process.env["BENCH_WARMUP_SECONDS"] ?? 3);
 const concurrencies = (process.env["BENCH_CONCURRENCY"] ?? "32").split(",").map(Number);
 const headers = { Authorization: `Bearer ${BENCH_KEY}` };
 const ROLES = ["platform", "pipelines", "model servers"] as const;
@@ -122,6 +124,8 @@ function measure(
   body: string | string[],
   c: number,
 ): Record<string, string | number> {
+  // The same path at the same concurrency first, unmeasured, so the run sees compiled code, not the JIT at work.
+  if (warmup > 0) wrk(p.url, body, c, warmup, 1, headers);
   const before = cpuByRole(p.child.pid!);
   const wrkBefore = cpuMs("self-children");
   const r = wrk(p.url, body, c, seconds, 1, headers);
@@ -197,7 +201,7 @@ const base = ref ? baseline(ref) : undefined;
 const platforms: Platform[] = [await startPlatform("this", 18080, process.cwd())];
 if (base) platforms.push(await startPlatform(base.sha.slice(0, 8), 18081, base.dir));
 const floor =
-  process.env["BENCH_FLOOR"] !== "0" && PATHS.some(([path]) => path === "value only, uncached")
+  process.env["BENCH_FLOOR"] !== "0" && PATHS.some(([path]) => path !== "explained, uncached")
     ? await startFloor(18090)
     : undefined;
 const results: Record<string, string | number>[] = [];
@@ -206,7 +210,7 @@ for (const [path, body] of PATHS)
   for (const c of concurrencies)
     for (let i = 0; i < repeat; i++) {
       // Interleaved: each run goes to every build before the next starts; the order alternates.
-      const runs = floor && path === "value only, uncached" ? [...platforms, floor] : platforms;
+      const runs = floor && path !== "explained, uncached" ? [...platforms, floor] : platforms;
       for (const p of i % 2 === 0 ? runs : [...runs].reverse()) results.push(measure(p, path, body, c));
     }
 console.log(
@@ -220,7 +224,7 @@ for (const p of platforms)
   );
 if (floor)
   console.log(
-    "floor: the value-only path's three hops (REST, gRPC Run, gRPC ModelInfer) in three processes with Valora's libraries and messages, constant answers, no Valora code (bench/transport-chain.ts)",
+    "floor: the path's hops (value only: REST, gRPC Run, gRPC ModelInfer; cached: REST) in processes of their own with Valora's libraries and messages, constant answers, no Valora code (bench/transport-chain.ts)",
   );
 for (const p of floor ? [...platforms, floor] : platforms) await stopPlatform(p);
 

@@ -4,7 +4,8 @@
  * with the product's libraries (fastify, grpc-js, protobuf-es) and its own messages, and no Valora
  * code: each process decodes what it receives, the next hop's request is a constant, and the last
  * answers a constant. What this chain costs, no valuation path can cost less; bench:gateway runs it
- * beside the platform. The service map is the argv: `transport-chain platform PORT` starts the other
+ * beside the platform. A request without skipCache is answered by the REST process alone, the floor
+ * of the cached path. The service map is the argv: `transport-chain platform PORT` starts the other
  * two as its children ("chain pipeline", "chain model-server", the roles bench/lib.ts counts CPU by).
  */
 import { spawn } from "node:child_process";
@@ -121,8 +122,11 @@ if (role === "model-server") {
   });
   await Promise.all(children.map((c) => new Promise((resolve) => c.stdout.once("data", resolve))));
   const app = Fastify();
+  // A request without skipCache stands for the cached path: the answer is the REST process's alone.
+  const cached = { data: { value: 181_000, currency: "USD", interval: { low: 162_000, high: 199_000 } } };
   app.post("/v1/valuations", async (req) => {
-    const body = req.body as { assetClass: string; attributes: Record<string, never> };
+    const body = req.body as { assetClass: string; attributes: Record<string, never>; skipCache?: boolean };
+    if (!body.skipCache) return cached;
     const res = await pipeline(
       create(RunRequestSchema, {
         assetClass: body.assetClass,
