@@ -7,9 +7,11 @@
  * the proportional memory (PSS) per process idle and at peak.
  *
  * BENCH_BASELINE=<git ref> builds that commit in a temporary worktree and runs it beside this one,
- * interleaved run by run, so a change is judged side by side. BENCH_PATHS (e.g. "explained,cached":
- * the paths whose names start so), BENCH_REPEAT (runs of each, default 1), BENCH_CONCURRENCY (default 32),
- * BENCH_SECONDS (8), BENCH_DATABASE_URL / BENCH_REDIS_URL (embedded defaults otherwise).
+ * interleaved run by run, so a change is judged side by side; BENCH_VARIANT="NAME=value,..." does
+ * the same for this build run a second time with those environment variables (a setting judged side
+ * by side). BENCH_PATHS (e.g. "explained,cached": the paths whose names start so), BENCH_REPEAT (runs
+ * of each, default 1), BENCH_CONCURRENCY (default 32), BENCH_SECONDS (8), BENCH_DATABASE_URL /
+ * BENCH_REDIS_URL (embedded defaults otherwise).
  * Beside them, for the value-only and cached paths, "floor": bench/transport-chain.ts, the same hops
  * (REST, gRPC Run, gRPC ModelInfer; REST alone for cached) in three processes with the same libraries
  * and messages and no Valora code — what no path built on them can undercut; BENCH_FLOOR=0 leaves it
@@ -198,8 +200,25 @@ const mode = `${cacheMode}, ${databaseMode}`;
 const ref = process.env["BENCH_BASELINE"];
 const base = ref ? baseline(ref) : undefined;
 
+// BENCH_VARIANT="NAME=value,..." runs this build a second time with those variables set, beside the first.
+const variant = process.env["BENCH_VARIANT"]
+  ? Object.fromEntries(
+      process.env["BENCH_VARIANT"].split(",").map((kv) => kv.split("=", 2) as [string, string]),
+    )
+  : undefined;
 const platforms: Platform[] = [await startPlatform("this", 18080, process.cwd())];
 if (base) platforms.push(await startPlatform(base.sha.slice(0, 8), 18081, base.dir));
+if (variant)
+  platforms.push(
+    await startPlatform(
+      Object.entries(variant)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(" "),
+      18082,
+      process.cwd(),
+      variant,
+    ),
+  );
 const floor =
   process.env["BENCH_FLOOR"] !== "0" && PATHS.some(([path]) => path !== "explained, uncached")
     ? await startFloor(18090)

@@ -37,6 +37,8 @@ import {
   migrateJobs,
   pipelineAddress,
   pipelineDispatch,
+  coalescing,
+  type CoalesceOptions,
   registryHooks,
   valuationService,
   valuationUsage,
@@ -92,6 +94,8 @@ export interface PlatformOptions {
   bootstrapApiKey?: string;
   /** Large jobs' results in S3-compatible storage (JOB_RESULTS_S3_*); Postgres only when absent. */
   jobResults?: { objects: ResultsObjectStore; minRows: number; prefix: string };
+  /** Concurrent valuations sharing pipeline calls (PIPELINE_MAX_CALLS_IN_FLIGHT, PIPELINE_MAX_ITEMS_PER_CALL). */
+  pipelineCalls?: CoalesceOptions;
   /** Bulk-job chunks in flight (VALORA_JOB_WORKERS, default 16). */
   jobWorkers?: number;
   /** How often due tenant erasures are purged (default a minute). */
@@ -338,7 +342,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     assetClasses: () => [...catalog.keys()],
     cache: redis ? new RedisCache(redis) : new MemoryCache(),
     registry: base.registry,
-    dispatch: pipelines.dispatch,
+    dispatch: coalescing(pipelines.dispatch, o.pipelineCalls ?? { maxInFlight: 2, maxItems: 64 }),
     usage: valuationUsage(recorder),
     ...registryHooks(ingestClient, log),
   });

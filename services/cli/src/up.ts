@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { createServiceBase, loadConfig } from "@valora/kit";
-import { JobResultsEnv, jobResultsFrom } from "@valora/orchestrator";
+import { JobResultsEnv, PipelineCallsEnv, coalesceOptionsFrom, jobResultsFrom } from "@valora/orchestrator";
 import { consoleOptions, oidcOptions } from "@valora/gateway";
 import { startPlatform } from "./platform.js";
 import { forPeople, readyBox, terminalLogger } from "./terminal.js";
@@ -28,7 +28,9 @@ export async function up(o: UpOptions, env: Record<string, string | undefined> =
   base.shutdown.installSignalHandlers();
   const jobResults = jobResultsFrom(loadConfig(JobResultsEnv, env));
   const oidc = oidcOptions(env);
+  const pipelineCalls = coalesceOptionsFrom(loadConfig(PipelineCallsEnv, env));
   const p = await startPlatform(base, {
+    pipelineCalls,
     ...(jobResults ? { jobResults } : {}),
     ...(terminal ? { podOutput: terminal.podOutput } : {}),
     ...o,

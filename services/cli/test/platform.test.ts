@@ -89,6 +89,52 @@ describe.skipIf(!existsSync(bin))(
       expect(body.data.comparables.some((c) => Math.abs(c.adjustedPrice - c.price) > 1)).toBe(true);
     });
 
+    it("gives concurrent valuations sharing pipeline calls each its own answer", async () => {
+      const house = (area: number) => ({
+        gr_liv_area: area,
+        lot_area: 9000,
+        total_bsmt_sf: 1000,
+        year_built: 1975,
+        overall_cond: "Average",
+        latitude: 42.03,
+        longitude: -93.64,
+        neighborhood: "North_Ames",
+        garage_cars: 2,
+        first_flr_sf: area,
+      });
+      const value = async (area: number) => {
+        const res = await fetch(`${banner.rest}/v1/valuations`, {
+          method: "POST",
+          headers: auth(),
+          body: JSON.stringify({
+            assetClass: "real-estate",
+            attributes: house(area),
+            skipCache: true,
+            include: [],
+          }),
+        });
+        const body = (await res.json()) as { data: { value: number }; error: unknown };
+        expect(res.status, JSON.stringify(body.error)).toBe(200);
+        return body.data.value;
+      };
+      const runCalls = async () => {
+        const text = await (await fetch(`${banner.rest}/metrics`)).text();
+        const m = /^grpc_client_handled_total\{[^}]*grpc_method="Run"[^}]*grpc_code="OK"[^}]*\} (\d+)/m.exec(
+          text,
+        );
+        return Number(m?.[1] ?? 0);
+      };
+      const areas = Array.from({ length: 24 }, (_, i) => 900 + 60 * i);
+      const alone: number[] = [];
+      for (const a of areas) alone.push(await value(a));
+      expect(new Set(alone).size).toBe(areas.length);
+      const before = await runCalls();
+      const together = await Promise.all(areas.map(value));
+      // Fewer PipelineService/Run calls than valuations, and every request still gets its own house's value.
+      expect(await runCalls()).toBeLessThan(before + areas.length);
+      expect(together).toEqual(alone);
+    });
+
     it("values a car over gRPC at the edge with the same key, and refuses calls without one", async () => {
       const client = createClient(ValuationService, banner.grpc, { timeoutMs: 10_000 });
       try {

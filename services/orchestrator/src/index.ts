@@ -5,4 +5,5 @@ export * from "./jobs/index.js";
 export * from "./usage.js";
 export * from "./kube-catalog.js";
 export * from "./pipeline-dispatch.js";
+export * from "./coalesce.js";
 export * from "./registry-hooks.js";

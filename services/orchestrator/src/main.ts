@@ -34,11 +34,12 @@ import {
   type ValuationModelObject,
 } from "./kube-catalog.js";
 import { pipelineDispatch } from "./pipeline-dispatch.js";
+import { PipelineCallsEnv, coalesceOptionsFrom, coalescing } from "./coalesce.js";
 import { registryHooks } from "./registry-hooks.js";
 import { valuationService } from "./service.js";
 import { jobRowUsage, valuationUsage } from "./usage.js";
 
-export const OrchestratorEnv = JobResultsEnv.extend({
+export const OrchestratorEnv = JobResultsEnv.extend(PipelineCallsEnv.shape).extend({
   GRPC_PORT: vars.port(9090),
   METRICS_PORT: vars.port(9464),
   HOST: vars.host("0.0.0.0"),
@@ -100,7 +101,8 @@ export async function main(env: Record<string, string | undefined> = process.env
     timeoutMs: c.PIPELINE_TIMEOUT_MS,
     registry: base.registry,
   });
-  const dispatch = pipelines.dispatch;
+  // Concurrent valuations share pipeline calls (PIPELINE_MAX_CALLS_IN_FLIGHT, PIPELINE_MAX_ITEMS_PER_CALL).
+  const dispatch = coalescing(pipelines.dispatch, coalesceOptionsFrom(c));
 
   const redis = c.REDIS_URL ? createRedis({ url: c.REDIS_URL, logger: log }) : undefined;
   if (redis) base.health.addDependency("redis", () => redisReady(redis));
