@@ -88,6 +88,14 @@ describe.skipIf(!existsSync(bin))("traces of valuations exported over OTLP (valo
       "valora.asset_class": "real-estate",
     });
     expect(byId.get(orchestrator.parentSpanId)).toMatchObject({ kind: 3, name: orchestrator.name });
+    // Alone, the valuation led its own pipeline call: no wait for one, and the call is in this trace.
+    const queue = one("pipeline.queue");
+    childOf(queue, orchestrator);
+    expect(queue.attributes).toMatchObject({
+      "valora.pipeline.call.requests": 1,
+      "valora.pipeline.call.items": 1,
+      "valora.pipeline.call.leader": true,
+    });
 
     // The pipeline pod: its server span, comparables, the routing decision, the model call.
     const pipelineServer = spans.find((s) => s.kind === 2 && s.service.startsWith("pipeline-"))!;
