@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { DegradedLog } from "./degraded.js";
 import { unavailableReason } from "./errors.js";
@@ -40,6 +41,31 @@ export function createPgPool(options: PgOptions): pg.Pool {
 
 /** Whether `err` means Postgres could not be reached (as opposed to a query it refused). */
 export const isDatabaseUnavailable = (err: unknown): boolean => unavailableReason(err) !== undefined;
+
+/**
+ * A hot statement Postgres parses and plans once per connection instead of on every call (a named
+ * prepared statement; pg sends only Bind and Execute once the connection has it). The name is
+ * unique per connection: the embedded PGlite serves every connection from one session, where a
+ * second or reconnected client preparing a name the session already holds would be refused.
+ * Behind PgBouncer in transaction mode this needs `max_prepared_statements` (PgBouncer ≥ 1.21).
+ */
+export function preparedStatement(pool: pg.Pool, text: string) {
+  const names = new WeakMap<pg.PoolClient, string>();
+  return async <R extends pg.QueryResultRow>(values: unknown[]): Promise<pg.QueryResult<R>> => {
+    const client = await pool.connect();
+    let name = names.get(client);
+    if (!name) names.set(client, (name = `valora_${randomUUID().replaceAll("-", "")}`));
+    try {
+      const result = await client.query<R>({ name, text, values });
+      client.release();
+      return result;
+    } catch (err) {
+      // A connection that broke is closed, not pooled; a statement Postgres refused leaves it usable.
+      client.release(isDatabaseUnavailable(err) ? (err as Error) : undefined);
+      throw err;
+    }
+  };
+}
 
 /** Runs fn in a transaction on one client: COMMIT when it resolves, ROLLBACK when it throws. */
 export async function withTransaction<T>(
