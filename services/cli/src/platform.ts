@@ -38,6 +38,7 @@ import {
   pipelineAddress,
   pipelineDispatch,
   coalescing,
+  PIPELINE_CALLS,
   type CoalesceOptions,
   registryHooks,
   valuationService,
@@ -342,7 +343,7 @@ export async function startPlatform(base: ServiceBase, o: PlatformOptions): Prom
     assetClasses: () => [...catalog.keys()],
     cache: redis ? new RedisCache(redis) : new MemoryCache(),
     registry: base.registry,
-    dispatch: coalescing(pipelines.dispatch, o.pipelineCalls ?? { maxInFlight: 2, maxItems: 64 }),
+    dispatch: coalescing(pipelines.dispatch, o.pipelineCalls ?? PIPELINE_CALLS),
     usage: valuationUsage(recorder),
     ...registryHooks(ingestClient, log),
   });

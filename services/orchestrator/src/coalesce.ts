@@ -5,10 +5,12 @@ import { partsSuffix, tracingOn, vars } from "@valora/kit";
 import type { Dispatch } from "./service.js";
 
 /** The orchestrator's (and `valora up`'s) settings for coalescing pipeline calls. */
+export const PIPELINE_CALLS: CoalesceOptions = Object.freeze({ maxInFlight: 2, maxItems: 64 });
+
 export const PipelineCallsEnv = z.object({
   /** Pipeline calls in flight per asset class and answer shape; 0 sends every request on its own. */
-  PIPELINE_MAX_CALLS_IN_FLIGHT: vars.int(2, 0),
-  PIPELINE_MAX_ITEMS_PER_CALL: vars.int(64, 1),
+  PIPELINE_MAX_CALLS_IN_FLIGHT: vars.int(PIPELINE_CALLS.maxInFlight, 0),
+  PIPELINE_MAX_ITEMS_PER_CALL: vars.int(PIPELINE_CALLS.maxItems, 1),
 });
 
 export const coalesceOptionsFrom = (c: z.infer<typeof PipelineCallsEnv>): CoalesceOptions => ({
@@ -84,7 +86,8 @@ function started(members: Member[], items: number): void {
  * calls are out, requests queue and the next call takes them all (up to `maxItems`). One round
  * trip, one Run and one ModelInfer then carry several valuations: the per-hop gRPC work that
  * dominates an uncached valuation (see bench:gateway's floor) is paid once for them. Items fail
- * one by one as before; a failed call fails every request it carried.
+ * one by one as before; a failed call fails every request it carried. Bulk jobs' chunks are
+ * batches already and go straight through: they neither wait for nor hold up interactive requests.
  */
 export function coalescing(dispatch: Dispatch, o: CoalesceOptions): Dispatch {
   if (o.maxInFlight <= 0) return dispatch;
@@ -126,6 +129,7 @@ export function coalescing(dispatch: Dispatch, o: CoalesceOptions): Dispatch {
     }
   };
   return (assetClass, items, options) => {
+    if (options?.bulk) return dispatch(assetClass, items, options);
     const key = `${assetClass}\u0000${options?.parts ? partsSuffix(options.parts) : ""}`;
     let lane = lanes.get(key);
     if (!lane) {

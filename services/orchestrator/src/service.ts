@@ -69,7 +69,8 @@ type ResultInit = MessageInitShape<typeof ValuationResultSchema>;
 export type Dispatch = (
   assetClass: string,
   items: { assetKey: string; attributes: Normalised }[],
-  options?: { parts?: ValuationParts },
+  /** bulk: a bulk job's chunk, a batch already (never queued behind or with interactive requests). */
+  options?: { parts?: ValuationParts; bulk?: boolean },
 ) => Promise<
   {
     index: number;
@@ -238,7 +239,9 @@ export function valuationService(d: OrchestratorDeps): ServiceRegistration {
       const answers = await d.dispatch(
         assetClass,
         pending.map((p) => ({ assetKey: p.assetKey, attributes: p.attributes })),
-        isFull(parts) ? undefined : { parts },
+        isFull(parts) && meter
+          ? undefined
+          : { ...(isFull(parts) ? {} : { parts }), ...(meter ? {} : { bulk: true }) },
       );
       const ms = performance.now() - started;
       for (const a of answers) {

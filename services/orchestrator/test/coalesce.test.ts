@@ -156,6 +156,23 @@ describe("coalescing pipeline calls", () => {
     expect(seen).toEqual(["r1", "r2"]);
   });
 
+  it("sends bulk jobs' chunks straight through: they neither queue behind nor hold up interactive requests", async () => {
+    const p = pipeline();
+    const coalesced = coalescing(p.dispatch, { maxInFlight: 1, maxItems: 64 });
+    const chunks = [1, 2, 3].map((n) =>
+      coalesced("real-estate", items(`job${n}`), { parts: VALUE_ONLY, bulk: true }),
+    );
+    const interactive = coalesced("real-estate", items("a"), { parts: VALUE_ONLY });
+    expect(p.calls.map((c) => c.items[0]!.assetKey)).toEqual(["job1", "job2", "job3", "a"]);
+    for (const c of p.calls) c.answer();
+    expect((await Promise.all([...chunks, interactive])).map(keys)).toEqual([
+      ["0:job1"],
+      ["0:job2"],
+      ["0:job3"],
+      ["0:a"],
+    ]);
+  });
+
   it("is the dispatch itself with no calls in flight allowed", () => {
     const p = pipeline();
     expect(coalescing(p.dispatch, { maxInFlight: 0, maxItems: 64 })).toBe(p.dispatch);

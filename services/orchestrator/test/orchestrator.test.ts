@@ -33,6 +33,7 @@ import {
   RedisCache,
   pipelineDispatch,
   valuationService,
+  type Dispatch,
   type ValuationCache,
 } from "../src/index.js";
 
@@ -68,6 +69,7 @@ function suite(name: string, grpcPort: number, makeCache: () => ValuationCache) 
     let pipelineServer: GrpcServer;
     let orchestrator: GrpcServer;
     let client: Client<typeof ValuationService>;
+    const dispatched: (Parameters<Dispatch>[2] | undefined)[] = [];
     const { logger } = captureLogs("orchestrator");
     const base = () => ({
       logger,
@@ -142,7 +144,10 @@ function suite(name: string, grpcPort: number, makeCache: () => ValuationCache) 
                   }
                 : undefined,
             assetClasses: () => ["real-estate"],
-            dispatch: pipelines.dispatch,
+            dispatch: (assetClass, items, options) => {
+              dispatched.push(options);
+              return pipelines.dispatch(assetClass, items, options);
+            },
             cache: makeCache(),
           }),
         ],
@@ -156,6 +161,19 @@ function suite(name: string, grpcPort: number, makeCache: () => ValuationCache) 
       await orchestrator?.shutdown(1000);
       await pipelineServer?.shutdown(1000);
       modelServer?.kill("SIGTERM");
+    });
+
+    it("marks bulk jobs' calls as bulk for the dispatch (they bypass request coalescing)", async () => {
+      dispatched.length = 0;
+      await client.value({ assetClass: "real-estate", attributes: house(7), skipCache: true });
+      await client.value(
+        { assetClass: "real-estate", attributes: house(7), skipCache: true, include: { explanation: false } },
+        { metadata: { "x-valora-usage": "job" } },
+      );
+      expect(dispatched).toEqual([
+        undefined,
+        { parts: { explanation: false, comparables: false }, bulk: true },
+      ]);
     });
 
     it("values a house end to end over gRPC, then answers the same request from the cache", async () => {
