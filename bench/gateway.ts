@@ -201,24 +201,14 @@ const ref = process.env["BENCH_BASELINE"];
 const base = ref ? baseline(ref) : undefined;
 
 // BENCH_VARIANT="NAME=value,..." runs this build a second time with those variables set, beside the first.
-const variant = process.env["BENCH_VARIANT"]
-  ? Object.fromEntries(
-      process.env["BENCH_VARIANT"].split(",").map((kv) => kv.split("=", 2) as [string, string]),
-    )
+const variantSpec = process.env["BENCH_VARIANT"];
+const variant = variantSpec
+  ? Object.fromEntries(variantSpec.split(",").map((kv) => kv.split("=", 2) as [string, string]))
   : undefined;
 const platforms: Platform[] = [await startPlatform("this", 18080, process.cwd())];
 if (base) platforms.push(await startPlatform(base.sha.slice(0, 8), 18081, base.dir));
 if (variant)
-  platforms.push(
-    await startPlatform(
-      Object.entries(variant)
-        .map(([k, v]) => `${k}=${v}`)
-        .join(" "),
-      18082,
-      process.cwd(),
-      variant,
-    ),
-  );
+  platforms.push(await startPlatform(variantSpec!.replaceAll(",", " "), 18082, process.cwd(), variant));
 const floor =
   process.env["BENCH_FLOOR"] !== "0" && PATHS.some(([path]) => path !== "explained, uncached")
     ? await startFloor(18090)
@@ -241,10 +231,13 @@ for (const p of platforms)
   console.log(
     `\n${p.label}: ready in ${(p.readyMs / 1000).toFixed(1)} s; PSS MB 20 s after ready, idle: ${mb(p.pssIdle)}; peak: ${mb(p.pssPeak)}`,
   );
-if (floor)
+if (floor) {
+  const hops = "value only: REST, gRPC Run, gRPC ModelInfer; cached: REST";
+  const what = "Valora's libraries and messages, constant answers, no Valora code";
   console.log(
-    "floor: the path's hops (value only: REST, gRPC Run, gRPC ModelInfer; cached: REST) in processes of their own with Valora's libraries and messages, constant answers, no Valora code (bench/transport-chain.ts)",
+    `floor: the path's hops (${hops}) in processes of their own with ${what} (bench/transport-chain.ts)`,
   );
+}
 for (const p of floor ? [...platforms, floor] : platforms) await stopPlatform(p);
 
 if (process.env["BENCH_TRACING"] !== "0") {

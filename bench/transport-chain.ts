@@ -1,8 +1,8 @@
 /**
  * The transport floor of a value-only valuation: the same three hops as `valora up`'s path — REST
  * into a fastify process, gRPC PipelineService/Run to a second, gRPC OIP ModelInfer to a third —
- * with the product's libraries (fastify, grpc-js, protobuf-es) and its own messages, and no Valora
- * code: each process decodes what it receives, the next hop's request is a constant, and the last
+ * with the product's libraries (fastify, grpc-js, protobuf-es), its own messages and the kit's
+ * grpc-js method definitions, and no other Valora code: each process decodes what it receives, the next hop's request is a constant, and the last
  * answers a constant. What this chain costs, no valuation path can cost less; bench:gateway runs it
  * beside the platform. A request without skipCache is answered by the REST process alone, the floor
  * of the cached path. The service map is the argv: `transport-chain platform PORT` starts the other
@@ -10,36 +10,24 @@
  */
 import { spawn } from "node:child_process";
 import * as grpc from "@grpc/grpc-js";
-import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { create, type MessageShape } from "@bufbuild/protobuf";
 import Fastify from "fastify";
+import { serviceDefinition } from "@valora/kit";
 import {
+  GRPCInferenceService,
   ModelInferRequestSchema,
   ModelInferResponseSchema,
 } from "@valora/proto/inference/v2/grpc_predict_v2_pb";
-import { RunRequestSchema, RunResponseSchema } from "@valora/proto/valora/v1/pipeline_pb";
+import { PipelineService, RunRequestSchema, RunResponseSchema } from "@valora/proto/valora/v1/pipeline_pb";
 import { Route } from "@valora/proto/valora/v1/valuation_pb";
 
 const FEATURES = 71;
 const [role, portArg] = process.argv.slice(2);
 const port = Number(portArg);
 
-function method<I extends DescMessage, O extends DescMessage>(path: string, input: I, output: O) {
-  return {
-    path,
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: (m: MessageShape<I>) => Buffer.from(toBinary(input, m)),
-    requestDeserialize: (b: Buffer) => fromBinary(input, b),
-    responseSerialize: (m: MessageShape<O>) => Buffer.from(toBinary(output, m)),
-    responseDeserialize: (b: Buffer) => fromBinary(output, b),
-  };
-}
-const run = method("/valora.v1.PipelineService/Run", RunRequestSchema, RunResponseSchema);
-const infer = method(
-  "/inference.GRPCInferenceService/ModelInfer",
-  ModelInferRequestSchema,
-  ModelInferResponseSchema,
-);
+// The grpc-js method definitions Valora's clients and servers use (protobuf-es in and out).
+const run = serviceDefinition(PipelineService)["run"]!;
+const infer = serviceDefinition(GRPCInferenceService)["modelInfer"]!;
 
 /** A unary call through a grpc-js generic client, as the kit's clients make them (deadline included). */
 function unaryClient<Req, Res>(def: { path: string }, target: string) {

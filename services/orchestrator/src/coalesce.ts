@@ -50,7 +50,8 @@ interface Lane {
  * order; indexes become the request's own again.
  */
 export function splitAnswers(answers: Answers, sizes: number[]): Answers[] {
-  const starts = sizes.map((_, i) => sizes.slice(0, i).reduce((s, n) => s + n, 0));
+  let end = 0;
+  const starts = sizes.map((n) => (end += n) - n);
   const out: Answers[] = sizes.map(() => []);
   for (const a of answers) {
     let m = sizes.length - 1;
